@@ -1,0 +1,93 @@
+"""`nift-gate`: the command line. Thin by design: parse, build the config, call the stage."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import NiftError
+
+DESCRIPTION = """\
+nift-gate: build NIFT data, train candidates, and gate their release.
+
+Stages (each writes versioned records under <home>/<run>/<stage>/):
+  data build    corpus -> filtered, cut documents -> teacher continuations -> NIFT pairs + data card
+
+The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
+finished record is skipped; --force redoes it.
+"""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="Pipeline YAML (sections: run, data). Default: built-in defaults.")
+    parser.add_argument("--run", help="Run folder name (overrides `run:` in the config).")
+    parser.add_argument("--home", help="Runs home folder (default: $NIFT_HOME or ./nift-runs).")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="Override any config field, e.g. --set data.cut.ratio=0.4 (repeatable).")
+    parser.add_argument("--force", action="store_true", help="Redo stages even when a matching record exists.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nift-gate", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="Build NIFT pairs from a corpus.")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    build = data_commands.add_parser(
+        "build", help="Cut documents, have the teacher continue them, filter, write pairs and a data card.",
+        description="Build NIFT pairs (Xie, Syu, Lee 2024): the first part of each document becomes the user "
+                    "turn and the teacher's continuation the assistant turn. Writes <home>/<run>/data/<variant>/ "
+                    "with pairs.jsonl, a datasets folder, card.md and record.json. Resumable: rerun after a "
+                    "crash and finished teacher shards are reused. All fields: see README 'Config'.")
+    _add_common(build)
+    build.add_argument("--corpus", help="Local corpus file or folder (.jsonl/.json/.parquet/.txt). "
+                                        "Default: the embedded corpus.")
+    build.add_argument("--hub-dataset", help="Hugging Face dataset id to stream instead (needs network).")
+    build.add_argument("--text-field", help="Field holding the text (default: text).")
+    build.add_argument("--teacher", help="Teacher model: embedded name, folder, .gguf, hub id or served name.")
+    build.add_argument("--teacher-backend", choices=["transformers", "openai", "vllm"], help="Teacher backend.")
+    build.add_argument("--base-url", help="OpenAI-compatible endpoint for --teacher-backend openai.")
+    build.add_argument("--variant", action="append", help="Build only this variant (repeatable).")
+    build.add_argument("--limit", type=int, help="Use only the first N documents that pass the filters.")
+    build.add_argument("--seed", type=int, help="Seed for cuts and sampling (default 0).")
+    build.add_argument("--threads", type=int, help="CPU threads for a local teacher (default: measured).")
+    return parser
+
+
+def _data_build(args: argparse.Namespace) -> int:
+    from .config import load_pipeline_config
+    from .data.build import build_pairs
+    from .store import RunStore
+
+    config = load_pipeline_config(args.config, args.assignments, {
+        "run": args.run, "data.corpus.path": args.corpus, "data.corpus.hub_dataset": args.hub_dataset,
+        "data.corpus.text_field": args.text_field, "data.teacher.model": args.teacher,
+        "data.teacher.backend": args.teacher_backend, "data.teacher.base_url": args.base_url,
+        "data.limit": args.limit, "data.seed": args.seed, "data.teacher.threads": args.threads})
+    store = RunStore(config.run, args.home)
+    records = build_pairs(config.data, store, force=args.force, variants=args.variant)
+    for record in records:
+        folder = store.stage_dir("data", record.variant)
+        print(f"data [{record.variant}]: {record.rows} pairs, {record.failed_rows} failed -> {folder}")
+        print(f"  card: {folder / 'card.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {("data", "build"): _data_build}
+    try:
+        return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)
+    except NiftError as exc:
+        print(f"nift-gate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nift-gate: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

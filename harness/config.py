@@ -1,0 +1,98 @@
+"""The pipeline config file: one YAML with a section per stage.
+
+    run: demo            # run folder name under the runs home
+    data: {...}          # harness.data.config.DataConfig
+
+Relative paths in the file are resolved against the file's folder, so a config can sit beside its data.
+Precedence: CLI flags > ``--set section.field=value`` > the YAML file > defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .assets import EMBEDDED_PREFIX
+from .data.config import DataConfig
+from .errors import ConfigError
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: str = Field("default", description="Run folder name under the runs home.")
+    data: DataConfig = Field(default_factory=DataConfig, description="NIFT pair builder.")
+
+
+#: Config fields that hold file paths, resolved against the config file's folder.
+_PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination", "*", "path"))
+
+
+def _resolve_paths(node: Any, keys: tuple[str, ...], base: Path) -> None:
+    if not keys or node is None:
+        return
+    head, rest = keys[0], keys[1:]
+    if head == "*":
+        for item in node if isinstance(node, list) else []:
+            _resolve_paths(item, rest, base)
+        return
+    if not isinstance(node, dict) or head not in node:
+        return
+    if not rest:
+        value = node[head]
+        if isinstance(value, str) and not value.startswith(EMBEDDED_PREFIX) and not Path(value).expanduser().is_absolute():
+            node[head] = str((base / value).resolve())
+        return
+    _resolve_paths(node[head], rest, base)
+
+
+def parse_assignment(text: str) -> tuple[list[str], Any]:
+    """``data.cut.ratio=0.4`` -> (['data', 'cut', 'ratio'], 0.4); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. data.cut.ratio=0.4")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        tree = tree.setdefault(key, {})
+        if not isinstance(tree, dict):
+            raise ConfigError(f"cannot set {'.'.join(keys)}: {key} is not a section")
+    tree[keys[-1]] = value
+
+
+def load_pipeline_config(path: str | Path | None = None, assignments: list[str] = (),
+                         overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read, merge and validate. Errors name the file and the field."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (run, data, ...)")
+        for keys in _PATH_FIELDS:
+            _resolve_paths(raw, keys, path.parent.resolve())
+    for assignment in assignments:
+        keys, value = parse_assignment(assignment)
+        set_path(raw, keys, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            set_path(raw, dotted.split("."), value)
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{source}: invalid config: {problems}") from None

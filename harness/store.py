@@ -1,0 +1,151 @@
+"""The run folder: where every record and artifact of one gate run lives, written atomically.
+
+Layout (one folder per stage, one record per artifact)::
+
+    <home>/<run>/
+        data/<variant>/record.json   pairs.jsonl   dataset/   card.md   _work/ (shards while building)
+        train/<name>/...             (later stages follow the same pattern)
+
+``home`` is ``--home``, else ``$NIFT_HOME``, else ``./nift-runs``. A stage folder is complete when its
+``record.json`` exists: the record is always written last, so a crash leaves no record and the stage
+reruns (resuming from its ``_work`` shards where it has them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from .errors import InputError
+from .records import Record
+
+DEFAULT_HOME = "nift-runs"
+RECORD_FILE = "record.json"
+R = TypeVar("R", bound=Record)
+
+
+def runs_home(home: str | os.PathLike | None = None) -> Path:
+    return Path(home or os.environ.get("NIFT_HOME") or DEFAULT_HOME)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``.
+
+    Readers see the old file or the new one, never a torn one, even after ``kill -9``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
+    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any) -> Path:
+    return atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp folder beside ``path``; on success it replaces ``path`` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read JSON Lines, naming file and line of the first malformed row."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    return rows
+
+
+def write_record(stage_dir: str | os.PathLike, record: Record) -> Path:
+    return atomic_write_text(Path(stage_dir) / RECORD_FILE, record.model_dump_json(indent=2) + "\n")
+
+
+def read_record(path: str | os.PathLike, cls: type[R]) -> R:
+    """Load a record file (or a stage folder's ``record.json``) as ``cls``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RECORD_FILE
+    try:
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such record") from None
+    except ValidationError as exc:
+        raise InputError(f"{path}: not a valid {cls.__name__}: {exc}") from None
+
+
+def completed_record(stage_dir: str | os.PathLike, cls: type[R], fingerprint: str) -> R | None:
+    """The stage's record if it finished with the same inputs and config, else None."""
+    path = Path(stage_dir) / RECORD_FILE
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path, cls)
+    except InputError:
+        return None
+    return record if record.fingerprint == fingerprint else None
+
+
+class RunStore:
+    """One run's folder. Stages ask it for their folder; it does not know what they write."""
+
+    def __init__(self, run: str, home: str | os.PathLike | None = None):
+        if not run or "/" in run or run in {".", ".."}:
+            raise InputError(f"run name {run!r} must be a plain folder name")
+        self.run_id = run
+        self.home = runs_home(home)
+        self.root = self.home / run
+
+    def stage_dir(self, stage: str, name: str) -> Path:
+        return self.root / stage / name
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"

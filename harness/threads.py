@@ -1,0 +1,58 @@
+"""CPU thread count chosen by measurement, not assumed.
+
+On the shared 2-core VMs this project runs on, torch with 2 threads made decode-sized matrix products
+~13x slower than with 1 (../shared/FACTS.md), while large products gain from 2. So each stage times a
+product of the shape its work is made of, at each candidate thread count, and keeps the fastest. The
+choice and the timings go into the stage record.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from pydantic import BaseModel, Field
+
+#: (m, k, n) of a representative product: a decode step at batch 8 for a 576-wide model, and a
+#: training micro-batch of ~1k tokens through the same layer.
+WORKLOAD_SHAPES = {"generate": (8, 576, 1536), "train": (1024, 576, 1536)}
+
+
+class ThreadChoice(BaseModel):
+    threads: int = Field(description="torch intra-op threads used by the stage.")
+    how: str = Field(description="'requested', 'env' (OMP_NUM_THREADS) or 'measured'.")
+    workload: str = Field(description="The product shape the choice was measured on.")
+    ms_per_matmul: dict[str, float] = Field(default_factory=dict, description="Median ms per product, by threads.")
+
+
+def _time_matmul(shape: tuple[int, int, int], threads: int, repeats: int) -> float:
+    torch.set_num_threads(threads)
+    m, k, n = shape
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def choose_threads(workload: str = "generate", requested: int | None = None, repeats: int = 15) -> ThreadChoice:
+    """Set torch's thread count for ``workload`` and return what was chosen and why."""
+    if requested:
+        torch.set_num_threads(requested)
+        return ThreadChoice(threads=requested, how="requested", workload=workload)
+    if os.environ.get("OMP_NUM_THREADS"):
+        threads = int(os.environ["OMP_NUM_THREADS"])
+        torch.set_num_threads(threads)
+        return ThreadChoice(threads=threads, how="env", workload=workload)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    candidates = sorted({1, cpus})
+    timings = {str(t): round(_time_matmul(WORKLOAD_SHAPES[workload], t, repeats), 3) for t in candidates}
+    best = int(min(timings, key=timings.get))
+    torch.set_num_threads(best)
+    return ThreadChoice(threads=best, how="measured", workload=workload, ms_per_matmul=timings)
