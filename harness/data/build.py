@@ -133,7 +133,7 @@ def _generate_sharded(teacher: Teacher, requests: list[GenerationRequest], varia
                 if failures and variant.teacher.on_failure == "stop":
                     raise TeacherError(
                         f"teacher failed on {len(failures)} of {len(shard)} rows in shard {index} (first: "
-                        f"{failures[0].key}: {failures[0].error}). {len(done)} finished shards are kept in "
+                        f"{failures[0].key}: {failures[0].error}). {index} finished shards are kept in "
                         f"{work_dir}; rerun to resume, or set teacher.on_failure=record to keep going.")
                 payload = {"seconds": seconds, "generations": [g.model_dump() for g in generations]}
                 atomic_write_json(path, payload)

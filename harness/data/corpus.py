@@ -101,22 +101,26 @@ def _diagnose(path: Path, fmt: str, text_field: str) -> None:
                              "set --text-field")
 
 
-def _load_file(config: CorpusConfig, path: Path):
+def _read_file(config: CorpusConfig, path: Path) -> tuple[list, list | None]:
+    """Texts (and ids, if configured) of one file, read through ``datasets``."""
     import datasets
 
     fmt = _file_format(config, path)
-    kwargs = {"sample_by": config.text_mode} if fmt == "text" else {}
-    if fmt == "text":
-        kwargs["encoding_errors"] = "strict"
+    field = "text" if fmt == "text" else config.text_field
+    kwargs = {"sample_by": config.text_mode, "encoding_errors": "strict"} if fmt == "text" else {}
     try:
         dataset = datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
+        if field not in dataset.column_names:
+            raise InputError(f"{path}: no field {field!r} (fields: {', '.join(dataset.column_names)}); "
+                             "set --text-field")
+        texts = list(dataset[field])  # pyarrow decodes strings here: bad bytes surface now, not at load time
+        ids = list(dataset[config.id_field]) if config.id_field in dataset.column_names else None
+    except InputError:
+        raise
     except Exception as exc:  # datasets wraps pyarrow errors in several types; diagnose, else re-raise
         _diagnose(path, fmt, config.text_field)
         raise InputError(f"{path}: could not read as {fmt}: {exc}") from exc
-    if fmt != "text" and config.text_field not in dataset.column_names:
-        raise InputError(f"{path}: no field {config.text_field!r} (fields: {', '.join(dataset.column_names)}); "
-                         "set --text-field")
-    return dataset
+    return texts, ids
 
 
 def _rows(config: CorpusConfig):
@@ -133,10 +137,8 @@ def _rows(config: CorpusConfig):
                              f"{exc}). Offline (HF_HUB_OFFLINE), download it elsewhere and pass corpus.path.") from exc
         return
     for path in corpus_files(config):
-        dataset = _load_file(config, path)
-        field = "text" if _file_format(config, path) == "text" else config.text_field
-        ids = dataset[config.id_field] if config.id_field and config.id_field in dataset.column_names else None
-        for number, text in enumerate(dataset[field], 1):
+        texts, ids = _read_file(config, path)
+        for number, text in enumerate(texts, 1):
             yield str(path), number, text, ids[number - 1] if ids else None
 
 

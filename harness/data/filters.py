@@ -36,21 +36,29 @@ def exact_duplicates(documents: list[Document]) -> dict[str, str]:
 
 
 def near_duplicates(documents: list[Document], threshold: float, shingle: int = 5,
-                    num_perm: int = 128) -> dict[str, str]:
-    """doc_id -> id of an earlier near-duplicate, by MinHash LSH (datasketch) over word shingles."""
+                    num_perm: int = 256) -> dict[str, str]:
+    """doc_id -> id of an earlier near-duplicate, by MinHash LSH (datasketch) over word shingles.
+
+    LSH bands are tuned to favour recall (weights 0.2/0.8): datasketch's balanced default missed a
+    one-word edit of a 230-word document at threshold 0.8. Candidates are then confirmed by their
+    estimated Jaccard similarity, so recall costs no false drops.
+    """
     from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.2, 0.8))
+    signatures: dict[str, MinHash] = {}
     dropped = {}
     for doc in documents:
         words = _words(doc.text)
         grams = {" ".join(words[i:i + shingle]) for i in range(max(1, len(words) - shingle + 1))}
         signature = MinHash(num_perm=num_perm, seed=1)
         signature.update_batch([g.encode() for g in grams])
-        if matches := lsh.query(signature):
-            dropped[doc.doc_id] = sorted(matches)[0]
+        matches = sorted(m for m in lsh.query(signature) if signature.jaccard(signatures[m]) >= threshold)
+        if matches:
+            dropped[doc.doc_id] = matches[0]
         else:
             lsh.insert(doc.doc_id, signature)
+            signatures[doc.doc_id] = signature
     return dropped
 
 

@@ -1,0 +1,57 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import build_tiny_model  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every artifact goes under a temp folder, and nothing may reach the network."""
+    monkeypatch.setenv("NIFT_HOME", str(tmp_path / "runs"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: ../shared/data is only beside the project's own checkouts")
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedded_texts() -> list[str]:
+    from harness.data.corpus import embedded_corpus_dir
+
+    texts = []
+    for file in sorted(embedded_corpus_dir().glob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in file.read_text().splitlines() if line.strip()]
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, embedded_texts) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", embedded_texts)
+
+
+@pytest.fixture
+def corpus_file(tmp_path, embedded_texts):
+    """A small JSONL corpus of real prose (the first 12 embedded documents)."""
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in embedded_texts[:12]))
+    return path
+
+
+@pytest.fixture
+def tiny_teacher(tiny_model):
+    """Data-config overrides that make the tiny model the teacher, pinned to 1 thread."""
+    return {"model": str(tiny_model), "threads": 1, "max_new_tokens": 24, "batch_size": 4}

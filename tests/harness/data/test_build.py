@@ -1,0 +1,144 @@
+import json
+
+import datasets
+import pytest
+
+from fake_openai import FakeOpenAI
+from harness.data.build import build_pairs, load_dataset_record
+from harness.data.config import DataConfig, VariantConfig, resolve_variants
+from harness.errors import InputError, TeacherError
+from harness.store import RunStore
+
+
+def _config(corpus_file, teacher, **kwargs) -> DataConfig:
+    return DataConfig.model_validate({"corpus": {"path": str(corpus_file)}, "teacher": teacher, "shard_size": 4,
+                                      **kwargs})
+
+
+def test_distilled_and_raw_variants_from_one_corpus(corpus_file, tiny_teacher, capsys):
+    config = _config(corpus_file, tiny_teacher, variants=[{"name": "nift"}, {"name": "raw", "distill": False}])
+    store = RunStore("r")
+    nift, raw = build_pairs(config, store)
+    assert nift.rows == raw.rows == 12 and nift.failed_rows == 0
+    folder = store.stage_dir("data", "nift")
+    rows = [json.loads(line) for line in (folder / "pairs.jsonl").read_text().splitlines()]
+    assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant"]
+    for row in rows:
+        assert row["source"]["doc_id"] and row["teacher"]["model"] == tiny_teacher["model"]
+        assert row["generation"]["completion_tokens"] <= row["generation"]["row_token_budget"] <= 24
+        assert row["generation"]["seed"] == 0 and row["generation"]["temperature"] == 0.7
+    raw_rows = [json.loads(line) for line in (store.stage_dir("data", "raw") / "pairs.jsonl").read_text().splitlines()]
+    # the no-distillation variant answers with the real second half, the same cut as the distilled one
+    assert [r["messages"][0] for r in raw_rows] == [r["messages"][0] for r in rows]
+    assert all(r["messages"][1]["content"] == r["reference"] for r in raw_rows)
+    assert raw.teacher is None and raw.generation["requests"] == 0
+    # a datasets copy, the card and the record
+    dataset = datasets.load_from_disk(str(folder / "dataset"))
+    assert dataset.num_rows == 12 and dataset[0]["messages"] == rows[0]["messages"]
+    card = (folder / "card.md").read_text()
+    assert "| **pairs** | **12** |" in card and "completion tokens" in card and "estimated cost" in card
+    record = load_dataset_record(folder)
+    assert record.counts["documents_read"] == 12 and record.generation["completion_tokens"] > 0
+    assert record.teacher["threads"]["threads"] == 1
+    assert {i.kind for i in record.inputs} == {"corpus", "prompt_set", "model"}
+
+
+def test_unchanged_build_is_skipped_and_force_rebuilds(corpus_file, tiny_teacher, capsys):
+    config = _config(corpus_file, tiny_teacher, limit=4)
+    store = RunStore("r")
+    first = build_pairs(config, store)[0]
+    capsys.readouterr()
+    again = build_pairs(config, store)[0]
+    assert "up to date" in capsys.readouterr().out and again.record_id == first.record_id
+    assert build_pairs(config, store, force=True)[0].record_id != first.record_id
+
+
+def test_a_different_config_does_not_silently_replace_a_dataset(corpus_file, tiny_teacher):
+    store = RunStore("r")
+    build_pairs(_config(corpus_file, tiny_teacher, limit=4), store)
+    before = (store.stage_dir("data", "nift") / "pairs.jsonl").read_text()
+    with pytest.raises(InputError, match="--force"):
+        build_pairs(_config(corpus_file, tiny_teacher, limit=4, cut={"ratio": 0.3}), store)
+    assert (store.stage_dir("data", "nift") / "pairs.jsonl").read_text() == before
+
+
+def test_contaminated_pairs_are_dropped_and_listed(corpus_file, embedded_texts, tmp_path):
+    suite = tmp_path / "suite.jsonl"
+    leaked = " ".join(embedded_texts[3].split()[:20])  # the opening of document 4 is also an eval prompt
+    suite.write_text(json.dumps({"id": "leak-1", "prompt": leaked}) + "\n")
+    config = _config(corpus_file, {}, variants=[{"name": "raw", "distill": False}],
+                     filters={"contamination": [{"name": "my-eval", "path": str(suite)}]})
+    record = build_pairs(config, RunStore("r"))[0]
+    assert record.rows == 11 and record.counts["dropped_contaminated"] == 1
+    assert record.contamination == {"my-eval": {"prompts": 1, "too_short": 0, "hits": 1}}
+    hits = (RunStore("r").stage_dir("data", "raw") / "contamination.jsonl").read_text()
+    assert '"prompt_id": "leak-1"' in hits and "corpus:4" in hits
+
+
+def test_http_teacher_retries_then_records_failed_rows(corpus_file, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    rows = [json.loads(line) for line in corpus_file.read_text().splitlines()]
+    rows[2]["text"] = "ALWAYS-FAIL " + rows[2]["text"]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with FakeOpenAI() as server:
+        teacher = {"backend": "openai", "base_url": server.base_url, "model": "served", "backoff_s": 0.01,
+                   "max_retries": 2, "concurrency": 4}
+        record = build_pairs(_config(corpus, teacher), RunStore("r"))[0]
+        assert server.attempts.most_common(1)[0][1] == 3  # the failing row: 1 try + 2 retries
+    assert record.rows == 11 and record.failed_rows == 1
+    failed = (RunStore("r").stage_dir("data", "nift") / "failed.jsonl").read_text()
+    assert '"doc_id": "c:3"' in failed and "HTTP 500" in failed
+    assert record.generation["completion_tokens"] > 0  # from the endpoint's usage field
+
+
+def test_http_teacher_stop_policy_stops_and_writes_no_dataset(corpus_file, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    rows = [json.loads(line) for line in corpus_file.read_text().splitlines()]
+    rows[6]["text"] = "ALWAYS-FAIL " + rows[6]["text"]  # in the second shard
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    store = RunStore("r")
+    with FakeOpenAI() as server:
+        teacher = {"backend": "openai", "base_url": server.base_url, "model": "served", "backoff_s": 0.01,
+                   "max_retries": 1, "on_failure": "stop"}
+        with pytest.raises(TeacherError, match="1 finished shards are kept"):
+            build_pairs(_config(corpus, teacher), store)
+    assert not store.stage_dir("data", "nift").exists()
+    assert len(list((store.root / "data" / "_work").rglob("shard-*.json"))) == 1
+
+
+def test_judge_labels_a_sample_and_counts_unparseable_replies(corpus_file):
+    replies = iter(["PROSE", "INSTRUCTION.", "Well, it depends", "PROSE"] * 5)
+    with FakeOpenAI(reply=lambda prompt: next(replies)) as server:
+        judge = {"enabled": True, "sample_size": 4, "teacher": {"backend": "openai", "base_url": server.base_url,
+                                                                 "model": "judge", "backoff_s": 0.01, "concurrency": 1}}
+        config = _config(corpus_file, {}, variants=[{"name": "raw", "distill": False}], filters={"judge": judge})
+        record = build_pairs(config, RunStore("r"))[0]
+    assert record.judge.labelled == 4
+    assert (record.judge.prose, record.judge.instruction_like, record.judge.unparseable) == (2, 1, 1)
+    assert record.judge.share_instruction_like == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_bad_corpus_stops_before_anything_is_written(tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "a"}\n{oops\n')
+    store = RunStore("r")
+    with pytest.raises(InputError, match="c.jsonl:2"):
+        build_pairs(DataConfig.model_validate({"corpus": {"path": str(corpus)}}), store)
+    assert not store.root.exists()
+
+
+def test_unknown_teacher_model_is_a_clear_error(corpus_file):
+    from harness.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="unknown model 'no-such-teacher'"):
+        build_pairs(_config(corpus_file, {"model": "no-such-teacher"}), RunStore("r"))
+
+
+def test_variant_overrides_apply_to_that_variant_only(corpus_file, tiny_teacher):
+    config = _config(corpus_file, tiny_teacher, limit=3, variants=[
+        {"name": "half", "distill": False}, {"name": "third", "distill": False, "overrides": {"cut": {"ratio": 0.33}}}])
+    half, third = build_pairs(config, RunStore("r"))
+    assert half.config["cut"]["ratio"] == 0.5 and third.config["cut"]["ratio"] == 0.33
+    assert third.lengths["user_words"]["mean"] < half.lengths["user_words"]["mean"]
+    with pytest.raises(ValueError, match="cannot override"):
+        resolve_variants(DataConfig(variants=[VariantConfig(name="x", overrides={"bogus": 1})]))

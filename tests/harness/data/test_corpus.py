@@ -1,0 +1,86 @@
+import json
+
+import pandas as pd
+import pytest
+
+from harness.data.config import CorpusConfig
+from harness.data.corpus import load_corpus, normalise
+from harness.errors import InputError
+
+
+def test_normalise_collapses_spaces_and_keeps_paragraphs():
+    assert normalise("  One\t two\r\nthree.\n\n\n  Four   five ") == "One two three.\n\nFour five"
+
+
+def test_jsonl_with_ids(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"body": "alpha  beta", "key": "k1"}) + "\n" + json.dumps({"body": "gamma", "key": "k2"}) + "\n")
+    docs = load_corpus(CorpusConfig(path=str(path), text_field="body", id_field="key"))
+    assert [(d.doc_id, d.text) for d in docs] == [("k1", "alpha beta"), ("k2", "gamma")]
+
+
+def test_plain_text_by_paragraph_and_by_line(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("first line\nstill first\n\nsecond doc\n")
+    assert [d.text for d in load_corpus(CorpusConfig(path=str(path)))] == ["first line still first", "second doc"]
+    assert len(load_corpus(CorpusConfig(path=str(path), text_mode="line"))) == 3
+
+
+def test_parquet(tmp_path):
+    path = tmp_path / "c.parquet"
+    pd.DataFrame({"text": ["one doc", "two doc"]}).to_parquet(path)
+    assert [d.text for d in load_corpus(CorpusConfig(path=str(path)))] == ["one doc", "two doc"]
+
+
+def test_empty_corpus_is_an_error(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    with pytest.raises(InputError, match="empty.jsonl"):
+        load_corpus(CorpusConfig(path=str(path)))
+
+
+def test_malformed_jsonl_line_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "fine too"}\n{"text": "broken\n')
+    with pytest.raises(InputError, match=r"bad.jsonl:3: not valid JSON"):
+        load_corpus(CorpusConfig(path=str(path)))
+
+
+def test_non_utf8_bytes_are_named(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9 au lait"}\n')
+    with pytest.raises(InputError, match=r"latin.jsonl:2: not UTF-8 \(byte 0xe9"):
+        load_corpus(CorpusConfig(path=str(path)))
+    text = tmp_path / "latin.txt"
+    text.write_bytes(b"fine\n\ncaf\xe9\n")
+    with pytest.raises(InputError, match=r"latin.txt:3: not UTF-8"):
+        load_corpus(CorpusConfig(path=str(text)))
+
+
+def test_missing_text_field_names_the_field_and_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"content": "a"}\n{"content": "b"}\n')
+    with pytest.raises(InputError, match=r"no field 'text' \(fields: content\)"):
+        load_corpus(CorpusConfig(path=str(path)))
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"text": "a"}\n{"other": "b"}\n')
+    with pytest.raises(InputError, match=r"mixed.jsonl:2: field 'text' is missing"):
+        load_corpus(CorpusConfig(path=str(mixed)))
+
+
+def test_a_10_mb_document_loads_and_is_kept_whole(tmp_path):
+    path = tmp_path / "big.jsonl"
+    big = "word " * 2_000_000  # 10 MB on one line
+    path.write_text(json.dumps({"text": "a normal document"}) + "\n" + json.dumps({"text": big}) + "\n")
+    docs = load_corpus(CorpusConfig(path=str(path)))
+    assert len(docs) == 2 and len(docs[1].text.split()) == 2_000_000
+
+
+def test_missing_path_is_an_error(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_corpus(CorpusConfig(path=str(tmp_path / "nope.jsonl")))
+
+
+def test_hub_dataset_offline_fails_with_a_way_forward():
+    with pytest.raises(InputError, match="corpus.path"):
+        load_corpus(CorpusConfig(hub_dataset="Skylion007/openwebtext"))

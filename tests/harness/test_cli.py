@@ -1,0 +1,45 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli import main
+from harness.config import load_pipeline_config
+from harness.errors import ConfigError
+
+
+def test_help_explains_the_stage():
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "data", "build", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "NIFT pairs" in out.stdout and "--limit" in out.stdout and "Resumable" in out.stdout
+
+
+def test_config_precedence_cli_over_set_over_yaml(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("run: from-yaml\ndata:\n  seed: 3\n  cut: {ratio: 0.4}\n  corpus: {path: docs.jsonl}\n")
+    config = load_pipeline_config(path, ["data.seed=5", "data.cut.jitter=0.0"], {"data.seed": 9, "run": None})
+    assert config.run == "from-yaml" and config.data.seed == 9
+    assert config.data.cut.ratio == 0.4 and config.data.cut.jitter == 0.0
+    assert config.data.corpus.path == str(tmp_path / "docs.jsonl")  # relative to the config file
+
+
+def test_config_errors_name_file_line_and_field(tmp_path):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("data:\n  seed: 1\n   cut: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: not valid YAML"):
+        load_pipeline_config(bad_yaml)
+    bad_field = tmp_path / "field.yaml"
+    bad_field.write_text("data:\n  cut:\n    ratio: 1.5\n")
+    with pytest.raises(ConfigError, match=r"field.yaml: invalid config: data.cut.ratio"):
+        load_pipeline_config(bad_field)
+    with pytest.raises(ConfigError, match="data.teacher.bogus"):
+        load_pipeline_config(None, ["data.teacher.bogus=1"])
+
+
+def test_user_errors_exit_non_zero_with_a_message_not_a_traceback(tmp_path, capsys):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"body": "x"}) + "\n")
+    assert main(["data", "build", "--corpus", str(corpus)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nift-gate: error:") and "no field 'text'" in err and "Traceback" not in err

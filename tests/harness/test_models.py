@@ -1,0 +1,63 @@
+import shutil
+
+import pytest
+
+from harness.errors import ModelLoadError
+from harness.models import embedded_gguf_path, load_model, resolve_model
+from harness.threads import choose_threads
+
+
+def test_local_safetensors_folder_loads_with_a_stable_hash(tiny_model):
+    first = resolve_model(str(tiny_model))
+    assert first.source == "local" and len(first.sha256) == 64
+    assert resolve_model(str(tiny_model)).sha256 == first.sha256
+    loaded = load_model(first)
+    assert loaded.model.config.num_hidden_layers == 2
+    assert loaded.tokenizer.chat_template
+
+
+def test_pickle_weights_are_refused_without_opt_in(tiny_model, tmp_path):
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_model, folder)
+    for file in folder.glob("*.safetensors"):
+        file.rename(file.with_name("pytorch_model.bin"))
+    with pytest.raises(ModelLoadError, match="pickle weights .*--allow-pickle"):
+        resolve_model(str(folder))
+    assert resolve_model(str(folder), allow_pickle=True).source == "local"
+
+
+def test_unknown_model_names_the_alternatives():
+    with pytest.raises(ModelLoadError, match="unknown model 'not-a-model'.*smollm2-135m-instruct"):
+        resolve_model("not-a-model")
+
+
+def test_hub_id_offline_fails_at_once_naming_the_way_out(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1.*local folder"):
+        resolve_model("HuggingFaceTB/SmolLM2-135M")
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_thread_choice_is_recorded(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert choose_threads("generate", requested=1).model_dump()["how"] == "requested"
+    measured = choose_threads("generate", repeats=3)
+    assert measured.how == "measured" and measured.threads >= 1
+    assert str(measured.threads) in measured.ms_per_matmul
+    assert measured.ms_per_matmul[str(measured.threads)] == min(measured.ms_per_matmul.values())
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert choose_threads("train").how == "env"
+
+
+@pytest.mark.slow
+def test_embedded_model_and_its_gguf_file_load():
+    embedded = load_model("smollm2-135m-instruct")
+    assert embedded.resolved.source == "embedded"
+    assert sum(p.numel() for p in embedded.model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    gguf = resolve_model(str(embedded_gguf_path("smollm2-135m-instruct")))
+    assert gguf.source == "gguf" and gguf.gguf_file.endswith(".gguf")
+    assert load_model(gguf).model.config.num_hidden_layers == embedded.model.config.num_hidden_layers

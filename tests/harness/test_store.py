@@ -1,0 +1,65 @@
+import json
+import os
+
+import pytest
+
+from harness.errors import InputError
+from harness.records import InputRef, Record, stage_fingerprint
+from harness.store import (RunStore, atomic_dir, atomic_write_text, completed_record, read_jsonl, runs_home,
+                           write_record)
+
+
+class ToyRecord(Record):
+    kind: str = "toy"
+    value: int
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "a" / "out.txt"
+    atomic_write_text(path, "first")
+    atomic_write_text(path, "second")
+    assert path.read_text() == "second"
+    assert os.listdir(path.parent) == ["out.txt"]
+
+
+def test_atomic_dir_keeps_old_folder_when_the_body_fails(tmp_path):
+    target = tmp_path / "stage"
+    with atomic_dir(target) as tmp:
+        (tmp / "x").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "x").write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert (target / "x").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["stage"]
+
+
+def test_read_jsonl_names_file_and_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2\n')
+    with pytest.raises(InputError, match=r"rows.jsonl:3: not valid JSON"):
+        read_jsonl(path)
+
+
+def test_completed_record_matches_only_the_same_fingerprint(tmp_path):
+    inputs = [InputRef(kind="corpus", id="c", sha256="abc")]
+    fingerprint = stage_fingerprint(inputs, {"k": 1})
+    record = ToyRecord(record_id="r1", run_id="run", inputs=inputs, config={"k": 1}, fingerprint=fingerprint, value=3)
+    write_record(tmp_path, record)
+    assert completed_record(tmp_path, ToyRecord, fingerprint).value == 3
+    assert completed_record(tmp_path, ToyRecord, stage_fingerprint(inputs, {"k": 2})) is None
+    loaded = json.loads((tmp_path / "record.json").read_text())
+    for field in ("schema_version", "record_id", "run_id", "inputs", "config", "fingerprint", "versions",
+                  "code_revision", "created_at"):
+        assert loaded[field] not in (None, "", {}), field
+    assert "torch" in loaded["versions"] and "transformers" in loaded["versions"]
+
+
+def test_runs_home_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("NIFT_HOME", str(tmp_path / "env"))
+    assert runs_home() == tmp_path / "env"
+    assert runs_home(tmp_path / "flag") == tmp_path / "flag"
+    monkeypatch.delenv("NIFT_HOME")
+    assert str(runs_home()) == "nift-runs"
+    assert RunStore("r1", tmp_path).stage_dir("data", "v") == tmp_path / "r1" / "data" / "v"
+    with pytest.raises(InputError):
+        RunStore("../escape", tmp_path)
