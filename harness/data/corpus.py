@@ -105,6 +105,7 @@ def _read_file(config: CorpusConfig, path: Path) -> tuple[list, list | None]:
     """Texts (and ids, if configured) of one file, read through ``datasets``."""
     import datasets
 
+    datasets.disable_progress_bars()  # nift-gate draws its own bars; these would interleave with them
     fmt = _file_format(config, path)
     field = "text" if fmt == "text" else config.text_field
     kwargs = {"sample_by": config.text_mode, "encoding_errors": "strict"} if fmt == "text" else {}
