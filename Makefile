@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench clean readme
 
 setup: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/nift-gate demo
+	$(BIN)/nift-gate data build --config configs/demo.yaml --show-card
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -33,3 +33,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) nift-runs
+
+readme: setup
+	$(BIN)/python tools/update_readme.py

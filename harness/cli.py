@@ -54,7 +54,30 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--limit", type=int, help="Use only the first N documents that pass the filters.")
     build.add_argument("--seed", type=int, help="Seed for cuts and sampling (default 0).")
     build.add_argument("--threads", type=int, help="CPU threads for a local teacher (default: measured).")
+    build.add_argument("--show-card", action="store_true", help="Print each variant's data card when done.")
+    config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_commands.add_parser("show", help="Print the resolved config as YAML (defaults < file < --set).")
+    show.add_argument("--config", type=Path, help="Pipeline YAML.")
+    show.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    config_commands.add_parser("reference", help="Print every config field with its default and meaning (Markdown).")
     return parser
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import load_pipeline_config
+
+    print(yaml.safe_dump(load_pipeline_config(args.config, args.assignments).model_dump(), sort_keys=False), end="")
+    return 0
+
+
+def _config_reference(args: argparse.Namespace) -> int:
+    from .config import reference_markdown
+
+    print(reference_markdown(), end="")
+    return 0
 
 
 def _data_build(args: argparse.Namespace) -> int:
@@ -73,12 +96,15 @@ def _data_build(args: argparse.Namespace) -> int:
         folder = store.stage_dir("data", record.variant)
         print(f"data [{record.variant}]: {record.rows} pairs, {record.failed_rows} failed -> {folder}")
         print(f"  card: {folder / 'card.md'}")
+        if args.show_card:
+            print((folder / "card.md").read_text(encoding="utf-8"))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {("data", "build"): _data_build}
+    handlers = {("data", "build"): _data_build, ("config", "show"): _config_show,
+                ("config", "reference"): _config_reference}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)
     except NiftError as exc:

@@ -96,3 +96,36 @@ def load_pipeline_config(path: str | Path | None = None, assignments: list[str] 
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{source}: invalid config: {problems}") from None
+
+
+def reference_markdown(model: type[BaseModel] = PipelineConfig, prefix: str = "",
+                       seen: dict[type, str] | None = None) -> str:
+    """Markdown tables of every config field with its default and description (the README's reference)."""
+    seen = {} if seen is None else seen
+    rows, sections = [], []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        nested = [a for a in (getattr(annotation, "__args__", None) or (annotation,))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        is_list = getattr(annotation, "__origin__", None) is list
+        dotted = f"{prefix}{name}" + ("[]" if is_list else "")
+        if nested and field.default_factory is not None:
+            if nested[0] in seen:  # e.g. the judge's model settings: same fields as the teacher's
+                default = field.default_factory().model_dump(exclude_defaults=True)
+                rows.append(f"| `{dotted}` | `{default}` | {field.description or ''} Same fields as "
+                            f"`{seen[nested[0]]}.*`. |")
+                continue
+            seen[nested[0]] = dotted
+            sections.append(reference_markdown(nested[0], dotted + ".", seen))
+            if is_list:
+                rows.append(f"| `{dotted}` | see below | {field.description or ''} |")
+            continue
+        if field.default_factory is not None:
+            default = repr(field.default_factory())
+        elif field.is_required():
+            default = "required"
+        else:
+            default = repr(field.default)
+        rows.append(f"| `{dotted}` | `{default}` | {field.description or ''} |")
+    table = "| field | default | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n" if rows else ""
+    return "\n".join(part for part in [table, *sections] if part)

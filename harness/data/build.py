@@ -8,6 +8,7 @@ gives, because each shard's contents and seed are a pure function of the config 
 from __future__ import annotations
 
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -161,9 +162,11 @@ def _judge(config: TeacherConfig, teachers: _Teachers, pairs: list[NiftPair], sa
                                   max_new_tokens=config.max_new_tokens) for p in sample]
     labels = []
     for generation in judge.generate(requests, seed=seed):
-        reply = generation.text.strip().upper()
-        label = ("instruction" if reply.startswith("INSTRUCTION") else "prose" if reply.startswith("PROSE")
-                 else "unparseable")
+        # Exactly one of the two words must appear; anything else is unparseable, never a default label.
+        words = set(re.findall(r"[A-Z]+", generation.text.upper()))
+        said = {"instruction" for w in words if w in ("INSTRUCTION", "INSTRUCTIONS")} | \
+               {"prose" for w in words if w == "PROSE"}
+        label = said.pop() if len(said) == 1 else "unparseable"
         labels.append({"id": generation.key, "label": label, "reply": generation.text, "error": generation.error})
     counts = {k: sum(1 for lab in labels if lab["label"] == k) for k in ("instruction", "prose", "unparseable")}
     parsed = counts["instruction"] + counts["prose"]

@@ -82,8 +82,8 @@ class JudgeConfig(_Section):
     enabled: bool = Field(False, description="Ask a judge model whether a sample of user turns reads as an "
                                              "instruction (the paper did this with GPT-4); reports the share.")
     sample_size: int = Field(50, ge=1, description="User turns to label.")
-    teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig(temperature=0.0, max_new_tokens=4),
-                                   description="The judge model and backend (same fields as the teacher).")
+    teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig(temperature=0.0, max_new_tokens=8),
+                                   description="The judge model and backend.")
 
 
 #: nift-gate's own evaluation and audit suites, checked for contamination by default (name -> prompt field).

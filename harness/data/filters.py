@@ -123,7 +123,7 @@ class ContaminationIndex:
             if not path.exists():
                 raise InputError(f"{path}: contamination prompt set {prompt_set.name!r} not found")
             rows = read_jsonl(path)
-            index.refs.append(InputRef(kind="prompt_set", id=str(path), sha256=sha256_file(path)))
+            index.refs.append(InputRef(kind="prompt_set", id=prompt_set.path, sha256=sha256_file(path)))
             index.prompts[prompt_set.name] = len(rows)
             index.too_short[prompt_set.name] = 0
             for number, row in enumerate(rows, 1):

@@ -43,3 +43,13 @@ def test_user_errors_exit_non_zero_with_a_message_not_a_traceback(tmp_path, caps
     assert main(["data", "build", "--corpus", str(corpus)]) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("nift-gate: error:") and "no field 'text'" in err and "Traceback" not in err
+
+
+def test_readme_config_reference_is_current():
+    from pathlib import Path
+
+    from harness.config import reference_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
+    assert block == reference_markdown(), "run `make readme` to regenerate the block"

@@ -107,7 +107,7 @@ def test_http_teacher_stop_policy_stops_and_writes_no_dataset(corpus_file, tmp_p
 
 
 def test_judge_labels_a_sample_and_counts_unparseable_replies(corpus_file):
-    replies = iter(["PROSE", "INSTRUCTION.", "Well, it depends", "PROSE"] * 5)
+    replies = iter(["PROSE", "It reads as an instruction.", "Well, prose or instruction, it depends", "PROSE"] * 5)
     with FakeOpenAI(reply=lambda prompt: next(replies)) as server:
         judge = {"enabled": True, "sample_size": 4, "teacher": {"backend": "openai", "base_url": server.base_url,
                                                                  "model": "judge", "backoff_s": 0.01, "concurrency": 1}}
