@@ -14,6 +14,7 @@ nift-gate: build NIFT data, train candidates, and gate their release.
 
 Stages (each writes versioned records under <home>/<run>/<stage>/):
   data build    corpus -> filtered, cut documents -> teacher continuations -> NIFT pairs + data card
+  train         NIFT candidates and SFT baselines with TRL (LoRA by default) -> checkpoints + model cards
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
 finished record is skipped; --force redoes it.
@@ -55,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, help="Seed for cuts and sampling (default 0).")
     build.add_argument("--threads", type=int, help="CPU threads for a local teacher (default: measured).")
     build.add_argument("--show-card", action="store_true", help="Print each variant's data card when done.")
+    train = commands.add_parser(
+        "train", help="Train the checkpoints listed under `train:` in the config (NIFT, SFT, hybrid).",
+        description="Fine-tune with TRL's SFTTrainer, loss on the assistant turn only, LoRA by default. Writes "
+                    "<home>/<run>/train/<name>/ with model/ (adapter or weights + model card), merged/, log.jsonl "
+                    "and record.json. A killed run resumes from its last checkpoint (save_steps). Under several "
+                    "GPUs: accelerate launch --config_file configs/accelerate/ddp.yaml -m harness.cli train ...")
+    _add_common(train)
+    train.add_argument("--name", action="append", help="Train only this checkpoint (repeatable).")
+    train.add_argument("--threads", type=int, help="CPU threads (default: measured).")
+
     config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_commands.add_parser("show", help="Print the resolved config as YAML (defaults < file < --set).")
@@ -101,9 +112,34 @@ def _data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .config import load_pipeline_config
+    from .errors import ConfigError
+    from .store import RunStore
+    from .train.train import train_checkpoint
+
+    config = load_pipeline_config(args.config, args.assignments, {"run": args.run})
+    if not config.train:
+        raise ConfigError("no `train:` entries in the config; see configs/demo.yaml")
+    selected = [t for t in config.train if not args.name or t.name in args.name]
+    if args.name and len(selected) != len(set(args.name)):
+        raise ConfigError(f"unknown checkpoint(s) {sorted(set(args.name) - {t.name for t in config.train})}; "
+                          f"configured: {[t.name for t in config.train]}")
+    store = RunStore(config.run, args.home)
+    for entry in selected:
+        if args.threads:
+            entry = entry.model_copy(update={"threads": args.threads})
+        record = train_checkpoint(entry, store, force=args.force)
+        if record is not None:
+            folder = store.stage_dir("train", entry.name)
+            print(f"train [{entry.name}]: {record.steps} steps, {record.tokens_seen} tokens, "
+                  f"{record.tokens_per_s} tokens/s -> {folder / record.eval_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {("data", "build"): _data_build, ("config", "show"): _config_show,
+    handlers = {("data", "build"): _data_build, ("train", None): _train, ("config", "show"): _config_show,
                 ("config", "reference"): _config_reference}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)

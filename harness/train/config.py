@@ -1,0 +1,58 @@
+"""Configuration of `nift-gate train`: one entry per checkpoint to train (a NIFT candidate, SFT baselines)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Checkpoint name: its folder under train/ and its id in later stages.")
+    recipe: Literal["nift", "sft", "hybrid"] = Field(
+        description="nift: a base model on NIFT pairs. sft: the baseline, the same base on instruction data. "
+                    "hybrid: NIFT pairs on top of an already SFT'd model.")
+    base_model: str = Field("smollm2-135m-instruct", description="Model to fine-tune: embedded name, folder, .gguf, "
+                                                                 "hub id, or train:<name> for an earlier checkpoint.")
+    data: str = Field(description="Training data: data:<variant> (a NIFT dataset of this run), or a JSONL/JSON file "
+                                  "of NIFT pairs, messages, Alpaca or ShareGPT rows ('embedded:' for shipped files).")
+    data_format: Literal["auto", "messages", "alpaca", "sharegpt"] = Field(
+        "auto", description="Row format of a data file; auto = detected from the first row's fields.")
+    method: Literal["lora", "full"] = Field("lora", description="LoRA adapters (the paper) or full fine-tuning.")
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                    description="Module names that get adapters.")
+    merge_lora: bool = Field(True, description="Also save the adapters merged into the base (what later stages load).")
+    max_length: int = Field(512, ge=16, description="Longest training sequence in tokens (chat template included).")
+    overlength: Literal["truncate", "reject"] = Field(
+        "truncate", description="Rows longer than max_length: truncated and counted, or the run is refused.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the data (ignored when max_steps > 0).")
+    max_steps: int = Field(-1, description="Optimizer steps; -1 = as many as `epochs` needs.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (2e-4 suits LoRA; use ~2e-5 for full).")
+    batch_size: int = Field(4, ge=1, description="Sequences per device per step.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps spent warming up the learning rate.")
+    lr_scheduler: str = Field("linear", description="transformers scheduler name.")
+    seed: int = Field(0, description="Seeds data order, LoRA init and dropout.")
+    save_steps: int = Field(10, ge=1, description="Checkpoint every N steps (what a killed run resumes from).")
+    padding_free: bool = Field(False, description="Flatten each batch without padding (position_ids carry the "
+                                                  "boundaries); faster on ragged data.")
+    packing: bool = Field(False, description="Pack several rows per sequence of max_length (TRL best-fit decreasing).")
+    bf16: bool | None = Field(None, description="bf16 mixed precision; None = on where a GPU supports it (never on "
+                                                "CPU, where it is ~20x slower).")
+    gradient_checkpointing: bool | None = Field(None, description="Trade compute for memory; None = on with a GPU.")
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
+    default_chat_template: bool = Field(False, description="A base model without a chat template gets ChatML "
+                                                           "(recorded); otherwise such a model is refused.")
+    allow_pickle: bool = Field(False, description="Allow pickle (*.bin) weights for the base model.")
+    trust_remote_code: bool = Field(False, description="Run model code shipped with the base model.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"train name {self.name!r} must be a plain folder name")
+        return self

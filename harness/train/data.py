@@ -1,0 +1,114 @@
+"""Training rows for TRL: every source becomes conversational prompt/completion pairs.
+
+Prompt/completion data gets TRL's completion-only loss without a `{% generation %}` chat template
+(SmolLM2's stock template has none), so the loss falls on the assistant turn only for every model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..assets import resolve_asset
+from ..errors import InputError
+from ..records import InputRef, sha256_file
+from ..store import RunStore, read_jsonl, read_record
+
+DATA_PREFIX = "data:"
+
+
+@dataclass
+class TrainingRows:
+    rows: list[dict[str, Any]]  # {"id", "prompt": [messages], "completion": [assistant message]}
+    source: InputRef
+    format: str
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs from a JSONL file or a JSON array file."""
+    if not path.exists():
+        raise InputError(f"{path}: training data not found")
+    if path.suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(rows, list):
+            raise InputError(f"{path}: expected a JSON array of rows")
+        return list(enumerate(rows, 1))
+    numbered, number = [], 0
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    numbered.append((number, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    return numbered
+
+
+def detect_format(row: dict[str, Any]) -> str:
+    if "messages" in row:
+        return "messages"
+    if "conversations" in row:
+        return "sharegpt"
+    if "instruction" in row and "output" in row:
+        return "alpaca"
+    raise InputError(f"cannot tell the data format from fields {sorted(row)}; expected messages, conversations, "
+                     "or instruction/input/output (set data_format)")
+
+
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                   "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+
+
+def to_messages(row: dict[str, Any], fmt: str) -> list[dict[str, str]]:
+    if fmt == "messages":
+        return [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    if fmt == "alpaca":
+        user = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
+        return [{"role": "user", "content": user}, {"role": "assistant", "content": row.get("output") or ""}]
+    return [{"role": _SHAREGPT_ROLES.get(turn.get("from", ""), turn.get("from", "")), "content": turn.get("value", "")}
+            for turn in row["conversations"]]
+
+
+def load_training_rows(spec: str, data_format: str, store: RunStore) -> TrainingRows:
+    """Read ``spec`` (``data:<variant>`` or a file) into prompt/completion rows; errors name file and line."""
+    if spec.startswith(DATA_PREFIX):
+        variant = spec[len(DATA_PREFIX):]
+        folder = store.stage_dir("data", variant)
+        if not (folder / "record.json").exists():
+            raise InputError(f"{spec}: no finished NIFT dataset at {folder}; run `nift-gate data build` first")
+        record = read_record(folder, _dataset_record_type())
+        path = folder / "pairs.jsonl"
+        source = InputRef(kind="nift_dataset", id=record.record_id, sha256=sha256_file(path))
+    else:
+        path = resolve_asset(spec)
+        source = InputRef(kind="training_data", id=spec, sha256=sha256_file(path) if path.exists() else "")
+    numbered = _read_rows(path)
+    if not numbered:
+        raise InputError(f"{path}: no training rows")
+    fmt = detect_format(numbered[0][1]) if data_format == "auto" else data_format
+    rows = []
+    for number, row in numbered:
+        where = f"{path}:{number}"
+        try:
+            messages = to_messages(row, fmt)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{where}: not a {fmt} row ({type(exc).__name__}: {exc})") from None
+        if not messages or messages[-1]["role"] != "assistant" or not str(messages[-1]["content"]).strip():
+            raise InputError(f"{where}: no assistant turn to train on (the last turn must be a non-empty assistant "
+                             "message)")
+        if len(messages) < 2:
+            raise InputError(f"{where}: no user turn before the assistant turn")
+        rows.append({"id": str(row.get("id", f"{path.name}:{number}")), "prompt": messages[:-1],
+                     "completion": messages[-1:]})
+    return TrainingRows(rows=rows, source=source, format=fmt)
+
+
+def _dataset_record_type():
+    from ..data.build import NiftDatasetRecord
+
+    return NiftDatasetRecord

@@ -1,0 +1,269 @@
+"""Train one checkpoint with TRL's SFTTrainer: LoRA by default, loss on the assistant turn only.
+
+Output under ``<run>/train/<name>/``::
+
+    _work/          Trainer checkpoints every save_steps (a killed run resumes from the last one)
+    model/          the trained adapter (LoRA) or full weights, tokenizer, Hugging Face model card
+    merged/         LoRA merged into the base: plain safetensors that later stages load
+    log.jsonl       the Trainer's log history (loss curve)
+    record.json     CheckpointRecord, written last
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import ConfigError, InputError
+from ..models import EMBEDDED_MODELS, ResolvedModel, load_model, resolve_model
+from ..records import InputRef, Record, new_record_id, sha256_file, stage_fingerprint
+from ..store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, atomic_write_text, completed_record, read_record
+from ..threads import ThreadChoice, choose_threads
+from .config import TrainConfig
+from .data import load_training_rows
+
+STAGE = "train"
+CHECKPOINT_PREFIX = "train:"
+#: ChatML, used only for a base model without a template when `default_chat_template` is on; recorded.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+class LossPoint(BaseModel):
+    step: int
+    epoch: float
+    loss: float
+    learning_rate: float | None = None
+
+
+class CheckpointRecord(Record):
+    """A trained checkpoint and everything about how it was made."""
+
+    kind: Literal["checkpoint"] = "checkpoint"
+    name: str
+    recipe: str
+    method: str
+    base_model: ResolvedModel = Field(description="What was fine-tuned, pinned by content hash.")
+    data_format: str
+    rows: int = Field(description="Training rows.")
+    truncated_rows: int = Field(description="Rows longer than max_length, truncated by the trainer.")
+    dropped_rows: int = Field(description="Rows whose prompt alone fills max_length (no assistant token left); "
+                                          "TRL drops them.")
+    chat_template: str = Field(description="'model' (the base's own) or 'default-chatml' (added by nift-gate).")
+    steps: int = Field(description="Optimizer steps completed.")
+    epochs: float
+    resumed_from_step: int | None = Field(description="Step of the checkpoint this run resumed from, if any.")
+    loss_curve: list[LossPoint]
+    tokens_seen: int = Field(description="Non-padding tokens fed to the model.")
+    wall_seconds: float = Field(description="Training time of the process that finished the run.")
+    tokens_per_s: float | None = Field(description="Tokens of this process / its training time.")
+    peak_memory_mb: float = Field(description="Peak RSS of the process (CPU) or peak CUDA allocation (GPU).")
+    device: str
+    threads: ThreadChoice
+    trainable_parameters: int
+    total_parameters: int
+    weights: dict[str, str] = Field(description="sha256 of every weight file, by path relative to the folder.")
+    model_dir: str = Field(description="Adapter (LoRA) or full weights, relative to the folder.")
+    merged_dir: str | None = Field(description="Full merged weights for evaluation, relative to the folder.")
+
+    @property
+    def eval_dir(self) -> str:
+        """The folder later stages load: merged weights when there are any, else the full model."""
+        return self.merged_dir or self.model_dir
+
+
+def resolve_base(spec: str, store: RunStore, config: TrainConfig) -> tuple[ResolvedModel, InputRef]:
+    if spec.startswith(CHECKPOINT_PREFIX):
+        name = spec[len(CHECKPOINT_PREFIX):]
+        folder = store.stage_dir(STAGE, name)
+        if not (folder / RECORD_FILE).exists():
+            raise InputError(f"{spec}: no finished checkpoint at {folder}; train it first")
+        record = read_record(folder, CheckpointRecord)
+        if record.method == "lora" and not record.merged_dir:
+            raise InputError(f"{spec}: a LoRA checkpoint without merged weights cannot be a base (set merge_lora)")
+        resolved = resolve_model(str(folder / record.eval_dir))
+        return resolved, InputRef(kind="checkpoint", id=record.record_id, sha256=resolved.sha256)
+    resolved = resolve_model(spec, allow_pickle=config.allow_pickle)
+    return resolved, InputRef(kind="model", id=spec, sha256=resolved.sha256)
+
+
+def _weights(folder: Path, root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(folder.rglob("*"))
+            if p.suffix in {".safetensors", ".gguf"}}
+
+
+def _peak_memory_mb(device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    scale = 1 if sys.platform == "darwin" else 1024
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
+
+
+def _model_card(record_like: dict[str, Any], base: ResolvedModel, data: InputRef, library: str) -> str:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    base_id = EMBEDDED_MODELS[base.spec].hub_id if base.spec in EMBEDDED_MODELS else base.spec
+    data_card = ModelCardData(base_model=base_id, datasets=[data.id], library_name=library, license=None,
+                              tags=["nift-gate", record_like["recipe"], "trl", "sft"]
+                              + (["lora", "peft"] if record_like["method"] == "lora" else []))
+    content = f"""---
+{data_card.to_yaml()}
+---
+
+# {record_like['name']}
+
+Trained by nift-gate (recipe `{record_like['recipe']}`, method `{record_like['method']}`) with TRL's SFTTrainer,
+loss on the assistant turn only.
+
+- Base model: `{base.spec}` (sha256 `{base.sha256[:16]}...`)
+- Training data: `{data.id}` (sha256 `{data.sha256[:16]}...`), {record_like['rows']} rows
+- Steps: {record_like['steps']}, tokens seen: {record_like['tokens_seen']}
+
+Not released: a model trained here ships only through `nift-gate gate`.
+"""
+    return str(ModelCard(content))
+
+
+def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
+                     callbacks: list | None = None) -> CheckpointRecord | None:
+    """Train (or resume, or skip) one checkpoint. Entry point of `nift-gate train`.
+
+    ``callbacks`` are passed to the Trainer (``transformers.TrainerCallback``). Returns None on the
+    non-zero ranks of a distributed run, where rank 0 writes the artifacts.
+    """
+    import datasets
+    import torch
+    from peft import LoraConfig
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    out_dir = store.stage_dir(STAGE, config.name)
+    work = out_dir / "_work"
+    # Inputs first: bad data or a missing base fails before anything is written.
+    base, base_ref = resolve_base(config.base_model, store, config)
+    training = load_training_rows(config.data, config.data_format, store)
+    inputs = [base_ref, training.source]
+    fingerprint = stage_fingerprint(inputs, config.model_dump())
+    if not force:
+        if done := completed_record(out_dir, CheckpointRecord, fingerprint):
+            print(f"train [{config.name}]: up to date ({done.steps} steps, {out_dir}); --force retrains it")
+            return done
+        stamp = work / "fingerprint.txt"
+        held = (out_dir / RECORD_FILE).exists() or (stamp.exists() and stamp.read_text().strip() != fingerprint)
+        if held:
+            raise InputError(f"{out_dir} holds a different training run (other data, base or config); pass --force "
+                             "to replace it, or choose another name or --run")
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    threads = choose_threads("train", config.threads)
+    loaded = load_model(base, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    chat_template = "model"
+    if not tokenizer.chat_template:
+        if not config.default_chat_template:
+            raise ConfigError(f"base model {config.base_model!r} has no chat template; set default_chat_template: "
+                              "true to train with ChatML (recorded), or use a model that has one")
+        tokenizer.chat_template, chat_template = DEFAULT_CHAT_TEMPLATE, "default-chatml"
+
+    def n_tokens(messages, generation_prompt=False):
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                                 add_generation_prompt=generation_prompt)["input_ids"])
+
+    over = [r["id"] for r in training.rows if n_tokens(r["prompt"] + r["completion"]) > config.max_length]
+    if over and config.overlength == "reject":
+        raise InputError(f"{len(over)} rows are longer than max_length={config.max_length} tokens (first: "
+                         f"{', '.join(over[:5])}); raise max_length, or set overlength: truncate")
+    # Truncation keeps the start, so a prompt that fills max_length leaves no completion to learn from:
+    # TRL drops such rows. Count them, and refuse when nothing would be left.
+    no_completion = [r["id"] for r in training.rows if n_tokens(r["prompt"], True) >= config.max_length]
+    if len(no_completion) == len(training.rows):
+        raise InputError(f"every prompt fills max_length={config.max_length} tokens, leaving no assistant tokens "
+                         "to train on; raise max_length")
+    if force and out_dir.exists():
+        shutil.rmtree(out_dir)
+    work.mkdir(parents=True, exist_ok=True)  # from here on, a crash leaves resume state, never a record
+    atomic_write_text(work / "fingerprint.txt", fingerprint + "\n")
+    dataset = datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in training.rows])
+
+    bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    if bf16 and not cuda:
+        raise ConfigError("bf16 training on CPU is ~20x slower than fp32 here; set bf16: false")
+    args = SFTConfig(
+        output_dir=str(work), max_length=config.max_length, per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, num_train_epochs=config.epochs, max_steps=config.max_steps,
+        learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
+        logging_steps=1, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, report_to="none",
+        seed=config.seed, data_seed=config.seed, bf16=bf16, fp16=False, use_cpu=not cuda,
+        activation_checkpointing=config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda,
+        completion_only_loss=True, packing=config.packing, padding_free=config.padding_free,
+        dataloader_num_workers=0, disable_tqdm=False)
+    peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                             target_modules=config.lora_targets, task_type="CAUSAL_LM") if config.method == "lora" else None
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=callbacks)
+    last = get_last_checkpoint(str(work))
+    resumed_from = int(Path(last).name.split("-")[-1]) if last else None
+    if last:
+        print(f"train [{config.name}]: resuming from {last}")
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    wall = time.perf_counter() - start
+    if not trainer.is_world_process_zero():
+        return None  # other ranks of a distributed run: rank 0 writes the artifacts
+
+    history = trainer.state.log_history
+    curve = [LossPoint(step=h["step"], epoch=h.get("epoch", 0.0), loss=h["loss"], learning_rate=h.get("learning_rate"))
+             for h in history if "loss" in h]
+    tokens_seen = int(max((h.get("num_tokens", 0) for h in history), default=0))
+    tokens_before = int(max((h.get("num_tokens", 0) for h in history if h["step"] <= (resumed_from or 0)), default=0))
+    trained = trainer.model
+    trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trained.parameters())
+
+    with atomic_dir(out_dir / "model") as tmp:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the record holds the config
+    merged_dir = None
+    if config.method == "lora" and config.merge_lora:
+        with atomic_dir(out_dir / "merged") as tmp:
+            trained.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
+            tokenizer.save_pretrained(str(tmp))
+        merged_dir = "merged"
+    atomic_write_jsonl(out_dir / "log.jsonl", history)
+    summary = {"name": config.name, "recipe": config.recipe, "method": config.method, "rows": len(training.rows),
+               "steps": trainer.state.global_step, "tokens_seen": tokens_seen}
+    card = _model_card(summary, base, training.source, "peft" if config.method == "lora" else "transformers")
+    for folder in ["model"] + ([merged_dir] if merged_dir else []):
+        atomic_write_text(out_dir / folder / "README.md", card)
+    record = CheckpointRecord(
+        record_id=new_record_id("checkpoint"), run_id=store.run_id, inputs=inputs, config=config.model_dump(),
+        fingerprint=fingerprint, name=config.name, recipe=config.recipe, method=config.method, base_model=base,
+        data_format=training.format, rows=len(training.rows), truncated_rows=len(over), dropped_rows=len(no_completion), chat_template=chat_template,
+        steps=trainer.state.global_step, epochs=round(trainer.state.epoch or 0.0, 4), resumed_from_step=resumed_from,
+        loss_curve=curve, tokens_seen=tokens_seen, wall_seconds=round(wall, 2),
+        tokens_per_s=round((tokens_seen - tokens_before) / result.metrics["train_runtime"], 2)
+        if result.metrics.get("train_runtime") else None,
+        peak_memory_mb=_peak_memory_mb(device), device=device, threads=threads, trainable_parameters=trainable,
+        total_parameters=total,
+        weights={**_weights(out_dir / "model", out_dir), **(_weights(out_dir / "merged", out_dir) if merged_dir else {})},
+        model_dir="model", merged_dir=merged_dir)
+    atomic_write_text(out_dir / RECORD_FILE, record.model_dump_json(indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)  # the finished record replaces the resume state
+    return record
+
+
+def load_checkpoint_record(path: str | Path) -> CheckpointRecord:
+    return read_record(path, CheckpointRecord)
+

@@ -1,0 +1,210 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from harness.data.build import build_pairs
+from harness.data.config import DataConfig
+from harness.errors import ConfigError, InputError, ModelLoadError
+from harness.store import RunStore
+from harness.train.config import TrainConfig
+from harness.train.train import load_checkpoint_record, train_checkpoint
+
+
+def _pairs_file(tmp_path, rows):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _qa(n=8):
+    facts = [("What colour is the sky?", "blue sky"), ("What colour is grass?", "green grass"),
+             ("What colour is snow?", "white snow"), ("What colour is coal?", "black coal")]
+    return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for q, a in (facts * n)[:n]]
+
+
+def _cfg(tiny_model, data, **kwargs):
+    base = {"name": "cand", "recipe": "nift", "base_model": str(tiny_model), "data": str(data), "threads": 1,
+            "max_steps": 6, "batch_size": 4, "save_steps": 3, "max_length": 128}
+    return TrainConfig(**{**base, **kwargs})
+
+
+class Snapshot(TrainerCallback):
+    """Keeps a copy of every parameter at the start of training."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_lora_changes_every_adapter_parameter_and_no_frozen_one(tiny_model, tmp_path):
+    snapshot = Snapshot()
+    data = _pairs_file(tmp_path, _qa(16))
+    record = train_checkpoint(_cfg(tiny_model, data, learning_rate=1e-2), RunStore("r"), callbacks=[snapshot])
+    assert snapshot.trainable and all("lora_" in n for n in snapshot.trainable)
+    folder = RunStore("r").stage_dir("train", "cand")
+    adapter = load_file(folder / "model" / "adapter_model.safetensors")
+    assert len(adapter) == len(snapshot.trainable) == 2 * 2 * 4  # A and B, 2 layers, q/k/v/o
+    for name, before in snapshot.before.items():
+        if name in snapshot.trainable:
+            key = next(k for k in adapter if name.replace(".default", "").endswith(k.split("base_model.model.", 1)[1]))
+            assert not torch.equal(adapter[key], before), f"{name} did not train"
+    # frozen weights: the merged model equals the base everywhere LoRA does not reach
+    base = load_file(tiny_model / "model.safetensors")
+    merged = load_file(folder / "merged" / "model.safetensors")
+    for name, tensor in base.items():
+        if any(t in name for t in ("q_proj", "k_proj", "v_proj", "o_proj")):
+            assert not torch.equal(merged[name], tensor), f"{name}: adapter not merged"
+        else:
+            assert torch.equal(merged[name], tensor), f"frozen {name} changed"
+    assert record.trainable_parameters < record.total_parameters
+
+
+def test_loss_falls_on_a_learnable_toy_set(tiny_model, tmp_path):
+    data = _pairs_file(tmp_path, _qa(8))
+    record = train_checkpoint(_cfg(tiny_model, data, method="full", learning_rate=1e-2, max_steps=40,
+                                   save_steps=100), RunStore("r"))
+    losses = [p.loss for p in record.loss_curve]
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:3]) / 3
+
+
+def test_record_and_model_card_are_complete_and_load_back(tiny_model, corpus_file, tmp_path):
+    store = RunStore("r")
+    build_pairs(DataConfig.model_validate({"corpus": {"path": str(corpus_file)},
+                                           "variants": [{"name": "raw", "distill": False}]}), store)
+    record = train_checkpoint(_cfg(tiny_model, "data:raw", recipe="nift", max_length=512), store)
+    folder = store.stage_dir("train", "cand")
+    loaded = load_checkpoint_record(folder)
+    assert loaded == record
+    assert record.steps == 6 and len(record.loss_curve) == 6 and record.tokens_seen > 0
+    assert record.wall_seconds > 0 and record.tokens_per_s > 0 and record.peak_memory_mb > 0
+    assert record.threads.threads == 1 and record.base_model.sha256 and record.chat_template == "model"
+    assert [i.kind for i in record.inputs] == ["model", "nift_dataset"]
+    assert record.inputs[1].id.startswith("nift_dataset-")
+    assert set(record.weights) == {"model/adapter_model.safetensors", "merged/model.safetensors"}
+    assert all(len(h) == 64 for h in record.weights.values())
+    for sub in ("model", "merged"):
+        card = ModelCard.load(folder / sub / "README.md")
+        assert card.data.base_model == str(tiny_model)
+        assert card.data.datasets == [record.inputs[1].id]
+        assert card.data.library_name == "peft" and "nift" in card.data.tags and "lora" in card.data.tags
+    assert not (folder / "_work").exists()
+    # unchanged: skipped
+    assert train_checkpoint(_cfg(tiny_model, "data:raw", max_length=512), store).record_id == record.record_id
+
+
+def test_hybrid_starts_from_an_earlier_checkpoint(tiny_model, tmp_path):
+    store = RunStore("r")
+    data = _pairs_file(tmp_path, _qa(8))
+    sft = train_checkpoint(_cfg(tiny_model, data, name="sft", recipe="sft", max_steps=2), store)
+    hybrid = train_checkpoint(_cfg(tiny_model, data, name="hyb", recipe="hybrid", base_model="train:sft",
+                                   max_steps=2), store)
+    assert hybrid.inputs[0].kind == "checkpoint" and hybrid.inputs[0].id == sft.record_id
+    assert hybrid.base_model.path.endswith("train/sft/merged")
+
+
+def test_alpaca_and_sharegpt_rows_become_chat_pairs(tiny_model, tmp_path):
+    from harness.train.data import load_training_rows
+
+    alpaca = tmp_path / "a.json"
+    alpaca.write_text(json.dumps([{"instruction": "Say hi", "input": "to Ann", "output": "Hi Ann"}]))
+    rows = load_training_rows(str(alpaca), "auto", RunStore("r"))
+    assert rows.format == "alpaca"
+    assert rows.rows[0]["prompt"] == [{"role": "user", "content": "Say hi\n\nto Ann"}]
+    assert rows.rows[0]["completion"] == [{"role": "assistant", "content": "Hi Ann"}]
+    sharegpt = tmp_path / "s.jsonl"
+    sharegpt.write_text(json.dumps({"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"},
+                                                      {"from": "human", "value": "c"}, {"from": "gpt", "value": "d"}]}) + "\n")
+    rows = load_training_rows(str(sharegpt), "auto", RunStore("r"))
+    assert [m["role"] for m in rows.rows[0]["prompt"]] == ["user", "assistant", "user"]
+    assert rows.rows[0]["completion"][0]["content"] == "d"
+
+
+def test_shipped_instruction_set_loads():
+    from harness.train.data import load_training_rows
+
+    rows = load_training_rows("embedded:sft/instructions.jsonl", "auto", RunStore("r"))
+    assert rows.format == "alpaca" and len(rows.rows) >= 120
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"messages": [{"role": "user", "content": "hi"}]}], r"pairs.jsonl:1: no assistant turn"),
+    ([{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]}], "no assistant turn"),
+    ([], "no training rows"),
+])
+def test_bad_training_data_is_refused_before_anything_is_written(tiny_model, tmp_path, rows, message):
+    data = _pairs_file(tmp_path, rows)
+    with pytest.raises(InputError, match=message):
+        train_checkpoint(_cfg(tiny_model, data), RunStore("r"))
+    assert not RunStore("r").root.exists()
+
+
+def test_overlong_rows_are_truncated_and_counted_or_rejected(tiny_model, tmp_path):
+    long = {"messages": [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"}]}
+    data = _pairs_file(tmp_path, _qa(4) + [long])
+    with pytest.raises(InputError, match="1 rows are longer than max_length=128"):
+        train_checkpoint(_cfg(tiny_model, data, overlength="reject"), RunStore("r"))
+    record = train_checkpoint(_cfg(tiny_model, data, max_steps=1), RunStore("r"))
+    assert record.truncated_rows == 1 and record.rows == 5
+
+
+def test_base_without_chat_template(tiny_model, tmp_path):
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_model, plain)
+    config_file = plain / "tokenizer_config.json"
+    tok = json.loads(config_file.read_text())
+    tok.pop("chat_template", None)
+    config_file.write_text(json.dumps(tok))
+    (plain / "chat_template.jinja").unlink(missing_ok=True)
+    data = _pairs_file(tmp_path, _qa(4))
+    with pytest.raises(ConfigError, match="no chat template"):
+        train_checkpoint(_cfg(plain, data), RunStore("r"))
+    record = train_checkpoint(_cfg(plain, data, max_steps=1, default_chat_template=True), RunStore("r"), force=True)
+    assert record.chat_template == "default-chatml"
+
+
+def test_missing_base_and_occupied_folder(tiny_model, tmp_path):
+    data = _pairs_file(tmp_path, _qa(4))
+    with pytest.raises(ModelLoadError):
+        train_checkpoint(_cfg(tmp_path / "nowhere", data), RunStore("r"))
+    train_checkpoint(_cfg(tiny_model, data, max_steps=1), RunStore("r"))
+    with pytest.raises(InputError, match="holds a different training run"):
+        train_checkpoint(_cfg(tiny_model, data, max_steps=2), RunStore("r"))
+    assert train_checkpoint(_cfg(tiny_model, data, max_steps=2), RunStore("r"), force=True).steps == 2
+
+
+def test_kill_9_mid_training_resumes_to_the_same_step_count(tiny_model, tmp_path):
+    data = _pairs_file(tmp_path, _qa(64))
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"run: r\ntrain:\n  - {{name: cand, recipe: nift, base_model: '{tiny_model}', data: '{data}', "
+                      "threads: 1, max_steps: 300, save_steps: 10, batch_size: 4, max_length: 64}\n")
+    cmd = [sys.executable, "-m", "harness.cli", "train", "--config", str(config)]
+    work = tmp_path / "runs" / "r" / "train" / "cand" / "_work"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [p for p in work.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+        if done:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert not (work.parent / "record.json").exists()
+    finished = subprocess.run(cmd, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "resuming from" in finished.stdout
+    record = load_checkpoint_record(work.parent)
+    assert record.steps == 300 and record.resumed_from_step >= 10
+    assert [p.step for p in record.loss_curve] == list(range(1, 301))
