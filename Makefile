@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: setup
 	$(BIN)/nift-gate data build --config configs/demo.yaml --show-card
+	$(BIN)/nift-gate train --config configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -29,7 +30,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: setup
-	$(BIN)/python bench/teacher_throughput.py
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) nift-runs

@@ -72,11 +72,30 @@ def parse_assignment(text: str) -> tuple[list[str], Any]:
 
 
 def set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
-    for key in keys[:-1]:
-        tree = tree.setdefault(key, {})
-        if not isinstance(tree, dict):
-            raise ConfigError(f"cannot set {'.'.join(keys)}: {key} is not a section")
-    tree[keys[-1]] = value
+    """Set ``tree[k1][k2]... = value``; in a list, a key is an index or the ``name`` of an entry."""
+    node: Any = tree
+    for depth, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            node = _list_entry(node, key, keys[: depth + 1])
+        elif isinstance(node, dict):
+            node = node.setdefault(key, {})
+        else:
+            raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:depth])} is not a section")
+    if isinstance(node, list):
+        raise ConfigError(f"cannot set {'.'.join(keys)}: name a list entry by index or name, then a field")
+    if not isinstance(node, dict):
+        raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:-1])} is not a section")
+    node[keys[-1]] = value
+
+
+def _list_entry(entries: list[Any], key: str, path: list[str]) -> Any:
+    if key.isdigit() and int(key) < len(entries):
+        return entries[int(key)]
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("name") == key:
+            return entry
+    names = [e.get("name") for e in entries if isinstance(e, dict)]
+    raise ConfigError(f"cannot set {'.'.join(path)}: no entry {key!r} (entries: {names})")
 
 
 def load_pipeline_config(path: str | Path | None = None, assignments: list[str] = (),

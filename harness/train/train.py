@@ -190,6 +190,10 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     if len(no_completion) == len(training.rows):
         raise InputError(f"every prompt fills max_length={config.max_length} tokens, leaving no assistant tokens "
                          "to train on; raise max_length")
+    if config.padding_free and not config.packing and over:
+        # TRL does not truncate padding-free batches; it needs rows that already fit.
+        raise ConfigError(f"padding_free needs every row within max_length={config.max_length} ({len(over)} are "
+                          "longer, first: " + ", ".join(over[:3]) + "); raise max_length, or use packing: true")
     if force and out_dir.exists():
         shutil.rmtree(out_dir)
     work.mkdir(parents=True, exist_ok=True)  # from here on, a crash leaves resume state, never a record
@@ -200,7 +204,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     if bf16 and not cuda:
         raise ConfigError("bf16 training on CPU is ~20x slower than fp32 here; set bf16: false")
     args = SFTConfig(
-        output_dir=str(work), max_length=config.max_length, per_device_train_batch_size=config.batch_size,
+        output_dir=str(work), max_length=None if config.padding_free and not config.packing else config.max_length, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, num_train_epochs=config.epochs, max_steps=config.max_steps,
         learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
         logging_steps=1, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, report_to="none",

@@ -54,3 +54,12 @@ def test_readme_config_reference_is_current():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
     assert block == reference_markdown(), "run `make readme` to regenerate the block"
+
+
+def test_set_reaches_list_entries_by_name_or_index(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("train:\n  - {name: a, recipe: sft, data: x.jsonl}\n  - {name: b, recipe: nift, data: data:nift}\n")
+    config = load_pipeline_config(path, ["train.b.max_steps=3", "train.0.epochs=2"])
+    assert config.train[1].max_steps == 3 and config.train[0].epochs == 2
+    with pytest.raises(ConfigError, match="no entry 'c'"):
+        load_pipeline_config(path, ["train.c.max_steps=3"])

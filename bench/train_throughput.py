@@ -1,0 +1,103 @@
+"""Training throughput: `nift-gate train` vs a plain TRL script, and padding-free/packing vs padded batches.
+
+All runs in one process, one after another, with the embedded model, LoRA r=8 on q/k/v/o, the same rows,
+batch size, max_length, steps and thread count. Prints two tables:
+
+1. nift-gate train vs plain TRL SFTTrainer on NIFT pairs (target ratio >= 0.95: no harness overhead);
+2. padded vs padding-free vs packed batches on ragged data (short instructions mixed with long NIFT
+   pairs; target >= 1.3x over padded).
+
+    .venv/bin/python bench/train_throughput.py [--steps 6] [--batch-size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+from pathlib import Path
+
+import datasets
+import torch
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+from harness.data.build import build_pairs
+from harness.data.config import DataConfig
+from harness.models import embedded_model_dir
+from harness.store import RunStore
+from harness.threads import choose_threads
+from harness.train.config import TrainConfig
+from harness.train.data import load_training_rows
+from harness.train.train import train_checkpoint
+
+MAX_LENGTH = 384
+
+
+def plain_trl(rows: list[dict], steps: int, batch_size: int, out: Path) -> float:
+    """What a user would write with TRL alone. Returns tokens/s."""
+    folder = embedded_model_dir("smollm2-135m-instruct")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    args = SFTConfig(output_dir=str(out), max_length=MAX_LENGTH, per_device_train_batch_size=batch_size,
+                     max_steps=steps, learning_rate=2e-4, logging_steps=1, save_strategy="no", report_to="none",
+                     bf16=False, use_cpu=True, completion_only_loss=True, seed=0, data_seed=0)
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
+                         train_dataset=datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]}
+                                                                   for r in rows]),
+                         peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
+                                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                                                task_type="CAUSAL_LM"))
+    result = trainer.train()
+    tokens = max(h.get("num_tokens", 0) for h in trainer.state.log_history)
+    return tokens / result.metrics["train_runtime"]
+
+
+def harness_run(store: RunStore, name: str, data: str, steps: int, batch_size: int, threads: int, **extra) -> float:
+    config = TrainConfig(name=name, recipe="nift", data=data, max_steps=steps, batch_size=batch_size,
+                         max_length=MAX_LENGTH, save_steps=10_000, threads=threads, merge_lora=False, **extra)
+    return train_checkpoint(config, store, force=True).tokens_per_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="nift-bench-"))
+    store = RunStore("bench", home)
+    # NIFT pairs without a teacher (the real second halves): same lengths as the demo's, no generation cost
+    build_pairs(DataConfig.model_validate({"variants": [{"name": "raw", "distill": False}]}), store)
+    nift_rows = load_training_rows("data:raw", "auto", store).rows
+    short_rows = load_training_rows("embedded:sft/instructions.jsonl", "auto", store).rows
+    ragged = nift_rows[:60] + short_rows[:100]
+    random.Random(0).shuffle(ragged)
+    ragged_file = home / "ragged.jsonl"
+    ragged_file.write_text("".join(json.dumps({"messages": r["prompt"] + r["completion"]}) + "\n" for r in ragged))
+
+    threads = choose_threads("train")
+    steps, batch = args.steps, args.batch_size
+    ours = harness_run(store, "ours", "data:raw", steps, batch, threads.threads)
+    torch.set_num_threads(threads.threads)
+    plain = plain_trl(nift_rows, steps, batch, home / "plain")
+
+    padded = harness_run(store, "padded", str(ragged_file), steps, batch, threads.threads)
+    padding_free = harness_run(store, "padding-free", str(ragged_file), steps, batch, threads.threads, padding_free=True)
+    packed = harness_run(store, "packed", str(ragged_file), steps, batch, threads.threads, packing=True)
+
+    print(f"\ntraining throughput, SmolLM2-135M-Instruct, LoRA r=8 q/k/v/o, fp32 CPU, {steps} steps x batch {batch}, "
+          f"max_length {MAX_LENGTH}, threads={threads.threads} ({threads.how}: {threads.ms_per_matmul} ms/matmul)\n")
+    print("| run (NIFT pairs) | tokens/s |\n|---|---:|")
+    print(f"| plain TRL SFTTrainer script | {plain:.1f} |\n| nift-gate train | {ours:.1f} |")
+    print(f"\nratio nift-gate / plain TRL: {ours / plain:.3f}  (target >= 0.95)\n")
+    print("| batching (ragged: 100 short instructions + 60 long NIFT pairs) | tokens/s | vs padded |\n|---|---:|---:|")
+    print(f"| padded | {padded:.1f} | 1.00x |")
+    print(f"| padding-free (position_ids, no pad tokens) | {padding_free:.1f} | {padding_free / padded:.2f}x |")
+    print(f"| packed (TRL bfd, {MAX_LENGTH}-token rows) | {packed:.1f} | {packed / padded:.2f}x |")
+    print("\n(target: padding-free or packing >= 1.3x over padded)")
+
+
+if __name__ == "__main__":
+    main()
