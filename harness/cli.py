@@ -15,6 +15,7 @@ nift-gate: build NIFT data, train candidates, and gate their release.
 Stages (each writes versioned records under <home>/<run>/<stage>/):
   data build    corpus -> filtered, cut documents -> teacher continuations -> NIFT pairs + data card
   train         NIFT candidates and SFT baselines with TRL (LoRA by default) -> checkpoints + model cards
+  bench         candidate and baselines through lm-eval, paired statistics, optional pairwise judge
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
 finished record is skipped; --force redoes it.
@@ -65,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(train)
     train.add_argument("--name", action="append", help="Train only this checkpoint (repeatable).")
     train.add_argument("--threads", type=int, help="CPU threads (default: measured).")
+
+    bench = commands.add_parser(
+        "bench", help="Benchmark the candidate against its baselines with lm-eval and paired statistics.",
+        description="Runs lm-eval (simple_evaluate with HFLM) on the candidate and each baseline, keeps every "
+                    "per-item row, and compares candidate vs baseline item by item: paired bootstrap CI of the mean "
+                    "difference, exact McNemar (binary metrics) or sign test p-value. Baseline results are cached by "
+                    "(model hash, fingerprint) and reused. Writes <home>/<run>/bench/<candidate>/.")
+    _add_common(bench)
+    bench.add_argument("--task", action="append", help="Run these lm-eval tasks instead of bench.tasks (repeatable).")
+    bench.add_argument("--limit", type=int, help="Items per task (quick runs).")
+    bench.add_argument("--threads", type=int, help="CPU threads (default: measured).")
 
     config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -137,9 +149,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.bench import run_bench
+    from .config import load_pipeline_config
+    from .store import RunStore
+
+    config = load_pipeline_config(args.config, args.assignments, {
+        "run": args.run, "bench.tasks": args.task, "bench.limit": args.limit, "bench.threads": args.threads})
+    store = RunStore(config.run, args.home)
+    record = run_bench(config.bench, store, force=args.force)
+    print(f"bench [{record.candidate}] -> {store.stage_dir('bench', record.candidate)}")
+    for c in record.comparisons:
+        ci = "n/a" if c.ci_low is None else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        print(f"  {c.task} {c.metric} vs {c.baseline}: {c.candidate_mean:.3f} vs {c.baseline_mean:.3f}, "
+              f"diff {c.mean_difference:+.3f} {ci}, {c.test} p={c.p_value:.3g}, n={c.n}")
+    for p in record.pairwise:
+        rate = "n/a" if p.win_rate is None else f"{p.win_rate:.2f}"
+        print(f"  pairwise vs {p.baseline}: win rate {rate} (n={p.n}, {p.unparseable} unparseable; judge {p.judge})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {("data", "build"): _data_build, ("train", None): _train, ("config", "show"): _config_show,
+    handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench, ("config", "show"): _config_show,
                 ("config", "reference"): _config_reference}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)

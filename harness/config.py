@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .assets import EMBEDDED_PREFIX
+from .bench.config import BenchConfig
 from .data.config import DataConfig
 from .errors import ConfigError
 from .train.config import TrainConfig
@@ -28,6 +29,7 @@ class PipelineConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig, description="NIFT pair builder.")
     train: list[TrainConfig] = Field(default_factory=list, description="Checkpoints to train, in order (a later "
                                                                        "one may start from train:<earlier>).")
+    bench: BenchConfig = Field(default_factory=BenchConfig, description="Benchmarks against the baselines.")
 
     @model_validator(mode="after")
     def _unique_checkpoints(self) -> PipelineConfig:
@@ -39,7 +41,18 @@ class PipelineConfig(BaseModel):
 
 #: Config fields that hold file paths, resolved against the config file's folder.
 _PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination", "*", "path"), ("train", "*", "data"),
-                ("train", "*", "base_model"))
+                ("train", "*", "base_model"), ("bench", "candidate"), ("bench", "baselines", "*", "model"),
+                ("bench", "ifeval_path"), ("bench", "truthfulqa_path"), ("bench", "task_dirs", "*"),
+                ("bench", "pairwise", "prompts"))
+
+
+def _relative_to(value: Any, base: Path) -> Any:
+    """A string naming an existing file or folder relative to the config file becomes absolute; model
+    names, ``data:``/``train:`` references and ``embedded:`` assets stay as written."""
+    if (isinstance(value, str) and not value.startswith(EMBEDDED_PREFIX) and ":" not in value
+            and not Path(value).expanduser().is_absolute() and (base / value).exists()):
+        return str((base / value).resolve())
+    return value
 
 
 def _resolve_paths(node: Any, keys: tuple[str, ...], base: Path) -> None:
@@ -47,18 +60,15 @@ def _resolve_paths(node: Any, keys: tuple[str, ...], base: Path) -> None:
         return
     head, rest = keys[0], keys[1:]
     if head == "*":
-        for item in node if isinstance(node, list) else []:
+        if isinstance(node, list) and not rest:
+            node[:] = [_relative_to(item, base) for item in node]
+        for item in node if isinstance(node, list) and rest else []:
             _resolve_paths(item, rest, base)
         return
     if not isinstance(node, dict) or head not in node:
         return
     if not rest:
-        value = node[head]
-        # Only strings that name an existing file or folder relative to the config file are rewritten:
-        # model names, `data:`/`train:` references and `embedded:` assets stay as written.
-        if (isinstance(value, str) and not value.startswith(EMBEDDED_PREFIX) and ":" not in value
-                and not Path(value).expanduser().is_absolute() and (base / value).exists()):
-            node[head] = str((base / value).resolve())
+        node[head] = _relative_to(node[head], base)
         return
     _resolve_paths(node[head], rest, base)
 

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+# Only the helpers folder goes on sys.path: the tests/ root would expose tests/harness as a namespace
+# package that shadows the real `harness` wherever the project root is not on sys.path.
+sys.path.append(str(Path(__file__).parent / "support"))
 
 from tiny import build_tiny_model  # noqa: E402
 

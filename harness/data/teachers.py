@@ -29,6 +29,8 @@ class GenerationRequest(BaseModel):
     key: str = Field(description="Row key (the source document id).")
     prompt: str = Field(description="The user turn.")
     max_new_tokens: int = Field(description="This row's token budget.")
+    history: list[dict[str, str]] = Field(default_factory=list, description="Earlier turns of the conversation, "
+                                                                             "before `prompt` (multi-turn prompts).")
 
 
 class Generation(BaseModel):
@@ -56,9 +58,9 @@ def token_budget(teacher: Teacher, reference: str) -> int:
     return max(1, min(cfg.max_new_tokens, math.ceil(cfg.length_factor * teacher.count_tokens(reference))))
 
 
-def chat_messages(config: TeacherConfig, prompt: str) -> list[dict[str, str]]:
+def chat_messages(config: TeacherConfig, prompt: str, history: list[dict[str, str]] = ()) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
-    return messages + [{"role": "user", "content": prompt}]
+    return messages + list(history) + [{"role": "user", "content": prompt}]
 
 
 class TransformersTeacher:
@@ -96,7 +98,7 @@ class TransformersTeacher:
 
         cfg = self.config
         torch.manual_seed(seed)
-        encoded = [self.tokenizer.apply_chat_template(chat_messages(cfg, r.prompt), add_generation_prompt=True,
+        encoded = [self.tokenizer.apply_chat_template(chat_messages(cfg, r.prompt, r.history), add_generation_prompt=True,
                                                       tokenize=True, return_dict=True)["input_ids"]
                    for r in requests]
         order = sorted(range(len(requests)), key=lambda i: len(encoded[i]))  # less padding per batch
@@ -154,7 +156,7 @@ class OpenAITeacher:
         import httpx
 
         cfg = self.config
-        body = {"model": cfg.model, "messages": chat_messages(cfg, request.prompt),
+        body = {"model": cfg.model, "messages": chat_messages(cfg, request.prompt, request.history),
                 "max_tokens": request.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
                 "seed": seed}
         jitter = random.Random(f"{seed}:{request.key}")
@@ -223,7 +225,7 @@ class VLLMTeacher:
         cfg = self.config
         params = [SamplingParams(max_tokens=r.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                  repetition_penalty=cfg.repetition_penalty, seed=seed) for r in requests]
-        outputs = self.llm.chat([chat_messages(cfg, r.prompt) for r in requests], params, use_tqdm=False)
+        outputs = self.llm.chat([chat_messages(cfg, r.prompt, r.history) for r in requests], params, use_tqdm=False)
         results = []
         for request, output in zip(requests, outputs):
             completion = output.outputs[0]

@@ -79,7 +79,8 @@ class CheckpointRecord(Record):
         return self.merged_dir or self.model_dir
 
 
-def resolve_base(spec: str, store: RunStore, config: TrainConfig) -> tuple[ResolvedModel, InputRef]:
+def resolve_base(spec: str, store: RunStore, allow_pickle: bool = False) -> tuple[ResolvedModel, InputRef]:
+    """A model spec, or ``train:<name>`` for a finished checkpoint of this run (its merged weights)."""
     if spec.startswith(CHECKPOINT_PREFIX):
         name = spec[len(CHECKPOINT_PREFIX):]
         folder = store.stage_dir(STAGE, name)
@@ -90,7 +91,7 @@ def resolve_base(spec: str, store: RunStore, config: TrainConfig) -> tuple[Resol
             raise InputError(f"{spec}: a LoRA checkpoint without merged weights cannot be a base (set merge_lora)")
         resolved = resolve_model(str(folder / record.eval_dir))
         return resolved, InputRef(kind="checkpoint", id=record.record_id, sha256=resolved.sha256)
-    resolved = resolve_model(spec, allow_pickle=config.allow_pickle)
+    resolved = resolve_model(spec, allow_pickle=allow_pickle)
     return resolved, InputRef(kind="model", id=spec, sha256=resolved.sha256)
 
 
@@ -150,7 +151,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     out_dir = store.stage_dir(STAGE, config.name)
     work = out_dir / "_work"
     # Inputs first: bad data or a missing base fails before anything is written.
-    base, base_ref = resolve_base(config.base_model, store, config)
+    base, base_ref = resolve_base(config.base_model, store, config.allow_pickle)
     training = load_training_rows(config.data, config.data_format, store)
     inputs = [base_ref, training.source]
     fingerprint = stage_fingerprint(inputs, config.model_dump())

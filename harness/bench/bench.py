@@ -1,0 +1,158 @@
+"""`nift-gate bench`: the candidate and each baseline through lm-eval, compared item by item.
+
+Output under ``<run>/bench/<candidate>/``: record.json (BenchRecord), samples/<model>/samples_<task>.jsonl
+(every per-item row lm-eval logged), pairwise.jsonl (every judged question, when enabled).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import ConfigError
+from ..models import EMBEDDED_MODELS, ResolvedModel
+from ..records import InputRef, Record, new_record_id, stage_fingerprint
+from ..store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record, read_record
+from ..train.train import CHECKPOINT_PREFIX, resolve_base
+from .config import BenchConfig
+from .evaluate import ModelEvalRecord, TaskScores, evaluate_model, fingerprint_diff, load_samples
+from .pairwise import PairwiseResult, answer, item_rows, judge_pair, load_questions
+from .stats import PairedComparison, paired_comparison
+from .tasks import task_manager
+
+STAGE = "bench"
+
+
+class EvaluatedModel(BaseModel):
+    name: str
+    role: str = Field(description="'candidate' or 'baseline'.")
+    model: ResolvedModel
+    eval_record_id: str
+    cached: bool = Field(description="True when the lm-eval results came from the cache.")
+
+
+class BenchRecord(Record):
+    kind: Literal["bench"] = "bench"
+    candidate: str
+    models: list[EvaluatedModel]
+    fingerprint_fields: dict[str, Any] = Field(description="Shared by every result compared here.")
+    scores: dict[str, dict[str, TaskScores]] = Field(description="Model name -> task -> aggregate scores.")
+    comparisons: list[PairedComparison] = Field(description="Candidate vs each baseline, per task and metric.")
+    pairwise: list[PairwiseResult] = Field(default_factory=list)
+    judge: dict[str, Any] | None = Field(None, description="Judge identity and a note on its strength.")
+    files: dict[str, str]
+
+
+def model_name(spec: str) -> str:
+    return spec[len(CHECKPOINT_PREFIX):] if spec.startswith(CHECKPOINT_PREFIX) else Path(spec).name or spec
+
+
+def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord) -> None:
+    """Refuse to compare results made differently, naming the fields that differ."""
+    a = {**candidate.fingerprint_fields, "task_versions": {t: s.version for t, s in candidate.tasks.items()}}
+    b = {**baseline.fingerprint_fields, "task_versions": {t: s.version for t, s in baseline.tasks.items()}}
+    if differing := fingerprint_diff(a, b):
+        details = "; ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in differing)
+        raise ConfigError(f"cannot compare {candidate.model_name} with {baseline.model_name}: their results were "
+                          f"made differently ({details}). Rerun both with the same settings (--force).")
+
+
+def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEvalRecord, baseline_dir: Path,
+            config: BenchConfig) -> list[PairedComparison]:
+    check_comparable(candidate, baseline)
+    comparisons = []
+    for task, scores in candidate.tasks.items():
+        cand_rows = {r["item"]: r["scores"] for r in load_samples(candidate_dir, task)}
+        base_rows = {r["item"]: r["scores"] for r in load_samples(baseline_dir, task)}
+        for metric, higher in scores.higher_is_better.items():
+            per_item_c = {k: v[metric] for k, v in cand_rows.items() if isinstance(v.get(metric), (int, float, bool))}
+            per_item_b = {k: v[metric] for k, v in base_rows.items() if isinstance(v.get(metric), (int, float, bool))}
+            if not per_item_c:
+                continue  # a corpus-level metric with no per-item value (e.g. IFEval's instruction-level lists)
+            comparisons.append(paired_comparison(per_item_c, per_item_b, task=task, metric=metric,
+                                                 baseline_name=baseline.model_name, higher_is_better=higher,
+                                                 iterations=config.bootstrap_iterations, confidence=config.confidence,
+                                                 seed=config.seed))
+    return comparisons
+
+
+def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: dict[str, Any] | None = None,
+              generators: dict[str, Any] | None = None, judge: Any = None) -> BenchRecord:
+    """Entry point of `nift-gate bench`. ``lms``/``generators``/``judge`` replace real models (tests)."""
+    if not config.baselines:
+        raise ConfigError("bench.baselines is empty: the candidate needs at least one baseline to be compared with")
+    names = [model_name(config.candidate)] + [b.name for b in config.baselines]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model names must be unique, got {names}")
+    specs = [(names[0], "candidate", config.candidate)] + [(b.name, "baseline", b.model) for b in config.baselines]
+    resolved = {name: resolve_base(spec, store) for name, _, spec in specs}
+    work = store.root / STAGE / "_tasks"
+    manager, task_refs = task_manager(config, work)
+    inputs = [ref for _, ref in resolved.values()] + task_refs
+    fingerprint = stage_fingerprint(inputs, config.model_dump())
+    out_dir = store.stage_dir(STAGE, names[0])
+    if not force and (done := completed_record(out_dir, BenchRecord, fingerprint)):
+        print(f"bench [{names[0]}]: up to date ({out_dir}); --force reruns")
+        return done
+
+    evals: dict[str, ModelEvalRecord] = {}
+    dirs: dict[str, Path] = {}
+    models = []
+    for name, role, _ in specs:
+        model = resolved[name][0]
+        evals[name], dirs[name], cached = evaluate_model(name, model, config, manager, task_refs, store.home,
+                                                         store.run_id, force=force, lm=(lms or {}).get(name))
+        models.append(EvaluatedModel(name=name, role=role, model=model, eval_record_id=evals[name].record_id,
+                                     cached=cached))
+    comparisons = [c for b in config.baselines for c in compare(evals[names[0]], dirs[names[0]], evals[b.name],
+                                                                 dirs[b.name], config)]
+    pairwise, items, judge_info = [], [], None
+    if config.pairwise.enabled:
+        pairwise, items, judge_info = _pairwise(config, names, resolved, generators, judge)
+
+    record = BenchRecord(
+        record_id=new_record_id("bench"), run_id=store.run_id, inputs=inputs, config=config.model_dump(),
+        fingerprint=fingerprint, candidate=names[0], models=models, fingerprint_fields=evals[names[0]].fingerprint_fields,
+        scores={n: e.tasks for n, e in evals.items()}, comparisons=comparisons, pairwise=pairwise, judge=judge_info,
+        files={"samples": "samples/<model>/samples_<task>.jsonl", **({"pairwise": "pairwise.jsonl"} if items else {})})
+    with atomic_dir(out_dir) as tmp:
+        for name in names:
+            shutil.copytree(dirs[name], tmp / "samples" / name)
+        if items:
+            atomic_write_jsonl(tmp / "pairwise.jsonl", item_rows(items))
+        (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
+    return record
+
+
+def _pairwise(config: BenchConfig, names: list[str], resolved: dict[str, tuple[ResolvedModel, InputRef]],
+              generators: dict[str, Any] | None, judge: Any):
+    from ..data.teachers import make_teacher
+
+    pw = config.pairwise
+    questions = load_questions(pw.prompts, pw.limit)
+    generators = dict(generators or {})
+    answers = {}
+    for name in names:
+        model = generators.get(name) or make_teacher(pw.judge.model_copy(update={
+            "model": resolved[name][0].path, "max_new_tokens": pw.max_new_tokens, "temperature": 0.0}))
+        answers[name] = answer(model, questions, pw.max_new_tokens, config.seed)
+    judge = judge or make_teacher(pw.judge)
+    judge_name = pw.judge.model
+    weak = pw.judge.model in EMBEDDED_MODELS
+    judge_info = {"model": judge_name, "backend": pw.judge.backend,
+                  "note": ("weak judge: a 135M-parameter model judging answers; its verdicts are close to chance and "
+                           "only exercise the pipeline" if weak else "")}
+    results, items = [], []
+    for baseline in names[1:]:
+        result, judged = judge_pair(judge, questions, answers[names[0]], answers[baseline], baseline, judge_name,
+                                    pw.judge.max_new_tokens, config.bootstrap_iterations, config.confidence, config.seed)
+        results.append(result)
+        items.extend(judged)
+    return results, items, judge_info
+
+
+def load_bench_record(path: str | Path) -> BenchRecord:
+    return read_record(path, BenchRecord)
