@@ -10,9 +10,6 @@ sys.path.append(str(Path(__file__).parent / "support"))
 
 from tiny import build_tiny_model  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Every artifact goes under a temp folder, and nothing may reach the network."""

@@ -74,16 +74,23 @@ def materialise(config: BenchConfig, folder: Path) -> tuple[str, list[InputRef]]
     folder.mkdir(parents=True, exist_ok=True)
     lm_eval_tasks = Path(lm_eval.tasks.__file__).parent
     refs = []
-    for task in sorted(set(config.tasks) & PROJECT_TASKS):
+    # Every project task whose data is at hand is written (so its name is known and suggested); one that
+    # is asked for without its data is an error.
+    for task in sorted(PROJECT_TASKS):
+        wanted = task in config.tasks
         if task == "nift_if":
             data = resolve_asset("embedded:suites/instruction_following.jsonl")
         elif task == "nift_ifeval_local":
             if not config.ifeval_path:
-                raise ConfigError("task nift_ifeval_local needs bench.ifeval_path (IFEval's input_data.jsonl)")
+                if wanted:
+                    raise ConfigError("task nift_ifeval_local needs bench.ifeval_path (IFEval's input_data.jsonl)")
+                continue
             data = resolve_asset(config.ifeval_path)
         else:
             if not config.truthfulqa_path:
-                raise ConfigError(f"task {task} needs bench.truthfulqa_path (TruthfulQA's mc_task.json)")
+                if wanted:
+                    raise ConfigError(f"task {task} needs bench.truthfulqa_path (TruthfulQA's mc_task.json)")
+                continue
             source = resolve_asset(config.truthfulqa_path)
             if not source.exists():
                 raise InputError(f"{source}: TruthfulQA file not found")
@@ -91,7 +98,8 @@ def materialise(config: BenchConfig, folder: Path) -> tuple[str, list[InputRef]]
             data.write_text("".join(json.dumps(r) + "\n" for r in _truthfulqa_rows(source)), encoding="utf-8")
         if not data.exists():
             raise InputError(f"{data}: data for task {task} not found")
-        refs.append(InputRef(kind="task_data", id=f"{task}:{data.name}", sha256=sha256_file(data)))
+        if wanted:
+            refs.append(InputRef(kind="task_data", id=f"{task}:{data.name}", sha256=sha256_file(data)))
         template = Template((assets_dir() / "tasks" / f"{task}.yaml").read_text())
         (folder / f"{task}.yaml").write_text(template.substitute(
             lm_eval_tasks=lm_eval_tasks, data_file=data.resolve(), max_gen_toks=config.max_gen_toks))

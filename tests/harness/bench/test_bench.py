@@ -1,0 +1,198 @@
+import json
+
+import pytest
+
+from harness.bench.bench import check_comparable, run_bench
+from harness.bench.config import BenchConfig
+from harness.bench.evaluate import ModelEvalRecord, TaskScores
+from harness.bench.pairwise import parse_verdict
+from harness.bench.stats import paired_comparison
+from harness.errors import ConfigError, InputError, ModelLoadError
+from harness.store import RunStore
+from scripted import ScriptedGenerator, ScriptedLM
+from tiny import build_tiny_model
+
+QUESTIONS = [{"question": f"Question {i}: which is right?", "choices": ["right", "wrong"], "answer": 0} for i in range(10)]
+
+
+@pytest.fixture
+def toy_task(tmp_path):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    (folder / "toy_mc.yaml").write_text(f"""task: toy_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{answer}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+""")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def second_tiny_model(tmp_path_factory, embedded_texts):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-b") / "model", embedded_texts, seed=1)
+
+
+def _number(context: str) -> int:
+    return int(context.split("Question ")[1].split(":")[0])
+
+
+def _config(tiny_model, second_tiny_model, toy_task, **kwargs):
+    return BenchConfig(candidate=str(tiny_model), baselines=[{"name": "base", "model": str(second_tiny_model)}],
+                       tasks=["toy_mc"], task_dirs=[str(toy_task)], apply_chat_template=False, threads=1, **kwargs)
+
+
+def test_paired_statistics_match_hand_computed_values(tiny_model, second_tiny_model, toy_task):
+    # candidate right on questions 0-7, baseline right only on 8-9: 8 discordant pairs one way, 2 the other
+    candidate = ScriptedLM(prefers=lambda ctx, cont: (cont.strip() == "right") == (_number(ctx) < 8))
+    baseline = ScriptedLM(prefers=lambda ctx, cont: (cont.strip() == "right") == (_number(ctx) >= 8))
+    record = run_bench(_config(tiny_model, second_tiny_model, toy_task), RunStore("r"),
+                       lms={"model": candidate, "base": baseline})
+    [comparison] = record.comparisons
+    assert (comparison.n, comparison.wins, comparison.losses, comparison.ties) == (10, 8, 2, 0)
+    assert comparison.candidate_mean == 0.8 and comparison.baseline_mean == 0.2
+    assert comparison.mean_difference == pytest.approx(0.6)
+    assert comparison.test == "mcnemar-exact"
+    assert comparison.p_value == pytest.approx(112 / 1024)  # 2 * P(X <= 2), X ~ Binomial(10, 1/2)
+    assert -0.2 < comparison.ci_low < 0.6 < comparison.ci_high <= 1.0
+    assert record.scores["model"]["toy_mc"].metrics["acc"] == 0.8
+    folder = RunStore("r").stage_dir("bench", "model")
+    rows = [json.loads(line) for line in (folder / "samples" / "base" / "samples_toy_mc.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and {r["scores"]["acc"] for r in rows} == {0, 1}
+
+
+def test_bootstrap_ci_known_cases():
+    same = paired_comparison({str(i): 0.7 for i in range(20)}, {str(i): 0.5 for i in range(20)}, task="t",
+                             metric="m", baseline_name="b")
+    assert same.ci_low == same.ci_high == pytest.approx(0.2) and same.test == "sign"
+    assert same.p_value == pytest.approx(2 * 0.5 ** 20)
+    # large n: the percentile bootstrap CI is close to mean +- 1.96 * sd / sqrt(n)
+    diffs = [((i * 37) % 11 - 5) / 10 for i in range(400)]
+    result = paired_comparison({str(i): d for i, d in enumerate(diffs)}, {str(i): 0.0 for i in range(400)},
+                               task="t", metric="m", baseline_name="b", iterations=4000)
+    import statistics
+
+    half = 1.96 * statistics.pstdev(diffs) / 400 ** 0.5
+    assert result.ci_low == pytest.approx(result.mean_difference - half, abs=0.01)
+    assert result.ci_high == pytest.approx(result.mean_difference + half, abs=0.01)
+    lower_better = paired_comparison({"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 2.0}, task="t", metric="loss",
+                                     baseline_name="b", higher_is_better=False)
+    assert (lower_better.wins, lower_better.losses, lower_better.ties) == (1, 0, 1)
+
+
+def test_baseline_results_are_cached_by_model_hash_and_fingerprint(tiny_model, second_tiny_model, toy_task):
+    lms = {"model": ScriptedLM(), "base": ScriptedLM()}
+    first = run_bench(_config(tiny_model, second_tiny_model, toy_task), RunStore("r1"), lms=lms)
+    assert [m.cached for m in first.models] == [False, False]
+    again = {"model": ScriptedLM(), "base": ScriptedLM()}
+    second = run_bench(_config(tiny_model, second_tiny_model, toy_task), RunStore("r2"), lms=again)
+    assert [m.cached for m in second.models] == [True, True] and again["base"].calls == 0
+    changed = {"model": ScriptedLM(), "base": ScriptedLM()}
+    run_bench(_config(tiny_model, second_tiny_model, toy_task, limit=5), RunStore("r3"), lms=changed)
+    assert changed["base"].calls > 0  # a different fingerprint is a different cache entry
+
+
+def test_results_with_different_fingerprints_are_never_compared():
+    def record(name, fewshot, version):
+        return ModelEvalRecord(record_id=name, run_id="r", fingerprint="f", model_name=name,
+                               model={"spec": name, "source": "local", "path": name, "sha256": name},
+                               fingerprint_fields={"num_fewshot": fewshot, "seed": 1},
+                               tasks={"t": TaskScores(version=version, n=1, metrics={}, higher_is_better={})}, seconds=1)
+
+    with pytest.raises(ConfigError, match=r"num_fewshot: 0 vs 5.*task_versions"):
+        check_comparable(record("a", 0, "1.0"), record("b", 5, "2.0"))
+    check_comparable(record("a", 0, "1.0"), record("b", 0, "1.0"))
+
+
+def test_pairwise_judge_in_both_orders_with_unparseable_replies(tiny_model, second_tiny_model, toy_task, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"q{i}", "turns": ["Say something."] + (["And more?"] if i == 0 else [])})
+                                 + "\n" for i in range(5)))
+    # (candidate shown first, baseline shown first) per question
+    script = {"q0": ("A", "B"), "q1": ("A", "A"), "q2": ("B", "A"), "q3": ("I cannot decide", "B"), "q4": ("tie", "Tie.")}
+    judge = ScriptedGenerator(lambda key, prompt: script[key.split("|")[0]][0 if key.endswith("cand-first") else 1])
+    generators = {"model": ScriptedGenerator(lambda k, p: "candidate answer"),
+                  "base": ScriptedGenerator(lambda k, p: "baseline answer")}
+    config = _config(tiny_model, second_tiny_model, toy_task,
+                     pairwise={"enabled": True, "prompts": str(questions), "judge": {"model": "smollm2-135m-instruct"}})
+    record = run_bench(config, RunStore("r"), lms={"model": ScriptedLM(), "base": ScriptedLM()},
+                       generators=generators, judge=judge)
+    [result] = record.pairwise
+    assert (result.wins, result.ties, result.losses, result.unparseable, result.n) == (1, 2, 1, 1, 4)
+    assert result.win_rate == pytest.approx(0.5)
+    assert "weak judge" in record.judge["note"]
+    # order swap really happened: the candidate's answer is A in one prompt and B in the other
+    q0 = [r.prompt for r in judge.requests if r.key.startswith("q0|")]
+    assert q0[0].index("candidate answer") < q0[0].index("baseline answer")
+    assert q0[1].index("baseline answer") < q0[1].index("candidate answer")
+    # two-turn question: the second turn saw the first answer
+    second_turn = [r for r in generators["model"].requests if r.key == "q0" and r.prompt == "And more?"]
+    assert second_turn[0].history[-1] == {"role": "assistant", "content": "candidate answer"}
+    lines = (RunStore("r").stage_dir("bench", "model") / "pairwise.jsonl").read_text().splitlines()
+    assert [json.loads(line)["outcome"] for line in lines] == ["win", "tie", "loss", "unparseable", "tie"]
+
+
+@pytest.mark.parametrize("reply, verdict", [("A", "A"), ("B.", "B"), ("Tie", "tie"), ("Answer: B", "B"),
+                                            ("A and B are equal", "unparseable"), ("", "unparseable")])
+def test_judge_reply_parsing(reply, verdict):
+    assert parse_verdict(reply) == verdict
+
+
+def test_unknown_task_suggests_close_names(tiny_model, second_tiny_model, toy_task):
+    with pytest.raises(ConfigError, match="unknown task 'nift_iff'; did you mean nift_if"):
+        run_bench(_config(tiny_model, second_tiny_model, toy_task).model_copy(update={"tasks": ["nift_iff"]}),
+                  RunStore("r"))
+
+
+def test_task_file_that_does_not_parse_names_file_and_line(tiny_model, second_tiny_model, toy_task):
+    (toy_task / "broken.yaml").write_text("task: broken\ndataset_path: json\n  bad: [\n")
+    with pytest.raises(InputError, match=r"broken.yaml:3: task file does not parse"):
+        run_bench(_config(tiny_model, second_tiny_model, toy_task), RunStore("r"))
+
+
+def test_a_model_that_fails_to_load(tiny_model, toy_task, tmp_path):
+    config = _config(tiny_model, tmp_path / "missing-model", toy_task)
+    with pytest.raises(ModelLoadError, match="missing-model"):
+        run_bench(config, RunStore("r"))
+    assert not RunStore("r").stage_dir("bench", "model").exists()
+
+
+def test_tiny_real_model_runs_the_projects_own_suite_through_lm_eval(tiny_model, second_tiny_model):
+    config = BenchConfig(candidate=str(tiny_model), baselines=[{"name": "base", "model": str(second_tiny_model)}],
+                         tasks=["nift_if"], limit=3, max_gen_toks=8, batch_size=2, threads=1)
+    record = run_bench(config, RunStore("r"))
+    scores = record.scores["model"]["nift_if"]
+    assert scores.n == 3 and scores.version == "1.0" and "prompt_level_strict_acc" in scores.metrics
+    assert {c.metric for c in record.comparisons} == {"prompt_level_strict_acc", "prompt_level_loose_acc"}
+    assert record.fingerprint_fields["max_gen_toks"] == 8 and record.fingerprint_fields["lm_eval_version"]
+
+
+def test_local_ifeval_and_truthfulqa_from_shared_data(tiny_model, second_tiny_model):
+    from shared import shared_data
+
+    ifeval = shared_data("ifeval", "input_data.jsonl")
+    truthfulqa = shared_data("truthfulqa", "mc_task.json")
+    config = BenchConfig(candidate=str(tiny_model), baselines=[{"name": "base", "model": str(second_tiny_model)}],
+                         tasks=["nift_ifeval_local", "nift_truthfulqa_mc1", "nift_truthfulqa_mc2"], limit=4,
+                         max_gen_toks=8, batch_size=2, threads=1, ifeval_path=str(ifeval),
+                         truthfulqa_path=str(truthfulqa))
+    record = run_bench(config, RunStore("r"))
+    scores = record.scores["model"]
+    assert scores["nift_truthfulqa_mc1"].n == 4 and 0 <= scores["nift_truthfulqa_mc1"].metrics["acc"] <= 1
+    assert 0 <= scores["nift_truthfulqa_mc2"].metrics["acc"] <= 1
+    assert scores["nift_ifeval_local"].version == "4.0"
+    tests = {(c.task, c.test) for c in record.comparisons}
+    assert ("nift_truthfulqa_mc1", "mcnemar-exact") in tests and ("nift_truthfulqa_mc2", "sign") in tests
