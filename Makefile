@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/nift-gate data build --config configs/demo.yaml --show-card
 	$(BIN)/nift-gate train --config configs/demo.yaml
+	$(BIN)/nift-gate bench --config configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
