@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.config import TeacherConfig
@@ -38,6 +40,8 @@ class BenchConfig(_Section):
     truthfulqa_path: str | None = Field(None, description="TruthfulQA mc_task.json for nift_truthfulqa_mc1/mc2.")
     limit: int | None = Field(None, ge=1, description="Items per task (quick runs); part of the fingerprint.")
     num_fewshot: int | None = Field(None, ge=0, description="Few-shot examples; None = each task's default.")
+    backend: Literal["hf", "vllm"] = Field("hf", description="lm-eval model class: HFLM over nift-gate's loaded "
+                                                              "model, or lm-eval's vLLM class (GPU, vllm installed).")
     batch_size: int = Field(8, ge=1, description="lm-eval batch size.")
     apply_chat_template: bool = Field(True, description="Wrap prompts in the model's chat template.")
     max_gen_toks: int = Field(192, ge=1, description="Longest generation for generative tasks (IFEval's own "

@@ -17,7 +17,7 @@ from .config import BenchConfig
 
 #: Config fields that change scores; with lm-eval's version and the task data hashes they form the fingerprint.
 FINGERPRINT_FIELDS = ("apply_chat_template", "num_fewshot", "batch_size", "dtype", "seed", "limit", "max_gen_toks",
-                      "tasks")
+                      "tasks", "backend")
 
 
 class TaskScores(BaseModel):
@@ -98,12 +98,20 @@ def run_lm_eval(lm, config: BenchConfig, task_manager) -> tuple[dict[str, TaskSc
     return scores, rows, seconds
 
 
-def load_hflm(resolved: ResolvedModel, config: BenchConfig):
-    """Wrap a loaded model in lm-eval's HFLM (the model is loaded by nift-gate's own loader)."""
+def load_lm(resolved: ResolvedModel, config: BenchConfig):
+    """lm-eval's HFLM around the model nift-gate loaded, or lm-eval's vLLM class on the same folder."""
     import torch
     from lm_eval.models.huggingface import HFLM
 
+    from ..errors import ConfigError
     from ..models import load_model
+
+    if config.backend == "vllm":
+        try:
+            from lm_eval.models.vllm_causallms import VLLM
+        except ImportError:
+            raise ConfigError("bench.backend=vllm needs vLLM (pip install vllm, on a GPU machine)") from None
+        return VLLM(pretrained=resolved.path, dtype=config.dtype, batch_size=config.batch_size, seed=config.seed)
 
     loaded = load_model(resolved, dtype=config.dtype)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -130,7 +138,7 @@ def evaluate_model(name: str, resolved: ResolvedModel, config: BenchConfig, task
     from ..threads import choose_threads
 
     threads = choose_threads("generate", config.threads)
-    scores, rows, seconds = run_lm_eval(lm if lm is not None else load_hflm(resolved, config), config, task_manager)
+    scores, rows, seconds = run_lm_eval(lm if lm is not None else load_lm(resolved, config), config, task_manager)
     record = ModelEvalRecord(
         record_id=new_record_id("model_eval"), run_id=run_id, config=config.model_dump(),
         inputs=[InputRef(kind="model", id=resolved.spec, sha256=resolved.sha256), *task_refs],

@@ -210,9 +210,11 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
         learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
         logging_steps=1, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, report_to="none",
         seed=config.seed, data_seed=config.seed, bf16=bf16, fp16=False, use_cpu=not cuda,
-        activation_checkpointing=config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda,
         completion_only_loss=True, packing=config.packing, padding_free=config.padding_free,
-        dataloader_num_workers=0, disable_tqdm=False)
+        dataloader_num_workers=0, disable_tqdm=False,
+        # None keeps TRL's default (on). Measured here: with LoRA on the CPU it is also *faster* (126 vs 105
+        # tokens/s; the activations it does not keep cost more in memory traffic than the recompute).
+        **({} if config.gradient_checkpointing is None else {"activation_checkpointing": config.gradient_checkpointing}))
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.lora_targets, task_type="CAUSAL_LM") if config.method == "lora" else None
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,

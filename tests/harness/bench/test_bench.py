@@ -196,3 +196,13 @@ def test_local_ifeval_and_truthfulqa_from_shared_data(tiny_model, second_tiny_mo
     assert scores["nift_ifeval_local"].version == "4.0"
     tests = {(c.task, c.test) for c in record.comparisons}
     assert ("nift_truthfulqa_mc1", "mcnemar-exact") in tests and ("nift_truthfulqa_mc2", "sign") in tests
+
+
+def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model, second_tiny_model, toy_task):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here; the error path is for machines without it")
+    config = _config(tiny_model, second_tiny_model, toy_task).model_copy(update={"backend": "vllm"})
+    with pytest.raises(ConfigError, match="needs vLLM"):
+        run_bench(config, RunStore("r"))
