@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 
-import torch
 from pydantic import BaseModel, Field
 
 #: (m, k, n) of a representative product: a decode step at batch 8 for a 576-wide model, and a
@@ -27,6 +26,8 @@ class ThreadChoice(BaseModel):
 
 
 def _time_matmul(shape: tuple[int, int, int], threads: int, repeats: int) -> float:
+    import torch
+
     torch.set_num_threads(threads)
     m, k, n = shape
     a, b = torch.randn(m, k), torch.randn(k, n)
@@ -43,6 +44,8 @@ def _time_matmul(shape: tuple[int, int, int], threads: int, repeats: int) -> flo
 
 def choose_threads(workload: str = "generate", requested: int | None = None, repeats: int = 15) -> ThreadChoice:
     """Set torch's thread count for ``workload`` and return what was chosen and why."""
+    import torch
+
     if requested:
         torch.set_num_threads(requested)
         return ThreadChoice(threads=requested, how="requested", workload=workload)

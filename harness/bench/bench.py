@@ -6,6 +6,7 @@ Output under ``<run>/bench/<candidate>/``: record.json (BenchRecord), samples/<m
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from .config import BenchConfig
 from .evaluate import ModelEvalRecord, TaskScores, evaluate_model, fingerprint_diff, load_samples
 from .pairwise import PairwiseResult, answer, item_rows, judge_pair, load_questions
 from .stats import PairedComparison, paired_comparison
-from .tasks import task_manager
+from .tasks import prepare_tasks, task_manager
 
 STAGE = "bench"
 
@@ -50,19 +51,22 @@ def model_name(spec: str) -> str:
     return spec[len(CHECKPOINT_PREFIX):] if spec.startswith(CHECKPOINT_PREFIX) else Path(spec).name or spec
 
 
-def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord) -> None:
+def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord, names: tuple[str, str] | None = None) -> None:
     """Refuse to compare results made differently, naming the fields that differ."""
+    names = names or (candidate.model_name, baseline.model_name)
     a = {**candidate.fingerprint_fields, "task_versions": {t: s.version for t, s in candidate.tasks.items()}}
     b = {**baseline.fingerprint_fields, "task_versions": {t: s.version for t, s in baseline.tasks.items()}}
     if differing := fingerprint_diff(a, b):
         details = "; ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in differing)
-        raise ConfigError(f"cannot compare {candidate.model_name} with {baseline.model_name}: their results were "
+        raise ConfigError(f"cannot compare {names[0]} with {names[1]}: their results were "
                           f"made differently ({details}). Rerun both with the same settings (--force).")
 
 
 def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEvalRecord, baseline_dir: Path,
-            config: BenchConfig) -> list[PairedComparison]:
-    check_comparable(candidate, baseline)
+            baseline_name: str, config: BenchConfig) -> list[PairedComparison]:
+    """Candidate vs one baseline on every task and per-item metric. A cached evaluation keeps the name it
+    was first run under, so the configured ``baseline_name`` labels the comparison."""
+    check_comparable(candidate, baseline, (model_name(config.candidate), baseline_name))
     comparisons = []
     for task, scores in candidate.tasks.items():
         cand_rows = {r["item"]: r["scores"] for r in load_samples(candidate_dir, task)}
@@ -73,7 +77,7 @@ def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEval
             if not per_item_c:
                 continue  # a corpus-level metric with no per-item value (e.g. IFEval's instruction-level lists)
             comparisons.append(paired_comparison(per_item_c, per_item_b, task=task, metric=metric,
-                                                 baseline_name=baseline.model_name, higher_is_better=higher,
+                                                 baseline_name=baseline_name, higher_is_better=higher,
                                                  iterations=config.bootstrap_iterations, confidence=config.confidence,
                                                  seed=config.seed))
     return comparisons
@@ -89,8 +93,8 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
         raise ConfigError(f"model names must be unique, got {names}")
     specs = [(names[0], "candidate", config.candidate)] + [(b.name, "baseline", b.model) for b in config.baselines]
     resolved = {name: resolve_base(spec, store) for name, _, spec in specs}
-    work = store.root / STAGE / "_tasks"
-    manager, task_refs = task_manager(config, work)
+    include_paths, task_refs = prepare_tasks(config, store.root / STAGE / "_tasks")
+    manager = functools.cache(lambda: task_manager(include_paths, config.tasks))  # only when something must run
     inputs = [ref for _, ref in resolved.values()] + task_refs
     fingerprint = stage_fingerprint(inputs, config.model_dump())
     out_dir = store.stage_dir(STAGE, names[0])
@@ -108,7 +112,7 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
         models.append(EvaluatedModel(name=name, role=role, model=model, eval_record_id=evals[name].record_id,
                                      cached=cached))
     comparisons = [c for b in config.baselines for c in compare(evals[names[0]], dirs[names[0]], evals[b.name],
-                                                                 dirs[b.name], config)]
+                                                                 dirs[b.name], b.name, config)]
     pairwise, items, judge_info = [], [], None
     if config.pairwise.enabled:
         pairwise, items, judge_info = _pairwise(config, names, resolved, generators, judge)

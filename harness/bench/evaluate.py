@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -123,11 +124,13 @@ def cache_dir(home: Path, model_sha: str, fields: dict[str, Any]) -> Path:
     return home / "_cache" / "bench" / f"{model_sha[:16]}-{config_hash(fields)[:16]}"
 
 
-def evaluate_model(name: str, resolved: ResolvedModel, config: BenchConfig, task_manager, task_refs: list[InputRef],
+def evaluate_model(name: str, resolved: ResolvedModel, config: BenchConfig, task_manager: Callable[[], Any],
+                   task_refs: list[InputRef],
                    home: Path, run_id: str, force: bool = False, lm=None) -> tuple[ModelEvalRecord, Path, bool]:
     """lm-eval results for one model, from the cache when this model was run with the same fingerprint.
 
-    Returns the record, the folder holding it and its per-item rows, and whether it came from the cache.
+    ``task_manager`` is called only when the model must really be evaluated. Returns the record, the folder
+    holding it and its per-item rows, and whether it came from the cache.
     """
     fields = fingerprint_fields(config, task_refs)
     folder = cache_dir(home, resolved.sha256, fields)
@@ -138,7 +141,8 @@ def evaluate_model(name: str, resolved: ResolvedModel, config: BenchConfig, task
     from ..threads import choose_threads
 
     threads = choose_threads("generate", config.threads)
-    scores, rows, seconds = run_lm_eval(lm if lm is not None else load_lm(resolved, config), config, task_manager)
+    manager = task_manager()  # first: an unknown task fails before a model is loaded
+    scores, rows, seconds = run_lm_eval(lm if lm is not None else load_lm(resolved, config), config, manager)
     record = ModelEvalRecord(
         record_id=new_record_id("model_eval"), run_id=run_id, config=config.model_dump(),
         inputs=[InputRef(kind="model", id=resolved.spec, sha256=resolved.sha256), *task_refs],

@@ -25,11 +25,13 @@ PROJECT_TASKS = {"nift_if", "nift_ifeval_local", "nift_truthfulqa_mc1", "nift_tr
 
 def use_local_nltk_data() -> None:
     """Point nltk at the shipped punkt_tab, so IFEval's checkers never try to download it."""
-    import nltk
+    import sys
 
     local = str(assets_dir() / "nltk_data")
-    os.environ["NLTK_DATA"] = local + os.pathsep + os.environ.get("NLTK_DATA", "")
-    if local not in nltk.data.path:
+    if local not in os.environ.get("NLTK_DATA", "").split(os.pathsep):
+        os.environ["NLTK_DATA"] = os.pathsep.join(p for p in (local, os.environ.get("NLTK_DATA")) if p)
+    nltk = sys.modules.get("nltk")  # already imported: its search path was fixed at import time
+    if nltk is not None and local not in nltk.data.path:
         nltk.data.path.insert(0, local)
 
 
@@ -69,10 +71,11 @@ def _truthfulqa_rows(path: Path) -> list[dict]:
 
 def materialise(config: BenchConfig, folder: Path) -> tuple[str, list[InputRef]]:
     """Write the project tasks this config uses into ``folder``; return the include path and data refs."""
-    import lm_eval.tasks
+    import importlib.util
 
     folder.mkdir(parents=True, exist_ok=True)
-    lm_eval_tasks = Path(lm_eval.tasks.__file__).parent
+    # Located, not imported: importing lm_eval.tasks costs seconds a cached rerun does not need.
+    lm_eval_tasks = Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks"
     refs = []
     # Every project task whose data is at hand is written (so its name is known and suggested); one that
     # is asked for without its data is an error.
@@ -106,10 +109,12 @@ def materialise(config: BenchConfig, folder: Path) -> tuple[str, list[InputRef]]
     return str(folder), refs
 
 
-def task_manager(config: BenchConfig, folder: Path):
-    """A TaskManager that knows the registered tasks, ours, and the user's; unknown names are refused."""
-    from lm_eval.tasks import TaskManager
+def prepare_tasks(config: BenchConfig, folder: Path) -> tuple[list[str], list[InputRef]]:
+    """Write nift-gate's task files and check the user's; returns include paths and the task data refs.
 
+    Cheap: a fully cached rerun needs no more than this (building a TaskManager indexes every task lm-eval
+    ships, several seconds).
+    """
     use_local_nltk_data()
     include, refs = materialise(config, folder)
     paths = [include]
@@ -119,11 +124,18 @@ def task_manager(config: BenchConfig, folder: Path):
             raise InputError(f"{path}: task folder not found")
         validate_task_dir(path)
         paths.append(str(path))
-    manager = TaskManager(include_path=paths)
+    return paths, refs
+
+
+def task_manager(include_paths: list[str], tasks: list[str]):
+    """A TaskManager over lm-eval's tasks and ``include_paths``; unknown task names are refused."""
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=include_paths)
     known = set(manager.all_tasks)
-    for task in config.tasks:
+    for task in tasks:
         if task not in known:
             close = difflib.get_close_matches(task, sorted(known), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; `lm-eval ls tasks` lists them"
             raise ConfigError(f"unknown task {task!r}{hint}")
-    return manager, refs
+    return manager

@@ -206,3 +206,13 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model, second_tiny_mode
     config = _config(tiny_model, second_tiny_model, toy_task).model_copy(update={"backend": "vllm"})
     with pytest.raises(ConfigError, match="needs vLLM"):
         run_bench(config, RunStore("r"))
+
+
+def test_a_baseline_with_the_candidates_weights_is_labelled_by_its_configured_name(tiny_model, toy_task):
+    config = BenchConfig(candidate=str(tiny_model), baselines=[{"name": "same-weights", "model": str(tiny_model)}],
+                         tasks=["toy_mc"], task_dirs=[str(toy_task)], apply_chat_template=False, threads=1)
+    lm = ScriptedLM()
+    record = run_bench(config, RunStore("r"), lms={"model": lm, "same-weights": ScriptedLM()})
+    assert [m.cached for m in record.models] == [False, True]  # same content hash: evaluated once
+    assert {c.baseline for c in record.comparisons} == {"same-weights"}
+    assert all(c.mean_difference == 0 for c in record.comparisons)
