@@ -140,12 +140,16 @@ def embedded_model_dir(name: str) -> Path:
     return target
 
 
-def _network_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+def hub_unreachable_reason(host: str = "huggingface.co", timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face hub cannot be used now (None if it can): decided in seconds, not after retries."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "0")
+    if offline not in ("0", "", "false", "False"):
+        return f"HF_HUB_OFFLINE={offline} is set"
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+        return None
+    except OSError as exc:
+        return f"{host} is unreachable ({exc.__class__.__name__}; set HF_HUB_OFFLINE=1 on offline machines)"
 
 
 def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
@@ -170,11 +174,10 @@ def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
     if path.exists():
         raise ModelLoadError(f"{path}: expected a model folder or a .gguf file")
     if HUB_ID.match(spec) and not spec.startswith((".", "/")):
-        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _network_reachable():
+        if reason := hub_unreachable_reason():
             raise ModelLoadError(
-                f"{spec!r} looks like a Hugging Face hub id, but the hub cannot be reached "
-                f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}, or no network). Download it on a "
-                "machine with network and pass the local folder instead, or use an embedded model: "
+                f"{spec!r} looks like a Hugging Face hub id, but the hub cannot be used: {reason}. Download it "
+                "on a machine with network and pass the local folder instead, or use an embedded model: "
                 f"{', '.join(EMBEDDED_MODELS)}.")
         return ResolvedModel(spec=spec, source="hub", path=spec, sha256=f"hub:{spec}@main")
     raise ModelLoadError(

@@ -129,6 +129,11 @@ def _rows(config: CorpusConfig):
     if config.hub_dataset:
         import datasets
 
+        from ..models import hub_unreachable_reason
+
+        if reason := hub_unreachable_reason():
+            raise InputError(f"hub dataset {config.hub_dataset!r} cannot be streamed: {reason}. Download it on a "
+                             "machine with network and pass corpus.path (a local JSONL/Parquet/text file) instead.")
         try:
             stream = datasets.load_dataset(config.hub_dataset, config.hub_config, split=config.split, streaming=True)
             for number, row in enumerate(stream, 1):

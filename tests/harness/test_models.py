@@ -33,7 +33,7 @@ def test_unknown_model_names_the_alternatives():
 
 def test_hub_id_offline_fails_at_once_naming_the_way_out(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1.*local folder"):
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1 is set.*local folder"):
         resolve_model("HuggingFaceTB/SmolLM2-135M")
 
 

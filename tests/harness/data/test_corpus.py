@@ -82,5 +82,5 @@ def test_missing_path_is_an_error(tmp_path):
 
 
 def test_hub_dataset_offline_fails_with_a_way_forward():
-    with pytest.raises(InputError, match="corpus.path"):
+    with pytest.raises(InputError, match="HF_HUB_OFFLINE=1 is set.*corpus.path"):
         load_corpus(CorpusConfig(hub_dataset="Skylion007/openwebtext"))
