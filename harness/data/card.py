@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from ..models import EMBEDDED_MODELS
+
 if TYPE_CHECKING:
     from .build import NiftDatasetRecord, NiftPair
 
@@ -55,7 +57,11 @@ def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
         j = record.judge
         shown = "n/a" if j.share_instruction_like is None else f"{j.share_instruction_like:.1%}"
         parts += [f"Judge `{j.model}` labelled {j.labelled} sampled user turns: {j.instruction_like} instruction-like, "
-                  f"{j.prose} prose, {j.unparseable} unparseable; instruction-like share {shown}."]
+                  f"{j.prose} prose, {j.unparseable} unparseable; instruction-like share {shown} "
+                  f"(of the {j.instruction_like + j.prose} parseable labels)."]
+        if j.model in EMBEDDED_MODELS:
+            parts += ["This judge is the 135M-parameter embedded model: a weak judge whose labels only exercise "
+                      "the pipeline; use a strong judge (filters.judge.teacher) for a share worth reading."]
     else:
         parts += ["No judge model labelled a sample (filters.judge.enabled is off)."]
     parts += ["", "## Contamination", ""]

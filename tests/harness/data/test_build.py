@@ -142,3 +142,14 @@ def test_variant_overrides_apply_to_that_variant_only(corpus_file, tiny_teacher)
     assert third.lengths["user_words"]["mean"] < half.lengths["user_words"]["mean"]
     with pytest.raises(ValueError, match="cannot override"):
         resolve_variants(DataConfig(variants=[VariantConfig(name="x", overrides={"bogus": 1})]))
+
+
+def test_vllm_teacher_without_vllm_is_a_clear_error(corpus_file):
+    import importlib.util
+
+    from harness.errors import ConfigError
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here; the error path is for machines without it")
+    with pytest.raises(ConfigError, match="needs vLLM"):
+        build_pairs(_config(corpus_file, {"backend": "vllm"}), RunStore("r"))

@@ -22,6 +22,7 @@ def test_demo_config_builds_pairs_with_the_embedded_teacher(tmp_path, capsys):
     assert all(p["teacher"]["model"] == "smollm2-135m-instruct" for p in pairs)
     record = json.loads((folder / "nift" / "record.json").read_text())
     assert record["judge"]["labelled"] == 3
+    assert "weak judge" in (folder / "nift" / "card.md").read_text()
     assert record["generation"]["completion_tokens_per_s"] > 0
     raw = [json.loads(line) for line in (folder / "nift-raw" / "pairs.jsonl").read_text().splitlines()]
     assert [p["messages"][0] for p in raw] == [p["messages"][0] for p in pairs]
