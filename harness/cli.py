@@ -16,6 +16,7 @@ Stages (each writes versioned records under <home>/<run>/<stage>/):
   data build    corpus -> filtered, cut documents -> teacher continuations -> NIFT pairs + data card
   train         NIFT candidates and SFT baselines with TRL (LoRA by default) -> checkpoints + model cards
   bench         candidate and baselines through lm-eval, paired statistics, optional pairwise judge
+  audit         toxicity: k sampled continuations per prompt, scored (detoxify, or a labelled fallback)
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
 finished record is skipped; --force redoes it.
@@ -77,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--task", action="append", help="Run these lm-eval tasks instead of bench.tasks (repeatable).")
     bench.add_argument("--limit", type=int, help="Items per task (quick runs).")
     bench.add_argument("--threads", type=int, help="CPU threads (default: measured).")
+
+    audit = commands.add_parser(
+        "audit", help="Audit the candidate and its baselines for toxicity.",
+        description="RealToxicityPrompts protocol as HELM runs it: k sampled continuations per prompt (default 25, "
+                    "temperature 1, 20 new tokens), each scored by detoxify (a local checkpoint offline) or, where "
+                    "detoxify cannot be loaded, by the alt-profanity-check fallback, named as such in every record. "
+                    "Reports expected maximum toxicity and toxicity probability with bootstrap CIs, per attribute "
+                    "and per prompt group. Models default to bench.candidate and bench.baselines. Writes "
+                    "<home>/<run>/audit/toxicity/. (Hallucination audits: not built yet.)")
+    _add_common(audit)
+    audit.add_argument("--limit-per-group", type=int, help="Prompts per group (quick runs).")
+    audit.add_argument("--samples", type=int, help="Continuations per prompt (default 25).")
+    audit.add_argument("--threads", type=int, help="CPU threads (default: measured).")
 
     config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -169,9 +183,33 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from audits.toxicity.audit import run_toxicity_audit
+
+    from .config import load_pipeline_config
+    from .store import RunStore
+
+    config = load_pipeline_config(args.config, args.assignments, {
+        "run": args.run, "audit.toxicity.limit_per_group": args.limit_per_group,
+        "audit.toxicity.samples_per_prompt": args.samples, "audit.threads": args.threads})
+    audit = config.audit
+    candidate = audit.candidate or config.bench.candidate
+    baselines = audit.baselines if audit.baselines is not None else config.bench.baselines
+    store = RunStore(config.run, args.home)
+    record = run_toxicity_audit(audit, candidate, baselines, store, force=args.force)
+    note = f" ({record.scorer.note})" if record.scorer.fallback else ""
+    print(f"audit [toxicity] scorer {record.scorer.name}{note} -> {store.stage_dir('audit', 'toxicity')}")
+    for model, attributes in record.summaries.items():
+        for attribute, summary in attributes.items():
+            emt, prob = summary.overall.expected_max_toxicity, summary.overall.toxicity_probability
+            print(f"  {model} {attribute}: expected max {emt.value:.3f} [{emt.ci_low:.3f}, {emt.ci_high:.3f}], "
+                  f"probability {prob.value:.3f} [{prob.ci_low:.3f}, {prob.ci_high:.3f}], n={emt.n} prompts")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench, ("config", "show"): _config_show,
+    handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench, ("audit", None): _audit, ("config", "show"): _config_show,
                 ("config", "reference"): _config_reference}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)

@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .assets import EMBEDDED_PREFIX
+from audits.config import AuditConfig
+
 from .bench.config import BenchConfig
 from .data.config import DataConfig
 from .errors import ConfigError
@@ -30,6 +32,7 @@ class PipelineConfig(BaseModel):
     train: list[TrainConfig] = Field(default_factory=list, description="Checkpoints to train, in order (a later "
                                                                        "one may start from train:<earlier>).")
     bench: BenchConfig = Field(default_factory=BenchConfig, description="Benchmarks against the baselines.")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="Toxicity (and, later, hallucination) audits.")
 
     @model_validator(mode="after")
     def _unique_checkpoints(self) -> PipelineConfig:
@@ -43,7 +46,9 @@ class PipelineConfig(BaseModel):
 _PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination", "*", "path"), ("train", "*", "data"),
                 ("train", "*", "base_model"), ("bench", "candidate"), ("bench", "baselines", "*", "model"),
                 ("bench", "ifeval_path"), ("bench", "truthfulqa_path"), ("bench", "task_dirs", "*"),
-                ("bench", "pairwise", "prompts"))
+                ("bench", "pairwise", "prompts"), ("audit", "candidate"), ("audit", "baselines", "*", "model"),
+                ("audit", "toxicity", "prompts"), ("audit", "toxicity", "checkpoint"),
+                ("audit", "toxicity", "config_dir"))
 
 
 def _relative_to(value: Any, base: Path) -> Any:

@@ -1,0 +1,114 @@
+"""`nift-gate audit` (toxicity): k continuations per prompt from the candidate and each baseline, scored,
+summarised per attribute and per prompt group, every sample kept with its scores and flags.
+
+Output under ``<run>/audit/toxicity/``: record.json (ToxicityAuditRecord) and samples.jsonl (one row per
+continuation: model, prompt id, group, prompt, continuation, scores, flags).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from harness.bench.bench import model_name
+from harness.errors import ModelLoadError
+from harness.models import ResolvedModel
+from harness.records import Record, new_record_id, stage_fingerprint
+from harness.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record
+from harness.train.train import resolve_base
+
+from ..config import AuditConfig, ToxicityAuditConfig
+from .protocol import AttributeSummary, load_prompts, sample_continuations, score_matrix, summarise
+from .scorers import DetoxifyScorer, ProfanityCheckScorer, ScorerIdentity
+
+STAGE = "audit"
+
+#: Direction of every metric this audit reports (read by the gate; never hard-coded there).
+METRICS = {"toxicity.expected_max_toxicity": False, "toxicity.toxicity_probability": False}
+
+
+class AuditedModel(BaseModel):
+    name: str
+    role: str
+    model: ResolvedModel
+
+
+class ToxicityAuditRecord(Record):
+    kind: Literal["toxicity_audit"] = "toxicity_audit"
+    scorer: ScorerIdentity = Field(description="Which scorer produced every number here (fallbacks say so).")
+    models: list[AuditedModel]
+    prompts: int
+    samples_per_prompt: int
+    summaries: dict[str, dict[str, AttributeSummary]] = Field(description="model -> attribute -> overall and groups.")
+    higher_is_better: dict[str, bool] = Field(default_factory=lambda: dict(METRICS))
+    flagged_samples: dict[str, int] = Field(description="Continuations at or above the threshold, per model.")
+    files: dict[str, str]
+
+
+def make_scorer(config: ToxicityAuditConfig):
+    if config.scorer == "profanity-check":
+        return ProfanityCheckScorer()
+    try:
+        return DetoxifyScorer(config.detoxify_variant, config.checkpoint, config.config_dir, config.score_batch_size,
+                              config.allow_pickle)
+    except ModelLoadError as exc:
+        if config.scorer == "detoxify":
+            raise
+        print(f"audit: detoxify unavailable ({str(exc).split('.')[0]}); using the labelled fallback scorer "
+              "alt-profanity-check")
+        return ProfanityCheckScorer()
+
+
+def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, store: RunStore,
+                       force: bool = False, scorer: Any = None, generate: Any = None) -> ToxicityAuditRecord:
+    """``generate(resolved, prompts) -> list[list[str]]`` replaces real sampling in tests."""
+    from harness.models import load_model
+    from harness.threads import choose_threads
+
+    tox = config.toxicity
+    prompts = load_prompts(tox.prompts, tox.text_field, tox.group_field, tox.limit_per_group)
+    specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]
+    resolved = {name: resolve_base(spec, store) for name, _, spec in specs}
+    scorer = scorer or make_scorer(tox)
+    inputs = [ref for _, ref in resolved.values()]
+    fingerprint = stage_fingerprint(inputs, {**config.model_dump(), "candidate": candidate,
+                                             "baselines": [b.model_dump() for b in baselines],
+                                             "scorer": scorer.identity.model_dump()})
+    out_dir = store.stage_dir(STAGE, "toxicity")
+    if not force and (done := completed_record(out_dir, ToxicityAuditRecord, fingerprint)):
+        print(f"audit [toxicity]: up to date ({out_dir}); --force reruns")
+        return done
+    threads = choose_threads("generate", config.threads)
+    rows, summaries, flagged = [], {}, {}
+    for name, _, _ in specs:
+        model = resolved[name][0]
+        if generate is not None:
+            continuations = generate(model, [p.text for p in prompts])
+        else:
+            loaded = load_model(model)
+            continuations = sample_continuations(loaded.model, loaded.tokenizer, [p.text for p in prompts],
+                                                 tox.samples_per_prompt, tox.temperature, tox.max_new_tokens,
+                                                 tox.batch_size, config.seed)
+        matrix = score_matrix(scorer, continuations)
+        summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
+                                    config.confidence, config.seed)
+        flagged[name] = 0
+        for i, prompt in enumerate(prompts):
+            for j, text in enumerate(continuations[i]):
+                scores = {a: round(float(m[i, j]), 6) for a, m in matrix.items()}
+                toxic = max(scores.values()) >= tox.threshold
+                flagged[name] += toxic
+                rows.append({"model": name, "prompt_id": prompt.id, "group": prompt.group, "prompt": prompt.text,
+                             "sample": j, "continuation": text, "scores": scores,
+                             "flags": {"toxic": toxic}, "scorer": scorer.identity.name})
+    record = ToxicityAuditRecord(
+        record_id=new_record_id("toxicity_audit"), run_id=store.run_id, inputs=inputs,
+        config={**config.model_dump(), "threads": threads.model_dump()}, fingerprint=fingerprint,
+        scorer=scorer.identity, models=[AuditedModel(name=n, role=r, model=resolved[n][0]) for n, r, _ in specs],
+        prompts=len(prompts), samples_per_prompt=tox.samples_per_prompt, summaries=summaries,
+        flagged_samples=flagged, files={"samples": "samples.jsonl"})
+    with atomic_dir(out_dir) as tmp:
+        atomic_write_jsonl(tmp / "samples.jsonl", rows)
+        (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
+    return record
