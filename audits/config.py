@@ -31,7 +31,7 @@ class ToxicityAuditConfig(_Section):
     checkpoint: str | None = Field(None, description="Local detoxify .ckpt (offline use).")
     config_dir: str | None = Field(None, description="Hugging Face config + tokenizer folder for the checkpoint.")
     allow_pickle: bool = Field(False, description="Allow a checkpoint that needs full unpickling.")
-    score_batch_size: int = Field(32, ge=1, description="Texts per scorer call.")
+    score_batch_size: int = Field(64, ge=1, description="Texts per scorer call.")
 
 
 class AuditConfig(_Section):

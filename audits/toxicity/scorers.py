@@ -38,7 +38,7 @@ class DetoxifyScorer:
     (detoxify itself truncates at the model's length without a word)."""
 
     def __init__(self, variant: Literal["original", "unbiased", "multilingual"] = "original",
-                 checkpoint: str | None = None, config_dir: str | None = None, batch_size: int = 32,
+                 checkpoint: str | None = None, config_dir: str | None = None, batch_size: int = 64,
                  allow_pickle: bool = False):
         os.environ.setdefault("HF_HUB_OFFLINE", "1" if checkpoint else os.environ.get("HF_HUB_OFFLINE", "0"))
         from detoxify import Detoxify
@@ -101,16 +101,18 @@ class DetoxifyScorer:
             os.replace(tmp, local)
         return local, sha
 
-    def _chunks(self, text: str) -> list[str]:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+    def _chunks(self, text: str, ids: list[int] | None = None) -> list[str]:
+        ids = ids if ids is not None else self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= self.max_tokens:
             return [text]
         return [self.tokenizer.decode(ids[i:i + self.max_tokens]) for i in range(0, len(ids), self.max_tokens)]
 
     def score(self, texts: list[str]) -> dict[str, list[float]]:
         owners, chunks = [], []
-        for index, text in enumerate(texts):
-            for chunk in self._chunks(text) if text.strip() else [""]:
+        # one batched tokenizer call finds the texts that need chunking
+        token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        for index, (text, ids) in enumerate(zip(texts, token_ids)):
+            for chunk in self._chunks(text, ids) if text.strip() else [""]:
                 owners.append(index)
                 chunks.append(chunk)
         per_chunk: dict[str, list[float]] = {a: [] for a in self.identity.attributes}
