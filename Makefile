@@ -23,6 +23,7 @@ demo: setup
 	$(BIN)/nift-gate data build --config configs/demo.yaml --show-card
 	$(BIN)/nift-gate train --config configs/demo.yaml
 	$(BIN)/nift-gate bench --config configs/demo.yaml
+	$(BIN)/nift-gate audit --config configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
