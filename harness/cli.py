@@ -140,21 +140,12 @@ def _data_build(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_pipeline_config
-    from .errors import ConfigError
     from .store import RunStore
-    from .train.train import train_checkpoint
+    from .train.train import select_checkpoints, train_checkpoint
 
     config = load_pipeline_config(args.config, args.assignments, {"run": args.run})
-    if not config.train:
-        raise ConfigError("no `train:` entries in the config; see configs/demo.yaml")
-    selected = [t for t in config.train if not args.name or t.name in args.name]
-    if args.name and len(selected) != len(set(args.name)):
-        raise ConfigError(f"unknown checkpoint(s) {sorted(set(args.name) - {t.name for t in config.train})}; "
-                          f"configured: {[t.name for t in config.train]}")
     store = RunStore(config.run, args.home)
-    for entry in selected:
-        if args.threads:
-            entry = entry.model_copy(update={"threads": args.threads})
+    for entry in select_checkpoints(config.train, args.name, args.threads):
         record = train_checkpoint(entry, store, force=args.force)
         if record is not None:
             folder = store.stage_dir("train", entry.name)
@@ -192,11 +183,9 @@ def _audit(args: argparse.Namespace) -> int:
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "audit.toxicity.limit_per_group": args.limit_per_group,
         "audit.toxicity.samples_per_prompt": args.samples, "audit.threads": args.threads})
-    audit = config.audit
-    candidate = audit.candidate or config.bench.candidate
-    baselines = audit.baselines if audit.baselines is not None else config.bench.baselines
+    candidate, baselines = config.audit_targets()
     store = RunStore(config.run, args.home)
-    record = run_toxicity_audit(audit, candidate, baselines, store, force=args.force)
+    record = run_toxicity_audit(config.audit, candidate, baselines, store, force=args.force)
     note = f" ({record.scorer.note})" if record.scorer.fallback else ""
     print(f"audit [toxicity] scorer {record.scorer.name}{note} -> {store.stage_dir('audit', 'toxicity')}")
     for model, attributes in record.summaries.items():

@@ -34,6 +34,11 @@ class PipelineConfig(BaseModel):
     bench: BenchConfig = Field(default_factory=BenchConfig, description="Benchmarks against the baselines.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Toxicity (and, later, hallucination) audits.")
 
+    def audit_targets(self) -> tuple[str, list]:
+        """Candidate and baselines of the audit: its own, else the bench's."""
+        baselines = self.audit.baselines if self.audit.baselines is not None else self.bench.baselines
+        return self.audit.candidate or self.bench.candidate, baselines
+
     @model_validator(mode="after")
     def _unique_checkpoints(self) -> PipelineConfig:
         names = [t.name for t in self.train]

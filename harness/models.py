@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .errors import ModelLoadError
-from .records import sha256_file
+from .records import sha256_bytes, sha256_file
 from .store import atomic_dir, atomic_write_json
 
 
@@ -94,7 +94,6 @@ def _weights_hash(folder: Path) -> str:
         parts.append(f"{file.name}:{cache[key]}")
     if changed:
         atomic_write_json(cache_file, cache)
-    from .records import sha256_bytes
     return sha256_bytes("\n".join(parts).encode())
 
 

@@ -40,7 +40,8 @@ class DetoxifyScorer:
     def __init__(self, variant: Literal["original", "unbiased", "multilingual"] = "original",
                  checkpoint: str | None = None, config_dir: str | None = None, batch_size: int = 64,
                  allow_pickle: bool = False):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1" if checkpoint else os.environ.get("HF_HUB_OFFLINE", "0"))
+        if checkpoint:  # everything is local: spare transformers ~30 s of hub retries (../shared/FACTS.md)
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from detoxify import Detoxify
 
         self.batch_size = batch_size

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from ..errors import ConfigError
 from ..models import EMBEDDED_MODELS, ResolvedModel
 from ..records import InputRef, Record, new_record_id, stage_fingerprint
-from ..store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record, read_record
+from ..store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record
 from ..train.train import CHECKPOINT_PREFIX, resolve_base
 from .config import BenchConfig
 from .evaluate import ModelEvalRecord, TaskScores, evaluate_model, fingerprint_diff, load_samples
@@ -157,6 +157,3 @@ def _pairwise(config: BenchConfig, names: list[str], resolved: dict[str, tuple[R
         items.extend(judged)
     return results, items, judge_info
 
-
-def load_bench_record(path: str | Path) -> BenchRecord:
-    return read_record(path, BenchRecord)

@@ -8,7 +8,6 @@ name the exact problem, because pyarrow's messages do not say where it is.
 from __future__ import annotations
 
 import json
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -164,6 +163,3 @@ def load_corpus(config: CorpusConfig) -> list[Document]:
         raise InputError(f"corpus {config.path or config.hub_dataset or 'embedded'} has no documents with text")
     return documents
 
-
-def describe_source(config: CorpusConfig) -> str:
-    return config.hub_dataset or os.fspath(config.path or embedded_corpus_dir())

@@ -271,6 +271,18 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     return record
 
 
+def select_checkpoints(entries: list[TrainConfig], names: list[str] | None,
+                       threads: int | None = None) -> list[TrainConfig]:
+    """The configured checkpoints named in ``names`` (all when None), in config order."""
+    if not entries:
+        raise ConfigError("no `train:` entries in the config; see configs/demo.yaml")
+    unknown = sorted(set(names or ()) - {t.name for t in entries})
+    if unknown:
+        raise ConfigError(f"unknown checkpoint(s) {unknown}; configured: {[t.name for t in entries]}")
+    selected = [t for t in entries if not names or t.name in names]
+    return [t.model_copy(update={"threads": threads}) if threads else t for t in selected]
+
+
 def load_checkpoint_record(path: str | Path) -> CheckpointRecord:
     return read_record(path, CheckpointRecord)
 

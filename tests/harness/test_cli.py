@@ -63,3 +63,12 @@ def test_set_reaches_list_entries_by_name_or_index(tmp_path):
     assert config.train[1].max_steps == 3 and config.train[0].epochs == 2
     with pytest.raises(ConfigError, match="no entry 'c'"):
         load_pipeline_config(path, ["train.c.max_steps=3"])
+
+
+def test_audit_targets_default_to_the_bench_models(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("bench:\n  candidate: train:cand\n  baselines: [{name: b, model: smollm2-135m-instruct}]\n")
+    candidate, baselines = load_pipeline_config(path).audit_targets()
+    assert candidate == "train:cand" and [b.name for b in baselines] == ["b"]
+    own = load_pipeline_config(path, ["audit.candidate=train:other", "audit.baselines=[]"]).audit_targets()
+    assert own == ("train:other", [])

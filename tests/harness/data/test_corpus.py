@@ -32,40 +32,19 @@ def test_parquet(tmp_path):
     assert [d.text for d in load_corpus(CorpusConfig(path=str(path)))] == ["one doc", "two doc"]
 
 
-def test_empty_corpus_is_an_error(tmp_path):
-    path = tmp_path / "empty.jsonl"
-    path.write_text("")
-    with pytest.raises(InputError, match="empty.jsonl"):
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.jsonl", b"", r"empty.jsonl"),
+    ("bad.jsonl", b'{"text": "fine"}\n{"text": "fine too"}\n{"text": "broken\n', r"bad.jsonl:3: not valid JSON"),
+    ("latin.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9 au lait"}\n', r"latin.jsonl:2: not UTF-8 \(byte 0xe9"),
+    ("latin.txt", b"fine\n\ncaf\xe9\n", r"latin.txt:3: not UTF-8"),
+    ("c.jsonl", b'{"content": "a"}\n{"content": "b"}\n', r"no field 'text' \(fields: content\)"),
+    ("mixed.jsonl", b'{"text": "a"}\n{"other": "b"}\n', r"mixed.jsonl:2: field 'text' is missing"),
+])
+def test_bad_corpus_files_are_named_with_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
         load_corpus(CorpusConfig(path=str(path)))
-
-
-def test_malformed_jsonl_line_is_named(tmp_path):
-    path = tmp_path / "bad.jsonl"
-    path.write_text('{"text": "fine"}\n{"text": "fine too"}\n{"text": "broken\n')
-    with pytest.raises(InputError, match=r"bad.jsonl:3: not valid JSON"):
-        load_corpus(CorpusConfig(path=str(path)))
-
-
-def test_non_utf8_bytes_are_named(tmp_path):
-    path = tmp_path / "latin.jsonl"
-    path.write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9 au lait"}\n')
-    with pytest.raises(InputError, match=r"latin.jsonl:2: not UTF-8 \(byte 0xe9"):
-        load_corpus(CorpusConfig(path=str(path)))
-    text = tmp_path / "latin.txt"
-    text.write_bytes(b"fine\n\ncaf\xe9\n")
-    with pytest.raises(InputError, match=r"latin.txt:3: not UTF-8"):
-        load_corpus(CorpusConfig(path=str(text)))
-
-
-def test_missing_text_field_names_the_field_and_line(tmp_path):
-    path = tmp_path / "c.jsonl"
-    path.write_text('{"content": "a"}\n{"content": "b"}\n')
-    with pytest.raises(InputError, match=r"no field 'text' \(fields: content\)"):
-        load_corpus(CorpusConfig(path=str(path)))
-    mixed = tmp_path / "mixed.jsonl"
-    mixed.write_text('{"text": "a"}\n{"other": "b"}\n')
-    with pytest.raises(InputError, match=r"mixed.jsonl:2: field 'text' is missing"):
-        load_corpus(CorpusConfig(path=str(mixed)))
 
 
 def test_a_10_mb_document_loads_and_is_kept_whole(tmp_path):

@@ -208,3 +208,16 @@ def test_kill_9_mid_training_resumes_to_the_same_step_count(tiny_model, tmp_path
     record = load_checkpoint_record(work.parent)
     assert record.steps == 300 and record.resumed_from_step >= 10
     assert [p.step for p in record.loss_curve] == list(range(1, 301))
+
+
+def test_checkpoint_selection_by_name(tiny_model, tmp_path):
+    from harness.train.train import select_checkpoints
+
+    entries = [_cfg(tiny_model, tmp_path / "d.jsonl", name=n) for n in ("a", "b")]
+    assert [e.name for e in select_checkpoints(entries, None)] == ["a", "b"]
+    picked = select_checkpoints(entries, ["b"], threads=2)
+    assert [e.name for e in picked] == ["b"] and picked[0].threads == 2
+    with pytest.raises(ConfigError, match=r"unknown checkpoint\(s\) \['c'\]"):
+        select_checkpoints(entries, ["b", "c"])
+    with pytest.raises(ConfigError, match="no `train:` entries"):
+        select_checkpoints([], None)
