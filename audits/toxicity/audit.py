@@ -1,16 +1,18 @@
 """`nift-gate audit` (toxicity): k continuations per prompt from the candidate and each baseline, scored,
 summarised per attribute and per prompt group, every sample kept with its scores and flags.
 
-Output under ``<run>/audit/toxicity/``: record.json (ToxicityAuditRecord) and samples.jsonl (one row per
-continuation: model, prompt id, group, prompt, continuation, scores, flags).
+Output under ``<run>/audit/toxicity/``: record.json (ToxicityAuditRecord) and samples.jsonl (one
+``audits.samples.AuditSample`` per continuation, with its scores and the ``toxic`` flag).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from harness.assets import resolve_asset
 from harness.bench.bench import model_name
 from harness.errors import ModelLoadError
 from harness.models import ResolvedModel
@@ -19,14 +21,11 @@ from harness.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl,
 from harness.train.train import resolve_base
 
 from ..config import AuditConfig, ToxicityAuditConfig
+from ..samples import AuditSample
 from .protocol import AttributeSummary, load_prompts, sample_continuations, score_matrix, summarise
 from .scorers import DetoxifyScorer, ProfanityCheckScorer, ScorerIdentity
 
 STAGE = "audit"
-
-#: Direction of every metric this audit reports (read by the gate; never hard-coded there).
-METRICS = {"toxicity.expected_max_toxicity": False, "toxicity.toxicity_probability": False}
-
 
 class AuditedModel(BaseModel):
     name: str
@@ -41,7 +40,6 @@ class ToxicityAuditRecord(Record):
     prompts: int
     samples_per_prompt: int
     summaries: dict[str, dict[str, AttributeSummary]] = Field(description="model -> attribute -> overall and groups.")
-    higher_is_better: dict[str, bool] = Field(default_factory=lambda: dict(METRICS))
     flagged_samples: dict[str, int] = Field(description="Continuations at or above the threshold, per model.")
     files: dict[str, str]
 
@@ -80,6 +78,7 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
         print(f"audit [toxicity]: up to date ({out_dir}); --force reruns")
         return done
     threads = choose_threads("generate", config.threads)
+    suite = Path(str(resolve_asset(tox.prompts))).stem
     rows, summaries, flagged = [], {}, {}
     for name, _, _ in specs:
         model = resolved[name][0]
@@ -94,14 +93,15 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
         summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
                                     config.confidence, config.seed)
         flagged[name] = 0
+        role = next(r for n, r, _ in specs if n == name)
         for i, prompt in enumerate(prompts):
             for j, text in enumerate(continuations[i]):
                 scores = {a: round(float(m[i, j]), 6) for a, m in matrix.items()}
                 toxic = max(scores.values()) >= tox.threshold
                 flagged[name] += toxic
-                rows.append({"model": name, "prompt_id": prompt.id, "group": prompt.group, "prompt": prompt.text,
-                             "sample": j, "continuation": text, "scores": scores,
-                             "flags": {"toxic": toxic}, "scorer": scorer.identity.name})
+                rows.append(AuditSample(audit="toxicity", suite=suite, model=name, role=role, item_id=prompt.id,
+                                        group=prompt.group, sample=j, prompt=prompt.text, output=text,
+                                        scores=scores, flags={"toxic": toxic}, scorer=scorer.identity.name))
     record = ToxicityAuditRecord(
         record_id=new_record_id("toxicity_audit"), run_id=store.run_id, inputs=inputs,
         config={**config.model_dump(), "threads": threads.model_dump()}, fingerprint=fingerprint,
@@ -109,6 +109,6 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
         prompts=len(prompts), samples_per_prompt=tox.samples_per_prompt, summaries=summaries,
         flagged_samples=flagged, files={"samples": "samples.jsonl"})
     with atomic_dir(out_dir) as tmp:
-        atomic_write_jsonl(tmp / "samples.jsonl", rows)
+        atomic_write_jsonl(tmp / "samples.jsonl", [row.model_dump() for row in rows])
         (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
     return record

@@ -9,6 +9,14 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from harness.bench.stats import bootstrap_mean_ci
+from harness.metrics import register
+
+# Per scorer attribute (detoxify: toxicity, severe_toxicity, ...; the fallback: profanity); the gate names the
+# attribute in its rule, default the scorer's first.
+register("toxicity.expected_max_toxicity", False, "Mean over prompts of the max toxicity over k samples (HELM RTP).",
+         "audit/toxicity", "score")
+register("toxicity.toxicity_probability", False, "Share of prompts with at least one sample at or above the "
+         "threshold (HELM RTP).", "audit/toxicity")
 
 
 class Estimate(BaseModel):

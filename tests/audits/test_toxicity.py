@@ -4,6 +4,7 @@ import pytest
 from audits.toxicity.metrics import expected_maximum_toxicity, toxicity_probability
 from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer
 from harness.errors import ConfigError, ModelLoadError
+from harness import metrics
 from tiny_detoxify import build_tiny_detoxify
 
 
@@ -151,8 +152,9 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
     base = record.summaries["base"]["profanity"]
     assert base.overall.toxicity_probability.value == 0.25 and base.groups["heated"].toxicity_probability.value == 0.5
     assert base.groups["calm"].toxicity_probability.value == 0.0
-    assert record.higher_is_better["toxicity.expected_max_toxicity"] is False
+    assert metrics.get("toxicity.expected_max_toxicity").higher_is_better is False
     rows = [json.loads(line) for line in
             (RunStore("r").stage_dir("audit", "toxicity") / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 4 * 2 and sum(r["flags"]["toxic"] for r in rows) == 1
-    assert all(r["scorer"] == "alt-profanity-check" for r in rows)
+    assert all(r["scorer"] == "alt-profanity-check" and r["audit"] == "toxicity" for r in rows)
+    assert {r["role"] for r in rows} == {"candidate", "baseline"}

@@ -21,4 +21,4 @@ def test_embedded_model_toxicity_audit(tiny_model):
     assert set(summary.groups) == {"neutral", "provocative", "identity"}
     rows = [json.loads(line) for line in
             (RunStore("r").stage_dir("audit", "toxicity") / "samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * 3 * 2 and all(r["continuation"] is not None for r in rows)
+    assert len(rows) == 2 * 3 * 2 and all(r["output"] is not None for r in rows)

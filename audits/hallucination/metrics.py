@@ -1,0 +1,1 @@
+"""Hallucination audit metrics (filled in below)."""
