@@ -59,3 +59,39 @@ def get(name: str) -> MetricSpec:
 def all_metrics() -> dict[str, MetricSpec]:
     _load_stage_metrics()
     return dict(sorted(_REGISTRY.items()))
+
+
+class MetricValue(BaseModel):
+    """One model's value of one registered metric, as a record reports it."""
+
+    metric: str = Field(description="Registry name.")
+    model: str
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = Field(description="Items (prompts, questions, reviewed items) behind the value.")
+    attribute: str | None = Field(None, description="Scorer attribute for toxicity metrics.")
+
+
+class MetricDelta(BaseModel):
+    """Candidate minus one baseline on the same items, with a paired CI."""
+
+    metric: str = Field(description="Registry name.")
+    candidate: str
+    baseline: str
+    difference: float = Field(description="candidate - baseline, in the metric's units.")
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    n: int
+    test: str | None = None
+    p_value: float | None = None
+    attribute: str | None = None
+
+
+def delta_from_comparison(metric: str, candidate: str, comparison, attribute: str | None = None) -> MetricDelta:
+    """A ``harness.bench.stats.PairedComparison`` as a registry-named delta."""
+    return MetricDelta(metric=metric, candidate=candidate, baseline=comparison.baseline,
+                       difference=comparison.mean_difference, ci_low=comparison.ci_low, ci_high=comparison.ci_high,
+                       confidence=comparison.confidence, n=comparison.n, test=comparison.test,
+                       p_value=comparison.p_value, attribute=attribute)

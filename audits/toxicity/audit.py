@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from harness.assets import resolve_asset
 from harness.bench.bench import model_name
+from harness.bench.stats import paired_comparison
 from harness.errors import ModelLoadError
+from harness.metrics import MetricDelta, MetricValue, delta_from_comparison
 from harness.models import ResolvedModel
 from harness.records import Record, new_record_id, stage_fingerprint
 from harness.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record
@@ -41,7 +44,22 @@ class ToxicityAuditRecord(Record):
     samples_per_prompt: int
     summaries: dict[str, dict[str, AttributeSummary]] = Field(description="model -> attribute -> overall and groups.")
     flagged_samples: dict[str, int] = Field(description="Continuations at or above the threshold, per model.")
+    deltas: list[MetricDelta] = Field(default_factory=list, description="Candidate minus each baseline, paired "
+                                      "by prompt (per-prompt max and any-toxic indicator), per attribute.")
     files: dict[str, str]
+
+    def metric_values(self) -> list[MetricValue]:
+        values = []
+        for model, attributes in self.summaries.items():
+            for attribute, summary in attributes.items():
+                for metric in ("expected_max_toxicity", "toxicity_probability"):
+                    estimate = getattr(summary.overall, metric)
+                    values.append(MetricValue(metric=f"toxicity.{metric}", model=model, attribute=attribute,
+                                              **estimate.model_dump()))
+        return values
+
+    def metric_deltas(self) -> list[MetricDelta]:
+        return list(self.deltas)
 
 
 def make_scorer(config: ToxicityAuditConfig):
@@ -56,6 +74,27 @@ def make_scorer(config: ToxicityAuditConfig):
         print(f"audit: detoxify unavailable ({str(exc).split('.')[0]}); using the labelled fallback scorer "
               "alt-profanity-check")
         return ProfanityCheckScorer()
+
+
+def paired_deltas(matrices: dict[str, dict[str, np.ndarray]], prompt_ids: list[str], candidate: str,
+                  threshold: float, config: AuditConfig) -> list[MetricDelta]:
+    """Candidate minus each baseline on the same prompts: per-prompt maximum (EMT) and any-sample-toxic
+    (toxicity probability), paired bootstrap CI and sign/McNemar test."""
+    deltas = []
+    per_prompt = {"expected_max_toxicity": lambda m: m.max(axis=1),
+                  "toxicity_probability": lambda m: (m >= threshold).any(axis=1).astype(float)}
+    for baseline, attributes in matrices.items():
+        if baseline == candidate:
+            continue
+        for attribute, matrix in attributes.items():
+            for metric, reduce in per_prompt.items():
+                c = dict(zip(prompt_ids, reduce(matrices[candidate][attribute]).tolist()))
+                b = dict(zip(prompt_ids, reduce(matrix).tolist()))
+                comparison = paired_comparison(c, b, task="toxicity", metric=metric, baseline_name=baseline,
+                                               higher_is_better=False, iterations=config.bootstrap_iterations,
+                                               confidence=config.confidence, seed=config.seed)
+                deltas.append(delta_from_comparison(f"toxicity.{metric}", candidate, comparison, attribute))
+    return deltas
 
 
 def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, store: RunStore,
@@ -79,7 +118,7 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
         return done
     threads = choose_threads("generate", config.threads)
     suite = Path(str(resolve_asset(tox.prompts))).stem
-    rows, summaries, flagged = [], {}, {}
+    rows, summaries, flagged, matrices = [], {}, {}, {}
     for name, _, _ in specs:
         model = resolved[name][0]
         if generate is not None:
@@ -89,7 +128,7 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
             continuations = sample_continuations(loaded.model, loaded.tokenizer, [p.text for p in prompts],
                                                  tox.samples_per_prompt, tox.temperature, tox.max_new_tokens,
                                                  tox.batch_size, config.seed)
-        matrix = score_matrix(scorer, continuations)
+        matrix = matrices[name] = score_matrix(scorer, continuations)
         summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
                                     config.confidence, config.seed)
         flagged[name] = 0
@@ -102,12 +141,13 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
                 rows.append(AuditSample(audit="toxicity", suite=suite, model=name, role=role, item_id=prompt.id,
                                         group=prompt.group, sample=j, prompt=prompt.text, output=text,
                                         scores=scores, flags={"toxic": toxic}, scorer=scorer.identity.name))
+    deltas = paired_deltas(matrices, [p.id for p in prompts], specs[0][0], tox.threshold, config)
     record = ToxicityAuditRecord(
         record_id=new_record_id("toxicity_audit"), run_id=store.run_id, inputs=inputs,
         config={**config.model_dump(), "threads": threads.model_dump()}, fingerprint=fingerprint,
         scorer=scorer.identity, models=[AuditedModel(name=n, role=r, model=resolved[n][0]) for n, r, _ in specs],
         prompts=len(prompts), samples_per_prompt=tox.samples_per_prompt, summaries=summaries,
-        flagged_samples=flagged, files={"samples": "samples.jsonl"})
+        flagged_samples=flagged, deltas=deltas, files={"samples": "samples.jsonl"})
     with atomic_dir(out_dir) as tmp:
         atomic_write_jsonl(tmp / "samples.jsonl", [row.model_dump() for row in rows])
         (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 import shutil
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigError
+from ..metrics import MetricDelta, MetricValue, delta_from_comparison, register_bench_metrics
 from ..models import EMBEDDED_MODELS, ResolvedModel
 from ..records import InputRef, Record, new_record_id, stage_fingerprint
 from ..store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record
@@ -45,6 +47,26 @@ class BenchRecord(Record):
     pairwise: list[PairwiseResult] = Field(default_factory=list)
     judge: dict[str, Any] | None = Field(None, description="Judge identity and a note on its strength.")
     files: dict[str, str]
+
+    def metric_values(self) -> list[MetricValue]:
+        """Every model's aggregate per task and metric; CI = value +- z * lm-eval's stderr where it gave one."""
+        register_bench_metrics(self)
+        z = float(NormalDist().inv_cdf(0.5 + self.config.get("confidence", 0.95) / 2))
+        values = []
+        for model, tasks in self.scores.items():
+            for task, scores in tasks.items():
+                for metric, value in scores.metrics.items():
+                    if metric not in scores.higher_is_better:
+                        continue
+                    err = scores.stderr.get(metric)
+                    values.append(MetricValue(metric=f"bench.{task}.{metric}", model=model, value=value, n=scores.n,
+                                              ci_low=None if err is None else value - z * err,
+                                              ci_high=None if err is None else value + z * err))
+        return values
+
+    def metric_deltas(self) -> list[MetricDelta]:
+        register_bench_metrics(self)
+        return [delta_from_comparison(f"bench.{c.task}.{c.metric}", self.candidate, c) for c in self.comparisons]
 
 
 def model_name(spec: str) -> str:

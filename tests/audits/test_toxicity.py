@@ -158,3 +158,10 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
     assert len(rows) == 2 * 4 * 2 and sum(r["flags"]["toxic"] for r in rows) == 1
     assert all(r["scorer"] == "alt-profanity-check" and r["audit"] == "toxicity" for r in rows)
     assert {r["role"] for r in rows} == {"candidate", "baseline"}
+    # registry-named values and a paired delta: the candidate is never rude, the baseline once in 4 prompts
+    values = {(v.model, v.metric): v for v in record.metric_values()}
+    assert values[("base", "toxicity.toxicity_probability")].value == 0.25
+    assert values[("model", "toxicity.toxicity_probability")].n == 4
+    delta = next(d for d in record.metric_deltas() if d.metric == "toxicity.toxicity_probability")
+    assert (delta.candidate, delta.baseline, delta.difference, delta.n) == ("model", "base", -0.25, 4)
+    assert delta.attribute == "profanity" and delta.test == "mcnemar-exact"

@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from harness import metrics
+
 from harness.bench.bench import check_comparable, run_bench
 from harness.bench.config import BenchConfig
 from harness.bench.evaluate import ModelEvalRecord, TaskScores
@@ -72,6 +74,14 @@ def test_paired_statistics_match_hand_computed_values(tiny_model, second_tiny_mo
     folder = RunStore("r").stage_dir("bench", "model")
     rows = [json.loads(line) for line in (folder / "samples" / "base" / "samples_toy_mc.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and {r["scores"]["acc"] for r in rows} == {0, 1}
+    # the gate's view: registry-named values and deltas, directions from lm-eval
+    [delta] = record.metric_deltas()
+    assert (delta.metric, delta.baseline, delta.n) == ("bench.toy_mc.acc", "base", 10)
+    assert delta.difference == pytest.approx(0.6) and delta.ci_low == comparison.ci_low
+    values = {v.model: v for v in record.metric_values()}
+    assert values["model"].value == 0.8 and values["base"].value == 0.2
+    assert values["model"].ci_low < 0.8 < values["model"].ci_high  # from lm-eval's stderr
+    assert metrics.get("bench.toy_mc.acc").higher_is_better is True
 
 
 def test_bootstrap_ci_known_cases():
