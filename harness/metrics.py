@@ -47,6 +47,7 @@ def _load_stage_metrics() -> None:
     """Import the stages that declare metrics, so the registry is complete wherever it is read."""
     import audits.hallucination.metrics  # noqa: F401
     import audits.toxicity.metrics  # noqa: F401
+    import harness.review.record  # noqa: F401
 
 
 def get(name: str) -> MetricSpec:

@@ -1,0 +1,1 @@
+"""Stage 5: the human review queue (store, enqueue, agreement) behind the Streamlit app in dashboard/."""
