@@ -17,6 +17,7 @@ Stages (each writes versioned records under <home>/<run>/<stage>/):
   train         NIFT candidates and SFT baselines with TRL (LoRA by default) -> checkpoints + model cards
   bench         candidate and baselines through lm-eval, paired statistics, optional pairwise judge
   audit         toxicity: k sampled continuations per prompt, scored (detoxify, or a labelled fallback)
+  review        human review queue: enqueue outputs, Streamlit app (serve), summary record, label export
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
 finished record is skipped; --force redoes it.
@@ -91,6 +92,31 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit-per-group", type=int, help="Prompts per group (quick runs).")
     audit.add_argument("--samples", type=int, help="Continuations per prompt (default 25).")
     audit.add_argument("--threads", type=int, help="CPU threads (default: measured).")
+
+    review = commands.add_parser("review", help="Human review: fill the queue, serve the app, summarise, export.")
+    review_commands = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    enqueue = review_commands.add_parser(
+        "enqueue", help="Queue bench and audit outputs for human review and assign reviewers.",
+        description="Stratified: every flagged audit sample, the k worst items per metric, a random sample per "
+                    "task, and blind A/B pairs per baseline. Duplicates (same model, prompt and output) are "
+                    "skipped; each item needs review.required_reviewers reviewers. The store is review.database, "
+                    "else SQLite at <home>/<run>/review/review.db.")
+    _add_common(enqueue)
+    serve = review_commands.add_parser(
+        "serve", help="Run the Streamlit review app (streamlit run dashboard/app.py).",
+        description="Reviewers sign in with their name and token (or OIDC when review.oidc), label their queue, "
+                    "judge blind A/B pairs; release managers also see progress, agreement and the export. "
+                    "Arguments after -- go to `streamlit run` (e.g. -- --server.port 8600).")
+    _add_common(serve)
+    serve.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="Passed to streamlit run (after --).")
+    summary = review_commands.add_parser(
+        "summary", help="Summarise the labels as the review record the gate reads (<run>/review/record.json).")
+    _add_common(summary)
+    summary.add_argument("--candidate", help="Candidate to summarise (default: the run's candidate).")
+    export = review_commands.add_parser("export", help="Export every label and judgment to CSV or Parquet.")
+    _add_common(export)
+    export.add_argument("--out", type=Path, required=True, help="Output file (.csv or .parquet).")
+    export.add_argument("--format", choices=["csv", "parquet"], help="Default: from the --out suffix.")
 
     config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -196,9 +222,77 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review_config(args: argparse.Namespace):
+    from .config import load_pipeline_config
+    from .store import RunStore
+
+    config = load_pipeline_config(args.config, args.assignments, {"run": args.run})
+    return config.review, RunStore(config.run, args.home)
+
+
+def _review_enqueue(args: argparse.Namespace) -> int:
+    from .review.enqueue import database_url, enqueue
+
+    config, store = _review_config(args)
+    result = enqueue(config, store)
+    added = ", ".join(f"{k} {v}" for k, v in sorted(result.added.items())) or "nothing new"
+    print(f"review [{result.candidate}]: queued {added}; {result.skipped_duplicates} duplicates skipped; "
+          f"{result.assignments} assignments -> {database_url(config, store).split('@')[-1]}")
+    return 0
+
+
+def _review_serve(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+
+    from .review.enqueue import database_url
+
+    config, store = _review_config(args)
+    database_url(config, store)  # creates the run's review folder for the SQLite default
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    extra = [a for a in args.streamlit_args if a != "--"]
+    env = {**os.environ, "NIFT_REVIEW_CONFIG": str(args.config.resolve()) if args.config else "",
+           "NIFT_REVIEW_SET": json.dumps(args.assignments + ([f"run={args.run}"] if args.run else [])),
+           **({"NIFT_HOME": str(Path(args.home).resolve())} if args.home else {})}
+    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), *extra], env=env)
+
+
+def _review_summary(args: argparse.Namespace) -> int:
+    from .review.summary import summarise_review
+
+    config, store = _review_config(args)
+    record = summarise_review(config, store, args.candidate)
+    rate = "n/a" if record.approval_rate is None else f"{record.approval_rate:.3f}"
+    agree = "n/a" if record.agreement is None or record.agreement.value is None else (
+        f"{record.agreement.statistic} {record.agreement.value:.3f} (n={record.agreement.n})")
+    print(f"review [{record.candidate}]: {record.items_with_quorum}/{record.items_total} items with quorum, "
+          f"{record.labels} labels by {record.reviewers} reviewers, approval {rate}, agreement {agree} "
+          f"-> {store.root / 'review' / 'record.json'}")
+    for p in record.pairwise:
+        rate = "n/a" if p.win_rate is None else f"{p.win_rate:.2f}"
+        print(f"  blind pairwise vs {p.baseline}: {p.wins} wins, {p.losses} losses, {p.ties} ties, win rate {rate}")
+    return 0
+
+
+def _review_export(args: argparse.Namespace) -> int:
+    from .review.enqueue import open_store
+    from .review.export import export_labels, labels_frame
+
+    config, store = _review_config(args)
+    review = open_store(config, store)
+    try:
+        path = export_labels(review, args.out, args.format)
+        print(f"review: {len(labels_frame(review))} labels and judgments -> {path}")
+    finally:
+        review.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench, ("audit", None): _audit, ("config", "show"): _config_show,
+                ("review", "enqueue"): _review_enqueue, ("review", "serve"): _review_serve,
+                ("review", "summary"): _review_summary, ("review", "export"): _review_export,
                 ("config", "reference"): _config_reference}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)

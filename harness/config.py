@@ -21,6 +21,7 @@ from audits.config import AuditConfig
 from .bench.config import BenchConfig
 from .data.config import DataConfig
 from .errors import ConfigError
+from .review.config import ReviewConfig
 from .train.config import TrainConfig
 
 
@@ -33,6 +34,7 @@ class PipelineConfig(BaseModel):
                                                                        "one may start from train:<earlier>).")
     bench: BenchConfig = Field(default_factory=BenchConfig, description="Benchmarks against the baselines.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Toxicity (and, later, hallucination) audits.")
+    review: ReviewConfig = Field(default_factory=ReviewConfig, description="Human review queue and app.")
 
     def audit_targets(self) -> tuple[str, list]:
         """Candidate and baselines of the audit: its own, else the bench's."""
@@ -53,7 +55,7 @@ _PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination",
                 ("bench", "ifeval_path"), ("bench", "truthfulqa_path"), ("bench", "task_dirs", "*"),
                 ("bench", "pairwise", "prompts"), ("audit", "candidate"), ("audit", "baselines", "*", "model"),
                 ("audit", "toxicity", "prompts"), ("audit", "toxicity", "checkpoint"),
-                ("audit", "toxicity", "config_dir"))
+                ("audit", "toxicity", "config_dir"), ("review", "tokens_file"))
 
 
 def _relative_to(value: Any, base: Path) -> Any:

@@ -52,6 +52,8 @@ class ReviewRecord(Record):
     agreement: Agreement | None = Field(None, description="On accept/reject, over all items.")
     agreement_per_flag: dict[str, Agreement] = Field(default_factory=dict)
     pairwise: list[PairwiseOutcome] = Field(default_factory=list)
+    helpfulness_mean: float | None = Field(None, description="Mean helpfulness (1 to 5) over the counted labels.")
+    pairwise_judgments: int = Field(0, description="Current blind pairwise judgments on the candidate's items.")
 
     def metric_values(self) -> list[MetricValue]:
         values = []

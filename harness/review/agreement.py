@@ -1,0 +1,68 @@
+"""Inter-reviewer agreement: Cohen's kappa when exactly two reviewers labelled, Krippendorff's alpha otherwise.
+
+Cohen's kappa compares two fixed raters on the items both labelled (scikit-learn's ``cohen_kappa_score``).
+With three or more reviewers, each item labelled by some of them, Krippendorff's alpha (nominal) is the
+statistic that handles missing ratings (the ``krippendorff`` package). Either is undefined (None) when no
+item has two labels, or when every label is the same value (no variation to agree on).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+
+from .record import Agreement
+
+Ratings = Mapping[Hashable, Mapping[str, Hashable]]  # item -> reviewer -> value
+
+
+def agreement(ratings: Ratings) -> Agreement:
+    """Agreement over items with two or more reviewers' values."""
+    shared = {item: dict(by) for item, by in ratings.items() if len(by) >= 2}
+    reviewers = sorted({r for by in shared.values() for r in by})
+    if len(reviewers) <= 2:
+        return _cohen(shared, reviewers)
+    return _krippendorff(shared, reviewers)
+
+
+def _cohen(shared: dict, reviewers: list[str]) -> Agreement:
+    if len(reviewers) < 2:
+        return Agreement(statistic="cohen_kappa", value=None, n=0)
+    first, second = reviewers
+    pairs = [(by[first], by[second]) for by in shared.values()]
+    values = {v for pair in pairs for v in pair}
+    if len(values) < 2:
+        return Agreement(statistic="cohen_kappa", value=None, n=len(pairs))
+    from sklearn.metrics import cohen_kappa_score
+
+    kappa = float(cohen_kappa_score([str(a) for a, _ in pairs], [str(b) for _, b in pairs]))
+    return Agreement(statistic="cohen_kappa", value=None if math.isnan(kappa) else kappa, n=len(pairs))
+
+
+def _krippendorff(shared: dict, reviewers: list[str]) -> Agreement:
+    import krippendorff
+    import numpy as np
+
+    codes = {v: i for i, v in enumerate(sorted({str(v) for by in shared.values() for v in by.values()}))}
+    if len(codes) < 2:
+        return Agreement(statistic="krippendorff_alpha", value=None, n=len(shared))
+    data = np.full((len(reviewers), len(shared)), np.nan)
+    row = {r: i for i, r in enumerate(reviewers)}
+    for column, by in enumerate(shared.values()):
+        for reviewer, value in by.items():
+            data[row[reviewer], column] = codes[str(value)]
+    alpha = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+    return Agreement(statistic="krippendorff_alpha", value=None if math.isnan(alpha) else alpha, n=len(shared))
+
+
+def label_agreement(current_labels: list[dict]) -> tuple[Agreement, dict[str, Agreement]]:
+    """Agreement on accept/reject and on each flag, from the store's current labels (one per item and reviewer)."""
+    from .store import LABEL_FLAGS
+
+    def by_item(field: str) -> dict:
+        table: dict = {}
+        for label in current_labels:
+            table.setdefault(label["item_id"], {})[label["reviewer"]] = label[field]
+        return table
+
+    return agreement(by_item("verdict")), {flag: agreement(by_item(flag)) for flag in LABEL_FLAGS}

@@ -1,0 +1,99 @@
+"""Configuration of `nift-gate review`: where the label store lives, who may label, how the queue is filled.
+
+Tokens are secrets: they are read from the config, an environment variable or a file, compared in constant
+time, and never written to a record (``ReviewConfig.public_dump`` leaves them out).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from harness.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reviewer(_Section):
+    name: str = Field(description="Sign-in name, shown in progress tables and kept with every label.")
+    role: Literal["reviewer", "release_manager"] = Field(
+        "reviewer", description="reviewer: labels the items assigned to them. release_manager: also sees "
+                                "everyone's progress, the agreement panel and the export.")
+    token: SecretStr | None = Field(None, description="Sign-in token (prefer token_env or review.tokens_file: a "
+                                                      "token in a config file ends up in version control).")
+    token_env: str | None = Field(None, description="Environment variable holding this reviewer's token.")
+    email: str | None = Field(None, description="The identity Streamlit's OIDC login must return for this "
+                                                "reviewer (review.oidc).")
+
+
+class ReviewConfig(_Section):
+    database: str | None = Field(None, description="SQLAlchemy URL of the label store; None = SQLite at "
+                                                   "<run>/review/review.db. PostgreSQL: postgresql://user@host/db "
+                                                   "(driver psycopg 3).")
+    candidate: str | None = Field(None, description="Candidate whose outputs are reviewed; None = the candidate "
+                                                    "of the run's bench record (or the audits' candidate role).")
+    reviewers: list[Reviewer] = Field(default_factory=list, description="Who may sign in, with their roles.")
+    tokens_file: str | None = Field(None, description="YAML or JSON file mapping reviewer name -> token (kept out "
+                                                      "of the config and of version control).")
+    oidc: bool = Field(False, description="Sign in with Streamlit's OIDC login (st.login; [auth] in "
+                                          ".streamlit/secrets.toml) instead of tokens; matched by reviewer email.")
+    required_reviewers: int = Field(2, ge=1, description="Distinct reviewers each item needs (quorum).")
+    flagged: list[str] = Field(default_factory=lambda: ["toxic", "hallucination"],
+                               description="Audit sample flags that queue a sample for review, every one of them.")
+    worst_k: int = Field(5, ge=0, description="Per metric: the candidate's k worst items (bench metrics by their "
+                                              "direction; audit scores highest first).")
+    random_per_task: int = Field(10, ge=0, description="Random items per bench task and per audit suite.")
+    pairwise_per_baseline: int = Field(10, ge=0, description="Blind A/B items per baseline (bench pairwise questions "
+                                                             "and task items answered by both models).")
+    include_baselines: bool = Field(False, description="Also queue baselines' flagged audit samples (context for "
+                                                       "reviewers; the record counts the candidate's items only).")
+    seed: int = Field(0, description="Seed of the random strata, the A/B order and the approval-rate bootstrap.")
+    bootstrap_iterations: int = Field(2000, ge=100, description="Resamples for the approval-rate CI.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
+    page_size: int = Field(50, ge=1, le=1000, description="Items per queue page in the app.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ReviewConfig:
+        names = [r.name for r in self.reviewers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"review.reviewers names must be unique, got {names}")
+        return self
+
+    def public_dump(self) -> dict:
+        """The config as a record stores it: reviewer names and roles, never tokens or where they live."""
+        dump = self.model_dump(exclude={"reviewers", "tokens_file"})
+        dump["reviewers"] = [{"name": r.name, "role": r.role} for r in self.reviewers]
+        return dump
+
+    def reviewer(self, name: str) -> Reviewer | None:
+        return next((r for r in self.reviewers if r.name == name), None)
+
+    def tokens(self) -> dict[str, str]:
+        """name -> token, from tokens_file, then token_env, then token (the later one wins)."""
+        tokens: dict[str, str] = {}
+        if self.tokens_file:
+            path = Path(self.tokens_file).expanduser()
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except FileNotFoundError:
+                raise ConfigError(f"review.tokens_file: {path} not found") from None
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"review.tokens_file: {path}: not valid YAML/JSON ({exc})") from None
+            if not isinstance(loaded, dict) or not all(isinstance(v, str | int) for v in loaded.values()):
+                raise ConfigError(f"review.tokens_file: {path}: expected a mapping of reviewer name -> token")
+            unknown = sorted(set(map(str, loaded)) - {r.name for r in self.reviewers})
+            if unknown:
+                raise ConfigError(f"review.tokens_file: {path}: names not in review.reviewers: {unknown}")
+            tokens.update({str(k): str(v) for k, v in loaded.items()})
+        for r in self.reviewers:
+            if r.token_env and os.environ.get(r.token_env):
+                tokens[r.name] = os.environ[r.token_env]
+            if r.token is not None:
+                tokens[r.name] = r.token.get_secret_value()
+        return tokens

@@ -1,0 +1,484 @@
+"""The label store: review items, assignments, append-only labels and blind pairwise judgments.
+
+SQLAlchemy 2 Core over SQLite (the default, ``<run>/review/review.db``, WAL journal, busy timeout, every write
+in ``BEGIN IMMEDIATE`` so writers queue instead of failing on a lock upgrade) or PostgreSQL (psycopg 3).
+
+Human decisions only ever add: a correction is a new label that names the label it supersedes; the database
+refuses UPDATE and DELETE on labels and judgments (migration ``m002_append_only``). The current label of a
+reviewer on an item is their latest one. Every write commits before it returns, so a label the app has
+acknowledged survives the app being killed. Each write carries a client key (unique): repeating a write
+whose acknowledgement was lost returns the row already stored instead of adding a second one.
+
+The pairwise A/B mapping (which model answered A) is stored with the item and returned only by
+``pairwise_results`` and ``export_frame``: ``ReviewItemView``, what the app shows a reviewer, has no such field.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (Boolean, Column, Connection, Engine, Integer, MetaData, String, Table, Text, create_engine,
+                        distinct, event, exists, func, insert, literal, select, union)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from harness.errors import InputError
+
+from .migrations import migrate
+
+#: Flags a reviewer can set on a label (the record's flag rates use the same names).
+LABEL_FLAGS = ("toxic", "hallucination", "unhelpful_refusal", "off_topic")
+VERDICTS = ("accept", "reject")
+PREFERENCES = ("A", "B", "tie")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# The schema as the queries see it; tests/review/test_migrations.py checks it against the migrated database.
+metadata = MetaData()
+items = Table(
+    "review_items", metadata,
+    Column("id", Integer, primary_key=True), Column("content_key", String), Column("kind", String),
+    Column("stratum", String), Column("source", String), Column("source_record_id", String),
+    Column("source_item_id", String), Column("task", String), Column("candidate", String), Column("model", String),
+    Column("role", String), Column("prompt", Text), Column("output", Text), Column("reference", Text),
+    Column("output_a", Text), Column("output_b", Text), Column("model_a", String), Column("model_b", String),
+    Column("scores_json", Text), Column("flags_json", Text), Column("required_reviewers", Integer),
+    Column("created_at", String))
+assignments = Table(
+    "assignments", metadata, Column("id", Integer, primary_key=True), Column("item_id", Integer),
+    Column("reviewer", String), Column("assigned_at", String))
+labels = Table(
+    "labels", metadata, Column("id", Integer, primary_key=True), Column("item_id", Integer),
+    Column("reviewer", String), Column("verdict", String), Column("helpfulness", Integer),
+    *(Column(flag, Boolean) for flag in LABEL_FLAGS), Column("comment", Text), Column("supersedes", Integer),
+    Column("client_key", String), Column("created_at", String))
+judgments = Table(
+    "pairwise_judgments", metadata, Column("id", Integer, primary_key=True), Column("item_id", Integer),
+    Column("reviewer", String), Column("preference", String), Column("comment", Text),
+    Column("supersedes", Integer), Column("client_key", String), Column("created_at", String))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` use psycopg 3 (the one PostgreSQL driver nift-gate installs)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            # Autocommit at the driver level: SQLAlchemy's "begin" event below emits BEGIN itself, so a
+            # writer can take the write lock up front (BEGIN IMMEDIATE) instead of failing to upgrade later.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=FULL")  # durable against power loss too, not only a killed app
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # unknown dialect, missing driver: name the URL's scheme, never its password
+        raise InputError(f"review.database: cannot use {url.split('://')[0]}:// ({exc})") from None
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to queue. ``kind='pairwise'`` items carry output_a/output_b and the stored mapping model_a/model_b."""
+
+    kind: str
+    stratum: str
+    source: str
+    source_record_id: str
+    source_item_id: str
+    task: str
+    candidate: str
+    prompt: str
+    content_key: str
+    model: str | None = None
+    role: str | None = None
+    output: str | None = None
+    reference: str | None = None
+    output_a: str | None = None
+    output_b: str | None = None
+    model_a: str | None = None
+    model_b: str | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, bool] = field(default_factory=dict)
+    required_reviewers: int = 2
+
+
+@dataclass(frozen=True)
+class ReviewItemView:
+    """An item as a reviewer sees it. Blind by construction: no model names, no A/B mapping."""
+
+    id: int
+    kind: str
+    source: str
+    task: str
+    stratum: str
+    prompt: str
+    output: str | None
+    reference: str | None
+    output_a: str | None
+    output_b: str | None
+    scores: dict[str, Any]
+    flags: dict[str, bool]
+    required_reviewers: int
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    id: int
+    item_id: int
+    reviewer: str
+    verdict: str
+    helpfulness: int
+    flags: dict[str, bool]
+    comment: str
+    supersedes: int | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class StoredJudgment:
+    id: int
+    item_id: int
+    reviewer: str
+    preference: str
+    comment: str
+    supersedes: int | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    item_id: int
+    kind: str
+    source: str
+    task: str
+    stratum: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    items_total: int
+    items_with_quorum: int
+    per_reviewer: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (done, assigned)
+
+
+def _label(row) -> StoredLabel:
+    return StoredLabel(id=row.id, item_id=row.item_id, reviewer=row.reviewer, verdict=row.verdict,
+                       helpfulness=row.helpfulness, flags={f: bool(getattr(row, f)) for f in LABEL_FLAGS},
+                       comment=row.comment, supersedes=row.supersedes, created_at=row.created_at)
+
+
+def _judgment(row) -> StoredJudgment:
+    return StoredJudgment(id=row.id, item_id=row.item_id, reviewer=row.reviewer, preference=row.preference,
+                          comment=row.comment, supersedes=row.supersedes, created_at=row.created_at)
+
+
+class ReviewStore:
+    """One label store. All reads and writes of review data go through here (the app included)."""
+
+    def __init__(self, url: str, *, apply_migrations: bool = True):
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url)
+        self._writer = self.engine.execution_options(write=True)
+        if apply_migrations:
+            try:
+                migrate(self._writer)
+            except OperationalError as exc:
+                raise InputError(f"review.database: cannot open {self.engine.url!r}: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One committed transaction; on SQLite it holds the write lock from its first statement."""
+        with self._writer.begin() as conn:
+            yield conn
+
+    # ---- filling the queue -------------------------------------------------------------------------------
+    def add_items(self, new_items: list[NewItem]) -> list[int]:
+        """Insert items whose content key is new; returns the ids inserted (duplicates are skipped)."""
+        if not new_items:
+            return []
+        now = _now()
+        inserted = []
+        with self._write() as conn:
+            keys = [i.content_key for i in new_items]
+            known = set()
+            for start in range(0, len(keys), 500):
+                known |= set(conn.execute(select(items.c.content_key).where(
+                    items.c.content_key.in_(keys[start:start + 500]))).scalars())
+            for item in new_items:
+                if item.content_key in known:
+                    continue
+                known.add(item.content_key)
+                values = {k: v for k, v in item.__dict__.items() if k not in ("scores", "flags")}
+                values.update(scores_json=json.dumps(item.scores, sort_keys=True),
+                              flags_json=json.dumps(item.flags, sort_keys=True), created_at=now)
+                inserted.append(conn.execute(insert(items).values(**values)).inserted_primary_key[0])
+        return inserted
+
+    def assign(self, reviewers: list[str], required: int) -> int:
+        """Give every item with fewer than ``required`` assignees more, least-loaded reviewer first."""
+        if not reviewers:
+            return 0
+        added = 0
+        with self._write() as conn:
+            load = dict.fromkeys(reviewers, 0)
+            for name, count in conn.execute(select(assignments.c.reviewer, func.count()).group_by(
+                    assignments.c.reviewer)):
+                if name in load:
+                    load[name] = count
+            have: dict[int, set[str]] = {}
+            for item_id, name in conn.execute(select(assignments.c.item_id, assignments.c.reviewer)):
+                have.setdefault(item_id, set()).add(name)
+            rows = []
+            now = _now()
+            for item_id in conn.execute(select(items.c.id).order_by(items.c.id)).scalars():
+                current = have.get(item_id, set())
+                for name in sorted((r for r in reviewers if r not in current), key=lambda r: (load[r], r)):
+                    if len(current) >= required:
+                        break
+                    rows.append({"item_id": item_id, "reviewer": name, "assigned_at": now})
+                    current = current | {name}
+                    load[name] += 1
+            for start in range(0, len(rows), 1000):
+                conn.execute(insert(assignments), rows[start:start + 1000])
+            added = len(rows)
+        return added
+
+    # ---- labelling ----------------------------------------------------------------------------------------
+    def _kind(self, conn: Connection, item_id: int) -> str:
+        kind = conn.execute(select(items.c.kind).where(items.c.id == item_id)).scalar()
+        if kind is None:
+            raise InputError(f"item_id: no review item {item_id}")
+        return kind
+
+    def add_label(self, item_id: int, reviewer: str, verdict: str, helpfulness: int,
+                  flags: dict[str, bool] | None = None, comment: str = "", client_key: str | None = None,
+                  retries: int = 3) -> StoredLabel:
+        """Append a label (superseding the reviewer's previous one on the item) and commit before returning."""
+        flags = dict(flags or {})
+        unknown = sorted(set(flags) - set(LABEL_FLAGS))
+        if unknown:
+            raise InputError(f"flags: unknown {unknown}; known: {list(LABEL_FLAGS)}")
+        if verdict not in VERDICTS:
+            raise InputError(f"verdict: {verdict!r} is not one of {list(VERDICTS)}")
+        if not isinstance(helpfulness, int) or not 1 <= helpfulness <= 5:
+            raise InputError(f"helpfulness: {helpfulness!r} is not an integer from 1 to 5")
+        if not reviewer:
+            raise InputError("reviewer: empty name")
+        key = client_key or uuid.uuid4().hex
+        values = {"item_id": item_id, "reviewer": reviewer, "verdict": verdict, "helpfulness": helpfulness,
+                  **{f: bool(flags.get(f, False)) for f in LABEL_FLAGS}, "comment": comment or "",
+                  "client_key": key}
+        return self._append(labels, values, "single", _label, retries)
+
+    def add_judgment(self, item_id: int, reviewer: str, preference: str, comment: str = "",
+                     client_key: str | None = None, retries: int = 3) -> StoredJudgment:
+        """Append a blind pairwise judgment (A, B or tie) and commit before returning."""
+        if preference not in PREFERENCES:
+            raise InputError(f"preference: {preference!r} is not one of {list(PREFERENCES)}")
+        if not reviewer:
+            raise InputError("reviewer: empty name")
+        values = {"item_id": item_id, "reviewer": reviewer, "preference": preference, "comment": comment or "",
+                  "client_key": client_key or uuid.uuid4().hex}
+        return self._append(judgments, values, "pairwise", _judgment, retries)
+
+    def _append(self, table: Table, values: dict[str, Any], kind: str, convert, retries: int):
+        for attempt in range(retries + 1):
+            try:
+                with self._write() as conn:
+                    if self._kind(conn, values["item_id"]) != kind:
+                        raise InputError(f"item_id: item {values['item_id']} is not a {kind} item")
+                    previous = conn.execute(select(func.max(table.c.id)).where(
+                        table.c.item_id == values["item_id"], table.c.reviewer == values["reviewer"])).scalar()
+                    row_id = conn.execute(insert(table).values(
+                        **values, supersedes=previous, created_at=_now())).inserted_primary_key[0]
+                    row = conn.execute(select(table).where(table.c.id == row_id)).one()
+                return convert(row)
+            except IntegrityError:
+                # Same client key already stored: the write happened, its acknowledgement was lost.
+                with self.engine.connect() as conn:
+                    row = conn.execute(select(table).where(table.c.client_key == values["client_key"])).first()
+                if row is None or row.item_id != values["item_id"] or row.reviewer != values["reviewer"]:
+                    raise
+                return convert(row)
+            except OperationalError:
+                # SQLite past its busy timeout, or a dropped PostgreSQL connection: the client key makes a retry safe.
+                if attempt == retries:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    # ---- reading -------------------------------------------------------------------------------------------
+    def _done(self, reviewer_col, item_col):
+        return (exists().where(labels.c.item_id == item_col, labels.c.reviewer == reviewer_col)
+                | exists().where(judgments.c.item_id == item_col, judgments.c.reviewer == reviewer_col))
+
+    def queue(self, reviewer: str, limit: int = 50, offset: int = 0) -> list[QueueEntry]:
+        """The reviewer's assigned items not yet labelled by them, oldest first."""
+        query = (select(items.c.id, items.c.kind, items.c.source, items.c.task, items.c.stratum)
+                 .join(assignments, assignments.c.item_id == items.c.id)
+                 .where(assignments.c.reviewer == reviewer, ~self._done(literal(reviewer), items.c.id))
+                 .order_by(items.c.id).limit(limit).offset(offset))
+        with self.engine.connect() as conn:
+            return [QueueEntry(*row) for row in conn.execute(query)]
+
+    def item(self, item_id: int) -> ReviewItemView:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(items).where(items.c.id == item_id)).first()
+        if row is None:
+            raise InputError(f"item_id: no review item {item_id}")
+        return ReviewItemView(id=row.id, kind=row.kind, source=row.source, task=row.task, stratum=row.stratum,
+                              prompt=row.prompt, output=row.output, reference=row.reference, output_a=row.output_a,
+                              output_b=row.output_b, scores=json.loads(row.scores_json),
+                              flags=json.loads(row.flags_json), required_reviewers=row.required_reviewers)
+
+    def my_label(self, item_id: int, reviewer: str) -> StoredLabel | StoredJudgment | None:
+        """The reviewer's current label or judgment on the item."""
+        with self.engine.connect() as conn:
+            for table, convert in ((labels, _label), (judgments, _judgment)):
+                row = conn.execute(select(table).where(table.c.item_id == item_id, table.c.reviewer == reviewer)
+                                   .order_by(table.c.id.desc()).limit(1)).first()
+                if row is not None:
+                    return convert(row)
+        return None
+
+    def others_labels(self, item_id: int, reviewer: str) -> list[StoredLabel | StoredJudgment] | None:
+        """Other reviewers' current labels on the item, or None while ``reviewer`` has not submitted their own:
+        a reviewer is blind to others' labels until they have labelled the item themselves."""
+        if self.my_label(item_id, reviewer) is None:
+            return None
+        found: list[StoredLabel | StoredJudgment] = []
+        with self.engine.connect() as conn:
+            for table, convert in ((labels, _label), (judgments, _judgment)):
+                latest = (select(func.max(table.c.id)).where(table.c.item_id == item_id, table.c.reviewer != reviewer)
+                          .group_by(table.c.reviewer))
+                found += [convert(r) for r in conn.execute(select(table).where(table.c.id.in_(latest))
+                                                           .order_by(table.c.reviewer))]
+        return found
+
+    def my_history(self, reviewer: str, limit: int = 200) -> list[int]:
+        """Items the reviewer has labelled, most recent first (for corrections)."""
+        query = union(select(labels.c.item_id, labels.c.created_at).where(labels.c.reviewer == reviewer),
+                      select(judgments.c.item_id, judgments.c.created_at).where(judgments.c.reviewer == reviewer)
+                      ).subquery()
+        latest = (select(query.c.item_id, func.max(query.c.created_at).label("at")).group_by(query.c.item_id)
+                  .order_by(func.max(query.c.created_at).desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return list(conn.execute(latest).scalars())
+
+    def _quorum(self, conn: Connection, *scope) -> tuple[int, int]:
+        labelled = union(select(labels.c.item_id, labels.c.reviewer),
+                         select(judgments.c.item_id, judgments.c.reviewer)).subquery()
+        per_item = (select(labelled.c.item_id, func.count(distinct(labelled.c.reviewer)).label("n"))
+                    .group_by(labelled.c.item_id).subquery())
+        total = conn.execute(select(func.count()).select_from(items).where(*scope)).scalar()
+        quorum = conn.execute(select(func.count()).select_from(items.join(per_item, per_item.c.item_id == items.c.id))
+                              .where(per_item.c.n >= items.c.required_reviewers, *scope)).scalar()
+        return total, quorum
+
+    def quorum_counts(self, candidate: str) -> tuple[int, int]:
+        """The candidate's own single-output items: queued, and labelled by at least their quorum."""
+        with self.engine.connect() as conn:
+            return self._quorum(conn, items.c.candidate == candidate, items.c.model == candidate,
+                                items.c.kind == "single")
+
+    def progress(self, candidate: str | None = None) -> Progress:
+        """Items total and with quorum (optionally one candidate's), and each reviewer's done/assigned."""
+        with self.engine.connect() as conn:
+            total, quorum = self._quorum(conn, *([items.c.candidate == candidate] if candidate else []))
+            assigned = dict(conn.execute(select(assignments.c.reviewer, func.count())
+                                         .group_by(assignments.c.reviewer)).all())
+            done = dict(conn.execute(
+                select(assignments.c.reviewer, func.count()).where(self._done(assignments.c.reviewer,
+                                                                              assignments.c.item_id))
+                .group_by(assignments.c.reviewer)).all())
+        return Progress(items_total=total, items_with_quorum=quorum,
+                        per_reviewer={r: (done.get(r, 0), n) for r, n in sorted(assigned.items())})
+
+    def current_labels(self, candidate: str | None = None, kind: str = "single") -> list[dict[str, Any]]:
+        """The current (latest) label or judgment of each reviewer on each item, joined with the item's fields."""
+        table = labels if kind == "single" else judgments
+        latest = select(func.max(table.c.id)).group_by(table.c.item_id, table.c.reviewer)
+        query = (select(table, items.c.candidate, items.c.model, items.c.role, items.c.task, items.c.source,
+                        items.c.model_a, items.c.model_b, items.c.required_reviewers)
+                 .join(items, items.c.id == table.c.item_id).where(table.c.id.in_(latest)).order_by(table.c.id))
+        if candidate:
+            query = query.where(items.c.candidate == candidate)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def strata_of(self, item_ids: list[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(item_ids), 500):
+                found.update(conn.execute(select(items.c.id, items.c.stratum).where(
+                    items.c.id.in_(item_ids[start:start + 500]))).all())
+        return found
+
+    def candidates(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(distinct(items.c.candidate)).order_by(items.c.candidate)).scalars())
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {name: conn.execute(select(func.count()).select_from(table)).scalar()
+                    for name, table in (("items", items), ("assignments", assignments), ("labels", labels),
+                                        ("pairwise_judgments", judgments))}
+
+    def history_frame(self):
+        """Every label and judgment ever written (superseded ones included), with the item's fields and the
+        de-blinded pairwise preference: the release manager's export, as a pandas DataFrame."""
+        import pandas as pd
+
+        superseded_l = select(labels.c.supersedes).where(labels.c.supersedes.is_not(None))
+        superseded_j = select(judgments.c.supersedes).where(judgments.c.supersedes.is_not(None))
+        item_cols = [items.c.candidate, items.c.model, items.c.role, items.c.source, items.c.task, items.c.stratum,
+                     items.c.source_record_id, items.c.source_item_id]
+        with self.engine.connect() as conn:
+            label_rows = pd.DataFrame([dict(r._mapping) for r in conn.execute(
+                select(literal("label").label("type"), labels, *item_cols,
+                       labels.c.id.in_(superseded_l).label("superseded"))
+                .join(items, items.c.id == labels.c.item_id).order_by(labels.c.id))])
+            judgment_rows = pd.DataFrame([dict(r._mapping) for r in conn.execute(
+                select(literal("pairwise").label("type"), judgments, *item_cols, items.c.model_a, items.c.model_b,
+                       judgments.c.id.in_(superseded_j).label("superseded"))
+                .join(items, items.c.id == judgments.c.item_id).order_by(judgments.c.id))])
+        if not judgment_rows.empty:
+            judgment_rows["preferred_model"] = [
+                a if p == "A" else b if p == "B" else "tie"
+                for p, a, b in zip(judgment_rows.preference, judgment_rows.model_a, judgment_rows.model_b)]
+        frames = [f for f in (label_rows, judgment_rows) if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=["type", "id", "item_id", "reviewer", "created_at"])
+        frame = pd.concat(frames, ignore_index=True)
+        return frame.drop(columns=["client_key"]).sort_values(["created_at", "type", "id"], ignore_index=True)
+
