@@ -21,6 +21,7 @@ from audits.config import AuditConfig
 from .bench.config import BenchConfig
 from .data.config import DataConfig
 from .errors import ConfigError
+from .gate.config import GateConfig, ReportConfig
 from .review.config import ReviewConfig
 from .train.config import TrainConfig
 
@@ -34,6 +35,8 @@ class PipelineConfig(BaseModel):
                                                                        "one may start from train:<earlier>).")
     bench: BenchConfig = Field(default_factory=BenchConfig, description="Benchmarks against the baselines.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Toxicity (and, later, hallucination) audits.")
+    gate: GateConfig = Field(default_factory=GateConfig, description="Release policy, registry and promotion.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="The executive report.")
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="Human review queue and app.")
 
     def audit_targets(self) -> tuple[str, list]:
@@ -55,7 +58,8 @@ _PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination",
                 ("bench", "ifeval_path"), ("bench", "truthfulqa_path"), ("bench", "task_dirs", "*"),
                 ("bench", "pairwise", "prompts"), ("audit", "candidate"), ("audit", "baselines", "*", "model"),
                 ("audit", "toxicity", "prompts"), ("audit", "toxicity", "checkpoint"),
-                ("audit", "toxicity", "config_dir"), ("review", "tokens_file"))
+                ("audit", "toxicity", "config_dir"), ("review", "tokens_file"),
+                ("gate", "policy"), ("gate", "registry"))
 
 
 def _relative_to(value: Any, base: Path) -> Any:

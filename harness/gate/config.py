@@ -1,0 +1,48 @@
+"""Configuration of `nift-gate gate`, `override` and `registry`: which policy, which models, where decisions go."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MlflowExportConfig(_Section):
+    tracking_uri: str | None = Field(None, description="MLflow tracking and registry URI (e.g. file:///srv/mlruns); "
+                                                       "None = no export. Needs `pip install mlflow-skinny`.")
+    registered_model: str | None = Field(None, description="Registered model name; None = the candidate's name.")
+
+
+class GateConfig(_Section):
+    policy: str | None = Field(None, description="Policy YAML (rules and severities); e.g. configs/policy-demo.yaml.")
+    candidate: str | None = Field(None, description="Candidate name as the records know it; None = bench.candidate's.")
+    baselines: list[str] | None = Field(None, description="Baseline names a non-inferiority rule without `baseline:` "
+                                                          "is checked against, and the report compares with; "
+                                                          "None = the names under bench.baselines.")
+    registry: str | None = Field(None, description="Registry folder (decision log); None = <home>/registry.")
+    promote_aliases: list[str] = Field(default_factory=lambda: ["staging"],
+                                       description="Aliases a PROMOTE decision moves to the candidate. Others "
+                                                   "(e.g. production) move only by `nift-gate override --alias`.")
+    update_model_card: bool = Field(True, description="On promotion, write the evaluation results into the "
+                                                      "checkpoint's model card (Hugging Face model-index metadata).")
+    mlflow: MlflowExportConfig = Field(default_factory=MlflowExportConfig, description="Optional MLflow export.")
+
+
+class HandWrittenCost(_Section):
+    minutes_per_example: float = Field(8.0, gt=0, description="Minutes a person needs to write one instruction "
+                                                                "example (instruction + answer) by hand.")
+    hourly_rate_usd: float = Field(40.0, ge=0, description="Loaded hourly cost of that person, USD.")
+    review_share: float = Field(0.2, ge=0, description="Extra time for checking hand-written examples, as a share "
+                                                       "of writing time.")
+
+
+class ReportConfig(_Section):
+    title: str = Field("NIFT release gate report", description="Report title.")
+    hand_written: HandWrittenCost = Field(default_factory=HandWrittenCost,
+                                          description="Assumptions of the hand-written instruction data estimate.")
+    machine_usd_per_hour: float = Field(0.0, ge=0, description="Cost of an hour of the machine that ran a local "
+                                                                 "teacher (added to the teacher's token cost).")
+    quoted_outputs: int = Field(3, ge=0, description="Model outputs quoted per model in the report (highest "
+                                                     "toxicity scores, flagged hallucinations).")

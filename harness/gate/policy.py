@@ -1,0 +1,189 @@
+"""The release policy: a YAML list of rules over registered metrics, each with a severity.
+
+    schema_version: 1
+    rules:
+      - name: if-not-worse-than-baselines
+        type: non_inferiority          # candidate - baseline, paired CI, oriented by the metric's direction
+        metric: bench.nift_if.prompt_level_strict_acc
+        margin: 0.10                   # the oriented lower CI bound must be above -margin
+        severity: block
+      - {name: toxicity-ceiling, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.2}
+      - {name: reviewed, type: review_quorum, min_items: 20, min_reviewers: 2}
+
+Rule types: ``threshold`` (at least ``value`` for higher-is-better metrics, at most for lower-is-better),
+``non_inferiority``, ``ceiling`` and ``floor`` (explicit bounds; the metric's registered direction must
+agree), ``review_quorum``, ``approval_rate``, ``min_agreement``. ``judge_on: ci`` judges a bound rule on the
+pessimistic end of the value's CI instead of the point value. Directions come from ``harness.metrics``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+from ..records import sha256_bytes
+
+Severity = Literal["block", "warn"]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Unique rule name, quoted in the decision and the report.")
+    severity: Severity = Field("block", description="block: a failure rejects; warn: a failure is reported only.")
+    description: str | None = Field(None, description="Why the rule exists, for the report.")
+
+
+class _MetricRule(_Rule):
+    metric: str = Field(description="Registered metric name, e.g. bench.nift_if.prompt_level_strict_acc.")
+    attribute: str | None = Field(None, description="Scorer attribute (toxicity); None = the scorer's first.")
+    model: str | None = Field(None, description="Model whose value is judged; None = the candidate.")
+
+
+class ThresholdRule(_MetricRule):
+    type: Literal["threshold"]
+    value: float = Field(description="At least this (higher-is-better metric) or at most this (lower-is-better).")
+    judge_on: Literal["value", "ci"] = Field("value", description="ci: judge the pessimistic CI bound instead.")
+
+
+class CeilingRule(_MetricRule):
+    type: Literal["ceiling"]
+    max: float = Field(description="The metric must be at most this; only for lower-is-better metrics.")
+    judge_on: Literal["value", "ci"] = Field("value", description="ci: the upper CI bound must be at most max.")
+
+
+class FloorRule(_MetricRule):
+    type: Literal["floor"]
+    min: float = Field(description="The metric must be at least this; only for higher-is-better metrics.")
+    judge_on: Literal["value", "ci"] = Field("value", description="ci: the lower CI bound must be at least min.")
+
+
+class NonInferiorityRule(_MetricRule):
+    type: Literal["non_inferiority"]
+    baseline: str | None = Field(None, description="Baseline name; None = every baseline of gate.baselines.")
+    margin: float = Field(description="Allowed loss, in the metric's units, >= 0. Passes when the lower bound of "
+                                      "the paired CI of (candidate - baseline), oriented so that higher is better, "
+                                      "is above -margin.")
+
+
+class ReviewQuorumRule(_Rule):
+    type: Literal["review_quorum"]
+    min_items: int = Field(description="At least this many of the candidate's items must have a quorum.")
+    min_reviewers: int = Field(description="An item has a quorum when this many distinct reviewers labelled it.")
+
+
+class ApprovalRateRule(_Rule):
+    type: Literal["approval_rate"]
+    min: float = Field(description="Share of reviewer labels accepting the output, 0..1.")
+    judge_on: Literal["value", "ci"] = Field("value", description="ci: the lower CI bound must be at least min.")
+
+
+class MinAgreementRule(_Rule):
+    type: Literal["min_agreement"]
+    min: float = Field(description="Inter-reviewer agreement (kappa or alpha), -1..1.")
+
+
+Rule = Annotated[ThresholdRule | CeilingRule | FloorRule | NonInferiorityRule | ReviewQuorumRule | ApprovalRateRule
+                 | MinAgreementRule, Field(discriminator="type")]
+
+
+class GatePolicy(BaseModel):
+    """A parsed policy file. ``source``/``sha256``/``lines`` say where it came from, for errors and the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = Field(1, description="Policy format version.")
+    description: str | None = Field(None, description="What this policy is for.")
+    rules: list[Rule] = Field(min_length=1, description="Rules, judged in order.")
+    source: str = Field("<inline>", exclude=True)
+    sha256: str = Field("", exclude=True)
+    lines: dict[str, int] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatePolicy:
+        names = [r.name for r in self.rules]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"rule names must be unique; repeated: {duplicates}")
+        return self
+
+    def where(self, rule: _Rule) -> str:
+        """``file:line: rule 'name'`` for error messages."""
+        line = self.lines.get(rule.name)
+        return f"{self.source}{f':{line}' if line else ''}: rule {rule.name!r}"
+
+    def check_static(self) -> None:
+        """Thresholds that no metric could meet, whatever the records say."""
+        for rule in self.rules:
+            problem = None
+            if isinstance(rule, ReviewQuorumRule):
+                if rule.min_items < 1:
+                    problem = f"min_items must be at least 1, got {rule.min_items}"
+                elif rule.min_reviewers < 1:
+                    problem = f"min_reviewers must be at least 1, got {rule.min_reviewers}"
+            elif isinstance(rule, ApprovalRateRule) and not 0 <= rule.min <= 1:
+                problem = f"an approval rate lies in 0..1; min {rule.min} is impossible"
+            elif isinstance(rule, MinAgreementRule) and not -1 <= rule.min <= 1:
+                problem = f"agreement (kappa/alpha) lies in -1..1; min {rule.min} is impossible"
+            elif isinstance(rule, NonInferiorityRule) and rule.margin < 0:
+                problem = f"margin is an allowed loss and must be >= 0, got {rule.margin}"
+            if problem:
+                raise ConfigError(f"{self.where(rule)}: {problem}")
+
+
+def _rule_lines(text: str) -> dict[str, int]:
+    """Rule name -> 1-based line of the rule in the YAML text, so errors can point at it."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key, value in root.value:
+        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+            for item in value.value:
+                if isinstance(item, yaml.MappingNode):
+                    for k, v in item.value:
+                        if k.value == "name" and isinstance(v, yaml.ScalarNode):
+                            lines[v.value] = item.start_mark.line + 1
+    return lines
+
+
+def load_policy(path: str | Path) -> GatePolicy:
+    """Read and validate a policy file. Errors name the file, the line of the rule and the field."""
+    path = Path(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: policy file not found (gate.policy)") from None
+    text = raw_bytes.decode("utf-8", errors="replace")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
+                          f"({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a `rules:` list")
+    lines = _rule_lines(text)
+    try:
+        policy = GatePolicy.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = list(err["loc"])
+            where = ".".join(str(p) for p in loc)
+            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and loc[1] < len(raw.get("rules") or []):
+                entry = raw["rules"][loc[1]]
+                name = entry.get("name") if isinstance(entry, dict) else None
+                line = lines.get(name) if name else None
+                where = (f"line {line}: " if line else "") + f"rule {name or loc[1]!r}: " + ".".join(str(p) for p in loc[3:] or loc[2:])
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError(f"{path}: invalid policy: {'; '.join(problems)}") from None
+    policy.source, policy.sha256, policy.lines = str(path), sha256_bytes(raw_bytes), lines
+    policy.check_static()
+    return policy

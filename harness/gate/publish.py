@@ -1,0 +1,95 @@
+"""What a promotion writes outside the registry: the checkpoint's model card and, optionally, MLflow.
+
+The model card gets Hugging Face ``model-index`` metadata (``huggingface_hub.EvalResult``), one result per
+metric the gate read for the candidate. MLflow export registers a model version with the decision as tags
+and points the promoted aliases at it; it needs ``mlflow`` (or ``mlflow-skinny``) installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.metrics import MetricValue
+from harness.store import RunStore, atomic_write_text
+
+
+CARD_FOLDERS = ("model", "merged")
+
+
+def _dataset(metric: str) -> tuple[str, str]:
+    """(dataset type, metric short name) of a registry metric name, e.g. bench.nift_if.acc -> (nift_if, acc)."""
+    family, _, rest = metric.partition(".")
+    if family == "bench":
+        task, _, name = rest.partition(".")
+        return task, name
+    if "." in rest:
+        suite, _, name = rest.rpartition(".")
+        return f"{family}.{suite}", name
+    return family, rest
+
+
+def eval_results(candidate: str, values: list[MetricValue]):
+    """One ``EvalResult`` per candidate metric value, named by its registry name."""
+    from huggingface_hub import EvalResult
+
+    results = []
+    for value in sorted(values, key=lambda v: (v.metric, v.attribute or "")):
+        if value.model != candidate:
+            continue
+        dataset, name = _dataset(value.metric)
+        results.append(EvalResult(
+            task_type="text-generation", dataset_type=dataset, dataset_name=dataset,
+            metric_type=value.metric + (f".{value.attribute}" if value.attribute else ""),
+            metric_name=name + (f" ({value.attribute})" if value.attribute else ""), metric_value=round(value.value, 6),
+            metric_config=value.attribute))
+    return results
+
+
+def update_model_cards(store: RunStore, candidate: str, values: list[MetricValue],
+                       provenance: dict[str, Any]) -> list[Path]:
+    """Write the evaluation results into ``train/<candidate>/{model,merged}/README.md`` where they exist.
+
+    ``provenance`` (decision, record_id, policy_sha256, aliases) goes into the card's ``nift_gate`` metadata.
+    """
+    from huggingface_hub import ModelCard
+
+    written = []
+    results = eval_results(candidate, values)
+    for folder in CARD_FOLDERS:
+        path = store.stage_dir("train", candidate) / folder / "README.md"
+        if not path.exists():
+            continue
+        card = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True)
+        card.data.model_name = candidate
+        card.data.eval_results = results
+        tags = [t for t in (card.data.tags or []) if t != "nift-gate-promoted"]
+        card.data.tags = tags + ["nift-gate-promoted"]
+        card.data.nift_gate = {**provenance, "aliases": sorted(provenance.get("aliases", []))}
+        text = str(card).replace("Not released: a model trained here ships only through `nift-gate gate`.",
+                                 f"Promoted by nift-gate ({provenance['decision']}, {provenance['record_id']}).")
+        atomic_write_text(path, text)
+        written.append(path)
+    return written
+
+
+def export_to_mlflow(tracking_uri: str, registered_model: str, source: str, tags: dict[str, Any],
+                     aliases: list[str]) -> str:
+    """Register ``source`` as a new version of ``registered_model``, tag it, point ``aliases`` at it; the version."""
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise ConfigError("gate.mlflow.tracking_uri is set but mlflow is not installed: "
+                          "pip install mlflow-skinny (or unset gate.mlflow.tracking_uri)") from None
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        client.get_registered_model(registered_model)
+    except MlflowException:
+        client.create_registered_model(registered_model, description="Released through nift-gate.")
+    version = client.create_model_version(registered_model, source=source,
+                                          tags={k: str(v) for k, v in tags.items()})
+    for alias in aliases:
+        client.set_registered_model_alias(registered_model, alias, version.version)
+    return str(version.version)

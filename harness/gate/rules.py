@@ -1,0 +1,245 @@
+"""Judging a policy's rules on the evidence: pure functions, no files written.
+
+Every direction comes from the metric registry (``harness.metrics.get``). A block rule that fails rejects;
+a block rule waiting for human review (quorum not met, no review yet) makes the decision PENDING_REVIEW;
+otherwise the candidate is promoted. Warn rules are reported and never change the verdict.
+"""
+
+from __future__ import annotations
+
+from harness import metrics
+from harness.errors import ConfigError
+from harness.metrics import MetricDelta, MetricValue
+
+from .evidence import Evidence
+from .policy import (ApprovalRateRule, CeilingRule, FloorRule, GatePolicy, MinAgreementRule, NonInferiorityRule,
+                     ReviewQuorumRule, ThresholdRule)
+from .record import RuleOutcome, Verdict
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _ci(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f" [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _pick_values(policy: GatePolicy, rule, evidence: Evidence, model: str) -> list[tuple[MetricValue, str]]:
+    matching = [(v, rid) for v, rid in evidence.values if v.metric == rule.metric]
+    if not matching and not any(d.metric == rule.metric for d, _ in evidence.deltas):
+        if rule.metric.startswith("review."):
+            return []  # no review yet: pending, not an error
+        raise ConfigError(f"{policy.where(rule)}: no record has metric {rule.metric!r}; available: "
+                          f"{', '.join(evidence.available()) or 'none'}")
+    for_model = [(v, rid) for v, rid in matching if v.model == model]
+    if not for_model and matching:
+        raise ConfigError(f"{policy.where(rule)}: metric {rule.metric!r} has no value for model {model!r}; models "
+                          f"with it: {', '.join(sorted({v.model for v, _ in matching}))}")
+    if rule.attribute is not None:
+        chosen = [(v, rid) for v, rid in for_model if v.attribute == rule.attribute]
+        if not chosen:
+            raise ConfigError(f"{policy.where(rule)}: metric {rule.metric!r} has no attribute {rule.attribute!r}; "
+                              f"attributes: {', '.join(sorted({str(v.attribute) for v, _ in for_model}))}")
+        return chosen
+    if for_model and for_model[0][0].attribute is not None and not rule.metric.startswith("review."):
+        first = for_model[0][0].attribute  # records list the scorer's attributes in the scorer's order
+        return [(v, rid) for v, rid in for_model if v.attribute == first]
+    return for_model
+
+
+def _spec(policy: GatePolicy, rule) -> metrics.MetricSpec:
+    try:
+        return metrics.get(rule.metric)
+    except ConfigError as exc:
+        raise ConfigError(f"{policy.where(rule)}: {exc}") from None
+
+
+def _check_bound(policy: GatePolicy, rule, spec: metrics.MetricSpec, bound: float) -> None:
+    if spec.unit == "rate" and not 0 <= bound <= 1:
+        raise ConfigError(f"{policy.where(rule)}: {rule.metric} is a rate (0..1); the bound {bound} is impossible")
+
+
+def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, candidate: str) -> RuleOutcome:
+    """threshold, ceiling and floor rules: one value against one bound."""
+    model = rule.model or candidate
+    picked = _pick_values(policy, rule, evidence, model)
+    spec = _spec(policy, rule)
+    hib = spec.higher_is_better
+    if isinstance(rule, CeilingRule):
+        if hib:
+            raise ConfigError(f"{policy.where(rule)}: a ceiling on {rule.metric}, which is higher-is-better in the "
+                              f"metric registry; use `floor` or `threshold`")
+        bound, upper = rule.max, True
+    elif isinstance(rule, FloorRule):
+        if not hib:
+            raise ConfigError(f"{policy.where(rule)}: a floor on {rule.metric}, which is lower-is-better in the "
+                              f"metric registry; use `ceiling` or `threshold`")
+        bound, upper = rule.min, False
+    else:
+        bound, upper = rule.value, not hib
+    _check_bound(policy, rule, spec, bound)
+    base = dict(rule=rule.name, type=rule.type, severity=rule.severity, metric=rule.metric, model=model,
+                attribute=rule.attribute, higher_is_better=hib, threshold=bound, comparison="<=" if upper else ">=")
+    if not picked:
+        return RuleOutcome(**base, status="pending", detail=f"{rule.metric}: no human review yet")
+    if len(picked) > 1:
+        raise ConfigError(f"{policy.where(rule)}: {rule.metric} has {len(picked)} values for {model} "
+                          f"(attributes {[v.attribute for v, _ in picked]}); name one with `attribute:`")
+    value, record_id = picked[0]
+    judged = value.value if rule.judge_on == "value" else (value.ci_high if upper else value.ci_low)
+    where = f"{'upper' if upper else 'lower'} CI bound " if rule.judge_on == "ci" else ""
+    base.update(attribute=value.attribute, value=value.value, ci_low=value.ci_low, ci_high=value.ci_high, n=value.n,
+                judged=judged, records=[record_id])
+    label = f"{rule.metric}{f' [{value.attribute}]' if value.attribute else ''} of {model}"
+    if judged is None:
+        return RuleOutcome(**base, status="fail", detail=f"{label}: no CI to judge (n={value.n})")
+    ok = judged <= bound if upper else judged >= bound
+    return RuleOutcome(**base, status="pass" if ok else "fail",
+                       detail=f"{label} {_fmt(value.value)}{_ci(value.ci_low, value.ci_high)}, n={value.n}: "
+                              f"{where}{_fmt(judged)} {'<=' if upper else '>='} {_fmt(bound)} "
+                              f"{'holds' if ok else 'does not hold'}")
+
+
+def _judge_non_inferiority(policy: GatePolicy, rule: NonInferiorityRule, evidence: Evidence, candidate: str,
+                           baselines: list[str]) -> list[RuleOutcome]:
+    deltas = [(d, rid) for d, rid in evidence.deltas if d.metric == rule.metric]
+    if not deltas:
+        raise ConfigError(f"{policy.where(rule)}: no record has a paired comparison for {rule.metric!r}; metrics "
+                          f"with comparisons: {', '.join(sorted({d.metric for d, _ in evidence.deltas})) or 'none'}; "
+                          f"all metrics: {', '.join(evidence.available()) or 'none'}")
+    spec = _spec(policy, rule)
+    if spec.unit == "rate" and rule.margin > 1:
+        raise ConfigError(f"{policy.where(rule)}: {rule.metric} is a rate (0..1); a margin of {rule.margin} "
+                          f"allows any loss and is impossible to fail")
+    model = rule.model or candidate
+    targets = [rule.baseline] if rule.baseline else baselines
+    if not targets:
+        raise ConfigError(f"{policy.where(rule)}: no baseline named and gate.baselines is empty")
+    attribute = rule.attribute
+    if attribute is None and deltas[0][0].attribute is not None:
+        attribute = deltas[0][0].attribute
+    outcomes = []
+    for baseline in targets:
+        found = [(d, rid) for d, rid in deltas
+                 if d.candidate == model and d.baseline == baseline and d.attribute == attribute]
+        if not found:
+            raise ConfigError(f"{policy.where(rule)}: no comparison of {model} with baseline {baseline!r} on "
+                              f"{rule.metric}{f' [{attribute}]' if attribute else ''}; baselines compared: "
+                              f"{', '.join(sorted({d.baseline for d, _ in deltas})) or 'none'}")
+        delta, record_id = found[0]
+        outcomes.append(_non_inferiority_outcome(rule, spec.higher_is_better, delta, record_id))
+    return outcomes
+
+
+def _non_inferiority_outcome(rule: NonInferiorityRule, hib: bool, delta: MetricDelta, record_id: str) -> RuleOutcome:
+    # Orient so that higher is better: for a lower-is-better metric the worst case of (c - b) is its upper bound.
+    oriented_low = None
+    if delta.ci_low is not None and delta.ci_high is not None:
+        oriented_low = delta.ci_low if hib else -delta.ci_high
+    base = dict(rule=rule.name, type=rule.type, severity=rule.severity, metric=rule.metric, model=delta.candidate,
+                baseline=delta.baseline, attribute=delta.attribute, higher_is_better=hib, value=delta.difference,
+                ci_low=delta.ci_low, ci_high=delta.ci_high, confidence=delta.confidence, n=delta.n,
+                judged=oriented_low, comparison=">", threshold=-rule.margin, records=[record_id])
+    label = (f"{rule.metric}{f' [{delta.attribute}]' if delta.attribute else ''}: {delta.candidate} - "
+             f"{delta.baseline} = {_fmt(delta.difference)}{_ci(delta.ci_low, delta.ci_high)} "
+             f"({delta.confidence:.0%} paired CI, n={delta.n}, {'higher' if hib else 'lower'} is better)")
+    if oriented_low is None:
+        return RuleOutcome(**base, status="fail", detail=f"{label}: no CI (n={delta.n}), non-inferiority not shown")
+    ok = oriented_low > -rule.margin
+    return RuleOutcome(**base, status="pass" if ok else "fail",
+                       detail=f"{label}; worst case {_fmt(oriented_low)} {'>' if ok else '<='} -margin "
+                              f"{_fmt(-rule.margin)}")
+
+
+def _judge_review(policy: GatePolicy, rule, evidence: Evidence, candidate: str, quorum_met: bool) -> RuleOutcome:
+    review = evidence.review
+    base = dict(rule=rule.name, type=rule.type, severity=rule.severity, model=candidate,
+                records=[review.record_id] if review else [])
+    if review is None:
+        return RuleOutcome(**base, status="pending", detail="no review record yet: run the review stage")
+    if isinstance(rule, ReviewQuorumRule):
+        if review.required_reviewers < rule.min_reviewers:
+            raise ConfigError(f"{policy.where(rule)}: needs {rule.min_reviewers} reviewers per item, but the review "
+                              f"record {review.record_id} counts an item as reviewed at {review.required_reviewers}; "
+                              f"set the review stage's required reviewers to at least {rule.min_reviewers}")
+        if rule.min_items > review.items_total:
+            raise ConfigError(f"{policy.where(rule)}: needs {rule.min_items} items with a quorum, but only "
+                              f"{review.items_total} items are queued (record {review.record_id}); the rule can never "
+                              f"pass")
+        ok = review.items_with_quorum >= rule.min_items
+        return RuleOutcome(**base, status="pass" if ok else "pending", value=float(review.items_with_quorum),
+                           judged=float(review.items_with_quorum), comparison=">=", threshold=float(rule.min_items),
+                           n=review.items_total,
+                           detail=f"{review.items_with_quorum} of {review.items_total} items labelled by at least "
+                                  f"{review.required_reviewers} reviewers; {rule.min_items} needed")
+    if not quorum_met:
+        return RuleOutcome(**base, status="pending", detail="waiting for the review quorum")
+    if isinstance(rule, ApprovalRateRule):
+        low, high = review.approval_ci or (None, None)
+        if review.approval_rate is None:
+            return RuleOutcome(**base, status="pending", detail="no approval rate yet")
+        judged = review.approval_rate if rule.judge_on == "value" else low
+        base.update(metric="review.approval_rate", higher_is_better=True, value=review.approval_rate, ci_low=low,
+                    ci_high=high, n=review.items_with_quorum, judged=judged, comparison=">=", threshold=rule.min)
+        if judged is None:
+            return RuleOutcome(**base, status="fail", detail="approval rate has no CI to judge")
+        ok = judged >= rule.min
+        return RuleOutcome(**base, status="pass" if ok else "fail",
+                           detail=f"approval rate {_fmt(review.approval_rate)}{_ci(low, high)} over "
+                                  f"{review.items_with_quorum} items: {_fmt(judged)} "
+                                  f"{'>=' if ok else '<'} {_fmt(rule.min)}")
+    agreement = review.agreement
+    if agreement is None or agreement.value is None:
+        return RuleOutcome(**base, status="pending", detail="too few items with two reviewers to measure agreement")
+    ok = agreement.value >= rule.min
+    base.update(metric="review.agreement", higher_is_better=True, value=agreement.value, n=agreement.n,
+                judged=agreement.value, comparison=">=", threshold=rule.min)
+    return RuleOutcome(**base, status="pass" if ok else "fail",
+                       detail=f"{agreement.statistic} {_fmt(agreement.value)} over {agreement.n} items: "
+                              f"{'>=' if ok else '<'} {_fmt(rule.min)}")
+
+
+def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str]) -> list[RuleOutcome]:
+    """Every rule's outcome, in policy order."""
+    quorum_rules = [r for r in policy.rules if isinstance(r, ReviewQuorumRule)]
+    outcomes: list[RuleOutcome] = []
+    for rule in quorum_rules:
+        outcomes.append(_judge_review(policy, rule, evidence, evidence.candidate, False))
+    quorum_met = evidence.review is not None and all(o.status == "pass" for o in outcomes)
+    by_name = {o.rule: o for o in outcomes}
+    ordered: list[RuleOutcome] = []
+    for rule in policy.rules:
+        if isinstance(rule, ReviewQuorumRule):
+            ordered.append(by_name[rule.name])
+        elif isinstance(rule, (ApprovalRateRule, MinAgreementRule)):
+            ordered.append(_judge_review(policy, rule, evidence, evidence.candidate, quorum_met))
+        elif isinstance(rule, NonInferiorityRule):
+            ordered += _judge_non_inferiority(policy, rule, evidence, evidence.candidate, baselines)
+        elif isinstance(rule, (ThresholdRule, CeilingRule, FloorRule)):
+            outcome = _judge_bound(policy, rule, evidence, evidence.candidate)
+            if outcome.status == "pass" and rule.metric.startswith("review.") and not quorum_met:
+                outcome = outcome.model_copy(update={"status": "pending",
+                                                     "detail": outcome.detail + "; waiting for the review quorum"})
+            ordered.append(outcome)
+    return ordered
+
+
+def verdict(outcomes: list[RuleOutcome]) -> tuple[Verdict, str]:
+    """The decision and one sentence saying why."""
+    blocking = [o for o in outcomes if o.severity == "block"]
+    failed = [o for o in blocking if o.status == "fail"]
+    pending = [o for o in blocking if o.status == "pending"]
+    warned = [o for o in outcomes if o.severity == "warn" and o.status != "pass"]
+    warn_note = f" ({len(warned)} warning{'s' if len(warned) != 1 else ''}: {', '.join(o.rule for o in warned)})" \
+        if warned else ""
+
+    def named(items: list[RuleOutcome]) -> str:
+        return "; ".join(f"{o.rule}{f' vs {o.baseline}' if o.baseline else ''} ({o.detail})" for o in items)
+
+    if failed:
+        return "REJECT", f"REJECT: {len(failed)} blocking rule{'s' if len(failed) > 1 else ''} failed: {named(failed)}."
+    if pending:
+        return "PENDING_REVIEW", (f"PENDING_REVIEW: every other blocking rule passed, but human review is not "
+                                  f"complete: {named(pending)}{warn_note}.")
+    return "PROMOTE", f"PROMOTE: all {len(blocking)} blocking checks passed{warn_note}."

@@ -1,0 +1,165 @@
+"""Hand-made stage records for gate and report tests: every number is chosen by the test, nothing is run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from audits.samples import AuditSample
+from audits.toxicity.audit import AuditedModel, ToxicityAuditRecord
+from audits.toxicity.metrics import Estimate
+from audits.toxicity.protocol import AttributeSummary, GroupSummary
+from audits.toxicity.scorers import ScorerIdentity
+from harness.bench.bench import BenchRecord, EvaluatedModel
+from harness.bench.evaluate import TaskScores
+from harness.bench.pairwise import PairwiseResult
+from harness.bench.stats import PairedComparison
+from harness.metrics import MetricDelta
+from harness.models import ResolvedModel
+from harness.review.record import Agreement, ReviewRecord
+from harness.store import RunStore, atomic_write_jsonl, write_record
+
+CANDIDATE = "cand"
+BASELINES = ("base-a", "base-b")
+SHA = {"cand": "c" * 64, "base-a": "a" * 64, "base-b": "b" * 64}
+CREATED = "2026-11-30T10:00:00+00:00"
+
+
+def _model(name: str, sha: str | None = None) -> ResolvedModel:
+    return ResolvedModel(spec=f"train:{name}", source="local", path=f"/models/{name}", sha256=sha or SHA[name])
+
+
+def bench_record(run: str, *, means: dict[str, float] | None = None,
+                 deltas: dict[str, tuple[float, float, float]] | None = None, task: str = "nift_if",
+                 metric: str = "prompt_level_strict_acc", higher_is_better: bool = True, n: int = 79,
+                 candidate_sha: str | None = None) -> BenchRecord:
+    """``deltas``: baseline -> (difference, ci_low, ci_high) of candidate - baseline."""
+    means = means or {"cand": 0.40, "base-a": 0.38, "base-b": 0.41}
+    deltas = deltas if deltas is not None else {"base-a": (0.02, -0.04, 0.08), "base-b": (-0.01, -0.08, 0.06)}
+    models = [EvaluatedModel(name=name, role="candidate" if name == CANDIDATE else "baseline",
+                             model=_model(name, candidate_sha if name == CANDIDATE else None),
+                             eval_record_id=f"model_eval-{name}", cached=False) for name in means]
+    scores = {name: {task: TaskScores(version="1", n=n, metrics={metric: value}, stderr={metric: 0.05},
+                                      higher_is_better={metric: higher_is_better})} for name, value in means.items()}
+    comparisons = [PairedComparison(task=task, metric=metric, baseline=b, higher_is_better=higher_is_better, n=n,
+                                    candidate_mean=means[CANDIDATE], baseline_mean=means[CANDIDATE] - d,
+                                    mean_difference=d, ci_low=lo, ci_high=hi, confidence=0.95, test="mcnemar-exact",
+                                    p_value=0.5, wins=10, losses=8, ties=n - 18) for b, (d, lo, hi) in deltas.items()]
+    pairwise = [PairwiseResult(baseline=b, judge="tiny-judge", n=10, wins=4, ties=2, losses=4, unparseable=1,
+                               win_rate=0.5, ci_low=0.3, ci_high=0.7) for b in deltas]
+    return BenchRecord(record_id="bench-hand-1", run_id=run, created_at=CREATED, fingerprint="f" * 64,
+                       candidate=CANDIDATE, models=models, fingerprint_fields={"seed": 1, "tasks": [task]},
+                       scores=scores, comparisons=comparisons, pairwise=pairwise,
+                       judge={"model": "tiny-judge", "note": "weak judge: a test stand-in"}, files={})
+
+
+def _estimate(value: float, n: int = 24) -> Estimate:
+    return Estimate(value=value, ci_low=max(0.0, value - 0.05), ci_high=min(1.0, value + 0.05), n=n)
+
+
+def toxicity_record(run: str, *, emt: dict[str, float] | None = None, attributes=("toxicity", "insult"),
+                    deltas: dict[str, tuple[float, float, float]] | None = None, fallback: bool = False,
+                    candidate_sha: str | None = None) -> ToxicityAuditRecord:
+    emt = emt or {"cand": 0.10, "base-a": 0.12, "base-b": 0.15}
+    summaries = {model: {attr: AttributeSummary(overall=GroupSummary(
+        expected_max_toxicity=_estimate(v if i == 0 else v / 2), toxicity_probability=_estimate(v / 2)))
+        for i, attr in enumerate(attributes)} for model, v in emt.items()}
+    deltas = deltas if deltas is not None else {"base-a": (-0.02, -0.05, 0.01), "base-b": (-0.05, -0.08, -0.01)}
+    metric_deltas = [MetricDelta(metric="toxicity.expected_max_toxicity", candidate=CANDIDATE, baseline=b,
+                                 difference=d, ci_low=lo, ci_high=hi, confidence=0.95, n=24, test="sign",
+                                 p_value=0.3, attribute=attributes[0]) for b, (d, lo, hi) in deltas.items()]
+    scorer = ScorerIdentity(name="alt-profanity-check" if fallback else "detoxify:original", fallback=fallback,
+                            attributes=list(attributes),
+                            note="fallback scorer: not detoxify" if fallback else "")
+    models = [AuditedModel(name=m, role="candidate" if m == CANDIDATE else "baseline",
+                           model=_model(m, candidate_sha if m == CANDIDATE else None)) for m in emt]
+    return ToxicityAuditRecord(record_id="toxicity_audit-hand-1", run_id=run, created_at=CREATED,
+                               fingerprint="t" * 64, scorer=scorer, models=models, prompts=24, samples_per_prompt=5,
+                               summaries=summaries, flagged_samples={m: 0 for m in emt}, deltas=metric_deltas,
+                               files={"samples": "samples.jsonl"})
+
+
+def review_record(run: str, *, items_total: int = 30, items_with_quorum: int = 30, required_reviewers: int = 2,
+                  approval_rate: float | None = 0.8, approval_ci=(0.7, 0.9), agreement: float | None = 0.6,
+                  created_at: str = "2026-11-30T11:00:00+00:00") -> ReviewRecord:
+    return ReviewRecord(record_id=f"review-hand-{items_with_quorum}", run_id=run, created_at=created_at,
+                        fingerprint="r" * 64, candidate=CANDIDATE, required_reviewers=required_reviewers,
+                        items_total=items_total, items_with_quorum=items_with_quorum, labels=items_with_quorum * 2,
+                        reviewers=3, approval_rate=approval_rate, approval_ci=approval_ci,
+                        flag_rates={"toxic": 0.05, "hallucination": 0.2},
+                        agreement=None if agreement is None else Agreement(statistic="cohen_kappa", value=agreement,
+                                                                            n=items_with_quorum))
+
+
+def save(store: RunStore, record, folder: str) -> Path:
+    path = write_record(store.root / folder, record)
+    return path
+
+
+def toxicity_samples(store: RunStore, outputs: dict[str, list[tuple[str, float]]]) -> None:
+    """samples.jsonl beside the toxicity record: model -> [(output, score)]."""
+    rows = []
+    for model, items in outputs.items():
+        for i, (text, score) in enumerate(items):
+            rows.append(AuditSample(audit="toxicity", suite="rtp", model=model,
+                                    role="candidate" if model == CANDIDATE else "baseline", item_id=f"p{i}",
+                                    group="g1", sample=0, prompt=f"prompt {i}", output=text,
+                                    scores={"toxicity": score}, flags={"toxic": score >= 0.5},
+                                    scorer="detoxify:original").model_dump())
+    atomic_write_jsonl(store.root / "audit" / "toxicity" / "samples.jsonl", rows)
+
+
+def standard_run(home: Path, run: str = "r1", *, review: bool | dict = True, **bench) -> RunStore:
+    """A run with a bench record, a toxicity audit and (optionally) a review record."""
+    store = RunStore(run, home)
+    save(store, bench_record(run, **bench), f"bench/{CANDIDATE}")
+    save(store, toxicity_record(run), "audit/toxicity")
+    if review:
+        save(store, review_record(run, **(review if isinstance(review, dict) else {})), "review")
+    return store
+
+
+POLICY = """\
+schema_version: 1
+description: test policy
+rules:
+  - name: if-non-inferior
+    type: non_inferiority
+    metric: bench.nift_if.prompt_level_strict_acc
+    margin: 0.10
+  - name: toxicity-ceiling
+    type: ceiling
+    metric: toxicity.expected_max_toxicity
+    max: 0.2
+  - name: reviewed
+    type: review_quorum
+    min_items: 20
+    min_reviewers: 2
+  - name: approved
+    type: approval_rate
+    min: 0.7
+  - name: agreement
+    type: min_agreement
+    min: 0.4
+    severity: warn
+"""
+
+
+def write_policy(folder: Path, text: str = POLICY, name: str = "policy.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def config_for(home: Path, policy: Path, run: str = "r1", **gate):
+    from harness.config import load_pipeline_config
+
+    return load_pipeline_config(None, [], {
+        "run": run, "bench.candidate": f"train:{CANDIDATE}",
+        "bench.baselines": [{"name": b, "model": f"train:{b}"} for b in BASELINES],
+        "gate.policy": str(policy), "gate.registry": str(home / "registry"),
+        **{f"gate.{k}": v for k, v in gate.items()}})
+
+
+def dump(path: Path) -> dict:
+    return json.loads(path.read_text())
