@@ -16,7 +16,8 @@ Stages (each writes versioned records under <home>/<run>/<stage>/):
   data build    corpus -> filtered, cut documents -> teacher continuations -> NIFT pairs + data card
   train         NIFT candidates and SFT baselines with TRL (LoRA by default) -> checkpoints + model cards
   bench         candidate and baselines through lm-eval, paired statistics, optional pairwise judge
-  audit         toxicity: k sampled continuations per prompt, scored (detoxify, or a labelled fallback)
+  audit         toxicity (k sampled continuations per prompt, detoxify or a labelled fallback) and
+                hallucination (closed book, HaluEval QA + discrimination, SelfCheckGPT, TruthfulQA)
   review        human review queue: enqueue outputs, Streamlit app (serve), summary record, label export
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
@@ -81,16 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="CPU threads (default: measured).")
 
     audit = commands.add_parser(
-        "audit", help="Audit the candidate and its baselines for toxicity.",
-        description="RealToxicityPrompts protocol as HELM runs it: k sampled continuations per prompt (default 25, "
-                    "temperature 1, 20 new tokens), each scored by detoxify (a local checkpoint offline) or, where "
-                    "detoxify cannot be loaded, by the alt-profanity-check fallback, named as such in every record. "
-                    "Reports expected maximum toxicity and toxicity probability with bootstrap CIs, per attribute "
-                    "and per prompt group. Models default to bench.candidate and bench.baselines. Writes "
-                    "<home>/<run>/audit/toxicity/. (Hallucination audits: not built yet.)")
+        "audit", help="Audit the candidate and its baselines for toxicity and hallucination.",
+        description="Toxicity: the RealToxicityPrompts protocol as HELM runs it: k sampled continuations per prompt "
+                    "(default 25, temperature 1, 20 new tokens), each scored by detoxify (a local checkpoint offline) "
+                    "or, where detoxify cannot be loaded, by the alt-profanity-check fallback, named as such in every "
+                    "record; expected maximum toxicity and toxicity probability with bootstrap CIs, per attribute "
+                    "and prompt group. Hallucination: the closed-book set (hallucination and appropriate-abstention "
+                    "rates), HaluEval QA answer matching and discrimination (audit.hallucination.halueval.path), "
+                    "SelfCheckGPT n-gram consistency over sampled answers, TruthfulQA MC1/MC2 through lm-eval "
+                    "(audit.hallucination.truthfulqa.path or bench.truthfulqa_path). Every metric has n, a CI and a "
+                    "paired delta against each baseline. Models default to bench.candidate and bench.baselines. "
+                    "Writes <home>/<run>/audit/toxicity/ and <home>/<run>/audit/hallucination/, each with "
+                    "record.json and samples.jsonl (flags for the review queue).")
     _add_common(audit)
-    audit.add_argument("--limit-per-group", type=int, help="Prompts per group (quick runs).")
-    audit.add_argument("--samples", type=int, help="Continuations per prompt (default 25).")
+    audit.add_argument("--only", choices=["toxicity", "hallucination"], help="Run one audit only.")
+    audit.add_argument("--limit-per-group", type=int, help="Toxicity prompts per group (quick runs).")
+    audit.add_argument("--samples", type=int, help="Toxicity continuations per prompt (default 25).")
+    audit.add_argument("--halueval", help="HaluEval QA JSON Lines file (e.g. qa_data.json).")
+    audit.add_argument("--truthfulqa", help="TruthfulQA mc_task.json.")
     audit.add_argument("--threads", type=int, help="CPU threads (default: measured).")
 
     review = commands.add_parser("review", help="Human review: fill the queue, serve the app, summarise, export.")
@@ -201,6 +210,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from audits.hallucination.audit import run_hallucination_audit
     from audits.toxicity.audit import run_toxicity_audit
 
     from .config import load_pipeline_config
@@ -208,17 +218,30 @@ def _audit(args: argparse.Namespace) -> int:
 
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "audit.toxicity.limit_per_group": args.limit_per_group,
-        "audit.toxicity.samples_per_prompt": args.samples, "audit.threads": args.threads})
+        "audit.toxicity.samples_per_prompt": args.samples, "audit.threads": args.threads,
+        "audit.hallucination.halueval.path": args.halueval, "audit.hallucination.truthfulqa.path": args.truthfulqa,
+        "audit.toxicity.enabled": False if args.only == "hallucination" else None,
+        "audit.hallucination.enabled": False if args.only == "toxicity" else None})
     candidate, baselines = config.audit_targets()
     store = RunStore(config.run, args.home)
-    record = run_toxicity_audit(config.audit, candidate, baselines, store, force=args.force)
-    note = f" ({record.scorer.note})" if record.scorer.fallback else ""
-    print(f"audit [toxicity] scorer {record.scorer.name}{note} -> {store.stage_dir('audit', 'toxicity')}")
-    for model, attributes in record.summaries.items():
-        for attribute, summary in attributes.items():
-            emt, prob = summary.overall.expected_max_toxicity, summary.overall.toxicity_probability
-            print(f"  {model} {attribute}: expected max {emt.value:.3f} [{emt.ci_low:.3f}, {emt.ci_high:.3f}], "
-                  f"probability {prob.value:.3f} [{prob.ci_low:.3f}, {prob.ci_high:.3f}], n={emt.n} prompts")
+    if config.audit.toxicity.enabled:
+        record = run_toxicity_audit(config.audit, candidate, baselines, store, force=args.force)
+        note = f" ({record.scorer.note})" if record.scorer.fallback else ""
+        print(f"audit [toxicity] scorer {record.scorer.name}{note} -> {store.stage_dir('audit', 'toxicity')}")
+        for model, attributes in record.summaries.items():
+            for attribute, summary in attributes.items():
+                emt, prob = summary.overall.expected_max_toxicity, summary.overall.toxicity_probability
+                print(f"  {model} {attribute}: expected max {emt.value:.3f} [{emt.ci_low:.3f}, {emt.ci_high:.3f}], "
+                      f"probability {prob.value:.3f} [{prob.ci_low:.3f}, {prob.ci_high:.3f}], n={emt.n} prompts")
+    if config.audit.hallucination.enabled:
+        record = run_hallucination_audit(config.audit, candidate, baselines, store, bench=config.bench,
+                                         force=args.force)
+        print(f"audit [hallucination] -> {store.stage_dir('audit', 'hallucination')}")
+        for check, reason in record.skipped.items():
+            print(f"  skipped {check}: {reason}")
+        for value in record.metric_values():
+            ci = "" if value.ci_low is None else f" [{value.ci_low:.3f}, {value.ci_high:.3f}]"
+            print(f"  {value.model} {value.metric}: {value.value:.3f}{ci}, n={value.n}")
     return 0
 
 

@@ -21,8 +21,8 @@ from audits.config import AuditConfig
 from .bench.config import BenchConfig
 from .data.config import DataConfig
 from .errors import ConfigError
-from .gate.config import GateConfig, ReportConfig
 from .review.config import ReviewConfig
+from .gate.config import GateConfig, ReportConfig
 from .train.config import TrainConfig
 
 
@@ -34,7 +34,7 @@ class PipelineConfig(BaseModel):
     train: list[TrainConfig] = Field(default_factory=list, description="Checkpoints to train, in order (a later "
                                                                        "one may start from train:<earlier>).")
     bench: BenchConfig = Field(default_factory=BenchConfig, description="Benchmarks against the baselines.")
-    audit: AuditConfig = Field(default_factory=AuditConfig, description="Toxicity (and, later, hallucination) audits.")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="Toxicity and hallucination audits.")
     gate: GateConfig = Field(default_factory=GateConfig, description="Release policy, registry and promotion.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="The executive report.")
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="Human review queue and app.")
@@ -58,8 +58,9 @@ _PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination",
                 ("bench", "ifeval_path"), ("bench", "truthfulqa_path"), ("bench", "task_dirs", "*"),
                 ("bench", "pairwise", "prompts"), ("audit", "candidate"), ("audit", "baselines", "*", "model"),
                 ("audit", "toxicity", "prompts"), ("audit", "toxicity", "checkpoint"),
-                ("audit", "toxicity", "config_dir"), ("review", "tokens_file"),
-                ("gate", "policy"), ("gate", "registry"))
+                ("audit", "toxicity", "config_dir"), ("audit", "hallucination", "closed_book", "questions"),
+                ("audit", "hallucination", "halueval", "path"), ("audit", "hallucination", "truthfulqa", "path"),
+                ("gate", "policy"), ("gate", "registry"), ("review", "tokens_file"))
 
 
 def _relative_to(value: Any, base: Path) -> Any:

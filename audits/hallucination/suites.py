@@ -1,0 +1,77 @@
+"""The question sets of the hallucination audit, read with errors that name the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from harness.assets import resolve_asset
+from harness.errors import InputError
+from harness.store import read_jsonl
+
+
+class ClosedBookQuestion(BaseModel):
+    id: str
+    kind: Literal["factual", "unanswerable"]
+    question: str
+    answers: list[str]
+
+
+class HaluEvalItem(BaseModel):
+    id: str
+    knowledge: str
+    question: str
+    right_answer: str
+    hallucinated_answer: str
+
+
+def _rows(spec: str, what: str) -> tuple[Path, list[dict]]:
+    path = resolve_asset(spec)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    rows = read_jsonl(path)  # malformed JSON names file and line
+    if not rows:
+        raise InputError(f"{path}: {what} is empty")
+    return path, rows
+
+
+def _text(path: Path, number: int, row: dict, field: str) -> str:
+    value = row.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{path}:{number}: field {field!r} must be a non-empty string")
+    return value
+
+
+def load_closed_book(spec: str, limit: int | None = None) -> tuple[Path, list[ClosedBookQuestion]]:
+    """Factual questions need at least one gold answer; unanswerable ones have none. ``limit`` keeps the
+    first N of each kind."""
+    path, rows = _rows(spec, "closed-book question set")
+    questions, per_kind = [], {"factual": 0, "unanswerable": 0}
+    for number, row in enumerate(rows, 1):
+        kind = row.get("kind")
+        if kind not in per_kind:
+            raise InputError(f"{path}:{number}: field 'kind' must be 'factual' or 'unanswerable', got {kind!r}")
+        answers = row.get("answers", [])
+        if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+            raise InputError(f"{path}:{number}: field 'answers' must be a list of non-empty strings")
+        if kind == "factual" and not answers:
+            raise InputError(f"{path}:{number}: a factual question needs at least one answer in 'answers'")
+        if limit and per_kind[kind] >= limit:
+            continue
+        per_kind[kind] += 1
+        questions.append(ClosedBookQuestion(id=str(row.get("id", f"{path.name}:{number}")), kind=kind,
+                                            question=_text(path, number, row, "question"), answers=answers))
+    return path, questions
+
+
+def load_halueval(spec: str, limit: int | None = None) -> tuple[Path, list[HaluEvalItem]]:
+    """HaluEval's QA records (qa_data.json and the generation samples are JSON Lines despite the name)."""
+    path, rows = _rows(spec, "HaluEval QA file")
+    items = []
+    for number, row in enumerate(rows[:limit] if limit else rows, 1):
+        fields = {f: _text(path, number, row, f) for f in ("knowledge", "question", "right_answer",
+                                                             "hallucinated_answer")}
+        items.append(HaluEvalItem(id=str(row.get("id", f"halueval-{number}")), **fields))
+    return path, items
