@@ -85,11 +85,18 @@ def export_to_mlflow(tracking_uri: str, registered_model: str, source: str, tags
                           "pip install mlflow-skinny (or unset gate.mlflow.tracking_uri)") from None
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        client.get_registered_model(registered_model)
-    except MlflowException:
-        client.create_registered_model(registered_model, description="Released through nift-gate.")
-    version = client.create_model_version(registered_model, source=source,
-                                          tags={k: str(v) for k, v in tags.items()})
-    for alias in aliases:
-        client.set_registered_model_alias(registered_model, alias, version.version)
+        try:
+            client.get_registered_model(registered_model)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            client.create_registered_model(registered_model, description="Released through nift-gate.")
+        version = client.create_model_version(registered_model, source=source,
+                                              tags={k: str(v) for k, v in tags.items()})
+        for alias in aliases:
+            client.set_registered_model_alias(registered_model, alias, version.version)
+    except MlflowException as exc:
+        # The decision is already in the registry log; only the export failed, and rerunning cannot log it twice.
+        raise ConfigError(f"MLflow export to {tracking_uri} failed (the decision itself is logged): "
+                          f"{exc.message}") from None
     return str(version.version)
