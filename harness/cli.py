@@ -19,6 +19,10 @@ Stages (each writes versioned records under <home>/<run>/<stage>/):
   audit         toxicity (k sampled continuations per prompt, detoxify or a labelled fallback) and
                 hallucination (closed book, HaluEval QA + discrimination, SelfCheckGPT, TruthfulQA)
   review        human review queue: enqueue outputs, Streamlit app (serve), summary record, label export
+  gate          policy rules over the stored records -> PROMOTE / REJECT / PENDING_REVIEW, logged in the registry
+  override      a release manager's PROMOTE or REJECT with a mandatory reason (the decision stays)
+  registry      verify the hash-chained decision log, or show it with the current aliases
+  report        one self-contained HTML executive report and its Markdown twin, from the stored records
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
 finished record is skipped; --force redoes it.
@@ -127,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="Output file (.csv or .parquet).")
     export.add_argument("--format", choices=["csv", "parquet"], help="Default: from the --out suffix.")
 
+    _add_gate_parsers(commands)
     config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_commands.add_parser("show", help="Print the resolved config as YAML (defaults < file < --set).")
@@ -134,6 +139,133 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     config_commands.add_parser("reference", help="Print every config field with its default and meaning (Markdown).")
     return parser
+
+
+def _add_gate_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="Pipeline YAML (its gate:, bench: and report: sections).")
+    parser.add_argument("--run", help="Run folder name (overrides `run:` in the config).")
+    parser.add_argument("--home", help="Runs home folder (default: $NIFT_HOME or ./nift-runs).")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="Override any config field, e.g. --set gate.baselines=[sft-baseline] (repeatable).")
+
+
+def _add_gate_parsers(commands) -> None:
+    gate = commands.add_parser(
+        "gate", help="Judge the candidate against the release policy: PROMOTE, REJECT or PENDING_REVIEW.",
+        description="Reads the run's stored records (bench, toxicity and hallucination audits, review) and judges "
+                    "every rule of the policy YAML: thresholds, ceilings and floors, non-inferiority against each "
+                    "baseline on the paired CI (the lower bound of candidate - baseline, oriented by the metric's "
+                    "registered direction, must be above -margin), review quorum, approval rate and agreement. A "
+                    "failed block rule rejects; a block rule waiting for reviews makes it PENDING_REVIEW. Writes "
+                    "<home>/<run>/gate/<candidate>/record.json (same inputs, same bytes), appends it to the registry "
+                    "log once, and on PROMOTE moves gate.promote_aliases, writes the model card's model-index and "
+                    "exports to MLflow when gate.mlflow.tracking_uri is set. Policy format: README 'Gate, registry "
+                    "and report'.")
+    _add_gate_common(gate)
+    gate.add_argument("--policy", type=Path, help="Policy YAML (overrides gate.policy).")
+    gate.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
+
+    override = commands.add_parser(
+        "override", help="Record a release manager's PROMOTE or REJECT of the latest decision, with a reason.",
+        description="Writes an override record beside the gate's decision (which is never changed) and appends it "
+                    "to the registry log. PROMOTE moves --alias (default gate.promote_aliases) to the candidate and "
+                    "updates its model card; REJECT takes the candidate's aliases away (or only those named). "
+                    "--by and a non-empty --reason are required.")
+    _add_gate_common(override)
+    override.add_argument("--decision", required=True, choices=["PROMOTE", "REJECT"], help="The decision that holds.")
+    override.add_argument("--by", required=True, help="The release manager's name.")
+    override.add_argument("--reason", required=True, help="Why the gate's verdict is overridden (mandatory).")
+    override.add_argument("--alias", action="append", help="Alias to move, e.g. production (repeatable).")
+    override.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
+
+    registry = commands.add_parser("registry", help="Verify or show the hash-chained decision log.")
+    registry_commands = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    verify = registry_commands.add_parser(
+        "verify", help="Check every entry's hash and the chain; name the first edited, deleted or moved entry.",
+        description="Exit status 0 when the log verifies, 2 (with the entry named) when an entry was edited, "
+                    "deleted or reordered.")
+    show = registry_commands.add_parser("show", help="Print the log's entries and the aliases they imply.")
+    for sub in (verify, show):
+        _add_gate_common(sub)
+        sub.add_argument("--registry", type=Path, help="Registry folder (default: gate.registry or <home>/registry).")
+
+    report = commands.add_parser(
+        "report", help="Write the executive report: one self-contained HTML file and a Markdown twin.",
+        description="Reads only stored records (data, train, bench, audits, review, gate decision and overrides) "
+                    "and writes <home>/<run>/report/report.html (charts inline, no network needed to open it) and "
+                    "report.md. The first line is the verdict and why. Run `nift-gate gate` first.")
+    _add_gate_common(report)
+    report.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
+    report.add_argument("--out", type=Path, help="Folder for report.html and report.md (default: <run>/report).")
+
+
+def _gate_config(args: argparse.Namespace):
+    from .config import load_pipeline_config
+    from .store import RunStore
+
+    config = load_pipeline_config(args.config, args.assignments, {
+        "run": args.run, "gate.policy": str(p) if (p := getattr(args, "policy", None)) else None,
+        "gate.candidate": getattr(args, "candidate", None),
+        "gate.registry": str(r) if (r := getattr(args, "registry", None)) else None})
+    return config, RunStore(config.run, args.home)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from .gate.gate import decide
+
+    config, store = _gate_config(args)
+    record = decide(config, store)
+    print(record.reason)
+    for o in record.outcomes:
+        print(f"  [{o.status:7}] {o.severity:5} {o.rule}{f' vs {o.baseline}' if o.baseline else ''}: {o.detail}")
+    print(f"decision {record.record_id} -> {store.stage_dir('gate', record.candidate) / 'record.json'}")
+    return 0
+
+
+def _override(args: argparse.Namespace) -> int:
+    from .gate.gate import override
+
+    config, store = _gate_config(args)
+    record = override(config, store, args.decision, args.by, args.reason, args.alias)
+    moved = f"; aliases {', '.join(record.aliases)}" if record.aliases else ""
+    print(f"override {record.record_id}: {record.original_decision} -> {record.decision} by {record.release_manager}"
+          f"{moved}")
+    return 0
+
+
+def _registry_verify(args: argparse.Namespace) -> int:
+    from .gate.gate import open_registry
+
+    config, store = _gate_config(args)
+    registry = open_registry(config, store)
+    entries = registry.verify()
+    print(f"registry {registry.folder}: {len(entries)} entries, chain and head verified")
+    return 0
+
+
+def _registry_show(args: argparse.Namespace) -> int:
+    from .gate.gate import open_registry
+
+    config, store = _gate_config(args)
+    registry = open_registry(config, store)
+    for e in registry.verify():
+        who = f" by {e['release_manager']}" if e.get("release_manager") else ""
+        moves = ", ".join(f"{a}->{'(removed)' if t is None else t['candidate']}" for a, t in e["alias_moves"].items())
+        print(f"{e['seq']:>4} {e['logged_at']} {e['event']:8} {e['run_id']}/{e['candidate']} {e['decision']}{who}"
+              f"{f' [{moves}]' if moves else ''}  {e['record_id']}")
+    for alias, target in sorted(registry.aliases().items()):
+        print(f"alias {alias}: {target['run_id']}/{target['candidate']} (entry {target['seq']})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports.build import write_report
+
+    config, store = _gate_config(args)
+    html = write_report(config, store, args.out)
+    print(html.with_suffix(".md").read_text(encoding="utf-8").splitlines()[0].lstrip("# "))
+    print(f"report -> {html}\n         {html.with_suffix('.md')}")
+    return 0
 
 
 def _config_show(args: argparse.Namespace) -> int:
@@ -316,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench, ("audit", None): _audit, ("config", "show"): _config_show,
                 ("review", "enqueue"): _review_enqueue, ("review", "serve"): _review_serve,
                 ("review", "summary"): _review_summary, ("review", "export"): _review_export,
-                ("config", "reference"): _config_reference}
+                ("config", "reference"): _config_reference, ("gate", None): _gate, ("override", None): _override,
+                ("registry", "verify"): _registry_verify, ("registry", "show"): _registry_show,
+                ("report", None): _report}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)
     except NiftError as exc:

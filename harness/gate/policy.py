@@ -72,7 +72,10 @@ class NonInferiorityRule(_MetricRule):
 
 class ReviewQuorumRule(_Rule):
     type: Literal["review_quorum"]
-    min_items: int = Field(description="At least this many of the candidate's items must have a quorum.")
+    min_items: int | None = Field(None, description="At least this many of the candidate's items must have a "
+                                                    "quorum (give min_items or min_share).")
+    min_share: float | None = Field(None, description="At least this share (0..1] of the candidate's queued items "
+                                                      "must have a quorum; 1.0 = every item.")
     min_reviewers: int = Field(description="An item has a quorum when this many distinct reviewers labelled it.")
 
 
@@ -120,7 +123,11 @@ class GatePolicy(BaseModel):
         for rule in self.rules:
             problem = None
             if isinstance(rule, ReviewQuorumRule):
-                if rule.min_items < 1:
+                if (rule.min_items is None) == (rule.min_share is None):
+                    problem = "give exactly one of min_items and min_share"
+                elif rule.min_share is not None and not 0 < rule.min_share <= 1:
+                    problem = f"min_share is a share of the queued items, in (0, 1]; {rule.min_share} is impossible"
+                elif rule.min_items is not None and rule.min_items < 1:
                     problem = f"min_items must be at least 1, got {rule.min_items}"
                 elif rule.min_reviewers < 1:
                     problem = f"min_reviewers must be at least 1, got {rule.min_reviewers}"

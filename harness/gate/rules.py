@@ -7,6 +7,8 @@ otherwise the candidate is promoted. Warn rules are reported and never change th
 
 from __future__ import annotations
 
+import math
+
 from harness import metrics
 from harness.errors import ConfigError
 from harness.metrics import MetricDelta, MetricValue
@@ -18,7 +20,7 @@ from .record import RuleOutcome, Verdict
 
 
 def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+    return "n/a" if x is None else f"{x + 0.0:.4g}"  # + 0.0: no "-0"
 
 
 def _ci(low: float | None, high: float | None) -> str:
@@ -163,16 +165,17 @@ def _judge_review(policy: GatePolicy, rule, evidence: Evidence, candidate: str, 
             raise ConfigError(f"{policy.where(rule)}: needs {rule.min_reviewers} reviewers per item, but the review "
                               f"record {review.record_id} counts an item as reviewed at {review.required_reviewers}; "
                               f"set the review stage's required reviewers to at least {rule.min_reviewers}")
-        if rule.min_items > review.items_total:
-            raise ConfigError(f"{policy.where(rule)}: needs {rule.min_items} items with a quorum, but only "
+        needed = rule.min_items if rule.min_items is not None else math.ceil(rule.min_share * review.items_total)
+        if review.items_total == 0 or needed > review.items_total:
+            raise ConfigError(f"{policy.where(rule)}: needs {needed} items with a quorum, but only "
                               f"{review.items_total} items are queued (record {review.record_id}); the rule can never "
                               f"pass")
-        ok = review.items_with_quorum >= rule.min_items
+        ok = review.items_with_quorum >= needed
         return RuleOutcome(**base, status="pass" if ok else "pending", value=float(review.items_with_quorum),
-                           judged=float(review.items_with_quorum), comparison=">=", threshold=float(rule.min_items),
+                           judged=float(review.items_with_quorum), comparison=">=", threshold=float(needed),
                            n=review.items_total,
                            detail=f"{review.items_with_quorum} of {review.items_total} items labelled by at least "
-                                  f"{review.required_reviewers} reviewers; {rule.min_items} needed")
+                                  f"{review.required_reviewers} reviewers; {needed} needed")
     if not quorum_met:
         return RuleOutcome(**base, status="pending", detail="waiting for the review quorum")
     if isinstance(rule, ApprovalRateRule):
@@ -230,7 +233,7 @@ def verdict(outcomes: list[RuleOutcome]) -> tuple[Verdict, str]:
     blocking = [o for o in outcomes if o.severity == "block"]
     failed = [o for o in blocking if o.status == "fail"]
     pending = [o for o in blocking if o.status == "pending"]
-    warned = [o for o in outcomes if o.severity == "warn" and o.status != "pass"]
+    warned = [o for o in outcomes if o.severity == "warn" and o.status == "fail"]
     warn_note = f" ({len(warned)} warning{'s' if len(warned) != 1 else ''}: {', '.join(o.rule for o in warned)})" \
         if warned else ""
 

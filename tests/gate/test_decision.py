@@ -125,6 +125,13 @@ def test_quorum_not_met_is_pending_and_approval_waits_for_it(tmp_path):
     assert _outcome(record, "approved").status == "pending"
 
 
+def test_quorum_as_a_share_of_the_queued_items(tmp_path):
+    policy = POLICY.replace("min_items: 20", "min_share: 1.0")
+    record = _decide(tmp_path / "a", policy, review={"items_with_quorum": 29})[0]
+    assert record.decision == "PENDING_REVIEW" and _outcome(record, "reviewed").threshold == 30.0
+    assert _decide(tmp_path / "b", policy)[0].decision == "PROMOTE"
+
+
 def test_quorum_met_then_approval_decides(tmp_path):
     assert _decide(tmp_path / "a", review={"approval_rate": 0.75})[0].decision == "PROMOTE"
     record = _decide(tmp_path / "b", review={"approval_rate": 0.6, "approval_ci": (0.5, 0.7)})[0]
@@ -207,6 +214,8 @@ def test_unknown_baseline_lists_the_compared_ones(tmp_path):
     ("{name: r, type: non_inferiority, metric: bench.nift_if.prompt_level_strict_acc, margin: -0.1}",
      "margin is an allowed loss and must be >= 0"),
     ("{name: r, type: review_quorum, min_items: 31, min_reviewers: 2}", "only 30 items are queued"),
+    ("{name: r, type: review_quorum, min_share: 1.5, min_reviewers: 2}", "1.5 is impossible"),
+    ("{name: r, type: review_quorum, min_items: 3, min_share: 0.5, min_reviewers: 2}", "exactly one of"),
     ("{name: r, type: review_quorum, min_items: 10, min_reviewers: 3}", "counts an item as reviewed at 2"),
 ])
 def test_impossible_thresholds_name_the_rule(tmp_path, rule, message):
