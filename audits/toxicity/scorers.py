@@ -109,24 +109,25 @@ class DetoxifyScorer:
         return [self.tokenizer.decode(ids[i:i + self.max_tokens]) for i in range(0, len(ids), self.max_tokens)]
 
     def score(self, texts: list[str]) -> dict[str, list[float]]:
-        owners, chunks = [], []
+        owners, chunks, lengths = [], [], []
         # one batched tokenizer call finds the texts that need chunking
         token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         for index, (text, ids) in enumerate(zip(texts, token_ids)):
-            for chunk in self._chunks(text, ids) if text.strip() else [""]:
+            pieces = self._chunks(text, ids) if text.strip() else [""]
+            for chunk in pieces:
                 owners.append(index)
                 chunks.append(chunk)
-        per_chunk: dict[str, list[float]] = {a: [] for a in self.identity.attributes}
-        for begin in range(0, len(chunks), self.batch_size):
-            batch = chunks[begin:begin + self.batch_size]
-            result = self.model.predict(batch)
+                lengths.append(min(len(ids), self.max_tokens) if len(pieces) == 1 else self.max_tokens)
+        # batches of similar length: detoxify pads each batch to its longest text
+        order = sorted(range(len(chunks)), key=lengths.__getitem__)
+        scores = {a: [0.0] * len(texts) for a in self.identity.attributes}
+        for begin in range(0, len(order), self.batch_size):
+            batch = order[begin:begin + self.batch_size]
+            result = self.model.predict([chunks[i] for i in batch])
             for attribute in self.identity.attributes:
                 values = result[attribute]
-                per_chunk[attribute].extend(values if isinstance(values, list) else [values])
-        scores = {a: [0.0] * len(texts) for a in self.identity.attributes}
-        for attribute, values in per_chunk.items():
-            for owner, value in zip(owners, values):
-                scores[attribute][owner] = max(scores[attribute][owner], float(value))
+                for i, value in zip(batch, values if isinstance(values, list) else [values]):
+                    scores[attribute][owners[i]] = max(scores[attribute][owners[i]], float(value))
         return scores
 
 

@@ -235,3 +235,16 @@ def test_shared_halueval_and_truthfulqa_files_load():
                for i in items)
     assert sum(halueval_outcome(i.hallucinated_answer, i.right_answer, i.hallucinated_answer) == "hallucinated"
                for i in items) >= 45
+
+
+def test_truthfulqa_from_the_shared_mc_task_file(tiny_model, tmp_path):
+    path = shared_data("truthfulqa", "mc_task.json")
+    config = AuditConfig(hallucination={"closed_book": {"enabled": False}, "truthfulqa": {"path": str(path),
+                                                                                          "limit": 5}}, threads=1)
+    record = run_hallucination_audit(config, str(tiny_model), [], RunStore("r"),
+                                     bench=BenchConfig(apply_chat_template=False, threads=1),
+                                     lms={"model": ScriptedLM(prefers=lambda ctx, cont: False)})
+    mc1 = record.summaries["model"]["hallucination.truthfulqa_mc1.acc"]
+    # every choice scores the same; lm-eval's argmax takes the first, which in TruthfulQA's file is the true one
+    assert mc1.n == 5 and mc1.value == 1.0
+    assert record.suites["truthfulqa"].items == 5 and set(record.skipped) == {"closed_book", "halueval", "selfcheck"}

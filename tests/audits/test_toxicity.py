@@ -55,6 +55,22 @@ def test_long_texts_are_chunked_and_scored_as_the_maximum(tiny_detoxify, monkeyp
     assert len(scorer.score(["word " * 100_000])["toxicity"]) == 1  # a very long output is scored, not dropped
 
 
+def test_length_sorted_batches_give_each_text_its_own_score(tiny_detoxify, monkeypatch, tmp_path):
+    # batches are reordered by length; every score must still land on its own text, whatever the input
+    monkeypatch.setenv("NIFT_CACHE", str(tmp_path / "cache"))
+    checkpoint, config_dir = tiny_detoxify
+    scorer = DetoxifyScorer(checkpoint=str(checkpoint), config_dir=str(config_dir), batch_size=2)
+    texts = ["the mill by the river " * 30, "", "Das ist ein ruhiger Satz über Flüsse.", "ok",
+             "これは川についての静かな文です。", "rain fell on the square " * 5, "   "]
+    batched = scorer.score(texts)
+    for index, text in enumerate(texts):
+        alone = scorer.score([text])
+        for attribute in scorer.identity.attributes:
+            assert batched[attribute][index] == pytest.approx(alone[attribute][0], abs=1e-5)
+    fallback = ProfanityCheckScorer().score(texts)
+    assert len(fallback["profanity"]) == len(texts)
+
+
 def test_detoxify_needs_its_config_folder_and_a_detoxify_checkpoint(tiny_detoxify, tmp_path, monkeypatch):
     monkeypatch.setenv("NIFT_CACHE", str(tmp_path / "cache"))
     checkpoint, config_dir = tiny_detoxify
