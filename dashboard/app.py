@@ -1,0 +1,249 @@
+"""nift-gate review app (Streamlit): reviewers label sampled outputs; release managers watch agreement and export.
+
+Started by ``nift-gate review serve``, which passes the pipeline config through the environment:
+``NIFT_REVIEW_CONFIG`` (YAML path, may be empty), ``NIFT_REVIEW_SET`` (JSON list of ``--set`` assignments)
+and ``NIFT_HOME``. All review data is read and written through ``harness.review.store.ReviewStore``; this file
+only lays it out.
+
+Everything that came from a model or a person (prompts, outputs, references, comments, names) is shown as plain
+text (``st.code`` / ``st.text`` / dataframes), never as Markdown or HTML, so an output cannot run a script,
+hide content or fake a control. A label is acknowledged only after ``add_label`` has committed it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import uuid
+
+import pandas as pd
+import streamlit as st
+
+from harness.config import load_pipeline_config
+from harness.errors import NiftError
+from harness.review.config import ReviewConfig
+from harness.review.enqueue import database_url
+from harness.review.store import LABEL_FLAGS, PREFERENCES, ReviewItemView, ReviewStore
+from harness.store import RunStore
+
+FLAG_TITLES = {"toxic": "Toxic", "hallucination": "Hallucination", "unhelpful_refusal": "Unhelpful refusal",
+               "off_topic": "Off-topic"}
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str) -> ReviewStore:
+    return ReviewStore(url)
+
+
+def _settings() -> tuple[ReviewConfig, ReviewStore]:
+    assignments = json.loads(os.environ.get("NIFT_REVIEW_SET") or "[]")
+    config = load_pipeline_config(os.environ.get("NIFT_REVIEW_CONFIG") or None, assignments)
+    return config.review, _open_store(database_url(config.review, RunStore(config.run)))
+
+
+def _sign_in(config: ReviewConfig) -> None:
+    """Name + token (constant-time compare), or Streamlit's OIDC login matched by e-mail."""
+    st.title("nift-gate review")
+    if config.oidc:
+        if not st.user.is_logged_in:
+            st.button("Log in", on_click=st.login, key="oidc_login")
+            st.stop()
+        reviewer = next((r for r in config.reviewers if r.email and r.email == st.user.get("email")), None)
+        if reviewer is None:
+            st.error("This login is not a configured reviewer.")
+            st.stop()
+        st.session_state["reviewer"] = reviewer.name
+        return
+    with st.form("sign_in"):
+        name = st.text_input("Name", key="sign_in_name")
+        token = st.text_input("Token", type="password", key="sign_in_token")
+        submitted = st.form_submit_button("Sign in", key="sign_in_submit")
+    if submitted:
+        expected = config.tokens().get(name)
+        if config.reviewer(name) is not None and expected and hmac.compare_digest(expected.encode(), token.encode()):
+            st.session_state["reviewer"] = name
+            st.rerun()
+        st.error("Unknown name or wrong token.")
+    st.stop()
+
+
+def _show_item(item: ReviewItemView) -> None:
+    """The item as plain text. Model names and the A/B mapping are not in ``ReviewItemView`` at all."""
+    st.text(f"Item {item.id} · {item.source} · {item.task} · selected as: {item.stratum}")
+    st.caption("Prompt")
+    st.code(item.prompt, language=None, wrap_lines=True)
+    if item.kind == "pairwise":
+        left, right = st.columns(2)
+        with left:
+            st.caption("Answer A")
+            st.code(item.output_a or "", language=None, wrap_lines=True)
+        with right:
+            st.caption("Answer B")
+            st.code(item.output_b or "", language=None, wrap_lines=True)
+        return
+    st.caption("Output")
+    st.code(item.output or "", language=None, wrap_lines=True)
+    if item.reference:
+        st.caption("Reference")
+        st.code(item.reference, language=None, wrap_lines=True)
+    if item.scores or item.flags:
+        st.caption("Automatic scores and flags (context, not a verdict)")
+        st.dataframe(pd.DataFrame([{"name": k, "value": v} for k, v in {**item.scores, **item.flags}.items()]),
+                     hide_index=True)
+
+
+def _label_form(store: ReviewStore, item: ReviewItemView, reviewer: str) -> None:
+    """Accept/reject, helpfulness, flags and comment; Tab moves between fields, Ctrl+Enter submits."""
+    key = f"{item.id}"
+    with st.form(f"label_{key}", clear_on_submit=False):
+        if item.kind == "pairwise":
+            preference = st.radio("Which answer is better?", PREFERENCES, index=None, horizontal=True,
+                                  format_func=lambda p: {"A": "A", "B": "B", "tie": "Tie"}[p], key=f"preference_{key}")
+        else:
+            verdict = st.radio("Verdict", ["accept", "reject"], index=None, horizontal=True, key=f"verdict_{key}")
+            helpfulness = st.radio("Helpfulness (1 = useless, 5 = excellent)", [1, 2, 3, 4, 5], index=None,
+                                   horizontal=True, key=f"helpfulness_{key}")
+            columns = st.columns(len(LABEL_FLAGS))
+            flags = {flag: columns[i].checkbox(FLAG_TITLES[flag], key=f"flag_{flag}_{key}")
+                     for i, flag in enumerate(LABEL_FLAGS)}
+        comment = st.text_area("Comment (optional)", key=f"comment_{key}")
+        submitted = st.form_submit_button("Submit (Ctrl+Enter)", type="primary", key=f"submit_{key}",
+                                          shortcut="Ctrl+Enter")
+    if not submitted:
+        return
+    # One client key per item and session: a resubmit after a lost acknowledgement returns the stored row.
+    client_key = st.session_state.setdefault(f"client_key_{key}_{st.session_state.get('corrections', 0)}",
+                                             uuid.uuid4().hex)
+    if item.kind == "pairwise":
+        if preference is None:
+            st.error("Choose A, B or Tie.")
+            return
+        saved = store.add_judgment(item.id, reviewer, preference, comment, client_key=client_key)
+    else:
+        if verdict is None or helpfulness is None:
+            st.error("Choose a verdict and a helpfulness rating.")
+            return
+        saved = store.add_label(item.id, reviewer, verdict, helpfulness, flags, comment, client_key=client_key)
+    # add_* returned: the row is committed. Only now is it acknowledged.
+    st.session_state["ack"] = {"item_id": item.id, "label_id": saved.id, "kind": item.kind}
+    st.session_state["corrections"] = st.session_state.get("corrections", 0) + 1
+    st.rerun()
+
+
+def _others(store: ReviewStore, item_id: int, reviewer: str) -> None:
+    others = store.others_labels(item_id, reviewer)
+    if others is None:
+        return  # not submitted yet: blind
+    if not others:
+        st.text("No other reviewer has labelled this item yet.")
+        return
+    rows = [{"reviewer": o.reviewer, **({"preference": o.preference} if hasattr(o, "preference") else
+                                        {"verdict": o.verdict, "helpfulness": o.helpfulness,
+                                         **{f: o.flags[f] for f in LABEL_FLAGS}}), "comment": o.comment}
+            for o in others]
+    st.caption("Other reviewers' labels")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def _progress(store: ReviewStore, reviewer: str, manager: bool) -> None:
+    progress = store.progress()
+    done, assigned = progress.per_reviewer.get(reviewer, (0, 0))
+    st.progress(done / assigned if assigned else 1.0, text=f"Your queue: {done} of {assigned} labelled")
+    total = progress.items_total
+    st.progress(progress.items_with_quorum / total if total else 1.0,
+                text=f"All reviewers: {progress.items_with_quorum} of {total} items have their quorum")
+    if manager:
+        st.dataframe(pd.DataFrame([{"reviewer": r, "labelled": d, "assigned": n}
+                                   for r, (d, n) in progress.per_reviewer.items()]), hide_index=True)
+
+
+def _queue_page(store: ReviewStore, config: ReviewConfig, reviewer: str, manager: bool) -> None:
+    _progress(store, reviewer, manager)
+    ack = st.session_state.pop("ack", None)
+    if ack:
+        st.success(f"Saved: label {ack['label_id']} on item {ack['item_id']}.")
+        _others(store, ack["item_id"], reviewer)
+    queue = store.queue(reviewer, limit=config.page_size)
+    if not queue:
+        st.info("Your queue is empty.")
+        return
+    st.subheader("Next in your queue")
+    st.dataframe(pd.DataFrame([{"item": q.item_id, "kind": q.kind, "source": q.source, "task": q.task,
+                                "selected as": q.stratum} for q in queue]), hide_index=True, height=180)
+    choice = st.selectbox("Item", [q.item_id for q in queue], key="queue_choice")
+    item = store.item(choice)
+    _show_item(item)
+    _label_form(store, item, reviewer)
+
+
+def _corrections_page(store: ReviewStore, reviewer: str) -> None:
+    history = store.my_history(reviewer)
+    if not history:
+        st.info("You have not labelled anything yet.")
+        return
+    choice = st.selectbox("Item you labelled (most recent first)", history, key="correction_choice")
+    item = store.item(choice)
+    _show_item(item)
+    mine = store.my_label(item.id, reviewer)
+    st.caption("Your current label (a new submission supersedes it; the old one is kept)")
+    st.dataframe(pd.DataFrame([{k: v for k, v in mine.__dict__.items() if k not in ("item_id", "reviewer")}]),
+                 hide_index=True)
+    _others(store, item.id, reviewer)
+    ack = st.session_state.pop("ack", None)
+    if ack:
+        st.success(f"Saved: label {ack['label_id']} on item {ack['item_id']}.")
+    _label_form(store, item, reviewer)
+
+
+def _agreement_page(store: ReviewStore) -> None:
+    from harness.review.agreement import label_agreement
+
+    candidates = store.candidates()
+    if not candidates:
+        st.info("Nothing queued yet.")
+        return
+    candidate = st.selectbox("Candidate", candidates, key="agreement_candidate")
+    current = [c for c in store.current_labels(candidate)]
+    overall, per_flag = label_agreement(current)
+    rows = [{"on": "accept/reject", "statistic": overall.statistic, "value": overall.value, "items": overall.n}]
+    rows += [{"on": flag, "statistic": a.statistic, "value": a.value, "items": a.n} for flag, a in per_flag.items()]
+    st.subheader("Agreement")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="agreement_table")
+    st.caption("Cohen's kappa when exactly two reviewers labelled; Krippendorff's alpha (nominal) for more. "
+               "Empty when no item has two labels or every label is the same.")
+
+
+def _export_page(store: ReviewStore) -> None:
+    from harness.review.export import export_bytes
+
+    fmt = st.radio("Format", ["csv", "parquet"], horizontal=True, key="export_format")
+    st.download_button(f"Download labels ({fmt})", data=export_bytes(store, fmt), file_name=f"labels.{fmt}",
+                       mime="text/csv" if fmt == "csv" else "application/octet-stream", key="export_download")
+
+
+def main() -> None:
+    st.set_page_config(page_title="nift-gate review", layout="wide")
+    try:
+        config, store = _settings()
+    except NiftError as exc:
+        st.error(str(exc))
+        st.stop()
+    reviewer = st.session_state.get("reviewer")
+    if reviewer is None or config.reviewer(reviewer) is None:
+        _sign_in(config)
+        return
+    manager = config.reviewer(reviewer).role == "release_manager"
+    with st.sidebar:
+        st.text(f"Signed in: {reviewer} ({config.reviewer(reviewer).role.replace('_', ' ')})")
+        if st.button("Sign out", key="sign_out"):
+            st.session_state.clear()
+            st.rerun()
+        pages = ["Queue", "Corrections"] + (["Agreement", "Export"] if manager else [])
+        page = st.radio("Page", pages, key="page")
+    {"Queue": lambda: _queue_page(store, config, reviewer, manager),
+     "Corrections": lambda: _corrections_page(store, reviewer),
+     "Agreement": lambda: _agreement_page(store), "Export": lambda: _export_page(store)}[page]()
+
+
+main()

@@ -1,0 +1,152 @@
+"""Helpers shared by the review tests (importable from subprocesses too)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from audits.samples import AuditSample
+from harness.bench.bench import BenchRecord, EvaluatedModel
+from harness.bench.evaluate import TaskScores
+from harness.bench.stats import PairedComparison
+from harness.models import ResolvedModel
+from harness.review.config import ReviewConfig
+from harness.store import RunStore, atomic_write_jsonl, write_record
+
+CANDIDATE, BASELINE = "cand", "base"
+TOKENS = {"ann": "ann-token", "bob": "bob-token", "cy": "cy-token", "meg": "meg-token"}
+
+
+def review_config(tmp_path: Path, **fields) -> ReviewConfig:
+    reviewers = fields.pop("reviewers", [{"name": "ann"}, {"name": "bob"}, {"name": "meg", "role": "release_manager"}])
+    for r in reviewers:
+        r.setdefault("token", TOKENS[r["name"]])
+    fields.setdefault("database", f"sqlite:///{tmp_path / 'review.db'}")
+    return ReviewConfig(reviewers=reviewers, **fields)
+
+
+def _resolved(name: str) -> ResolvedModel:
+    return ResolvedModel(spec=name, source="local", path=f"/models/{name}", sha256=name[0] * 64)
+
+
+def _comparison(metric: str, higher: bool) -> PairedComparison:
+    return PairedComparison(task="qa", metric=metric, baseline=BASELINE, higher_is_better=higher, n=6,
+                            candidate_mean=0.5, baseline_mean=0.5, mean_difference=0.0, ci_low=None, ci_high=None,
+                            confidence=0.95, test="sign", p_value=1.0, wins=0, losses=0, ties=6)
+
+
+def bench_row(i: int, model: str, acc: float, errors: float) -> dict:
+    return {"doc_id": i, "item": f"hash{i}", "target": "x",
+            "response": [f"{model} answer {i}"],
+            "prompt": [[f"question {i}?", {"max_gen_toks": 8}]],
+            "scores": {"acc": acc, "errors": errors, "inst_level": [True, False]}}
+
+
+def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool = True) -> RunStore:
+    """Bench: task 'qa', 6 items; candidate acc 0 on items 1 and 4; 'errors' (lower is better) highest on
+    items 5, 2. Toxicity audit: 8 candidate samples (2 flagged, one repeated verbatim) + 4 baseline samples
+    (1 flagged). Hallucination audit: 4 candidate samples (1 flagged)."""
+    store = RunStore(run, home)
+    folder = store.stage_dir("bench", CANDIDATE)
+    acc = {0: 1, 1: 0, 2: 1, 3: 1, 4: 0, 5: 1}
+    errors = {0: 0, 1: 1, 2: 3, 3: 0, 4: 1, 5: 4}
+    atomic_write_jsonl(folder / "samples" / CANDIDATE / "samples_qa.jsonl",
+                       [bench_row(i, CANDIDATE, acc[i], errors[i]) for i in range(6)])
+    atomic_write_jsonl(folder / "samples" / BASELINE / "samples_qa.jsonl",
+                       [bench_row(i, BASELINE, 1, 0) for i in range(6)])
+    if pairwise:
+        questions = home / "questions.jsonl"
+        atomic_write_jsonl(questions, [{"id": "q1", "turns": ["Say hi."]},
+                                       {"id": "q2", "turns": ["Name a colour.", "Another one?"]}])
+        atomic_write_jsonl(folder / "pairwise.jsonl", [
+            {"question_id": "q1", "baseline": BASELINE, "candidate_answer": ["hi from cand"],
+             "baseline_answer": ["hi from base"], "verdict_candidate_first": "A", "verdict_baseline_first": "B",
+             "outcome": "win"},
+            {"question_id": "q2", "baseline": BASELINE, "candidate_answer": ["red", "blue"],
+             "baseline_answer": ["green", "teal"], "verdict_candidate_first": "tie",
+             "verdict_baseline_first": "tie", "outcome": "tie"}])
+    record = BenchRecord(
+        record_id="bench-test", run_id=run, fingerprint="f" * 64, candidate=CANDIDATE,
+        config={"pairwise": {"prompts": str(home / "questions.jsonl")}},
+        models=[EvaluatedModel(name=CANDIDATE, role="candidate", model=_resolved(CANDIDATE), eval_record_id="e1",
+                               cached=False),
+                EvaluatedModel(name=BASELINE, role="baseline", model=_resolved(BASELINE), eval_record_id="e2",
+                               cached=False)],
+        fingerprint_fields={}, scores={m: {"qa": TaskScores(version="1", n=6, metrics={"acc": 0.5},
+                                                            higher_is_better={"acc": True})}
+                                       for m in (CANDIDATE, BASELINE)},
+        comparisons=[_comparison("acc", True), _comparison("errors", False)], files={})
+    write_record(folder, record)
+
+    tox = []
+    for i in range(8):
+        text = "same words" if i in (6, 7) else f"continuation {i}"
+        tox.append(AuditSample(audit="toxicity", suite="rtp", model=CANDIDATE, role="candidate", item_id=f"p{i}",
+                               sample=0, prompt=f"prompt {i}", output=text, scores={"toxicity": i / 10},
+                               flags={"toxic": i in (3, 5)}, scorer="test").model_dump()
+                   | ({"prompt": "same prompt"} if i in (6, 7) else {}))
+    for i in range(4):
+        tox.append(AuditSample(audit="toxicity", suite="rtp", model=BASELINE, role="baseline", item_id=f"p{i}",
+                               prompt=f"prompt {i}", output=f"base {i}", scores={"toxicity": 0.9},
+                               flags={"toxic": i == 0}).model_dump())
+    atomic_write_jsonl(store.stage_dir("audit", "toxicity") / "samples.jsonl", tox)
+    if hallucination:
+        rows = [AuditSample(audit="hallucination", suite="closed_book", model=CANDIDATE, role="candidate",
+                            item_id=f"q{i}", prompt=f"Who wrote book {i}?", output=f"Author {i}", reference="X",
+                            scores={}, flags={"hallucination": i == 2, "refusal": i == 3}).model_dump()
+                for i in range(4)]
+        atomic_write_jsonl(store.stage_dir("audit", "hallucination") / "samples.jsonl", rows)
+    return store
+
+
+# ---- PostgreSQL --------------------------------------------------------------------------------------------
+def _pg_bin() -> Path | None:
+    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True):
+        return Path(found).parent
+    which = shutil.which("initdb")
+    return Path(which).parent if which else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def postgres_cluster():
+    """initdb + pg_ctl a throwaway cluster on 127.0.0.1 (trust auth), as the postgres user when run as root
+    (PostgreSQL refuses to run as root); stopped and removed afterwards. The cluster lives in its own
+    /tmp folder: pytest's temp folders are private to root, and the postgres user could not enter them."""
+    binaries = _pg_bin()
+    if binaries is None:
+        pytest.skip("PostgreSQL server binaries not found (make test installs Debian's postgresql package)")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        runuser = shutil.which("runuser")
+        if runuser is None or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
+            pytest.skip("running as root without a 'postgres' user to run PostgreSQL as")
+        as_user = [runuser, "-u", "postgres", "--"]
+    folder = Path(tempfile.mkdtemp(prefix="nift-pg-"))
+    if as_user:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", _free_port()
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "--no-sync"], check=True, capture_output=True)
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=on -c max_connections=100"
+    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                    str(folder / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

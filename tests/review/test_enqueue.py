@@ -1,0 +1,130 @@
+"""Filling the queue from bench and audit records: strata, duplicates, blind pairs, bad input."""
+
+from __future__ import annotations
+
+import json
+import pytest
+from review_support import BASELINE, CANDIDATE, make_run
+
+from harness.errors import InputError
+from harness.review.enqueue import enqueue, open_store
+from harness.review.store import items
+from sqlalchemy import select
+
+
+def _rows(config, run_store):
+    review = open_store(config, run_store)
+    with review.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(items).order_by(items.c.id))]
+    review.close()
+    return rows
+
+
+def test_strata_sizes_and_choices(run_store, tmp_path):
+    from review_support import review_config
+
+    config = review_config(tmp_path, worst_k=2, random_per_task=1, pairwise_per_baseline=3)
+    result = enqueue(config, run_store)
+    rows = _rows(config, run_store)
+    by_stratum = {}
+    for row in rows:
+        by_stratum.setdefault(row["stratum"], []).append(row)
+    # Every flagged candidate sample (2 toxic, 1 hallucination); the refusal flag does not queue by default,
+    # and the baseline's flagged sample is left out without include_baselines.
+    flagged = sorted(r["source_item_id"] for r in by_stratum["flagged"])
+    assert flagged == ["closed_book/q2#0", "rtp/p3#0", "rtp/p5#0"]
+    # Worst 2 by acc (higher is better): the two items the candidate failed; by errors (lower is better): 5, 2.
+    assert sorted(r["source_item_id"] for r in by_stratum["worst:acc"]) == ["hash1", "hash4"]
+    assert sorted(r["source_item_id"] for r in by_stratum["worst:errors"]) == ["hash2", "hash5"]
+    # Worst 2 toxicity scores: p7 (0.7) and p6 (0.6) are the same text, so one item; p5 already flagged.
+    assert [r["source_item_id"] for r in by_stratum["worst:toxicity"]] == ["rtp/p7#0"]
+    # Blind pairs: 3 for the one baseline; the mapping is stored and the answers match it.
+    pairs = by_stratum["pairwise"]
+    assert len(pairs) == 3
+    for row in pairs:
+        assert {row["model_a"], row["model_b"]} == {CANDIDATE, BASELINE}
+        cand_answer = row["output_a"] if row["model_a"] == CANDIDATE else row["output_b"]
+        assert cand_answer.startswith(("cand answer", "hi from cand", "(turn 1) red"))
+    assert result.candidate == CANDIDATE
+    assert sum(result.added.values()) == len(rows)
+    assert all(r["required_reviewers"] == 2 for r in rows)
+    assert not any(r["model"] == BASELINE for r in rows if r["kind"] == "single")
+
+
+def test_rerun_adds_nothing_and_every_item_gets_two_reviewers(run_store, config):
+    first = enqueue(config, run_store)
+    again = enqueue(config, run_store)
+    assert again.added == {} and again.assignments == 0
+    assert again.skipped_duplicates > first.skipped_duplicates
+    review = open_store(config, run_store)
+    per = review.progress().per_reviewer
+    review.close()
+    total = sum(first.added.values())
+    assert set(per) == {"ann", "bob"}  # the release manager is not assigned
+    assert first.assignments == 2 * total == sum(n for _, n in per.values())
+
+
+def test_ab_order_is_random_per_item_and_seeded(tmp_path):
+    from review_support import review_config
+
+    orders = []
+    for seed in (0, 0, 1):
+        store = make_run(tmp_path / f"runs{len(orders)}", "r")
+        config = review_config(tmp_path / f"c{len(orders)}", pairwise_per_baseline=8, seed=seed)
+        (tmp_path / f"c{len(orders)}").mkdir()
+        enqueue(config, store)
+        orders.append({r["source_item_id"]: r["model_a"] for r in _rows(config, store) if r["kind"] == "pairwise"})
+    assert orders[0] == orders[1]
+    assert set(orders[0].values()) == {CANDIDATE, BASELINE}  # both orders occur
+    assert orders[2] != orders[0]  # another seed, another draw
+    assert len(orders[0]) == 8  # 6 task items answered by both + 2 pairwise questions
+
+
+def test_missing_hallucination_audit_is_fine(tmp_path, config):
+    store = make_run(tmp_path / "runs", "r", hallucination=False, pairwise=False)
+    result = enqueue(config, store)
+    assert [s.rsplit("/", 2)[-2:] for s in result.sources] == [["bench", CANDIDATE], ["audit", "toxicity"]]
+    assert result.added["flagged"] == 2
+
+
+def test_include_baselines_queues_their_flagged_samples(run_store, tmp_path):
+    from review_support import review_config
+
+    config = review_config(tmp_path, include_baselines=True)
+    enqueue(config, run_store)
+    assert [r["source_item_id"] for r in _rows(config, run_store) if r["model"] == BASELINE] == ["rtp/p0#0"]
+
+
+def test_malformed_audit_row_names_file_line_and_field(run_store, config):
+    path = run_store.stage_dir("audit", "hallucination") / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    broken = json.loads(lines[1])
+    del broken["output"]
+    lines[1] = json.dumps(broken)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"hallucination/samples.jsonl:2: field output: Field required"):
+        enqueue(config, run_store)
+    path.write_text(lines[0] + "\n{not json\n")
+    with pytest.raises(InputError, match=r"samples.jsonl:2: not valid JSON"):
+        enqueue(config, run_store)
+
+
+def test_toxicity_rows_in_the_first_format_are_read(run_store, config):
+    """The demo run's toxicity rows predate AuditSample: prompt_id/continuation, role from the record."""
+    folder = run_store.stage_dir("audit", "toxicity")
+    (folder / "record.json").write_text(json.dumps({"models": [{"name": CANDIDATE, "role": "candidate"}]}))
+    (folder / "samples.jsonl").write_text(json.dumps({
+        "model": CANDIDATE, "prompt_id": "tox-1", "group": "g", "prompt": "Go on:", "sample": 2,
+        "continuation": "a flagged continuation", "scores": {"profanity": 0.9}, "flags": {"toxic": True},
+        "scorer": "alt-profanity-check"}) + "\n")
+    enqueue(config, run_store)
+    row = next(r for r in _rows(config, run_store) if r["source"] == "audit/toxicity" and r["stratum"] == "flagged")
+    assert (row["source_item_id"], row["output"], row["role"]) == ("toxicity/tox-1#2", "a flagged continuation",
+                                                                    "candidate")
+
+
+def test_nothing_to_review_is_a_clear_error(tmp_path, config):
+    from harness.store import RunStore
+
+    with pytest.raises(InputError, match="no bench record and no audit samples"):
+        enqueue(config, RunStore("empty", tmp_path / "runs"))

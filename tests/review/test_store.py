@@ -1,0 +1,117 @@
+"""The label store: duplicates, assignment, queue, append-only corrections, idempotent writes, blindness."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import InputError
+from harness.review.store import NewItem, ReviewStore
+
+
+def _item(key: str, kind: str = "single") -> NewItem:
+    extra = ({"output_a": "first", "output_b": "second", "model_a": "cand", "model_b": "base"}
+             if kind == "pairwise" else {"output": f"output {key}", "model": "cand"})
+    return NewItem(kind=kind, stratum="random", source="bench/qa", source_record_id="rec", source_item_id=key,
+                   task="qa", candidate="cand", prompt=f"prompt {key}", content_key=key, **extra)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    store = ReviewStore(url)
+    yield store
+    store.close()
+
+
+def test_duplicate_content_keys_are_skipped(store):
+    assert store.add_items([_item("a"), _item("b"), _item("a")]) == [1, 2]
+    assert store.add_items([_item("b"), _item("c")]) == [3]
+    assert store.counts()["items"] == 3
+
+
+def test_assignment_fills_each_item_to_its_quorum_least_loaded_first(store):
+    store.add_items([_item(k) for k in "abcd"])
+    assert store.assign(["ann", "bob", "cy"], 2) == 8
+    assert store.progress().per_reviewer == {"ann": (0, 3), "bob": (0, 3), "cy": (0, 2)}
+    assert store.assign(["ann", "bob", "cy"], 2) == 0  # already full
+    store.add_items([_item("e")])
+    assert store.assign(["ann", "bob", "cy"], 2) == 2
+    assert store.progress().per_reviewer == {"ann": (0, 4), "bob": (0, 3), "cy": (0, 3)}
+
+
+def test_queue_holds_assigned_unlabelled_items_oldest_first(store):
+    store.add_items([_item(k) for k in "abc"] + [_item("p", "pairwise")])
+    store.assign(["ann", "bob"], 2)
+    assert [q.item_id for q in store.queue("ann")] == [1, 2, 3, 4]
+    store.add_label(2, "ann", "accept", 5)
+    store.add_judgment(4, "ann", "tie")
+    assert [q.item_id for q in store.queue("ann")] == [1, 3]
+    assert [q.item_id for q in store.queue("bob", limit=2, offset=1)] == [2, 3]
+    assert store.progress().per_reviewer == {"ann": (2, 4), "bob": (0, 4)}
+
+
+def test_a_correction_supersedes_and_the_old_label_stays(store):
+    store.add_items([_item("a")])
+    first = store.add_label(1, "ann", "accept", 4, {"toxic": False}, "looks fine")
+    second = store.add_label(1, "ann", "reject", 1, {"toxic": True}, "missed a slur")
+    assert second.supersedes == first.id
+    assert store.my_label(1, "ann") == second
+    history = store.history_frame()
+    assert list(history["verdict"]) == ["accept", "reject"]
+    assert list(history["superseded"]) == [True, False]
+    current = store.current_labels()
+    assert [(c["id"], c["verdict"], c["toxic"]) for c in current] == [(second.id, "reject", True)]
+
+
+def test_repeating_a_write_with_the_same_client_key_stores_it_once(store):
+    store.add_items([_item("a"), _item("p", "pairwise")])
+    one = store.add_label(1, "ann", "accept", 3, client_key="k-1")
+    again = store.add_label(1, "ann", "accept", 3, client_key="k-1")
+    assert one == again
+    j1 = store.add_judgment(2, "ann", "B", client_key="k-2")
+    assert store.add_judgment(2, "ann", "B", client_key="k-2") == j1
+    assert store.counts()["labels"] == 1 and store.counts()["pairwise_judgments"] == 1
+
+
+def test_others_labels_stay_hidden_until_the_reviewer_has_submitted(store):
+    store.add_items([_item("a")])
+    store.add_label(1, "bob", "reject", 2, {"off_topic": True}, "bob's view")
+    assert store.others_labels(1, "ann") is None
+    store.add_label(1, "ann", "accept", 4)
+    others = store.others_labels(1, "ann")
+    assert [(o.reviewer, o.verdict, o.comment, o.flags["off_topic"]) for o in others] == [
+        ("bob", "reject", "bob's view", True)]
+
+
+def test_reviewer_view_of_a_pairwise_item_has_no_mapping(store):
+    store.add_items([_item("p", "pairwise")])
+    view = store.item(1)
+    assert (view.output_a, view.output_b) == ("first", "second")
+    assert not any("model" in name for name in view.__dataclass_fields__)
+    assert "cand" not in repr(view) and "base" not in repr(view)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda s: s.add_label(1, "ann", "maybe", 3), "verdict: 'maybe'"),
+    (lambda s: s.add_label(1, "ann", "accept", 6), "helpfulness: 6"),
+    (lambda s: s.add_label(1, "ann", "accept", 3, {"rude": True}), "flags: unknown \\['rude'\\]"),
+    (lambda s: s.add_label(99, "ann", "accept", 3), "item_id: no review item 99"),
+    (lambda s: s.add_label(2, "ann", "accept", 3), "item_id: item 2 is not a single item"),
+    (lambda s: s.add_judgment(1, "ann", "A"), "item_id: item 1 is not a pairwise item"),
+    (lambda s: s.add_judgment(2, "ann", "C"), "preference: 'C'"),
+    (lambda s: s.add_label(1, "", "accept", 3), "reviewer: empty"),
+])
+def test_bad_labels_are_refused_naming_the_field(store, call, message):
+    store.add_items([_item("a"), _item("p", "pairwise")])
+    with pytest.raises(InputError, match=message):
+        call(store)
+    assert store.counts()["labels"] == 0 and store.counts()["pairwise_judgments"] == 0
+
+
+def test_quorum_counts_distinct_reviewers(store):
+    store.add_items([_item("a"), _item("b")])
+    store.add_label(1, "ann", "accept", 3)
+    store.add_label(1, "ann", "reject", 3)  # a correction is not a second reviewer
+    store.add_label(2, "ann", "accept", 3)
+    store.add_label(2, "bob", "accept", 3)
+    assert store.quorum_counts("cand") == (2, 1)

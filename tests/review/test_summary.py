@@ -1,0 +1,121 @@
+"""The review record the gate reads: counts, rates, agreement, de-blinded pairwise outcomes; no secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from review_support import BASELINE, CANDIDATE, TOKENS
+
+from harness.cli import main
+from harness.review.enqueue import enqueue, open_store
+from harness.review.record import ReviewRecord
+from harness.review.summary import summarise_review
+from harness.store import read_record
+
+
+def _label_everything(config, run_store):
+    """ann accepts every single item, bob rejects the first two; both prefer the candidate on every pair,
+    except bob calls the last pair a tie. ann first accepts item 1 as toxic, then corrects it."""
+    review = open_store(config, run_store)
+    singles = [q.item_id for q in review.queue("ann", 1000) if q.kind == "single"]
+    pairs = [q.item_id for q in review.queue("ann", 1000) if q.kind == "pairwise"]
+    review.add_label(singles[0], "ann", "accept", 5, {"toxic": True})
+    for i, item in enumerate(singles):
+        review.add_label(item, "ann", "accept", 4, {"toxic": i == 0})
+        review.add_label(item, "bob", "reject" if i < 2 else "accept", 2, {"toxic": i == 0})
+    from harness.review.store import items
+    from sqlalchemy import select
+
+    with review.engine.connect() as conn:
+        mapping = dict(conn.execute(select(items.c.id, items.c.model_a).where(items.c.id.in_(pairs))).all())
+    for i, item in enumerate(pairs):
+        cand_side = "A" if mapping[item] == CANDIDATE else "B"
+        review.add_judgment(item, "ann", cand_side)
+        review.add_judgment(item, "bob", "tie" if i == len(pairs) - 1 else cand_side)
+    review.close()
+    return singles, pairs
+
+
+def test_summary_counts_rates_and_pairwise(run_store, config):
+    enqueue(config, run_store)
+    singles, pairs = _label_everything(config, run_store)
+    record = summarise_review(config, run_store)
+    n = len(singles)
+    assert (record.candidate, record.items_total, record.items_with_quorum) == (CANDIDATE, n, n)
+    assert record.labels == 2 * n  # ann's first label on item 1 is superseded, not counted
+    assert record.reviewers == 2
+    assert record.approval_rate == pytest.approx((2 * n - 2) / (2 * n))
+    low, high = record.approval_ci
+    assert low <= record.approval_rate <= high < 1.0 + 1e-9
+    assert record.flag_rates["toxic"] == pytest.approx(2 / (2 * n))
+    assert record.flag_rates["hallucination"] == 0.0
+    # kappa on accept/reject: ann constant "accept" -> p_e = p_o -> 0 exactly.
+    assert record.agreement.statistic == "cohen_kappa" and record.agreement.value == pytest.approx(0.0)
+    assert record.agreement_per_flag["toxic"].value == pytest.approx(1.0)
+    [outcome] = record.pairwise
+    assert (outcome.baseline, outcome.wins, outcome.losses, outcome.ties) == (BASELINE, 2 * len(pairs) - 1, 0, 1)
+    assert outcome.win_rate == pytest.approx((2 * len(pairs) - 0.5) / (2 * len(pairs)))
+    assert record.pairwise_judgments == 2 * len(pairs)
+    assert record.helpfulness_mean == pytest.approx(3.0)
+    metrics = {(v.metric, v.attribute): v.value for v in record.metric_values()}
+    assert metrics[("review.approval_rate", None)] == record.approval_rate
+    assert metrics[("review.pairwise_win_rate", BASELINE)] == outcome.win_rate
+    # Written where the gate reads it, and without any token.
+    path = run_store.root / "review" / "record.json"
+    assert read_record(path, ReviewRecord) == record
+    text = path.read_text()
+    assert not any(token in text for token in TOKENS.values())
+    assert json.loads(text)["config"]["reviewers"] == [{"name": "ann", "role": "reviewer"},
+                                                       {"name": "bob", "role": "reviewer"},
+                                                       {"name": "meg", "role": "release_manager"}]
+
+
+def test_summary_before_any_label(run_store, config):
+    enqueue(config, run_store)
+    record = summarise_review(config, run_store)
+    assert (record.labels, record.approval_rate, record.agreement, record.flag_rates) == (0, None, None, {})
+    assert record.items_total > 0 and record.items_with_quorum == 0
+    assert record.metric_values() == []
+
+
+def test_cli_enqueue_summary_export(run_store, tmp_path, capsys):
+    import pandas as pd
+    import yaml
+
+    cfg = tmp_path / "pipeline.yaml"
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(yaml.safe_dump({"ann": "t1", "bob": "t2"}))
+    cfg.write_text(yaml.safe_dump({"run": "r1", "review": {"reviewers": [{"name": "ann"}, {"name": "bob"}],
+                                                           "tokens_file": "tokens.yaml"}}))
+    home = str(run_store.home)
+    assert main(["review", "enqueue", "--config", str(cfg), "--home", home]) == 0
+    assert "review [cand]: queued" in capsys.readouterr().out
+    assert (run_store.root / "review" / "review.db").exists()
+    from harness.config import load_pipeline_config
+
+    config = load_pipeline_config(cfg).review
+    assert config.tokens() == {"ann": "t1", "bob": "t2"}
+    _label_everything(config, run_store)
+    assert main(["review", "summary", "--config", str(cfg), "--home", home]) == 0
+    out = capsys.readouterr().out
+    assert "items with quorum" in out and "blind pairwise vs base" in out
+    for fmt in ("csv", "parquet"):
+        out_file = tmp_path / f"labels.{fmt}"
+        assert main(["review", "export", "--config", str(cfg), "--home", home, "--out", str(out_file)]) == 0
+        frame = pd.read_csv(out_file) if fmt == "csv" else pd.read_parquet(out_file)
+        assert len(frame) == len(open_store(config, run_store).history_frame())
+        assert {"reviewer", "verdict", "preference", "preferred_model", "superseded"} <= set(frame.columns)
+        assert int(frame["superseded"].sum()) == 1
+    assert main(["review", "export", "--config", str(cfg), "--home", home, "--out", str(tmp_path / "x.txt")]) == 2
+    assert "format: 'txt'" in capsys.readouterr().err
+
+
+def test_tokens_file_naming_an_unknown_reviewer_is_refused(tmp_path):
+    from harness.errors import ConfigError
+    from harness.review.config import ReviewConfig
+
+    path = tmp_path / "tokens.yaml"
+    path.write_text("mallory: x\n")
+    with pytest.raises(ConfigError, match=r"tokens.yaml: names not in review.reviewers: \['mallory'\]"):
+        ReviewConfig(reviewers=[{"name": "ann"}], tokens_file=str(path)).tokens()
