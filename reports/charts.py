@@ -1,0 +1,98 @@
+"""Charts for the report, drawn with matplotlib as inline SVG: no JavaScript, no network, same bytes every time.
+
+Text is drawn as paths (``svg.fonttype: path``), so a model name in a chart cannot inject markup, and the
+SVG ids are salted with a constant so the file is byte-stable.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+_STYLE = {"svg.hashsalt": "nift-gate", "svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
+          "axes.spines.right": False}
+PALETTE = ("#1f6feb", "#8250df", "#bf8700", "#1a7f37", "#cf222e", "#57606a")
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside HTML
+
+
+def bench_deltas(rows: Sequence[dict]) -> str | None:
+    """One row per (metric, baseline): candidate - baseline with its paired CI; dashed line at -margin."""
+    if not rows:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+        for i, row in enumerate(reversed(rows)):
+            colour = PALETTE[0] if row["status"] != "fail" else PALETTE[4]
+            low = row["difference"] - row["ci_low"] if row["ci_low"] is not None else 0
+            high = row["ci_high"] - row["difference"] if row["ci_high"] is not None else 0
+            ax.errorbar(row["difference"], i, xerr=[[low], [high]], fmt="o", color=colour, capsize=3)
+            if row.get("margin") is not None:
+                sign = -1 if row["higher_is_better"] else 1
+                ax.plot([sign * row["margin"]] * 2, [i - 0.35, i + 0.35], color=PALETTE[4], linestyle="--", lw=1)
+        ax.axvline(0, color="#57606a", lw=0.8)
+        ax.set_yticks(range(len(rows)), [f"{r['label']} vs {r['baseline']}" for r in reversed(rows)])
+        ax.set_xlabel("candidate - baseline (dot), 95% paired CI; red dashes: non-inferiority margin")
+        return _svg(fig)
+
+
+def value_bars(groups: dict[str, dict[str, tuple[float, float | None, float | None]]], ylabel: str) -> str | None:
+    """Grouped bars: group (metric) -> model -> (value, ci_low, ci_high)."""
+    if not groups:
+        return None
+    models = sorted({m for per in groups.values() for m in per})
+    width = 0.8 / max(1, len(models))
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7, 3))
+        for j, model in enumerate(models):
+            xs, ys, errs = [], [], [[], []]
+            for i, per in enumerate(groups.values()):
+                if model not in per:
+                    continue
+                value, low, high = per[model]
+                xs.append(i + j * width)
+                ys.append(value)
+                errs[0].append(value - low if low is not None else 0)
+                errs[1].append(high - value if high is not None else 0)
+            ax.bar(xs, ys, width, yerr=errs, capsize=2, color=PALETTE[j % len(PALETTE)], label=model)
+        ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(groups))], list(groups), rotation=15,
+                      ha="right")
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False, fontsize=8)
+        return _svg(fig)
+
+
+def distributions(per_model: dict[str, list[float]], xlabel: str) -> str | None:
+    """Box plots of per-prompt scores, one per model."""
+    per_model = {m: v for m, v in per_model.items() if v}
+    if not per_model:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(per_model) + 1.2))
+        ax.boxplot(list(per_model.values()), orientation="horizontal", tick_labels=list(per_model), widths=0.5)
+        ax.set_xlabel(xlabel)
+        return _svg(fig)
+
+
+def review_outcomes(bars: dict[str, float], title: str) -> str | None:
+    if not bars:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(bars) + 1.2))
+        names = list(bars)
+        ax.barh(range(len(names)), [bars[n] for n in names], color=PALETTE[3])
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlim(0, 1)
+        ax.set_title(title, fontsize=9)
+        return _svg(fig)
