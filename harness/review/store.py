@@ -446,7 +446,7 @@ class ReviewStore:
 
     def candidates(self) -> list[str]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(distinct(items.c.candidate)).order_by(items.c.candidate)).scalars())
+            return list(conn.execute(select(items.c.candidate).distinct().order_by(items.c.candidate)).scalars())
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -21,7 +21,7 @@ from harness.models import ResolvedModel
 from harness.review.config import ReviewConfig
 from harness.store import RunStore, atomic_write_jsonl, write_record
 
-CANDIDATE, BASELINE = "cand", "base"
+CANDIDATE, BASELINE = "nift-cand-7", "sft-base-3"  # distinctive: tests search pages for them
 TOKENS = {"ann": "ann-token", "bob": "bob-token", "cy": "cy-token", "meg": "meg-token"}
 
 
@@ -34,7 +34,7 @@ def review_config(tmp_path: Path, **fields) -> ReviewConfig:
 
 
 def _resolved(name: str) -> ResolvedModel:
-    return ResolvedModel(spec=name, source="local", path=f"/models/{name}", sha256=name[0] * 64)
+    return ResolvedModel(spec=name, source="local", path=f"/models/{name}", sha256=str(len(name)) * 64)
 
 
 def _comparison(metric: str, higher: bool) -> PairedComparison:
@@ -45,7 +45,7 @@ def _comparison(metric: str, higher: bool) -> PairedComparison:
 
 def bench_row(i: int, model: str, acc: float, errors: float) -> dict:
     return {"doc_id": i, "item": f"hash{i}", "target": "x",
-            "response": [f"{model} answer {i}"],
+            "response": [f"{'first' if model == CANDIDATE else 'second'} answer {i}"],
             "prompt": [[f"question {i}?", {"max_gen_toks": 8}]],
             "scores": {"acc": acc, "errors": errors, "inst_level": [True, False]}}
 
@@ -67,8 +67,8 @@ def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool
         atomic_write_jsonl(questions, [{"id": "q1", "turns": ["Say hi."]},
                                        {"id": "q2", "turns": ["Name a colour.", "Another one?"]}])
         atomic_write_jsonl(folder / "pairwise.jsonl", [
-            {"question_id": "q1", "baseline": BASELINE, "candidate_answer": ["hi from cand"],
-             "baseline_answer": ["hi from base"], "verdict_candidate_first": "A", "verdict_baseline_first": "B",
+            {"question_id": "q1", "baseline": BASELINE, "candidate_answer": ["hi there"],
+             "baseline_answer": ["hello"], "verdict_candidate_first": "A", "verdict_baseline_first": "B",
              "outcome": "win"},
             {"question_id": "q2", "baseline": BASELINE, "candidate_answer": ["red", "blue"],
              "baseline_answer": ["green", "teal"], "verdict_candidate_first": "tie",

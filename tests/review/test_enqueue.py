@@ -44,7 +44,7 @@ def test_strata_sizes_and_choices(run_store, tmp_path):
     for row in pairs:
         assert {row["model_a"], row["model_b"]} == {CANDIDATE, BASELINE}
         cand_answer = row["output_a"] if row["model_a"] == CANDIDATE else row["output_b"]
-        assert cand_answer.startswith(("cand answer", "hi from cand", "(turn 1) red"))
+        assert cand_answer.startswith(("first answer", "hi there", "(turn 1) red"))
     assert result.candidate == CANDIDATE
     assert sum(result.added.values()) == len(rows)
     assert all(r["required_reviewers"] == 2 for r in rows)

@@ -90,7 +90,7 @@ def test_cli_enqueue_summary_export(run_store, tmp_path, capsys):
                                                            "tokens_file": "tokens.yaml"}}))
     home = str(run_store.home)
     assert main(["review", "enqueue", "--config", str(cfg), "--home", home]) == 0
-    assert "review [cand]: queued" in capsys.readouterr().out
+    assert f"review [{CANDIDATE}]: queued" in capsys.readouterr().out
     assert (run_store.root / "review" / "review.db").exists()
     from harness.config import load_pipeline_config
 
@@ -99,7 +99,7 @@ def test_cli_enqueue_summary_export(run_store, tmp_path, capsys):
     _label_everything(config, run_store)
     assert main(["review", "summary", "--config", str(cfg), "--home", home]) == 0
     out = capsys.readouterr().out
-    assert "items with quorum" in out and "blind pairwise vs base" in out
+    assert "items with quorum" in out and f"blind pairwise vs {BASELINE}" in out
     for fmt in ("csv", "parquet"):
         out_file = tmp_path / f"labels.{fmt}"
         assert main(["review", "export", "--config", str(cfg), "--home", home, "--out", str(out_file)]) == 0
