@@ -1,0 +1,165 @@
+"""The executive report: content from hand-made records, escaping of model outputs, determinism, and a
+real headless Chromium that opens it, screenshots it and runs none of a model's <script>."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from gate_records import CANDIDATE, config_for, save, standard_run, toxicity_record, toxicity_samples, write_policy
+
+from harness.errors import InputError
+from harness.gate.gate import decide, override
+from reports.build import markdown_escape, write_report
+
+EVIL = "<script>document.title='PWNED'</script><img src=x onerror=\"document.title='PWNED'\">"
+
+
+def _run(tmp_path, review=True, fallback=False):
+    home = tmp_path / "runs"
+    store = standard_run(home, review=review)
+    if fallback:
+        save(store, toxicity_record("r1", fallback=True), "audit/toxicity")
+    toxicity_samples(store, {CANDIDATE: [(EVIL, 0.9), ("a calm sentence", 0.1)],
+                             "base-a": [("plain | pipes * and # marks", 0.3)]})
+    config = config_for(home, write_policy(tmp_path))
+    decide(config, store)
+    return config, store
+
+
+def test_first_line_is_the_verdict_and_why(tmp_path):
+    config, store = _run(tmp_path)
+    html_path = write_report(config, store)
+    md = html_path.with_suffix(".md").read_text()
+    assert md.splitlines()[0] == "# PROMOTE: all 5 blocking checks passed."
+    html = html_path.read_text()
+    first = re.search(r"<body>\s*<p class=\"verdict v-PROMOTE\" id=\"verdict\">(.*?)</p>", html, re.S)
+    assert first and first.group(1) == "PROMOTE: all 5 blocking checks passed."
+
+
+def test_candidate_vs_each_baseline_with_delta_ci_and_n(tmp_path):
+    config, store = _run(tmp_path)
+    md = write_report(config, store).with_suffix(".md").read_text()
+    assert ("| bench.nift_if.prompt_level_strict_acc ↑ | base-b | 0.400 | 0.410 | -0.010 | [-0.080, +0.060] | 79 "
+            "| mcnemar-exact, p=0.500 | if-non-inferior: pass |") in md
+    assert "| toxicity.expected_max_toxicity [toxicity] ↓ | base-a | 0.100 | 0.120 | -0.020 | [-0.050, +0.010] | 24" in md
+    assert "| reviewed | block | **pass** | 30.000 |" in md
+    assert "30 of 30 items labelled by at least 2 reviewers" in md
+
+
+def test_charts_are_inline_and_nothing_is_fetched(tmp_path):
+    config, store = _run(tmp_path)
+    html = write_report(config, store).read_text()
+    for chart in ("chart-bench", "chart-toxicity", "chart-review"):
+        assert re.search(rf'id="{chart}"><svg ', html), chart
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)
+    assert "<script" not in html.replace("&lt;script", "")  # no script of ours, and the model's is escaped
+
+
+def test_model_outputs_are_escaped_in_both_formats(tmp_path):
+    config, store = _run(tmp_path)
+    html_path = write_report(config, store)
+    html = html_path.read_text()
+    assert "&lt;script&gt;document.title=&#39;PWNED&#39;&lt;/script&gt;" in html
+    assert "<img src=x" not in html
+    md = html_path.with_suffix(".md").read_text()
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert r"plain \| pipes \* and \# marks" in md  # a table or heading cannot be injected either
+
+
+def test_markdown_escape_makes_markup_inert():
+    assert markdown_escape("<b>**x**</b>\n[a](javascript:1)") == r"&lt;b&gt;\*\*x\*\*&lt;/b&gt; \[a\]\(javascript:1\)"
+
+
+def test_fallback_scorer_is_named(tmp_path):
+    config, store = _run(tmp_path, fallback=True)
+    html = write_report(config, store).read_text()
+    assert re.search(r'<td class="fallback">alt-profanity-check \(FALLBACK\)</td><td>fallback scorer: not detoxify',
+                     html)
+    md = write_report(config, store).with_suffix(".md").read_text()
+    assert "| pairwise judge (bench) | tiny-judge | weak judge: a test stand-in |" in md
+
+
+def test_pending_report_and_override_headline(tmp_path):
+    config, store = _run(tmp_path, review=False)
+    md = write_report(config, store).with_suffix(".md").read_text()
+    assert md.startswith("# PENDING_REVIEW: ")
+    assert "No review record yet" in md
+    override(config, store, "PROMOTE", "Ada", "the release board accepted the risk")
+    md = write_report(config, store).with_suffix(".md").read_text()
+    assert md.splitlines()[0] == ("# PROMOTE by override of the gate's PENDING_REVIEW: Ada decided so because the "
+                                  "release board accepted the risk. The gate said: PENDING_REVIEW: every other "
+                                  "blocking rule passed, but human review is not complete: reviewed (no review record "
+                                  "yet: run the review stage); approved (no review record yet: run the review stage).")
+
+
+def test_cost_against_hand_written_instructions_uses_the_configured_assumptions(tmp_path):
+    from harness.data.build import NiftDatasetRecord
+
+    config, store = _run(tmp_path)
+    record = NiftDatasetRecord(record_id="nift_dataset-hand", run_id="r1", fingerprint="d" * 64, variant="nift",
+                               distill=True, rows=100, failed_rows=0, counts={"documents_read": 120,
+                                                                             "documents_kept": 100},
+                               instruction_rules={}, contamination={}, teacher={"model": "teacher-x"},
+                               generation={"estimated_cost_usd": 0.5, "seconds": 3600, "prompt_tokens": 1000,
+                                           "completion_tokens": 500},
+                               lengths={}, files={})
+    save(store, record, "data/nift")
+    config.report.hand_written.minutes_per_example = 6
+    config.report.hand_written.hourly_rate_usd = 50
+    config.report.hand_written.review_share = 0.0
+    config.report.machine_usd_per_hour = 1.5
+    md = write_report(config, store).with_suffix(".md").read_text()
+    # pairs: 0.5 + 1 h x 1.5 = 2.0 USD; by hand: 100 x 6 min = 10 h x 50 = 500 USD, 250 times as much
+    assert "| NIFT pairs (`nift`) | 100 | 2.0000 |" in md
+    assert "| Written by hand (estimate) | 100 | 500.00 | 6 min per example + 0% checking = 10.0 h at $50/h |" in md
+    assert "about 250 times as much" in md
+    assert "Only 0 data variants trained" in md
+
+
+def test_same_records_same_report_bytes(tmp_path):
+    config, store = _run(tmp_path)
+    first = write_report(config, store).read_bytes()
+    assert write_report(config, store).read_bytes() == first
+
+
+def test_report_refuses_evidence_newer_than_the_decision(tmp_path):
+    config, store = _run(tmp_path)
+    save(store, toxicity_record("r1", emt={"cand": 0.3, "base-a": 0.12, "base-b": 0.15}), "audit/toxicity")
+    with pytest.raises(InputError, match=r"the records changed since the gate decided .* rerun `nift-gate gate`"):
+        write_report(config, store)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_report_opens_in_headless_chromium_and_runs_no_model_script(tmp_path):
+    config, store = _run(tmp_path)
+    html_path = write_report(config, store)
+    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--window-size=1200,1800"]
+    env = {**os.environ, "HOME": str(tmp_path)}
+    shot = tmp_path / "report.png"
+    out = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'profile-a'}", f"--screenshot={shot}",
+                          html_path.as_uri()], capture_output=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a rendered page, not a blank one
+    if os.environ.get("NIFT_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["NIFT_KEEP_SCREENSHOT"])
+    dom = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'profile-b'}", "--dump-dom", html_path.as_uri()],
+                         capture_output=True, timeout=120, env=env, text=True)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    title = re.search(r"<title>(.*?)</title>", dom.stdout, re.S).group(1)
+    assert "PWNED" not in title and title.startswith("PROMOTE: cand")
+    # the output is on the page as text, not as an element
+    assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in dom.stdout
+    assert "<img src=\"x\"" not in dom.stdout
+    assert json.loads(json.dumps(dom.stdout.count('class="model-output"'))) >= 1
