@@ -77,6 +77,10 @@ class SelfCheckConfig(_Section):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature for the samples.")
     limit: int | None = Field(None, ge=1, description="Questions checked (default: every factual question asked).")
     ngram: int = Field(1, ge=1, description="SelfCheck-Ngram order (1 = unigram, the paper's best n-gram).")
+    nli_model: str | None = Field(None, description="Local folder of an MNLI classifier (e.g. potsawee/deberta-v3-"
+                                                    "large-mnli): adds SelfCheckGPT's NLI score.")
+    nli_threshold: float = Field(0.5, gt=0, lt=1, description="An answer whose mean P(contradiction) reaches this "
+                                                              "is flagged as a hallucination for review.")
 
 
 class TruthfulQAConfig(_Section):

@@ -159,7 +159,7 @@ def _halueval(results: _ModelResults, generator, items, config, seed: int) -> No
                 flags={"unparseable": verdict is None}))
 
 
-def _selfcheck(results: _ModelResults, generator, checker, questions, answers: dict[str, str], config,
+def _selfcheck(results: _ModelResults, generator, checker, nli, questions, answers: dict[str, str], config,
                seed: int) -> None:
     from harness.data.teachers import GenerationRequest
 
@@ -184,14 +184,20 @@ def _selfcheck(results: _ModelResults, generator, checker, questions, answers: d
         results.count("selfcheck", "scored")
         results.add("hallucination.selfcheck.avg_neg_logprob", q.id, score.avg_neg_logprob)
         results.add("hallucination.selfcheck.max_neg_logprob", q.id, score.avg_max_neg_logprob)
+        scores = {"avg_neg_logprob": round(score.avg_neg_logprob, 6),
+                  "max_neg_logprob": round(score.avg_max_neg_logprob, 6),
+                  **{f"sentence_{i}_avg_neg_logprob": round(v, 6)
+                     for i, v in enumerate(score.sentence_avg_neg_logprob)}}
+        flags = {}
+        if nli is not None:
+            contradiction = nli.score(answers[q.id], samples)
+            results.add("hallucination.selfcheck.nli_contradiction", q.id, contradiction)
+            scores["nli_contradiction"] = round(contradiction, 6)
+            flags["hallucination"] = contradiction >= sc.nli_threshold
         results.rows.append(AuditSample(
             audit=NAME, suite="selfcheck", model=results.name, role=results.role, item_id=q.id,
             prompt=requests[index * sc.samples].prompt, output=answers[q.id],
-            reference=" || ".join(samples), scores={
-                "avg_neg_logprob": round(score.avg_neg_logprob, 6),
-                "max_neg_logprob": round(score.avg_max_neg_logprob, 6),
-                **{f"sentence_{i}_avg_neg_logprob": round(v, 6)
-                   for i, v in enumerate(score.sentence_avg_neg_logprob)}}))
+            reference=" || ".join(samples), scores=scores, flags=flags))
 
 
 def _truthfulqa(results: dict[str, _ModelResults], resolved, bench: BenchConfig, path: str, limit: int | None,
@@ -272,13 +278,19 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
     if not suites and not truthfulqa_path:
         raise ConfigError("audit.hallucination: every check is disabled or lacks data; enable closed_book or set "
                           "halueval.path / truthfulqa.path")
-    checker = None
+    checker = nli = None
     if "selfcheck" not in skipped:
-        from .selfcheck import NgramSelfCheck
+        from .selfcheck import NgramSelfCheck, NliSelfCheck
 
         checker = NgramSelfCheck(hall.selfcheck.ngram)
+        nli = NliSelfCheck(hall.selfcheck.nli_model) if hall.selfcheck.nli_model else None
     inputs = [ref for _, ref in resolved.values()] + [
         InputRef(kind="prompt_set", id=name, sha256=info.sha256) for name, info in suites.items()]
+    if nli is not None:
+        from harness.models import resolve_model
+
+        inputs.append(InputRef(kind="model", id=hall.selfcheck.nli_model,
+                               sha256=resolve_model(hall.selfcheck.nli_model).sha256))
     truthfulqa_sha = None
     if truthfulqa_path:
         from harness.assets import resolve_asset
@@ -310,7 +322,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
         if "halueval" in loaded:
             _halueval(results[name], generator, loaded["halueval"], hall, config.seed)
         if checker is not None:
-            _selfcheck(results[name], generator, checker, loaded["closed_book"], answers, hall, config.seed)
+            _selfcheck(results[name], generator, checker, nli, loaded["closed_book"], answers, hall, config.seed)
         del generator  # free the model before the next one loads
     if truthfulqa_path:
         questions = _truthfulqa(results, resolved, bench, truthfulqa_path, hall.truthfulqa.limit, store, force,
@@ -326,7 +338,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
         deltas=_deltas(results, specs[0][0], config),
         outcomes={n: {check: dict(sorted(c.items())) for check, c in sorted(r.outcomes.items())}
                   for n, r in results.items()},
-        selfcheck=checker.identity if checker else None,
+        selfcheck={**checker.identity, **({"nli": nli.identity["method"]} if nli else {})} if checker else None,
         flagged_samples={n: sum(row.flags.get("hallucination", False) for row in r.rows) for n, r in results.items()},
         files={"samples": "samples.jsonl"})
     with atomic_dir(out_dir) as tmp:

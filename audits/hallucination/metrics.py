@@ -29,6 +29,8 @@ register("hallucination.selfcheck.avg_neg_logprob", False, "SelfCheckGPT n-gram:
          "less consistent = more likely hallucinated).", _SOURCE, "score")
 register("hallucination.selfcheck.max_neg_logprob", False, "SelfCheckGPT n-gram: mean over answers of the "
          "sentence-averaged maximum negative log-probability.", _SOURCE, "score")
+register("hallucination.selfcheck.nli_contradiction", False, "SelfCheckGPT NLI: mean over answers of the mean "
+         "over sentences of P(contradiction | sentence, sampled answer).", _SOURCE)
 for _task in ("mc1", "mc2"):
     register(f"hallucination.truthfulqa_{_task}.acc", True, f"TruthfulQA {_task.upper()} accuracy through lm-eval "
              f"(task nift_truthfulqa_{_task}).", _SOURCE)

@@ -248,3 +248,43 @@ def test_truthfulqa_from_the_shared_mc_task_file(tiny_model, tmp_path):
     # every choice scores the same; lm-eval's argmax takes the first, which in TruthfulQA's file is the true one
     assert mc1.n == 5 and mc1.value == 1.0
     assert record.suites["truthfulqa"].items == 5 and set(record.skipped) == {"closed_book", "halueval", "selfcheck"}
+
+
+@pytest.fixture(scope="module")
+def tiny_nli(tmp_path_factory, embedded_texts):
+    from tiny_nli import build_tiny_nli
+
+    return build_tiny_nli(tmp_path_factory.mktemp("nli"), embedded_texts[:40])
+
+
+def test_selfcheck_nli_is_the_mean_contradiction_probability(tiny_nli):
+    import torch
+
+    from audits.hallucination.selfcheck import NliSelfCheck
+
+    nli = NliSelfCheck(str(tiny_nli), batch_size=2)
+    sentences, samples = ["The river is long.", "It has moons."], ["The river runs far.", "Rain.", "A mill."]
+    scores = nli.sentence_scores(sentences, samples)
+    # by hand for the second sentence: softmax over (entailment, contradiction) logits, mean over samples
+    expected = []
+    for sample in samples:
+        inputs = nli.tokenizer(sentences[1], sample, return_tensors="pt")
+        with torch.inference_mode():
+            logits = nli.model(**inputs).logits[0]
+        expected.append(torch.softmax(logits[[0, 1]], dim=-1)[1].item())
+    assert scores[1] == pytest.approx(sum(expected) / 3, abs=1e-5)
+    assert nli.score("The river is long. It has moons.", samples) == pytest.approx(sum(scores) / 2, abs=1e-6)
+    assert nli.score("", samples) is None
+
+
+def test_selfcheck_nli_in_the_audit_flags_by_threshold(tiny_model, tmp_path, embedded_texts, tiny_nli):
+    record = _run(tmp_path, tiny_model, embedded_texts, truthfulqa=False,
+                  selfcheck={"samples": 3, "nli_model": str(tiny_nli), "nli_threshold": 0.01})
+    nli = record.summaries["model"]["hallucination.selfcheck.nli_contradiction"]
+    assert nli.n == 3 and 0.0 < nli.value < 1.0 and "NLI" in record.selfcheck["nli"]
+    rows = [json.loads(line) for line in
+            (RunStore("r").stage_dir("audit", "hallucination") / "samples.jsonl").read_text().splitlines()]
+    selfcheck = [r for r in rows if r["suite"] == "selfcheck"]
+    assert selfcheck and all(r["flags"]["hallucination"] for r in selfcheck)  # every score is above 0.01
+    with pytest.raises(Exception, match="not a local NLI model folder"):
+        _run(tmp_path, tiny_model, embedded_texts, truthfulqa=False, selfcheck={"nli_model": str(tmp_path)})
