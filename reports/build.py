@@ -50,6 +50,7 @@ class Report:
     ablation_note: str
     review: dict[str, Any] | None
     quoted: list[dict[str, Any]]
+    pairwise: list[dict[str, Any]] = field(default_factory=list)
     charts: dict[str, str] = field(default_factory=dict)
 
 
@@ -318,6 +319,8 @@ def build_report(config: PipelineConfig, store: RunStore) -> Report:
         cost=_cost(config, dataset, config.report.machine_usd_per_hour), identities=_identities(evidence, datasets),
         fingerprints=fingerprints, ablation=ablation, ablation_note=note, review=_review(evidence),
         quoted=_quoted(store, candidate, config.report.quoted_outputs))
+    bench = evidence.records.get("bench")
+    report.pairwise = [p.model_dump() for p in getattr(bench, "pairwise", [])]
     report.charts = _charts(report, evidence, store)
     return report
 

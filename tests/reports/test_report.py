@@ -48,6 +48,7 @@ def test_candidate_vs_each_baseline_with_delta_ci_and_n(tmp_path):
     assert "| toxicity.expected_max_toxicity [toxicity] ↓ | base-a | 0.100 | 0.120 | -0.020 | [-0.050, +0.010] | 24" in md
     assert "| reviewed | block | **pass** | 30.000 |" in md
     assert "30 of 30 items labelled by at least 2 reviewers" in md
+    assert "| base-a | tiny-judge | 10 | 4 | 2 | 4 | 1 | 0.500 [0.300, 0.700] |" in md
 
 
 def test_charts_are_inline_and_nothing_is_fetched(tmp_path):
@@ -163,3 +164,42 @@ def test_report_opens_in_headless_chromium_and_runs_no_model_script(tmp_path):
     assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in dom.stdout
     assert "<img src=\"x\"" not in dom.stdout
     assert json.loads(json.dumps(dom.stdout.count('class="model-output"'))) >= 1
+
+
+def _dataset(variant: str, distill: bool, rows: int):
+    from harness.data.build import NiftDatasetRecord
+
+    return NiftDatasetRecord(record_id=f"nift_dataset-{variant}", run_id="r1", fingerprint="d" * 64, variant=variant,
+                             distill=distill, rows=rows, failed_rows=0, counts={"documents_read": rows,
+                                                                                "documents_kept": rows},
+                             instruction_rules={}, contamination={}, teacher={"model": "t"} if distill else None,
+                             generation={"estimated_cost_usd": 0.01, "seconds": 10}, lengths={}, files={})
+
+
+def _checkpoint(name: str, dataset_id: str):
+    from harness.models import ResolvedModel
+    from harness.records import InputRef
+    from harness.threads import ThreadChoice
+    from harness.train.train import CheckpointRecord
+
+    return CheckpointRecord(
+        record_id=f"checkpoint-{name}", run_id="r1", fingerprint="k" * 64,
+        inputs=[InputRef(kind="nift_dataset", id=dataset_id, sha256="0" * 64)], name=name, recipe="hybrid",
+        method="lora", base_model=ResolvedModel(spec="base", source="local", path="/m", sha256="0" * 64),
+        data_format="nift", rows=10, truncated_rows=0, dropped_rows=0, chat_template="model", steps=12, epochs=1.0,
+        resumed_from_step=None, loss_curve=[], tokens_seen=100, wall_seconds=1.0, tokens_per_s=100.0,
+        peak_memory_mb=1.0, device="cpu", threads=ThreadChoice(threads=1, how="requested", workload="train"),
+        trainable_parameters=1, total_parameters=2, weights={}, model_dir="model", merged_dir="merged")
+
+
+def test_ablation_table_compares_the_trained_data_variants(tmp_path):
+    config, store = _run(tmp_path)
+    save(store, _dataset("nift", True, 165), "data/nift")
+    save(store, _dataset("nift-raw", False, 165), "data/nift-raw")
+    save(store, _checkpoint(CANDIDATE, "nift_dataset-nift"), f"train/{CANDIDATE}")
+    # base-a stands for the checkpoint trained on the no-distillation variant; bench scored it as a baseline
+    save(store, _checkpoint("base-a", "nift_dataset-nift-raw"), "train/base-a")
+    md = write_report(config, store).with_suffix(".md").read_text()
+    assert "| nift | yes | 165 | cand | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.400 |" in md
+    assert "| nift-raw | no | 165 | base-a | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.380 |" in md
+    assert "data variants trained" not in md  # two variants trained: no "only one" note
