@@ -15,7 +15,10 @@ The pairwise A/B mapping (which model answered A) is stored with the item and re
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -206,6 +209,10 @@ class ReviewStore:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self._writer = self.engine.execution_options(write=True)
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        self._lock_path = f"{database}.write-lock" if database and database != ":memory:" else None
+        self._lock_fd: int | None = None
+        self._thread_lock = threading.Lock()
         if apply_migrations:
             try:
                 migrate(self._writer)
@@ -214,12 +221,31 @@ class ReviewStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """One committed transaction; on SQLite it holds the write lock from its first statement."""
-        with self._writer.begin() as conn:
-            yield conn
+        """One committed transaction; on SQLite it holds the write lock from its first statement.
+
+        SQLite writers also queue on an flock beside the database first: the kernel wakes the next writer
+        the moment the lock is free, where SQLite's own busy handler polls with sleeps of up to 100 ms
+        (the tail of the write latency under 8 writers). BEGIN IMMEDIATE stays as the guard for writers
+        that do not take the flock."""
+        if self._lock_path is None:
+            with self._writer.begin() as conn:
+                yield conn
+            return
+        with self._thread_lock:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                with self._writer.begin() as conn:
+                    yield conn
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # ---- filling the queue -------------------------------------------------------------------------------
     def add_items(self, new_items: list[NewItem]) -> list[int]:
@@ -227,13 +253,14 @@ class ReviewStore:
         if not new_items:
             return []
         now = _now()
-        inserted = []
+        inserted: list[int] = []
         with self._write() as conn:
             keys = [i.content_key for i in new_items]
             known = set()
             for start in range(0, len(keys), 500):
                 known |= set(conn.execute(select(items.c.content_key).where(
                     items.c.content_key.in_(keys[start:start + 500]))).scalars())
+            rows = []
             for item in new_items:
                 if item.content_key in known:
                     continue
@@ -241,7 +268,13 @@ class ReviewStore:
                 values = {k: v for k, v in item.__dict__.items() if k not in ("scores", "flags")}
                 values.update(scores_json=json.dumps(item.scores, sort_keys=True),
                               flags_json=json.dumps(item.flags, sort_keys=True), created_at=now)
-                inserted.append(conn.execute(insert(items).values(**values)).inserted_primary_key[0])
+                rows.append(values)
+            for start in range(0, len(rows), 1000):  # executemany in batches; ids read back by content key
+                batch = rows[start:start + 1000]
+                conn.execute(insert(items), batch)
+                ids = dict(conn.execute(select(items.c.content_key, items.c.id).where(
+                    items.c.content_key.in_([r["content_key"] for r in batch]))).all())
+                inserted += [ids[r["content_key"]] for r in batch]
         return inserted
 
     def assign(self, reviewers: list[str], required: int) -> int:

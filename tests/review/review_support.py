@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,45 +103,18 @@ def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool
 
 
 # ---- PostgreSQL --------------------------------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True):
-        return Path(found).parent
-    which = shutil.which("initdb")
-    return Path(which).parent if which else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def postgres_cluster():
-    """initdb + pg_ctl a throwaway cluster on 127.0.0.1 (trust auth), as the postgres user when run as root
-    (PostgreSQL refuses to run as root); stopped and removed afterwards. The cluster lives in its own
-    /tmp folder: pytest's temp folders are private to root, and the postgres user could not enter them."""
-    binaries = _pg_bin()
-    if binaries is None:
-        pytest.skip("PostgreSQL server binaries not found (make test installs Debian's postgresql package)")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        runuser = shutil.which("runuser")
-        if runuser is None or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-            pytest.skip("running as root without a 'postgres' user to run PostgreSQL as")
-        as_user = [runuser, "-u", "postgres", "--"]
-    folder = Path(tempfile.mkdtemp(prefix="nift-pg-"))
-    if as_user:
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", _free_port()
-    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True)
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=on -c max_connections=100"
-    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                    str(folder / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True)
+    """tools/pg_cluster.py's throwaway cluster; the test skips, saying why, where PostgreSQL is missing."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    from pg_cluster import PostgresUnavailable, pg_cluster
+
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        cluster = pg_cluster()
+        url = cluster.__enter__()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"{exc} (make test installs Debian's postgresql package)")
+    try:
+        yield url
     finally:
-        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        cluster.__exit__(None, None, None)

@@ -1,6 +1,6 @@
 """The real app in headless Chromium: a hostile model output is shown as text and runs nothing.
 
-Starts `streamlit run dashboard/app.py` (its own session, tracked by PID) and Debian's `chromium` with a
+Starts the app with `nift-gate review serve` (its own session, tracked by PID) and Debian's `chromium` with a
 fresh profile, drives it over the DevTools protocol (the `websockets` client): sign in by typing, open the item, read the DOM, take a screenshot. Set NIFT_SCREENSHOT_DIR to keep
 the screenshot.
 """
@@ -144,11 +144,12 @@ def test_hostile_output_is_text_in_a_real_browser(tmp_path, config):
     pipeline.write_text(yaml.safe_dump({"run": "r1", "review": settings}))
 
     port = _free_port()
-    env = {**os.environ, "NIFT_REVIEW_CONFIG": str(pipeline), "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"], env=env, cwd=ROOT, start_new_session=True,
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(  # the way users start it: nift-gate review serve, streamlit flags after --
+        [sys.executable, "-m", "harness.cli", "review", "serve", "--config", str(pipeline), "--",
+         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"], env=env, cwd=ROOT,
+        start_new_session=True,
         stdout=open(tmp_path / "streamlit.log", "w"), stderr=subprocess.STDOUT)
     browser = None
     try:
