@@ -198,13 +198,14 @@ def _corrections_page(store: ReviewStore, reviewer: str) -> None:
 
 def _agreement_page(store: ReviewStore) -> None:
     from harness.review.agreement import label_agreement
+    from harness.review.summary import candidate_labels
 
     candidates = store.candidates()
     if not candidates:
         st.info("Nothing queued yet.")
         return
     candidate = st.selectbox("Candidate", candidates, key="agreement_candidate")
-    current = [c for c in store.current_labels(candidate)]
+    current = candidate_labels(store, candidate)  # the same labels the review record counts
     overall, per_flag = label_agreement(current)
     rows = [{"on": "accept/reject", "statistic": overall.statistic, "value": overall.value, "items": overall.n}]
     rows += [{"on": flag, "statistic": a.statistic, "value": a.value, "items": a.n} for flag, a in per_flag.items()]

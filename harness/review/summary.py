@@ -32,6 +32,12 @@ def approval_ci(accepts_per_item: list[tuple[int, int]], iterations: int, confid
     return float(np.quantile(rates, tail)), float(np.quantile(rates, 1 - tail))
 
 
+def candidate_labels(review: ReviewStore, candidate: str) -> list[dict]:
+    """Current labels on the candidate's own outputs: what the record and the app's agreement panel count
+    (baselines' samples queued for context are left out)."""
+    return [label for label in review.current_labels(candidate) if label["model"] == candidate]
+
+
 def pairwise_outcomes(review: ReviewStore, candidate: str) -> list[PairwiseOutcome]:
     """Per baseline: judgments preferring the candidate (wins), the baseline (losses), or neither (ties)."""
     counts: dict[str, list[int]] = {}
@@ -55,7 +61,7 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     candidate = candidate or resolve_candidate(config, store)
     review = open_store(config, store)
     try:
-        current = [label for label in review.current_labels(candidate) if label["model"] == candidate]
+        current = candidate_labels(review, candidate)
         judged = review.current_labels(candidate, kind="pairwise")
         outcomes = pairwise_outcomes(review, candidate)
         own_items, with_quorum = review.quorum_counts(candidate)
