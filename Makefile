@@ -30,11 +30,9 @@ system-deps:
 			|| echo "system-deps: WARNING: could not install postgresql/chromium; their tests will be skipped"; \
 	fi
 
+# The whole gate on the embedded default: data, train, bench, audit, review queue, gate, report.
 demo: setup
-	$(BIN)/nift-gate data build --config configs/demo.yaml --show-card
-	$(BIN)/nift-gate train --config configs/demo.yaml
-	$(BIN)/nift-gate bench --config configs/demo.yaml
-	$(BIN)/nift-gate audit --config configs/demo.yaml
+	$(BIN)/nift-gate run configs/demo.yaml
 
 test: setup system-deps
 	$(BIN)/python -m pytest -q

@@ -132,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "parquet"], help="Default: from the --out suffix.")
 
     _add_gate_parsers(commands)
+    run = commands.add_parser(
+        "run", help="Run the whole gate: data, train, bench, audit, review, gate, report.",
+        description="Runs every stage of CONFIG in order: data build -> train (NIFT candidate and SFT baselines) -> "
+                    "bench -> audit (toxicity, hallucination) -> review enqueue + summary -> gate -> report. Each "
+                    "stage is cached by its fingerprint and resumes after a crash, so rerunning redoes only what "
+                    "changed. Ends with the report path and, while review is pending, the commands that open the "
+                    "review app and then re-decide.")
+    run.add_argument("config_file", type=Path, metavar="CONFIG", help="Pipeline YAML, e.g. configs/demo.yaml.")
+    run.add_argument("--run", help="Run folder name (overrides `run:` in the config).")
+    run.add_argument("--home", help="Runs home folder (default: $NIFT_HOME or ./nift-runs).")
+    run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                     help="Override any config field (repeatable).")
+    run.add_argument("--force", action="store_true", help="Redo every stage even when a matching record exists.")
+
     config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_commands.add_parser("show", help="Print the resolved config as YAML (defaults < file < --set).")
@@ -268,12 +282,32 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .config import load_pipeline_config
+    from .pipeline import run_pipeline
+    from .store import RunStore
+
+    config = load_pipeline_config(args.config_file, args.assignments, {"run": args.run})
+    store = RunStore(config.run, args.home)
+    result = run_pipeline(config, store, force=args.force)
+    total = sum(result.seconds.values())
+    print(f"\n{result.decision.reason}\nreport: {result.report}\n        {result.report.with_suffix('.md')}")
+    print(f"stages: {', '.join(f'{k} {v:.0f} s' for k, v in result.seconds.items())} (total {total / 60:.1f} min)")
+    if result.review_pending:
+        where = " ".join(filter(None, [f"--config {args.config_file}", f"--run {args.run}" if args.run else "",
+                                       f"--home {args.home}" if args.home else ""]))
+        print(f"review pending: open the review app with\n  nift-gate review serve {where}\n"
+              f"then decide again with\n  nift-gate run {args.config_file}"
+              f"{' --run ' + args.run if args.run else ''}{' --home ' + args.home if args.home else ''}")
+    return 0
+
+
 def _config_show(args: argparse.Namespace) -> int:
     import yaml
 
     from .config import load_pipeline_config
 
-    print(yaml.safe_dump(load_pipeline_config(args.config, args.assignments).model_dump(), sort_keys=False), end="")
+    print(yaml.safe_dump(load_pipeline_config(args.config, args.assignments).model_dump(mode="json"), sort_keys=False), end="")
     return 0
 
 
@@ -445,10 +479,12 @@ def _review_export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench, ("audit", None): _audit, ("config", "show"): _config_show,
+    handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench,
+                ("audit", None): _audit, ("run", None): _run, ("config", "show"): _config_show,
+                ("config", "reference"): _config_reference,
                 ("review", "enqueue"): _review_enqueue, ("review", "serve"): _review_serve,
                 ("review", "summary"): _review_summary, ("review", "export"): _review_export,
-                ("config", "reference"): _config_reference, ("gate", None): _gate, ("override", None): _override,
+                ("gate", None): _gate, ("override", None): _override,
                 ("registry", "verify"): _registry_verify, ("registry", "show"): _registry_show,
                 ("report", None): _report}
     try:

@@ -72,3 +72,19 @@ def test_audit_targets_default_to_the_bench_models(tmp_path):
     assert candidate == "train:cand" and [b.name for b in baselines] == ["b"]
     own = load_pipeline_config(path, ["audit.candidate=train:other", "audit.baselines=[]"]).audit_targets()
     assert own == ("train:other", [])
+
+
+def test_config_show_masks_review_tokens_and_demo_config_resolves(capsys):
+    assert main(["config", "show", "--config", "configs/demo.yaml"]) == 0
+    shown = capsys.readouterr().out
+    assert "demo-ana" not in shown and "token: '**********'" in shown
+    config = load_pipeline_config("configs/demo.yaml")
+    assert config.gate.policy.endswith("configs/policy-demo.yaml")  # relative to the config file
+    assert config.review.required_reviewers == 2
+
+
+def test_run_help_names_every_stage():
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for stage in ("data build", "train", "bench", "audit", "review", "gate", "report"):
+        assert stage in out.stdout

@@ -1,0 +1,119 @@
+"""`nift-gate run CONFIG`: every stage in order, from corpus to report.
+
+    data -> train -> bench -> audit -> review (enqueue + summary) -> gate -> report
+
+Each stage is the same library call its own subcommand makes, so each is cached by its fingerprint and
+resumes after a crash: rerunning the command redoes only what changed (new review labels, typically). The
+review summary is rebuilt on every run because labels arrive between runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import PipelineConfig
+from .store import RunStore
+
+STAGES = ("data", "train", "bench", "audit", "review", "gate", "report")
+
+
+@dataclass
+class PipelineResult:
+    decision: Any = None
+    report: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def review_pending(self) -> bool:
+        return self.decision is not None and self.decision.decision == "PENDING_REVIEW"
+
+
+def _data(config: PipelineConfig, store: RunStore, force: bool) -> str:
+    from .data.build import build_pairs
+
+    records = build_pairs(config.data, store, force=force)
+    return ", ".join(f"{r.variant}: {r.rows} pairs" for r in records)
+
+
+def _train(config: PipelineConfig, store: RunStore, force: bool) -> str:
+    from .train.train import select_checkpoints, train_checkpoint
+
+    done = []
+    for entry in select_checkpoints(config.train, None, None):
+        record = train_checkpoint(entry, store, force=force)
+        done.append(f"{entry.name}: {record.steps} steps" if record is not None else entry.name)
+    return ", ".join(done) or "nothing to train"
+
+
+def _bench(config: PipelineConfig, store: RunStore, force: bool) -> str:
+    from .bench.bench import run_bench
+
+    record = run_bench(config.bench, store, force=force)
+    return "; ".join(f"{c.task} {c.metric} vs {c.baseline} {c.mean_difference:+.3f}" for c in record.comparisons
+                     if c.metric.endswith("strict_acc") or c.metric in ("acc", "exact_match"))
+
+
+def _audit(config: PipelineConfig, store: RunStore, force: bool) -> str:
+    from audits.hallucination.audit import run_hallucination_audit
+    from audits.toxicity.audit import run_toxicity_audit
+
+    candidate, baselines = config.audit_targets()
+    done = []
+    if config.audit.toxicity.enabled:
+        record = run_toxicity_audit(config.audit, candidate, baselines, store, force=force)
+        done.append(f"toxicity ({record.scorer.name}{', fallback' if record.scorer.fallback else ''}): "
+                    f"{sum(record.flagged_samples.values())} flagged")
+    if config.audit.hallucination.enabled:
+        record = run_hallucination_audit(config.audit, candidate, baselines, store, bench=config.bench, force=force)
+        done.append(f"hallucination: {sum(record.flagged_samples.values())} flagged")
+    return "; ".join(done) or "no audit enabled"
+
+
+def _review(config: PipelineConfig, store: RunStore, force: bool) -> str:
+    from .review.enqueue import enqueue
+    from .review.summary import summarise_review
+
+    queued = enqueue(config.review, store)
+    record = summarise_review(config.review, store, queued.candidate)
+    return (f"{sum(queued.added.values())} new items queued; {record.items_with_quorum}/{record.items_total} "
+            f"items with quorum, {record.labels} labels")
+
+
+def _gate(config: PipelineConfig, store: RunStore, force: bool) -> Any:
+    from .gate.gate import decide
+
+    return decide(config, store)
+
+
+def _report(config: PipelineConfig, store: RunStore, force: bool) -> Path:
+    from reports.build import write_report
+
+    return write_report(config, store)
+
+
+_RUNNERS: dict[str, Callable[[PipelineConfig, RunStore, bool], Any]] = {
+    "data": _data, "train": _train, "bench": _bench, "audit": _audit, "review": _review, "gate": _gate,
+    "report": _report}
+
+
+def run_pipeline(config: PipelineConfig, store: RunStore, force: bool = False,
+                 echo: Callable[[str], None] = print) -> PipelineResult:
+    """Run every stage; ``force`` redoes the cached ones. Errors propagate with the stage's own message."""
+    result = PipelineResult()
+    for number, stage in enumerate(STAGES, 1):
+        echo(f"== [{number}/{len(STAGES)}] {stage}")
+        start = time.perf_counter()
+        outcome = _RUNNERS[stage](config, store, force)
+        result.seconds[stage] = round(time.perf_counter() - start, 1)
+        if stage == "gate":
+            result.decision = outcome
+            outcome = outcome.reason
+        elif stage == "report":
+            result.report = outcome
+            outcome = str(outcome)
+        echo(f"   {stage} done in {result.seconds[stage]:.0f} s: {outcome}")
+    return result
