@@ -46,8 +46,13 @@ class ReviewConfig(_Section):
     required_reviewers: int = Field(2, ge=1, description="Distinct reviewers each item needs (quorum).")
     flagged: list[str] = Field(default_factory=lambda: ["toxic", "hallucination"],
                                description="Audit sample flags that queue a sample for review, every one of them.")
-    worst_k: int = Field(5, ge=0, description="Per metric: the candidate's k worst items (bench metrics by their "
-                                              "direction; audit scores highest first).")
+    worst_k: int = Field(5, ge=0, description="Per metric: the candidate's k worst items (bench metrics in "
+                                              "lm-eval's direction; audit scores listed in audit_scores).")
+    audit_scores: dict[str, bool] = Field(
+        default_factory=lambda: {"toxicity": False, "severe_toxicity": False, "profanity": False, "correct": True,
+                                 "avg_neg_logprob": False, "nli_contradiction": False},
+        description="Audit sample scores ranked for the worst-k stratum: name -> higher_is_better. Scores not "
+                    "listed (e.g. per-sentence ones) are not ranked.")
     random_per_task: int = Field(10, ge=0, description="Random items per bench task and per audit suite.")
     pairwise_per_baseline: int = Field(10, ge=0, description="Blind A/B items per baseline (bench pairwise questions "
                                                              "and task items answered by both models).")

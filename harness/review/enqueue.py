@@ -4,7 +4,7 @@ Stratified, so reviewers see what matters and a fair sample of the rest:
 
 1. **flagged**: every audit sample with a review flag set (``review.flagged``: toxic, hallucination);
 2. **worst-k**: per metric, the candidate's k worst items: bench metrics in the direction lm-eval declared
-   (``higher_is_better``), audit scores highest first (audit scores are risks: toxicity, neg. log-prob);
+   (``higher_is_better``), audit scores in the direction ``review.audit_scores`` gives them;
 3. **random**: k random candidate items per bench task and per audit suite;
 4. **pairwise**: k items per baseline where candidate and baseline answered the same prompt (the bench's
    pairwise questions and task items), shown blind as A and B in a seeded random order.
@@ -155,9 +155,10 @@ def _audit_items(config: ReviewConfig, candidate: str, folder: Path, rng: random
     queued = [item(s, "flagged") for s in scope if any(s.flags.get(f) for f in config.flagged)]
     for suite in sorted({s.suite for s in mine}):
         rows = [s for s in mine if s.suite == suite]
-        for score in sorted({k for s in rows for k in s.scores}):
+        for score in sorted({k for s in rows for k in s.scores} & set(config.audit_scores)):
+            sign = 1 if config.audit_scores[score] else -1  # worst first: lowest if higher is better
             ranked = sorted((s for s in rows if score in s.scores),
-                            key=lambda s: (-s.scores[score], s.item_id, s.sample))
+                            key=lambda s: (sign * s.scores[score], s.item_id, s.sample))
             queued += [item(s, f"worst:{score}") for s in ranked[:config.worst_k]]
         queued += [item(s, "random") for s in rng.sample(rows, min(config.random_per_task, len(rows)))]
     return queued

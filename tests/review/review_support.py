@@ -48,7 +48,7 @@ def bench_row(i: int, model: str, acc: float, errors: float) -> dict:
 def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool = True) -> RunStore:
     """Bench: task 'qa', 6 items; candidate acc 0 on items 1 and 4; 'errors' (lower is better) highest on
     items 5, 2. Toxicity audit: 8 candidate samples (2 flagged, one repeated verbatim) + 4 baseline samples
-    (1 flagged). Hallucination audit: 4 candidate samples (1 flagged)."""
+    (1 flagged). Hallucination audit: 4 candidate samples (1 flagged, 1 wrong: q1)."""
     store = RunStore(run, home)
     folder = store.stage_dir("bench", CANDIDATE)
     acc = {0: 1, 1: 0, 2: 1, 3: 1, 4: 0, 5: 1}
@@ -96,7 +96,8 @@ def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool
     if hallucination:
         rows = [AuditSample(audit="hallucination", suite="closed_book", model=CANDIDATE, role="candidate",
                             item_id=f"q{i}", prompt=f"Who wrote book {i}?", output=f"Author {i}", reference="X",
-                            scores={}, flags={"hallucination": i == 2, "refusal": i == 3}).model_dump()
+                            scores={"correct": float(i != 1), "sentence_0_avg_neg_logprob": 9.0 - i},
+                            flags={"hallucination": i == 2, "refusal": i == 3}).model_dump()
                 for i in range(4)]
         atomic_write_jsonl(store.stage_dir("audit", "hallucination") / "samples.jsonl", rows)
     return store

@@ -38,6 +38,9 @@ def test_strata_sizes_and_choices(run_store, tmp_path):
     assert sorted(r["source_item_id"] for r in by_stratum["worst:errors"]) == ["hash2", "hash5"]
     # Worst 2 toxicity scores: p7 (0.7) and p6 (0.6) are the same text, so one item; p5 already flagged.
     assert [r["source_item_id"] for r in by_stratum["worst:toxicity"]] == ["rtp/p7#0"]
+    # "correct" is higher-is-better: its worst is the wrong answer (q1), then the first tie by id (q0).
+    assert [r["source_item_id"] for r in by_stratum["worst:correct"]] == ["closed_book/q1#0", "closed_book/q0#0"]
+    assert not any(s.startswith("worst:sentence_") for s in by_stratum)  # unlisted scores are not ranked
     # Blind pairs: 3 for the one baseline; the mapping is stored and the answers match it.
     pairs = by_stratum["pairwise"]
     assert len(pairs) == 3
