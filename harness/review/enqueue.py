@@ -60,18 +60,6 @@ def content_key(**fields: Any) -> str:
 
 
 # ---- reading the sources ---------------------------------------------------------------------------------
-def _audit_roles(folder: Path) -> dict[str, str]:
-    """Model name -> role from an audit record (for sample rows written before rows carried their role)."""
-    path = folder / "record.json"
-    if not path.exists():
-        return {}
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg})") from None
-    return {m["name"]: m["role"] for m in record.get("models", []) if "name" in m and "role" in m}
-
-
 def _record_id(folder: Path) -> str:
     path = folder / "record.json"
     try:
@@ -81,22 +69,10 @@ def _record_id(folder: Path) -> str:
 
 
 def read_audit_samples(folder: Path) -> list[AuditSample]:
-    """One audit's samples.jsonl as AuditSample rows; errors name the file, line and field.
-
-    Rows in the toxicity audit's first format (``prompt_id``, ``continuation``, no ``role``: the demo run
-    made before audits shared ``AuditSample``) are read too, their role taken from the audit record.
-    """
+    """One audit's samples.jsonl as AuditSample rows; errors name the file, line and field."""
     path = folder / "samples.jsonl"
-    roles = None
     samples = []
     for number, row in enumerate(read_jsonl(path), 1):
-        if isinstance(row, dict) and "continuation" in row and "output" not in row:
-            roles = _audit_roles(folder) if roles is None else roles
-            row = {"audit": folder.name, "suite": folder.name, "model": row.get("model"),
-                   "role": roles.get(row.get("model"), "unknown"), "item_id": row.get("prompt_id"),
-                   "group": row.get("group"), "sample": row.get("sample", 0), "prompt": row.get("prompt"),
-                   "output": row["continuation"], "scores": row.get("scores", {}), "flags": row.get("flags", {}),
-                   "scorer": row.get("scorer")}
         try:
             samples.append(AuditSample.model_validate(row))
         except ValidationError as exc:

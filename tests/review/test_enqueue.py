@@ -112,20 +112,6 @@ def test_malformed_audit_row_names_file_line_and_field(run_store, config):
         enqueue(config, run_store)
 
 
-def test_toxicity_rows_in_the_first_format_are_read(run_store, config):
-    """The demo run's toxicity rows predate AuditSample: prompt_id/continuation, role from the record."""
-    folder = run_store.stage_dir("audit", "toxicity")
-    (folder / "record.json").write_text(json.dumps({"models": [{"name": CANDIDATE, "role": "candidate"}]}))
-    (folder / "samples.jsonl").write_text(json.dumps({
-        "model": CANDIDATE, "prompt_id": "tox-1", "group": "g", "prompt": "Go on:", "sample": 2,
-        "continuation": "a flagged continuation", "scores": {"profanity": 0.9}, "flags": {"toxic": True},
-        "scorer": "alt-profanity-check"}) + "\n")
-    enqueue(config, run_store)
-    row = next(r for r in _rows(config, run_store) if r["source"] == "audit/toxicity" and r["stratum"] == "flagged")
-    assert (row["source_item_id"], row["output"], row["role"]) == ("toxicity/tox-1#2", "a flagged continuation",
-                                                                    "candidate")
-
-
 def test_nothing_to_review_is_a_clear_error(tmp_path, config):
     from harness.store import RunStore
 
