@@ -42,6 +42,11 @@ class TrainConfig(BaseModel):
     padding_free: bool = Field(False, description="Flatten each batch without padding (position_ids carry the "
                                                   "boundaries); faster on ragged data.")
     packing: bool = Field(False, description="Pack several rows per sequence of max_length (TRL best-fit decreasing).")
+    attn_implementation: str | None = Field(None, description="transformers attention for training; None = "
+                                                                "nift_varlen_sdpa (per-sequence causal SDPA, see "
+                                                                "harness/train/attention.py) with padding_free or "
+                                                                "packing unless the model uses flash attention, "
+                                                                "else the model's own.")
     bf16: bool | None = Field(None, description="bf16 mixed precision; None = on where a GPU supports it (never on "
                                                 "CPU, where it is ~20x slower).")
     gradient_checkpointing: bool | None = Field(None, description="Recompute activations instead of keeping them; "

@@ -25,6 +25,7 @@ from ..models import EMBEDDED_MODELS, ResolvedModel, load_model, resolve_model
 from ..records import InputRef, Record, new_record_id, sha256_file, stage_fingerprint
 from ..store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, atomic_write_text, completed_record, read_record
 from ..threads import ThreadChoice, choose_threads
+from .attention import register as register_varlen_attention
 from .config import TrainConfig
 from .data import load_training_rows
 
@@ -66,6 +67,7 @@ class CheckpointRecord(Record):
     tokens_per_s: float | None = Field(description="Tokens of this process / its training time.")
     peak_memory_mb: float = Field(description="Peak RSS of the process (CPU) or peak CUDA allocation (GPU).")
     device: str
+    attention: str = Field("sdpa", description="The attention implementation training ran with.")
     threads: ThreadChoice
     trainable_parameters: int
     total_parameters: int
@@ -170,6 +172,12 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     threads = choose_threads("train", config.threads)
     loaded = load_model(base, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code)
     model, tokenizer = loaded.model, loaded.tokenizer
+    attention = config.attn_implementation
+    if attention is None and (config.padding_free or config.packing) \
+            and not str(model.config._attn_implementation).startswith("flash"):
+        attention = register_varlen_attention()
+    if attention is not None:
+        model.set_attn_implementation(attention)
     chat_template = "model"
     if not tokenizer.chat_template:
         if not config.default_chat_template:
@@ -262,7 +270,8 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
         loss_curve=curve, tokens_seen=tokens_seen, wall_seconds=round(wall, 2),
         tokens_per_s=round((tokens_seen - tokens_before) / result.metrics["train_runtime"], 2)
         if result.metrics.get("train_runtime") else None,
-        peak_memory_mb=_peak_memory_mb(device), device=device, threads=threads, trainable_parameters=trainable,
+        peak_memory_mb=_peak_memory_mb(device), device=device,
+        attention=str(model.config._attn_implementation), threads=threads, trainable_parameters=trainable,
         total_parameters=total,
         weights={**_weights(out_dir / "model", out_dir), **(_weights(out_dir / "merged", out_dir) if merged_dir else {})},
         model_dir="model", merged_dir=merged_dir)
