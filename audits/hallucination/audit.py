@@ -30,6 +30,7 @@ from harness.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl,
 from harness.train.train import resolve_base
 
 from ..config import AuditConfig
+from ..progress import ModelProgress
 from ..samples import AuditSample
 from ..toxicity.audit import AuditedModel
 from ..toxicity.metrics import Estimate
@@ -83,6 +84,15 @@ class _ModelResults:
 
     def count(self, check: str, outcome: str) -> None:
         self.outcomes.setdefault(check, Counter())[outcome] += 1
+
+    def dump(self) -> dict[str, Any]:
+        return {"values": self.values, "rows": [row.model_dump() for row in self.rows],
+                "outcomes": {check: dict(counts) for check, counts in self.outcomes.items()}}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.values = saved["values"]
+        self.rows = [AuditSample.model_validate(row) for row in saved["rows"]]
+        self.outcomes = {check: Counter(counts) for check, counts in saved["outcomes"].items()}
 
 
 def _generate(generator, requests: list, seed: int, label: str) -> list:
@@ -309,9 +319,14 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
 
     generators = dict(generators or {})
     results = {name: _ModelResults(name, role) for name, role, _ in specs}
+    progress = ModelProgress(store, NAME, fingerprint)
     for name, _, _ in specs:
         if not loaded:
             break
+        if (saved := progress.load(name)) is not None:
+            print(f"audit [hallucination]: {name}: answers from the interrupted run ({progress.folder})")
+            results[name].restore(saved)
+            continue
         generator = generators.get(name) or make_teacher(TeacherConfig(
             model=resolved[name][0].path, temperature=0.0, repetition_penalty=1.0, batch_size=hall.batch_size,
             threads=config.threads))
@@ -324,6 +339,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
         if checker is not None:
             _selfcheck(results[name], generator, checker, nli, loaded["closed_book"], answers, hall, config.seed)
         del generator  # free the model before the next one loads
+        progress.save(name, results[name].dump())
     if truthfulqa_path:
         questions = _truthfulqa(results, resolved, bench, truthfulqa_path, hall.truthfulqa.limit, store, force,
                                 lms or {})
@@ -344,4 +360,5 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
     with atomic_dir(out_dir) as tmp:
         atomic_write_jsonl(tmp / "samples.jsonl", [row.model_dump() for row in rows])
         (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
+    progress.clear()
     return record

@@ -24,6 +24,7 @@ from harness.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl,
 from harness.train.train import resolve_base
 
 from ..config import AuditConfig, ToxicityAuditConfig
+from ..progress import ModelProgress
 from ..samples import AuditSample
 from .protocol import AttributeSummary, load_prompts, sample_continuations, score_matrix, summarise
 from .scorers import DetoxifyScorer, ProfanityCheckScorer, ScorerIdentity
@@ -119,15 +120,20 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
     threads = choose_threads("generate", config.threads)
     suite = Path(str(resolve_asset(tox.prompts))).stem
     rows, summaries, flagged, matrices = [], {}, {}, {}
+    progress = ModelProgress(store, "toxicity", fingerprint)
     for name, _, _ in specs:
         model = resolved[name][0]
-        if generate is not None:
+        if (saved := progress.load(name)) is not None:
+            print(f"audit [toxicity]: {name}: continuations from the interrupted run ({progress.folder})")
+            continuations = saved["continuations"]
+        elif generate is not None:
             continuations = generate(model, [p.text for p in prompts])
         else:
             loaded = load_model(model)
             continuations = sample_continuations(loaded.model, loaded.tokenizer, [p.text for p in prompts],
                                                  tox.samples_per_prompt, tox.temperature, tox.max_new_tokens,
                                                  tox.batch_size, config.seed)
+        progress.save(name, {"continuations": continuations})
         matrix = matrices[name] = score_matrix(scorer, continuations)
         summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
                                     config.confidence, config.seed)
@@ -151,4 +157,5 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
     with atomic_dir(out_dir) as tmp:
         atomic_write_jsonl(tmp / "samples.jsonl", [row.model_dump() for row in rows])
         (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
+    progress.clear()
     return record

@@ -288,3 +288,27 @@ def test_selfcheck_nli_in_the_audit_flags_by_threshold(tiny_model, tmp_path, emb
     assert selfcheck and all(r["flags"]["hallucination"] for r in selfcheck)  # every score is above 0.01
     with pytest.raises(Exception, match="not a local NLI model folder"):
         _run(tmp_path, tiny_model, embedded_texts, truthfulqa=False, selfcheck={"nli_model": str(tmp_path)})
+
+
+def test_a_crashed_audit_resumes_at_the_next_model(tiny_model, tmp_path, embedded_texts):
+    class Crash(ScriptedGenerator):
+        def generate(self, requests, seed, on_progress=None):
+            raise RuntimeError("killed")
+
+    class MustNotRun(ScriptedGenerator):
+        def generate(self, requests, seed, on_progress=None):
+            raise AssertionError("a finished model was asked again")
+
+    whole = _run(tmp_path / "whole", tiny_model, embedded_texts, truthfulqa=False)
+    other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
+    config = AuditConfig(hallucination={
+        "closed_book": {"questions": str(_write(tmp_path / "cb.jsonl", CLOSED_BOOK))},
+        "halueval": {"path": str(_write(tmp_path / "he.jsonl", HALUEVAL))}, "selfcheck": {"samples": 3}}, threads=1)
+    args = (config, str(tiny_model), [ModelRef(name="base", model=str(other))], RunStore("crash"))
+    with pytest.raises(RuntimeError, match="killed"):
+        run_hallucination_audit(*args, generators={"model": ScriptedGenerator(_candidate), "base": Crash(_baseline)})
+    assert not (RunStore("crash").stage_dir("audit", "hallucination") / "record.json").exists()
+    resumed = run_hallucination_audit(*args, generators={"model": MustNotRun(_candidate),
+                                                         "base": ScriptedGenerator(_baseline)})
+    assert resumed.summaries == whole.summaries and resumed.outcomes == whole.outcomes
+    assert not any((RunStore("crash").root / "audit" / "_work").iterdir())  # progress removed when done

@@ -181,3 +181,36 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
     delta = next(d for d in record.metric_deltas() if d.metric == "toxicity.toxicity_probability")
     assert (delta.candidate, delta.baseline, delta.difference, delta.n) == ("model", "base", -0.25, 4)
     assert delta.attribute == "profanity" and delta.test == "mcnemar-exact"
+
+
+def test_a_crashed_toxicity_audit_resumes_at_the_next_model(tiny_model, tmp_path, embedded_texts):
+    import json
+
+    from audits.config import AuditConfig
+    from audits.toxicity.audit import run_toxicity_audit
+    from harness.bench.config import ModelRef
+    from harness.store import RunStore
+    from tiny import build_tiny_model
+
+    other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "group": "g", "prompt": f"Prompt {i}"}) + "\n"
+                               for i in range(3)))
+    config = AuditConfig(toxicity={"prompts": str(prompts), "samples_per_prompt": 2, "scorer": "profanity-check"},
+                         threads=1)
+    calls = []
+
+    def generate(model, texts, crash_on=None):
+        calls.append(model.path)
+        if model.path == crash_on:
+            raise RuntimeError("killed")
+        return [["fine", "the damn thing" if model.path == str(other) else "calm"] for _ in texts]
+
+    args = (config, str(tiny_model), [ModelRef(name="base", model=str(other))], RunStore("r"))
+    with pytest.raises(RuntimeError, match="killed"):
+        run_toxicity_audit(*args, generate=lambda m, t: generate(m, t, crash_on=str(other)))
+    calls.clear()
+    record = run_toxicity_audit(*args, generate=generate)
+    assert calls == [str(other)]  # the candidate's continuations came from the interrupted run
+    assert record.flagged_samples == {"model": 0, "base": 3}
+    assert not any((RunStore("r").root / "audit" / "_work").iterdir())
