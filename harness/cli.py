@@ -376,8 +376,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from audits.hallucination.audit import run_hallucination_audit
-    from audits.toxicity.audit import run_toxicity_audit
+    from audits.run import run_audits
 
     from .config import load_pipeline_config
     from .store import RunStore
@@ -388,10 +387,9 @@ def _audit(args: argparse.Namespace) -> int:
         "audit.hallucination.halueval.path": args.halueval, "audit.hallucination.truthfulqa.path": args.truthfulqa,
         "audit.toxicity.enabled": False if args.only == "hallucination" else None,
         "audit.hallucination.enabled": False if args.only == "toxicity" else None})
-    candidate, baselines = config.audit_targets()
     store = RunStore(config.run, args.home)
-    if config.audit.toxicity.enabled:
-        record = run_toxicity_audit(config.audit, candidate, baselines, store, force=args.force)
+    records = run_audits(config, store, force=args.force)
+    if record := records.get("toxicity"):
         note = f" ({record.scorer.note})" if record.scorer.fallback else ""
         print(f"audit [toxicity] scorer {record.scorer.name}{note} -> {store.stage_dir('audit', 'toxicity')}")
         for model, attributes in record.summaries.items():
@@ -399,9 +397,7 @@ def _audit(args: argparse.Namespace) -> int:
                 emt, prob = summary.overall.expected_max_toxicity, summary.overall.toxicity_probability
                 print(f"  {model} {attribute}: expected max {emt.value:.3f} [{emt.ci_low:.3f}, {emt.ci_high:.3f}], "
                       f"probability {prob.value:.3f} [{prob.ci_low:.3f}, {prob.ci_high:.3f}], n={emt.n} prompts")
-    if config.audit.hallucination.enabled:
-        record = run_hallucination_audit(config.audit, candidate, baselines, store, bench=config.bench,
-                                         force=args.force)
+    if record := records.get("hallucination"):
         print(f"audit [hallucination] -> {store.stage_dir('audit', 'hallucination')}")
         for check, reason in record.skipped.items():
             print(f"  skipped {check}: {reason}")

@@ -53,23 +53,16 @@ def _bench(config: PipelineConfig, store: RunStore, force: bool) -> str:
     from .bench.bench import run_bench
 
     record = run_bench(config.bench, store, force=force)
-    return "; ".join(f"{c.task} {c.metric} vs {c.baseline} {c.mean_difference:+.3f}" for c in record.comparisons
-                     if c.metric.endswith("strict_acc") or c.metric in ("acc", "exact_match"))
+    return f"{len(record.comparisons)} paired comparisons against {len(config.bench.baselines)} baselines"
 
 
 def _audit(config: PipelineConfig, store: RunStore, force: bool) -> str:
-    from audits.hallucination.audit import run_hallucination_audit
-    from audits.toxicity.audit import run_toxicity_audit
+    from audits.run import run_audits
 
-    candidate, baselines = config.audit_targets()
-    done = []
-    if config.audit.toxicity.enabled:
-        record = run_toxicity_audit(config.audit, candidate, baselines, store, force=force)
-        done.append(f"toxicity ({record.scorer.name}{', fallback' if record.scorer.fallback else ''}): "
-                    f"{sum(record.flagged_samples.values())} flagged")
-    if config.audit.hallucination.enabled:
-        record = run_hallucination_audit(config.audit, candidate, baselines, store, bench=config.bench, force=force)
-        done.append(f"hallucination: {sum(record.flagged_samples.values())} flagged")
+    records = run_audits(config, store, force=force)
+    done = [f"{name}: {sum(r.flagged_samples.values())} flagged" for name, r in records.items()]
+    if tox := records.get("toxicity"):
+        done[0] += f" (scorer {tox.scorer.name}{', fallback' if tox.scorer.fallback else ''})"
     return "; ".join(done) or "no audit enabled"
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from audits.samples import AuditSample
 from harness import metrics
 from harness.config import PipelineConfig
-from harness.errors import InputError
-from harness.gate.evidence import Evidence, collect_evidence
-from harness.gate.gate import gate_targets, latest_decision, overrides_of
+from harness.gate.evidence import Evidence
+from harness.gate.gate import decided_evidence, gate_targets, latest_decision, overrides_of
 from harness.gate.record import GateDecisionRecord, OverrideRecord
 from harness.store import RECORD_FILE, RunStore, atomic_write_text, read_jsonl, read_record
 
@@ -75,7 +75,6 @@ def _comparisons(evidence: Evidence, decision: GateDecisionRecord) -> list[dict[
     """Every paired delta of the candidate: metric, baseline, both values, delta, CI, n, and the rule on it."""
     values = {(v.metric, v.model, v.attribute): v for v, _ in evidence.values}
     rules = {(o.metric, o.baseline, o.attribute): o for o in decision.outcomes if o.type == "non_inferiority"}
-    margins = {r["metric"]: r["margin"] for r in decision.policy["rules"] if r["type"] == "non_inferiority"}
     rows = []
     for delta, record_id in evidence.deltas:
         if delta.candidate != evidence.candidate:
@@ -93,7 +92,7 @@ def _comparisons(evidence: Evidence, decision: GateDecisionRecord) -> list[dict[
                      "higher_is_better": hib, "record": record_id,
                      "better": None if hib is None else (delta.difference > 0) == hib and delta.difference != 0,
                      "status": outcome.status if outcome else None, "rule": outcome.rule if outcome else None,
-                     "margin": margins.get(delta.metric) if outcome else None})
+                     "margin": -outcome.threshold if outcome else None})
     return sorted(rows, key=lambda r: (r["metric"].split(".")[0] != "bench", r["label"], r["baseline"]))
 
 
@@ -206,14 +205,8 @@ def _ablation(datasets: list[Any], checkpoints: list[Any], store: RunStore) -> t
 
 
 def _sample_rows(path: Path) -> list[dict[str, Any]]:
-    """An audit's samples.jsonl as ``audits.samples.AuditSample`` rows; rows written before that shape existed
-    (``prompt_id``/``continuation``) are read under the current names."""
-    rows = read_jsonl(path)
-    for row in rows:
-        row.setdefault("item_id", row.get("prompt_id", ""))
-        row.setdefault("output", row.get("continuation", ""))
-        row.setdefault("sample", 0)
-    return rows
+    """An audit's samples.jsonl, each row an ``audits.samples.AuditSample``."""
+    return [AuditSample.model_validate(row).model_dump() for row in read_jsonl(path)]
 
 
 def _quoted(store: RunStore, candidate: str, k: int) -> list[dict[str, Any]]:
@@ -291,11 +284,7 @@ def build_report(config: PipelineConfig, store: RunStore) -> Report:
     candidate, _ = gate_targets(config)
     decision = latest_decision(store, candidate)
     overrides = overrides_of(store, decision)
-    evidence = collect_evidence(store, candidate)
-    if sorted(r.sha256 for r in evidence.refs) != sorted(r.sha256 for r in decision.evidence):
-        raise InputError(f"{store.stage_dir('gate', candidate) / RECORD_FILE}: the records changed since the gate "
-                         f"decided ({decision.record_id}); rerun `nift-gate gate` so the report and the decision "
-                         f"rest on the same evidence")
+    evidence = decided_evidence(store, decision)
     datasets = _data_cards(store)
     checkpoints = _checkpoints(store)
     ckpt = next((c for c in checkpoints if c.name == candidate), None)

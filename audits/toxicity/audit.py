@@ -121,7 +121,7 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
     suite = Path(str(resolve_asset(tox.prompts))).stem
     rows, summaries, flagged, matrices = [], {}, {}, {}
     progress = ModelProgress(store, "toxicity", fingerprint)
-    for name, _, _ in specs:
+    for name, role, _ in specs:
         model = resolved[name][0]
         if (saved := progress.load(name)) is not None:
             print(f"audit [toxicity]: {name}: continuations from the interrupted run ({progress.folder})")
@@ -138,7 +138,6 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, sto
         summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
                                     config.confidence, config.seed)
         flagged[name] = 0
-        role = next(r for n, r, _ in specs if n == name)
         for i, prompt in enumerate(prompts):
             for j, text in enumerate(continuations[i]):
                 scores = {a: round(float(m[i, j]), 6) for a, m in matrix.items()}

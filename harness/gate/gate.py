@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.config import PipelineConfig
 from harness.errors import ConfigError, InputError
 from harness.records import InputRef, new_record_id, sha256_file, stage_fingerprint
-from harness.store import RunStore, atomic_write_text, read_record, write_record
+from harness.store import RECORD_FILE, RunStore, atomic_write_text, read_record, write_record
 
 from .evidence import Evidence, collect_evidence
 from .policy import load_policy
@@ -96,6 +96,16 @@ def decide(config: PipelineConfig, store: RunStore) -> GateDecisionRecord:
     return record
 
 
+def decided_evidence(store: RunStore, decision: GateDecisionRecord) -> Evidence:
+    """The stored evidence of ``decision``, refused when any of its records changed since it was made."""
+    evidence = collect_evidence(store, decision.candidate)
+    if sorted(r.sha256 for r in evidence.refs) != sorted(r.sha256 for r in decision.evidence):
+        raise InputError(f"{store.stage_dir(STAGE, decision.candidate) / RECORD_FILE}: the records changed since "
+                         f"the gate decided ({decision.record_id}); rerun `nift-gate gate` so what is shown or "
+                         f"published rests on the evidence that was decided on")
+    return evidence
+
+
 def latest_decision(store: RunStore, candidate: str) -> GateDecisionRecord:
     path = store.stage_dir(STAGE, candidate)
     if not (path / "record.json").exists():
@@ -129,6 +139,7 @@ def override(config: PipelineConfig, store: RunStore, decision: str, release_man
                          f"`nift-gate gate` before overriding it")
     target = model_key(store.run_id, candidate, original.candidate_model.get("sha256"))
     promote = decision == "PROMOTE"
+    evidence = decided_evidence(store, original) if promote else None  # published with the promotion
     chosen = aliases if aliases else (config.gate.promote_aliases if promote else None)
     moves = alias_moves(registry, target, chosen or [], promote)
     if not promote and aliases:
@@ -149,7 +160,6 @@ def override(config: PipelineConfig, store: RunStore, decision: str, release_man
                      "original_decision": original.decision, "release_manager": record.release_manager,
                      "reason": record.reason, "alias_moves": moves})
     if promote:
-        evidence = collect_evidence(store, candidate)
         _publish(config, store, original, evidence, sorted(moves),
                  {"nift_gate.decision": f"PROMOTE (override of {original.decision})",
                   "nift_gate.record_id": record.record_id, "nift_gate.release_manager": record.release_manager})

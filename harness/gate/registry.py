@@ -93,9 +93,6 @@ class Registry:
             raise RegistryTamperedError(f"{self.head}: missing while {self.log} has {len(entries)} entries")
         return entries
 
-    def entries(self) -> list[dict[str, Any]]:
-        return self.verify()
-
     @contextlib.contextmanager
     def _locked(self):
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -237,16 +237,20 @@ def test_shared_halueval_and_truthfulqa_files_load():
                for i in items) >= 45
 
 
-def test_truthfulqa_from_the_shared_mc_task_file(tiny_model, tmp_path):
+def test_truthfulqa_from_the_shared_mc_task_file(tiny_model, tmp_path, embedded_texts):
     path = shared_data("truthfulqa", "mc_task.json")
+    items = json.loads(path.read_text())[:5]
+    true = {c.strip() for i in items for c, label in i["mc1_targets"].items() if label == 1}
+    other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
     config = AuditConfig(hallucination={"closed_book": {"enabled": False}, "truthfulqa": {"path": str(path),
                                                                                           "limit": 5}}, threads=1)
-    record = run_hallucination_audit(config, str(tiny_model), [], RunStore("r"),
-                                     bench=BenchConfig(apply_chat_template=False, threads=1),
-                                     lms={"model": ScriptedLM(prefers=lambda ctx, cont: False)})
-    mc1 = record.summaries["model"]["hallucination.truthfulqa_mc1.acc"]
-    # every choice scores the same; lm-eval's argmax takes the first, which in TruthfulQA's file is the true one
-    assert mc1.n == 5 and mc1.value == 1.0
+    record = run_hallucination_audit(config, str(tiny_model), [ModelRef(name="base", model=str(other))],
+                                     RunStore("r"), bench=BenchConfig(apply_chat_template=False, threads=1),
+                                     lms={"model": ScriptedLM(prefers=lambda ctx, cont: cont.strip() in true),
+                                          "base": ScriptedLM(prefers=lambda ctx, cont: cont.strip() not in true)})
+    assert record.summaries["model"]["hallucination.truthfulqa_mc1.acc"].value == 1.0
+    assert record.summaries["base"]["hallucination.truthfulqa_mc1.acc"].value == 0.0
+    assert record.summaries["model"]["hallucination.truthfulqa_mc1.acc"].n == 5
     assert record.suites["truthfulqa"].items == 5 and set(record.skipped) == {"closed_book", "halueval", "selfcheck"}
 
 

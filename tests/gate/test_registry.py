@@ -235,3 +235,13 @@ def test_review_evidence_arriving_later_promotes_and_logs_both_decisions(tmp_pat
     entries = open_registry(config, store).verify()
     assert [e["decision"] for e in entries] == ["PENDING_REVIEW", "PROMOTE"]
     assert [e["record_id"] for e in entries] == [record.record_id, promoted.record_id]
+
+
+def test_an_override_never_publishes_evidence_the_decision_did_not_see(tmp_path):
+    record, store, config = _gate(tmp_path, review=False)
+    bench = store.root / "bench" / CANDIDATE / "record.json"
+    bench.write_bytes(bench.read_bytes() + b"\n")  # a record changed after the gate decided
+    with pytest.raises(InputError, match="the records changed since the gate decided"):
+        override(config, store, "PROMOTE", "Ada Lovelace", "Reviewed offline")
+    assert not (store.root / "gate" / CANDIDATE / "overrides").exists()
+    assert [e["event"] for e in open_registry(config, store).verify()] == ["decision"]

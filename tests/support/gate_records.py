@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from audits.samples import AuditSample
@@ -160,6 +159,3 @@ def config_for(home: Path, policy: Path, run: str = "r1", **gate):
         "gate.policy": str(policy), "gate.registry": str(home / "registry"),
         **{f"gate.{k}": v for k, v in gate.items()}})
 
-
-def dump(path: Path) -> dict:
-    return json.loads(path.read_text())
