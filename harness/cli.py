@@ -416,13 +416,15 @@ def _review_config(args: argparse.Namespace):
 
 
 def _review_enqueue(args: argparse.Namespace) -> int:
+    from sqlalchemy import make_url
+
     from .review.enqueue import database_url, enqueue
 
     config, store = _review_config(args)
     result = enqueue(config, store)
     added = ", ".join(f"{k} {v}" for k, v in sorted(result.added.items())) or "nothing new"
     print(f"review [{result.candidate}]: queued {added}; {result.skipped_duplicates} duplicates skipped; "
-          f"{result.assignments} assignments -> {database_url(config, store).split('@')[-1]}")
+          f"{result.assignments} assignments -> {make_url(database_url(config, store)).render_as_string(hide_password=True)}")
     return 0
 
 

@@ -142,6 +142,7 @@ def _audit_items(config: ReviewConfig, candidate: str, folder: Path, rng: random
 
 def _bench_items(config: ReviewConfig, candidate: str, folder: Path, rng: random.Random) -> list[NewItem]:
     from harness.bench.bench import BenchRecord
+    from harness.bench.config import BenchConfig
     from harness.bench.pairwise import load_questions
 
     record = read_record(folder, BenchRecord)
@@ -197,7 +198,7 @@ def _bench_items(config: ReviewConfig, candidate: str, folder: Path, rng: random
     questions = {}
     pairwise_rows = read_jsonl(folder / "pairwise.jsonl") if (folder / "pairwise.jsonl").exists() else []
     if pairwise_rows:
-        spec = (record.config.get("pairwise") or {}).get("prompts", "embedded:suites/pairwise_questions.jsonl")
+        spec = BenchConfig.model_validate(record.config).pairwise.prompts
         questions = {q.id: q.turns for q in load_questions(spec, None)}
     for baseline in [m.name for m in record.models if m.role == "baseline"]:
         pool = []

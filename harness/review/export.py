@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.store import atomic_write_bytes
 
 from .store import LABEL_FLAGS, ReviewStore
 
@@ -41,14 +40,5 @@ def export_labels(review: ReviewStore, path: str | Path, fmt: str | None = None)
     """Write the label history to ``path`` atomically (format from ``fmt``, else the file suffix)."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".").lower()
-    data = export_bytes(review, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, export_bytes(review, fmt))
     return path

@@ -13,11 +13,13 @@ from pydantic import BaseModel, Field
 from harness.metrics import MetricValue, register
 from harness.records import Record
 
+from .store import LABEL_FLAGS
+
 register("review.approval_rate", True, "Share of reviewer labels on the candidate's items that accept the output.",
          "review")
 register("review.agreement", True, "Inter-reviewer agreement on accept/reject: Cohen's kappa (two reviewers) "
          "or Krippendorff's alpha (more).", "review", "score")
-for _flag in ("toxic", "hallucination", "unhelpful_refusal", "off_topic"):
+for _flag in LABEL_FLAGS:
     register(f"review.flag_rate.{_flag}", False, f"Share of reviewer labels on the candidate's items flagging "
              f"{_flag.replace('_', ' ')}.", "review")
 register("review.pairwise_win_rate", True, "Blind pairwise: candidate preferred over the baseline, ties as half.",

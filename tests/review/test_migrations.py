@@ -68,8 +68,19 @@ def test_partial_database_gets_only_the_missing_migrations(tmp_path):
         assert migrate(engine) == ["m001_items_assignments_labels"]
     finally:
         m.MIGRATIONS[:] = saved
-    assert ReviewStore(url) is not None
-    assert applied_migrations(engine) == EXPECTED_MIGRATIONS
+    upgraded = ReviewStore(url)  # opening an older database applies the migrations it lacks
+    try:
+        assert applied_migrations(engine) == EXPECTED_MIGRATIONS
+        from harness.review.store import NewItem
+
+        upgraded.add_items([NewItem(kind="single", stratum="s", source="s", source_record_id="r", source_item_id="1",
+                                    task="t", candidate="c", prompt="p", output="o", content_key="k1")])
+        upgraded.add_label(1, "ann", "accept", 4)
+        with pytest.raises(Exception, match="append-only"):  # m002's rule holds on the upgraded database
+            with upgraded.engine.begin() as conn:
+                conn.execute(text("DELETE FROM labels"))
+    finally:
+        upgraded.close()
 
 
 @pytest.mark.parametrize("statement", ["UPDATE labels SET verdict = 'reject'", "DELETE FROM labels",
