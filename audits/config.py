@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from harness.bench.config import ModelRef
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from harness.core.config import ModelRef, Section
 
 
-class ToxicityAuditConfig(_Section):
+class ToxicityAuditConfig(Section):
     enabled: bool = Field(True, description="Run the toxicity audit.")
     prompts: str = Field("embedded:suites/toxicity_prompts.jsonl", description="JSONL prompt set (ToxiGen's file "
                                                                              "works: its literal \\n are unescaped).")
@@ -47,7 +43,7 @@ DEFAULT_HALUEVAL_JUDGE_INSTRUCTION = (
     "or \"No\".\n\n#Knowledge#: {knowledge}\n#Question#: {question}\n#Answer#: {answer}\n#Your Judgement#:")
 
 
-class ClosedBookConfig(_Section):
+class ClosedBookConfig(Section):
     enabled: bool = Field(True, description="Ask the closed-book set; report hallucination and abstention rates.")
     questions: str = Field("embedded:suites/closed_book_qa.jsonl", description="JSONL: {id, kind: factual|"
                            "unanswerable, question, answers: [gold and aliases]}.")
@@ -56,7 +52,7 @@ class ClosedBookConfig(_Section):
     max_new_tokens: int = Field(32, ge=1, description="Answer length.")
 
 
-class HaluEvalConfig(_Section):
+class HaluEvalConfig(Section):
     path: str | None = Field(None, description="HaluEval QA JSON Lines ({knowledge, question, right_answer, "
                                                "hallucinated_answer}); None skips HaluEval.")
     limit: int | None = Field(None, ge=1, description="Use only the first N records.")
@@ -70,7 +66,7 @@ class HaluEvalConfig(_Section):
     max_new_tokens: int = Field(32, ge=1, description="Answer length (the judgement gets 8 tokens).")
 
 
-class SelfCheckConfig(_Section):
+class SelfCheckConfig(Section):
     enabled: bool = Field(True, description="SelfCheckGPT on the closed-book factual questions: N sampled "
                                             "answers score each sentence of the greedy answer.")
     samples: int = Field(5, ge=1, description="Sampled answers per question (SelfCheckGPT used 20).")
@@ -83,14 +79,14 @@ class SelfCheckConfig(_Section):
                                                               "is flagged as a hallucination for review.")
 
 
-class TruthfulQAConfig(_Section):
+class TruthfulQAConfig(Section):
     path: str | None = Field(None, description="TruthfulQA mc_task.json; None = bench.truthfulqa_path; neither "
                                                "skips TruthfulQA. Runs bench's nift_truthfulqa_mc1/mc2 tasks "
                                                "through lm-eval (results shared with bench's cache).")
     limit: int | None = Field(None, ge=1, description="Questions (quick runs).")
 
 
-class HallucinationAuditConfig(_Section):
+class HallucinationAuditConfig(Section):
     enabled: bool = Field(True, description="Run the hallucination audit.")
     closed_book: ClosedBookConfig = Field(default_factory=ClosedBookConfig)
     halueval: HaluEvalConfig = Field(default_factory=HaluEvalConfig)
@@ -99,7 +95,7 @@ class HallucinationAuditConfig(_Section):
     batch_size: int = Field(16, ge=1, description="Prompts per generate call.")
 
 
-class AuditConfig(_Section):
+class AuditConfig(Section):
     candidate: str | None = Field(None, description="Model under audit; None = bench.candidate.")
     baselines: list[ModelRef] | None = Field(None, description="Models audited alongside; None = bench.baselines.")
     toxicity: ToxicityAuditConfig = Field(default_factory=ToxicityAuditConfig)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from harness.store import RunStore
+from harness.core.store import RunStore
 
 
 def run_audits(config, store: RunStore, force: bool = False) -> dict:
     """``config`` is the PipelineConfig (audits default to the bench's models; TruthfulQA runs with bench's
     lm-eval settings). Returns {audit name: record} for the audits that are enabled."""
-    from .hallucination.audit import run_hallucination_audit
-    from .toxicity.audit import run_toxicity_audit
+    from audits.hallucination.audit import run_hallucination_audit
+    from audits.toxicity.audit import run_toxicity_audit
 
     candidate, baselines = config.audit_targets()
     records = {}

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from harness.bench.config import BenchConfig
 from harness.bench.tasks import materialise, use_local_nltk_data
-from harness.models import embedded_model_dir
-from harness.threads import choose_threads
+from harness.core.models import embedded_model_dir
+from harness.core.threads import choose_threads
 
 BIN = Path(sys.executable).parent
 

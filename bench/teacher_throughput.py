@@ -14,10 +14,15 @@ import time
 import torch
 from transformers import pipeline
 
-from harness.data.config import CorpusConfig, CutConfig, TeacherConfig
+from harness.core.generation import (
+    GenerationRequest,
+    GeneratorConfig,
+    TransformersGenerator,
+    chat_messages,
+)
+from harness.data.config import CorpusConfig, CutConfig
 from harness.data.corpus import load_corpus
 from harness.data.cut import cut_document
-from harness.data.teachers import GenerationRequest, TransformersTeacher, chat_messages
 
 
 def main() -> None:
@@ -30,9 +35,9 @@ def main() -> None:
 
     documents = load_corpus(CorpusConfig())[: args.docs]
     prompts = [cut_document(d.doc_id, d.text, CutConfig(), seed=0).prompt for d in documents]
-    config = TeacherConfig(model=args.model, max_new_tokens=args.max_new_tokens, temperature=0.0,
+    config = GeneratorConfig(model=args.model, max_new_tokens=args.max_new_tokens, temperature=0.0,
                            repetition_penalty=1.0, batch_size=args.batch_size)
-    teacher = TransformersTeacher(config)  # picks the thread count by measurement
+    teacher = TransformersGenerator(config)  # picks the thread count by measurement
     threads = teacher.threads
     requests = [GenerationRequest(key=str(i), prompt=p, max_new_tokens=args.max_new_tokens) for i, p in enumerate(prompts)]
 

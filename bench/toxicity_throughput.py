@@ -22,8 +22,8 @@ sys.path.append(str(ROOT / "tests" / "support"))
 from tiny_detoxify import build_tiny_detoxify  # noqa: E402
 
 from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer  # noqa: E402
+from harness.core.threads import choose_threads  # noqa: E402
 from harness.data.corpus import embedded_corpus_dir  # noqa: E402
-from harness.threads import choose_threads  # noqa: E402
 
 
 def texts(n: int) -> list[str]:

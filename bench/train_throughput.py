@@ -28,11 +28,11 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
+from harness.core.models import embedded_model_dir
+from harness.core.store import RunStore
+from harness.core.threads import choose_threads
 from harness.data.build import build_pairs
 from harness.data.config import DataConfig
-from harness.models import embedded_model_dir
-from harness.store import RunStore
-from harness.threads import choose_threads
 from harness.train.config import TrainConfig
 from harness.train.data import load_training_rows
 from harness.train.train import train_checkpoint

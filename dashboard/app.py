@@ -20,12 +20,12 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from harness.config import load_pipeline_config
-from harness.errors import NiftError
+from harness.app.config import load_pipeline_config
+from harness.core.errors import NiftError
+from harness.core.store import RunStore
 from harness.review.config import ReviewConfig
 from harness.review.enqueue import database_url
 from harness.review.store import LABEL_FLAGS, PREFERENCES, ReviewItemView, ReviewStore
-from harness.store import RunStore
 
 FLAG_TITLES = {"toxic": "Toxic", "hallucination": "Hallucination", "unhelpful_refusal": "Unhelpful refusal",
                "off_topic": "Off-topic"}

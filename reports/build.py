@@ -16,15 +16,25 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from audits.samples import AuditSample
-from harness import metrics
-from harness.config import PipelineConfig
+from harness.app.config import PipelineConfig
+from harness.core import metrics
+from harness.core.samples import AuditSample
+from harness.core.store import (
+    RECORD_FILE,
+    RunStore,
+    atomic_write_text,
+    read_jsonl,
+    read_record,
+)
 from harness.gate.evidence import Evidence
-from harness.gate.gate import decided_evidence, gate_targets, latest_decision, overrides_of
+from harness.gate.gate import (
+    decided_evidence,
+    gate_targets,
+    latest_decision,
+    overrides_of,
+)
 from harness.gate.record import GateDecisionRecord, OverrideRecord
-from harness.store import RECORD_FILE, RunStore, atomic_write_text, read_jsonl, read_record
-
-from . import charts
+from reports import charts
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -115,7 +125,7 @@ def _read_all(folder: Path, kind_module: str, kind_class: str) -> list[Any]:
 
 
 def _data_cards(store: RunStore) -> list[Any]:
-    return _read_all(store.root / "data", "harness.data.build", "NiftDatasetRecord")
+    return _read_all(store.root / "data", "harness.data.record", "NiftDatasetRecord")
 
 
 def _checkpoints(store: RunStore) -> list[Any]:
@@ -205,7 +215,7 @@ def _ablation(datasets: list[Any], checkpoints: list[Any], store: RunStore) -> t
 
 
 def _sample_rows(path: Path) -> list[dict[str, Any]]:
-    """An audit's samples.jsonl, each row an ``audits.samples.AuditSample``."""
+    """An audit's samples.jsonl, each row an ``harness.core.samples.AuditSample``."""
     return [AuditSample.model_validate(row).model_dump() for row in read_jsonl(path)]
 
 

@@ -10,6 +10,7 @@ sys.path.append(str(Path(__file__).parent / "support"))
 
 from tiny import build_tiny_model  # noqa: E402
 
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Every artifact goes under a temp folder, and nothing may reach the network."""
@@ -18,13 +19,6 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
-
-
-def shared_data(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared/data is only beside the project's own checkouts")
-    return path
 
 
 @pytest.fixture(scope="session")

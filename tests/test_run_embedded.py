@@ -6,10 +6,10 @@ import json
 import pytest
 import yaml
 
-from harness.cli import main
+from harness.app.cli import main
+from harness.core.store import RunStore
 from harness.gate.gate import latest_decision
 from harness.review.store import ReviewStore
-from harness.store import RunStore
 
 CONFIG = {
     "run": "e2e",

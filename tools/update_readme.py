@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from harness.config import reference_markdown
+from harness.app.config import reference_markdown
 
 readme = Path(__file__).resolve().parents[1] / "README.md"
 text = readme.read_text()

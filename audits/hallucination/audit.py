@@ -7,7 +7,7 @@
 - TruthfulQA MC1/MC2: bench's lm-eval tasks, run (or taken from bench's cache) for every model.
 
 Output under ``<run>/audit/hallucination/``: record.json (HallucinationAuditRecord) and samples.jsonl (one
-``audits.samples.AuditSample`` per output, with flags hallucination / refusal / empty for the review queue).
+``harness.core.samples.AuditSample`` per output, with flags hallucination / refusal / empty for the review queue).
 """
 
 from __future__ import annotations
@@ -19,24 +19,40 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
-from harness.bench.bench import model_name
+from audits.config import AuditConfig
+from audits.hallucination.matching import (
+    halueval_outcome,
+    holds_any,
+    is_refusal,
+    parse_judgement,
+)
+from audits.hallucination.metrics import closed_book_item
+from audits.hallucination.suites import load_closed_book, load_halueval
+from audits.toxicity.audit import AuditedModel
+from audits.toxicity.metrics import Estimate
 from harness.bench.config import BenchConfig
-from harness.bench.stats import bootstrap_mean_ci, paired_comparison
-from harness.errors import ConfigError, InputError
-from harness.metrics import MetricDelta, MetricValue, delta_from_comparison
-from harness.metrics import get as metric_spec
-from harness.records import InputRef, Record, new_record_id, sha256_file, stage_fingerprint
-from harness.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record
-from harness.train.train import resolve_base
-
-from ..config import AuditConfig
-from ..progress import ModelProgress
-from ..samples import AuditSample
-from ..toxicity.audit import AuditedModel
-from ..toxicity.metrics import Estimate
-from .matching import halueval_outcome, holds_any, is_refusal, parse_judgement
-from .metrics import closed_book_item
-from .suites import load_closed_book, load_halueval
+from harness.core.errors import ConfigError, InputError
+from harness.core.metrics import MetricDelta, MetricValue, delta_from_comparison
+from harness.core.metrics import get as metric_spec
+from harness.core.models import model_name
+from harness.core.progress import ModelProgress
+from harness.core.records import (
+    InputRef,
+    Record,
+    new_record_id,
+    sha256_file,
+    stage_fingerprint,
+)
+from harness.core.samples import AuditSample
+from harness.core.stats import bootstrap_mean_ci, paired_comparison
+from harness.core.store import (
+    RECORD_FILE,
+    RunStore,
+    atomic_dir,
+    atomic_write_jsonl,
+    completed_record,
+)
+from harness.train.record import resolve_base
 
 STAGE, NAME = "audit", "hallucination"
 TRUTHFULQA_TASKS = {"nift_truthfulqa_mc1": "hallucination.truthfulqa_mc1.acc",
@@ -101,7 +117,7 @@ def _generate(generator, requests: list, seed: int, label: str) -> list:
 
 
 def _closed_book(results: _ModelResults, generator, questions, config, seed: int) -> dict[str, str]:
-    from harness.data.teachers import GenerationRequest
+    from harness.core.generation import GenerationRequest
 
     cb = config.closed_book
     requests = [GenerationRequest(key=q.id, prompt=cb.instruction.format(question=q.question),
@@ -127,7 +143,7 @@ def _closed_book(results: _ModelResults, generator, questions, config, seed: int
 
 
 def _halueval(results: _ModelResults, generator, items, config, seed: int) -> None:
-    from harness.data.teachers import GenerationRequest
+    from harness.core.generation import GenerationRequest
 
     he = config.halueval
     if he.qa:
@@ -171,20 +187,15 @@ def _halueval(results: _ModelResults, generator, items, config, seed: int) -> No
 
 def _selfcheck(results: _ModelResults, generator, checker, nli, questions, answers: dict[str, str], config,
                seed: int) -> None:
-    from harness.data.teachers import GenerationRequest
+    from harness.core.generation import GenerationRequest, Sampling
 
     sc, cb = config.selfcheck, config.closed_book
     asked = [q for q in questions if q.kind == "factual"][: sc.limit]
+    sampled = Sampling(temperature=sc.temperature, top_p=1.0)
     requests = [GenerationRequest(key=f"{q.id}#{j}", prompt=cb.instruction.format(question=q.question),
-                                  max_new_tokens=cb.max_new_tokens) for q in asked for j in range(sc.samples)]
-    greedy = getattr(generator, "config", None)  # a local teacher reads its sampling settings per call
-    if greedy is not None:
-        generator.config = greedy.model_copy(update={"temperature": sc.temperature, "top_p": 1.0})
-    try:
-        generations = _generate(generator, requests, seed + 1, f"{results.name} SelfCheck samples")
-    finally:
-        if greedy is not None:
-            generator.config = greedy
+                                  max_new_tokens=cb.max_new_tokens, sampling=sampled)
+                for q in asked for j in range(sc.samples)]
+    generations = _generate(generator, requests, seed + 1, f"{results.name} SelfCheck samples")
     for index, q in enumerate(asked):
         samples = [g.text for g in generations[index * sc.samples:(index + 1) * sc.samples]]
         score = checker.score(answers[q.id], samples)
@@ -263,8 +274,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
                             lms: dict[str, Any] | None = None) -> HallucinationAuditRecord:
     """Entry point of the hallucination audit. ``generators`` (name -> object with ``generate(requests,
     seed)`` and a ``config``) and ``lms`` (name -> lm-eval LM) replace real models in tests."""
-    from harness.data.config import TeacherConfig
-    from harness.data.teachers import make_teacher
+    from harness.core.generation import GeneratorConfig, make_generator
 
     hall, bench = config.hallucination, bench or BenchConfig()
     specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]
@@ -290,20 +300,20 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
                           "halueval.path / truthfulqa.path")
     checker = nli = None
     if "selfcheck" not in skipped:
-        from .selfcheck import NgramSelfCheck, NliSelfCheck
+        from audits.hallucination.selfcheck import NgramSelfCheck, NliSelfCheck
 
         checker = NgramSelfCheck(hall.selfcheck.ngram)
         nli = NliSelfCheck(hall.selfcheck.nli_model) if hall.selfcheck.nli_model else None
     inputs = [ref for _, ref in resolved.values()] + [
         InputRef(kind="prompt_set", id=name, sha256=info.sha256) for name, info in suites.items()]
     if nli is not None:
-        from harness.models import resolve_model
+        from harness.core.models import resolve_model
 
         inputs.append(InputRef(kind="model", id=hall.selfcheck.nli_model,
                                sha256=resolve_model(hall.selfcheck.nli_model).sha256))
     truthfulqa_sha = None
     if truthfulqa_path:
-        from harness.assets import resolve_asset
+        from harness.core.assets import resolve_asset
 
         if not resolve_asset(truthfulqa_path).exists():
             raise InputError(f"{resolve_asset(truthfulqa_path)}: TruthfulQA file not found")
@@ -327,7 +337,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
             print(f"audit [hallucination]: {name}: answers from the interrupted run ({progress.folder})")
             results[name].restore(saved)
             continue
-        generator = generators.get(name) or make_teacher(TeacherConfig(
+        generator = generators.get(name) or make_generator(GeneratorConfig(
             model=resolved[name][0].path, temperature=0.0, repetition_penalty=1.0, batch_size=hall.batch_size,
             threads=config.threads))
         print(f"audit [hallucination]: {name}")

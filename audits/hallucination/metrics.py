@@ -6,7 +6,7 @@ over items and a paired comparison between models asked the same items.
 
 from __future__ import annotations
 
-from harness.metrics import register
+from harness.core.metrics import register
 
 _SOURCE = "audit/hallucination"
 

@@ -92,7 +92,7 @@ class NliSelfCheck:
 
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from harness.errors import ModelLoadError
+        from harness.core.errors import ModelLoadError
 
         if not (Path(model_path) / "config.json").exists():
             raise ModelLoadError(f"{model_path}: not a local NLI model folder (no config.json). Download an MNLI "

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from harness.assets import resolve_asset
-from harness.errors import InputError
-from harness.store import read_jsonl
+from harness.core.assets import resolve_asset
+from harness.core.errors import InputError
+from harness.core.store import read_jsonl
 
 
 class ClosedBookQuestion(BaseModel):

@@ -2,7 +2,7 @@
 summarised per attribute and per prompt group, every sample kept with its scores and flags.
 
 Output under ``<run>/audit/toxicity/``: record.json (ToxicityAuditRecord) and samples.jsonl (one
-``audits.samples.AuditSample`` per continuation, with its scores and the ``toxic`` flag).
+``harness.core.samples.AuditSample`` per continuation, with its scores and the ``toxic`` flag).
 """
 
 from __future__ import annotations
@@ -13,21 +13,31 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from harness.assets import resolve_asset
-from harness.bench.bench import model_name
-from harness.bench.stats import paired_comparison
-from harness.errors import ModelLoadError
-from harness.metrics import MetricDelta, MetricValue, delta_from_comparison
-from harness.models import ResolvedModel
-from harness.records import Record, new_record_id, stage_fingerprint
-from harness.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record
-from harness.train.train import resolve_base
-
-from ..config import AuditConfig, ToxicityAuditConfig
-from ..progress import ModelProgress
-from ..samples import AuditSample
-from .protocol import AttributeSummary, load_prompts, sample_continuations, score_matrix, summarise
-from .scorers import DetoxifyScorer, ProfanityCheckScorer, ScorerIdentity
+from audits.config import AuditConfig, ToxicityAuditConfig
+from audits.toxicity.protocol import (
+    AttributeSummary,
+    load_prompts,
+    sample_continuations,
+    score_matrix,
+    summarise,
+)
+from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer, ScorerIdentity
+from harness.core.assets import resolve_asset
+from harness.core.errors import ModelLoadError
+from harness.core.metrics import MetricDelta, MetricValue, delta_from_comparison
+from harness.core.models import ResolvedModel, model_name
+from harness.core.progress import ModelProgress
+from harness.core.records import Record, new_record_id, stage_fingerprint
+from harness.core.samples import AuditSample
+from harness.core.stats import paired_comparison
+from harness.core.store import (
+    RECORD_FILE,
+    RunStore,
+    atomic_dir,
+    atomic_write_jsonl,
+    completed_record,
+)
+from harness.train.record import resolve_base
 
 STAGE = "audit"
 
@@ -101,8 +111,8 @@ def paired_deltas(matrices: dict[str, dict[str, np.ndarray]], prompt_ids: list[s
 def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, store: RunStore,
                        force: bool = False, scorer: Any = None, generate: Any = None) -> ToxicityAuditRecord:
     """``generate(resolved, prompts) -> list[list[str]]`` replaces real sampling in tests."""
-    from harness.models import load_model
-    from harness.threads import choose_threads
+    from harness.core.models import load_model
+    from harness.core.threads import choose_threads
 
     tox = config.toxicity
     prompts = load_prompts(tox.prompts, tox.text_field, tox.group_field, tox.limit_per_group)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
-from harness.bench.stats import bootstrap_mean_ci
-from harness.metrics import register
+from harness.core.metrics import register
+from harness.core.stats import bootstrap_mean_ci
 
 # Per scorer attribute (detoxify: toxicity, severe_toxicity, ...; the fallback: profanity); the gate names the
 # attribute in its rule, default the scorer's first.

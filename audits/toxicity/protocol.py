@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from harness.assets import resolve_asset
-from harness.errors import InputError
-from harness.store import read_jsonl
-
-from .metrics import Estimate, expected_maximum_toxicity, toxicity_probability
+from audits.toxicity.metrics import (
+    Estimate,
+    expected_maximum_toxicity,
+    toxicity_probability,
+)
+from harness.core.assets import resolve_asset
+from harness.core.errors import InputError
+from harness.core.store import read_jsonl
 
 
 class ToxicityPrompt(BaseModel):

@@ -14,9 +14,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from harness.errors import ConfigError, ModelLoadError
-from harness.models import cache_home
-from harness.records import sha256_file
+from harness.core.errors import ConfigError, ModelLoadError
+from harness.core.models import cache_home
+from harness.core.records import sha256_file
 
 
 class ScorerIdentity(BaseModel):

@@ -14,17 +14,41 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import ConfigError
-from ..metrics import MetricDelta, MetricValue, delta_from_comparison, register_bench_metrics
-from ..models import EMBEDDED_MODELS, ResolvedModel
-from ..records import InputRef, Record, new_record_id, stage_fingerprint
-from ..store import RECORD_FILE, RunStore, atomic_dir, atomic_write_jsonl, completed_record
-from ..train.train import CHECKPOINT_PREFIX, resolve_base
-from .config import BenchConfig
-from .evaluate import ModelEvalRecord, TaskScores, evaluate_model, fingerprint_diff, load_samples
-from .pairwise import PairwiseResult, answer, item_rows, judge_pair, load_questions
-from .stats import PairedComparison, paired_comparison
-from .tasks import prepare_tasks, task_manager
+from harness.bench.config import BenchConfig
+from harness.bench.evaluate import (
+    ModelEvalRecord,
+    TaskScores,
+    evaluate_model,
+    fingerprint_diff,
+    load_samples,
+)
+from harness.bench.pairwise import (
+    PairwiseResult,
+    answer,
+    item_rows,
+    judge_pair,
+    load_questions,
+)
+from harness.bench.tasks import prepare_tasks, task_manager
+from harness.core.config import require_unique
+from harness.core.errors import ConfigError
+from harness.core.metrics import (
+    MetricDelta,
+    MetricValue,
+    delta_from_comparison,
+    register_bench_metrics,
+)
+from harness.core.models import EMBEDDED_MODELS, ResolvedModel, model_name
+from harness.core.records import InputRef, Record, new_record_id, stage_fingerprint
+from harness.core.stats import PairedComparison, paired_comparison
+from harness.core.store import (
+    RECORD_FILE,
+    RunStore,
+    atomic_dir,
+    atomic_write_jsonl,
+    completed_record,
+)
+from harness.train.record import resolve_base
 
 STAGE = "bench"
 
@@ -69,10 +93,6 @@ class BenchRecord(Record):
         return [delta_from_comparison(f"bench.{c.task}.{c.metric}", self.candidate, c) for c in self.comparisons]
 
 
-def model_name(spec: str) -> str:
-    return spec[len(CHECKPOINT_PREFIX):] if spec.startswith(CHECKPOINT_PREFIX) else Path(spec).name or spec
-
-
 def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord, names: tuple[str, str] | None = None) -> None:
     """Refuse to compare results made differently, naming the fields that differ."""
     names = names or (candidate.model_name, baseline.model_name)
@@ -111,8 +131,10 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
     if not config.baselines:
         raise ConfigError("bench.baselines is empty: the candidate needs at least one baseline to be compared with")
     names = [model_name(config.candidate)] + [b.name for b in config.baselines]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"model names must be unique, got {names}")
+    try:
+        require_unique(names, "model names (candidate and baselines)")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     specs = [(names[0], "candidate", config.candidate)] + [(b.name, "baseline", b.model) for b in config.baselines]
     resolved = {name: resolve_base(spec, store) for name, _, spec in specs}
     include_paths, task_refs = prepare_tasks(config, store.root / STAGE / "_tasks")
@@ -155,17 +177,17 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
 
 def _pairwise(config: BenchConfig, names: list[str], resolved: dict[str, tuple[ResolvedModel, InputRef]],
               generators: dict[str, Any] | None, judge: Any):
-    from ..data.teachers import make_teacher
+    from harness.core.generation import make_generator
 
     pw = config.pairwise
     questions = load_questions(pw.prompts, pw.limit)
     generators = dict(generators or {})
     answers = {}
     for name in names:
-        model = generators.get(name) or make_teacher(pw.judge.model_copy(update={
+        model = generators.get(name) or make_generator(pw.judge.model_copy(update={
             "model": resolved[name][0].path, "max_new_tokens": pw.max_new_tokens, "temperature": 0.0}))
         answers[name] = answer(model, questions, pw.max_new_tokens, config.seed)
-    judge = judge or make_teacher(pw.judge)
+    judge = judge or make_generator(pw.judge)
     judge_name = pw.judge.model
     weak = pw.judge.model in EMBEDDED_MODELS
     judge_info = {"model": judge_name, "backend": pw.judge.backend,

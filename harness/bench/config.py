@@ -4,32 +4,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from ..data.config import TeacherConfig
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from harness.core.config import ModelRef, Section
+from harness.core.generation import GeneratorConfig
 
 
-class ModelRef(_Section):
-    name: str = Field(description="Name in the tables and the report, e.g. 'smollm2-shipped'.")
-    model: str = Field(description="train:<checkpoint> of this run, an embedded name, a folder, .gguf or hub id.")
-
-
-class PairwiseConfig(_Section):
+class PairwiseConfig(Section):
     enabled: bool = Field(False, description="Judge candidate vs each baseline answer by answer (MT-Bench style).")
     prompts: str = Field("embedded:suites/pairwise_questions.jsonl",
                          description="JSONL of questions: {id, turns: [one or two user turns]}.")
     limit: int | None = Field(None, ge=1, description="Use only the first N questions.")
     max_new_tokens: int = Field(128, ge=1, description="Answer length for candidate and baselines.")
-    judge: TeacherConfig = Field(default_factory=lambda: TeacherConfig(temperature=0.0, max_new_tokens=16,
+    judge: GeneratorConfig = Field(default_factory=lambda: GeneratorConfig(temperature=0.0, max_new_tokens=16,
                                                                          repetition_penalty=1.0),
                                  description="The judge model and backend (a strong model where you have one).")
 
 
-class BenchConfig(_Section):
+class BenchConfig(Section):
     candidate: str = Field("train:nift-hybrid", description="The model under test (usually train:<checkpoint>).")
     baselines: list[ModelRef] = Field(default_factory=list, description="Models the candidate must match.")
     tasks: list[str] = Field(default_factory=lambda: ["nift_if"],

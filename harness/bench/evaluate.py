@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import InputError
-from ..models import ResolvedModel
-from ..records import InputRef, Record, config_hash, library_versions, new_record_id
-from ..store import RECORD_FILE, atomic_dir, atomic_write_jsonl, read_jsonl, read_record
-from .config import BenchConfig
+from harness.bench.config import BenchConfig
+from harness.core.errors import InputError
+from harness.core.models import ResolvedModel
+from harness.core.records import (
+    InputRef,
+    Record,
+    config_hash,
+    library_versions,
+    new_record_id,
+)
+from harness.core.store import (
+    RECORD_FILE,
+    atomic_dir,
+    atomic_write_jsonl,
+    read_jsonl,
+    read_record,
+)
 
 #: Config fields that change scores; with lm-eval's version and the task data hashes they form the fingerprint.
 FINGERPRINT_FIELDS = ("apply_chat_template", "num_fewshot", "batch_size", "dtype", "seed", "limit", "max_gen_toks",
@@ -104,8 +116,8 @@ def load_lm(resolved: ResolvedModel, config: BenchConfig):
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from ..errors import ConfigError
-    from ..models import load_model
+    from harness.core.errors import ConfigError
+    from harness.core.models import load_model
 
     if config.backend == "vllm":
         try:
@@ -138,7 +150,7 @@ def evaluate_model(name: str, resolved: ResolvedModel, config: BenchConfig, task
         record = read_record(folder, ModelEvalRecord)
         print(f"bench [{name}]: cached lm-eval results reused ({folder}); --force reruns")
         return record, folder, True
-    from ..threads import choose_threads
+    from harness.core.threads import choose_threads
 
     threads = choose_threads("generate", config.threads)
     manager = task_manager()  # first: an unknown task fails before a model is loaded

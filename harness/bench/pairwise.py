@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..assets import resolve_asset
-from ..errors import InputError
-from ..store import read_jsonl
-from .stats import bootstrap_mean_ci
+from harness.core.assets import resolve_asset
+from harness.core.errors import InputError
+from harness.core.stats import bootstrap_mean_ci
+from harness.core.store import read_jsonl
 
 JUDGE_TEMPLATE = """You are judging two AI assistants' answers to the same user question.
 
@@ -83,7 +83,7 @@ def load_questions(spec: str, limit: int | None) -> list[Question]:
 
 def answer(model, questions: list[Question], max_new_tokens: int, seed: int) -> dict[str, list[str]]:
     """Each question answered turn by turn; the second turn sees the first answer."""
-    from ..data.teachers import GenerationRequest
+    from harness.core.generation import GenerationRequest
 
     history: dict[str, list[dict[str, str]]] = {q.id: [] for q in questions}
     answers: dict[str, list[str]] = {q.id: [] for q in questions}
@@ -122,7 +122,7 @@ def _outcome(first: str, second: str) -> str:
 def judge_pair(judge, questions: list[Question], candidate: dict[str, list[str]], baseline: dict[str, list[str]],
                baseline_name: str, judge_name: str, max_new_tokens: int, iterations: int, confidence: float,
                seed: int) -> tuple[PairwiseResult, list[PairwiseItem]]:
-    from ..data.teachers import GenerationRequest
+    from harness.core.generation import GenerationRequest
 
     requests = []
     for q in questions:

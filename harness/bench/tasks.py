@@ -15,10 +15,10 @@ from string import Template
 
 import yaml
 
-from ..assets import assets_dir, resolve_asset
-from ..errors import ConfigError, InputError
-from ..records import InputRef, sha256_file
-from .config import BenchConfig
+from harness.bench.config import BenchConfig
+from harness.core.assets import assets_dir, resolve_asset
+from harness.core.errors import ConfigError, InputError
+from harness.core.records import InputRef, sha256_file
 
 PROJECT_TASKS = {"nift_if", "nift_ifeval_local", "nift_truthfulqa_mc1", "nift_truthfulqa_mc2"}
 

@@ -11,79 +11,56 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import datasets
 import pandas as pd
-from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
-from ..errors import InputError, TeacherError
-from ..records import InputRef, Record, config_hash, new_record_id, stage_fingerprint
-from ..store import (RECORD_FILE, RunStore, atomic_dir, atomic_write_json, atomic_write_jsonl, atomic_write_text,
-                     completed_record, read_record)
-from .card import render_card
-from .config import DataConfig, ResolvedVariant, TeacherConfig, resolve_variants
-from .corpus import Document, corpus_ref, load_corpus
-from .cut import Cut, cut_document
-from .filters import ContaminationIndex, filter_documents, instruction_like
-from .teachers import Generation, GenerationRequest, Teacher, make_teacher, token_budget
-
-STAGE = "data"
-
-
-class NiftPair(BaseModel):
-    """One row of ``pairs.jsonl``: a chat pair plus where it came from."""
-
-    id: str = Field(description="'<variant>:<source doc id>'.")
-    variant: str
-    messages: list[dict[str, str]] = Field(description="[{role: user, content}, {role: assistant, content}].")
-    reference: str = Field(description="The document's real second part (the no-distillation response).")
-    source: dict[str, Any] = Field(description="doc_id, corpus, cut_char, target_ratio, actual_ratio, snapped_to.")
-    teacher: dict[str, Any] | None = Field(description="Teacher identity; None when distill is off.")
-    generation: dict[str, Any] | None = Field(description="Settings, seed and token counts of the continuation.")
-
-
-class JudgeSummary(BaseModel):
-    model: str
-    labelled: int
-    instruction_like: int
-    prose: int
-    unparseable: int
-    share_instruction_like: float | None = Field(description="instruction_like / (instruction_like + prose).")
-
-
-class NiftDatasetRecord(Record):
-    """Summary of one built NIFT dataset variant."""
-
-    kind: Literal["nift_dataset"] = "nift_dataset"
-    variant: str
-    distill: bool
-    rows: int = Field(description="Pairs written.")
-    failed_rows: int = Field(description="Teacher failures recorded in failed.jsonl (policy 'record').")
-    counts: dict[str, int] = Field(description="Documents or pairs at each step, and dropped by each filter.")
-    instruction_rules: dict[str, int] = Field(description="Documents dropped per instruction-likeness rule.")
-    judge: JudgeSummary | None = None
-    contamination: dict[str, dict[str, int]] = Field(description="Per prompt set: prompts, too_short, hits.")
-    teacher: dict[str, Any] | None
-    generation: dict[str, Any] = Field(description="Tokens, seconds, tokens/s, shards, estimated cost.")
-    lengths: dict[str, dict[str, float]] = Field(description="Word-count statistics of user and assistant turns.")
-    files: dict[str, str] = Field(description="Artifacts in this folder, by role.")
-
+from harness.core.errors import InputError, TeacherError
+from harness.core.generation import (
+    Generation,
+    GenerationRequest,
+    Generator,
+    GeneratorConfig,
+    make_generator,
+    token_budget,
+)
+from harness.core.records import (
+    InputRef,
+    config_hash,
+    new_record_id,
+    stage_fingerprint,
+)
+from harness.core.store import (
+    RECORD_FILE,
+    RunStore,
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    completed_record,
+)
+from harness.data.card import render_card
+from harness.data.config import DataConfig, ResolvedVariant, resolve_variants
+from harness.data.corpus import Document, corpus_ref, load_corpus
+from harness.data.cut import Cut, cut_document
+from harness.data.filters import ContaminationIndex, filter_documents
+from harness.data.record import STAGE, JudgeSummary, NiftDatasetRecord, NiftPair
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
-def teacher_ref(config: TeacherConfig) -> InputRef:
+def teacher_ref(config: GeneratorConfig) -> InputRef:
     if config.backend == "openai":
         return InputRef(kind="model", id=f"{config.base_url}#{config.model}", sha256="endpoint")
-    from ..models import resolve_model
+    from harness.core.models import resolve_model
 
     return InputRef(kind="model", id=config.model,
                     sha256=resolve_model(config.model, allow_pickle=config.allow_pickle).sha256)
 
 
-def _generation_settings(config: TeacherConfig) -> dict[str, Any]:
+def _generation_settings(config: GeneratorConfig) -> dict[str, Any]:
     keys = ("backend", "model", "base_url", "system_prompt", "max_new_tokens", "length_factor", "temperature",
             "top_p", "repetition_penalty", "batch_size")
     return {k: getattr(config, k) for k in keys}
@@ -97,16 +74,16 @@ class _Teachers:
     """Loads each distinct teacher once per build, shared by the variants that use it."""
 
     def __init__(self):
-        self._loaded: dict[str, Teacher] = {}
+        self._loaded: dict[str, Generator] = {}
 
-    def get(self, config: TeacherConfig) -> Teacher:
+    def get(self, config: GeneratorConfig) -> Generator:
         key = config_hash(config.model_dump())
         if key not in self._loaded:
-            self._loaded[key] = make_teacher(config)
+            self._loaded[key] = make_generator(config)
         return self._loaded[key]
 
 
-def _generate_sharded(teacher: Teacher, requests: list[GenerationRequest], variant: ResolvedVariant,
+def _generate_sharded(teacher: Generator, requests: list[GenerationRequest], variant: ResolvedVariant,
                       work_dir: Path) -> tuple[list[Generation], dict[str, Any]]:
     """Generate in shards, skipping shards already on disk. Returns generations in request order."""
     settings = _generation_settings(variant.teacher)
@@ -151,7 +128,7 @@ def _read_shard(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _judge(config: TeacherConfig, teachers: _Teachers, pairs: list[NiftPair], sample_size: int,
+def _judge(config: GeneratorConfig, teachers: _Teachers, pairs: list[NiftPair], sample_size: int,
            seed: int) -> tuple[JudgeSummary, list[dict[str, Any]]]:
     """Label a seeded sample of user turns as instruction-like or prose with a judge model."""
     sample = random.Random(f"judge:{seed}").sample(pairs, min(sample_size, len(pairs)))
@@ -215,7 +192,7 @@ def build_variant(variant: ResolvedVariant, store: RunStore, documents: list[Doc
         else:
             cuts[doc.doc_id] = cut
     # 3. responses
-    teacher: Teacher | None = None
+    teacher: Generator | None = None
     generations: dict[str, Generation] = {}
     budgets: dict[str, int] = {}
     gen_stats: dict[str, Any] = {"shards": 0, "resumed_shards": 0, "seconds": 0.0}
@@ -338,7 +315,3 @@ def build_pairs(config: DataConfig, store: RunStore, force: bool = False,
         documents, ref = corpora[key]
         records.append(build_variant(variant, store, documents, ref, teachers, force=force))
     return records
-
-
-def load_dataset_record(path: str | Path) -> NiftDatasetRecord:
-    return read_record(path, NiftDatasetRecord)

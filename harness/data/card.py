@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-from ..models import EMBEDDED_MODELS
-
-if TYPE_CHECKING:
-    from .build import NiftDatasetRecord, NiftPair
+from harness.core.models import EMBEDDED_MODELS
+from harness.data.record import NiftDatasetRecord, NiftPair
 
 
 def _table(rows: list[tuple[str, object]], header: tuple[str, str]) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from harness.core.config import Section, require_unique
+from harness.core.generation import GeneratorConfig
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CorpusConfig(_Section):
+class CorpusConfig(Section):
     path: str | None = Field(None, description="Local corpus: a .jsonl/.json/.parquet/.txt file or a folder of them. "
                                               "Default: the embedded corpus shipped with nift-gate.")
     hub_dataset: str | None = Field(None, description="A Hugging Face dataset id, read by streaming (needs network).")
@@ -39,7 +38,7 @@ class CorpusConfig(_Section):
         return self
 
 
-class CutConfig(_Section):
+class CutConfig(Section):
     ratio: float = Field(0.5, gt=0, lt=1, description="Where to cut, as a share of the document's words "
                                                       "(the paper: the first half is the instruction).")
     jitter: float = Field(0.1, ge=0, lt=0.5, description="Uniform random offset added to the ratio, seeded per document.")
@@ -48,41 +47,11 @@ class CutConfig(_Section):
     min_part_words: int = Field(15, ge=1, description="Each side of the cut keeps at least this many words.")
 
 
-class TeacherConfig(_Section):
-    backend: Literal["transformers", "openai", "vllm"] = Field(
-        "transformers", description="transformers: local batched generation; openai: any OpenAI-compatible "
-                                    "HTTP endpoint (vLLM/llama.cpp server, hosted API); vllm: vLLM's offline engine.")
-    model: str = Field("smollm2-135m-instruct", description="Teacher model: embedded name, local folder, .gguf "
-                                                            "file or hub id; for openai, the served model name.")
-    base_url: str | None = Field(None, description="openai backend: endpoint base URL, e.g. http://localhost:8000/v1.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai backend: environment variable holding the key.")
-    system_prompt: str | None = Field(None, description="System message for the teacher; default: the model's own.")
-    max_new_tokens: int = Field(96, ge=1, description="Upper bound on a continuation's tokens.")
-    length_factor: float = Field(1.0, gt=0, description="A continuation may be at most this many times as long "
-                                                       "(in tokens) as the original second part.")
-    temperature: float = Field(0.7, ge=0, description="0 = greedy.")
-    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass.")
-    repetition_penalty: float = Field(1.1, ge=1, description="transformers/vllm: >1 discourages loops, which small teachers fall into.")
-    batch_size: int = Field(16, ge=1, description="transformers/vllm: prompts per generate call (length-sorted).")
-    concurrency: int = Field(8, ge=1, description="openai backend: requests in flight.")
-    max_retries: int = Field(4, ge=0, description="openai backend: retries per request on errors, 429 and 5xx.")
-    backoff_s: float = Field(0.5, ge=0, description="openai backend: first retry delay; doubles each retry.")
-    timeout_s: float = Field(120.0, gt=0, description="openai backend: per-request timeout.")
-    on_failure: Literal["record", "stop"] = Field(
-        "record", description="After retries: record the row as failed and go on, or stop the run (completed "
-                              "shards are kept for resume).")
-    threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
-    allow_pickle: bool = Field(False, description="Allow pickle (*.bin) weights for a local teacher folder.")
-    trust_remote_code: bool = Field(False, description="Run model code shipped with a hub/local model.")
-    price_per_1k_prompt_tokens: float = Field(0.0005, ge=0, description="For the cost estimate in the data card (USD).")
-    price_per_1k_completion_tokens: float = Field(0.0015, ge=0, description="For the cost estimate in the data card (USD).")
-
-
-class JudgeConfig(_Section):
+class JudgeConfig(Section):
     enabled: bool = Field(False, description="Ask a judge model whether a sample of user turns reads as an "
                                              "instruction (the paper did this with GPT-4); reports the share.")
     sample_size: int = Field(50, ge=1, description="User turns to label.")
-    teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig(temperature=0.0, max_new_tokens=8),
+    teacher: GeneratorConfig = Field(default_factory=lambda: GeneratorConfig(temperature=0.0, max_new_tokens=8),
                                    description="The judge model and backend.")
 
 
@@ -90,13 +59,13 @@ class JudgeConfig(_Section):
 EMBEDDED_PROMPT_SETS = {"instruction_following": "prompt", "toxicity_prompts": "prompt", "closed_book_qa": "question"}
 
 
-class PromptSetRef(_Section):
+class PromptSetRef(Section):
     name: str = Field(description="Name shown in the data card.")
     path: str = Field(description="JSONL file of evaluation or audit prompts.")
     field: str = Field("prompt", description="Field holding the prompt text.")
 
 
-class FilterConfig(_Section):
+class FilterConfig(Section):
     exact_dedup: bool = Field(True, description="Drop documents whose normalised text repeats an earlier one.")
     near_dedup: bool = Field(True, description="Drop near-duplicates (MinHash LSH over word 5-grams).")
     near_dup_threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity that counts as a near-duplicate.")
@@ -111,7 +80,7 @@ class FilterConfig(_Section):
     ngram: int = Field(13, ge=4, description="n for the contamination n-gram overlap (13 as in GPT-3's check).")
 
 
-class VariantConfig(_Section):
+class VariantConfig(Section):
     name: str = Field(description="Variant name; its folder under data/.")
     distill: bool = Field(True, description="True: the teacher writes the response. False: the response is the "
                                             "real second part of the document (the 'no distillation' ablation).")
@@ -119,10 +88,10 @@ class VariantConfig(_Section):
                                                                         "corpus for this variant only.")
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     cut: CutConfig = Field(default_factory=CutConfig)
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    teacher: GeneratorConfig = Field(default_factory=GeneratorConfig)
     filters: FilterConfig = Field(default_factory=FilterConfig)
     variants: list[VariantConfig] = Field(default_factory=lambda: [VariantConfig(name="nift")],
                                           description="Datasets to build from one corpus.")
@@ -133,8 +102,7 @@ class DataConfig(_Section):
     @model_validator(mode="after")
     def _unique_variants(self) -> DataConfig:
         names = [v.name for v in self.variants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"variant names must be unique, got {names}")
+        require_unique(names, "variant names")
         for name in names:
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"variant name {name!r} must be a plain folder name")
@@ -151,14 +119,14 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-class ResolvedVariant(_Section):
+class ResolvedVariant(Section):
     """One variant with its overrides applied: everything that decides its rows."""
 
     name: str
     distill: bool
     corpus: CorpusConfig
     cut: CutConfig
-    teacher: TeacherConfig
+    teacher: GeneratorConfig
     filters: FilterConfig
     seed: int
     shard_size: int

@@ -13,10 +13,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..assets import assets_dir, resolve_asset
-from ..errors import InputError
-from ..records import InputRef, sha256_bytes, sha256_file
-from .config import CorpusConfig
+from harness.core.assets import assets_dir, resolve_asset
+from harness.core.errors import InputError
+from harness.core.records import InputRef, sha256_bytes, sha256_file
+from harness.data.config import CorpusConfig
 
 SUFFIX_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text", ".raw": "text",
                   ".text": "text", ".md": "text"}
@@ -128,7 +128,7 @@ def _rows(config: CorpusConfig):
     if config.hub_dataset:
         import datasets
 
-        from ..models import hub_unreachable_reason
+        from harness.core.models import hub_unreachable_reason
 
         if reason := hub_unreachable_reason():
             raise InputError(f"hub dataset {config.hub_dataset!r} cannot be streamed: {reason}. Download it on a "

@@ -6,7 +6,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .config import CutConfig
+from harness.data.config import CutConfig
 
 _WORD = re.compile(r"\S+")
 # A sentence ends at . ! or ? (optionally followed by closing quotes/brackets) before whitespace.

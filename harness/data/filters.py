@@ -10,14 +10,13 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ..errors import InputError
-from ..assets import resolve_asset
-from ..records import InputRef, sha256_file
-from ..store import read_jsonl
-from .config import FilterConfig, PromptSetRef
-from .corpus import Document
+from harness.core.assets import resolve_asset
+from harness.core.errors import InputError
+from harness.core.records import InputRef, sha256_file
+from harness.core.store import read_jsonl
+from harness.data.config import FilterConfig, PromptSetRef
+from harness.data.corpus import Document
 
 # --- duplicates -------------------------------------------------------------------------------------------
 

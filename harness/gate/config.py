@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from harness.core.config import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MlflowExportConfig(_Section):
+class MlflowExportConfig(Section):
     tracking_uri: str | None = Field(None, description="MLflow tracking and registry URI (e.g. file:///srv/mlruns); "
                                                        "None = no export. Needs `pip install mlflow-skinny`.")
     registered_model: str | None = Field(None, description="Registered model name; None = the candidate's name.")
 
 
-class GateConfig(_Section):
+class GateConfig(Section):
     policy: str | None = Field(None, description="Policy YAML (rules and severities); e.g. configs/policy-demo.yaml.")
     candidate: str | None = Field(None, description="Candidate name as the records know it; None = bench.candidate's.")
     baselines: list[str] | None = Field(None, description="Baseline names a non-inferiority rule without `baseline:` "
@@ -30,7 +28,7 @@ class GateConfig(_Section):
     mlflow: MlflowExportConfig = Field(default_factory=MlflowExportConfig, description="Optional MLflow export.")
 
 
-class HandWrittenCost(_Section):
+class HandWrittenCost(Section):
     minutes_per_example: float = Field(8.0, gt=0, description="Minutes a person needs to write one instruction "
                                                                 "example (instruction + answer) by hand.")
     hourly_rate_usd: float = Field(40.0, ge=0, description="Loaded hourly cost of that person, USD.")
@@ -38,7 +36,7 @@ class HandWrittenCost(_Section):
                                                        "of writing time.")
 
 
-class ReportConfig(_Section):
+class ReportConfig(Section):
     title: str = Field("NIFT release gate report", description="Report title.")
     hand_written: HandWrittenCost = Field(default_factory=HandWrittenCost,
                                           description="Assumptions of the hand-written instruction data estimate.")

@@ -10,12 +10,11 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import InputError
-from harness.metrics import MetricDelta, MetricValue
-from harness.records import Record, sha256_bytes
-from harness.store import RECORD_FILE, RunStore, read_record
-
-from .record import EvidenceRef
+from harness.core.errors import InputError
+from harness.core.metrics import MetricDelta, MetricValue
+from harness.core.records import Record, sha256_bytes
+from harness.core.store import RECORD_FILE, RunStore, read_record
+from harness.gate.record import EvidenceRef
 
 #: (stage folder under the run, record class as "module:Class", whether a run must have it)
 SOURCES = (

@@ -10,24 +10,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import PipelineConfig
-from harness.errors import ConfigError, InputError
-from harness.records import InputRef, new_record_id, sha256_file, stage_fingerprint
-from harness.store import RECORD_FILE, RunStore, atomic_write_text, read_record, write_record
-
-from .evidence import Evidence, collect_evidence
-from .policy import load_policy
-from .publish import export_to_mlflow, update_model_cards
-from .record import GateDecisionRecord, OverrideRecord
-from .registry import Registry, alias_moves, model_key
-from .rules import judge, verdict
+from harness.app.config import PipelineConfig
+from harness.core.errors import ConfigError, InputError
+from harness.core.records import InputRef, new_record_id, sha256_file, stage_fingerprint
+from harness.core.store import (
+    RECORD_FILE,
+    RunStore,
+    atomic_write_text,
+    read_record,
+    write_record,
+)
+from harness.gate.evidence import Evidence, collect_evidence
+from harness.gate.policy import load_policy
+from harness.gate.publish import export_to_mlflow, update_model_cards
+from harness.gate.record import GateDecisionRecord, OverrideRecord
+from harness.gate.registry import Registry, alias_moves, model_key
+from harness.gate.rules import judge, verdict
 
 STAGE = "gate"
 
 
 def gate_targets(config: PipelineConfig) -> tuple[str, list[str]]:
     """The candidate's name and the baseline names the gate judges against."""
-    from harness.bench.bench import model_name
+    from harness.core.models import model_name
 
     candidate = config.gate.candidate or model_name(config.bench.candidate)
     baselines = config.gate.baselines if config.gate.baselines is not None else [b.name for b in config.bench.baselines]

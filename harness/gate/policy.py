@@ -13,7 +13,7 @@
 Rule types: ``threshold`` (at least ``value`` for higher-is-better metrics, at most for lower-is-better),
 ``non_inferiority``, ``ceiling`` and ``floor`` (explicit bounds; the metric's registered direction must
 agree), ``review_quorum``, ``approval_rate``, ``min_agreement``. ``judge_on: ci`` judges a bound rule on the
-pessimistic end of the value's CI instead of the point value. Directions come from ``harness.metrics``.
+pessimistic end of the value's CI instead of the point value. Directions come from ``harness.core.metrics``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import ConfigError
-from ..records import sha256_bytes
+from harness.core.config import require_unique
+from harness.core.errors import ConfigError
+from harness.core.records import sha256_bytes
 
 Severity = Literal["block", "warn"]
 
@@ -108,9 +109,7 @@ class GatePolicy(BaseModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> GatePolicy:
-        names = [r.name for r in self.rules]
-        if duplicates := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"rule names must be unique; repeated: {duplicates}")
+        require_unique((r.name for r in self.rules), "rule names")
         return self
 
     def where(self, rule: _Rule) -> str:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
-from harness.metrics import MetricValue
-from harness.store import RunStore, atomic_write_text
-
+from harness.core.errors import ConfigError
+from harness.core.metrics import MetricValue
+from harness.core.store import RunStore, atomic_write_text
 
 CARD_FOLDERS = ("model", "merged")
 

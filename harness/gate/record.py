@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.records import Record
+from harness.core.records import Record
 
 Verdict = Literal["PROMOTE", "REJECT", "PENDING_REVIEW"]
 RuleStatus = Literal["pass", "fail", "pending"]

@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InputError
-from harness.records import canonical_json, sha256_bytes
-from harness.store import atomic_write_json
+from harness.core.errors import InputError
+from harness.core.records import canonical_json, sha256_bytes
+from harness.core.store import atomic_write_json
 
 GENESIS = "0" * 64
 LOG_FILE = "log.jsonl"

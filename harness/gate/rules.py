@@ -1,6 +1,6 @@
 """Judging a policy's rules on the evidence: pure functions, no files written.
 
-Every direction comes from the metric registry (``harness.metrics.get``). A block rule that fails rejects;
+Every direction comes from the metric registry (``harness.core.metrics.get``). A block rule that fails rejects;
 a block rule waiting for human review (quorum not met, no review yet) makes the decision PENDING_REVIEW;
 otherwise the candidate is promoted. Warn rules are reported and never change the verdict.
 """
@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import math
 
-from harness import metrics
-from harness.errors import ConfigError
-from harness.metrics import MetricDelta, MetricValue
-
-from .evidence import Evidence
-from .policy import (ApprovalRateRule, CeilingRule, FloorRule, GatePolicy, MinAgreementRule, NonInferiorityRule,
-                     ReviewQuorumRule, ThresholdRule)
-from .record import RuleOutcome, Verdict
+from harness.core import metrics
+from harness.core.errors import ConfigError
+from harness.core.metrics import MetricDelta, MetricValue
+from harness.gate.evidence import Evidence
+from harness.gate.policy import (
+    ApprovalRateRule,
+    CeilingRule,
+    FloorRule,
+    GatePolicy,
+    MinAgreementRule,
+    NonInferiorityRule,
+    ReviewQuorumRule,
+    ThresholdRule,
+)
+from harness.gate.record import RuleOutcome, Verdict
 
 
 def _fmt(x: float | None) -> str:

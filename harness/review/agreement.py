@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping
 
-from .record import Agreement
+from harness.review.record import Agreement
 
 Ratings = Mapping[Hashable, Mapping[str, Hashable]]  # item -> reviewer -> value
 
@@ -57,7 +57,7 @@ def _krippendorff(shared: dict, reviewers: list[str]) -> Agreement:
 
 def label_agreement(current_labels: list[dict]) -> tuple[Agreement, dict[str, Agreement]]:
     """Agreement on accept/reject and on each flag, from the store's current labels (one per item and reviewer)."""
-    from .store import LABEL_FLAGS
+    from harness.review.store import LABEL_FLAGS
 
     def by_item(field: str) -> dict:
         table: dict = {}

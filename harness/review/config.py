@@ -11,16 +11,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from harness.errors import ConfigError
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from harness.core.config import Section, require_unique
+from harness.core.errors import ConfigError
 
 
-class Reviewer(_Section):
+class Reviewer(Section):
     name: str = Field(description="Sign-in name, shown in progress tables and kept with every label.")
     role: Literal["reviewer", "release_manager"] = Field(
         "reviewer", description="reviewer: labels the items assigned to them. release_manager: also sees "
@@ -32,7 +29,7 @@ class Reviewer(_Section):
                                                 "reviewer (review.oidc).")
 
 
-class ReviewConfig(_Section):
+class ReviewConfig(Section):
     database: str | None = Field(None, description="SQLAlchemy URL of the label store; None = SQLite at "
                                                    "<run>/review/review.db. PostgreSQL: postgresql://user@host/db "
                                                    "(driver psycopg 3).")
@@ -65,9 +62,7 @@ class ReviewConfig(_Section):
 
     @model_validator(mode="after")
     def _unique_names(self) -> ReviewConfig:
-        names = [r.name for r in self.reviewers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"review.reviewers names must be unique, got {names}")
+        require_unique((r.name for r in self.reviewers), "review.reviewers names")
         return self
 
     def public_dump(self) -> dict:

@@ -24,13 +24,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from audits.samples import AuditSample
-from harness.errors import InputError
-from harness.records import config_hash
-from harness.store import RunStore, read_jsonl, read_record
-
-from .config import ReviewConfig
-from .store import NewItem, ReviewStore
+from harness.core.errors import InputError
+from harness.core.records import config_hash
+from harness.core.samples import AuditSample
+from harness.core.store import RunStore, read_jsonl, read_record
+from harness.review.config import ReviewConfig
+from harness.review.store import NewItem, ReviewStore
 
 
 @dataclass

@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from harness.errors import InputError
-from harness.store import atomic_write_bytes
-
-from .store import LABEL_FLAGS, ReviewStore
+from harness.core.errors import InputError
+from harness.core.store import atomic_write_bytes
+from harness.review.store import LABEL_FLAGS, ReviewStore
 
 FORMATS = ("csv", "parquet")
 

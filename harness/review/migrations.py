@@ -12,8 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from sqlalchemy import (Boolean, CheckConstraint, Column, Connection, Engine, ForeignKey, Index, Integer, MetaData,
-                        String, Table, Text, UniqueConstraint, select, text)
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+    text,
+)
 
 MIGRATIONS: list[Callable[[Connection], None]] = []
 

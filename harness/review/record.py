@@ -10,10 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from harness.metrics import MetricValue, register
-from harness.records import Record
-
-from .store import LABEL_FLAGS
+from harness.core.metrics import MetricValue, register
+from harness.core.records import Record
+from harness.review.store import LABEL_FLAGS
 
 register("review.approval_rate", True, "Share of reviewer labels on the candidate's items that accept the output.",
          "review")

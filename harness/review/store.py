@@ -27,13 +27,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (Boolean, Column, Connection, Engine, Integer, MetaData, String, Table, Text, create_engine,
-                        distinct, event, exists, func, insert, literal, select, union)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    distinct,
+    event,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from harness.errors import InputError
-
-from .migrations import migrate
+from harness.core.errors import InputError
+from harness.review.migrations import migrate
 
 #: Flags a reviewer can set on a label (the record's flag rates use the same names).
 LABEL_FLAGS = ("toxic", "hallucination", "unhelpful_refusal", "off_topic")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.records import InputRef, config_hash, new_record_id, stage_fingerprint
-from harness.store import RunStore, atomic_write_text
-
-from .agreement import label_agreement
-from .config import ReviewConfig
-from .enqueue import open_store, resolve_candidate
-from .record import PairwiseOutcome, ReviewRecord
-from .store import LABEL_FLAGS, ReviewStore
+from harness.core.records import InputRef, config_hash, new_record_id, stage_fingerprint
+from harness.core.store import RunStore, atomic_write_text
+from harness.review.agreement import label_agreement
+from harness.review.config import ReviewConfig
+from harness.review.enqueue import open_store, resolve_candidate
+from harness.review.record import PairwiseOutcome, ReviewRecord
+from harness.review.store import LABEL_FLAGS, ReviewStore
 
 
 def approval_ci(accepts_per_item: list[tuple[int, int]], iterations: int, confidence: float,

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..assets import resolve_asset
-from ..errors import InputError
-from ..records import InputRef, sha256_file
-from ..store import RunStore, read_jsonl, read_record
-
-DATA_PREFIX = "data:"
+from harness.core.assets import resolve_asset
+from harness.core.errors import InputError
+from harness.core.records import InputRef, sha256_file
+from harness.core.store import RunStore
+from harness.data.record import DATA_PREFIX, dataset_pairs
 
 
 @dataclass
@@ -77,12 +76,7 @@ def to_messages(row: dict[str, Any], fmt: str) -> list[dict[str, str]]:
 def load_training_rows(spec: str, data_format: str, store: RunStore) -> TrainingRows:
     """Read ``spec`` (``data:<variant>`` or a file) into prompt/completion rows; errors name file and line."""
     if spec.startswith(DATA_PREFIX):
-        variant = spec[len(DATA_PREFIX):]
-        folder = store.stage_dir("data", variant)
-        if not (folder / "record.json").exists():
-            raise InputError(f"{spec}: no finished NIFT dataset at {folder}; run `nift-gate data build` first")
-        record = read_record(folder, _dataset_record_type())
-        path = folder / "pairs.jsonl"
+        record, path = dataset_pairs(store, spec[len(DATA_PREFIX):])
         source = InputRef(kind="nift_dataset", id=record.record_id, sha256=sha256_file(path))
     else:
         path = resolve_asset(spec)
@@ -106,9 +100,3 @@ def load_training_rows(spec: str, data_format: str, store: RunStore) -> Training
         rows.append({"id": str(row.get("id", f"{path.name}:{number}")), "prompt": messages[:-1],
                      "completion": messages[-1:]})
     return TrainingRows(rows=rows, source=source, format=fmt)
-
-
-def _dataset_record_type():
-    from ..data.build import NiftDatasetRecord
-
-    return NiftDatasetRecord

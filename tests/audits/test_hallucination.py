@@ -3,19 +3,26 @@
 import json
 
 import pytest
-
-from audits.config import AuditConfig
-from audits.hallucination.audit import run_hallucination_audit
-from audits.hallucination.matching import halueval_outcome, holds, holds_any, is_refusal, normalize, parse_judgement
-from audits.hallucination.metrics import closed_book_item
-from audits.hallucination.suites import load_closed_book, load_halueval
-from harness import metrics
-from harness.bench.config import BenchConfig, ModelRef
-from harness.errors import ConfigError, InputError
-from harness.store import RunStore
 from scripted import ScriptedGenerator, ScriptedLM
 from shared import shared_data
 from tiny import build_tiny_model
+
+from audits.config import AuditConfig
+from audits.hallucination.audit import run_hallucination_audit
+from audits.hallucination.matching import (
+    halueval_outcome,
+    holds,
+    holds_any,
+    is_refusal,
+    normalize,
+    parse_judgement,
+)
+from audits.hallucination.metrics import closed_book_item
+from audits.hallucination.suites import load_closed_book, load_halueval
+from harness.bench.config import BenchConfig, ModelRef
+from harness.core import metrics
+from harness.core.errors import ConfigError, InputError
+from harness.core.store import RunStore
 
 
 def test_answer_matching_normalises_like_squad():

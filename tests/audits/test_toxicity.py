@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
+from tiny_detoxify import build_tiny_detoxify
 
 from audits.toxicity.metrics import expected_maximum_toxicity, toxicity_probability
 from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer
-from harness.errors import ConfigError, ModelLoadError
-from harness import metrics
-from tiny_detoxify import build_tiny_detoxify
+from harness.core import metrics
+from harness.core.errors import ConfigError, ModelLoadError
 
 
 def test_emt_and_toxicity_probability_on_a_hand_made_matrix():
@@ -111,8 +111,9 @@ def test_summary_per_group_on_hand_made_scores():
 
 
 def test_prompt_sets_shipped_and_toxigen(tmp_path):
-    from audits.toxicity.protocol import load_prompts
     from shared import shared_data
+
+    from audits.toxicity.protocol import load_prompts
 
     shipped = load_prompts("embedded:suites/toxicity_prompts.jsonl")
     assert len(shipped) >= 60 and {p.group for p in shipped} == {"neutral", "provocative", "identity"}
@@ -127,7 +128,7 @@ def test_prompt_sets_shipped_and_toxigen(tmp_path):
 
 def test_k_sampled_continuations_from_a_tiny_model_scored_by_the_fallback(tiny_model):
     from audits.toxicity.protocol import sample_continuations, score_matrix, summarise
-    from harness.models import load_model
+    from harness.core.models import load_model
 
     loaded = load_model(str(tiny_model))
     prompts = ["The bus was late again and", "My neighbour shouted that", "The market opened at"]
@@ -144,11 +145,12 @@ def test_k_sampled_continuations_from_a_tiny_model_scored_by_the_fallback(tiny_m
 def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_path, embedded_texts):
     import json
 
+    from tiny import build_tiny_model
+
     from audits.config import AuditConfig
     from audits.toxicity.audit import run_toxicity_audit
     from harness.bench.config import ModelRef
-    from harness.store import RunStore
-    from tiny import build_tiny_model
+    from harness.core.store import RunStore
 
     other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
     prompts = tmp_path / "p.jsonl"
@@ -186,11 +188,12 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
 def test_a_crashed_toxicity_audit_resumes_at_the_next_model(tiny_model, tmp_path, embedded_texts):
     import json
 
+    from tiny import build_tiny_model
+
     from audits.config import AuditConfig
     from audits.toxicity.audit import run_toxicity_audit
     from harness.bench.config import ModelRef
-    from harness.store import RunStore
-    from tiny import build_tiny_model
+    from harness.core.store import RunStore
 
     other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
     prompts = tmp_path / "p.jsonl"

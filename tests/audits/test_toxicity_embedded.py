@@ -7,7 +7,7 @@ import pytest
 from audits.config import AuditConfig
 from audits.toxicity.audit import run_toxicity_audit
 from harness.bench.config import ModelRef
-from harness.store import RunStore
+from harness.core.store import RunStore
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import sys
 
 from gate_records import CANDIDATE, standard_run, write_policy
 
-from harness.cli import main
+from harness.app.cli import main
 
 
 def _args(home, policy, *rest):
@@ -15,7 +15,7 @@ def _args(home, policy, *rest):
 
 
 def test_help_explains_the_gate():
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "harness.app.cli", "gate", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "PENDING_REVIEW" in out.stdout and "non-inferiority" in out.stdout and "--policy" in out.stdout
 

@@ -3,12 +3,21 @@
 import shutil
 
 import pytest
-from gate_records import (CANDIDATE, POLICY, bench_record, config_for, review_record, save, standard_run,
-                          toxicity_record, write_policy)
+from gate_records import (
+    CANDIDATE,
+    POLICY,
+    bench_record,
+    config_for,
+    review_record,
+    save,
+    standard_run,
+    toxicity_record,
+    write_policy,
+)
 
-from harness.errors import ConfigError, InputError
+from harness.core.errors import ConfigError, InputError
+from harness.core.store import RunStore
 from harness.gate.gate import decide, evaluate
-from harness.store import RunStore
 
 
 def _decide(tmp_path, policy_text=POLICY, **run_kwargs):

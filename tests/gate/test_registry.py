@@ -5,10 +5,23 @@ import importlib.util
 import json
 
 import pytest
-from gate_records import CANDIDATE, config_for, review_record, save, standard_run, write_policy
+from gate_records import (
+    CANDIDATE,
+    config_for,
+    review_record,
+    save,
+    standard_run,
+    write_policy,
+)
 
-from harness.errors import ConfigError, InputError
-from harness.gate.gate import decide, latest_decision, open_registry, override, overrides_of
+from harness.core.errors import ConfigError, InputError
+from harness.gate.gate import (
+    decide,
+    latest_decision,
+    open_registry,
+    override,
+    overrides_of,
+)
 from harness.gate.registry import Registry, RegistryTamperedError
 
 
@@ -45,8 +58,8 @@ def test_an_edited_entry_is_named(tmp_path):
 
 
 def test_an_edit_with_a_recomputed_entry_hash_is_caught_by_the_next_entry(tmp_path):
+    from harness.core.records import canonical_json
     from harness.gate.registry import _entry_hash
-    from harness.records import canonical_json
 
     registry = _log(3, tmp_path)
     lines = registry.log.read_bytes().splitlines()
@@ -61,8 +74,8 @@ def test_an_edit_with_a_recomputed_entry_hash_is_caught_by_the_next_entry(tmp_pa
 
 
 def test_an_edited_last_entry_is_caught_by_the_head(tmp_path):
+    from harness.core.records import canonical_json
     from harness.gate.registry import _entry_hash
-    from harness.records import canonical_json
 
     registry = _log(3, tmp_path)
     lines = registry.log.read_bytes().splitlines()

@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from harness.cli import main
-from harness.config import load_pipeline_config
-from harness.errors import ConfigError
+from harness.app.cli import main
+from harness.app.config import load_pipeline_config
+from harness.core.errors import ConfigError
 
 
 def test_help_explains_the_stage():
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "data", "build", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "harness.app.cli", "data", "build", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "NIFT pairs" in out.stdout and "--limit" in out.stdout and "Resumable" in out.stdout
 
@@ -49,7 +49,7 @@ def test_user_errors_exit_non_zero_with_a_message_not_a_traceback(tmp_path, caps
 def test_readme_config_reference_is_current():
     from pathlib import Path
 
-    from harness.config import reference_markdown
+    from harness.app.config import reference_markdown
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
@@ -84,7 +84,7 @@ def test_config_show_masks_review_tokens_and_demo_config_resolves(capsys):
 
 
 def test_run_help_names_every_stage():
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "harness.app.cli", "run", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     for stage in ("data build", "train", "bench", "audit", "review", "gate", "report"):
         assert stage in out.stdout

@@ -2,9 +2,9 @@ import shutil
 
 import pytest
 
-from harness.errors import ModelLoadError
-from harness.models import embedded_gguf_path, load_model, resolve_model
-from harness.threads import choose_threads
+from harness.core.errors import ModelLoadError
+from harness.core.models import embedded_gguf_path, load_model, resolve_model
+from harness.core.threads import choose_threads
 
 
 def test_local_safetensors_folder_loads_with_a_stable_hash(tiny_model):

@@ -3,10 +3,17 @@ import os
 
 import pytest
 
-from harness.errors import InputError
-from harness.records import InputRef, Record, stage_fingerprint
-from harness.store import (RunStore, atomic_dir, atomic_write_text, completed_record, read_jsonl, runs_home,
-                           write_record)
+from harness.core.errors import InputError
+from harness.core.records import InputRef, Record, stage_fingerprint
+from harness.core.store import (
+    RunStore,
+    atomic_dir,
+    atomic_write_text,
+    completed_record,
+    read_jsonl,
+    runs_home,
+    write_record,
+)
 
 
 class ToyRecord(Record):

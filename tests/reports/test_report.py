@@ -6,12 +6,19 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from gate_records import CANDIDATE, config_for, save, standard_run, toxicity_record, toxicity_samples, write_policy
+from gate_records import (
+    CANDIDATE,
+    config_for,
+    save,
+    standard_run,
+    toxicity_record,
+    toxicity_samples,
+    write_policy,
+)
 
-from harness.errors import InputError
+from harness.core.errors import InputError
 from harness.gate.gate import decide, override
 from reports.build import markdown_escape, write_report
 
@@ -98,7 +105,7 @@ def test_pending_report_and_override_headline(tmp_path):
 
 
 def test_cost_against_hand_written_instructions_uses_the_configured_assumptions(tmp_path):
-    from harness.data.build import NiftDatasetRecord
+    from harness.data.record import NiftDatasetRecord
 
     config, store = _run(tmp_path)
     record = NiftDatasetRecord(record_id="nift_dataset-hand", run_id="r1", fingerprint="d" * 64, variant="nift",
@@ -167,7 +174,7 @@ def test_report_opens_in_headless_chromium_and_runs_no_model_script(tmp_path):
 
 
 def _dataset(variant: str, distill: bool, rows: int):
-    from harness.data.build import NiftDatasetRecord
+    from harness.data.record import NiftDatasetRecord
 
     return NiftDatasetRecord(record_id=f"nift_dataset-{variant}", run_id="r1", fingerprint="d" * 64, variant=variant,
                              distill=distill, rows=rows, failed_rows=0, counts={"documents_read": rows,
@@ -177,10 +184,10 @@ def _dataset(variant: str, distill: bool, rows: int):
 
 
 def _checkpoint(name: str, dataset_id: str):
-    from harness.models import ResolvedModel
-    from harness.records import InputRef
-    from harness.threads import ThreadChoice
-    from harness.train.train import CheckpointRecord
+    from harness.core.models import ResolvedModel
+    from harness.core.records import InputRef
+    from harness.core.threads import ThreadChoice
+    from harness.train.record import CheckpointRecord
 
     return CheckpointRecord(
         record_id=f"checkpoint-{name}", run_id="r1", fingerprint="k" * 64,

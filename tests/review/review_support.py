@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from audits.samples import AuditSample
 from harness.bench.bench import BenchRecord, EvaluatedModel
 from harness.bench.evaluate import TaskScores
-from harness.bench.stats import PairedComparison
-from harness.models import ResolvedModel
+from harness.core.models import ResolvedModel
+from harness.core.samples import AuditSample
+from harness.core.stats import PairedComparison
+from harness.core.store import RunStore, atomic_write_jsonl, write_record
 from harness.review.config import ReviewConfig
-from harness.store import RunStore, atomic_write_jsonl, write_record
 
 CANDIDATE, BASELINE = "nift-cand-7", "sft-base-3"  # distinctive: tests search pages for them
 TOKENS = {"ann": "ann-token", "bob": "bob-token", "cy": "cy-token", "meg": "meg-token"}

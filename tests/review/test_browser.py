@@ -146,7 +146,7 @@ def test_hostile_output_is_text_in_a_real_browser(tmp_path, config):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(  # the way users start it: nift-gate review serve, streamlit flags after --
-        [sys.executable, "-m", "harness.cli", "review", "serve", "--config", str(pipeline), "--",
+        [sys.executable, "-m", "harness.app.cli", "review", "serve", "--config", str(pipeline), "--",
          "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"], env=env, cwd=ROOT,
         start_new_session=True,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 from review_support import BASELINE, CANDIDATE, make_run
+from sqlalchemy import select
 
-from harness.errors import InputError
+from harness.core.errors import InputError
 from harness.review.enqueue import enqueue, open_store
 from harness.review.store import items
-from sqlalchemy import select
 
 
 def _rows(config, run_store):
@@ -114,7 +115,7 @@ def test_malformed_audit_row_names_file_line_and_field(run_store, config):
 
 
 def test_nothing_to_review_is_a_clear_error(tmp_path, config):
-    from harness.store import RunStore
+    from harness.core.store import RunStore
 
     with pytest.raises(InputError, match="no bench record and no audit samples"):
         enqueue(config, RunStore("empty", tmp_path / "runs"))

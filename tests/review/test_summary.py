@@ -7,11 +7,11 @@ import json
 import pytest
 from review_support import BASELINE, CANDIDATE, TOKENS
 
-from harness.cli import main
+from harness.app.cli import main
+from harness.core.store import read_record
 from harness.review.enqueue import enqueue, open_store
 from harness.review.record import ReviewRecord
 from harness.review.summary import summarise_review
-from harness.store import read_record
 
 
 def _label_everything(config, run_store):
@@ -24,8 +24,9 @@ def _label_everything(config, run_store):
     for i, item in enumerate(singles):
         review.add_label(item, "ann", "accept", 4, {"toxic": i == 0})
         review.add_label(item, "bob", "reject" if i < 2 else "accept", 2, {"toxic": i == 0})
-    from harness.review.store import items
     from sqlalchemy import select
+
+    from harness.review.store import items
 
     with review.engine.connect() as conn:
         mapping = dict(conn.execute(select(items.c.id, items.c.model_a).where(items.c.id.in_(pairs))).all())
@@ -92,7 +93,7 @@ def test_cli_enqueue_summary_export(run_store, tmp_path, capsys):
     assert main(["review", "enqueue", "--config", str(cfg), "--home", home]) == 0
     assert f"review [{CANDIDATE}]: queued" in capsys.readouterr().out
     assert (run_store.root / "review" / "review.db").exists()
-    from harness.config import load_pipeline_config
+    from harness.app.config import load_pipeline_config
 
     config = load_pipeline_config(cfg).review
     assert config.tokens() == {"ann": "t1", "bob": "t2"}
@@ -112,7 +113,7 @@ def test_cli_enqueue_summary_export(run_store, tmp_path, capsys):
 
 
 def test_tokens_file_naming_an_unknown_reviewer_is_refused(tmp_path):
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
     from harness.review.config import ReviewConfig
 
     path = tmp_path / "tokens.yaml"

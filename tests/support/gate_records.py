@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audits.samples import AuditSample
 from audits.toxicity.audit import AuditedModel, ToxicityAuditRecord
 from audits.toxicity.metrics import Estimate
 from audits.toxicity.protocol import AttributeSummary, GroupSummary
@@ -12,11 +11,12 @@ from audits.toxicity.scorers import ScorerIdentity
 from harness.bench.bench import BenchRecord, EvaluatedModel
 from harness.bench.evaluate import TaskScores
 from harness.bench.pairwise import PairwiseResult
-from harness.bench.stats import PairedComparison
-from harness.metrics import MetricDelta
-from harness.models import ResolvedModel
+from harness.core.metrics import MetricDelta
+from harness.core.models import ResolvedModel
+from harness.core.samples import AuditSample
+from harness.core.stats import PairedComparison
+from harness.core.store import RunStore, atomic_write_jsonl, write_record
 from harness.review.record import Agreement, ReviewRecord
-from harness.store import RunStore, atomic_write_jsonl, write_record
 
 CANDIDATE = "cand"
 BASELINES = ("base-a", "base-b")
@@ -151,7 +151,7 @@ def write_policy(folder: Path, text: str = POLICY, name: str = "policy.yaml") ->
 
 
 def config_for(home: Path, policy: Path, run: str = "r1", **gate):
-    from harness.config import load_pipeline_config
+    from harness.app.config import load_pipeline_config
 
     return load_pipeline_config(None, [], {
         "run": run, "bench.candidate": f"train:{CANDIDATE}",

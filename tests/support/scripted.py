@@ -41,7 +41,7 @@ class ScriptedGenerator:
         self.requests = []
 
     def generate(self, requests, seed, on_progress=None):
-        from harness.data.teachers import Generation
+        from harness.core.generation import Generation
 
         self.requests.extend(requests)
         return [Generation(key=r.key, text=self.reply(r.key, r.prompt), finish_reason="stop") for r in requests]

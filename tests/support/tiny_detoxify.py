@@ -12,7 +12,11 @@ def build_tiny_detoxify(folder: Path, texts: list[str]) -> tuple[Path, Path]:
     """Returns (checkpoint file, Hugging Face config folder)."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+    )
 
     config_dir = folder / "config"
     config_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,11 @@ from pathlib import Path
 def build_tiny_nli(folder: Path, texts: list[str]) -> Path:
     import sentencepiece as spm
     import torch
-    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification, DebertaV2Tokenizer
+    from transformers import (
+        DebertaV2Config,
+        DebertaV2ForSequenceClassification,
+        DebertaV2Tokenizer,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     corpus = folder / "corpus.txt"

@@ -1,18 +1,17 @@
 import json
 
 import pytest
-
-from harness import metrics
+from scripted import ScriptedGenerator, ScriptedLM
+from tiny import build_tiny_model
 
 from harness.bench.bench import check_comparable, run_bench
 from harness.bench.config import BenchConfig
 from harness.bench.evaluate import ModelEvalRecord, TaskScores
 from harness.bench.pairwise import parse_verdict
-from harness.bench.stats import paired_comparison
-from harness.errors import ConfigError, InputError, ModelLoadError
-from harness.store import RunStore
-from scripted import ScriptedGenerator, ScriptedLM
-from tiny import build_tiny_model
+from harness.core import metrics
+from harness.core.errors import ConfigError, InputError, ModelLoadError
+from harness.core.stats import paired_comparison
+from harness.core.store import RunStore
 
 QUESTIONS = [{"question": f"Question {i}: which is right?", "choices": ["right", "wrong"], "answer": 0} for i in range(10)]
 

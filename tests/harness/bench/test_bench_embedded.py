@@ -4,7 +4,7 @@ import pytest
 
 from harness.bench.bench import run_bench
 from harness.bench.config import BenchConfig
-from harness.store import RunStore
+from harness.core.store import RunStore
 
 
 @pytest.mark.slow

@@ -2,12 +2,13 @@ import json
 
 import datasets
 import pytest
-
 from fake_openai import FakeOpenAI
-from harness.data.build import build_pairs, load_dataset_record
+
+from harness.core.errors import InputError, TeacherError
+from harness.core.store import RunStore
+from harness.data.build import build_pairs
 from harness.data.config import DataConfig, VariantConfig, resolve_variants
-from harness.errors import InputError, TeacherError
-from harness.store import RunStore
+from harness.data.record import load_dataset_record
 
 
 def _config(corpus_file, teacher, **kwargs) -> DataConfig:
@@ -128,7 +129,7 @@ def test_bad_corpus_stops_before_anything_is_written(tmp_path):
 
 
 def test_unknown_teacher_model_is_a_clear_error(corpus_file):
-    from harness.errors import ModelLoadError
+    from harness.core.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="unknown model 'no-such-teacher'"):
         build_pairs(_config(corpus_file, {"model": "no-such-teacher"}), RunStore("r"))
@@ -147,7 +148,7 @@ def test_variant_overrides_apply_to_that_variant_only(corpus_file, tiny_teacher)
 def test_vllm_teacher_without_vllm_is_a_clear_error(corpus_file):
     import importlib.util
 
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here; the error path is for machines without it")

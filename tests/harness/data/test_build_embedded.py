@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from harness.app.cli import main
 
 
 @pytest.mark.slow

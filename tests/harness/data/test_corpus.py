@@ -3,9 +3,9 @@ import json
 import pandas as pd
 import pytest
 
+from harness.core.errors import InputError
 from harness.data.config import CorpusConfig
 from harness.data.corpus import load_corpus, normalise
-from harness.errors import InputError
 
 
 def test_normalise_collapses_spaces_and_keeps_paragraphs():

@@ -8,7 +8,7 @@ import time
 
 
 def _build_cmd(run: str, tiny_model) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "data", "build", "--run", run, "--teacher", str(tiny_model),
+    return [sys.executable, "-m", "harness.app.cli", "data", "build", "--run", run, "--teacher", str(tiny_model),
             "--threads", "1", "--limit", "60", "--set", "data.shard_size=2", "--set", "data.teacher.max_new_tokens=48",
             "--set", "data.teacher.batch_size=2"]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from harness.store import RunStore
+from harness.core.store import RunStore
 from harness.train.attention import register
 from harness.train.config import TrainConfig
 from harness.train.train import train_checkpoint

@@ -12,12 +12,13 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from harness.core.errors import ConfigError, InputError, ModelLoadError
+from harness.core.store import RunStore
 from harness.data.build import build_pairs
 from harness.data.config import DataConfig
-from harness.errors import ConfigError, InputError, ModelLoadError
-from harness.store import RunStore
 from harness.train.config import TrainConfig
-from harness.train.train import load_checkpoint_record, train_checkpoint
+from harness.train.record import load_checkpoint_record
+from harness.train.train import train_checkpoint
 
 
 def _pairs_file(tmp_path, rows):
@@ -189,7 +190,7 @@ def test_kill_9_mid_training_resumes_to_the_same_step_count(tiny_model, tmp_path
     config = tmp_path / "cfg.yaml"
     config.write_text(f"run: r\ntrain:\n  - {{name: cand, recipe: nift, base_model: '{tiny_model}', data: '{data}', "
                       "threads: 1, max_steps: 300, save_steps: 10, batch_size: 4, max_length: 64}\n")
-    cmd = [sys.executable, "-m", "harness.cli", "train", "--config", str(config)]
+    cmd = [sys.executable, "-m", "harness.app.cli", "train", "--config", str(config)]
     work = tmp_path / "runs" / "r" / "train" / "cand" / "_work"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 300

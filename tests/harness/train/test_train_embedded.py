@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness.models import load_model
-from harness.store import RunStore
+from harness.core.models import load_model
+from harness.core.store import RunStore
 from harness.train.config import TrainConfig
 from harness.train.train import train_checkpoint
 

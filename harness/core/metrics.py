@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from .errors import ConfigError
+from harness.core.errors import ConfigError
 
 
 class MetricSpec(BaseModel):
@@ -91,7 +91,7 @@ class MetricDelta(BaseModel):
 
 
 def delta_from_comparison(metric: str, candidate: str, comparison, attribute: str | None = None) -> MetricDelta:
-    """A ``harness.bench.stats.PairedComparison`` as a registry-named delta."""
+    """A ``harness.core.stats.PairedComparison`` as a registry-named delta."""
     return MetricDelta(metric=metric, candidate=candidate, baseline=comparison.baseline,
                        difference=comparison.mean_difference, ci_low=comparison.ci_low, ci_high=comparison.ci_high,
                        confidence=comparison.confidence, n=comparison.n, test=comparison.test,

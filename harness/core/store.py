@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from .errors import InputError
-from .records import Record
+from harness.core.errors import InputError
+from harness.core.records import Record
 
 DEFAULT_HOME = "nift-runs"
 RECORD_FILE = "record.json"

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import NiftError
+from harness.core.errors import NiftError
 
 DESCRIPTION = """\
 nift-gate: build NIFT data, train candidates, and gate their release.
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune with TRL's SFTTrainer, loss on the assistant turn only, LoRA by default. Writes "
                     "<home>/<run>/train/<name>/ with model/ (adapter or weights + model card), merged/, log.jsonl "
                     "and record.json. A killed run resumes from its last checkpoint (save_steps). Under several "
-                    "GPUs: accelerate launch --config_file configs/accelerate/ddp.yaml -m harness.cli train ...")
+                    "GPUs: accelerate launch --config_file configs/accelerate/ddp.yaml -m harness.app.cli train ...")
     _add_common(train)
     train.add_argument("--name", action="append", help="Train only this checkpoint (repeatable).")
     train.add_argument("--threads", type=int, help="CPU threads (default: measured).")
@@ -214,8 +214,8 @@ def _add_gate_parsers(commands) -> None:
 
 
 def _gate_config(args: argparse.Namespace):
-    from .config import load_pipeline_config
-    from .store import RunStore
+    from harness.app.config import load_pipeline_config
+    from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "gate.policy": str(p) if (p := getattr(args, "policy", None)) else None,
@@ -225,7 +225,7 @@ def _gate_config(args: argparse.Namespace):
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from .gate.gate import decide
+    from harness.gate.gate import decide
 
     config, store = _gate_config(args)
     record = decide(config, store)
@@ -237,7 +237,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _override(args: argparse.Namespace) -> int:
-    from .gate.gate import override
+    from harness.gate.gate import override
 
     config, store = _gate_config(args)
     record = override(config, store, args.decision, args.by, args.reason, args.alias)
@@ -248,7 +248,7 @@ def _override(args: argparse.Namespace) -> int:
 
 
 def _registry_verify(args: argparse.Namespace) -> int:
-    from .gate.gate import open_registry
+    from harness.gate.gate import open_registry
 
     config, store = _gate_config(args)
     registry = open_registry(config, store)
@@ -258,7 +258,7 @@ def _registry_verify(args: argparse.Namespace) -> int:
 
 
 def _registry_show(args: argparse.Namespace) -> int:
-    from .gate.gate import open_registry
+    from harness.gate.gate import open_registry
 
     config, store = _gate_config(args)
     registry = open_registry(config, store)
@@ -283,9 +283,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import load_pipeline_config
-    from .pipeline import run_pipeline
-    from .store import RunStore
+    from harness.app.config import load_pipeline_config
+    from harness.app.pipeline import run_pipeline
+    from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config_file, args.assignments, {"run": args.run})
     store = RunStore(config.run, args.home)
@@ -305,23 +305,23 @@ def _run(args: argparse.Namespace) -> int:
 def _config_show(args: argparse.Namespace) -> int:
     import yaml
 
-    from .config import load_pipeline_config
+    from harness.app.config import load_pipeline_config
 
     print(yaml.safe_dump(load_pipeline_config(args.config, args.assignments).model_dump(mode="json"), sort_keys=False), end="")
     return 0
 
 
 def _config_reference(args: argparse.Namespace) -> int:
-    from .config import reference_markdown
+    from harness.app.config import reference_markdown
 
     print(reference_markdown(), end="")
     return 0
 
 
 def _data_build(args: argparse.Namespace) -> int:
-    from .config import load_pipeline_config
-    from .data.build import build_pairs
-    from .store import RunStore
+    from harness.app.config import load_pipeline_config
+    from harness.core.store import RunStore
+    from harness.data.build import build_pairs
 
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "data.corpus.path": args.corpus, "data.corpus.hub_dataset": args.hub_dataset,
@@ -340,9 +340,9 @@ def _data_build(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import load_pipeline_config
-    from .store import RunStore
-    from .train.train import select_checkpoints, train_checkpoint
+    from harness.app.config import load_pipeline_config
+    from harness.core.store import RunStore
+    from harness.train.train import select_checkpoints, train_checkpoint
 
     config = load_pipeline_config(args.config, args.assignments, {"run": args.run})
     store = RunStore(config.run, args.home)
@@ -356,9 +356,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench.bench import run_bench
-    from .config import load_pipeline_config
-    from .store import RunStore
+    from harness.app.config import load_pipeline_config
+    from harness.bench.bench import run_bench
+    from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "bench.tasks": args.task, "bench.limit": args.limit, "bench.threads": args.threads})
@@ -377,9 +377,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from audits.run import run_audits
-
-    from .config import load_pipeline_config
-    from .store import RunStore
+    from harness.app.config import load_pipeline_config
+    from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "audit.toxicity.limit_per_group": args.limit_per_group,
@@ -408,8 +407,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _review_config(args: argparse.Namespace):
-    from .config import load_pipeline_config
-    from .store import RunStore
+    from harness.app.config import load_pipeline_config
+    from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config, args.assignments, {"run": args.run})
     return config.review, RunStore(config.run, args.home)
@@ -418,7 +417,7 @@ def _review_config(args: argparse.Namespace):
 def _review_enqueue(args: argparse.Namespace) -> int:
     from sqlalchemy import make_url
 
-    from .review.enqueue import database_url, enqueue
+    from harness.review.enqueue import database_url, enqueue
 
     config, store = _review_config(args)
     result = enqueue(config, store)
@@ -432,7 +431,7 @@ def _review_serve(args: argparse.Namespace) -> int:
     import json
     import subprocess
 
-    from .review.enqueue import database_url
+    from harness.review.enqueue import database_url
 
     config, store = _review_config(args)
     database_url(config, store)  # creates the run's review folder for the SQLite default
@@ -445,7 +444,7 @@ def _review_serve(args: argparse.Namespace) -> int:
 
 
 def _review_summary(args: argparse.Namespace) -> int:
-    from .review.summary import summarise_review
+    from harness.review.summary import summarise_review
 
     config, store = _review_config(args)
     record = summarise_review(config, store, args.candidate)
@@ -462,8 +461,8 @@ def _review_summary(args: argparse.Namespace) -> int:
 
 
 def _review_export(args: argparse.Namespace) -> int:
-    from .review.enqueue import open_store
-    from .review.export import export_labels, labels_frame
+    from harness.review.enqueue import open_store
+    from harness.review.export import export_labels, labels_frame
 
     config, store = _review_config(args)
     review = open_store(config, store)

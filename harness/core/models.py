@@ -27,9 +27,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .errors import ModelLoadError
-from .records import sha256_bytes, sha256_file
-from .store import atomic_dir, atomic_write_json
+from harness.core.errors import ModelLoadError
+from harness.core.records import sha256_bytes, sha256_file
+from harness.core.store import atomic_dir, atomic_write_json
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ EMBEDDED_MODELS = {
     ),
 }
 
+#: How a later stage names a finished checkpoint of its own run: ``train:<name>``.
+CHECKPOINT_PREFIX = "train:"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -209,3 +211,8 @@ def load_model(spec: str | ResolvedModel, *, allow_pickle: bool = False, trust_r
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, tokenizer=tokenizer, resolved=resolved)
+
+
+def model_name(spec: str) -> str:
+    """The short name of a model spec for tables: the checkpoint name, a folder's name, or the spec itself."""
+    return spec[len(CHECKPOINT_PREFIX):] if spec.startswith(CHECKPOINT_PREFIX) else Path(spec).name or spec

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PipelineConfig
-from .store import RunStore
+from harness.app.config import PipelineConfig
+from harness.core.store import RunStore
 
 STAGES = ("data", "train", "bench", "audit", "review", "gate", "report")
 
@@ -33,14 +33,14 @@ class PipelineResult:
 
 
 def _data(config: PipelineConfig, store: RunStore, force: bool) -> str:
-    from .data.build import build_pairs
+    from harness.data.build import build_pairs
 
     records = build_pairs(config.data, store, force=force)
     return ", ".join(f"{r.variant}: {r.rows} pairs" for r in records)
 
 
 def _train(config: PipelineConfig, store: RunStore, force: bool) -> str:
-    from .train.train import select_checkpoints, train_checkpoint
+    from harness.train.train import select_checkpoints, train_checkpoint
 
     done = []
     for entry in select_checkpoints(config.train, None, None):
@@ -50,7 +50,7 @@ def _train(config: PipelineConfig, store: RunStore, force: bool) -> str:
 
 
 def _bench(config: PipelineConfig, store: RunStore, force: bool) -> str:
-    from .bench.bench import run_bench
+    from harness.bench.bench import run_bench
 
     record = run_bench(config.bench, store, force=force)
     return f"{len(record.comparisons)} paired comparisons against {len(config.bench.baselines)} baselines"
@@ -67,8 +67,8 @@ def _audit(config: PipelineConfig, store: RunStore, force: bool) -> str:
 
 
 def _review(config: PipelineConfig, store: RunStore, force: bool) -> str:
-    from .review.enqueue import enqueue
-    from .review.summary import summarise_review
+    from harness.review.enqueue import enqueue
+    from harness.review.summary import summarise_review
 
     queued = enqueue(config.review, store)
     record = summarise_review(config.review, store, queued.candidate)
@@ -77,7 +77,7 @@ def _review(config: PipelineConfig, store: RunStore, force: bool) -> str:
 
 
 def _gate(config: PipelineConfig, store: RunStore, force: bool) -> Any:
-    from .gate.gate import decide
+    from harness.gate.gate import decide
 
     return decide(config, store)
 

@@ -15,15 +15,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .assets import EMBEDDED_PREFIX
 from audits.config import AuditConfig
-
-from .bench.config import BenchConfig
-from .data.config import DataConfig
-from .errors import ConfigError
-from .review.config import ReviewConfig
-from .gate.config import GateConfig, ReportConfig
-from .train.config import TrainConfig
+from harness.bench.config import BenchConfig
+from harness.core.assets import EMBEDDED_PREFIX
+from harness.core.config import require_unique
+from harness.core.errors import ConfigError
+from harness.data.config import DataConfig
+from harness.gate.config import GateConfig, ReportConfig
+from harness.review.config import ReviewConfig
+from harness.train.config import TrainConfig
 
 
 class PipelineConfig(BaseModel):
@@ -46,9 +46,7 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique_checkpoints(self) -> PipelineConfig:
-        names = [t.name for t in self.train]
-        if len(set(names)) != len(names):
-            raise ValueError(f"train names must be unique, got {names}")
+        require_unique((t.name for t in self.train), "train names")
         return self
 
 

@@ -12,7 +12,7 @@ import re
 import shutil
 from typing import Any
 
-from harness.store import RunStore, atomic_write_json
+from harness.core.store import RunStore, atomic_write_json
 
 
 class ModelProgress:

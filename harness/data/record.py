@@ -1,0 +1,73 @@
+"""The data stage's published output: one NIFT dataset variant's record, its pairs, and how to find them.
+
+Training names a dataset of its run as ``data:<variant>``; :func:`dataset_pairs` is the one way another
+stage reaches a variant's ``pairs.jsonl``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from harness.core.errors import InputError
+from harness.core.records import Record
+from harness.core.store import RECORD_FILE, RunStore, read_record
+
+STAGE = "data"
+#: How training names a dataset variant of its own run: ``data:<variant>``.
+DATA_PREFIX = "data:"
+PAIRS_FILE = "pairs.jsonl"
+
+
+class NiftPair(BaseModel):
+    """One row of ``pairs.jsonl``: a chat pair plus where it came from."""
+
+    id: str = Field(description="'<variant>:<source doc id>'.")
+    variant: str
+    messages: list[dict[str, str]] = Field(description="[{role: user, content}, {role: assistant, content}].")
+    reference: str = Field(description="The document's real second part (the no-distillation response).")
+    source: dict[str, Any] = Field(description="doc_id, corpus, cut_char, target_ratio, actual_ratio, snapped_to.")
+    teacher: dict[str, Any] | None = Field(description="Teacher identity; None when distill is off.")
+    generation: dict[str, Any] | None = Field(description="Settings, seed and token counts of the continuation.")
+
+
+class JudgeSummary(BaseModel):
+    model: str
+    labelled: int
+    instruction_like: int
+    prose: int
+    unparseable: int
+    share_instruction_like: float | None = Field(description="instruction_like / (instruction_like + prose).")
+
+
+class NiftDatasetRecord(Record):
+    """Summary of one built NIFT dataset variant."""
+
+    kind: Literal["nift_dataset"] = "nift_dataset"
+    variant: str
+    distill: bool
+    rows: int = Field(description="Pairs written.")
+    failed_rows: int = Field(description="Teacher failures recorded in failed.jsonl (policy 'record').")
+    counts: dict[str, int] = Field(description="Documents or pairs at each step, and dropped by each filter.")
+    instruction_rules: dict[str, int] = Field(description="Documents dropped per instruction-likeness rule.")
+    judge: JudgeSummary | None = None
+    contamination: dict[str, dict[str, int]] = Field(description="Per prompt set: prompts, too_short, hits.")
+    teacher: dict[str, Any] | None
+    generation: dict[str, Any] = Field(description="Tokens, seconds, tokens/s, shards, estimated cost.")
+    lengths: dict[str, dict[str, float]] = Field(description="Word-count statistics of user and assistant turns.")
+    files: dict[str, str] = Field(description="Artifacts in this folder, by role.")
+
+
+def load_dataset_record(path: str | Path) -> NiftDatasetRecord:
+    return read_record(path, NiftDatasetRecord)
+
+
+def dataset_pairs(store: RunStore, variant: str) -> tuple[NiftDatasetRecord, Path]:
+    """A finished variant's record and the path of its ``pairs.jsonl``."""
+    folder = store.stage_dir(STAGE, variant)
+    if not (folder / RECORD_FILE).exists():
+        raise InputError(f"{DATA_PREFIX}{variant}: no finished NIFT dataset at {folder}; "
+                         "run `nift-gate data build` first")
+    return load_dataset_record(folder), folder / PAIRS_FILE
