@@ -192,7 +192,7 @@ def _ablation(datasets: list[Any], checkpoints: list[Any], store: RunStore) -> t
     by_id = {d.record_id: d for d in datasets}
     scores: dict[str, dict[str, float]] = {}
     for bench_file in sorted((store.root / "bench").glob(f"*/{RECORD_FILE}")):
-        from harness.bench.bench import BenchRecord
+        from harness.bench.record import BenchRecord
 
         bench = read_record(bench_file, BenchRecord)
         for value in bench.metric_values():

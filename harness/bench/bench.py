@@ -9,37 +9,27 @@ from __future__ import annotations
 import functools
 import shutil
 from pathlib import Path
-from statistics import NormalDist
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from harness.bench.config import BenchConfig
 from harness.bench.evaluate import (
     ModelEvalRecord,
-    TaskScores,
     evaluate_model,
     fingerprint_diff,
     load_samples,
 )
 from harness.bench.pairwise import (
-    PairwiseResult,
     answer,
     item_rows,
     judge_pair,
     load_questions,
 )
+from harness.bench.record import STAGE, BenchRecord, EvaluatedModel
 from harness.bench.tasks import prepare_tasks, task_manager
 from harness.core.config import require_unique
 from harness.core.errors import ConfigError
-from harness.core.metrics import (
-    MetricDelta,
-    MetricValue,
-    delta_from_comparison,
-    register_bench_metrics,
-)
 from harness.core.models import EMBEDDED_MODELS, ResolvedModel, model_name
-from harness.core.records import InputRef, Record, new_record_id, stage_fingerprint
+from harness.core.records import InputRef, new_record_id, stage_fingerprint
 from harness.core.stats import PairedComparison, paired_comparison
 from harness.core.store import (
     RECORD_FILE,
@@ -49,48 +39,6 @@ from harness.core.store import (
     completed_record,
 )
 from harness.train.record import resolve_base
-
-STAGE = "bench"
-
-
-class EvaluatedModel(BaseModel):
-    name: str
-    role: str = Field(description="'candidate' or 'baseline'.")
-    model: ResolvedModel
-    eval_record_id: str
-    cached: bool = Field(description="True when the lm-eval results came from the cache.")
-
-
-class BenchRecord(Record):
-    kind: Literal["bench"] = "bench"
-    candidate: str
-    models: list[EvaluatedModel]
-    fingerprint_fields: dict[str, Any] = Field(description="Shared by every result compared here.")
-    scores: dict[str, dict[str, TaskScores]] = Field(description="Model name -> task -> aggregate scores.")
-    comparisons: list[PairedComparison] = Field(description="Candidate vs each baseline, per task and metric.")
-    pairwise: list[PairwiseResult] = Field(default_factory=list)
-    judge: dict[str, Any] | None = Field(None, description="Judge identity and a note on its strength.")
-    files: dict[str, str]
-
-    def metric_values(self) -> list[MetricValue]:
-        """Every model's aggregate per task and metric; CI = value +- z * lm-eval's stderr where it gave one."""
-        register_bench_metrics(self)
-        z = float(NormalDist().inv_cdf(0.5 + self.config.get("confidence", 0.95) / 2))
-        values = []
-        for model, tasks in self.scores.items():
-            for task, scores in tasks.items():
-                for metric, value in scores.metrics.items():
-                    if metric not in scores.higher_is_better:
-                        continue
-                    err = scores.stderr.get(metric)
-                    values.append(MetricValue(metric=f"bench.{task}.{metric}", model=model, value=value, n=scores.n,
-                                              ci_low=None if err is None else value - z * err,
-                                              ci_high=None if err is None else value + z * err))
-        return values
-
-    def metric_deltas(self) -> list[MetricDelta]:
-        register_bench_metrics(self)
-        return [delta_from_comparison(f"bench.{c.task}.{c.metric}", self.candidate, c) for c in self.comparisons]
 
 
 def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord, names: tuple[str, str] | None = None) -> None:

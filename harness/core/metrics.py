@@ -1,8 +1,9 @@
-"""The metric registry: every metric the gate can reason about, with its direction.
+"""Metric types: what a record measures, its values and its paired deltas.
 
-Stages declare their metrics here when imported (``register``); benchmark metrics take the direction
-lm-eval reports for them (``register_bench_metrics``). The gate and the report look directions up here
-and never hard-code them.
+There is no global registry. Each record type declares the metrics it reports (``Record.METRICS``, or
+per record where they depend on the run, as lm-eval tasks do) and writes them into its JSON with their
+direction, so the gate can judge any record without importing the stage that made it. Policy validation
+uses a :class:`MetricCatalogue` built from the stages' declarations by the composition root.
 
 Names are dotted: ``<family>.<...>.<metric>``, e.g. ``toxicity.expected_max_toxicity``,
 ``hallucination.closed_book.hallucination_rate``, ``bench.nift_if.prompt_level_strict_acc``.
@@ -10,62 +11,61 @@ Names are dotted: ``<family>.<...>.<metric>``, e.g. ``toxicity.expected_max_toxi
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.errors import ConfigError
 
 
 class MetricSpec(BaseModel):
-    name: str
-    higher_is_better: bool
-    description: str
+    """One metric and which way is better; records carry these in their JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Dotted name, e.g. toxicity.expected_max_toxicity.")
+    higher_is_better: bool = Field(description="The direction every rule and delta is oriented by.")
+    description: str = Field("", description="What it measures, for the policy reference and the report.")
     unit: str = Field("rate", description="rate (0..1), score, or count.")
-    source: str = Field(description="Stage that produces it: bench, audit/toxicity, audit/hallucination, review.")
 
 
-_REGISTRY: dict[str, MetricSpec] = {}
+class MetricCatalogue:
+    """The metrics a policy may name: exact specs declared by the stages' record types, and families
+    (name prefixes such as ``bench.``) whose members a record declares when it is made."""
 
+    def __init__(self, specs: Iterable[MetricSpec] = (), families: dict[str, str] | None = None):
+        self.specs: dict[str, MetricSpec] = {}
+        self.families = dict(families or {})
+        for spec in specs:
+            self.add(spec)
 
-def register(name: str, higher_is_better: bool, description: str, source: str, unit: str = "rate") -> MetricSpec:
-    """Declare a metric; declaring the same name twice with a different direction is a bug."""
-    spec = MetricSpec(name=name, higher_is_better=higher_is_better, description=description, unit=unit, source=source)
-    known = _REGISTRY.get(name)
-    if known is not None and known.higher_is_better != higher_is_better:
-        raise ValueError(f"metric {name!r} registered twice with opposite directions")
-    _REGISTRY[name] = spec
-    return spec
+    def add(self, spec: MetricSpec) -> None:
+        """Declaring one name twice with opposite directions is a bug in a stage, caught here."""
+        known = self.specs.get(spec.name)
+        if known is not None and known.higher_is_better != spec.higher_is_better:
+            raise ValueError(f"metric {spec.name!r} declared twice with opposite directions")
+        self.specs.setdefault(spec.name, spec)
 
+    def family(self, name: str) -> str | None:
+        return next((prefix for prefix in self.families if name.startswith(prefix)), None)
 
-def register_bench_metrics(record) -> None:
-    """Directions of a bench record's lm-eval metrics, as lm-eval declared them for each task."""
-    for comparison in record.comparisons:
-        register(f"bench.{comparison.task}.{comparison.metric}", comparison.higher_is_better,
-                 f"lm-eval task {comparison.task}, metric {comparison.metric}", "bench")
+    def check(self, name: str) -> None:
+        """Raise ConfigError for a name no stage declares (listing the known ones)."""
+        if name not in self.specs and self.family(name) is None:
+            known = sorted(self.specs) + [f"{prefix}* ({text})" for prefix, text in sorted(self.families.items())]
+            raise ConfigError(f"unknown metric {name!r}; known metrics: {', '.join(known) or 'none'}")
 
+    def get(self, name: str) -> MetricSpec | None:
+        return self.specs.get(name)
 
-def _load_stage_metrics() -> None:
-    """Import the stages that declare metrics, so the registry is complete wherever it is read."""
-    import audits.hallucination.metrics  # noqa: F401
-    import audits.toxicity.metrics  # noqa: F401
-    import harness.review.record  # noqa: F401
-
-
-def get(name: str) -> MetricSpec:
-    _load_stage_metrics()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown metric {name!r}; known metrics: {', '.join(sorted(_REGISTRY)) or 'none'}")
-    return _REGISTRY[name]
-
-
-def all_metrics() -> dict[str, MetricSpec]:
-    _load_stage_metrics()
-    return dict(sorted(_REGISTRY.items()))
+    def __contains__(self, name: str) -> bool:
+        return name in self.specs or self.family(name) is not None
 
 
 class MetricValue(BaseModel):
     """One model's value of one registered metric, as a record reports it."""
 
-    metric: str = Field(description="Registry name.")
+    metric: str = Field(description="Metric name (a MetricSpec of the same record).")
     model: str
     value: float
     ci_low: float | None = None
@@ -77,7 +77,7 @@ class MetricValue(BaseModel):
 class MetricDelta(BaseModel):
     """Candidate minus one baseline on the same items, with a paired CI."""
 
-    metric: str = Field(description="Registry name.")
+    metric: str = Field(description="Metric name (a MetricSpec of the same record).")
     candidate: str
     baseline: str
     difference: float = Field(description="candidate - baseline, in the metric's units.")

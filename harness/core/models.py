@@ -76,8 +76,14 @@ class LoadedModel:
     resolved: ResolvedModel
 
 
-def _weights_hash(folder: Path) -> str:
-    """Hash of the weight files' hashes, cached by (path, size, mtime) since big files take seconds."""
+def _weights_hash(folder: Path, verify: bool = False) -> str:
+    """Hash of the weight files' content hashes.
+
+    Hashing a 540 MB fp32 checkpoint takes about half a second, so hashes are cached per file, keyed by
+    inode, size, mtime *and ctime*: a program can set a file's mtime back after rewriting it, but not its
+    ctime, which the kernel moves on every write or metadata change. ``verify`` skips the cache and rehashes
+    every byte (for a gate that must not trust a cache file it did not write).
+    """
     files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".gguf", *PICKLE_SUFFIXES})
     if not files:
         raise ModelLoadError(f"{folder}: no weight files (*.safetensors) in this folder")
@@ -89,8 +95,8 @@ def _weights_hash(folder: Path) -> str:
     parts, changed = [], False
     for file in files:
         stat = file.stat()
-        key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        if key not in cache:
+        key = f"{file.resolve()}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+        if verify or key not in cache:
             cache[key] = sha256_file(file)
             changed = True
         parts.append(f"{file.name}:{cache[key]}")

@@ -17,9 +17,11 @@ import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
 
 #: Libraries whose versions change results; recorded in every record.
 TRACKED_LIBRARIES = (
@@ -106,6 +108,58 @@ class Record(BaseModel):
                                          "equal work. A later run with the same fingerprint is skipped.")
     versions: dict[str, str] = Field(default_factory=library_versions, description="Library versions.")
     code_revision: str = Field(default_factory=code_revision, description="git revision of nift-gate.")
+    metrics: list[MetricSpec] = Field(default_factory=list, description="The metrics this record reports, each with "
+                                      "its direction, as the stage that made it declares them.")
+    values: list[MetricValue] = Field(default_factory=list, description="Each model's value of each metric.")
+    deltas: list[MetricDelta] = Field(default_factory=list, description="Candidate minus each baseline on the same "
+                                      "items, with a paired CI.")
+
+    #: Metrics every record of this type reports; the policy catalogue is built from these.
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = ()
+    #: Name prefixes whose metrics a record of this type declares when it is made (``bench.``), with a note.
+    METRIC_FAMILIES: ClassVar[dict[str, str]] = {}
+
+    def declared_metrics(self) -> list[MetricSpec]:
+        """This record's metric specs; records whose metrics depend on the run override it."""
+        return list(self.METRICS)
+
+    def compute_values(self) -> list[MetricValue]:
+        """Values from the record's own fields; stage records override it."""
+        return []
+
+    def compute_deltas(self) -> list[MetricDelta]:
+        return []
+
+    @model_validator(mode="after")
+    def _publish_metrics(self) -> Record:
+        """A record made by its stage fills metrics, values and deltas from its fields; one read back from
+        JSON keeps what it stored (that is what the gate judges)."""
+        if not self.metrics:
+            self.metrics = self.declared_metrics()
+        if not self.values:
+            self.values = self.compute_values()
+        if not self.deltas:
+            self.deltas = self.compute_deltas()
+        return self
+
+    def metric_values(self) -> list[MetricValue]:
+        return list(self.values)
+
+    def metric_deltas(self) -> list[MetricDelta]:
+        return list(self.deltas)
+
+    def metric_spec(self, name: str) -> MetricSpec | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+class StoredRecord(Record):
+    """Any record read back without its stage's class: the common fields, the declared metrics, values
+    and deltas, and every other field kept as it is. The gate and the report read evidence this way."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def compute_values(self) -> list[MetricValue]:
+        return []
 
 
 def stage_fingerprint(inputs: list[InputRef], config: dict[str, Any]) -> str:

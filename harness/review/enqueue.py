@@ -140,7 +140,7 @@ def _audit_items(config: ReviewConfig, candidate: str, folder: Path, rng: random
 
 
 def _bench_items(config: ReviewConfig, candidate: str, folder: Path, rng: random.Random) -> list[NewItem]:
-    from harness.bench.bench import BenchRecord
+    from harness.bench.record import BenchRecord
     from harness.bench.config import BenchConfig
     from harness.bench.pairwise import load_questions
 

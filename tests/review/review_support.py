@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench.bench import BenchRecord, EvaluatedModel
+from harness.bench.record import BenchRecord, EvaluatedModel
 from harness.bench.evaluate import TaskScores
 from harness.core.models import ResolvedModel
 from harness.core.samples import AuditSample

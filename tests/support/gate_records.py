@@ -8,7 +8,7 @@ from audits.toxicity.audit import AuditedModel, ToxicityAuditRecord
 from audits.toxicity.metrics import Estimate
 from audits.toxicity.protocol import AttributeSummary, GroupSummary
 from audits.toxicity.scorers import ScorerIdentity
-from harness.bench.bench import BenchRecord, EvaluatedModel
+from harness.bench.record import BenchRecord, EvaluatedModel
 from harness.bench.evaluate import TaskScores
 from harness.bench.pairwise import PairwiseResult
 from harness.core.metrics import MetricDelta

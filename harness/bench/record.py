@@ -1,0 +1,124 @@
+"""The bench stage's published output: the BenchRecord and readers of its per-item rows.
+
+Layout under ``<run>/bench/<candidate>/``: ``record.json`` (BenchRecord), ``samples/<model>/samples_<task>.jsonl``
+(every per-item row lm-eval logged) and ``pairwise.jsonl`` (every judged question). Other stages read these
+only through :func:`read_bench`, :func:`bench_items` and :func:`pairwise_rows`, never by path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from harness.bench.evaluate import TaskScores
+from harness.bench.pairwise import PairwiseItem, PairwiseResult
+from harness.core.metrics import (
+    MetricDelta,
+    MetricSpec,
+    MetricValue,
+    delta_from_comparison,
+)
+from harness.core.models import ResolvedModel
+from harness.core.records import Record
+from harness.core.stats import PairedComparison
+from harness.core.store import RECORD_FILE, RunStore, read_jsonl, read_record
+
+STAGE = "bench"
+SAMPLES_DIR = "samples"
+PAIRWISE_FILE = "pairwise.jsonl"
+
+
+class EvaluatedModel(BaseModel):
+    name: str
+    role: str = Field(description="'candidate' or 'baseline'.")
+    model: ResolvedModel
+    eval_record_id: str
+    cached: bool = Field(description="True when the lm-eval results came from the cache.")
+
+
+class BenchRecord(Record):
+    kind: Literal["bench"] = "bench"
+    candidate: str
+    models: list[EvaluatedModel]
+    fingerprint_fields: dict[str, Any] = Field(description="Shared by every result compared here.")
+    scores: dict[str, dict[str, TaskScores]] = Field(description="Model name -> task -> aggregate scores.")
+    comparisons: list[PairedComparison] = Field(description="Candidate vs each baseline, per task and metric.")
+    pairwise: list[PairwiseResult] = Field(default_factory=list)
+    judge: dict[str, Any] | None = Field(None, description="Judge identity and a note on its strength.")
+    files: dict[str, str]
+
+    METRIC_FAMILIES = {"bench.": "lm-eval task metrics, bench.<task>.<metric>, in the direction lm-eval declares"}
+
+    def declared_metrics(self) -> list[MetricSpec]:
+        """One spec per lm-eval task metric, in the direction lm-eval declared for that task."""
+        specs = {}
+        for tasks in self.scores.values():
+            for task, scores in tasks.items():
+                for metric, higher in scores.higher_is_better.items():
+                    specs[f"bench.{task}.{metric}"] = MetricSpec(
+                        name=f"bench.{task}.{metric}", higher_is_better=higher,
+                        description=f"lm-eval task {task}, metric {metric}", unit="score")
+        return list(specs.values())
+
+    def compute_values(self) -> list[MetricValue]:
+        """Every model's aggregate per task and metric; CI = value +- z * lm-eval's stderr where it gave one."""
+        z = float(NormalDist().inv_cdf(0.5 + self.config.get("confidence", 0.95) / 2))
+        values = []
+        for model, tasks in self.scores.items():
+            for task, scores in tasks.items():
+                for metric, value in scores.metrics.items():
+                    if metric not in scores.higher_is_better:
+                        continue
+                    err = scores.stderr.get(metric)
+                    values.append(MetricValue(metric=f"bench.{task}.{metric}", model=model, value=value, n=scores.n,
+                                              ci_low=None if err is None else value - z * err,
+                                              ci_high=None if err is None else value + z * err))
+        return values
+
+    def compute_deltas(self) -> list[MetricDelta]:
+        return [delta_from_comparison(f"bench.{c.task}.{c.metric}", self.candidate, c) for c in self.comparisons]
+
+
+class BenchItem(BaseModel):
+    """One lm-eval per-item row of one model on one task, as the review queue and the report read it."""
+
+    task: str
+    model: str
+    item: str = Field(description="lm-eval's item key (doc id).")
+    prompt: Any = Field(None, description="The prompt as lm-eval logged it (text, or a structure for MC tasks).")
+    response: Any = Field(None, description="The model's output as lm-eval logged it.")
+    scores: dict[str, Any] = Field(default_factory=dict, description="Per-item metric values.")
+
+
+def bench_folder(store: RunStore, candidate: str) -> Path:
+    return store.stage_dir(STAGE, candidate)
+
+
+def bench_candidates(store: RunStore) -> list[str]:
+    """Candidates with a finished bench record in this run."""
+    root = store.root / STAGE
+    return sorted(p.name for p in root.iterdir() if (p / RECORD_FILE).exists()) if root.is_dir() else []
+
+
+def read_bench(store: RunStore, candidate: str) -> BenchRecord | None:
+    """The candidate's bench record, or None when the bench has not run for it."""
+    folder = bench_folder(store, candidate)
+    return read_record(folder, BenchRecord) if (folder / RECORD_FILE).exists() else None
+
+
+def bench_items(store: RunStore, candidate: str, model: str, task: str) -> list[BenchItem]:
+    """Every per-item row ``model`` produced on ``task`` in the candidate's bench (empty when none)."""
+    path = bench_folder(store, candidate) / SAMPLES_DIR / model / f"samples_{task}.jsonl"
+    if not path.exists():
+        return []
+    return [BenchItem(task=task, model=model, item=str(row.get("item")), prompt=row.get("prompt"),
+                      response=row.get("response"), scores=row.get("scores") or {}) for row in read_jsonl(path)]
+
+
+def pairwise_rows(store: RunStore, candidate: str) -> list[PairwiseItem]:
+    """Every judged pairwise question of the candidate's bench (empty when pairwise was off)."""
+    path = bench_folder(store, candidate) / PAIRWISE_FILE
+    return [PairwiseItem.model_validate(row) for row in read_jsonl(path)] if path.exists() else []

@@ -1,0 +1,199 @@
+"""The stage runner: the one way a stage opens its inputs, checks its cache and commits its output.
+
+Every stage does the same five things, and doing them by hand is how a stage forgets an input::
+
+    run = StageRun(store, "audit", "toxicity", ToxicityAuditRecord, force=force)
+    prompts = run.file(config.prompts, kind="prompt_set")        # hashed into the fingerprint
+    model = run.model("train:nift-hybrid", resolve_base)          # content hash of the weights
+    if (done := run.cached(config.model_dump())) is not None:    # fingerprint of everything above
+        return done
+    ...                                                            # the work; run.progress resumes it
+    return run.commit(ToxicityAuditRecord(**run.header(), ...), {"samples.jsonl": rows})
+
+* Inputs: :meth:`file`, :meth:`tree` and :meth:`model` hash content, never paths or mtimes, and add an
+  :class:`InputRef`; :meth:`record` pins another stage's record by the hash of its bytes. An input that is
+  opened any other way is simply not an input, which is why stages open them only here.
+* Cache: :meth:`cached` fixes the fingerprint (inputs + config) and returns the finished record when it
+  matches. A folder holding a record made from other inputs is replaced (``on_change="replace"``) or, for
+  stages whose output is expensive or referenced by later stages, refused unless ``--force``
+  (``on_change="refuse"``).
+* Resume: :attr:`progress` keeps finished units of work (one model's outputs, say) under
+  ``<stage>/_work/<name>-<fingerprint>/`` so a crashed stage restarts at the next unit.
+* Commit: :meth:`commit` writes the artifacts and the record into a temp folder and renames it into place,
+  so readers see the old output or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from harness.core.assets import resolve_asset
+from harness.core.errors import InputError
+from harness.core.log import get_logger
+from harness.core.records import InputRef, Record, new_record_id, sha256_bytes, sha256_file, stage_fingerprint
+from harness.core.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_json, completed_record, read_record
+
+R = TypeVar("R", bound=Record)
+#: ``resolve(spec, store, allow_pickle) -> (ResolvedModel, InputRef)``; ``harness.train.record.resolve_base``.
+ModelResolver = Callable[..., tuple[Any, InputRef]]
+
+
+def tree_sha256(folder: Path, pattern: str = "**/*") -> str:
+    """Content hash of a folder: every file's relative path and content hash, in sorted order."""
+    files = sorted(p for p in folder.glob(pattern) if p.is_file())
+    return sha256_bytes("\n".join(f"{p.relative_to(folder).as_posix()}:{sha256_file(p)}" for p in files).encode())
+
+
+class WorkProgress:
+    """Finished units of an interrupted stage, keyed by the stage's fingerprint (another config or input never
+    reads them). Each unit is written atomically; the folder goes once the record is committed."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def _path(self, unit: str) -> Path:
+        return self.folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', unit)}.json"
+
+    def load(self, unit: str) -> dict[str, Any] | None:
+        path = self._path(unit)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def save(self, unit: str, payload: dict[str, Any]) -> None:
+        atomic_write_json(self._path(unit), payload)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class StageRun(Generic[R]):
+    """One run of one stage into ``<run>/<stage>/<name>/``."""
+
+    def __init__(self, store: RunStore, stage: str, name: str, record_type: type[R], *, force: bool = False,
+                 on_change: Literal["replace", "refuse"] = "replace", label: str | None = None):
+        self.store, self.stage, self.name, self.record_type = store, stage, name, record_type
+        self.force, self.on_change = force, on_change
+        self.folder = store.stage_dir(stage, name)
+        self.inputs: list[InputRef] = []
+        self.config: dict[str, Any] | None = None
+        self.fingerprint: str | None = None
+        self.log = get_logger(label or f"{stage}.{name}")
+
+    # --- inputs -------------------------------------------------------------------------------------------
+
+    def add(self, ref: InputRef) -> InputRef:
+        """An input already pinned by content (a teacher endpoint, a model the caller resolved)."""
+        if self.fingerprint is not None:
+            raise RuntimeError(f"{self.stage}/{self.name}: input {ref.id} added after the fingerprint was fixed")
+        self.inputs.append(ref)
+        return ref
+
+    def file(self, path: str | Path, kind: str, id: str | None = None) -> Path:
+        """An input file (``embedded:`` names a shipped one), hashed by content; missing files are an error."""
+        resolved = resolve_asset(str(path))
+        if not resolved.is_file():
+            raise InputError(f"{resolved}: {kind} file not found")
+        self.add(InputRef(kind=kind, id=id or str(path), sha256=sha256_file(resolved)))
+        return resolved
+
+    def tree(self, path: str | Path, kind: str, id: str | None = None, pattern: str = "**/*") -> Path:
+        """An input folder (task YAMLs, a corpus of files), hashed over every file's path and content."""
+        resolved = resolve_asset(str(path))
+        if not resolved.is_dir():
+            raise InputError(f"{resolved}: {kind} folder not found")
+        self.add(InputRef(kind=kind, id=id or str(path), sha256=tree_sha256(resolved, pattern)))
+        return resolved
+
+    def model(self, spec: str, resolve: ModelResolver, allow_pickle: bool = False):
+        """A model spec resolved by ``resolve`` (content hash of its weights); returns the ResolvedModel."""
+        resolved, ref = resolve(spec, self.store, allow_pickle)
+        self.add(ref)
+        return resolved
+
+    def record(self, path: Path, cls: type[Record], kind: str | None = None) -> Record:
+        """Another stage's record, pinned by the hash of its bytes (an edited record is another input)."""
+        path = path / RECORD_FILE if path.is_dir() else path
+        if not path.exists():
+            raise InputError(f"{path}: no such record")
+        data = path.read_bytes()
+        record = read_record(path, cls)
+        self.add(InputRef(kind=kind or record.kind, id=record.record_id, sha256=sha256_bytes(data)))
+        return record
+
+    # --- cache ---------------------------------------------------------------------------------------------
+
+    def cached(self, config: dict[str, Any] | BaseModel) -> R | None:
+        """Fix the fingerprint from the inputs so far and ``config``; the finished record if it matches."""
+        self.config = config.model_dump() if isinstance(config, BaseModel) else dict(config)
+        self.fingerprint = stage_fingerprint(self.inputs, self.config)
+        if self.force:
+            return None
+        if done := completed_record(self.folder, self.record_type, self.fingerprint):
+            self.log.info(f"up to date ({self.folder}); --force reruns")
+            return done
+        held = (self.folder / RECORD_FILE).exists() or self._stamped_elsewhere()
+        if held and self.on_change == "refuse":
+            raise InputError(f"{self.folder} holds output made from other inputs or config; pass --force to "
+                             "replace it, or choose another name or --run")
+        if held:
+            self.log.info(f"inputs or config changed since {self.folder} was made; recomputing")
+        return None
+
+    def _stamped_elsewhere(self) -> bool:
+        stamp = self.folder / "_work" / "fingerprint.txt"
+        return stamp.exists() and stamp.read_text().strip() != self.fingerprint
+
+    def stamp_work(self) -> Path:
+        """``<folder>/_work/`` for a stage that works in place (training checkpoints), stamped with the
+        fingerprint so another config never resumes from it."""
+        work = self.folder / "_work"
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "fingerprint.txt").write_text(self._require_fingerprint())
+        return work
+
+    @property
+    def progress(self) -> WorkProgress:
+        return WorkProgress(self.store.stage_dir(self.stage, "_work") / f"{self.name}-{self._require_fingerprint()[:16]}")
+
+    def _require_fingerprint(self) -> str:
+        if self.fingerprint is None:
+            raise RuntimeError(f"{self.stage}/{self.name}: call cached() before the work starts")
+        return self.fingerprint
+
+    # --- commit --------------------------------------------------------------------------------------------
+
+    def header(self, **extra: Any) -> dict[str, Any]:
+        """The common record fields: id, run, inputs, config and fingerprint (``extra`` adds to the config)."""
+        fingerprint = self._require_fingerprint()
+        kind = self.record_type.model_fields["kind"].default
+        return {"record_id": new_record_id(kind), "run_id": self.store.run_id, "inputs": list(self.inputs),
+                "config": {**(self.config or {}), **extra}, "fingerprint": fingerprint}
+
+    def commit(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str | bytes | Callable[[Path], None]]
+               | None = None) -> R:
+        """Write ``files`` (JSON Lines rows, text, bytes, or a function that fills a path) and the record,
+        last, into the stage folder in one rename; drop the resume state."""
+        with atomic_dir(self.folder) as tmp:
+            for relative, content in (files or {}).items():
+                target = tmp / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if callable(content):
+                    content(target)
+                elif isinstance(content, bytes):
+                    target.write_bytes(content)
+                elif isinstance(content, str):
+                    target.write_text(content, encoding="utf-8")
+                else:
+                    with open(target, "w", encoding="utf-8") as handle:
+                        for row in content:
+                            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        if self.fingerprint is not None:
+            self.progress.clear()
+        return record
