@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 from harness.core.errors import NiftError
+from harness.core.log import configure as configure_logging
 
 DESCRIPTION = """\
 nift-gate: build NIFT data, train candidates, and gate their release.
@@ -38,11 +40,40 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="Redo stages even when a matching record exists.")
 
 
+def _add_verbosity(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """-q/-v work before or after the command (``nift-gate -q run ...`` or ``nift-gate run ... -q``)."""
+    default = 0 if top else argparse.SUPPRESS
+    parser.add_argument("-q", "--quiet", dest="quiet", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="Only warnings and errors (progress bars stay; hide them with TQDM_DISABLE=1).")
+    parser.add_argument("-v", "--verbose", dest="verbose", action="count", default=default,
+                        help="More detail (debug messages).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nift-gate", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_verbosity(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_data_parser, _add_train_parser, _add_bench_parser, _add_audit_parser, _add_review_parsers,
+                _add_gate_parsers, _add_run_parser, _add_config_parser):
+        add(commands)
+    for leaf in _leaf_parsers(parser):
+        _add_verbosity(leaf)
+    return parser
 
+
+def _leaf_parsers(parser: argparse.ArgumentParser):
+    """Every parser that takes a command's own options (the ones with no further sub-commands)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+        return
+    for sub in subs:
+        for child in dict.fromkeys(sub.choices.values()):
+            yield from _leaf_parsers(child)
+
+
+def _add_data_parser(commands) -> None:
     data = commands.add_parser("data", help="Build NIFT pairs from a corpus.")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     build = data_commands.add_parser(
@@ -64,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, help="Seed for cuts and sampling (default 0).")
     build.add_argument("--threads", type=int, help="CPU threads for a local teacher (default: measured).")
     build.add_argument("--show-card", action="store_true", help="Print each variant's data card when done.")
+
+
+def _add_train_parser(commands) -> None:
     train = commands.add_parser(
         "train", help="Train the checkpoints listed under `train:` in the config (NIFT, SFT, hybrid).",
         description="Fine-tune with TRL's SFTTrainer, loss on the assistant turn only, LoRA by default. Writes "
@@ -74,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", action="append", help="Train only this checkpoint (repeatable).")
     train.add_argument("--threads", type=int, help="CPU threads (default: measured).")
 
+
+def _add_bench_parser(commands) -> None:
     bench = commands.add_parser(
         "bench", help="Benchmark the candidate against its baselines with lm-eval and paired statistics.",
         description="Runs lm-eval (simple_evaluate with HFLM) on the candidate and each baseline, keeps every "
@@ -85,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=int, help="Items per task (quick runs).")
     bench.add_argument("--threads", type=int, help="CPU threads (default: measured).")
 
+
+def _add_audit_parser(commands) -> None:
     audit = commands.add_parser(
         "audit", help="Audit the candidate and its baselines for toxicity and hallucination.",
         description="Toxicity: the RealToxicityPrompts protocol as HELM runs it: k sampled continuations per prompt "
@@ -106,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--truthfulqa", help="TruthfulQA mc_task.json.")
     audit.add_argument("--threads", type=int, help="CPU threads (default: measured).")
 
+
+def _add_review_parsers(commands) -> None:
     review = commands.add_parser("review", help="Human review: fill the queue, serve the app, summarise, export.")
     review_commands = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
     enqueue = review_commands.add_parser(
@@ -131,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="Output file (.csv or .parquet).")
     export.add_argument("--format", choices=["csv", "parquet"], help="Default: from the --out suffix.")
 
-    _add_gate_parsers(commands)
+
+def _add_run_parser(commands) -> None:
     run = commands.add_parser(
         "run", help="Run the whole gate: data, train, bench, audit, review, gate, report.",
         description="Runs every stage of CONFIG in order: data build -> train (NIFT candidate and SFT baselines) -> "
@@ -146,13 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Override any config field (repeatable).")
     run.add_argument("--force", action="store_true", help="Redo every stage even when a matching record exists.")
 
+
+def _add_config_parser(commands) -> None:
     config = commands.add_parser("config", help="Show the resolved config, or the reference of every field.")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_commands.add_parser("show", help="Print the resolved config as YAML (defaults < file < --set).")
     show.add_argument("--config", type=Path, help="Pipeline YAML.")
     show.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     config_commands.add_parser("reference", help="Print every config field with its default and meaning (Markdown).")
-    return parser
 
 
 def _add_gate_common(parser: argparse.ArgumentParser) -> None:
@@ -435,7 +477,7 @@ def _review_serve(args: argparse.Namespace) -> int:
 
     config, store = _review_config(args)
     database_url(config, store)  # creates the run's review folder for the SQLite default
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    app = Path(importlib.util.find_spec("dashboard.app").origin)
     extra = [a for a in args.streamlit_args if a != "--"]
     env = {**os.environ, "NIFT_REVIEW_CONFIG": str(args.config.resolve()) if args.config else "",
            "NIFT_REVIEW_SET": json.dumps(args.assignments + ([f"run={args.run}"] if args.run else [])),
@@ -476,6 +518,7 @@ def _review_export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(-1 if args.quiet else args.verbose)
     handlers = {("data", "build"): _data_build, ("train", None): _train, ("bench", None): _bench,
                 ("audit", None): _audit, ("run", None): _run, ("config", "show"): _config_show,
                 ("config", "reference"): _config_reference,

@@ -51,7 +51,7 @@ def test_readme_config_reference_is_current():
 
     from harness.app.config import reference_markdown
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
     assert block == reference_markdown(), "run `make readme` to regenerate the block"
 

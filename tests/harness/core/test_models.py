@@ -61,3 +61,22 @@ def test_embedded_model_and_its_gguf_file_load():
     gguf = resolve_model(str(embedded_gguf_path("smollm2-135m-instruct")))
     assert gguf.source == "gguf" and gguf.gguf_file.endswith(".gguf")
     assert load_model(gguf).model.config.num_hidden_layers == embedded.model.config.num_hidden_layers
+
+
+def test_weights_rewritten_in_place_with_the_mtime_kept_get_a_new_hash(tiny_model, tmp_path):
+    """The speed cache is keyed by inode, size, mtime and ctime: restoring the mtime after an edit
+    does not bring the old hash back."""
+    import os
+
+    folder = tmp_path / "swapped"
+    shutil.copytree(tiny_model, folder)
+    before = resolve_model(str(folder)).sha256
+    weights = next(folder.glob("*.safetensors"))
+    stat = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes
+    with open(weights, "r+b") as handle:  # in place: same inode
+        handle.write(bytes(data))
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_mtime_ns == stat.st_mtime_ns and weights.stat().st_size == stat.st_size
+    assert resolve_model(str(folder)).sha256 != before

@@ -1,0 +1,116 @@
+"""The stage runner: every input it opens is in the fingerprint, by content."""
+
+import os
+from typing import Literal
+
+import pytest
+
+from harness.core.errors import InputError
+from harness.core.records import InputRef, Record
+from harness.core.runner import StageRun
+from harness.core.store import RunStore
+
+
+class ToyRecord(Record):
+    kind: Literal["toy"] = "toy"
+    lines: int
+
+
+def _edit_in_place_keeping_mtime(path, old: bytes, new: bytes) -> None:
+    stat = path.stat()
+    data = path.read_bytes()
+    assert len(old) == len(new) and old in data
+    path.write_bytes(data.replace(old, new))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _run(store, prompts, force=False, on_change="replace"):
+    run = StageRun(store, "toy", "one", ToyRecord, force=force, on_change=on_change)
+    path = run.file(prompts, kind="prompt_set")
+    if (done := run.cached({"setting": 1})) is not None:
+        return done, False
+    record = ToyRecord(**run.header(), lines=len(path.read_text().splitlines()))
+    return run.commit(record, {"rows.jsonl": [{"line": line} for line in path.read_text().splitlines()],
+                               "note.md": "hello"}), True
+
+
+def test_an_input_file_edited_in_place_is_recomputed_even_with_the_mtime_kept(tmp_path, caplog):
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("alpha\nbeta\n")
+    first, ran = _run(store, prompts)
+    assert ran and first.inputs[0].kind == "prompt_set"
+    caplog.set_level("INFO", logger="nift_gate")
+    again, ran = _run(store, prompts)
+    assert not ran and again.record_id == first.record_id and "up to date" in caplog.text
+    _edit_in_place_keeping_mtime(prompts, b"beta", b"gamm")
+    changed, ran = _run(store, prompts)
+    assert ran and changed.fingerprint != first.fingerprint
+    assert (store.stage_dir("toy", "one") / "rows.jsonl").read_text().count("gamm") == 1
+    assert "inputs or config changed" in caplog.text
+
+
+def test_refuse_mode_keeps_a_folder_made_from_other_inputs_unless_forced(tmp_path):
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("alpha\n")
+    first, _ = _run(store, prompts, on_change="refuse")
+    _edit_in_place_keeping_mtime(prompts, b"alpha", b"omega")
+    with pytest.raises(InputError, match="holds output made from other inputs or config; pass --force"):
+        _run(store, prompts, on_change="refuse")
+    forced, ran = _run(store, prompts, force=True, on_change="refuse")
+    assert ran and forced.fingerprint != first.fingerprint
+
+
+def test_tree_inputs_hash_every_file(tmp_path):
+    store = RunStore("r", tmp_path)
+    tasks = tmp_path / "tasks"
+    (tasks / "sub").mkdir(parents=True)
+    (tasks / "sub" / "task.yaml").write_text("task: x\n")
+
+    def fingerprint():
+        run = StageRun(store, "toy", "tree", ToyRecord)
+        run.tree(tasks, kind="tasks")
+        run.cached({})
+        return run.fingerprint
+
+    seen = [fingerprint()]
+    assert fingerprint() == seen[0]
+    (tasks / "sub" / "task.yaml").write_text("task: y\n")
+    seen.append(fingerprint())
+    (tasks / "extra.yaml").write_text("")
+    seen.append(fingerprint())
+    assert len(set(seen)) == 3
+
+
+def test_missing_input_and_late_inputs_are_errors(tmp_path):
+    store = RunStore("r", tmp_path)
+    run = StageRun(store, "toy", "x", ToyRecord)
+    with pytest.raises(InputError, match="missing.txt: prompt_set file not found"):
+        run.file(tmp_path / "missing.txt", kind="prompt_set")
+    run.cached({})
+    with pytest.raises(RuntimeError, match="added after the fingerprint was fixed"):
+        run.add(InputRef(kind="model", id="m", sha256="0" * 64))
+
+
+def test_commit_is_atomic_and_clears_resume_state(tmp_path):
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a\n")
+    run = StageRun(store, "toy", "one", ToyRecord)
+    run.file(prompts, kind="prompt_set")
+    assert run.cached({}) is None
+    run.progress.save("model-a", {"outputs": [1, 2]})
+    assert run.progress.load("model-a") == {"outputs": [1, 2]}
+
+    def boom(path):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        run.commit(ToyRecord(**run.header(), lines=1), {"a.jsonl": [{"x": 1}], "b": boom})
+    folder = store.stage_dir("toy", "one")
+    assert not folder.exists()  # nothing half-written
+    assert run.progress.load("model-a") is not None  # the work survives a failed commit
+    run.commit(ToyRecord(**run.header(), lines=1), {"a.jsonl": [{"x": 1}]})
+    assert (folder / "record.json").exists() and (folder / "a.jsonl").read_text() == '{"x": 1}\n'
+    assert run.progress.load("model-a") is None
