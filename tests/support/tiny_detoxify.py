@@ -1,5 +1,7 @@
 """A detoxify-format checkpoint around a tiny random BERT, built offline: the real detoxify code path with
-meaningless scores (../shared/FACTS.md)."""
+meaningless scores. detoxify loads a local ``torch.save({"config": {"arch": {"args": ...}}, "dataset":
+{"args": {"classes": [...]}}, "state_dict": ...})`` file, so a 6-label BertForSequenceClassification with a
+WordPiece tokenizer trained on a few sentences exercises its whole code path offline."""
 
 from __future__ import annotations
 
