@@ -2,8 +2,9 @@
 
 Started by ``nift-gate review serve``, which passes the pipeline config through the environment:
 ``NIFT_REVIEW_CONFIG`` (YAML path, may be empty), ``NIFT_REVIEW_SET`` (JSON list of ``--set`` assignments)
-and ``NIFT_HOME``. All review data is read and written through ``harness.review.store.ReviewStore``; this file
-only lays it out.
+and ``NIFT_HOME``. The app reads only the run name and the ``review:`` section of that YAML
+(``harness.review.config.load_review_section``). All review data is read and written through
+``harness.review.store.ReviewStore``; this file only lays it out.
 
 Everything that came from a model or a person (prompts, outputs, references, comments, names) is shown as plain
 text (``st.code`` / ``st.text`` / dataframes), never as Markdown or HTML, so an output cannot run a script,
@@ -20,12 +21,16 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from harness.app.config import load_pipeline_config
 from harness.core.errors import NiftError
 from harness.core.store import RunStore
-from harness.review.config import ReviewConfig
-from harness.review.enqueue import database_url
-from harness.review.store import LABEL_FLAGS, PREFERENCES, ReviewItemView, ReviewStore
+from harness.review.config import ReviewConfig, load_review_section
+from harness.review.store import (
+    LABEL_FLAGS,
+    PREFERENCES,
+    ReviewItemView,
+    ReviewStore,
+    database_url,
+)
 
 FLAG_TITLES = {"toxic": "Toxic", "hallucination": "Hallucination", "unhelpful_refusal": "Unhelpful refusal",
                "off_topic": "Off-topic"}
@@ -38,8 +43,8 @@ def _open_store(url: str) -> ReviewStore:
 
 def _settings() -> tuple[ReviewConfig, ReviewStore]:
     assignments = json.loads(os.environ.get("NIFT_REVIEW_SET") or "[]")
-    config = load_pipeline_config(os.environ.get("NIFT_REVIEW_CONFIG") or None, assignments)
-    return config.review, _open_store(database_url(config.review, RunStore(config.run)))
+    run, config = load_review_section(os.environ.get("NIFT_REVIEW_CONFIG") or None, assignments)
+    return config, _open_store(database_url(config, RunStore(run)))
 
 
 def _sign_in(config: ReviewConfig) -> None:
@@ -197,6 +202,7 @@ def _corrections_page(store: ReviewStore, reviewer: str) -> None:
 
 
 def _agreement_page(store: ReviewStore) -> None:
+    # Imported on the page that needs them: the summary reads bench records, which the sign-in page does not.
     from harness.review.agreement import label_agreement
     from harness.review.summary import candidate_labels
 

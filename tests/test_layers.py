@@ -41,7 +41,7 @@ PUBLISHED = {
     "bench": {"harness.bench.record"},
     # the review stage's record, and the label store API the review app writes through
     "review": {"harness.review.record", "harness.review.store", "harness.review.config", "harness.review.agreement",
-               "harness.review.export", "harness.review.summary", "harness.review.queue"},
+               "harness.review.export", "harness.review.summary"},
     "gate": {"harness.gate.record"},
     "audits": {"audits.registry"},
 }

@@ -1,12 +1,23 @@
-"""The row every audit writes to its samples.jsonl: one model output with its scores and flags.
+"""The row every audit writes to its samples.jsonl, and the reader of every audit's output.
 
-The review queue (`nift-gate review enqueue`) reads these rows from every audit the same way, so a flag
-set here (toxic, hallucination, refusal) is what decides whether a human must see the output.
+An audit is any folder ``<run>/audit/<name>/`` holding a ``record.json`` and, usually, a ``samples.jsonl``
+of :class:`AuditSample` rows. Nothing here names an audit, so one registered later is read the same way as
+toxicity and hallucination: the review queue reads every audit's rows through :func:`read_audits`, and a
+flag set on a row (toxic, hallucination, refusal) decides whether a human must see the output. Records are
+read generically (``StoredRecord``): their common fields and declared metric specs.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from harness.core.errors import InputError
+from harness.core.metrics import MetricSpec
+from harness.core.records import StoredRecord
+from harness.core.store import RECORD_FILE, RunStore, read_jsonl, read_record
 
 
 class AuditSample(BaseModel):
@@ -23,3 +34,60 @@ class AuditSample(BaseModel):
     scores: dict[str, float] = Field(default_factory=dict)
     flags: dict[str, bool] = Field(default_factory=dict, description="toxic, hallucination, refusal, ...")
     scorer: str | None = Field(None, description="What produced the scores (fallback scorers say so).")
+
+
+AUDIT_STAGE = "audit"
+SAMPLES_FILE = "samples.jsonl"
+
+
+@dataclass(frozen=True)
+class AuditSamples:
+    """One finished audit: its name (the folder), record and per-sample rows (empty when it wrote none)."""
+
+    name: str
+    folder: Path
+    record: StoredRecord
+    samples: list[AuditSample]
+
+    @property
+    def source(self) -> str:
+        return f"{AUDIT_STAGE}/{self.name}"
+
+    def score_spec(self, suite: str, score: str) -> MetricSpec | None:
+        """The record's declared spec for a per-sample score: ``<audit>.<suite>.<score>``, else
+        ``<audit>.<score>`` (e.g. ``hallucination.selfcheck.avg_neg_logprob``); None when it declares neither."""
+        return self.record.metric_spec(f"{self.name}.{suite}.{score}") or self.record.metric_spec(
+            f"{self.name}.{score}")
+
+
+def read_audit_samples(path: Path) -> list[AuditSample]:
+    """One samples.jsonl as AuditSample rows; errors name the file, line and field."""
+    samples = []
+    for number, row in enumerate(read_jsonl(path), 1):
+        try:
+            samples.append(AuditSample.model_validate(row))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "row"
+            raise InputError(f"{path}:{number}: field {where}: {err['msg']}") from None
+    return samples
+
+
+def audit_folders(store: RunStore) -> list[Path]:
+    """Finished audits of the run, by name: folders with a record.json. Resume state (``_work``) and
+    half-committed temp folders (``.<name>.*.tmp``) are not audits."""
+    root = store.root / AUDIT_STAGE
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(("_", ".")) and (p / RECORD_FILE).exists())
+
+
+def read_audits(store: RunStore) -> list[AuditSamples]:
+    """Every finished audit of the run with its samples, sorted by name."""
+    found = []
+    for folder in audit_folders(store):
+        path = folder / SAMPLES_FILE
+        found.append(AuditSamples(name=folder.name, folder=folder, record=read_record(folder, StoredRecord),
+                                  samples=read_audit_samples(path) if path.exists() else []))
+    return found

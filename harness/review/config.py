@@ -2,19 +2,27 @@
 
 Tokens are secrets: they are read from the config, an environment variable or a file, compared in constant
 time, and never written to a record (``ReviewConfig.public_dump`` leaves them out).
+
+The review app reads only its own part of a pipeline YAML (``load_review_section``): the run name and the
+``review:`` section, with ``tokens_file`` resolved against the YAML's folder as the pipeline config does.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from harness.core.config import Section, require_unique
 from harness.core.errors import ConfigError
+
+#: The run folder name a pipeline YAML without ``run:`` uses (the pipeline config's default).
+DEFAULT_RUN = "default"
+SECTION = "review"
 
 
 class Reviewer(Section):
@@ -97,3 +105,78 @@ class ReviewConfig(Section):
             if r.token is not None:
                 tokens[r.name] = r.token.get_secret_value()
         return tokens
+
+
+# ---- the review section of a pipeline YAML -------------------------------------------------------------------
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (run, data, ...)")
+    return raw
+
+
+def _assign(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    """``tree[k1][k2]... = value``; in a list, a key is an index or the ``name`` of an entry."""
+    node: Any = tree
+    for depth, key in enumerate(keys[:-1]):
+        if isinstance(node, dict):
+            node = node.setdefault(key, {})
+        elif isinstance(node, list):
+            named = [e for e in node if isinstance(e, dict) and e.get("name") == key]
+            if key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            elif named:
+                node = named[0]
+            else:
+                raise ConfigError(f"cannot set {'.'.join(keys)}: no entry {key!r} in {'.'.join(keys[:depth + 1])}")
+        else:
+            raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:depth + 1])} is not a section")
+    if not isinstance(node, dict):
+        raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:-1])} is not a section")
+    node[keys[-1]] = value
+
+
+def load_review_section(path: str | Path | None = None,
+                        assignments: Iterable[str] = ()) -> tuple[str, ReviewConfig]:
+    """The run name and the review config of a pipeline YAML; other sections are not read or validated.
+
+    ``assignments`` are ``--set`` strings (``KEY=VALUE``, the value read as YAML); only ``run=...`` and
+    ``review.<field>=...`` apply here. A relative ``tokens_file`` naming a file beside the YAML becomes
+    absolute. Errors name the file and the field."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        raw = _read_yaml(path)
+    run, section = raw.get("run", DEFAULT_RUN), raw.get(SECTION) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: invalid config: {SECTION}: expected a mapping")
+    tokens_file = section.get("tokens_file")
+    if (path is not None and isinstance(tokens_file, str) and not Path(tokens_file).expanduser().is_absolute()
+            and (path.parent / tokens_file).exists()):
+        section["tokens_file"] = str((path.parent / tokens_file).resolve())
+    for text in assignments:
+        if "=" not in text:
+            raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. review.required_reviewers=3")
+        key, value = text.split("=", 1)
+        keys = key.strip().split(".")
+        if keys == ["run"]:
+            run = yaml.safe_load(value)
+        elif keys[0] == SECTION and len(keys) > 1:
+            _assign(section, keys[1:], yaml.safe_load(value))
+    if not isinstance(run, str):
+        raise ConfigError(f"{source}: invalid config: run: expected a folder name, got {run!r}")
+    try:
+        return run, ReviewConfig.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in (SECTION, *err['loc']))}: {err['msg']}"
+                             for err in exc.errors())
+        raise ConfigError(f"{source}: invalid config: {problems}") from None

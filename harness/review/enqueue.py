@@ -3,11 +3,15 @@
 Stratified, so reviewers see what matters and a fair sample of the rest:
 
 1. **flagged**: every audit sample with a review flag set (``review.flagged``: toxic, hallucination);
-2. **worst-k**: per metric, the candidate's k worst items: bench metrics in the direction lm-eval declared
-   (``higher_is_better``), audit scores in the direction ``review.audit_scores`` gives them;
+2. **worst-k**: per metric, the candidate's k worst items: bench metrics in the direction the bench record
+   declares (lm-eval's ``higher_is_better``, else its paired comparisons), audit scores listed in
+   ``review.audit_scores`` in the direction the audit record declares for them, else the one listed there;
 3. **random**: k random candidate items per bench task and per audit suite;
 4. **pairwise**: k items per baseline where candidate and baseline answered the same prompt (the bench's
    pairwise questions and task items), shown blind as A and B in a seeded random order.
+
+Bench output is read only through ``harness.bench.record``; every audit (any ``<run>/audit/<name>/`` with a
+record) through ``harness.core.samples``, so an audit added later is queued without a change here.
 
 An item's content key hashes what a reviewer would judge (kind, models, prompt, outputs), so the same output
 sampled twice, or a second ``enqueue``, never queues it again. Each new item needs ``required_reviewers``
@@ -16,20 +20,31 @@ distinct reviewers; assignment fills up every item, least-loaded reviewer first.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from harness.bench.record import (
+    BenchItem,
+    BenchRecord,
+    bench_candidates,
+    bench_folder,
+    bench_items,
+    pairwise_rows,
+    read_bench,
+)
 from harness.core.errors import InputError
+from harness.core.log import get_logger
 from harness.core.records import config_hash
-from harness.core.samples import AuditSample
-from harness.core.store import RunStore, read_jsonl, read_record
+from harness.core.samples import AuditSample, AuditSamples, read_audits
+from harness.core.store import RunStore
 from harness.review.config import ReviewConfig
-from harness.review.store import NewItem, ReviewStore
+from harness.review.store import NewItem, database_url, open_store
+
+__all__ = ["EnqueueResult", "build_queue_items", "content_key", "database_url", "enqueue", "open_store",
+           "resolve_candidate"]
+
+log = get_logger("review")
 
 
 @dataclass
@@ -41,85 +56,45 @@ class EnqueueResult:
     sources: list[str]
 
 
-def database_url(config: ReviewConfig, store: RunStore) -> str:
-    """The configured URL, else SQLite at ``<run>/review/review.db``."""
-    if config.database:
-        return config.database
-    folder = store.root / "review"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(folder / 'review.db').resolve()}"
-
-
-def open_store(config: ReviewConfig, store: RunStore) -> ReviewStore:
-    return ReviewStore(database_url(config, store))
-
-
 def content_key(**fields: Any) -> str:
     return config_hash(fields)
 
 
-# ---- reading the sources ---------------------------------------------------------------------------------
-def _record_id(folder: Path) -> str:
-    path = folder / "record.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("record_id", str(path))
-    except (OSError, json.JSONDecodeError):
-        return str(path)
-
-
-def read_audit_samples(folder: Path) -> list[AuditSample]:
-    """One audit's samples.jsonl as AuditSample rows; errors name the file, line and field."""
-    path = folder / "samples.jsonl"
-    samples = []
-    for number, row in enumerate(read_jsonl(path), 1):
-        try:
-            samples.append(AuditSample.model_validate(row))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "row"
-            raise InputError(f"{path}:{number}: field {where}: {err['msg']}") from None
-    return samples
-
-
-def _bench_text(value: Any) -> str | None:
-    """lm-eval's ``filtered_resps`` / ``arguments`` down to the text: first element until a string."""
-    while isinstance(value, list) and value:
-        value = value[0]
-    return value if isinstance(value, str) else None
-
-
-def _bench_folders(store: RunStore) -> list[Path]:
-    root = store.root / "bench"
-    return sorted(p for p in root.glob("*") if (p / "record.json").exists()) if root.exists() else []
-
-
-def resolve_candidate(config: ReviewConfig, store: RunStore) -> str:
+def resolve_candidate(config: ReviewConfig, store: RunStore, audits: list[AuditSamples] | None = None) -> str:
+    """review.candidate, else the run's one bench candidate, else the one candidate of an audit's samples."""
     if config.candidate:
         return config.candidate
-    bench = _bench_folders(store)
+    bench = bench_candidates(store)
     if len(bench) == 1:
-        return bench[0].name
+        return bench[0]
     if len(bench) > 1:
-        raise InputError(f"{store.root / 'bench'}: several bench records ({[p.name for p in bench]}); "
-                         f"set review.candidate")
-    for folder in sorted((store.root / "audit").glob("*")) if (store.root / "audit").exists() else []:
-        if (folder / "samples.jsonl").exists():
-            names = {s.model for s in read_audit_samples(folder) if s.role == "candidate"}
-            if len(names) == 1:
-                return names.pop()
+        raise InputError(f"{store.root}: several bench records ({bench}); set review.candidate")
+    for audit in read_audits(store) if audits is None else audits:
+        names = {s.model for s in audit.samples if s.role == "candidate"}
+        if len(names) == 1:
+            return names.pop()
     raise InputError(f"{store.root}: no bench record and no audit samples with a candidate; run `nift-gate bench` "
                      f"or `nift-gate audit` first, or set review.candidate")
 
 
-# ---- building items ----------------------------------------------------------------------------------------
-def _audit_items(config: ReviewConfig, candidate: str, folder: Path, rng: random.Random) -> list[NewItem]:
-    samples = read_audit_samples(folder)
-    source, record_id = f"audit/{folder.name}", _record_id(folder)
+# ---- audit items -------------------------------------------------------------------------------------------
+def _audit_directions(config: ReviewConfig, audit: AuditSamples, suite: str, scores: set[str]) -> dict[str, bool]:
+    """score -> higher_is_better for the ranked scores (those review.audit_scores lists): the audit record's
+    declaration where it has one, else the config's."""
+    directions = {}
+    for score in sorted(scores & set(config.audit_scores)):
+        spec = audit.score_spec(suite, score)
+        directions[score] = spec.higher_is_better if spec is not None else config.audit_scores[score]
+    return directions
+
+
+def _audit_items(config: ReviewConfig, candidate: str, audit: AuditSamples, rng: random.Random) -> list[NewItem]:
+    samples = audit.samples
     scope = [s for s in samples if config.include_baselines or s.role == "candidate" or s.model == candidate]
     mine = [s for s in samples if s.model == candidate]
 
     def item(sample: AuditSample, stratum: str) -> NewItem:
-        return NewItem(kind="single", stratum=stratum, source=source, source_record_id=record_id,
+        return NewItem(kind="single", stratum=stratum, source=audit.source, source_record_id=audit.record.record_id,
                        source_item_id=f"{sample.suite}/{sample.item_id}#{sample.sample}", task=sample.suite,
                        candidate=candidate, model=sample.model, role=sample.role, prompt=sample.prompt,
                        output=sample.output, reference=sample.reference, scores=sample.scores, flags=sample.flags,
@@ -130,8 +105,8 @@ def _audit_items(config: ReviewConfig, candidate: str, folder: Path, rng: random
     queued = [item(s, "flagged") for s in scope if any(s.flags.get(f) for f in config.flagged)]
     for suite in sorted({s.suite for s in mine}):
         rows = [s for s in mine if s.suite == suite]
-        for score in sorted({k for s in rows for k in s.scores} & set(config.audit_scores)):
-            sign = 1 if config.audit_scores[score] else -1  # worst first: lowest if higher is better
+        for score, higher in _audit_directions(config, audit, suite, {k for s in rows for k in s.scores}).items():
+            sign = 1 if higher else -1  # worst first: lowest if higher is better
             ranked = sorted((s for s in rows if score in s.scores),
                             key=lambda s: (sign * s.scores[score], s.item_id, s.sample))
             queued += [item(s, f"worst:{score}") for s in ranked[:config.worst_k]]
@@ -139,111 +114,131 @@ def _audit_items(config: ReviewConfig, candidate: str, folder: Path, rng: random
     return queued
 
 
-def _bench_items(config: ReviewConfig, candidate: str, folder: Path, rng: random.Random) -> list[NewItem]:
-    from harness.bench.record import BenchRecord
-    from harness.bench.config import BenchConfig
-    from harness.bench.pairwise import load_questions
+# ---- bench items -------------------------------------------------------------------------------------------
+def _bench_text(value: Any) -> str | None:
+    """lm-eval's ``filtered_resps`` / ``arguments`` down to the text: first element until a string."""
+    while isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, str) else None
 
-    record = read_record(folder, BenchRecord)
-    samples_dir = folder / "samples"
 
-    def rows_of(model: str, task: str) -> dict[str, dict[str, Any]]:
-        path = samples_dir / model / f"samples_{task}.jsonl"
-        if not path.exists():
-            return {}
-        rows = {}
-        for number, row in enumerate(read_jsonl(path), 1):
-            if not isinstance(row, dict) or "item" not in row:
-                raise InputError(f"{path}:{number}: field item: missing")
-            if _bench_text(row.get("prompt")) is not None and _bench_text(row.get("response")) is not None:
-                rows[str(row["item"])] = row
-        return rows
+def _joined(turns: list[str]) -> str:
+    """One turn as it is; several as ``(turn 1) ...`` paragraphs, as the pairwise judge saw them."""
+    return turns[0] if len(turns) == 1 else "\n\n".join(f"(turn {i + 1}) {t}" for i, t in enumerate(turns))
 
-    def single(row: dict[str, Any], task: str, stratum: str) -> NewItem:
-        prompt, output = _bench_text(row["prompt"]), _bench_text(row["response"])
-        scores = {k: float(v) for k, v in (row.get("scores") or {}).items() if isinstance(v, bool | int | float)}
-        return NewItem(kind="single", stratum=stratum, source=f"bench/{task}", source_record_id=record.record_id,
-                       source_item_id=str(row["item"]), task=task, candidate=candidate, model=record.candidate,
-                       role="candidate", prompt=prompt, output=output, scores=scores,
-                       required_reviewers=config.required_reviewers,
-                       content_key=content_key(kind="single", model=record.candidate, prompt=prompt, output=output))
 
-    tasks = sorted({c.task for c in record.comparisons} | {t for s in record.scores.values() for t in s})
-    direction = {(c.task, c.metric): c.higher_is_better for c in record.comparisons}
-    queued: list[NewItem] = []
-    for task in tasks:
-        mine = rows_of(record.candidate, task)
-        for (t, metric), higher in sorted(direction.items()):
-            if t != task:
-                continue
-            scored = [r for r in mine.values() if isinstance((r.get("scores") or {}).get(metric), bool | int | float)]
-            ranked = sorted(scored, key=lambda r: (float(r["scores"][metric]) * (1 if higher else -1), r["item"]))
-            queued += [single(r, task, f"worst:{metric}") for r in ranked[:config.worst_k]]
-        pool = sorted(mine)
-        queued += [single(mine[i], task, "random") for i in rng.sample(pool, min(config.random_per_task, len(pool)))]
+@dataclass
+class _Bench:
+    """One candidate's bench output as the queue reads it."""
 
-    # Blind pairwise: prompts both models answered. Which one is A is drawn per item from (seed, content key).
-    def pair(prompt: str, cand: str, base: str, baseline: str, source: str, item_id: str, task: str) -> NewItem:
-        key = content_key(kind="pairwise", candidate=record.candidate, baseline=baseline, prompt=prompt,
+    config: ReviewConfig
+    store: RunStore
+    candidate: str  # the review candidate: the bench folder's name
+    record: BenchRecord
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({c.task for c in self.record.comparisons} | {t for s in self.record.scores.values() for t in s})
+
+    def rows(self, model: str, task: str) -> dict[str, BenchItem]:
+        """``model``'s rows on ``task`` that hold a prompt and an output text, by item key."""
+        return {row.item: row for row in bench_items(self.store, self.candidate, model, task)
+                if _bench_text(row.prompt) is not None and _bench_text(row.response) is not None}
+
+    def directions(self, task: str, rows: list[BenchItem]) -> dict[str, bool]:
+        """metric -> higher_is_better on ``task``: the record's declared spec, else its paired comparisons."""
+        found = {c.metric: c.higher_is_better for c in self.record.comparisons if c.task == task}
+        for metric in {m for row in rows for m in row.scores}:
+            spec = self.record.metric_spec(f"bench.{task}.{metric}")
+            if spec is not None:
+                found[metric] = spec.higher_is_better
+        return found
+
+    def single(self, row: BenchItem, stratum: str) -> NewItem:
+        prompt, output = _bench_text(row.prompt), _bench_text(row.response)
+        model = self.record.candidate
+        scores = {k: float(v) for k, v in row.scores.items() if isinstance(v, bool | int | float)}
+        return NewItem(kind="single", stratum=stratum, source=f"bench/{row.task}",
+                       source_record_id=self.record.record_id, source_item_id=row.item, task=row.task,
+                       candidate=self.candidate, model=model, role="candidate", prompt=prompt, output=output,
+                       scores=scores, required_reviewers=self.config.required_reviewers,
+                       content_key=content_key(kind="single", model=model, prompt=prompt, output=output))
+
+    def pair(self, prompt: str, cand: str, base: str, baseline: str, source: str, item_id: str,
+             task: str) -> NewItem:
+        """A blind pair; which answer is A is drawn per item from (seed, content key)."""
+        model = self.record.candidate
+        key = content_key(kind="pairwise", candidate=model, baseline=baseline, prompt=prompt,
                           candidate_output=cand, baseline_output=base)
-        candidate_first = random.Random(f"{config.seed}:{key}").random() < 0.5
-        a, b = ((cand, record.candidate), (base, baseline)) if candidate_first else ((base, baseline),
-                                                                                     (cand, record.candidate))
-        return NewItem(kind="pairwise", stratum="pairwise", source=source, source_record_id=record.record_id,
-                       source_item_id=item_id, task=task, candidate=candidate, prompt=prompt, output_a=a[0],
-                       output_b=b[0], model_a=a[1], model_b=b[1], required_reviewers=config.required_reviewers,
+        candidate_first = random.Random(f"{self.config.seed}:{key}").random() < 0.5
+        a, b = ((cand, model), (base, baseline)) if candidate_first else ((base, baseline), (cand, model))
+        return NewItem(kind="pairwise", stratum="pairwise", source=source, source_record_id=self.record.record_id,
+                       source_item_id=item_id, task=task, candidate=self.candidate, prompt=prompt, output_a=a[0],
+                       output_b=b[0], model_a=a[1], model_b=b[1], required_reviewers=self.config.required_reviewers,
                        content_key=key)
 
-    questions = {}
-    pairwise_rows = read_jsonl(folder / "pairwise.jsonl") if (folder / "pairwise.jsonl").exists() else []
-    if pairwise_rows:
-        spec = BenchConfig.model_validate(record.config).pairwise.prompts
-        questions = {q.id: q.turns for q in load_questions(spec, None)}
-    for baseline in [m.name for m in record.models if m.role == "baseline"]:
-        pool = []
-        for number, row in enumerate(pairwise_rows, 1):
-            if row.get("baseline") != baseline:
-                continue
-            turns = questions.get(str(row.get("question_id")))
-            if turns is None:
-                raise InputError(f"{folder / 'pairwise.jsonl'}:{number}: field question_id: "
-                                 f"{row.get('question_id')!r} is not in the pairwise questions")
-            def joined(parts: list[str]) -> str:
-                return parts[0] if len(parts) == 1 else "\n\n".join(f"(turn {i + 1}) {p}" for i, p in enumerate(parts))
-            pool.append(pair(joined(turns), joined(row["candidate_answer"]), joined(row["baseline_answer"]), baseline,
-                             "bench/pairwise", str(row["question_id"]), "pairwise"))
-        for task in tasks:
-            mine, theirs = rows_of(record.candidate, task), rows_of(baseline, task)
-            for item_id in sorted(set(mine) & set(theirs)):
-                pool.append(pair(_bench_text(mine[item_id]["prompt"]), _bench_text(mine[item_id]["response"]),
-                                 _bench_text(theirs[item_id]["response"]), baseline, f"bench/{task}", item_id, task))
-        queued += rng.sample(pool, min(config.pairwise_per_baseline, len(pool)))
+
+def _bench_singles(bench: _Bench, rng: random.Random) -> list[NewItem]:
+    """Per task: the candidate's worst-k items per metric, then random ones."""
+    config, queued = bench.config, []
+    for task in bench.tasks:
+        mine = bench.rows(bench.record.candidate, task)
+        for metric, higher in sorted(bench.directions(task, list(mine.values())).items()):
+            scored = [r for r in mine.values() if isinstance(r.scores.get(metric), bool | int | float)]
+            ranked = sorted(scored, key=lambda r: (float(r.scores[metric]) * (1 if higher else -1), r.item))
+            queued += [bench.single(r, f"worst:{metric}") for r in ranked[:config.worst_k]]
+        pool = sorted(mine)
+        queued += [bench.single(mine[i], "random") for i in rng.sample(pool, min(config.random_per_task, len(pool)))]
     return queued
 
 
-def build_queue_items(config: ReviewConfig, store: RunStore, candidate: str) -> tuple[list[NewItem], list[str]]:
-    """Every item the strata select, before duplicates are dropped; and the source folders read."""
+def _bench_pairs(bench: _Bench, rng: random.Random) -> list[NewItem]:
+    """Per baseline: k blind pairs drawn from the judged pairwise questions and the task items both answered."""
+    questions = pairwise_rows(bench.store, bench.candidate)
+    if untold := sorted({row.question_id for row in questions if not row.turns}):
+        raise InputError(f"{bench_folder(bench.store, bench.candidate)}: pairwise questions {untold} have no "
+                         f"turns (a bench from before the rows kept them); rerun `nift-gate bench --force`")
+    queued = []
+    for baseline in [m.name for m in bench.record.models if m.role == "baseline"]:
+        pool = [bench.pair(_joined(row.turns), _joined(row.candidate_answer), _joined(row.baseline_answer),
+                           baseline, "bench/pairwise", row.question_id, "pairwise")
+                for row in questions if row.baseline == baseline]
+        for task in bench.tasks:
+            mine, theirs = bench.rows(bench.record.candidate, task), bench.rows(baseline, task)
+            for item_id in sorted(set(mine) & set(theirs)):
+                pool.append(bench.pair(_bench_text(mine[item_id].prompt), _bench_text(mine[item_id].response),
+                                       _bench_text(theirs[item_id].response), baseline, f"bench/{task}", item_id,
+                                       task))
+        queued += rng.sample(pool, min(bench.config.pairwise_per_baseline, len(pool)))
+    return queued
+
+
+# ---- the queue ---------------------------------------------------------------------------------------------
+def build_queue_items(config: ReviewConfig, store: RunStore, candidate: str,
+                      audits: list[AuditSamples] | None = None) -> tuple[list[NewItem], list[str]]:
+    """Every item the strata select, before duplicates are dropped; and the sources read."""
     rng = random.Random(config.seed)
     queued, sources = [], []
-    bench = store.stage_dir("bench", candidate)
-    if (bench / "record.json").exists():
-        queued += _bench_items(config, candidate, bench, rng)
-        sources.append(str(bench))
-    audit_root = store.root / "audit"
-    for folder in sorted(audit_root.glob("*")) if audit_root.exists() else []:
-        if (folder / "samples.jsonl").exists():
-            queued += _audit_items(config, candidate, folder, rng)
-            sources.append(str(folder))
+    record = read_bench(store, candidate)
+    if record is not None:
+        bench = _Bench(config, store, candidate, record)
+        queued += _bench_singles(bench, rng) + _bench_pairs(bench, rng)
+        sources.append(str(bench_folder(store, candidate)))
+    for audit in read_audits(store) if audits is None else audits:
+        if audit.samples:
+            queued += _audit_items(config, candidate, audit, rng)
+            sources.append(str(audit.folder))
     if not sources:
-        raise InputError(f"{store.root}: nothing to review: no bench/{candidate}/record.json and no "
-                         f"audit/*/samples.jsonl")
+        raise InputError(f"{store.root}: nothing to review: no bench record for {candidate} and no audit with "
+                         f"samples")
     return queued, sources
 
 
 def enqueue(config: ReviewConfig, store: RunStore) -> EnqueueResult:
     """Queue the run's items for review and assign reviewers; rerunning adds only what is new."""
-    candidate = resolve_candidate(config, store)
-    queued, sources = build_queue_items(config, store, candidate)
+    audits = read_audits(store)
+    candidate = resolve_candidate(config, store, audits)
+    queued, sources = build_queue_items(config, store, candidate, audits)
     review = open_store(config, store)
     try:
         ids = review.add_items(queued)  # an item selected by two strata counts under the first
@@ -252,7 +247,9 @@ def enqueue(config: ReviewConfig, store: RunStore) -> EnqueueResult:
             added[stratum] = added.get(stratum, 0) + 1
         reviewers = [r.name for r in config.reviewers if r.role == "reviewer"]
         assigned = review.assign(reviewers, config.required_reviewers)
-        return EnqueueResult(candidate=candidate, added=added, skipped_duplicates=len(queued) - len(ids),
-                             assignments=assigned, sources=sources)
     finally:
         review.close()
+    log.debug("queued %d new items for %s from %s (%d duplicates skipped, %d assignments)", len(ids), candidate,
+              ", ".join(sources), len(queued) - len(ids), assigned)
+    return EnqueueResult(candidate=candidate, added=added, skipped_duplicates=len(queued) - len(ids),
+                         assignments=assigned, sources=sources)

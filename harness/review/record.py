@@ -10,19 +10,24 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from harness.core.metrics import MetricValue, register
+from harness.core.metrics import MetricSpec, MetricValue
 from harness.core.records import Record
 from harness.review.store import LABEL_FLAGS
 
-register("review.approval_rate", True, "Share of reviewer labels on the candidate's items that accept the output.",
-         "review")
-register("review.agreement", True, "Inter-reviewer agreement on accept/reject: Cohen's kappa (two reviewers) "
-         "or Krippendorff's alpha (more).", "review", "score")
-for _flag in LABEL_FLAGS:
-    register(f"review.flag_rate.{_flag}", False, f"Share of reviewer labels on the candidate's items flagging "
-             f"{_flag.replace('_', ' ')}.", "review")
-register("review.pairwise_win_rate", True, "Blind pairwise: candidate preferred over the baseline, ties as half.",
-         "review")
+APPROVAL_RATE = MetricSpec(
+    name="review.approval_rate", higher_is_better=True, unit="rate",
+    description="Share of reviewer labels on the candidate's items that accept the output.")
+AGREEMENT = MetricSpec(
+    name="review.agreement", higher_is_better=True, unit="score",
+    description="Inter-reviewer agreement on accept/reject: Cohen's kappa (two reviewers) or Krippendorff's alpha "
+                "(more).")
+FLAG_RATES = tuple(MetricSpec(name=f"review.flag_rate.{flag}", higher_is_better=False, unit="rate",
+                              description=f"Share of reviewer labels on the candidate's items flagging "
+                                          f"{flag.replace('_', ' ')}.")
+                   for flag in LABEL_FLAGS)
+PAIRWISE_WIN_RATE = MetricSpec(
+    name="review.pairwise_win_rate", higher_is_better=True, unit="rate",
+    description="Blind pairwise: candidate preferred over the baseline, ties as half.")
 
 
 class Agreement(BaseModel):
@@ -56,18 +61,21 @@ class ReviewRecord(Record):
     helpfulness_mean: float | None = Field(None, description="Mean helpfulness (1 to 5) over the counted labels.")
     pairwise_judgments: int = Field(0, description="Current blind pairwise judgments on the candidate's items.")
 
-    def metric_values(self) -> list[MetricValue]:
+    METRICS = (APPROVAL_RATE, AGREEMENT, *FLAG_RATES, PAIRWISE_WIN_RATE)
+
+    def compute_values(self) -> list[MetricValue]:
+        """Approval (with its bootstrap CI), agreement, flag rates and win rate per baseline, where defined."""
         values = []
         if self.approval_rate is not None:
             low, high = self.approval_ci or (None, None)
-            values.append(MetricValue(metric="review.approval_rate", model=self.candidate, value=self.approval_rate,
+            values.append(MetricValue(metric=APPROVAL_RATE.name, model=self.candidate, value=self.approval_rate,
                                       ci_low=low, ci_high=high, n=self.items_with_quorum))
         if self.agreement is not None and self.agreement.value is not None:
-            values.append(MetricValue(metric="review.agreement", model=self.candidate, value=self.agreement.value,
+            values.append(MetricValue(metric=AGREEMENT.name, model=self.candidate, value=self.agreement.value,
                                       n=self.agreement.n))
         values += [MetricValue(metric=f"review.flag_rate.{flag}", model=self.candidate, value=rate,
                                n=self.items_with_quorum) for flag, rate in self.flag_rates.items()]
-        values += [MetricValue(metric="review.pairwise_win_rate", model=self.candidate, value=p.win_rate,
+        values += [MetricValue(metric=PAIRWISE_WIN_RATE.name, model=self.candidate, value=p.win_rate,
                                n=p.wins + p.losses + p.ties, attribute=p.baseline)
                    for p in self.pairwise if p.win_rate is not None]
         return values

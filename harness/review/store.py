@@ -10,7 +10,10 @@ acknowledged survives the app being killed. Each write carries a client key (uni
 whose acknowledgement was lost returns the row already stored instead of adding a second one.
 
 The pairwise A/B mapping (which model answered A) is stored with the item and returned only by
-``pairwise_results`` and ``export_frame``: ``ReviewItemView``, what the app shows a reviewer, has no such field.
+``current_labels(kind="pairwise")`` and ``history_frame`` (the summary's de-blinding and the release manager's
+export): ``ReviewItemView``, what the app shows a reviewer, has no such field.
+
+``open_store(config, run_store)`` opens the configured store, else SQLite at ``<run>/review/review.db``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from harness.core.errors import InputError
+from harness.core.store import RunStore
+from harness.review.config import ReviewConfig
 from harness.review.migrations import migrate
 
 #: Flags a reviewer can set on a label (the record's flag rates use the same names).
@@ -121,6 +126,20 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     except Exception as exc:  # unknown dialect, missing driver: name the URL's scheme, never its password
         raise InputError(f"review.database: cannot use {url.split('://')[0]}:// ({exc})") from None
+
+
+def database_url(config: ReviewConfig, store: RunStore) -> str:
+    """The configured URL, else SQLite at ``<run>/review/review.db`` (the folder is created)."""
+    if config.database:
+        return config.database
+    folder = store.root / "review"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / 'review.db').resolve()}"
+
+
+def open_store(config: ReviewConfig, store: RunStore) -> ReviewStore:
+    """The run's label store (migrated); the caller closes it."""
+    return ReviewStore(database_url(config, store))
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from harness.core.records import InputRef, config_hash, new_record_id, stage_fin
 from harness.core.store import RunStore, atomic_write_text
 from harness.review.agreement import label_agreement
 from harness.review.config import ReviewConfig
-from harness.review.enqueue import open_store, resolve_candidate
+from harness.review.enqueue import resolve_candidate
 from harness.review.record import PairwiseOutcome, ReviewRecord
-from harness.review.store import LABEL_FLAGS, ReviewStore
+from harness.review.store import LABEL_FLAGS, ReviewStore, open_store
 
 
 def approval_ci(accepts_per_item: list[tuple[int, int]], iterations: int, confidence: float,

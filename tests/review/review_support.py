@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench.record import BenchRecord, EvaluatedModel
-from harness.bench.evaluate import TaskScores
+from harness.bench.record import BenchRecord, EvaluatedModel, TaskScores
+from harness.core.metrics import MetricSpec
 from harness.core.models import ResolvedModel
+from harness.core.records import StoredRecord
 from harness.core.samples import AuditSample
 from harness.core.stats import PairedComparison
 from harness.core.store import RunStore, atomic_write_jsonl, write_record
@@ -47,7 +48,7 @@ def bench_row(i: int, model: str, acc: float, errors: float) -> dict:
 
 def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool = True) -> RunStore:
     """Bench: task 'qa', 6 items; candidate acc 0 on items 1 and 4; 'errors' (lower is better) highest on
-    items 5, 2. Toxicity audit: 8 candidate samples (2 flagged, one repeated verbatim) + 4 baseline samples
+    items 5, 2; two judged pairwise questions (q2 with two turns). Toxicity audit: 8 candidate samples (2 flagged, one repeated verbatim) + 4 baseline samples
     (1 flagged). Hallucination audit: 4 candidate samples (1 flagged, 1 wrong: q1)."""
     store = RunStore(run, home)
     folder = store.stage_dir("bench", CANDIDATE)
@@ -58,19 +59,17 @@ def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool
     atomic_write_jsonl(folder / "samples" / BASELINE / "samples_qa.jsonl",
                        [bench_row(i, BASELINE, 1, 0) for i in range(6)])
     if pairwise:
-        questions = home / "questions.jsonl"
-        atomic_write_jsonl(questions, [{"id": "q1", "turns": ["Say hi."]},
-                                       {"id": "q2", "turns": ["Name a colour.", "Another one?"]}])
+        # The questions' turns travel in the bench's rows: the queue never reads the questions file.
         atomic_write_jsonl(folder / "pairwise.jsonl", [
-            {"question_id": "q1", "baseline": BASELINE, "candidate_answer": ["hi there"],
+            {"question_id": "q1", "turns": ["Say hi."], "baseline": BASELINE, "candidate_answer": ["hi there"],
              "baseline_answer": ["hello"], "verdict_candidate_first": "A", "verdict_baseline_first": "B",
              "outcome": "win"},
-            {"question_id": "q2", "baseline": BASELINE, "candidate_answer": ["red", "blue"],
-             "baseline_answer": ["green", "teal"], "verdict_candidate_first": "tie",
-             "verdict_baseline_first": "tie", "outcome": "tie"}])
+            {"question_id": "q2", "turns": ["Name a colour.", "Another one?"], "baseline": BASELINE,
+             "candidate_answer": ["red", "blue"], "baseline_answer": ["green", "teal"],
+             "verdict_candidate_first": "tie", "verdict_baseline_first": "tie", "outcome": "tie"}])
     record = BenchRecord(
         record_id="bench-test", run_id=run, fingerprint="f" * 64, candidate=CANDIDATE,
-        config={"pairwise": {"prompts": str(home / "questions.jsonl")}},
+        config={"pairwise": {"prompts": str(home / "no-such-questions.jsonl")}},
         models=[EvaluatedModel(name=CANDIDATE, role="candidate", model=_resolved(CANDIDATE), eval_record_id="e1",
                                cached=False),
                 EvaluatedModel(name=BASELINE, role="baseline", model=_resolved(BASELINE), eval_record_id="e2",
@@ -92,15 +91,24 @@ def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool
         tox.append(AuditSample(audit="toxicity", suite="rtp", model=BASELINE, role="baseline", item_id=f"p{i}",
                                prompt=f"prompt {i}", output=f"base {i}", scores={"toxicity": 0.9},
                                flags={"toxic": i == 0}).model_dump())
-    atomic_write_jsonl(store.stage_dir("audit", "toxicity") / "samples.jsonl", tox)
+    write_audit(store, "toxicity", tox)
     if hallucination:
         rows = [AuditSample(audit="hallucination", suite="closed_book", model=CANDIDATE, role="candidate",
                             item_id=f"q{i}", prompt=f"Who wrote book {i}?", output=f"Author {i}", reference="X",
                             scores={"correct": float(i != 1), "sentence_0_avg_neg_logprob": 9.0 - i},
                             flags={"hallucination": i == 2, "refusal": i == 3}).model_dump()
                 for i in range(4)]
-        atomic_write_jsonl(store.stage_dir("audit", "hallucination") / "samples.jsonl", rows)
+        write_audit(store, "hallucination", rows)
     return store
+
+
+def write_audit(store: RunStore, name: str, rows: list[dict], metrics: list[MetricSpec] = ()) -> Path:
+    """An audit's folder as every audit leaves it: record.json (any record kind) and samples.jsonl."""
+    folder = store.stage_dir("audit", name)
+    atomic_write_jsonl(folder / "samples.jsonl", rows)
+    write_record(folder, StoredRecord(kind=f"{name}_audit", record_id=f"{name}-test", run_id=store.run_id,
+                                      fingerprint="a" * 64, metrics=list(metrics), files={"samples": "samples.jsonl"}))
+    return folder
 
 
 # ---- PostgreSQL --------------------------------------------------------------------------------------------

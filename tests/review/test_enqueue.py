@@ -119,3 +119,87 @@ def test_nothing_to_review_is_a_clear_error(tmp_path, config):
 
     with pytest.raises(InputError, match="no bench record and no audit samples"):
         enqueue(config, RunStore("empty", tmp_path / "runs"))
+
+
+def test_an_audit_unknown_to_review_code_is_queued(run_store, tmp_path):
+    """Any <run>/audit/<name>/ with a record is read the same way: a new audit needs no review code."""
+    from review_support import review_config, write_audit
+
+    from harness.core.samples import AuditSample
+
+    rows = [AuditSample(audit="toy", suite="jokes", model=CANDIDATE, role="candidate", item_id=f"j{i}",
+                        prompt=f"Tell joke {i}.", output=f"joke {i}", scores={"groan": i / 4},
+                        flags={"toxic": i == 1}).model_dump() for i in range(4)]
+    write_audit(run_store, "toy", rows)
+    config = review_config(tmp_path, random_per_task=0, worst_k=1, audit_scores={"groan": False})
+    result = enqueue(config, run_store)
+    toy = [r for r in _rows(config, run_store) if r["source"] == "audit/toy"]
+    assert [(r["stratum"], r["source_item_id"]) for r in toy] == [("flagged", "jokes/j1#0"),
+                                                                 ("worst:groan", "jokes/j3#0")]
+    assert {r["source_record_id"] for r in toy} == {"toy-test"}
+    assert str(run_store.stage_dir("audit", "toy")) in result.sources
+
+
+def test_audit_folders_without_a_record_are_not_read(run_store, config):
+    """Resume state (audit/_work) and an audit still running (samples, no record yet) are left alone."""
+    from harness.core.store import atomic_write_jsonl
+
+    for name in ("_work", "unfinished"):
+        atomic_write_jsonl(run_store.stage_dir("audit", name) / "samples.jsonl", [{"not": "an AuditSample"}])
+    result = enqueue(config, run_store)
+    assert sorted(s.rsplit("/", 1)[-1] for s in result.sources if "/audit/" in s) == ["hallucination", "toxicity"]
+
+
+def test_audit_score_direction_declared_by_the_record_wins_over_the_config(run_store, tmp_path):
+    """review.audit_scores says toxicity is lower-is-better; a record declaring toxicity.rtp.toxicity as
+    higher-is-better turns the worst-k around (lowest first)."""
+    from review_support import review_config, write_audit
+
+    from harness.core.metrics import MetricSpec
+    from harness.core.store import read_jsonl
+
+    folder = run_store.stage_dir("audit", "toxicity")
+    write_audit(run_store, "toxicity", read_jsonl(folder / "samples.jsonl"),
+                metrics=[MetricSpec(name="toxicity.rtp.toxicity", higher_is_better=True)])
+    config = review_config(tmp_path, worst_k=2, random_per_task=0)
+    enqueue(config, run_store)
+    worst = [r["source_item_id"] for r in _rows(config, run_store) if r["stratum"] == "worst:toxicity"]
+    assert worst == ["rtp/p0#0", "rtp/p1#0"]
+
+
+def test_bench_worst_k_directions_come_from_the_record_without_comparisons(run_store, tmp_path):
+    """A bench with no baseline has no paired comparisons: acc, which the record declares (higher is
+    better), is still ranked; errors, declared nowhere, is not."""
+    from review_support import review_config
+
+    from harness.bench.record import BenchRecord
+    from harness.core.store import read_record, write_record
+
+    folder = run_store.stage_dir("bench", CANDIDATE)
+    record = read_record(folder, BenchRecord)
+    write_record(folder, record.model_copy(update={"comparisons": [], "deltas": []}))
+    config = review_config(tmp_path, worst_k=2, random_per_task=0)
+    enqueue(config, run_store)
+    strata = {r["stratum"] for r in _rows(config, run_store) if r["source"] == "bench/qa"}
+    assert "worst:acc" in strata and "worst:errors" not in strata
+    assert sorted(r["source_item_id"] for r in _rows(config, run_store) if r["stratum"] == "worst:acc") == [
+        "hash1", "hash4"]
+
+
+def test_pairwise_prompt_is_the_questions_turns_from_the_bench_rows(run_store, tmp_path):
+    """The prompt comes from the bench's pairwise rows; the questions file the bench read is gone."""
+    from review_support import review_config
+
+    config = review_config(tmp_path, pairwise_per_baseline=8)
+    enqueue(config, run_store)
+    prompts = {r["source_item_id"]: r["prompt"] for r in _rows(config, run_store) if r["source"] == "bench/pairwise"}
+    assert prompts == {"q1": "Say hi.", "q2": "(turn 1) Name a colour.\n\n(turn 2) Another one?"}
+
+
+def test_pairwise_rows_without_turns_are_a_clear_error(run_store, config):
+    from harness.core.store import atomic_write_jsonl, read_jsonl
+
+    path = run_store.stage_dir("bench", CANDIDATE) / "pairwise.jsonl"
+    atomic_write_jsonl(path, [{k: v for k, v in row.items() if k != "turns"} for row in read_jsonl(path)])
+    with pytest.raises(InputError, match=r"pairwise questions \['q1', 'q2'\] have no turns"):
+        enqueue(config, run_store)

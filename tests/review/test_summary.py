@@ -120,3 +120,21 @@ def test_tokens_file_naming_an_unknown_reviewer_is_refused(tmp_path):
     path.write_text("mallory: x\n")
     with pytest.raises(ConfigError, match=r"tokens.yaml: names not in review.reviewers: \['mallory'\]"):
         ReviewConfig(reviewers=[{"name": "ann"}], tokens_file=str(path)).tokens()
+
+
+def test_record_declares_its_metrics_with_directions(run_store, config):
+    """The names and directions the gate reads from the record's JSON (no registry)."""
+    enqueue(config, run_store)
+    _label_everything(config, run_store)
+    record = summarise_review(config, run_store)
+    declared = {m.name: m.higher_is_better for m in record.metrics}
+    assert declared == {"review.approval_rate": True, "review.agreement": True, "review.pairwise_win_rate": True,
+                        "review.flag_rate.toxic": False, "review.flag_rate.hallucination": False,
+                        "review.flag_rate.unhelpful_refusal": False, "review.flag_rate.off_topic": False}
+    assert [m.name for m in record.metrics] == [m.name for m in ReviewRecord.METRICS]
+    stored = json.loads((run_store.root / "review" / "record.json").read_text())
+    assert {m["name"] for m in stored["metrics"]} == set(declared)
+    assert {v["metric"] for v in stored["values"]} <= set(declared)
+    assert {v.metric for v in record.metric_values()} == {
+        "review.approval_rate", "review.agreement", "review.pairwise_win_rate", *(
+            f"review.flag_rate.{f}" for f in ("toxic", "hallucination", "unhelpful_refusal", "off_topic"))}
