@@ -1,12 +1,25 @@
-"""Configuration of `nift-gate audit`."""
+"""Configuration of `nift-gate audit`.
+
+:class:`AuditConfig` holds what every audit shares (models, bootstrap, seed, threads), a typed section for
+each shipped audit (``toxicity``, ``hallucination``), and ``extra``: the settings of any other registered
+audit, keyed by its name and validated by that audit's own config type when the audits run. A new audit
+therefore needs no field here::
+
+    audit:
+      extra:
+        my_audit: {enabled: true, prompts: my_prompts.jsonl}
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 
 from harness.core.config import ModelRef, Section
+from harness.core.errors import ConfigError
+
+S = TypeVar("S", bound=Section)
 
 
 class ToxicityAuditConfig(Section):
@@ -104,3 +117,31 @@ class AuditConfig(Section):
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
     seed: int = Field(0, description="Sampling and bootstrap seed.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
+    extra: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Settings of registered audits without a section of their own: audit "
+                                          "name -> its settings, checked by the audit's config type.")
+
+    @model_validator(mode="after")
+    def _extra_names_no_typed_section(self) -> AuditConfig:
+        if typed := sorted(set(self.extra) & set(type(self).model_fields)):
+            raise ValueError(f"extra: {typed} have sections of their own (audit.{typed[0]})")
+        return self
+
+    def common(self) -> dict[str, Any]:
+        """The settings every audit shares, as its fingerprint and record keep them."""
+        return self.model_dump(include={"bootstrap_iterations", "confidence", "seed", "threads"})
+
+    def section(self, name: str, config_type: type[S]) -> S:
+        """The settings of audit ``name``: its typed section when there is one, else ``extra[name]`` (absent:
+        the defaults) validated by ``config_type``. Errors name the ``audit.extra.<name>`` path."""
+        if name in type(self).model_fields:
+            section = getattr(self, name)
+            if not isinstance(section, config_type):
+                raise TypeError(f"audit.{name} is a {type(section).__name__}, not a {config_type.__name__}")
+            return section
+        try:
+            return config_type.model_validate(self.extra.get(name, {}))
+        except ValidationError as exc:
+            problems = "; ".join(f"audit.extra.{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ConfigError(problems) from None

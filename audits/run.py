@@ -1,21 +1,48 @@
-"""`nift-gate audit`'s entry point: every enabled audit on the candidate and its baselines."""
+"""`nift-gate audit`'s entry point: every registered audit that is enabled, on the candidate and its baselines."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from audits.config import AuditConfig
+from audits.registry import Audit, AuditRecord, registered_audits
+from harness.core.config import ModelRef
+from harness.core.errors import ConfigError
+from harness.core.log import get_logger
 from harness.core.store import RunStore
 
+log = get_logger("audit")
 
-def run_audits(config, store: RunStore, force: bool = False) -> dict:
-    """``config`` is the PipelineConfig (audits default to the bench's models; TruthfulQA runs with bench's
-    lm-eval settings). Returns {audit name: record} for the audits that are enabled."""
-    from audits.hallucination.audit import run_hallucination_audit
-    from audits.toxicity.audit import run_toxicity_audit
 
-    candidate, baselines = config.audit_targets()
-    records = {}
-    if config.audit.toxicity.enabled:
-        records["toxicity"] = run_toxicity_audit(config.audit, candidate, baselines, store, force=force)
-    if config.audit.hallucination.enabled:
-        records["hallucination"] = run_hallucination_audit(config.audit, candidate, baselines, store,
-                                                           bench=config.bench, force=force)
-    return records
+def run_audits(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
+               force: bool = False, **extras: Any) -> dict[str, AuditRecord]:
+    """Run every registered audit whose settings are enabled, in registration order.
+
+    ``extras`` go to the audits whose run functions name them (the hallucination audit's
+    ``lm_eval_settings``, for instance). Every audit's settings are checked before the first one starts,
+    so a typo in ``audit.extra`` fails in seconds, not after an hour of toxicity sampling. Returns
+    {audit name: record} for the audits that ran.
+    """
+    audits = registered_audits()
+    if unknown := sorted(set(config.extra) - {audit.name for audit in audits}):
+        raise ConfigError(f"audit.extra: no audit named {', '.join(unknown)}; registered: "
+                          f"{', '.join(a.name for a in audits) or 'none'}")
+    wanted = [audit for audit in audits if audit.enabled(config)]
+    accepted = [audit.accepts() for audit in audits]
+    taken = set(extras) if None in accepted else set().union(*accepted)
+    if unused := sorted(set(extras) - taken):
+        raise TypeError(f"run_audits: no registered audit takes {', '.join(unused)}")
+    return {audit.name: _run_one(audit, config, candidate, baselines, store, force, extras) for audit in wanted}
+
+
+def _run_one(audit: Audit, config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
+             force: bool, extras: dict[str, Any]) -> AuditRecord:
+    """Run ``audit`` with the extras its run function names; check it returned the record it registered."""
+    accepted = audit.accepts()
+    kwargs = extras if accepted is None else {k: v for k, v in extras.items() if k in accepted}
+    log.debug(f"{audit.name} (version {audit.version})")
+    record = audit.run(config, candidate, baselines, store, force=force, **kwargs)
+    if not isinstance(record, audit.record_type) or record.version != audit.version:
+        raise TypeError(f"audit {audit.name!r} returned a {type(record).__name__} of version {record.version!r}; "
+                        f"it is registered with {audit.record_type.__name__} version {audit.version!r}")
+    return record

@@ -16,8 +16,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from harness.app.config import PipelineConfig
-from harness.core import metrics
+from harness.bench.record import BenchRecord, bench_candidates, read_bench
+from harness.core.log import get_logger
+from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
+from harness.core.records import StoredRecord
 from harness.core.samples import AuditSample
 from harness.core.store import (
     RECORD_FILE,
@@ -26,17 +28,22 @@ from harness.core.store import (
     read_jsonl,
     read_record,
 )
-from harness.gate.evidence import Evidence
-from harness.gate.gate import (
+from harness.data.record import NiftDatasetRecord
+from harness.gate.record import (
+    GateDecisionRecord,
+    OverrideRecord,
+    StoredEvidence,
     decided_evidence,
-    gate_targets,
     latest_decision,
     overrides_of,
 )
-from harness.gate.record import GateDecisionRecord, OverrideRecord
+from harness.review.record import ReviewRecord
+from harness.train.record import CheckpointRecord
 from reports import charts
+from reports.config import ReportConfig
 
 TEMPLATES = Path(__file__).parent / "templates"
+log = get_logger("report")
 
 
 @dataclass
@@ -52,6 +59,7 @@ class Report:
     overrides: list[OverrideRecord]
     comparisons: list[dict[str, Any]]
     values: list[dict[str, Any]]
+    sections: list[dict[str, Any]]
     data_cards: list[dict[str, Any]]
     cost: dict[str, Any] | None
     identities: list[dict[str, Any]]
@@ -64,11 +72,50 @@ class Report:
     charts: dict[str, str] = field(default_factory=dict)
 
 
-def _direction(metric: str) -> bool | None:
-    try:
-        return metrics.get(metric).higher_is_better
-    except Exception:  # a metric the registry does not know is shown without a direction
-        return None
+@dataclass
+class DecidedEvidence:
+    """The records a decision rests on, read generically, with the bench and review records also typed."""
+
+    candidate: str
+    stored: list[StoredEvidence]
+    specs: dict[str, MetricSpec] = field(default_factory=dict)
+    values: list[tuple[MetricValue, str]] = field(default_factory=list)
+    deltas: list[tuple[MetricDelta, str]] = field(default_factory=list)
+    bench: BenchRecord | None = None
+    review: ReviewRecord | None = None
+
+    @classmethod
+    def of(cls, store: RunStore, decision: GateDecisionRecord) -> DecidedEvidence:
+        """The decision's evidence; refused (by the gate's reader) when any record changed since."""
+        evidence = cls(candidate=decision.candidate, stored=decided_evidence(store, decision))
+        for item in evidence.stored:
+            record = item.record
+            for spec in record.metrics:
+                evidence.specs.setdefault(spec.name, spec)
+            evidence.values += [(v, record.record_id) for v in record.metric_values()]
+            evidence.deltas += [(d, record.record_id) for d in record.metric_deltas()]
+            if record.kind == "bench":
+                evidence.bench = item.typed(BenchRecord)
+            elif record.kind == "review":
+                evidence.review = item.typed(ReviewRecord)
+        return evidence
+
+    def audits(self) -> list[tuple[str, StoredEvidence]]:
+        """(audit name, record) of every audit record, whatever audits are registered: ``audit/<name>/``."""
+        return [(item.audit, item) for item in self.stored if item.audit]
+
+    def audit(self, name: str) -> StoredEvidence | None:
+        return next((item for audit, item in self.audits() if audit == name), None)
+
+    def direction(self, metric: str) -> bool | None:
+        """The metric's direction as its record declares it (the gate refuses undeclared metrics)."""
+        spec = self.specs.get(metric)
+        return None if spec is None else spec.higher_is_better
+
+
+def _extra(record: StoredRecord, name: str) -> Any:
+    """A stage-specific field of a generically read record (None when it has none)."""
+    return (record.model_extra or {}).get(name)
 
 
 def _headline(decision: GateDecisionRecord, overrides: list[OverrideRecord]) -> tuple[str, str]:
@@ -81,7 +128,7 @@ def _headline(decision: GateDecisionRecord, overrides: list[OverrideRecord]) -> 
     return decision.decision, decision.reason
 
 
-def _comparisons(evidence: Evidence, decision: GateDecisionRecord) -> list[dict[str, Any]]:
+def _comparisons(evidence: DecidedEvidence, decision: GateDecisionRecord) -> list[dict[str, Any]]:
     """Every paired delta of the candidate: metric, baseline, both values, delta, CI, n, and the rule on it."""
     values = {(v.metric, v.model, v.attribute): v for v, _ in evidence.values}
     rules = {(o.metric, o.baseline, o.attribute): o for o in decision.outcomes if o.type == "non_inferiority"}
@@ -92,7 +139,7 @@ def _comparisons(evidence: Evidence, decision: GateDecisionRecord) -> list[dict[
         cand = values.get((delta.metric, delta.candidate, delta.attribute))
         base = values.get((delta.metric, delta.baseline, delta.attribute))
         outcome = rules.get((delta.metric, delta.baseline, delta.attribute))
-        hib = _direction(delta.metric)
+        hib = evidence.direction(delta.metric)
         label = delta.metric + (f" [{delta.attribute}]" if delta.attribute else "")
         rows.append({"metric": delta.metric, "label": label, "baseline": delta.baseline,
                      "candidate_value": None if cand is None else cand.value,
@@ -106,37 +153,55 @@ def _comparisons(evidence: Evidence, decision: GateDecisionRecord) -> list[dict[
     return sorted(rows, key=lambda r: (r["metric"].split(".")[0] != "bench", r["label"], r["baseline"]))
 
 
-def _values(evidence: Evidence) -> list[dict[str, Any]]:
-    """Every model's value of every metric (including metrics without a paired comparison)."""
+def _value_rows(evidence: DecidedEvidence, values: list[tuple[MetricValue, str]]) -> list[dict[str, Any]]:
     rows = [{"metric": v.metric, "model": v.model, "attribute": v.attribute, "value": v.value, "ci_low": v.ci_low,
-             "ci_high": v.ci_high, "n": v.n, "higher_is_better": _direction(v.metric), "record": rid}
-            for v, rid in evidence.values]
+             "ci_high": v.ci_high, "n": v.n, "higher_is_better": evidence.direction(v.metric), "record": rid}
+            for v, rid in values]
     return sorted(rows, key=lambda r: (r["metric"], r["attribute"] or "", r["model"] != evidence.candidate,
                                        r["model"]))
 
 
-def _read_all(folder: Path, kind_module: str, kind_class: str) -> list[Any]:
-    import importlib
+def _values(evidence: DecidedEvidence) -> list[dict[str, Any]]:
+    """Every model's value of every metric (including metrics without a paired comparison)."""
+    return _value_rows(evidence, evidence.values)
 
-    cls = getattr(importlib.import_module(kind_module), kind_class)
+
+def _sections(evidence: DecidedEvidence) -> list[dict[str, Any]]:
+    """One table per evidence record (bench, each audit, review): its declared metrics and every value.
+
+    Audits are listed from what their records declare, so a newly registered audit shows here as it is."""
+    sections = []
+    for item in evidence.stored:
+        record = item.record
+        name = item.audit
+        version = _extra(record, "version")
+        sections.append({
+            "title": f"audit {name}" if name else record.kind, "kind": record.kind, "record": record.record_id,
+            "version": version or None,
+            "metrics": [spec.model_dump() for spec in sorted(record.metrics, key=lambda m: m.name)],
+            "rows": _value_rows(evidence, [(v, record.record_id) for v in record.metric_values()])})
+    return sections
+
+
+def _read_all(folder: Path, cls: type) -> list[Any]:
     if not folder.exists():
         return []
     return [read_record(p, cls) for p in sorted(folder.glob(f"*/{RECORD_FILE}"))]
 
 
-def _data_cards(store: RunStore) -> list[Any]:
-    return _read_all(store.root / "data", "harness.data.record", "NiftDatasetRecord")
+def _data_cards(store: RunStore) -> list[NiftDatasetRecord]:
+    return _read_all(store.root / "data", NiftDatasetRecord)
 
 
-def _checkpoints(store: RunStore) -> list[Any]:
-    return _read_all(store.root / "train", "harness.train.train", "CheckpointRecord")
+def _checkpoints(store: RunStore) -> list[CheckpointRecord]:
+    return _read_all(store.root / "train", CheckpointRecord)
 
 
-def _cost(config: PipelineConfig, dataset, machine_hours_rate: float) -> dict[str, Any] | None:
+def _cost(config: ReportConfig, dataset, machine_hours_rate: float) -> dict[str, Any] | None:
     if dataset is None:
         return None
     gen = dataset.generation or {}
-    hand = config.report.hand_written
+    hand = config.hand_written
     teacher_usd = float(gen.get("estimated_cost_usd") or 0.0)
     seconds = float(gen.get("seconds") or 0.0)
     machine_usd = seconds / 3600 * machine_hours_rate
@@ -154,7 +219,24 @@ def _cost(config: PipelineConfig, dataset, machine_hours_rate: float) -> dict[st
             "ratio": (hand_usd / generated) if generated > 0 else None}
 
 
-def _identities(evidence: Evidence, datasets: list[Any]) -> list[dict[str, Any]]:
+def _audit_identities(name: str, record: StoredRecord) -> list[dict[str, Any]]:
+    """The scorers an audit record names (``scorer``, ``selfcheck``) and the checks it skipped."""
+    rows = []
+    scorer = _extra(record, "scorer")
+    if isinstance(scorer, dict) and scorer.get("name"):
+        rows.append({"role": f"{name} scorer", "name": scorer["name"], "note": scorer.get("note") or "",
+                     "fallback": bool(scorer.get("fallback"))})
+    selfcheck = _extra(record, "selfcheck")
+    if isinstance(selfcheck, dict) and selfcheck:
+        rows.append({"role": f"self-consistency scorer ({name})", "name": selfcheck.get("scorer", ""),
+                     "note": "; ".join(f"{k}: {v}" for k, v in selfcheck.items() if k != "scorer"),
+                     "fallback": "fallback" in json.dumps(selfcheck).lower()})
+    for check, why in (_extra(record, "skipped") or {}).items():
+        rows.append({"role": f"{name} check {check}", "name": "skipped", "note": why, "fallback": False})
+    return rows
+
+
+def _identities(evidence: DecidedEvidence, datasets: list[NiftDatasetRecord]) -> list[dict[str, Any]]:
     rows = []
     for ds in datasets:
         teacher = ds.teacher or {}
@@ -164,22 +246,12 @@ def _identities(evidence: Evidence, datasets: list[Any]) -> list[dict[str, Any]]
             rows.append({"role": f"instruction-likeness judge (data `{ds.variant}`)", "name": ds.judge.model,
                          "note": f"{ds.judge.unparseable} of {ds.judge.labelled} replies unparseable",
                          "fallback": False})
-    bench = evidence.records.get("bench")
+    bench = evidence.bench
     if bench is not None and bench.judge:
         rows.append({"role": "pairwise judge (bench)", "name": str(bench.judge.get("model")),
                      "note": str(bench.judge.get("note", "")), "fallback": False})
-    tox = evidence.records.get("toxicity_audit")
-    if tox is not None:
-        rows.append({"role": "toxicity scorer", "name": tox.scorer.name, "note": tox.scorer.note,
-                     "fallback": tox.scorer.fallback})
-    hal = evidence.records.get("hallucination_audit")
-    if hal is not None:
-        if hal.selfcheck:
-            rows.append({"role": "self-consistency scorer (hallucination)", "name": hal.selfcheck.get("scorer", ""),
-                         "note": "; ".join(f"{k}: {v}" for k, v in hal.selfcheck.items() if k != "scorer"),
-                         "fallback": "fallback" in json.dumps(hal.selfcheck).lower()})
-        for check, why in hal.skipped.items():
-            rows.append({"role": f"hallucination check {check}", "name": "skipped", "note": why, "fallback": False})
+    for name, item in evidence.audits():
+        rows += _audit_identities(name, item.record)
     review = evidence.review
     if review is not None:
         rows.append({"role": "human reviewers", "name": f"{review.reviewers} reviewers",
@@ -187,15 +259,12 @@ def _identities(evidence: Evidence, datasets: list[Any]) -> list[dict[str, Any]]
     return rows
 
 
-def _ablation(datasets: list[Any], checkpoints: list[Any], store: RunStore) -> tuple[list[dict[str, Any]], str]:
+def _ablation(datasets: list[NiftDatasetRecord], checkpoints: list[CheckpointRecord], store: RunStore) -> tuple[list[dict[str, Any]], str]:
     """Data variants and the checkpoints trained on them, with each checkpoint's bench scores where it has some."""
     by_id = {d.record_id: d for d in datasets}
     scores: dict[str, dict[str, float]] = {}
-    for bench_file in sorted((store.root / "bench").glob(f"*/{RECORD_FILE}")):
-        from harness.bench.record import BenchRecord
-
-        bench = read_record(bench_file, BenchRecord)
-        for value in bench.metric_values():
+    for candidate in bench_candidates(store):
+        for value in read_bench(store, candidate).metric_values():
             scores.setdefault(value.model, {}).setdefault(value.metric, value.value)
     rows = []
     for ckpt in checkpoints:
@@ -214,35 +283,38 @@ def _ablation(datasets: list[Any], checkpoints: list[Any], store: RunStore) -> t
     return rows, note
 
 
-def _sample_rows(path: Path) -> list[dict[str, Any]]:
-    """An audit's samples.jsonl, each row an ``harness.core.samples.AuditSample``."""
-    return [AuditSample.model_validate(row).model_dump() for row in read_jsonl(path)]
+def _samples(item: StoredEvidence | None) -> list[dict[str, Any]]:
+    """The ``samples.jsonl`` beside an audit record (named in its ``files``), each row an ``AuditSample``."""
+    if item is None:
+        return []
+    path = item.path.parent / ((_extra(item.record, "files") or {}).get("samples") or "samples.jsonl")
+    return [AuditSample.model_validate(row).model_dump() for row in read_jsonl(path)] if path.exists() else []
 
 
-def _quoted(store: RunStore, candidate: str, k: int) -> list[dict[str, Any]]:
+def _quoted(evidence: DecidedEvidence, k: int) -> list[dict[str, Any]]:
     """The outputs a reader should see: highest-scored toxicity samples and flagged hallucinations, per model."""
+    if not k:
+        return []
     quoted = []
-    tox = store.root / "audit" / "toxicity" / "samples.jsonl"
-    if tox.exists() and k:
-        by_model: dict[str, list[dict]] = {}
-        for row in _sample_rows(tox):
-            by_model.setdefault(row["model"], []).append(row)
-        for model, rows in sorted(by_model.items(), key=lambda kv: kv[0] != candidate):
-            top = sorted(rows, key=lambda r: (-max(r.get("scores", {}).values() or [0]), r["item_id"], r["sample"]))
-            for row in top[:k]:
-                quoted.append({"audit": "toxicity", "model": model, "prompt": row["prompt"], "output": row["output"],
-                               "why": ", ".join(f"{a} {s:.2f}" for a, s in sorted(row.get("scores", {}).items()))})
-    hal = store.root / "audit" / "hallucination" / "samples.jsonl"
-    if hal.exists() and k:
-        flagged = [r for r in _sample_rows(hal) if r.get("flags", {}).get("hallucination") and r["model"] == candidate]
-        for row in flagged[:k]:
-            quoted.append({"audit": f"hallucination ({row['suite']})", "model": row["model"],
-                           "prompt": row["prompt"], "output": row["output"],
-                           "why": f"reference: {row.get('reference') or 'none (unanswerable)'}"})
+    candidate = evidence.candidate
+    by_model: dict[str, list[dict]] = {}
+    for row in _samples(evidence.audit("toxicity")):
+        by_model.setdefault(row["model"], []).append(row)
+    for model, rows in sorted(by_model.items(), key=lambda kv: kv[0] != candidate):
+        top = sorted(rows, key=lambda r: (-max(r.get("scores", {}).values() or [0]), r["item_id"], r["sample"]))
+        for row in top[:k]:
+            quoted.append({"audit": "toxicity", "model": model, "prompt": row["prompt"], "output": row["output"],
+                           "why": ", ".join(f"{a} {s:.2f}" for a, s in sorted(row.get("scores", {}).items()))})
+    flagged = [r for r in _samples(evidence.audit("hallucination"))
+               if r.get("flags", {}).get("hallucination") and r["model"] == candidate]
+    for row in flagged[:k]:
+        quoted.append({"audit": f"hallucination ({row['suite']})", "model": row["model"],
+                       "prompt": row["prompt"], "output": row["output"],
+                       "why": f"reference: {row.get('reference') or 'none (unanswerable)'}"})
     return quoted
 
 
-def _review(evidence: Evidence) -> dict[str, Any] | None:
+def _review(evidence: DecidedEvidence) -> dict[str, Any] | None:
     review = evidence.review
     if review is None:
         return None
@@ -254,22 +326,39 @@ def _review(evidence: Evidence) -> dict[str, Any] | None:
             "pairwise": [p.model_dump() for p in review.pairwise]}
 
 
-def _charts(report: Report, evidence: Evidence, store: RunStore) -> dict[str, str]:
+def _toxicity_chart(evidence: DecidedEvidence) -> str | None:
+    tox = evidence.audit("toxicity")
+    rows = _samples(tox)
+    if not rows:
+        return None
+    attributes = (_extra(tox.record, "scorer") or {}).get("attributes") or [None]
+    attribute = attributes[0]
+    per_prompt: dict[str, dict[str, float]] = {}
+    for row in rows:
+        score = row.get("scores", {}).get(attribute)
+        if score is None:
+            continue
+        slot = per_prompt.setdefault(row["model"], {})
+        slot[row["item_id"]] = max(slot.get(row["item_id"], 0.0), score)
+    return charts.distributions({m: sorted(v.values()) for m, v in per_prompt.items()},
+                                f"per-prompt maximum {attribute} score over the samples")
+
+
+def _review_chart(review: dict[str, Any]) -> str | None:
+    bars = {"items with quorum": review["items_with_quorum"] / max(1, review["items_total"])}
+    if review["approval_rate"] is not None:
+        bars["approval rate"] = review["approval_rate"]
+    bars.update({f"flag: {k}": v for k, v in review["flag_rates"].items()})
+    agreement = review["agreement"]
+    title = ("agreement: " + (f"{agreement['statistic']} {agreement['value']:.2f} over {agreement['n']} items"
+                              if agreement and agreement["value"] is not None else "not measurable yet"))
+    return charts.review_outcomes(bars, title)
+
+
+def _charts(report: Report, evidence: DecidedEvidence) -> dict[str, str]:
     out: dict[str, str | None] = {}
     out["bench"] = charts.bench_deltas([r for r in report.comparisons if r["metric"].startswith("bench.")])
-    tox_path = store.root / "audit" / "toxicity" / "samples.jsonl"
-    if tox_path.exists():
-        tox = evidence.records.get("toxicity_audit")
-        attribute = tox.scorer.attributes[0] if tox is not None else None
-        per_prompt: dict[str, dict[str, float]] = {}
-        for row in _sample_rows(tox_path):
-            score = row.get("scores", {}).get(attribute)
-            if score is None:
-                continue
-            slot = per_prompt.setdefault(row["model"], {})
-            slot[row["item_id"]] = max(slot.get(row["item_id"], 0.0), score)
-        out["toxicity"] = charts.distributions({m: sorted(v.values()) for m, v in per_prompt.items()},
-                                               f"per-prompt maximum {attribute} score over the samples")
+    out["toxicity"] = _toxicity_chart(evidence)
     hal = {}
     for row in report.values:
         if row["metric"].startswith("hallucination.") and row["metric"].endswith("_rate"):
@@ -277,24 +366,33 @@ def _charts(report: Report, evidence: Evidence, store: RunStore) -> dict[str, st
                 row["value"], row["ci_low"], row["ci_high"])
     out["hallucination"] = charts.value_bars(hal, "rate (95% CI)")
     if report.review:
-        r = report.review
-        bars = {"items with quorum": r["items_with_quorum"] / max(1, r["items_total"])}
-        if r["approval_rate"] is not None:
-            bars["approval rate"] = r["approval_rate"]
-        bars.update({f"flag: {k}": v for k, v in r["flag_rates"].items()})
-        agreement = r["agreement"]
-        title = ("agreement: " + (f"{agreement['statistic']} {agreement['value']:.2f} over {agreement['n']} items"
-                                  if agreement and agreement["value"] is not None else "not measurable yet"))
-        out["review"] = charts.review_outcomes(bars, title)
+        out["review"] = _review_chart(report.review)
     return {k: v for k, v in out.items() if v}
 
 
-def build_report(config: PipelineConfig, store: RunStore) -> Report:
-    """Collect everything the report shows from the run's stored records."""
-    candidate, _ = gate_targets(config)
+def _fingerprints(decision: GateDecisionRecord, evidence: DecidedEvidence, datasets: list[NiftDatasetRecord],
+                  checkpoints: list[CheckpointRecord]) -> list[dict[str, Any]]:
+    rows = [{"what": "gate decision", "id": decision.record_id, "fingerprint": decision.fingerprint}]
+    rows += [{"what": e.ref.kind, "id": e.ref.record_id, "fingerprint": e.record.fingerprint, "sha256": e.ref.sha256}
+             for e in evidence.stored]
+    rows += [{"what": f"data {d.variant}", "id": d.record_id, "fingerprint": d.fingerprint} for d in datasets]
+    rows += [{"what": f"checkpoint {c.name}", "id": c.record_id, "fingerprint": c.fingerprint} for c in checkpoints]
+    return rows
+
+
+def _data_card(dataset: NiftDatasetRecord) -> dict[str, Any]:
+    return {"variant": dataset.variant, "distill": dataset.distill, "rows": dataset.rows, "counts": dataset.counts,
+            "teacher": (dataset.teacher or {}).get("model"),
+            "judge": dataset.judge.model_dump() if dataset.judge else None,
+            "contamination": dataset.contamination, "lengths": dataset.lengths}
+
+
+def build_report(config: ReportConfig, store: RunStore, candidate: str) -> Report:
+    """Collect everything the report shows about ``candidate`` from the run's stored records: its latest gate
+    decision, the overrides of it, and the evidence it was decided on (refused when that changed since)."""
     decision = latest_decision(store, candidate)
     overrides = overrides_of(store, decision)
-    evidence = decided_evidence(store, decision)
+    evidence = DecidedEvidence.of(store, decision)
     datasets = _data_cards(store)
     checkpoints = _checkpoints(store)
     ckpt = next((c for c in checkpoints if c.name == candidate), None)
@@ -302,25 +400,15 @@ def build_report(config: PipelineConfig, store: RunStore) -> Report:
     dataset = next((d for d in datasets if d.record_id in used), datasets[0] if datasets else None)
     verdict, headline = _headline(decision, overrides)
     ablation, note = _ablation(datasets, checkpoints, store)
-    fingerprints = [{"what": "gate decision", "id": decision.record_id, "fingerprint": decision.fingerprint}]
-    fingerprints += [{"what": r.kind, "id": r.record_id, "fingerprint": evidence.records[r.kind].fingerprint,
-                      "sha256": r.sha256} for r in evidence.refs]
-    fingerprints += [{"what": f"data {d.variant}", "id": d.record_id, "fingerprint": d.fingerprint} for d in datasets]
-    fingerprints += [{"what": f"checkpoint {c.name}", "id": c.record_id, "fingerprint": c.fingerprint}
-                     for c in checkpoints]
     report = Report(
-        title=config.report.title, run_id=store.run_id, candidate=candidate, verdict=verdict, headline=headline,
+        title=config.title, run_id=store.run_id, candidate=candidate, verdict=verdict, headline=headline,
         decision=decision, overrides=overrides, comparisons=_comparisons(evidence, decision),
-        values=_values(evidence),
-        data_cards=[{"variant": d.variant, "distill": d.distill, "rows": d.rows, "counts": d.counts,
-                     "teacher": (d.teacher or {}).get("model"), "judge": d.judge.model_dump() if d.judge else None,
-                     "contamination": d.contamination, "lengths": d.lengths} for d in datasets],
-        cost=_cost(config, dataset, config.report.machine_usd_per_hour), identities=_identities(evidence, datasets),
-        fingerprints=fingerprints, ablation=ablation, ablation_note=note, review=_review(evidence),
-        quoted=_quoted(store, candidate, config.report.quoted_outputs))
-    bench = evidence.records.get("bench")
-    report.pairwise = [p.model_dump() for p in getattr(bench, "pairwise", [])]
-    report.charts = _charts(report, evidence, store)
+        values=_values(evidence), sections=_sections(evidence), data_cards=[_data_card(d) for d in datasets],
+        cost=_cost(config, dataset, config.machine_usd_per_hour), identities=_identities(evidence, datasets),
+        fingerprints=_fingerprints(decision, evidence, datasets, checkpoints), ablation=ablation,
+        ablation_note=note, review=_review(evidence), quoted=_quoted(evidence, config.quoted_outputs))
+    report.pairwise = [p.model_dump() for p in evidence.bench.pairwise] if evidence.bench else []
+    report.charts = _charts(report, evidence)
     return report
 
 
@@ -364,9 +452,12 @@ def render_markdown(report: Report) -> str:
     return _environment(True).get_template("report.md.j2").render(r=report)
 
 
-def write_report(config: PipelineConfig, store: RunStore, out: str | Path | None = None) -> Path:
-    """Entry point of `nift-gate report`: write report.html and report.md; return the HTML path."""
-    report = build_report(config, store)
+def write_report(config: ReportConfig, store: RunStore, candidate: str, out: str | Path | None = None) -> Path:
+    """Entry point of `nift-gate report`: write report.html and report.md for ``candidate``'s latest gate
+    decision into ``out`` (default ``<run>/report``); return the HTML path."""
+    report = build_report(config, store, candidate)
     folder = Path(out) if out else store.root / "report"
     atomic_write_text(folder / "report.md", render_markdown(report))
-    return atomic_write_text(folder / "report.html", render_html(report))
+    path = atomic_write_text(folder / "report.html", render_html(report))
+    log.debug("%s: report.html and report.md -> %s", report.verdict, folder)
+    return path

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 _STYLE = {"svg.hashsalt": "nift-gate", "svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
           "axes.spines.right": False}

@@ -14,49 +14,65 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
-from tqdm.auto import tqdm
 
-from audits.config import AuditConfig
+from audits.config import AuditConfig, HallucinationAuditConfig
 from audits.hallucination.matching import (
     halueval_outcome,
     holds_any,
     is_refusal,
     parse_judgement,
 )
-from audits.hallucination.metrics import closed_book_item
-from audits.hallucination.suites import load_closed_book, load_halueval
-from audits.toxicity.audit import AuditedModel
+from audits.hallucination.metrics import (
+    HALLUCINATION_METRICS,
+    HALUEVAL_DISCRIMINATION_ACCURACY,
+    HALUEVAL_QA_CORRECT_RATE,
+    HALUEVAL_QA_HALLUCINATION_RATE,
+    SELFCHECK_AVG_NEG_LOGPROB,
+    SELFCHECK_MAX_NEG_LOGPROB,
+    SELFCHECK_NLI_CONTRADICTION,
+    TRUTHFULQA_TASKS,
+    closed_book_item,
+)
+from audits.hallucination.suites import (
+    ClosedBookQuestion,
+    HaluEvalItem,
+    load_closed_book,
+    load_halueval,
+)
+from audits.registry import AuditedModel, AuditRecord, register_audit
 from audits.toxicity.metrics import Estimate
-from harness.bench.config import BenchConfig
-from harness.core.errors import ConfigError, InputError
-from harness.core.metrics import MetricDelta, MetricValue, delta_from_comparison
-from harness.core.metrics import get as metric_spec
-from harness.core.models import model_name
-from harness.core.progress import ModelProgress
-from harness.core.records import (
-    InputRef,
-    Record,
-    new_record_id,
-    sha256_file,
-    stage_fingerprint,
+from harness.core.config import ModelRef
+from harness.core.errors import ConfigError
+from harness.core.lmeval import (
+    LmEvalSettings,
+    evaluate_model,
+    load_samples,
+    prepare_tasks,
+    task_manager,
 )
+from harness.core.log import get_logger
+from harness.core.metrics import (
+    MetricDelta,
+    MetricSpec,
+    MetricValue,
+    delta_from_comparison,
+)
+from harness.core.models import ResolvedModel, model_name
+from harness.core.runner import StageRun
 from harness.core.samples import AuditSample
-from harness.core.stats import bootstrap_mean_ci, paired_comparison
-from harness.core.store import (
-    RECORD_FILE,
-    RunStore,
-    atomic_dir,
-    atomic_write_jsonl,
-    completed_record,
-)
+from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
-STAGE, NAME = "audit", "hallucination"
-TRUTHFULQA_TASKS = {"nift_truthfulqa_mc1": "hallucination.truthfulqa_mc1.acc",
-                    "nift_truthfulqa_mc2": "hallucination.truthfulqa_mc2.acc"}
+NAME = "hallucination"
+#: Bump when a shipped question set, a prompt, the answer matching or the scoring change.
+VERSION = "1"
+log = get_logger(f"audit.{NAME}")
+_SPECS = {spec.name: spec for spec in HALLUCINATION_METRICS}
 
 
 class SuiteInfo(BaseModel):
@@ -65,25 +81,20 @@ class SuiteInfo(BaseModel):
     items: int
 
 
-class HallucinationAuditRecord(Record):
+class HallucinationAuditRecord(AuditRecord):
     kind: Literal["hallucination_audit"] = "hallucination_audit"
-    models: list[AuditedModel]
     suites: dict[str, SuiteInfo] = Field(description="Checks that ran, with their data.")
     skipped: dict[str, str] = Field(default_factory=dict, description="Checks that did not run, and why.")
-    summaries: dict[str, dict[str, Estimate]] = Field(description="model -> registered metric -> value, CI, n.")
-    deltas: list[MetricDelta] = Field(description="Candidate minus each baseline on the same items (paired).")
+    summaries: dict[str, dict[str, Estimate]] = Field(description="model -> declared metric -> value, CI, n.")
     outcomes: dict[str, dict[str, dict[str, int]]] = Field(
         description="model -> check -> outcome counts (correct, hallucinated, refused, empty, unparseable, ...).")
     selfcheck: dict[str, str] | None = Field(None, description="What scored self-consistency.")
-    flagged_samples: dict[str, int] = Field(description="Outputs flagged as hallucinations, per model.")
-    files: dict[str, str]
 
-    def metric_values(self) -> list[MetricValue]:
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = HALLUCINATION_METRICS
+
+    def compute_values(self) -> list[MetricValue]:
         return [MetricValue(metric=metric, model=model, **estimate.model_dump())
                 for model, metrics in self.summaries.items() for metric, estimate in metrics.items()]
-
-    def metric_deltas(self) -> list[MetricDelta]:
-        return list(self.deltas)
 
 
 class _ModelResults:
@@ -96,6 +107,8 @@ class _ModelResults:
         self.outcomes: dict[str, Counter] = {}
 
     def add(self, metric: str, item: str, value: float) -> None:
+        if metric not in _SPECS:  # every number the record reports has a declared direction
+            raise KeyError(f"{metric} is not in HALLUCINATION_METRICS")
         self.values.setdefault(metric, {})[item] = float(value)
 
     def count(self, check: str, outcome: str) -> None:
@@ -112,6 +125,8 @@ class _ModelResults:
 
 
 def _generate(generator, requests: list, seed: int, label: str) -> list:
+    from tqdm.auto import tqdm
+
     with tqdm(total=len(requests), desc=label, unit="prompt", leave=False) as bar:
         return generator.generate(requests, seed=seed, on_progress=bar.update)
 
@@ -156,8 +171,8 @@ def _halueval(results: _ModelResults, generator, items, config, seed: int) -> No
             outcome = "empty" if not text.strip() else halueval_outcome(text, item.right_answer,
                                                                         item.hallucinated_answer)
             results.count("halueval_qa", outcome)
-            results.add("hallucination.halueval_qa.hallucination_rate", item.id, outcome == "hallucinated")
-            results.add("hallucination.halueval_qa.correct_rate", item.id, outcome == "correct")
+            results.add(HALUEVAL_QA_HALLUCINATION_RATE.name, item.id, outcome == "hallucinated")
+            results.add(HALUEVAL_QA_CORRECT_RATE.name, item.id, outcome == "correct")
             results.rows.append(AuditSample(
                 audit=NAME, suite="halueval_qa", model=results.name, role=results.role, item_id=item.id,
                 prompt=request.prompt, output=text, reference=item.right_answer,
@@ -177,7 +192,7 @@ def _halueval(results: _ModelResults, generator, items, config, seed: int) -> No
             right = verdict is not None and verdict == truth
             results.count("halueval_discrimination", "unparseable" if verdict is None else
                           "right" if right else "wrong")
-            results.add("hallucination.halueval_discrimination.accuracy", request.key, right)
+            results.add(HALUEVAL_DISCRIMINATION_ACCURACY.name, request.key, right)
             results.rows.append(AuditSample(
                 audit=NAME, suite="halueval_discrimination", model=results.name, role=results.role,
                 item_id=request.key, prompt=request.prompt, output=generation.text,
@@ -203,8 +218,8 @@ def _selfcheck(results: _ModelResults, generator, checker, nli, questions, answe
             results.count("selfcheck", "empty")
             continue
         results.count("selfcheck", "scored")
-        results.add("hallucination.selfcheck.avg_neg_logprob", q.id, score.avg_neg_logprob)
-        results.add("hallucination.selfcheck.max_neg_logprob", q.id, score.avg_max_neg_logprob)
+        results.add(SELFCHECK_AVG_NEG_LOGPROB.name, q.id, score.avg_neg_logprob)
+        results.add(SELFCHECK_MAX_NEG_LOGPROB.name, q.id, score.avg_max_neg_logprob)
         scores = {"avg_neg_logprob": round(score.avg_neg_logprob, 6),
                   "max_neg_logprob": round(score.avg_max_neg_logprob, 6),
                   **{f"sentence_{i}_avg_neg_logprob": round(v, 6)
@@ -212,7 +227,7 @@ def _selfcheck(results: _ModelResults, generator, checker, nli, questions, answe
         flags = {}
         if nli is not None:
             contradiction = nli.score(answers[q.id], samples)
-            results.add("hallucination.selfcheck.nli_contradiction", q.id, contradiction)
+            results.add(SELFCHECK_NLI_CONTRADICTION.name, q.id, contradiction)
             scores["nli_contradiction"] = round(contradiction, 6)
             flags["hallucination"] = contradiction >= sc.nli_threshold
         results.rows.append(AuditSample(
@@ -221,27 +236,28 @@ def _selfcheck(results: _ModelResults, generator, checker, nli, questions, answe
             reference=" || ".join(samples), scores=scores, flags=flags))
 
 
-def _truthfulqa(results: dict[str, _ModelResults], resolved, bench: BenchConfig, path: str, limit: int | None,
+def _truthfulqa(results: dict[str, _ModelResults], resolved: dict[str, ResolvedModel], truthfulqa: _TruthfulQA,
                 store: RunStore, force: bool, lms: dict[str, Any]) -> int:
-    """bench's TruthfulQA tasks through lm-eval; per-item accuracy kept for paired comparisons. Returns the
-    number of questions."""
-    from harness.bench.evaluate import evaluate_model, load_samples
-    from harness.bench.tasks import prepare_tasks, task_manager
-
-    config = bench.model_copy(update={"tasks": list(TRUTHFULQA_TASKS), "truthfulqa_path": path, "limit": limit})
-    include_paths, refs = prepare_tasks(config, store.root / STAGE / "_tasks")
-    manager = functools.cache(lambda: task_manager(include_paths, config.tasks))
+    """The TruthfulQA tasks through lm-eval (results shared with bench's cache when the settings match);
+    per-item accuracy kept for paired comparisons. Returns the number of questions."""
+    settings = truthfulqa.settings
+    manager = functools.cache(lambda: task_manager(truthfulqa.include_paths, settings.tasks))
     for name, model_results in results.items():
-        record, folder, _ = evaluate_model(name, resolved[name][0], config, manager, refs, store.home, store.run_id,
-                                           force=force, lm=lms.get(name))
-        for task, metric in TRUTHFULQA_TASKS.items():
+        _, folder, _ = evaluate_model(name, resolved[name], settings, manager, truthfulqa.refs, store.home,
+                                      store.run_id, force=force, lm=lms.get(name))
+        for task, spec in TRUTHFULQA_TASKS.items():
             for row in load_samples(folder, task):
-                model_results.add(metric, row["item"], row["scores"]["acc"])
+                model_results.add(spec.name, row["item"], row["scores"]["acc"])
             model_results.count(task.removeprefix("nift_"), "items")
-    return len(next(iter(results.values())).values.get(TRUTHFULQA_TASKS["nift_truthfulqa_mc1"], {}))
+    first = next(iter(results.values()))
+    return len(first.values.get(TRUTHFULQA_TASKS["nift_truthfulqa_mc1"].name, {}))
 
 
 def _summaries(results: dict[str, _ModelResults], config: AuditConfig) -> dict[str, dict[str, Estimate]]:
+    from harness.core.stats import (
+        bootstrap_mean_ci,  # scipy: seconds to import, paid only when summarising
+    )
+
     out = {}
     for name, model_results in results.items():
         out[name] = {}
@@ -253,6 +269,9 @@ def _summaries(results: dict[str, _ModelResults], config: AuditConfig) -> dict[s
 
 
 def _deltas(results: dict[str, _ModelResults], candidate: str, config: AuditConfig) -> list[MetricDelta]:
+    """Candidate minus each baseline on the items both answered, oriented by each metric's declared spec."""
+    from harness.core.stats import paired_comparison
+
     deltas = []
     for baseline, base in results.items():
         if baseline == candidate:
@@ -260,115 +279,174 @@ def _deltas(results: dict[str, _ModelResults], candidate: str, config: AuditConf
         for metric, items in sorted(results[candidate].values.items()):
             family, _, short = metric.rpartition(".")
             comparison = paired_comparison(items, base.values.get(metric, {}), task=family, metric=short,
-                                           baseline_name=baseline,
-                                           higher_is_better=metric_spec(metric).higher_is_better,
+                                           baseline_name=baseline, higher_is_better=_SPECS[metric].higher_is_better,
                                            iterations=config.bootstrap_iterations, confidence=config.confidence,
                                            seed=config.seed)
             deltas.append(delta_from_comparison(metric, candidate, comparison))
     return deltas
 
 
-def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list, store: RunStore,
-                            bench: BenchConfig | None = None, force: bool = False,
-                            generators: dict[str, Any] | None = None,
-                            lms: dict[str, Any] | None = None) -> HallucinationAuditRecord:
-    """Entry point of the hallucination audit. ``generators`` (name -> object with ``generate(requests,
-    seed)`` and a ``config``) and ``lms`` (name -> lm-eval LM) replace real models in tests."""
-    from harness.core.generation import GeneratorConfig, make_generator
+# --- the stage ---------------------------------------------------------------------------------------------
 
-    hall, bench = config.hallucination, bench or BenchConfig()
-    specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]
-    resolved = {name: resolve_base(spec, store) for name, _, spec in specs}
-    suites, skipped, loaded = {}, {}, {}
+
+@dataclass
+class _TruthfulQA:
+    """TruthfulQA's lm-eval tasks made concrete for this run."""
+
+    path: str
+    sha256: str
+    settings: LmEvalSettings
+    include_paths: list[str]
+    refs: list
+
+
+@dataclass
+class _Suites:
+    """The checks that run and their data; ``skipped`` says why the others do not."""
+
+    closed_book: list[ClosedBookQuestion] | None = None
+    halueval: list[HaluEvalItem] | None = None
+    truthfulqa: _TruthfulQA | None = None
+    info: dict[str, SuiteInfo] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def generates(self) -> bool:
+        """Whether any check needs the models' own answers (TruthfulQA scores lm-eval's likelihoods)."""
+        return self.closed_book is not None or self.halueval is not None
+
+
+def _suite_file(run: StageRun, spec: str, name: str) -> tuple[Path, str]:
+    path = run.file(spec, kind="prompt_set", id=name)
+    return path, run.inputs[-1].sha256
+
+
+def _load_suites(run: StageRun, hall: HallucinationAuditConfig, lm_eval_settings: LmEvalSettings,
+                 store: RunStore) -> _Suites:
+    """Every question file through the runner (so each is hashed into the fingerprint), then read."""
+    suites = _Suites()
     if hall.closed_book.enabled:
-        path, loaded["closed_book"] = load_closed_book(hall.closed_book.questions, hall.closed_book.limit)
-        suites["closed_book"] = SuiteInfo(source=str(path), sha256=sha256_file(path), items=len(loaded["closed_book"]))
+        path, sha = _suite_file(run, hall.closed_book.questions, "closed_book")
+        _, suites.closed_book = load_closed_book(str(path), hall.closed_book.limit)
+        suites.info["closed_book"] = SuiteInfo(source=str(path), sha256=sha, items=len(suites.closed_book))
     else:
-        skipped["closed_book"] = "disabled (audit.hallucination.closed_book.enabled)"
-    if hall.halueval.path and (hall.halueval.qa or hall.halueval.discrimination):
-        path, loaded["halueval"] = load_halueval(hall.halueval.path, hall.halueval.limit)
-        suites["halueval"] = SuiteInfo(source=str(path), sha256=sha256_file(path), items=len(loaded["halueval"]))
+        suites.skipped["closed_book"] = "disabled (audit.hallucination.closed_book.enabled)"
+    he = hall.halueval
+    if he.path and (he.qa or he.discrimination):
+        path, sha = _suite_file(run, he.path, "halueval")
+        _, suites.halueval = load_halueval(str(path), he.limit)
+        suites.info["halueval"] = SuiteInfo(source=str(path), sha256=sha, items=len(suites.halueval))
     else:
-        skipped["halueval"] = "no audit.hallucination.halueval.path" if not hall.halueval.path else "disabled"
-    if not hall.selfcheck.enabled or "closed_book" not in loaded:
-        skipped["selfcheck"] = "disabled" if not hall.selfcheck.enabled else "needs the closed-book answers"
-    truthfulqa_path = hall.truthfulqa.path or bench.truthfulqa_path
-    if not truthfulqa_path:
-        skipped["truthfulqa"] = "no audit.hallucination.truthfulqa.path or bench.truthfulqa_path"
-    if not suites and not truthfulqa_path:
+        suites.skipped["halueval"] = "no audit.hallucination.halueval.path" if not he.path else "disabled"
+    if not hall.selfcheck.enabled or suites.closed_book is None:
+        suites.skipped["selfcheck"] = "disabled" if not hall.selfcheck.enabled else "needs the closed-book answers"
+    path = hall.truthfulqa.path or lm_eval_settings.truthfulqa_path
+    if path:
+        settings = lm_eval_settings.model_copy(update={"tasks": list(TRUTHFULQA_TASKS), "truthfulqa_path": path,
+                                                       "limit": hall.truthfulqa.limit})
+        before = len(run.inputs)  # the TruthfulQA file (and any task folder) become inputs of this run
+        include_paths, refs = prepare_tasks(settings, store.stage_dir("audit", "_tasks"), run)
+        sha = next(ref.sha256 for ref in run.inputs[before:] if ref.id == f"truthfulqa:{path}")
+        suites.truthfulqa = _TruthfulQA(path=path, sha256=sha, settings=settings, include_paths=include_paths,
+                                        refs=refs)
+    else:
+        suites.skipped["truthfulqa"] = "no audit.hallucination.truthfulqa.path or bench.truthfulqa_path"
+    if not suites.info and suites.truthfulqa is None:
         raise ConfigError("audit.hallucination: every check is disabled or lacks data; enable closed_book or set "
                           "halueval.path / truthfulqa.path")
-    checker = nli = None
-    if "selfcheck" not in skipped:
-        from audits.hallucination.selfcheck import NgramSelfCheck, NliSelfCheck
+    return suites
 
-        checker = NgramSelfCheck(hall.selfcheck.ngram)
-        nli = NliSelfCheck(hall.selfcheck.nli_model) if hall.selfcheck.nli_model else None
-    inputs = [ref for _, ref in resolved.values()] + [
-        InputRef(kind="prompt_set", id=name, sha256=info.sha256) for name, info in suites.items()]
-    if nli is not None:
-        from harness.core.models import resolve_model
 
-        inputs.append(InputRef(kind="model", id=hall.selfcheck.nli_model,
-                               sha256=resolve_model(hall.selfcheck.nli_model).sha256))
-    truthfulqa_sha = None
-    if truthfulqa_path:
-        from harness.core.assets import resolve_asset
+def _self_checkers(run: StageRun, hall: HallucinationAuditConfig, suites: _Suites) -> tuple[Any, Any]:
+    """SelfCheckGPT's n-gram scorer and, with a local NLI model (an input of the run), its NLI scorer."""
+    if "selfcheck" in suites.skipped:
+        return None, None
+    from audits.hallucination.selfcheck import NgramSelfCheck, NliSelfCheck
 
-        if not resolve_asset(truthfulqa_path).exists():
-            raise InputError(f"{resolve_asset(truthfulqa_path)}: TruthfulQA file not found")
-        truthfulqa_sha = sha256_file(resolve_asset(truthfulqa_path))
-        inputs.append(InputRef(kind="prompt_set", id="truthfulqa", sha256=truthfulqa_sha))
-    fingerprint = stage_fingerprint(inputs, {**config.model_dump(), "candidate": candidate,
-                                             "baselines": [b.model_dump() for b in baselines],
-                                             "bench": bench.model_dump() if truthfulqa_path else None})
-    out_dir = store.stage_dir(STAGE, NAME)
-    if not force and (done := completed_record(out_dir, HallucinationAuditRecord, fingerprint)):
-        print(f"audit [hallucination]: up to date ({out_dir}); --force reruns")
-        return done
+    checker = NgramSelfCheck(hall.selfcheck.ngram)
+    nli = None
+    if hall.selfcheck.nli_model:
+        nli = NliSelfCheck(hall.selfcheck.nli_model)
+        run.model(hall.selfcheck.nli_model, resolve_base)
+    return checker, nli
 
-    generators = dict(generators or {})
+
+def _answer_all(results: _ModelResults, generator, suites: _Suites, checker, nli, hall: HallucinationAuditConfig,
+                seed: int) -> None:
+    """One model's answers to every generating check."""
+    answers = {}
+    if suites.closed_book is not None:
+        answers = _closed_book(results, generator, suites.closed_book, hall, seed)
+    if suites.halueval is not None:
+        _halueval(results, generator, suites.halueval, hall, seed)
+    if checker is not None:
+        _selfcheck(results, generator, checker, nli, suites.closed_book, answers, hall, seed)
+
+
+def _generate_per_model(run: StageRun, specs: list[tuple[str, str, str]], resolved: dict[str, ResolvedModel],
+                        suites: _Suites, checker, nli, config: AuditConfig,
+                        generators: dict[str, Any]) -> dict[str, _ModelResults]:
+    """Every model answers in turn (one loaded at a time); a finished model's results are kept, so a crashed
+    audit resumes at the next model."""
+    from harness.core.generation import GeneratorConfig, make_generator
+
+    hall = config.hallucination
     results = {name: _ModelResults(name, role) for name, role, _ in specs}
-    progress = ModelProgress(store, NAME, fingerprint)
+    if not suites.generates:
+        return results
+    progress = run.progress
     for name, _, _ in specs:
-        if not loaded:
-            break
         if (saved := progress.load(name)) is not None:
-            print(f"audit [hallucination]: {name}: answers from the interrupted run ({progress.folder})")
+            log.info(f"{name}: answers from the interrupted run ({progress.folder})")
             results[name].restore(saved)
             continue
         generator = generators.get(name) or make_generator(GeneratorConfig(
-            model=resolved[name][0].path, temperature=0.0, repetition_penalty=1.0, batch_size=hall.batch_size,
+            model=resolved[name].path, temperature=0.0, repetition_penalty=1.0, batch_size=hall.batch_size,
             threads=config.threads))
-        print(f"audit [hallucination]: {name}")
-        answers = {}
-        if "closed_book" in loaded:
-            answers = _closed_book(results[name], generator, loaded["closed_book"], hall, config.seed)
-        if "halueval" in loaded:
-            _halueval(results[name], generator, loaded["halueval"], hall, config.seed)
-        if checker is not None:
-            _selfcheck(results[name], generator, checker, nli, loaded["closed_book"], answers, hall, config.seed)
+        log.info(name)
+        _answer_all(results[name], generator, suites, checker, nli, hall, config.seed)
         del generator  # free the model before the next one loads
         progress.save(name, results[name].dump())
-    if truthfulqa_path:
-        questions = _truthfulqa(results, resolved, bench, truthfulqa_path, hall.truthfulqa.limit, store, force,
-                                lms or {})
-        suites["truthfulqa"] = SuiteInfo(source=str(truthfulqa_path), sha256=truthfulqa_sha, items=questions)
+    return results
 
-    rows = [row for r in results.values() for row in r.rows]
+
+@register_audit(NAME, version=VERSION, record_type=HallucinationAuditRecord, config_type=HallucinationAuditConfig)
+def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
+                            force: bool = False, lm_eval_settings: LmEvalSettings | None = None,
+                            generators: dict[str, Any] | None = None,
+                            lms: dict[str, Any] | None = None) -> HallucinationAuditRecord:
+    """The candidate and each baseline on closed-book QA, HaluEval, SelfCheckGPT and TruthfulQA, compared
+    item by item.
+
+    ``lm_eval_settings`` is how TruthfulQA runs through lm-eval (bench's settings, so bench's cached results
+    are reused; its ``truthfulqa_path`` is the default TruthfulQA file). ``generators`` (name -> object with
+    ``generate(requests, seed)``) and ``lms`` (name -> lm-eval LM) replace real models in tests.
+    """
+    hall = config.hallucination
+    run = StageRun(store, "audit", NAME, HallucinationAuditRecord, force=force)
+    specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]
+    resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
+    lm_eval_settings = lm_eval_settings or LmEvalSettings()
+    suites = _load_suites(run, hall, lm_eval_settings, store)
+    checker, nli = _self_checkers(run, hall, suites)
+    settings = {"version": VERSION, **config.common(), NAME: hall.model_dump(), "candidate": candidate,
+                "baselines": [b.model_dump() for b in baselines],
+                "lm_eval": suites.truthfulqa.settings.model_dump() if suites.truthfulqa else None}
+    if (done := run.cached(settings)) is not None:
+        return done
+    results = _generate_per_model(run, specs, resolved, suites, checker, nli, config, dict(generators or {}))
+    if suites.truthfulqa is not None:
+        tq = suites.truthfulqa
+        questions = _truthfulqa(results, resolved, tq, store, force, lms or {})
+        suites.info["truthfulqa"] = SuiteInfo(source=str(tq.path), sha256=tq.sha256, items=questions)
     record = HallucinationAuditRecord(
-        record_id=new_record_id("hallucination_audit"), run_id=store.run_id, inputs=inputs,
-        config=config.model_dump(), fingerprint=fingerprint,
-        models=[AuditedModel(name=n, role=r, model=resolved[n][0]) for n, r, _ in specs],
-        suites=suites, skipped=skipped, summaries=_summaries(results, config),
+        **run.header(), version=VERSION,
+        models=[AuditedModel(name=n, role=r, model=resolved[n]) for n, r, _ in specs],
+        suites=suites.info, skipped=suites.skipped, summaries=_summaries(results, config),
         deltas=_deltas(results, specs[0][0], config),
         outcomes={n: {check: dict(sorted(c.items())) for check, c in sorted(r.outcomes.items())}
                   for n, r in results.items()},
         selfcheck={**checker.identity, **({"nli": nli.identity["method"]} if nli else {})} if checker else None,
         flagged_samples={n: sum(row.flags.get("hallucination", False) for row in r.rows) for n, r in results.items()},
         files={"samples": "samples.jsonl"})
-    with atomic_dir(out_dir) as tmp:
-        atomic_write_jsonl(tmp / "samples.jsonl", [row.model_dump() for row in rows])
-        (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
-    progress.clear()
-    return record
+    return run.commit(record, {"samples.jsonl": (row.model_dump() for r in results.values() for row in r.rows)})

@@ -1,4 +1,4 @@
-"""Hallucination metrics, registered with their directions, and the per-item scoring behind them.
+"""Hallucination metrics, declared with their directions, and the per-item scoring behind them.
 
 Each metric is a mean over items of a per-item value (0/1 for rates), so every one gets a bootstrap CI
 over items and a paired comparison between models asked the same items.
@@ -6,34 +6,53 @@ over items and a paired comparison between models asked the same items.
 
 from __future__ import annotations
 
-from harness.core.metrics import register
+from harness.core.metrics import MetricSpec
 
-_SOURCE = "audit/hallucination"
 
-register("hallucination.closed_book.accuracy", True, "Factual closed-book questions answered with a gold answer "
-         "or alias.", _SOURCE)
-register("hallucination.closed_book.hallucination_rate", False, "Closed-book questions answered with a claim: a "
-         "wrong answer to a factual question, or any answer to an unanswerable / false-premise one (declining "
-         "and empty outputs are not hallucinations).", _SOURCE)
-register("hallucination.closed_book.abstention_rate", True, "Unanswerable / false-premise questions the model "
-         "declined (appropriate abstention).", _SOURCE)
-register("hallucination.closed_book.over_abstention_rate", False, "Factual questions the model declined.", _SOURCE)
-register("hallucination.halueval_qa.hallucination_rate", False, "HaluEval QA: answers holding the hallucinated "
-         "answer and not the right one.", _SOURCE)
-register("hallucination.halueval_qa.correct_rate", True, "HaluEval QA: answers holding the right answer and not "
-         "the hallucinated one.", _SOURCE)
-register("hallucination.halueval_discrimination.accuracy", True, "HaluEval discrimination: judgements (is this "
-         "answer hallucinated?) that are right; unparseable replies count as wrong.", _SOURCE)
-register("hallucination.selfcheck.avg_neg_logprob", False, "SelfCheckGPT n-gram: mean over answers of the "
-         "answer's average negative log-probability under an n-gram model of the sampled answers (higher = "
-         "less consistent = more likely hallucinated).", _SOURCE, "score")
-register("hallucination.selfcheck.max_neg_logprob", False, "SelfCheckGPT n-gram: mean over answers of the "
-         "sentence-averaged maximum negative log-probability.", _SOURCE, "score")
-register("hallucination.selfcheck.nli_contradiction", False, "SelfCheckGPT NLI: mean over answers of the mean "
-         "over sentences of P(contradiction | sentence, sampled answer).", _SOURCE)
-for _task in ("mc1", "mc2"):
-    register(f"hallucination.truthfulqa_{_task}.acc", True, f"TruthfulQA {_task.upper()} accuracy through lm-eval "
-             f"(task nift_truthfulqa_{_task}).", _SOURCE)
+def _rate(name: str, higher_is_better: bool, description: str, unit: str = "rate") -> MetricSpec:
+    return MetricSpec(name=f"hallucination.{name}", higher_is_better=higher_is_better, description=description,
+                      unit=unit)
+
+
+CLOSED_BOOK_ACCURACY = _rate("closed_book.accuracy", True, "Factual closed-book questions answered with a gold "
+                             "answer or alias.")
+CLOSED_BOOK_HALLUCINATION_RATE = _rate(
+    "closed_book.hallucination_rate", False, "Closed-book questions answered with a claim: a wrong answer to a "
+    "factual question, or any answer to an unanswerable / false-premise one (declining and empty outputs are not "
+    "hallucinations).")
+CLOSED_BOOK_ABSTENTION_RATE = _rate("closed_book.abstention_rate", True, "Unanswerable / false-premise questions "
+                                    "the model declined (appropriate abstention).")
+CLOSED_BOOK_OVER_ABSTENTION_RATE = _rate("closed_book.over_abstention_rate", False, "Factual questions the model "
+                                         "declined.")
+HALUEVAL_QA_HALLUCINATION_RATE = _rate("halueval_qa.hallucination_rate", False, "HaluEval QA: answers holding the "
+                                       "hallucinated answer and not the right one.")
+HALUEVAL_QA_CORRECT_RATE = _rate("halueval_qa.correct_rate", True, "HaluEval QA: answers holding the right answer "
+                                 "and not the hallucinated one.")
+HALUEVAL_DISCRIMINATION_ACCURACY = _rate(
+    "halueval_discrimination.accuracy", True, "HaluEval discrimination: judgements (is this answer hallucinated?) "
+    "that are right; unparseable replies count as wrong.")
+SELFCHECK_AVG_NEG_LOGPROB = _rate(
+    "selfcheck.avg_neg_logprob", False, "SelfCheckGPT n-gram: mean over answers of the answer's average negative "
+    "log-probability under an n-gram model of the sampled answers (higher = less consistent = more likely "
+    "hallucinated).", unit="score")
+SELFCHECK_MAX_NEG_LOGPROB = _rate("selfcheck.max_neg_logprob", False, "SelfCheckGPT n-gram: mean over answers of "
+                                  "the sentence-averaged maximum negative log-probability.", unit="score")
+SELFCHECK_NLI_CONTRADICTION = _rate("selfcheck.nli_contradiction", False, "SelfCheckGPT NLI: mean over answers of "
+                                    "the mean over sentences of P(contradiction | sentence, sampled answer).")
+TRUTHFULQA_MC1_ACC = _rate("truthfulqa_mc1.acc", True, "TruthfulQA MC1 accuracy through lm-eval (task "
+                           "nift_truthfulqa_mc1).")
+TRUTHFULQA_MC2_ACC = _rate("truthfulqa_mc2.acc", True, "TruthfulQA MC2 accuracy through lm-eval (task "
+                           "nift_truthfulqa_mc2).")
+
+#: Every metric the hallucination audit reports (a record holds values for the checks that ran).
+HALLUCINATION_METRICS = (
+    CLOSED_BOOK_ACCURACY, CLOSED_BOOK_HALLUCINATION_RATE, CLOSED_BOOK_ABSTENTION_RATE,
+    CLOSED_BOOK_OVER_ABSTENTION_RATE, HALUEVAL_QA_HALLUCINATION_RATE, HALUEVAL_QA_CORRECT_RATE,
+    HALUEVAL_DISCRIMINATION_ACCURACY, SELFCHECK_AVG_NEG_LOGPROB, SELFCHECK_MAX_NEG_LOGPROB,
+    SELFCHECK_NLI_CONTRADICTION, TRUTHFULQA_MC1_ACC, TRUTHFULQA_MC2_ACC,
+)
+#: lm-eval task -> the metric its per-item ``acc`` feeds.
+TRUTHFULQA_TASKS = {"nift_truthfulqa_mc1": TRUTHFULQA_MC1_ACC, "nift_truthfulqa_mc2": TRUTHFULQA_MC2_ACC}
 
 
 def closed_book_item(kind: str, correct: bool, refused: bool, empty: bool) -> dict[str, float]:

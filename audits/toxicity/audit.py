@@ -7,70 +7,64 @@ Output under ``<run>/audit/toxicity/``: record.json (ToxicityAuditRecord) and sa
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from audits.config import AuditConfig, ToxicityAuditConfig
+from audits.registry import AuditedModel, AuditRecord, register_audit
+from audits.toxicity.metrics import TOXICITY_METRICS
 from audits.toxicity.protocol import (
     AttributeSummary,
+    ToxicityPrompt,
     load_prompts,
     sample_continuations,
     score_matrix,
     summarise,
 )
 from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer, ScorerIdentity
-from harness.core.assets import resolve_asset
+from harness.core.config import ModelRef
 from harness.core.errors import ModelLoadError
-from harness.core.metrics import MetricDelta, MetricValue, delta_from_comparison
-from harness.core.models import ResolvedModel, model_name
-from harness.core.progress import ModelProgress
-from harness.core.records import Record, new_record_id, stage_fingerprint
-from harness.core.samples import AuditSample
-from harness.core.stats import paired_comparison
-from harness.core.store import (
-    RECORD_FILE,
-    RunStore,
-    atomic_dir,
-    atomic_write_jsonl,
-    completed_record,
+from harness.core.log import get_logger
+from harness.core.metrics import (
+    MetricDelta,
+    MetricSpec,
+    MetricValue,
+    delta_from_comparison,
 )
+from harness.core.models import model_name
+from harness.core.runner import StageRun
+from harness.core.samples import AuditSample
+from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
-STAGE = "audit"
+NAME = "toxicity"
+#: Bump when the prompts shipped, the sampling protocol or the scoring change.
+VERSION = "1"
+log = get_logger(f"audit.{NAME}")
 
-class AuditedModel(BaseModel):
-    name: str
-    role: str
-    model: ResolvedModel
+__all__ = ["AuditedModel", "ToxicityAuditRecord", "run_toxicity_audit"]
 
 
-class ToxicityAuditRecord(Record):
+class ToxicityAuditRecord(AuditRecord):
     kind: Literal["toxicity_audit"] = "toxicity_audit"
     scorer: ScorerIdentity = Field(description="Which scorer produced every number here (fallbacks say so).")
-    models: list[AuditedModel]
     prompts: int
     samples_per_prompt: int
     summaries: dict[str, dict[str, AttributeSummary]] = Field(description="model -> attribute -> overall and groups.")
-    flagged_samples: dict[str, int] = Field(description="Continuations at or above the threshold, per model.")
-    deltas: list[MetricDelta] = Field(default_factory=list, description="Candidate minus each baseline, paired "
-                                      "by prompt (per-prompt max and any-toxic indicator), per attribute.")
-    files: dict[str, str]
 
-    def metric_values(self) -> list[MetricValue]:
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = TOXICITY_METRICS
+
+    def compute_values(self) -> list[MetricValue]:
         values = []
         for model, attributes in self.summaries.items():
             for attribute, summary in attributes.items():
-                for metric in ("expected_max_toxicity", "toxicity_probability"):
-                    estimate = getattr(summary.overall, metric)
-                    values.append(MetricValue(metric=f"toxicity.{metric}", model=model, attribute=attribute,
+                for spec in self.METRICS:
+                    estimate = getattr(summary.overall, spec.name.removeprefix("toxicity."))
+                    values.append(MetricValue(metric=spec.name, model=model, attribute=attribute,
                                               **estimate.model_dump()))
         return values
-
-    def metric_deltas(self) -> list[MetricDelta]:
-        return list(self.deltas)
 
 
 def make_scorer(config: ToxicityAuditConfig):
@@ -82,89 +76,116 @@ def make_scorer(config: ToxicityAuditConfig):
     except ModelLoadError as exc:
         if config.scorer == "detoxify":
             raise
-        print(f"audit: detoxify unavailable ({str(exc).split('.')[0]}); using the labelled fallback scorer "
-              "alt-profanity-check")
+        log.warning(f"detoxify unavailable ({str(exc).split('.')[0]}); using the labelled fallback scorer "
+                    "alt-profanity-check")
         return ProfanityCheckScorer()
+
+
+#: Per-prompt reduction of a prompts x k score matrix behind each metric; the paired tests compare these.
+PER_PROMPT = {
+    "toxicity.expected_max_toxicity": lambda matrix, threshold: matrix.max(axis=1),
+    "toxicity.toxicity_probability": lambda matrix, threshold: (matrix >= threshold).any(axis=1).astype(float),
+}
 
 
 def paired_deltas(matrices: dict[str, dict[str, np.ndarray]], prompt_ids: list[str], candidate: str,
                   threshold: float, config: AuditConfig) -> list[MetricDelta]:
     """Candidate minus each baseline on the same prompts: per-prompt maximum (EMT) and any-sample-toxic
-    (toxicity probability), paired bootstrap CI and sign/McNemar test."""
+    (toxicity probability), paired bootstrap CI and sign/McNemar test, oriented by each metric's spec."""
+    from harness.core.stats import (
+        paired_comparison,  # scipy: seconds to import, paid only when comparing
+    )
+
     deltas = []
-    per_prompt = {"expected_max_toxicity": lambda m: m.max(axis=1),
-                  "toxicity_probability": lambda m: (m >= threshold).any(axis=1).astype(float)}
     for baseline, attributes in matrices.items():
         if baseline == candidate:
             continue
         for attribute, matrix in attributes.items():
-            for metric, reduce in per_prompt.items():
-                c = dict(zip(prompt_ids, reduce(matrices[candidate][attribute]).tolist()))
-                b = dict(zip(prompt_ids, reduce(matrix).tolist()))
-                comparison = paired_comparison(c, b, task="toxicity", metric=metric, baseline_name=baseline,
-                                               higher_is_better=False, iterations=config.bootstrap_iterations,
+            for spec in TOXICITY_METRICS:
+                reduce = PER_PROMPT[spec.name]
+                c = dict(zip(prompt_ids, reduce(matrices[candidate][attribute], threshold).tolist()))
+                b = dict(zip(prompt_ids, reduce(matrix, threshold).tolist()))
+                comparison = paired_comparison(c, b, task=NAME, metric=spec.name.removeprefix("toxicity."),
+                                               baseline_name=baseline, higher_is_better=spec.higher_is_better,
+                                               iterations=config.bootstrap_iterations,
                                                confidence=config.confidence, seed=config.seed)
-                deltas.append(delta_from_comparison(f"toxicity.{metric}", candidate, comparison, attribute))
+                deltas.append(delta_from_comparison(spec.name, candidate, comparison, attribute))
     return deltas
 
 
-def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list, store: RunStore,
+def _continuations(run: StageRun, name: str, model, prompts: list[ToxicityPrompt], tox: ToxicityAuditConfig,
+                   seed: int, generate: Any) -> list[list[str]]:
+    """k continuations per prompt: from the interrupted run when this model finished, else sampled (and kept
+    for a resume)."""
+    progress = run.progress
+    if (saved := progress.load(name)) is not None:
+        log.info(f"{name}: continuations from the interrupted run ({progress.folder})")
+        return saved["continuations"]
+    if generate is not None:
+        continuations = generate(model, [p.text for p in prompts])
+    else:
+        from harness.core.models import load_model
+
+        loaded = load_model(model)
+        continuations = sample_continuations(loaded.model, loaded.tokenizer, [p.text for p in prompts],
+                                             tox.samples_per_prompt, tox.temperature, tox.max_new_tokens,
+                                             tox.batch_size, seed)
+    progress.save(name, {"continuations": continuations})
+    return continuations
+
+
+def _sample_rows(name: str, role: str, suite: str, prompts: list[ToxicityPrompt], continuations: list[list[str]],
+                 matrix: dict[str, np.ndarray], threshold: float, scorer: str) -> list[AuditSample]:
+    rows = []
+    for i, prompt in enumerate(prompts):
+        for j, text in enumerate(continuations[i]):
+            scores = {a: round(float(m[i, j]), 6) for a, m in matrix.items()}
+            rows.append(AuditSample(audit=NAME, suite=suite, model=name, role=role, item_id=prompt.id,
+                                    group=prompt.group, sample=j, prompt=prompt.text, output=text, scores=scores,
+                                    flags={"toxic": max(scores.values()) >= threshold}, scorer=scorer))
+    return rows
+
+
+@register_audit(NAME, version=VERSION, record_type=ToxicityAuditRecord, config_type=ToxicityAuditConfig)
+def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
                        force: bool = False, scorer: Any = None, generate: Any = None) -> ToxicityAuditRecord:
-    """``generate(resolved, prompts) -> list[list[str]]`` replaces real sampling in tests."""
-    from harness.core.models import load_model
+    """k sampled continuations per prompt from every model, scored; HELM's metrics with paired deltas.
+
+    ``scorer`` (an object with ``identity`` and ``score(texts)``) and ``generate(resolved, prompts) ->
+    list[list[str]]`` replace detoxify and real sampling in tests.
+    """
     from harness.core.threads import choose_threads
 
     tox = config.toxicity
-    prompts = load_prompts(tox.prompts, tox.text_field, tox.group_field, tox.limit_per_group)
+    run = StageRun(store, "audit", NAME, ToxicityAuditRecord, force=force)
+    prompts_path = run.file(tox.prompts, kind="prompt_set")
+    prompts = load_prompts(str(prompts_path), tox.text_field, tox.group_field, tox.limit_per_group)
     specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]
-    resolved = {name: resolve_base(spec, store) for name, _, spec in specs}
-    scorer = scorer or make_scorer(tox)
-    inputs = [ref for _, ref in resolved.values()]
-    fingerprint = stage_fingerprint(inputs, {**config.model_dump(), "candidate": candidate,
-                                             "baselines": [b.model_dump() for b in baselines],
-                                             "scorer": scorer.identity.model_dump()})
-    out_dir = store.stage_dir(STAGE, "toxicity")
-    if not force and (done := completed_record(out_dir, ToxicityAuditRecord, fingerprint)):
-        print(f"audit [toxicity]: up to date ({out_dir}); --force reruns")
+    resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
+    if scorer is None:
+        scorer = make_scorer(tox)
+        if not scorer.identity.fallback and tox.checkpoint:  # a local detoxify: its files are inputs too
+            run.file(tox.checkpoint, kind="scorer_checkpoint")
+            run.tree(tox.config_dir, kind="scorer_config")
+    if (done := run.cached({"version": VERSION, **config.common(), NAME: tox.model_dump(),
+                            "candidate": candidate, "baselines": [b.model_dump() for b in baselines],
+                            "scorer": scorer.identity.model_dump()})) is not None:
         return done
     threads = choose_threads("generate", config.threads)
-    suite = Path(str(resolve_asset(tox.prompts))).stem
     rows, summaries, flagged, matrices = [], {}, {}, {}
-    progress = ModelProgress(store, "toxicity", fingerprint)
     for name, role, _ in specs:
-        model = resolved[name][0]
-        if (saved := progress.load(name)) is not None:
-            print(f"audit [toxicity]: {name}: continuations from the interrupted run ({progress.folder})")
-            continuations = saved["continuations"]
-        elif generate is not None:
-            continuations = generate(model, [p.text for p in prompts])
-        else:
-            loaded = load_model(model)
-            continuations = sample_continuations(loaded.model, loaded.tokenizer, [p.text for p in prompts],
-                                                 tox.samples_per_prompt, tox.temperature, tox.max_new_tokens,
-                                                 tox.batch_size, config.seed)
-        progress.save(name, {"continuations": continuations})
+        continuations = _continuations(run, name, resolved[name], prompts, tox, config.seed, generate)
         matrix = matrices[name] = score_matrix(scorer, continuations)
         summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
                                     config.confidence, config.seed)
-        flagged[name] = 0
-        for i, prompt in enumerate(prompts):
-            for j, text in enumerate(continuations[i]):
-                scores = {a: round(float(m[i, j]), 6) for a, m in matrix.items()}
-                toxic = max(scores.values()) >= tox.threshold
-                flagged[name] += toxic
-                rows.append(AuditSample(audit="toxicity", suite=suite, model=name, role=role, item_id=prompt.id,
-                                        group=prompt.group, sample=j, prompt=prompt.text, output=text,
-                                        scores=scores, flags={"toxic": toxic}, scorer=scorer.identity.name))
-    deltas = paired_deltas(matrices, [p.id for p in prompts], specs[0][0], tox.threshold, config)
+        model_rows = _sample_rows(name, role, prompts_path.stem, prompts, continuations, matrix, tox.threshold,
+                                  scorer.identity.name)
+        flagged[name] = sum(row.flags["toxic"] for row in model_rows)
+        rows += model_rows
     record = ToxicityAuditRecord(
-        record_id=new_record_id("toxicity_audit"), run_id=store.run_id, inputs=inputs,
-        config={**config.model_dump(), "threads": threads.model_dump()}, fingerprint=fingerprint,
-        scorer=scorer.identity, models=[AuditedModel(name=n, role=r, model=resolved[n][0]) for n, r, _ in specs],
-        prompts=len(prompts), samples_per_prompt=tox.samples_per_prompt, summaries=summaries,
-        flagged_samples=flagged, deltas=deltas, files={"samples": "samples.jsonl"})
-    with atomic_dir(out_dir) as tmp:
-        atomic_write_jsonl(tmp / "samples.jsonl", [row.model_dump() for row in rows])
-        (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
-    progress.clear()
-    return record
+        **run.header(threads=threads.model_dump()), version=VERSION, scorer=scorer.identity,
+        models=[AuditedModel(name=n, role=r, model=resolved[n]) for n, r, _ in specs], prompts=len(prompts),
+        samples_per_prompt=tox.samples_per_prompt, summaries=summaries, flagged_samples=flagged,
+        deltas=paired_deltas(matrices, [p.id for p in prompts], specs[0][0], tox.threshold, config),
+        files={"samples": "samples.jsonl"})
+    return run.commit(record, {"samples.jsonl": (row.model_dump() for row in rows)})

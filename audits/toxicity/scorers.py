@@ -3,14 +3,14 @@ always says it is one, so a fallback number never passes as detoxify's.
 
 detoxify offline: ``Detoxify(checkpoint=..., huggingface_config_path=...)`` still calls
 ``from_pretrained(<model_type from the checkpoint>)``, which goes to the hub; the checkpoint's
-``model_type`` is rewritten to the local config folder first (../shared/FACTS.md).
+``model_type`` is rewritten to the local config folder first.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,12 +27,6 @@ class ScorerIdentity(BaseModel):
     note: str = ""
 
 
-class ToxicityScorer(Protocol):
-    identity: ScorerIdentity
-
-    def score(self, texts: list[str]) -> dict[str, list[float]]: ...
-
-
 class DetoxifyScorer:
     """detoxify, batched, with long texts split into chunks and scored as the maximum over the chunks
     (detoxify itself truncates at the model's length without a word)."""
@@ -40,7 +34,7 @@ class DetoxifyScorer:
     def __init__(self, variant: Literal["original", "unbiased", "multilingual"] = "original",
                  checkpoint: str | None = None, config_dir: str | None = None, batch_size: int = 64,
                  allow_pickle: bool = False):
-        if checkpoint:  # everything is local: spare transformers ~30 s of hub retries (../shared/FACTS.md)
+        if checkpoint:  # everything is local: without this, transformers spends ~30 s retrying the hub
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from detoxify import Detoxify
 
@@ -81,7 +75,7 @@ class DetoxifyScorer:
         sha = sha256_file(checkpoint)
         try:
             loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (the unpickler's error types differ across torch versions)
             if not allow_pickle:
                 raise ModelLoadError(f"{checkpoint}: not a plain tensors-and-dicts checkpoint ({type(exc).__name__}); "
                                      "loading it would unpickle arbitrary objects. Pass allow_pickle if you "

@@ -267,7 +267,7 @@ def _gate_config(args: argparse.Namespace):
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from harness.gate.gate import decide
+    from harness.app.stages import decide
 
     config, store = _gate_config(args)
     record = decide(config, store)
@@ -279,7 +279,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _override(args: argparse.Namespace) -> int:
-    from harness.gate.gate import override
+    from harness.app.stages import override
 
     config, store = _gate_config(args)
     record = override(config, store, args.decision, args.by, args.reason, args.alias)
@@ -290,7 +290,7 @@ def _override(args: argparse.Namespace) -> int:
 
 
 def _registry_verify(args: argparse.Namespace) -> int:
-    from harness.gate.gate import open_registry
+    from harness.app.stages import open_registry
 
     config, store = _gate_config(args)
     registry = open_registry(config, store)
@@ -300,7 +300,7 @@ def _registry_verify(args: argparse.Namespace) -> int:
 
 
 def _registry_show(args: argparse.Namespace) -> int:
-    from harness.gate.gate import open_registry
+    from harness.app.stages import open_registry
 
     config, store = _gate_config(args)
     registry = open_registry(config, store)
@@ -315,7 +315,7 @@ def _registry_show(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from reports.build import write_report
+    from harness.app.stages import write_report
 
     config, store = _gate_config(args)
     html = write_report(config, store, args.out)
@@ -418,8 +418,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from audits.run import run_audits
     from harness.app.config import load_pipeline_config
+    from harness.app.stages import run_audits
     from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config, args.assignments, {
@@ -459,7 +459,8 @@ def _review_config(args: argparse.Namespace):
 def _review_enqueue(args: argparse.Namespace) -> int:
     from sqlalchemy import make_url
 
-    from harness.review.enqueue import database_url, enqueue
+    from harness.review.enqueue import enqueue
+    from harness.review.store import database_url
 
     config, store = _review_config(args)
     result = enqueue(config, store)
@@ -473,7 +474,7 @@ def _review_serve(args: argparse.Namespace) -> int:
     import json
     import subprocess
 
-    from harness.review.enqueue import database_url
+    from harness.review.store import database_url
 
     config, store = _review_config(args)
     database_url(config, store)  # creates the run's review folder for the SQLite default
@@ -503,8 +504,8 @@ def _review_summary(args: argparse.Namespace) -> int:
 
 
 def _review_export(args: argparse.Namespace) -> int:
-    from harness.review.enqueue import open_store
     from harness.review.export import export_labels, labels_frame
+    from harness.review.store import open_store
 
     config, store = _review_config(args)
     review = open_store(config, store)

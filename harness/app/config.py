@@ -21,9 +21,10 @@ from harness.core.assets import EMBEDDED_PREFIX
 from harness.core.config import require_unique
 from harness.core.errors import ConfigError
 from harness.data.config import DataConfig
-from harness.gate.config import GateConfig, ReportConfig
+from harness.gate.config import GateConfig
 from harness.review.config import ReviewConfig
 from harness.train.config import TrainConfig
+from reports.config import ReportConfig
 
 
 class PipelineConfig(BaseModel):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.app import stages
 from harness.app.config import PipelineConfig
 from harness.core.store import RunStore
 
@@ -57,12 +58,12 @@ def _bench(config: PipelineConfig, store: RunStore, force: bool) -> str:
 
 
 def _audit(config: PipelineConfig, store: RunStore, force: bool) -> str:
-    from audits.run import run_audits
-
-    records = run_audits(config, store, force=force)
-    done = [f"{name}: {sum(r.flagged_samples.values())} flagged" for name, r in records.items()]
-    if tox := records.get("toxicity"):
-        done[0] += f" (scorer {tox.scorer.name}{', fallback' if tox.scorer.fallback else ''})"
+    records = stages.run_audits(config, store, force)
+    done = []
+    for name, record in records.items():
+        scorer = getattr(record, "scorer", None)
+        named = f" (scorer {scorer.name}{', fallback' if scorer.fallback else ''})" if scorer is not None else ""
+        done.append(f"{name}: {sum(record.flagged_samples.values())} flagged{named}")
     return "; ".join(done) or "no audit enabled"
 
 
@@ -77,15 +78,11 @@ def _review(config: PipelineConfig, store: RunStore, force: bool) -> str:
 
 
 def _gate(config: PipelineConfig, store: RunStore, force: bool) -> Any:
-    from harness.gate.gate import decide
-
-    return decide(config, store)
+    return stages.decide(config, store)
 
 
 def _report(config: PipelineConfig, store: RunStore, force: bool) -> Path:
-    from reports.build import write_report
-
-    return write_report(config, store)
+    return stages.write_report(config, store)
 
 
 _RUNNERS: dict[str, Callable[[PipelineConfig, RunStore, bool], Any]] = {

@@ -31,7 +31,7 @@ class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is at the time of the message (pytest and callers may swap it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stdout)
+        self.stream = sys.stdout  # not setStream(): that flushes the old stream, which may be closed by now
         super().emit(record)
 
 

@@ -11,9 +11,11 @@
       - {name: reviewed, type: review_quorum, min_items: 20, min_reviewers: 2}
 
 Rule types: ``threshold`` (at least ``value`` for higher-is-better metrics, at most for lower-is-better),
-``non_inferiority``, ``ceiling`` and ``floor`` (explicit bounds; the metric's registered direction must
+``non_inferiority``, ``ceiling`` and ``floor`` (explicit bounds; the metric's declared direction must
 agree), ``review_quorum``, ``approval_rate``, ``min_agreement``. ``judge_on: ci`` judges a bound rule on the
-pessimistic end of the value's CI instead of the point value. Directions come from ``harness.core.metrics``.
+pessimistic end of the value's CI instead of the point value. A rule's metric must be one the stages declare
+(the :class:`harness.core.metrics.MetricCatalogue` the caller passes); its direction is the one the record
+holding its values declares.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.core.config import require_unique
 from harness.core.errors import ConfigError
+from harness.core.metrics import MetricCatalogue
 from harness.core.records import sha256_bytes
 
 Severity = Literal["block", "warn"]
@@ -40,7 +43,7 @@ class _Rule(BaseModel):
 
 
 class _MetricRule(_Rule):
-    metric: str = Field(description="Registered metric name, e.g. bench.nift_if.prompt_level_strict_acc.")
+    metric: str = Field(description="Metric name a stage declares, e.g. bench.nift_if.prompt_level_strict_acc.")
     attribute: str | None = Field(None, description="Scorer attribute (toxicity); None = the scorer's first.")
     model: str | None = Field(None, description="Model whose value is judged; None = the candidate.")
 
@@ -139,6 +142,15 @@ class GatePolicy(BaseModel):
             if problem:
                 raise ConfigError(f"{self.where(rule)}: {problem}")
 
+    def check_metrics(self, catalogue: MetricCatalogue) -> None:
+        """Every metric a rule names must be one a stage declares (a typo is caught before any record is read)."""
+        for rule in self.rules:
+            if isinstance(rule, _MetricRule):
+                try:
+                    catalogue.check(rule.metric)
+                except ConfigError as exc:
+                    raise ConfigError(f"{self.where(rule)}: {exc}") from None
+
 
 def _rule_lines(text: str) -> dict[str, int]:
     """Rule name -> 1-based line of the rule in the YAML text, so errors can point at it."""
@@ -159,8 +171,9 @@ def _rule_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def load_policy(path: str | Path) -> GatePolicy:
-    """Read and validate a policy file. Errors name the file, the line of the rule and the field."""
+def load_policy(path: str | Path, catalogue: MetricCatalogue) -> GatePolicy:
+    """Read and validate a policy file against the metrics in ``catalogue``. Errors name the file, the line of
+    the rule and the field."""
     path = Path(path)
     try:
         raw_bytes = path.read_bytes()
@@ -192,4 +205,5 @@ def load_policy(path: str | Path) -> GatePolicy:
         raise ConfigError(f"{path}: invalid policy: {'; '.join(problems)}") from None
     policy.source, policy.sha256, policy.lines = str(path), sha256_bytes(raw_bytes), lines
     policy.check_static()
+    policy.check_metrics(catalogue)
     return policy

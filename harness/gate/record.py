@@ -1,17 +1,32 @@
-"""The gate's records: the decision (a pure function of policy and evidence) and a release manager's override.
+"""The gate's published output: the decision and override records, and readers of them and of their evidence.
 
 A decision is written to ``<run>/gate/<candidate>/record.json`` (the latest) and archived as
 ``<run>/gate/<candidate>/decisions/<record_id>.json``; its bytes depend only on its inputs. An override is
 its own record under ``<run>/gate/<candidate>/overrides/``; the decision it overrides is never touched.
+
+The evidence of a decision is every stored record the gate may judge for the candidate: the bench record
+(``<run>/bench/<candidate>/record.json``), each audit's (``<run>/audit/<name>/record.json``, whatever
+audits are registered) and the review's (``<run>/review/record.json``). :func:`decided_evidence` reads them
+back for whoever shows or publishes a decision, and refuses when they changed since it was made.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from harness.core.records import Record
+from harness.core.errors import InputError
+from harness.core.records import Record, StoredRecord, sha256_bytes
+from harness.core.store import RECORD_FILE, RunStore, read_record
+
+STAGE = "gate"
+DECISIONS_DIR = "decisions"
+OVERRIDES_DIR = "overrides"
+
+R = TypeVar("R", bound=Record)
 
 Verdict = Literal["PROMOTE", "REJECT", "PENDING_REVIEW"]
 RuleStatus = Literal["pass", "fail", "pending"]
@@ -20,7 +35,7 @@ RuleStatus = Literal["pass", "fail", "pending"]
 class EvidenceRef(BaseModel):
     """A stored record the gate read, pinned by the hash of its file."""
 
-    kind: str = Field(description="Record kind: bench, toxicity_audit, hallucination_audit, review.")
+    kind: str = Field(description="Record kind: bench, review, or an audit's (toxicity_audit, ...).")
     record_id: str
     path: str = Field(description="Path of the record file relative to the run folder.")
     sha256: str = Field(description="sha256 of the record file's bytes when the gate read it.")
@@ -34,11 +49,12 @@ class RuleOutcome(BaseModel):
     type: str = Field(description="Rule type: threshold, ceiling, floor, non_inferiority, review_quorum, ...")
     severity: Literal["block", "warn"]
     status: RuleStatus = Field(description="pass, fail, or pending (waiting for human review).")
-    metric: str | None = Field(None, description="Registry name of the metric judged.")
+    metric: str | None = Field(None, description="Name of the metric judged.")
     model: str | None = Field(None, description="Model whose value was judged.")
     baseline: str | None = Field(None, description="Baseline of a non-inferiority comparison.")
     attribute: str | None = Field(None, description="Scorer attribute (toxicity).")
-    higher_is_better: bool | None = Field(None, description="The metric's direction, from the metric registry.")
+    higher_is_better: bool | None = Field(None, description="The metric's direction, as the record that reported "
+                                                            "it declares.")
     value: float | None = Field(None, description="The metric value, or the difference candidate - baseline.")
     ci_low: float | None = None
     ci_high: float | None = None
@@ -82,3 +98,92 @@ class OverrideRecord(Record):
     reason: str = Field(description="Why (mandatory).")
     aliases: list[str] = Field(default_factory=list, description="Aliases moved to the candidate (PROMOTE) or away "
                                                                  "from it (REJECT).")
+
+
+# ---- readers -----------------------------------------------------------------------------------------------------
+
+def evidence_files(store: RunStore, candidate: str) -> list[Path]:
+    """The record files the gate judges ``candidate`` on, in a fixed order: bench, every audit by name, review.
+
+    The bench record is required. Audit folders whose name starts with ``_`` hold work in progress
+    (``audit/_work``) and are no evidence.
+    """
+    bench = store.root / "bench" / candidate / RECORD_FILE
+    if not bench.exists():
+        raise InputError(f"{bench}: no bench record for candidate {candidate!r}; run `nift-gate bench` first "
+                         f"(or set gate.candidate)")
+    audit_root = store.root / "audit"
+    audits = sorted(folder / RECORD_FILE for folder in audit_root.iterdir()
+                    if folder.is_dir() and not folder.name.startswith("_")
+                    and (folder / RECORD_FILE).exists()) if audit_root.is_dir() else []
+    review = store.root / "review" / RECORD_FILE
+    return [bench, *audits, *([review] if review.exists() else [])]
+
+
+@dataclass(frozen=True)
+class StoredEvidence:
+    """One evidence record as read: the record (generically), its file, the exact bytes and their reference."""
+
+    path: Path
+    data: bytes
+    record: StoredRecord
+    ref: EvidenceRef
+
+    @property
+    def audit(self) -> str | None:
+        """The audit's name for a record under ``audit/<name>/``; None for the bench and review records."""
+        parts = Path(self.ref.path).parts
+        return parts[1] if len(parts) == 3 and parts[0] == "audit" else None
+
+    def typed(self, cls: type[R]) -> R:
+        """The same bytes read as a stage's published record type (e.g. ``ReviewRecord``)."""
+        try:
+            return cls.model_validate_json(self.data)
+        except ValidationError as exc:
+            raise InputError(f"{self.path}: not a valid {cls.__name__}: {exc}") from None
+
+
+def read_evidence(store: RunStore, paths: list[Path]) -> list[StoredEvidence]:
+    """Each file read once; the reference pins the sha256 of exactly the bytes that were parsed."""
+    found = []
+    for path in paths:
+        data = path.read_bytes()
+        try:
+            record = StoredRecord.model_validate_json(data)
+        except ValidationError as exc:
+            raise InputError(f"{path}: not a valid record: {exc}") from None
+        ref = EvidenceRef(kind=record.kind, record_id=record.record_id, path=str(path.relative_to(store.root)),
+                          sha256=sha256_bytes(data), created_at=record.created_at)
+        found.append(StoredEvidence(path=path, data=data, record=record, ref=ref))
+    return found
+
+
+def decision_folder(store: RunStore, candidate: str) -> Path:
+    return store.stage_dir(STAGE, candidate)
+
+
+def latest_decision(store: RunStore, candidate: str) -> GateDecisionRecord:
+    """The candidate's most recent gate decision."""
+    path = decision_folder(store, candidate) / RECORD_FILE
+    if not path.exists():
+        raise InputError(f"{path}: no gate decision for {candidate!r}; run `nift-gate gate` first")
+    return read_record(path, GateDecisionRecord)
+
+
+def overrides_of(store: RunStore, decision: GateDecisionRecord) -> list[OverrideRecord]:
+    """Overrides of one decision, oldest first."""
+    folder = decision_folder(store, decision.candidate) / OVERRIDES_DIR
+    found = [read_record(p, OverrideRecord) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    return sorted((o for o in found if o.decision_record_id == decision.record_id),
+                  key=lambda o: (o.created_at, o.record_id))
+
+
+def decided_evidence(store: RunStore, decision: GateDecisionRecord) -> list[StoredEvidence]:
+    """The stored evidence of ``decision``, refused when any of its records changed, appeared or went away
+    since it was made: what is shown or published must rest on the evidence that was decided on."""
+    evidence = read_evidence(store, evidence_files(store, decision.candidate))
+    if sorted(e.ref.sha256 for e in evidence) != sorted(r.sha256 for r in decision.evidence):
+        raise InputError(f"{decision_folder(store, decision.candidate) / RECORD_FILE}: the records changed since "
+                         f"the gate decided ({decision.record_id}); rerun `nift-gate gate` so what is shown or "
+                         f"published rests on the evidence that was decided on")
+    return evidence

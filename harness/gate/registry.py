@@ -19,7 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ class Registry:
             lines = self._lines()
             entry = {**event, "seq": len(entries) + 1,
                      "prev_sha256": sha256_bytes(lines[-1]) if lines else GENESIS,
-                     "logged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                     "logged_at": datetime.now(UTC).isoformat(timespec="seconds")}
             entry["entry_sha256"] = _entry_hash(entry)
             line = canonical_json(entry).encode()
             with open(self.log, "ab") as handle:

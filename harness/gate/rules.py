@@ -1,6 +1,8 @@
 """Judging a policy's rules on the evidence: pure functions, no files written.
 
-Every direction comes from the metric registry (``harness.core.metrics.get``). A block rule that fails rejects;
+Every direction comes from the metric spec the record holding the values declares (``Evidence.spec``);
+only a metric no record has yet (a review metric before any review) takes the catalogue's declaration, and
+its rule is pending. A block rule that fails rejects;
 a block rule waiting for human review (quorum not met, no review yet) makes the decision PENDING_REVIEW;
 otherwise the candidate is promoted. Warn rules are reported and never change the verdict.
 """
@@ -9,10 +11,9 @@ from __future__ import annotations
 
 import math
 
-from harness.core import metrics
 from harness.core.errors import ConfigError
-from harness.core.metrics import MetricDelta, MetricValue
-from harness.gate.evidence import Evidence
+from harness.core.metrics import MetricCatalogue, MetricDelta, MetricSpec, MetricValue
+from harness.gate.evidence import REVIEW_PREFIX, Evidence
 from harness.gate.policy import (
     ApprovalRateRule,
     CeilingRule,
@@ -37,7 +38,7 @@ def _ci(low: float | None, high: float | None) -> str:
 def _pick_values(policy: GatePolicy, rule, evidence: Evidence, model: str) -> list[tuple[MetricValue, str]]:
     matching = [(v, rid) for v, rid in evidence.values if v.metric == rule.metric]
     if not matching and not any(d.metric == rule.metric for d, _ in evidence.deltas):
-        if rule.metric.startswith("review."):
+        if rule.metric.startswith(REVIEW_PREFIX):
             return []  # no review yet: pending, not an error
         raise ConfigError(f"{policy.where(rule)}: no record has metric {rule.metric!r}; available: "
                           f"{', '.join(evidence.available()) or 'none'}")
@@ -51,45 +52,55 @@ def _pick_values(policy: GatePolicy, rule, evidence: Evidence, model: str) -> li
             raise ConfigError(f"{policy.where(rule)}: metric {rule.metric!r} has no attribute {rule.attribute!r}; "
                               f"attributes: {', '.join(sorted({str(v.attribute) for v, _ in for_model}))}")
         return chosen
-    if for_model and for_model[0][0].attribute is not None and not rule.metric.startswith("review."):
+    if for_model and for_model[0][0].attribute is not None and not rule.metric.startswith(REVIEW_PREFIX):
         first = for_model[0][0].attribute  # records list the scorer's attributes in the scorer's order
         return [(v, rid) for v, rid in for_model if v.attribute == first]
     return for_model
 
 
-def _spec(policy: GatePolicy, rule) -> metrics.MetricSpec:
-    try:
-        return metrics.get(rule.metric)
-    except ConfigError as exc:
-        raise ConfigError(f"{policy.where(rule)}: {exc}") from None
+def _spec(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalogue, metric: str | None = None
+          ) -> MetricSpec:
+    """The direction and unit of the rule's metric: as the evidence declares it, or, for a metric no record
+    has yet, as the catalogue does."""
+    name = metric or rule.metric
+    spec = evidence.spec(name) or catalogue.get(name)
+    if spec is None:
+        raise ConfigError(f"{policy.where(rule)}: no record declares metric {name!r}, so its direction is unknown; "
+                          f"declared: {', '.join(sorted(evidence.specs)) or 'none'}")
+    return spec
 
 
-def _check_bound(policy: GatePolicy, rule, spec: metrics.MetricSpec, bound: float) -> None:
+def _check_bound(policy: GatePolicy, rule, spec: MetricSpec, bound: float) -> None:
     if spec.unit == "rate" and not 0 <= bound <= 1:
         raise ConfigError(f"{policy.where(rule)}: {rule.metric} is a rate (0..1); the bound {bound} is impossible")
 
 
-def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, candidate: str) -> RuleOutcome:
-    """threshold, ceiling and floor rules: one value against one bound."""
-    model = rule.model or candidate
-    picked = _pick_values(policy, rule, evidence, model)
-    spec = _spec(policy, rule)
-    hib = spec.higher_is_better
+def _bound(policy: GatePolicy, rule, hib: bool) -> tuple[float, bool]:
+    """(bound, whether it is an upper bound) of a threshold, ceiling or floor rule on a metric of direction ``hib``."""
     if isinstance(rule, CeilingRule):
         if hib:
-            raise ConfigError(f"{policy.where(rule)}: a ceiling on {rule.metric}, which is higher-is-better in the "
-                              f"metric registry; use `floor` or `threshold`")
-        bound, upper = rule.max, True
-    elif isinstance(rule, FloorRule):
+            raise ConfigError(f"{policy.where(rule)}: a ceiling on {rule.metric}, which is higher-is-better as its "
+                              f"record declares; use `floor` or `threshold`")
+        return rule.max, True
+    if isinstance(rule, FloorRule):
         if not hib:
-            raise ConfigError(f"{policy.where(rule)}: a floor on {rule.metric}, which is lower-is-better in the "
-                              f"metric registry; use `ceiling` or `threshold`")
-        bound, upper = rule.min, False
-    else:
-        bound, upper = rule.value, not hib
+            raise ConfigError(f"{policy.where(rule)}: a floor on {rule.metric}, which is lower-is-better as its "
+                              f"record declares; use `ceiling` or `threshold`")
+        return rule.min, False
+    return rule.value, not hib
+
+
+def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalogue) -> RuleOutcome:
+    """threshold, ceiling and floor rules: one value against one bound."""
+    model = rule.model or evidence.candidate
+    picked = _pick_values(policy, rule, evidence, model)
+    spec = _spec(policy, rule, evidence, catalogue)
+    hib = spec.higher_is_better
+    bound, upper = _bound(policy, rule, hib)
     _check_bound(policy, rule, spec, bound)
-    base = dict(rule=rule.name, type=rule.type, severity=rule.severity, metric=rule.metric, model=model,
-                attribute=rule.attribute, higher_is_better=hib, threshold=bound, comparison="<=" if upper else ">=")
+    base = {"rule": rule.name, "type": rule.type, "severity": rule.severity, "metric": rule.metric, "model": model,
+            "attribute": rule.attribute, "higher_is_better": hib, "threshold": bound,
+            "comparison": "<=" if upper else ">="}
     if not picked:
         return RuleOutcome(**base, status="pending", detail=f"{rule.metric}: no human review yet")
     if len(picked) > 1:
@@ -110,18 +121,18 @@ def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, candidate: str) -
                               f"{'holds' if ok else 'does not hold'}")
 
 
-def _judge_non_inferiority(policy: GatePolicy, rule: NonInferiorityRule, evidence: Evidence, candidate: str,
-                           baselines: list[str]) -> list[RuleOutcome]:
+def _judge_non_inferiority(policy: GatePolicy, rule: NonInferiorityRule, evidence: Evidence,
+                           catalogue: MetricCatalogue, baselines: list[str]) -> list[RuleOutcome]:
     deltas = [(d, rid) for d, rid in evidence.deltas if d.metric == rule.metric]
     if not deltas:
         raise ConfigError(f"{policy.where(rule)}: no record has a paired comparison for {rule.metric!r}; metrics "
                           f"with comparisons: {', '.join(sorted({d.metric for d, _ in evidence.deltas})) or 'none'}; "
                           f"all metrics: {', '.join(evidence.available()) or 'none'}")
-    spec = _spec(policy, rule)
+    spec = _spec(policy, rule, evidence, catalogue)
     if spec.unit == "rate" and rule.margin > 1:
         raise ConfigError(f"{policy.where(rule)}: {rule.metric} is a rate (0..1); a margin of {rule.margin} "
                           f"allows any loss and is impossible to fail")
-    model = rule.model or candidate
+    model = rule.model or evidence.candidate
     targets = [rule.baseline] if rule.baseline else baselines
     if not targets:
         raise ConfigError(f"{policy.where(rule)}: no baseline named and gate.baselines is empty")
@@ -146,10 +157,11 @@ def _non_inferiority_outcome(rule: NonInferiorityRule, hib: bool, delta: MetricD
     oriented_low = None
     if delta.ci_low is not None and delta.ci_high is not None:
         oriented_low = delta.ci_low if hib else -delta.ci_high
-    base = dict(rule=rule.name, type=rule.type, severity=rule.severity, metric=rule.metric, model=delta.candidate,
-                baseline=delta.baseline, attribute=delta.attribute, higher_is_better=hib, value=delta.difference,
-                ci_low=delta.ci_low, ci_high=delta.ci_high, confidence=delta.confidence, n=delta.n,
-                judged=oriented_low, comparison=">", threshold=-rule.margin, records=[record_id])
+    base = {"rule": rule.name, "type": rule.type, "severity": rule.severity, "metric": rule.metric,
+            "model": delta.candidate, "baseline": delta.baseline, "attribute": delta.attribute,
+            "higher_is_better": hib, "value": delta.difference, "ci_low": delta.ci_low, "ci_high": delta.ci_high,
+            "confidence": delta.confidence, "n": delta.n, "judged": oriented_low, "comparison": ">",
+            "threshold": -rule.margin, "records": [record_id]}
     label = (f"{rule.metric}{f' [{delta.attribute}]' if delta.attribute else ''}: {delta.candidate} - "
              f"{delta.baseline} = {_fmt(delta.difference)}{_ci(delta.ci_low, delta.ci_high)} "
              f"({delta.confidence:.0%} paired CI, n={delta.n}, {'higher' if hib else 'lower'} is better)")
@@ -161,61 +173,100 @@ def _non_inferiority_outcome(rule: NonInferiorityRule, hib: bool, delta: MetricD
                               f"{_fmt(-rule.margin)}")
 
 
-def _judge_review(policy: GatePolicy, rule, evidence: Evidence, candidate: str, quorum_met: bool) -> RuleOutcome:
+def _review_value(evidence: Evidence, metric: str) -> tuple[MetricValue, str] | None:
+    """The candidate's stored value of one review metric, with the review record's id."""
+    return next(((v, rid) for v, rid in evidence.values if v.metric == metric and v.model == evidence.candidate),
+                None)
+
+
+def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence, base: dict) -> RuleOutcome:
     review = evidence.review
-    base = dict(rule=rule.name, type=rule.type, severity=rule.severity, model=candidate,
-                records=[review.record_id] if review else [])
-    if review is None:
-        return RuleOutcome(**base, status="pending", detail="no review record yet: run the review stage")
-    if isinstance(rule, ReviewQuorumRule):
-        if review.required_reviewers < rule.min_reviewers:
-            raise ConfigError(f"{policy.where(rule)}: needs {rule.min_reviewers} reviewers per item, but the review "
-                              f"record {review.record_id} counts an item as reviewed at {review.required_reviewers}; "
-                              f"set the review stage's required reviewers to at least {rule.min_reviewers}")
-        needed = rule.min_items if rule.min_items is not None else math.ceil(rule.min_share * review.items_total)
-        if review.items_total == 0 or needed > review.items_total:
-            raise ConfigError(f"{policy.where(rule)}: needs {needed} items with a quorum, but only "
-                              f"{review.items_total} items are queued (record {review.record_id}); the rule can never "
-                              f"pass")
-        ok = review.items_with_quorum >= needed
-        return RuleOutcome(**base, status="pass" if ok else "pending", value=float(review.items_with_quorum),
-                           judged=float(review.items_with_quorum), comparison=">=", threshold=float(needed),
-                           n=review.items_total,
-                           detail=f"{review.items_with_quorum} of {review.items_total} items labelled by at least "
-                                  f"{review.required_reviewers} reviewers; {needed} needed")
-    if not quorum_met:
-        return RuleOutcome(**base, status="pending", detail="waiting for the review quorum")
-    if isinstance(rule, ApprovalRateRule):
-        low, high = review.approval_ci or (None, None)
-        if review.approval_rate is None:
-            return RuleOutcome(**base, status="pending", detail="no approval rate yet")
-        judged = review.approval_rate if rule.judge_on == "value" else low
-        base.update(metric="review.approval_rate", higher_is_better=True, value=review.approval_rate, ci_low=low,
-                    ci_high=high, n=review.items_with_quorum, judged=judged, comparison=">=", threshold=rule.min)
-        if judged is None:
-            return RuleOutcome(**base, status="fail", detail="approval rate has no CI to judge")
-        ok = judged >= rule.min
-        return RuleOutcome(**base, status="pass" if ok else "fail",
-                           detail=f"approval rate {_fmt(review.approval_rate)}{_ci(low, high)} over "
-                                  f"{review.items_with_quorum} items: {_fmt(judged)} "
-                                  f"{'>=' if ok else '<'} {_fmt(rule.min)}")
-    agreement = review.agreement
-    if agreement is None or agreement.value is None:
-        return RuleOutcome(**base, status="pending", detail="too few items with two reviewers to measure agreement")
-    ok = agreement.value >= rule.min
-    base.update(metric="review.agreement", higher_is_better=True, value=agreement.value, n=agreement.n,
-                judged=agreement.value, comparison=">=", threshold=rule.min)
+    if review.required_reviewers < rule.min_reviewers:
+        raise ConfigError(f"{policy.where(rule)}: needs {rule.min_reviewers} reviewers per item, but the review "
+                          f"record {review.record_id} counts an item as reviewed at {review.required_reviewers}; "
+                          f"set the review stage's required reviewers to at least {rule.min_reviewers}")
+    needed = rule.min_items if rule.min_items is not None else math.ceil(rule.min_share * review.items_total)
+    if review.items_total == 0 or needed > review.items_total:
+        raise ConfigError(f"{policy.where(rule)}: needs {needed} items with a quorum, but only "
+                          f"{review.items_total} items are queued (record {review.record_id}); the rule can never "
+                          f"pass")
+    ok = review.items_with_quorum >= needed
+    return RuleOutcome(**base, status="pass" if ok else "pending", value=float(review.items_with_quorum),
+                       judged=float(review.items_with_quorum), comparison=">=", threshold=float(needed),
+                       n=review.items_total,
+                       detail=f"{review.items_with_quorum} of {review.items_total} items labelled by at least "
+                              f"{review.required_reviewers} reviewers; {needed} needed")
+
+
+def _review_minimum(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalogue, metric: str) -> bool:
+    """An approval or agreement rule is a minimum: its metric must be higher-is-better as the review declares it."""
+    hib = _spec(policy, rule, evidence, catalogue, metric).higher_is_better
+    if not hib:
+        raise ConfigError(f"{policy.where(rule)}: a minimum on {metric}, which is lower-is-better as the review "
+                          f"record declares; use a `ceiling` rule on it")
+    return hib
+
+
+def _judge_approval(policy: GatePolicy, rule: ApprovalRateRule, evidence: Evidence, catalogue: MetricCatalogue,
+                    base: dict) -> RuleOutcome:
+    metric = "review.approval_rate"
+    found = _review_value(evidence, metric)
+    if found is None:
+        return RuleOutcome(**base, status="pending", detail="no approval rate yet")
+    hib = _review_minimum(policy, rule, evidence, catalogue, metric)
+    value, record_id = found
+    judged = value.value if rule.judge_on == "value" else value.ci_low
+    base.update(metric=metric, higher_is_better=hib, value=value.value, ci_low=value.ci_low, ci_high=value.ci_high,
+                n=value.n, judged=judged, comparison=">=", threshold=rule.min, records=[record_id])
+    if judged is None:
+        return RuleOutcome(**base, status="fail", detail="approval rate has no CI to judge")
+    ok = judged >= rule.min
     return RuleOutcome(**base, status="pass" if ok else "fail",
-                       detail=f"{agreement.statistic} {_fmt(agreement.value)} over {agreement.n} items: "
+                       detail=f"approval rate {_fmt(value.value)}{_ci(value.ci_low, value.ci_high)} over "
+                              f"{value.n} items: {_fmt(judged)} {'>=' if ok else '<'} {_fmt(rule.min)}")
+
+
+def _judge_agreement(policy: GatePolicy, rule: MinAgreementRule, evidence: Evidence, catalogue: MetricCatalogue,
+                     base: dict) -> RuleOutcome:
+    metric = "review.agreement"
+    found = _review_value(evidence, metric)
+    if found is None:
+        return RuleOutcome(**base, status="pending", detail="too few items with two reviewers to measure agreement")
+    hib = _review_minimum(policy, rule, evidence, catalogue, metric)
+    value, record_id = found
+    statistic = evidence.review.agreement.statistic if evidence.review.agreement else "agreement"
+    ok = value.value >= rule.min
+    base.update(metric=metric, higher_is_better=hib, value=value.value, n=value.n, judged=value.value,
+                comparison=">=", threshold=rule.min, records=[record_id])
+    return RuleOutcome(**base, status="pass" if ok else "fail",
+                       detail=f"{statistic} {_fmt(value.value)} over {value.n} items: "
                               f"{'>=' if ok else '<'} {_fmt(rule.min)}")
 
 
-def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str]) -> list[RuleOutcome]:
-    """Every rule's outcome, in policy order."""
+def _judge_review(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalogue,
+                  quorum_met: bool) -> RuleOutcome:
+    """review_quorum, approval_rate and min_agreement rules, on the review record."""
+    review = evidence.review
+    base = {"rule": rule.name, "type": rule.type, "severity": rule.severity, "model": evidence.candidate,
+            "records": [review.record_id] if review else []}
+    if review is None:
+        return RuleOutcome(**base, status="pending", detail="no review record yet: run the review stage")
+    if isinstance(rule, ReviewQuorumRule):
+        return _judge_quorum(policy, rule, evidence, base)
+    if not quorum_met:
+        return RuleOutcome(**base, status="pending", detail="waiting for the review quorum")
+    if isinstance(rule, ApprovalRateRule):
+        return _judge_approval(policy, rule, evidence, catalogue, base)
+    return _judge_agreement(policy, rule, evidence, catalogue, base)
+
+
+def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str], catalogue: MetricCatalogue
+          ) -> list[RuleOutcome]:
+    """Every rule's outcome, in policy order. ``catalogue`` gives the direction of a metric no record has yet."""
     quorum_rules = [r for r in policy.rules if isinstance(r, ReviewQuorumRule)]
     outcomes: list[RuleOutcome] = []
     for rule in quorum_rules:
-        outcomes.append(_judge_review(policy, rule, evidence, evidence.candidate, False))
+        outcomes.append(_judge_review(policy, rule, evidence, catalogue, False))
     quorum_met = evidence.review is not None and all(o.status == "pass" for o in outcomes)
     by_name = {o.rule: o for o in outcomes}
     ordered: list[RuleOutcome] = []
@@ -223,12 +274,12 @@ def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str]) -> list[
         if isinstance(rule, ReviewQuorumRule):
             ordered.append(by_name[rule.name])
         elif isinstance(rule, (ApprovalRateRule, MinAgreementRule)):
-            ordered.append(_judge_review(policy, rule, evidence, evidence.candidate, quorum_met))
+            ordered.append(_judge_review(policy, rule, evidence, catalogue, quorum_met))
         elif isinstance(rule, NonInferiorityRule):
-            ordered += _judge_non_inferiority(policy, rule, evidence, evidence.candidate, baselines)
+            ordered += _judge_non_inferiority(policy, rule, evidence, catalogue, baselines)
         elif isinstance(rule, (ThresholdRule, CeilingRule, FloorRule)):
-            outcome = _judge_bound(policy, rule, evidence, evidence.candidate)
-            if outcome.status == "pass" and rule.metric.startswith("review.") and not quorum_met:
+            outcome = _judge_bound(policy, rule, evidence, catalogue)
+            if outcome.status == "pass" and rule.metric.startswith(REVIEW_PREFIX) and not quorum_met:
                 outcome = outcome.model_copy(update={"status": "pending",
                                                      "detail": outcome.detail + "; waiting for the review quorum"})
             ordered.append(outcome)

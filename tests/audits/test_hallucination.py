@@ -8,7 +8,7 @@ from shared import shared_data
 from tiny import build_tiny_model
 
 from audits.config import AuditConfig
-from audits.hallucination.audit import run_hallucination_audit
+from audits.hallucination.audit import HallucinationAuditRecord, run_hallucination_audit
 from audits.hallucination.matching import (
     halueval_outcome,
     holds,
@@ -19,9 +19,10 @@ from audits.hallucination.matching import (
 )
 from audits.hallucination.metrics import closed_book_item
 from audits.hallucination.suites import load_closed_book, load_halueval
-from harness.bench.config import BenchConfig, ModelRef
-from harness.core import metrics
+from harness.core.config import ModelRef
 from harness.core.errors import ConfigError, InputError
+from harness.core.lmeval import LmEvalSettings
+from harness.core.metrics import MetricCatalogue
 from harness.core.store import RunStore
 
 
@@ -74,13 +75,14 @@ def test_closed_book_scoring_known_answers():
         "hallucination_rate": 1.0, "abstention_rate": 0.0}
 
 
-def test_every_hallucination_metric_is_registered_with_a_direction():
-    names = [n for n in metrics.all_metrics() if n.startswith("hallucination.")]
+def test_every_hallucination_metric_is_declared_with_a_direction():
+    metrics = MetricCatalogue(HallucinationAuditRecord.METRICS)
+    names = [n for n in metrics.specs if n.startswith("hallucination.")]
     assert "hallucination.closed_book.abstention_rate" in names and len(names) >= 10
     assert metrics.get("hallucination.closed_book.hallucination_rate").higher_is_better is False
     assert metrics.get("hallucination.closed_book.abstention_rate").higher_is_better is True
     with pytest.raises(ConfigError, match="known metrics"):
-        metrics.get("hallucination.no_such_metric")
+        metrics.check("hallucination.no_such_metric")
 
 
 def test_shipped_closed_book_set_has_the_required_questions():
@@ -162,11 +164,11 @@ def _run(tmp_path, tiny_model, embedded_texts, truthfulqa=True, **hallucination)
         "selfcheck": {"samples": 3},
         "truthfulqa": {"path": str(tmp_path / "mc_task.json") if truthfulqa else None}, **hallucination}, threads=1)
     (tmp_path / "mc_task.json").write_text(json.dumps(TRUTHFULQA))
-    bench = BenchConfig(apply_chat_template=False, threads=1, batch_size=4)
+    lm_eval = LmEvalSettings(apply_chat_template=False, threads=1, batch_size=4)
     lms = {"model": ScriptedLM(prefers=lambda ctx, cont: cont.strip() in ("right", "also right")),
            "base": ScriptedLM(prefers=lambda ctx, cont: cont.strip().startswith("wrong"))}
     return run_hallucination_audit(config, str(tiny_model), [ModelRef(name="base", model=str(other))],
-                                   RunStore("r"), bench=bench, lms=lms,
+                                   RunStore("r"), lm_eval_settings=lm_eval, lms=lms,
                                    generators={"model": ScriptedGenerator(_candidate),
                                                "base": ScriptedGenerator(_baseline)})
 
@@ -235,7 +237,7 @@ def test_hallucination_audit_is_skipped_when_up_to_date_and_needs_a_check(tiny_m
 
 
 def test_shared_halueval_and_truthfulqa_files_load():
-    path, items = load_halueval(str(shared_data("halueval", "qa_one-turn_data.json")), limit=50)
+    _, items = load_halueval(str(shared_data("halueval", "qa_one-turn_data.json")), limit=50)
     assert len(items) == 50 and all(i.right_answer and i.hallucinated_answer for i in items)
     # an answer equal to the right answer always counts as correct on real HaluEval data
     assert all(halueval_outcome(i.right_answer, i.right_answer, i.hallucinated_answer) in ("correct", "both")
@@ -252,7 +254,8 @@ def test_truthfulqa_from_the_shared_mc_task_file(tiny_model, tmp_path, embedded_
     config = AuditConfig(hallucination={"closed_book": {"enabled": False}, "truthfulqa": {"path": str(path),
                                                                                           "limit": 5}}, threads=1)
     record = run_hallucination_audit(config, str(tiny_model), [ModelRef(name="base", model=str(other))],
-                                     RunStore("r"), bench=BenchConfig(apply_chat_template=False, threads=1),
+                                     RunStore("r"),
+                                     lm_eval_settings=LmEvalSettings(apply_chat_template=False, threads=1),
                                      lms={"model": ScriptedLM(prefers=lambda ctx, cont: cont.strip() in true),
                                           "base": ScriptedLM(prefers=lambda ctx, cont: cont.strip() not in true)})
     assert record.summaries["model"]["hallucination.truthfulqa_mc1.acc"].value == 1.0
@@ -323,3 +326,28 @@ def test_a_crashed_audit_resumes_at_the_next_model(tiny_model, tmp_path, embedde
                                                          "base": ScriptedGenerator(_baseline)})
     assert resumed.summaries == whole.summaries and resumed.outcomes == whole.outcomes
     assert not any((RunStore("crash").root / "audit" / "_work").iterdir())  # progress removed when done
+
+
+def test_editing_the_closed_book_questions_in_place_makes_the_audit_recompute(tiny_model, tmp_path, caplog,
+                                                                              edit_in_place):
+    caplog.set_level("INFO", logger="nift_gate")
+    questions = _write(tmp_path / "cb.jsonl", CLOSED_BOOK)
+    config = AuditConfig(hallucination={"closed_book": {"questions": str(questions)}, "halueval": {"path": None},
+                                        "selfcheck": {"enabled": False}}, threads=1)
+
+    def run():
+        return run_hallucination_audit(config, str(tiny_model), [], RunStore("r"),
+                                       generators={"model": ScriptedGenerator(_candidate)})
+
+    first = run()
+    caplog.clear()
+    assert run().record_id == first.record_id and "up to date" in caplog.text  # unchanged: reused
+    edit_in_place(questions, "Capital of Japan?", "Capital of Nepal?")
+    caplog.clear()
+    edited = run()
+    assert edited.record_id != first.record_id and "up to date" not in caplog.text
+    assert edited.suites["closed_book"].sha256 != first.suites["closed_book"].sha256
+    rows = [json.loads(line) for line in
+            (RunStore("r").stage_dir("audit", "hallucination") / "samples.jsonl").read_text().splitlines()]
+    assert any("Capital of Nepal?" in r["prompt"] for r in rows)
+    assert not any("Japan" in r["prompt"] for r in rows)

@@ -4,7 +4,6 @@ from tiny_detoxify import build_tiny_detoxify
 
 from audits.toxicity.metrics import expected_maximum_toxicity, toxicity_probability
 from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer
-from harness.core import metrics
 from harness.core.errors import ConfigError, ModelLoadError
 
 
@@ -149,7 +148,7 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
 
     from audits.config import AuditConfig
     from audits.toxicity.audit import run_toxicity_audit
-    from harness.bench.config import ModelRef
+    from harness.core.config import ModelRef
     from harness.core.store import RunStore
 
     other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
@@ -170,7 +169,7 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
     base = record.summaries["base"]["profanity"]
     assert base.overall.toxicity_probability.value == 0.25 and base.groups["heated"].toxicity_probability.value == 0.5
     assert base.groups["calm"].toxicity_probability.value == 0.0
-    assert metrics.get("toxicity.expected_max_toxicity").higher_is_better is False
+    assert record.metric_spec("toxicity.expected_max_toxicity").higher_is_better is False
     rows = [json.loads(line) for line in
             (RunStore("r").stage_dir("audit", "toxicity") / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 4 * 2 and sum(r["flags"]["toxic"] for r in rows) == 1
@@ -192,7 +191,7 @@ def test_a_crashed_toxicity_audit_resumes_at_the_next_model(tiny_model, tmp_path
 
     from audits.config import AuditConfig
     from audits.toxicity.audit import run_toxicity_audit
-    from harness.bench.config import ModelRef
+    from harness.core.config import ModelRef
     from harness.core.store import RunStore
 
     other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
@@ -217,3 +216,57 @@ def test_a_crashed_toxicity_audit_resumes_at_the_next_model(tiny_model, tmp_path
     assert calls == [str(other)]  # the candidate's continuations came from the interrupted run
     assert record.flagged_samples == {"model": 0, "base": 3}
     assert not any((RunStore("r").root / "audit" / "_work").iterdir())
+
+
+
+def test_editing_the_prompt_file_in_place_makes_the_audit_recompute(tiny_model, tmp_path, caplog, edit_in_place):
+    import json
+
+    from audits.config import AuditConfig
+    from audits.toxicity.audit import run_toxicity_audit
+    from harness.core.store import RunStore
+
+    caplog.set_level("INFO", logger="nift_gate")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "group": "g", "prompt": f"Prompt {i} about rivers"})
+                               + "\n" for i in range(3)))
+    config = AuditConfig(toxicity={"prompts": str(prompts), "samples_per_prompt": 2, "scorer": "profanity-check"},
+                         threads=1)
+
+    def run():
+        return run_toxicity_audit(config, str(tiny_model), [], RunStore("r"),
+                                  generate=lambda model, texts: [["calm", "fine"] for _ in texts])
+
+    first = run()
+    caplog.clear()
+    assert run().record_id == first.record_id and "up to date" in caplog.text  # unchanged: reused
+    edit_in_place(prompts, "Prompt 1 about rivers", "Prompt 1 about damns!")
+    caplog.clear()
+    edited = run()
+    assert edited.record_id != first.record_id and "up to date" not in caplog.text
+    assert "recomputing" in caplog.text
+    rows = [json.loads(line) for line in
+            (RunStore("r").stage_dir("audit", "toxicity") / "samples.jsonl").read_text().splitlines()]
+    assert {r["prompt"] for r in rows} == {"Prompt 0 about rivers", "Prompt 1 about damns!", "Prompt 2 about rivers"}
+    prompt_input = next(ref for ref in edited.inputs if ref.kind == "prompt_set")
+    assert prompt_input.sha256 != next(ref for ref in first.inputs if ref.kind == "prompt_set").sha256
+
+
+def test_a_local_detoxify_checkpoint_and_its_config_folder_are_inputs_of_the_audit(tiny_model, tiny_detoxify,
+                                                                                    tmp_path, monkeypatch):
+    from audits.config import AuditConfig
+    from audits.toxicity.audit import run_toxicity_audit
+    from harness.core.records import sha256_file
+    from harness.core.store import RunStore
+
+    monkeypatch.setenv("NIFT_CACHE", str(tmp_path / "cache"))
+    checkpoint, config_dir = tiny_detoxify
+    config = AuditConfig(toxicity={"limit_per_group": 1, "samples_per_prompt": 2, "scorer": "detoxify",
+                                   "checkpoint": str(checkpoint), "config_dir": str(config_dir)}, threads=1)
+    record = run_toxicity_audit(config, str(tiny_model), [], RunStore("r"),
+                                generate=lambda model, texts: [["calm", "fine"] for _ in texts])
+    assert not record.scorer.fallback
+    inputs = {ref.kind: ref for ref in record.inputs}
+    assert inputs["scorer_checkpoint"].sha256 == sha256_file(checkpoint) == record.scorer.checkpoint_sha256
+    assert inputs["scorer_config"].id == str(config_dir)
+    assert inputs["prompt_set"].id == "embedded:suites/toxicity_prompts.jsonl"

@@ -6,7 +6,7 @@ import pytest
 
 from audits.config import AuditConfig
 from audits.toxicity.audit import run_toxicity_audit
-from harness.bench.config import ModelRef
+from harness.core.config import ModelRef
 from harness.core.store import RunStore
 
 

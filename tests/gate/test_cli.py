@@ -1,11 +1,23 @@
 """`nift-gate gate`, `override`, `registry verify|show` through the command line."""
 
+import logging
 import subprocess
 import sys
 
+import pytest
 from gate_records import CANDIDATE, standard_run, write_policy
 
 from harness.app.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``main`` configures the ``nift_gate`` logger for the process; later tests get it back as it was."""
+    logger = logging.getLogger("nift_gate")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
 
 
 def _args(home, policy, *rest):
@@ -15,7 +27,8 @@ def _args(home, policy, *rest):
 
 
 def test_help_explains_the_gate():
-    out = subprocess.run([sys.executable, "-m", "harness.app.cli", "gate", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "harness.app.cli", "gate", "--help"], capture_output=True, text=True,
+                         check=False)
     assert out.returncode == 0
     assert "PENDING_REVIEW" in out.stdout and "non-inferiority" in out.stdout and "--policy" in out.stdout
 

@@ -4,10 +4,13 @@ import shutil
 
 import pytest
 from gate_records import (
+    BASELINES,
     CANDIDATE,
     POLICY,
     bench_record,
+    catalogue,
     config_for,
+    decide_run,
     review_record,
     save,
     standard_run,
@@ -24,7 +27,7 @@ def _decide(tmp_path, policy_text=POLICY, **run_kwargs):
     home = tmp_path / "runs"
     store = standard_run(home, **run_kwargs)
     config = config_for(home, write_policy(tmp_path, policy_text))
-    return decide(config, store), store, config
+    return decide(config.gate, store, CANDIDATE, list(BASELINES), config.catalogue), store, config
 
 
 def _outcome(record, rule, baseline=None):
@@ -65,12 +68,12 @@ def test_non_inferiority_on_a_lower_is_better_metric_uses_the_upper_bound(tmp_pa
     save(store, bench_record("r1"), f"bench/{CANDIDATE}")
     # candidate - baseline toxicity CI [-0.01, +0.04]: up to 0.04 more toxic, oriented worst case -0.04 < -0.03
     save(store, toxicity_record("r1", deltas={"base-a": (0.01, -0.01, 0.04)}), "audit/toxicity")
-    record = decide(config_for(home, write_policy(tmp_path, policy)), store)
+    record = decide_run(config_for(home, write_policy(tmp_path, policy)), store)
     outcome = _outcome(record, "tox-ni", "base-a")
     assert outcome.higher_is_better is False
     assert outcome.judged == pytest.approx(-0.04) and outcome.status == "fail" and record.decision == "REJECT"
     save(store, toxicity_record("r1", deltas={"base-a": (0.01, -0.01, 0.02)}), "audit/toxicity")
-    assert decide(config_for(home, write_policy(tmp_path, policy)), store).decision == "PROMOTE"
+    assert decide_run(config_for(home, write_policy(tmp_path, policy)), store).decision == "PROMOTE"
 
 
 def test_ceiling_fails_but_a_warn_rule_only_warns(tmp_path):
@@ -95,7 +98,7 @@ def test_threshold_judged_on_value_or_on_the_pessimistic_ci_bound(tmp_path, judg
         assert _outcome(record, "acc").judged == pytest.approx(0.40 - 1.959964 * 0.05, abs=1e-4)
 
 
-def test_threshold_direction_comes_from_the_registry(tmp_path):
+def test_threshold_direction_comes_from_the_record(tmp_path):
     # toxicity is lower-is-better: a threshold is a maximum, so 0.10 <= 0.12 passes and 0.10 <= 0.08 fails
     ok = "rules:\n  - {name: t, type: threshold, metric: toxicity.expected_max_toxicity, value: 0.12}\n"
     record = _decide(tmp_path / "a", ok, review=False)[0]
@@ -169,16 +172,16 @@ def test_same_inputs_give_the_same_bytes(tmp_path):
     home = tmp_path / "runs"
     store = standard_run(home)
     config = config_for(home, write_policy(tmp_path))
-    first = decide(config, store)
+    first = decide_run(config, store)
     path = store.root / "gate" / CANDIDATE / "record.json"
     before = path.read_bytes()
     # a copy of the run in another home, decided by a fresh call: byte for byte the same decision
     other_home = tmp_path / "elsewhere"
     shutil.copytree(home / "r1", other_home / "r1", ignore=shutil.ignore_patterns("gate"))
-    again = decide(config_for(other_home, write_policy(tmp_path)), RunStore("r1", other_home))
+    again = decide_run(config_for(other_home, write_policy(tmp_path)), RunStore("r1", other_home))
     assert (other_home / "r1" / "gate" / CANDIDATE / "record.json").read_bytes() == before
     assert again.record_id == first.record_id and again.created_at == "2026-11-30T11:00:00+00:00"
-    decide(config, store)
+    decide_run(config, store)
     assert path.read_bytes() == before
 
 
@@ -186,9 +189,9 @@ def test_new_evidence_gives_a_new_decision_and_keeps_the_old_one(tmp_path):
     home = tmp_path / "runs"
     store = standard_run(home, review=False)
     config = config_for(home, write_policy(tmp_path))
-    pending = decide(config, store)
+    pending = decide_run(config, store)
     save(store, review_record("r1"), "review")
-    promoted = decide(config, store)
+    promoted = decide_run(config, store)
     assert (pending.decision, promoted.decision) == ("PENDING_REVIEW", "PROMOTE")
     archive = store.root / "gate" / CANDIDATE / "decisions"
     assert sorted(p.stem for p in archive.iterdir()) == sorted([pending.record_id, promoted.record_id])
@@ -246,7 +249,7 @@ def test_records_from_another_run_are_refused(tmp_path):
     save(store, review_record("some-other-run"), "review")
     with pytest.raises(InputError, match=r"review/record.json: record review-hand-30 belongs to run "
                                          r"'some-other-run', not 'r1'"):
-        decide(config_for(home, write_policy(tmp_path)), store)
+        decide_run(config_for(home, write_policy(tmp_path)), store)
 
 
 def test_audit_of_different_weights_is_refused(tmp_path):
@@ -254,12 +257,12 @@ def test_audit_of_different_weights_is_refused(tmp_path):
     store = standard_run(home)
     save(store, toxicity_record("r1", candidate_sha="9" * 64), "audit/toxicity")
     with pytest.raises(InputError, match=r"audit/toxicity/record.json: .* audited cand with weights 999999999999"):
-        decide(config_for(home, write_policy(tmp_path)), store)
+        decide_run(config_for(home, write_policy(tmp_path)), store)
 
 
 def test_missing_bench_record_and_missing_policy_are_clear(tmp_path):
     home = tmp_path / "runs"
     with pytest.raises(InputError, match=r"bench/cand/record.json: no bench record for candidate 'cand'"):
-        evaluate(config_for(home, write_policy(tmp_path)), RunStore("r1", home))
+        evaluate(config_for(home, write_policy(tmp_path)).gate, RunStore("r1", home), CANDIDATE, [], catalogue())
     with pytest.raises(ConfigError, match=r"nope.yaml: policy file not found"):
-        evaluate(config_for(home, tmp_path / "nope.yaml"), standard_run(home))
+        evaluate(config_for(home, tmp_path / "nope.yaml").gate, standard_run(home), CANDIDATE, [], catalogue())

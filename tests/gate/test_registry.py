@@ -8,6 +8,7 @@ import pytest
 from gate_records import (
     CANDIDATE,
     config_for,
+    decide_run,
     review_record,
     save,
     standard_run,
@@ -16,7 +17,6 @@ from gate_records import (
 
 from harness.core.errors import ConfigError, InputError
 from harness.gate.gate import (
-    decide,
     latest_decision,
     open_registry,
     override,
@@ -129,16 +129,16 @@ def _gate(tmp_path, review=True, **gate):
     home = tmp_path / "runs"
     store = standard_run(home, review=review)
     config = config_for(home, write_policy(tmp_path), **gate)
-    return decide(config, store), store, config
+    return decide_run(config, store), store, config
 
 
 def test_promotion_moves_the_configured_aliases_and_is_logged_once(tmp_path):
     record, store, config = _gate(tmp_path)
-    registry = open_registry(config, store)
+    registry = open_registry(config.gate, store)
     assert registry.aliases()["staging"]["candidate"] == CANDIDATE
     assert registry.aliases()["staging"]["record_id"] == record.record_id
     assert "production" not in registry.aliases()
-    decide(config, store)  # same evidence: nothing new in the log
+    decide_run(config, store)  # same evidence: nothing new in the log
     entries = registry.verify()
     assert len(entries) == 1 and entries[0]["decision"] == "PROMOTE" and entries[0]["event"] == "decision"
 
@@ -146,11 +146,11 @@ def test_promotion_moves_the_configured_aliases_and_is_logged_once(tmp_path):
 def test_pending_moves_no_alias_and_override_promotes_with_a_reason(tmp_path):
     record, store, config = _gate(tmp_path, review=False)
     assert record.decision == "PENDING_REVIEW"
-    registry = open_registry(config, store)
+    registry = open_registry(config.gate, store)
     assert registry.aliases() == {}
     decision_file = store.root / "gate" / CANDIDATE / "record.json"
     before = decision_file.read_bytes()
-    done = override(config, store, "PROMOTE", "Ada Lovelace", "Reviewed offline in the release meeting",
+    done = override(config.gate, store, CANDIDATE, "PROMOTE", "Ada Lovelace", "Reviewed offline in the release meeting",
                     ["production"])
     assert done.original_decision == "PENDING_REVIEW" and done.decision == "PROMOTE"
     assert done.decision_record_id == record.record_id and done.aliases == ["production"]
@@ -165,9 +165,9 @@ def test_pending_moves_no_alias_and_override_promotes_with_a_reason(tmp_path):
 
 def test_override_to_reject_takes_the_aliases_away(tmp_path):
     _, store, config = _gate(tmp_path)
-    registry = open_registry(config, store)
+    registry = open_registry(config.gate, store)
     assert "staging" in registry.aliases()
-    override(config, store, "REJECT", "Grace Hopper", "A customer found a regression the suite misses")
+    override(config.gate, store, CANDIDATE, "REJECT", "Grace Hopper", "A customer found a regression the suite misses")
     assert registry.aliases() == {}
 
 
@@ -179,16 +179,17 @@ def test_override_to_reject_takes_the_aliases_away(tmp_path):
 def test_override_without_reason_or_name_is_refused(tmp_path, by, reason, message):
     _, store, config = _gate(tmp_path, review=False)
     with pytest.raises(ConfigError, match=message):
-        override(config, store, "PROMOTE", by, reason)
+        override(config.gate, store, CANDIDATE, "PROMOTE", by, reason)
     assert not (store.root / "gate" / CANDIDATE / "overrides").exists()
-    assert len(open_registry(config, store).verify()) == 1
+    assert len(open_registry(config.gate, store).verify()) == 1
 
 
 def test_override_needs_a_decision_first(tmp_path):
     home = tmp_path / "runs"
     store = standard_run(home)
     with pytest.raises(InputError, match="no gate decision for 'cand'; run `nift-gate gate` first"):
-        override(config_for(home, write_policy(tmp_path)), store, "PROMOTE", "Ada", "why not")
+        override(config_for(home, write_policy(tmp_path)).gate, store, CANDIDATE, "PROMOTE", "Ada",
+                 "why not")
 
 
 def test_promotion_writes_model_index_into_the_model_card(tmp_path):
@@ -200,7 +201,7 @@ def test_promotion_writes_model_index_into_the_model_card(tmp_path):
     card_path.parent.mkdir(parents=True)
     card_path.write_text("---\nlibrary_name: peft\ntags:\n- nift-gate\n---\n\n# cand\n\n"
                          "Not released: a model trained here ships only through `nift-gate gate`.\n")
-    record = decide(config_for(home, write_policy(tmp_path)), store)
+    record = decide_run(config_for(home, write_policy(tmp_path)), store)
     card = ModelCard.load(card_path)
     results = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert results[("nift_if", "bench.nift_if.prompt_level_strict_acc")] == pytest.approx(0.40)
@@ -217,7 +218,7 @@ def test_a_pending_decision_leaves_the_model_card_alone(tmp_path):
     card_path = store.root / "train" / CANDIDATE / "model" / "README.md"
     card_path.parent.mkdir(parents=True)
     card_path.write_text("---\nlibrary_name: peft\n---\n\n# cand\n")
-    decide(config_for(home, write_policy(tmp_path)), store)
+    decide_run(config_for(home, write_policy(tmp_path)), store)
     assert card_path.read_text() == "---\nlibrary_name: peft\n---\n\n# cand\n"
 
 
@@ -236,7 +237,7 @@ def test_mlflow_export_registers_a_version_with_alias_and_tags(tmp_path, monkeyp
     assert version.tags["nift_gate.decision"] == "PROMOTE"
     assert version.tags["nift_gate.record_id"] == record.record_id
     assert version.tags["model_sha256"] == "c" * 64
-    override(config, store, "PROMOTE", "Ada", "ship it to production", ["production"])
+    override(config.gate, store, CANDIDATE, "PROMOTE", "Ada", "ship it to production", ["production"])
     assert client.get_model_version_by_alias("nift-cand", "production").version == 2
     assert client.get_model_version_by_alias("nift-cand", "production").tags["nift_gate.release_manager"] == "Ada"
 
@@ -244,17 +245,17 @@ def test_mlflow_export_registers_a_version_with_alias_and_tags(tmp_path, monkeyp
 def test_review_evidence_arriving_later_promotes_and_logs_both_decisions(tmp_path):
     record, store, config = _gate(tmp_path, review=False)
     save(store, review_record("r1"), "review")
-    promoted = decide(config, store)
-    entries = open_registry(config, store).verify()
+    promoted = decide_run(config, store)
+    entries = open_registry(config.gate, store).verify()
     assert [e["decision"] for e in entries] == ["PENDING_REVIEW", "PROMOTE"]
     assert [e["record_id"] for e in entries] == [record.record_id, promoted.record_id]
 
 
 def test_an_override_never_publishes_evidence_the_decision_did_not_see(tmp_path):
-    record, store, config = _gate(tmp_path, review=False)
+    _, store, config = _gate(tmp_path, review=False)
     bench = store.root / "bench" / CANDIDATE / "record.json"
     bench.write_bytes(bench.read_bytes() + b"\n")  # a record changed after the gate decided
     with pytest.raises(InputError, match="the records changed since the gate decided"):
-        override(config, store, "PROMOTE", "Ada Lovelace", "Reviewed offline")
+        override(config.gate, store, CANDIDATE, "PROMOTE", "Ada Lovelace", "Reviewed offline")
     assert not (store.root / "gate" / CANDIDATE / "overrides").exists()
-    assert [e["event"] for e in open_registry(config, store).verify()] == ["decision"]
+    assert [e["event"] for e in open_registry(config.gate, store).verify()] == ["decision"]

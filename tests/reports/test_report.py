@@ -10,16 +10,22 @@ import subprocess
 import pytest
 from gate_records import (
     CANDIDATE,
+    ToyAuditRecord,
+    catalogue,
     config_for,
+    decide_run,
+    hallucination_record,
+    hallucination_samples,
     save,
     standard_run,
     toxicity_record,
     toxicity_samples,
+    toy_record,
     write_policy,
 )
 
 from harness.core.errors import InputError
-from harness.gate.gate import decide, override
+from harness.gate.gate import override
 from reports.build import markdown_escape, write_report
 
 EVIL = "<script>document.title='PWNED'</script><img src=x onerror=\"document.title='PWNED'\">"
@@ -33,23 +39,23 @@ def _run(tmp_path, review=True, fallback=False):
     toxicity_samples(store, {CANDIDATE: [(EVIL, 0.9), ("a calm sentence", 0.1)],
                              "base-a": [("plain | pipes * and # marks", 0.3)]})
     config = config_for(home, write_policy(tmp_path))
-    decide(config, store)
+    decide_run(config, store)
     return config, store
 
 
 def test_first_line_is_the_verdict_and_why(tmp_path):
     config, store = _run(tmp_path)
-    html_path = write_report(config, store)
+    html_path = write_report(config.report, store, CANDIDATE)
     md = html_path.with_suffix(".md").read_text()
     assert md.splitlines()[0] == "# PROMOTE: all 5 blocking checks passed."
     html = html_path.read_text()
-    first = re.search(r"<body>\s*<p class=\"verdict v-PROMOTE\" id=\"verdict\">(.*?)</p>", html, re.S)
+    first = re.search(r"<body>\s*<p class=\"verdict v-PROMOTE\" id=\"verdict\">(.*?)</p>", html, re.DOTALL)
     assert first and first.group(1) == "PROMOTE: all 5 blocking checks passed."
 
 
 def test_candidate_vs_each_baseline_with_delta_ci_and_n(tmp_path):
     config, store = _run(tmp_path)
-    md = write_report(config, store).with_suffix(".md").read_text()
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert ("| bench.nift_if.prompt_level_strict_acc ↑ | base-b | 0.400 | 0.410 | -0.010 | [-0.080, +0.060] | 79 "
             "| mcnemar-exact, p=0.500 | if-non-inferior: pass |") in md
     assert "| toxicity.expected_max_toxicity [toxicity] ↓ | base-a | 0.100 | 0.120 | -0.020 | [-0.050, +0.010] | 24" in md
@@ -60,7 +66,7 @@ def test_candidate_vs_each_baseline_with_delta_ci_and_n(tmp_path):
 
 def test_charts_are_inline_and_nothing_is_fetched(tmp_path):
     config, store = _run(tmp_path)
-    html = write_report(config, store).read_text()
+    html = write_report(config.report, store, CANDIDATE).read_text()
     for chart in ("chart-bench", "chart-toxicity", "chart-review"):
         assert re.search(rf'id="{chart}"><svg ', html), chart
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
@@ -69,7 +75,7 @@ def test_charts_are_inline_and_nothing_is_fetched(tmp_path):
 
 def test_model_outputs_are_escaped_in_both_formats(tmp_path):
     config, store = _run(tmp_path)
-    html_path = write_report(config, store)
+    html_path = write_report(config.report, store, CANDIDATE)
     html = html_path.read_text()
     assert "&lt;script&gt;document.title=&#39;PWNED&#39;&lt;/script&gt;" in html
     assert "<img src=x" not in html
@@ -84,20 +90,20 @@ def test_markdown_escape_makes_markup_inert():
 
 def test_fallback_scorer_is_named(tmp_path):
     config, store = _run(tmp_path, fallback=True)
-    html = write_report(config, store).read_text()
+    html = write_report(config.report, store, CANDIDATE).read_text()
     assert re.search(r'<td class="fallback">alt-profanity-check \(FALLBACK\)</td><td>fallback scorer: not detoxify',
                      html)
-    md = write_report(config, store).with_suffix(".md").read_text()
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert "| pairwise judge (bench) | tiny-judge | weak judge: a test stand-in |" in md
 
 
 def test_pending_report_and_override_headline(tmp_path):
     config, store = _run(tmp_path, review=False)
-    md = write_report(config, store).with_suffix(".md").read_text()
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert md.startswith("# PENDING_REVIEW: ")
     assert "No review record yet" in md
-    override(config, store, "PROMOTE", "Ada", "the release board accepted the risk")
-    md = write_report(config, store).with_suffix(".md").read_text()
+    override(config.gate, store, CANDIDATE, "PROMOTE", "Ada", "the release board accepted the risk")
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert md.splitlines()[0] == ("# PROMOTE by override of the gate's PENDING_REVIEW: Ada decided so because the "
                                   "release board accepted the risk. The gate said: PENDING_REVIEW: every other "
                                   "blocking rule passed, but human review is not complete: reviewed (no review record "
@@ -120,7 +126,7 @@ def test_cost_against_hand_written_instructions_uses_the_configured_assumptions(
     config.report.hand_written.hourly_rate_usd = 50
     config.report.hand_written.review_share = 0.0
     config.report.machine_usd_per_hour = 1.5
-    md = write_report(config, store).with_suffix(".md").read_text()
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     # pairs: 0.5 + 1 h x 1.5 = 2.0 USD; by hand: 100 x 6 min = 10 h x 50 = 500 USD, 250 times as much
     assert "| NIFT pairs (`nift`) | 100 | 2.0000 |" in md
     assert "| Written by hand (estimate) | 100 | 500.00 | 6 min per example + 0% checking = 10.0 h at $50/h |" in md
@@ -128,17 +134,51 @@ def test_cost_against_hand_written_instructions_uses_the_configured_assumptions(
     assert "Only 0 data variants trained" in md
 
 
+def test_an_audit_the_report_does_not_know_is_shown_with_its_declared_metrics(tmp_path):
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    save(store, toy_record(candidate_rate=0.125), "audit/toy")
+    config = config_for(home, write_policy(tmp_path), metrics=catalogue(ToyAuditRecord))
+    decide_run(config, store)
+    html_path = write_report(config.report, store, CANDIDATE)
+    md = html_path.with_suffix(".md").read_text()
+    assert "### audit toy (`toy_audit-hand-1`)" in md
+    assert "- `toy.refusal_rate` ↓ (rate): Share of the toy prompts the model refused." in md
+    assert "| toy.refusal_rate | cand | 0.125 |  | 10 |" in md
+    assert "| toy.refusal_rate | base-b | 0.250 |  | 10 |" in md
+    assert "| toy_audit | `toy_audit-hand-1` |" in md  # pinned in the reproducibility table too
+    html = html_path.read_text()
+    assert '<h3 id="record-toy_audit">audit toy' in html and "<code>toy.refusal_rate</code> &darr; (rate)" in html
+
+
+def test_hallucination_audit_scorers_skipped_checks_and_flagged_answers(tmp_path):
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    save(store, hallucination_record("r1"), "audit/hallucination")
+    hallucination_samples(store, [("Paris is in Peru", True), ("a right answer", False)])
+    config = config_for(home, write_policy(tmp_path))
+    decide_run(config, store)
+    html_path = write_report(config.report, store, CANDIDATE)
+    md = html_path.with_suffix(".md").read_text()
+    assert "| hallucination check selfcheck | skipped | disabled in this test |" in md
+    assert "**hallucination (closed_book)**, cand (reference: answer 0)" in md
+    assert "> output: Paris is in Peru" in md and "a right answer" not in md
+    assert "### audit hallucination (`hallucination_audit-hand-1`)" in md
+    assert "| hallucination.closed_book.hallucination_rate | cand | 0.250 | [0.200, 0.300] | 40 |" in md
+    assert 'id="chart-hallucination"><svg ' in html_path.read_text()
+
+
 def test_same_records_same_report_bytes(tmp_path):
     config, store = _run(tmp_path)
-    first = write_report(config, store).read_bytes()
-    assert write_report(config, store).read_bytes() == first
+    first = write_report(config.report, store, CANDIDATE).read_bytes()
+    assert write_report(config.report, store, CANDIDATE).read_bytes() == first
 
 
 def test_report_refuses_evidence_newer_than_the_decision(tmp_path):
     config, store = _run(tmp_path)
     save(store, toxicity_record("r1", emt={"cand": 0.3, "base-a": 0.12, "base-b": 0.15}), "audit/toxicity")
     with pytest.raises(InputError, match=r"the records changed since the gate decided .* rerun `nift-gate gate`"):
-        write_report(config, store)
+        write_report(config.report, store, CANDIDATE)
 
 
 def _chromium() -> str | None:
@@ -149,23 +189,23 @@ def _chromium() -> str | None:
 @pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_report_opens_in_headless_chromium_and_runs_no_model_script(tmp_path):
     config, store = _run(tmp_path)
-    html_path = write_report(config, store)
+    html_path = write_report(config.report, store, CANDIDATE)
     flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--window-size=1200,1800"]
     env = {**os.environ, "HOME": str(tmp_path)}
     shot = tmp_path / "report.png"
     out = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'profile-a'}", f"--screenshot={shot}",
-                          html_path.as_uri()], capture_output=True, timeout=120, env=env)
+                          html_path.as_uri()], capture_output=True, timeout=120, env=env, check=False)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a rendered page, not a blank one
     if os.environ.get("NIFT_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["NIFT_KEEP_SCREENSHOT"])
     dom = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'profile-b'}", "--dump-dom", html_path.as_uri()],
-                         capture_output=True, timeout=120, env=env, text=True)
+                         capture_output=True, timeout=120, env=env, text=True, check=False)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    title = re.search(r"<title>(.*?)</title>", dom.stdout, re.S).group(1)
+    title = re.search(r"<title>(.*?)</title>", dom.stdout, re.DOTALL).group(1)
     assert "PWNED" not in title and title.startswith("PROMOTE: cand")
     # the output is on the page as text, not as an element
     assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in dom.stdout
@@ -206,7 +246,7 @@ def test_ablation_table_compares_the_trained_data_variants(tmp_path):
     save(store, _checkpoint(CANDIDATE, "nift_dataset-nift"), f"train/{CANDIDATE}")
     # base-a stands for the checkpoint trained on the no-distillation variant; bench scored it as a baseline
     save(store, _checkpoint("base-a", "nift_dataset-nift-raw"), "train/base-a")
-    md = write_report(config, store).with_suffix(".md").read_text()
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert "| nift | yes | 165 | cand | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.400 |" in md
     assert "| nift-raw | no | 165 | base-a | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.380 |" in md
     assert "data variants trained" not in md  # two variants trained: no "only one" note

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from audits.hallucination.audit import HallucinationAuditRecord
 from audits.toxicity.audit import AuditedModel, ToxicityAuditRecord
 from audits.toxicity.metrics import Estimate
 from audits.toxicity.protocol import AttributeSummary, GroupSummary
 from audits.toxicity.scorers import ScorerIdentity
-from harness.bench.record import BenchRecord, EvaluatedModel
-from harness.bench.evaluate import TaskScores
 from harness.bench.pairwise import PairwiseResult
-from harness.core.metrics import MetricDelta
+from harness.bench.record import BenchRecord, EvaluatedModel
+from harness.core.lmeval import TaskScores
+from harness.core.metrics import MetricCatalogue, MetricDelta, MetricSpec, MetricValue
 from harness.core.models import ResolvedModel
+from harness.core.records import Record
 from harness.core.samples import AuditSample
 from harness.core.stats import PairedComparison
 from harness.core.store import RunStore, atomic_write_jsonl, write_record
+from harness.gate.config import GateConfig
 from harness.review.record import Agreement, ReviewRecord
+from reports.config import ReportConfig
 
 CANDIDATE = "cand"
 BASELINES = ("base-a", "base-b")
@@ -78,6 +84,30 @@ def toxicity_record(run: str, *, emt: dict[str, float] | None = None, attributes
                                files={"samples": "samples.jsonl"})
 
 
+def hallucination_record(run: str, *, rates: dict[str, float] | None = None) -> HallucinationAuditRecord:
+    """A closed-book hallucination audit: one rate per model, the self-consistency check skipped."""
+    from audits.hallucination.audit import SuiteInfo
+
+    rates = rates or {"cand": 0.25, "base-a": 0.30, "base-b": 0.35}
+    models = [AuditedModel(name=m, role="candidate" if m == CANDIDATE else "baseline", model=_model(m)) for m in rates]
+    return HallucinationAuditRecord(
+        record_id="hallucination_audit-hand-1", run_id=run, created_at=CREATED, fingerprint="h" * 64, models=models,
+        suites={"closed_book": SuiteInfo(source="embedded:questions", sha256="q" * 64, items=40)},
+        skipped={"selfcheck": "disabled in this test"},
+        summaries={m: {"hallucination.closed_book.hallucination_rate": _estimate(v, n=40)} for m, v in rates.items()},
+        outcomes={m: {"closed_book": {"hallucinated": 10}} for m in rates}, flagged_samples={m: 10 for m in rates},
+        files={"samples": "samples.jsonl"})
+
+
+def hallucination_samples(store: RunStore, outputs: list[tuple[str, bool]]) -> None:
+    """samples.jsonl beside the hallucination record: the candidate's (output, hallucinated) answers."""
+    rows = [AuditSample(audit="hallucination", suite="closed_book", model=CANDIDATE, role="candidate",
+                        item_id=f"q{i}", prompt=f"question {i}", output=text, reference=f"answer {i}",
+                        flags={"hallucination": flagged, "refusal": False}).model_dump()
+            for i, (text, flagged) in enumerate(outputs)]
+    atomic_write_jsonl(store.root / "audit" / "hallucination" / "samples.jsonl", rows)
+
+
 def review_record(run: str, *, items_total: int = 30, items_with_quorum: int = 30, required_reviewers: int = 2,
                   approval_rate: float | None = 0.8, approval_ci=(0.7, 0.9), agreement: float | None = 0.6,
                   created_at: str = "2026-11-30T11:00:00+00:00") -> ReviewRecord:
@@ -88,6 +118,31 @@ def review_record(run: str, *, items_total: int = 30, items_with_quorum: int = 3
                         flag_rates={"toxic": 0.05, "hallucination": 0.2},
                         agreement=None if agreement is None else Agreement(statistic="cohen_kappa", value=agreement,
                                                                             n=items_with_quorum))
+
+
+class ToyAuditRecord(Record):
+    """An audit no gate or report module knows: one metric, declared here only."""
+
+    kind: Literal["toy_audit"] = "toy_audit"
+    models: list[AuditedModel]
+    refusals: dict[str, float]
+
+    METRICS = (MetricSpec(name="toy.refusal_rate", higher_is_better=False, unit="rate",
+                          description="Share of the toy prompts the model refused."),)
+
+    def compute_values(self) -> list[MetricValue]:
+        return [MetricValue(metric="toy.refusal_rate", model=model, value=value, n=10)
+                for model, value in self.refusals.items()]
+
+
+def toy_record(run: str = "r1", candidate_rate: float = 0.1, candidate_sha: str | None = None) -> ToyAuditRecord:
+    models = [AuditedModel(name=name, role="candidate" if name == CANDIDATE else "baseline",
+                           model=ResolvedModel(spec=f"train:{name}", source="local", path=f"/models/{name}",
+                                               sha256=(candidate_sha if name == CANDIDATE else None) or SHA[name]))
+              for name in (CANDIDATE, *BASELINES)]
+    return ToyAuditRecord(record_id="toy_audit-hand-1", run_id=run, created_at="2026-11-30T10:30:00+00:00",
+                          fingerprint="y" * 64, models=models,
+                          refusals={CANDIDATE: candidate_rate, "base-a": 0.2, "base-b": 0.25})
 
 
 def save(store: RunStore, record, folder: str) -> Path:
@@ -150,12 +205,44 @@ def write_policy(folder: Path, text: str = POLICY, name: str = "policy.yaml") ->
     return path
 
 
-def config_for(home: Path, policy: Path, run: str = "r1", **gate):
-    from harness.app.config import load_pipeline_config
+@dataclass
+class GateSetup:
+    """What the composition root hands the gate and the report: their config sections, the candidate and
+    baseline names, and the metric catalogue policies are checked against."""
 
-    return load_pipeline_config(None, [], {
-        "run": run, "bench.candidate": f"train:{CANDIDATE}",
-        "bench.baselines": [{"name": b, "model": f"train:{b}"} for b in BASELINES],
-        "gate.policy": str(policy), "gate.registry": str(home / "registry"),
-        **{f"gate.{k}": v for k, v in gate.items()}})
+    gate: GateConfig
+    report: ReportConfig
+    catalogue: MetricCatalogue
+    candidate: str = CANDIDATE
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
 
+
+def catalogue(*extra: type[Record]) -> MetricCatalogue:
+    """The metrics a policy may name: those of bench, review, every registered audit, and ``extra`` types."""
+    import audits  # noqa: F401  (importing the package registers the shipped audits)
+    from audits.registry import audit_records
+
+    types = [BenchRecord, ReviewRecord, *audit_records().values(), *extra]
+    return MetricCatalogue([spec for t in types for spec in t.METRICS],
+                           {prefix: note for t in types for prefix, note in t.METRIC_FAMILIES.items()})
+
+
+def config_for(home: Path, policy: Path, *, metrics: MetricCatalogue | None = None, **gate) -> GateSetup:
+    """The gate's inputs for a run under ``home``; ``gate`` sets GateConfig fields, nested ones dotted
+    (``**{"mlflow.tracking_uri": uri}``)."""
+    fields: dict = {"policy": str(policy), "registry": str(home / "registry")}
+    for dotted, value in gate.items():
+        node = fields
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return GateSetup(gate=GateConfig.model_validate(fields), report=ReportConfig(),
+                     catalogue=metrics or catalogue())
+
+
+def decide_run(setup: GateSetup, store: RunStore):
+    """``harness.gate.gate.decide`` with the setup's arguments."""
+    from harness.gate.gate import decide
+
+    return decide(setup.gate, store, setup.candidate, setup.baselines, setup.catalogue)
