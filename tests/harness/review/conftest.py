@@ -4,24 +4,10 @@ a reviewer config, and a throwaway PostgreSQL cluster when the machine has Postg
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from review_support import make_run, postgres_cluster, review_config  # noqa: E402
-
-
-@pytest.fixture
-def run_store(tmp_path):
-    return make_run(tmp_path / "runs", "r1")
-
-
-@pytest.fixture
-def config(tmp_path):
-    return review_config(tmp_path)
+from review_support import config, postgres_cluster, run_store  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -127,3 +127,15 @@ def postgres_cluster():
         yield url
     finally:
         cluster.__exit__(None, None, None)
+
+
+@pytest.fixture
+def run_store(tmp_path):
+    """A hand-made run: bench record with per-item rows and pairwise answers, audit samples."""
+    return make_run(tmp_path / "runs", "r1")
+
+
+@pytest.fixture
+def config(tmp_path):
+    """The reviewer config of the hand-made run."""
+    return review_config(tmp_path)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from harness.review.store import NewItem, ReviewStore, labels
 
 WRITER = Path(__file__).with_name("label_writer.py")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _seed(url: str, n: int) -> ReviewStore:
