@@ -197,3 +197,28 @@ def test_model_output_is_never_rendered_as_markdown(app_env):
     at = sign_in("ann")
     assert [c.value for c in at.code] == ["<b>prompt</b>", hostile]
     assert all("<script>" not in m.value and "<b>" not in m.value for m in at.markdown)
+
+
+def test_a_tokens_file_edited_in_place_takes_effect_at_the_next_sign_in(tmp_path, monkeypatch, config, run_store):
+    """Tokens are an input of the review app, read at every sign-in: a rotated token in the tokens file
+    (same size, mtime put back) locks the old one out without restarting the app."""
+    import os
+
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(yaml.safe_dump({r.name: TOKENS[r.name] for r in config.reviewers}))
+    path = tmp_path / "pipeline.yaml"
+    review = config.model_dump(mode="json", exclude={"reviewers", "tokens_file"})
+    review["reviewers"] = [{"name": r.name, "role": r.role} for r in config.reviewers]
+    review["tokens_file"] = "tokens.yaml"  # relative to the pipeline YAML
+    path.write_text(yaml.safe_dump({"run": "r1", "review": review}))
+    monkeypatch.setenv("NIFT_REVIEW_CONFIG", str(path))
+    monkeypatch.delenv("NIFT_REVIEW_SET", raising=False)
+    enqueue(config, run_store)
+    assert sign_in("ann").session_state["reviewer"] == "ann"
+    stat = tokens.stat()
+    tokens.write_text(tokens.read_text().replace("ann-token", "ann-TOKEN"))
+    os.utime(tokens, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    refused = sign_in("ann")
+    assert [e.value for e in refused.error] == ["Unknown name or wrong token."]
+    assert "reviewer" not in refused.session_state
+    assert sign_in("ann", "ann-TOKEN").session_state["reviewer"] == "ann"

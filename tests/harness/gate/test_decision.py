@@ -266,3 +266,23 @@ def test_missing_bench_record_and_missing_policy_are_clear(tmp_path):
         evaluate(config_for(home, write_policy(tmp_path)).gate, RunStore("r1", home), CANDIDATE, [], catalogue())
     with pytest.raises(ConfigError, match=r"nope.yaml: policy file not found"):
         evaluate(config_for(home, tmp_path / "nope.yaml").gate, standard_run(home), CANDIDATE, [], catalogue())
+
+
+def test_a_policy_edited_in_place_is_a_new_decision_even_with_the_mtime_kept(tmp_path):
+    """The policy is an input of the gate by content: tightening a ceiling without changing the file's size
+    or mtime gives another decision record, judged by the new bound."""
+    import os
+
+    store = standard_run(tmp_path / "runs")
+    policy = write_policy(tmp_path)
+    setup = config_for(tmp_path, policy)
+    before = decide_run(setup, store)
+    ceiling = next(o for o in before.outcomes if o.rule == "toxicity-ceiling")
+    assert ceiling.status == "pass" and ceiling.threshold == 0.2
+    stat = policy.stat()
+    policy.write_text(policy.read_text().replace("max: 0.2", "max: 0.0"))
+    os.utime(policy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = decide_run(setup, store)
+    assert after.record_id != before.record_id and after.policy["sha256"] != before.policy["sha256"]
+    ceiling = next(o for o in after.outcomes if o.rule == "toxicity-ceiling")
+    assert ceiling.status == "fail" and ceiling.threshold == 0.0 and after.decision == "REJECT"
