@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.bench.config import BenchConfig
-from harness.bench.tasks import materialise, use_local_nltk_data
+from harness.core.lmeval import LmEvalSettings, materialise, use_local_nltk_data
 from harness.core.models import embedded_model_dir
 from harness.core.threads import choose_threads
 
@@ -29,7 +28,7 @@ BIN = Path(sys.executable).parent
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"{' '.join(cmd[:3])} failed:\n{result.stderr[-3000:]}")
@@ -48,7 +47,7 @@ def main() -> None:
     use_local_nltk_data()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NIFT_HOME": str(home), "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1"}
-    tasks_dir, _ = materialise(BenchConfig(tasks=["nift_if"], max_gen_toks=args.max_gen_toks), home / "tasks")
+    tasks_dir, _ = materialise(LmEvalSettings(tasks=["nift_if"], max_gen_toks=args.max_gen_toks), home / "tasks")
 
     lm_eval_cmd = [str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
                    "--device", "cpu", "--include_path", tasks_dir, "--tasks", "nift_if", "--limit", str(args.limit),

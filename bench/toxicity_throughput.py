@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT / "tests" / "support"))
 
-from tiny_detoxify import build_tiny_detoxify  # noqa: E402
+from tiny_detoxify import build_tiny_detoxify
 
-from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer  # noqa: E402
-from harness.core.threads import choose_threads  # noqa: E402
-from harness.data.corpus import embedded_corpus_dir  # noqa: E402
+from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer
+from harness.core.threads import choose_threads
+from harness.data.corpus import embedded_corpus_dir
 
 
 def texts(n: int) -> list[str]:
@@ -50,8 +50,8 @@ def main() -> None:
     rows = []
     for scorer in (ProfanityCheckScorer(), DetoxifyScorer(checkpoint=str(checkpoint), config_dir=str(config_dir),
                                                           batch_size=64)):
-        batched = timed(lambda: scorer.score(data))
-        loop = timed(lambda: [scorer.score([t]) for t in data])
+        batched = timed(lambda scorer=scorer: scorer.score(data))
+        loop = timed(lambda scorer=scorer: [scorer.score([t]) for t in data])
         rows.append((scorer.identity.name, batched, loop))
     print(f"\ntoxicity scoring, {len(data)} texts (sentences of the embedded corpus), threads={threads.threads}\n")
     print("| scorer | batched s | per-text loop s | texts/s batched | ratio |\n|---|---:|---:|---:|---:|")

@@ -12,32 +12,33 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.config import BenchConfig
-from harness.bench.evaluate import (
-    ModelEvalRecord,
-    evaluate_model,
-    fingerprint_diff,
-    load_samples,
-)
 from harness.bench.pairwise import (
     answer,
     item_rows,
     judge_pair,
     load_questions,
 )
-from harness.bench.record import STAGE, BenchRecord, EvaluatedModel
-from harness.bench.tasks import prepare_tasks, task_manager
-from harness.core.config import require_unique
-from harness.core.errors import ConfigError
-from harness.core.models import EMBEDDED_MODELS, ResolvedModel, model_name
-from harness.core.records import InputRef, new_record_id, stage_fingerprint
-from harness.core.stats import PairedComparison, paired_comparison
-from harness.core.store import (
-    RECORD_FILE,
-    RunStore,
-    atomic_dir,
-    atomic_write_jsonl,
-    completed_record,
+from harness.bench.record import (
+    PAIRWISE_FILE,
+    SAMPLES_DIR,
+    STAGE,
+    BenchRecord,
+    EvaluatedModel,
 )
+from harness.core.config import require_unique
+from harness.core.errors import ConfigError, InputError
+from harness.core.lmeval import (
+    ModelEvalRecord,
+    evaluate_model,
+    fingerprint_diff,
+    load_samples,
+    prepare_tasks,
+    task_manager,
+)
+from harness.core.models import EMBEDDED_MODELS, ResolvedModel, model_name
+from harness.core.runner import StageRun
+from harness.core.stats import PairedComparison, paired_comparison
+from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
 
@@ -84,56 +85,59 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     specs = [(names[0], "candidate", config.candidate)] + [(b.name, "baseline", b.model) for b in config.baselines]
-    resolved = {name: resolve_base(spec, store) for name, _, spec in specs}
-    include_paths, task_refs = prepare_tasks(config, store.root / STAGE / "_tasks")
-    manager = functools.cache(lambda: task_manager(include_paths, config.tasks))  # only when something must run
-    inputs = [ref for _, ref in resolved.values()] + task_refs
-    fingerprint = stage_fingerprint(inputs, config.model_dump())
-    out_dir = store.stage_dir(STAGE, names[0])
-    if not force and (done := completed_record(out_dir, BenchRecord, fingerprint)):
-        print(f"bench [{names[0]}]: up to date ({out_dir}); --force reruns")
+    run = StageRun(store, STAGE, names[0], BenchRecord, force=force, label=STAGE)
+    resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
+    settings = config.lm_eval_settings()
+    include_paths, task_refs = prepare_tasks(settings, store.root / STAGE / "_tasks", run)
+    questions = _questions(config, run) if config.pairwise.enabled else None
+    if (done := run.cached(config)) is not None:
         return done
 
+    manager = functools.cache(lambda: task_manager(include_paths, settings.tasks))  # only when something must run
     evals: dict[str, ModelEvalRecord] = {}
     dirs: dict[str, Path] = {}
     models = []
     for name, role, _ in specs:
-        model = resolved[name][0]
-        evals[name], dirs[name], cached = evaluate_model(name, model, config, manager, task_refs, store.home,
-                                                         store.run_id, force=force, lm=(lms or {}).get(name))
-        models.append(EvaluatedModel(name=name, role=role, model=model, eval_record_id=evals[name].record_id,
+        evals[name], dirs[name], cached = evaluate_model(name, resolved[name], settings, manager, task_refs,
+                                                         store.home, store.run_id, force=force,
+                                                         lm=(lms or {}).get(name))
+        models.append(EvaluatedModel(name=name, role=role, model=resolved[name], eval_record_id=evals[name].record_id,
                                      cached=cached))
     comparisons = [c for b in config.baselines for c in compare(evals[names[0]], dirs[names[0]], evals[b.name],
                                                                  dirs[b.name], b.name, config)]
     pairwise, items, judge_info = [], [], None
-    if config.pairwise.enabled:
-        pairwise, items, judge_info = _pairwise(config, names, resolved, generators, judge)
+    if questions is not None:
+        pairwise, items, judge_info = _pairwise(config, questions, names, resolved, generators, judge)
 
     record = BenchRecord(
-        record_id=new_record_id("bench"), run_id=store.run_id, inputs=inputs, config=config.model_dump(),
-        fingerprint=fingerprint, candidate=names[0], models=models, fingerprint_fields=evals[names[0]].fingerprint_fields,
+        **run.header(), candidate=names[0], models=models, fingerprint_fields=evals[names[0]].fingerprint_fields,
         scores={n: e.tasks for n, e in evals.items()}, comparisons=comparisons, pairwise=pairwise, judge=judge_info,
-        files={"samples": "samples/<model>/samples_<task>.jsonl", **({"pairwise": "pairwise.jsonl"} if items else {})})
-    with atomic_dir(out_dir) as tmp:
-        for name in names:
-            shutil.copytree(dirs[name], tmp / "samples" / name)
-        if items:
-            atomic_write_jsonl(tmp / "pairwise.jsonl", item_rows(items))
-        (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n")
-    return record
+        files={"samples": f"{SAMPLES_DIR}/<model>/samples_<task>.jsonl", **({"pairwise": PAIRWISE_FILE} if items else {})})
+    files: dict[str, Any] = {f"{SAMPLES_DIR}/{name}": functools.partial(shutil.copytree, dirs[name]) for name in names}
+    if items:
+        files[PAIRWISE_FILE] = item_rows(items)
+    return run.commit(record, files)
 
 
-def _pairwise(config: BenchConfig, names: list[str], resolved: dict[str, tuple[ResolvedModel, InputRef]],
+def _questions(config: BenchConfig, run: StageRun):
+    """The pairwise questions, an input of the bench (an edited question file is another bench)."""
+    from harness.core.assets import resolve_asset
+
+    if not resolve_asset(config.pairwise.prompts).is_file():
+        raise InputError(f"{resolve_asset(config.pairwise.prompts)}: pairwise questions not found")
+    return load_questions(run.file(config.pairwise.prompts, kind="questions"), config.pairwise.limit)
+
+
+def _pairwise(config: BenchConfig, questions, names: list[str], resolved: dict[str, ResolvedModel],
               generators: dict[str, Any] | None, judge: Any):
     from harness.core.generation import make_generator
 
     pw = config.pairwise
-    questions = load_questions(pw.prompts, pw.limit)
     generators = dict(generators or {})
     answers = {}
     for name in names:
         model = generators.get(name) or make_generator(pw.judge.model_copy(update={
-            "model": resolved[name][0].path, "max_new_tokens": pw.max_new_tokens, "temperature": 0.0}))
+            "model": resolved[name].path, "max_new_tokens": pw.max_new_tokens, "temperature": 0.0}))
         answers[name] = answer(model, questions, pw.max_new_tokens, config.seed)
     judge = judge or make_generator(pw.judge)
     judge_name = pw.judge.model

@@ -8,6 +8,9 @@ from pydantic import Field
 
 from harness.core.config import ModelRef, Section
 from harness.core.generation import GeneratorConfig
+from harness.core.lmeval import LmEvalSettings
+
+_LM_EVAL = LmEvalSettings.model_fields
 
 
 class PairwiseConfig(Section):
@@ -24,23 +27,24 @@ class PairwiseConfig(Section):
 class BenchConfig(Section):
     candidate: str = Field("train:nift-hybrid", description="The model under test (usually train:<checkpoint>).")
     baselines: list[ModelRef] = Field(default_factory=list, description="Models the candidate must match.")
-    tasks: list[str] = Field(default_factory=lambda: ["nift_if"],
-                             description="lm-eval task names: registered ones, or nift-gate's own: nift_if, "
-                                         "nift_ifeval_local, nift_truthfulqa_mc1, nift_truthfulqa_mc2.")
-    task_dirs: list[str] = Field(default_factory=list, description="Extra folders of task YAMLs (include_path).")
-    ifeval_path: str | None = Field(None, description="IFEval input_data.jsonl for nift_ifeval_local.")
-    truthfulqa_path: str | None = Field(None, description="TruthfulQA mc_task.json for nift_truthfulqa_mc1/mc2.")
-    limit: int | None = Field(None, ge=1, description="Items per task (quick runs); part of the fingerprint.")
-    num_fewshot: int | None = Field(None, ge=0, description="Few-shot examples; None = each task's default.")
-    backend: Literal["hf", "vllm"] = Field("hf", description="lm-eval model class: HFLM over nift-gate's loaded "
-                                                              "model, or lm-eval's vLLM class (GPU, vllm installed).")
-    batch_size: int = Field(8, ge=1, description="lm-eval batch size.")
-    apply_chat_template: bool = Field(True, description="Wrap prompts in the model's chat template.")
-    max_gen_toks: int = Field(192, ge=1, description="Longest generation for generative tasks (IFEval's own "
-                                                     "1280 is hours on a CPU).")
-    dtype: str = Field("float32", description="torch dtype the models are loaded in.")
-    seed: int = Field(1234, description="lm-eval's random, numpy, torch and few-shot seeds.")
+    # How lm-eval runs: the core's LmEvalSettings fields, declared there once and listed here in bench's order.
+    tasks: list[str] = _LM_EVAL["tasks"]
+    task_dirs: list[str] = _LM_EVAL["task_dirs"]
+    ifeval_path: str | None = _LM_EVAL["ifeval_path"]
+    truthfulqa_path: str | None = _LM_EVAL["truthfulqa_path"]
+    limit: int | None = _LM_EVAL["limit"]
+    num_fewshot: int | None = _LM_EVAL["num_fewshot"]
+    backend: Literal["hf", "vllm"] = _LM_EVAL["backend"]
+    batch_size: int = _LM_EVAL["batch_size"]
+    apply_chat_template: bool = _LM_EVAL["apply_chat_template"]
+    max_gen_toks: int = _LM_EVAL["max_gen_toks"]
+    dtype: str = _LM_EVAL["dtype"]
+    seed: int = _LM_EVAL["seed"]
     bootstrap_iterations: int = Field(2000, ge=100, description="Resamples for paired bootstrap CIs.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
-    threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
+    threads: int | None = _LM_EVAL["threads"]
     pairwise: PairwiseConfig = Field(default_factory=PairwiseConfig)
+
+    def lm_eval_settings(self) -> LmEvalSettings:
+        """The settings lm-eval runs with (tasks, data, generation, batching), for :mod:`harness.core.lmeval`."""
+        return LmEvalSettings.model_validate({name: getattr(self, name) for name in LmEvalSettings.model_fields})

@@ -9,6 +9,7 @@ counted as unparseable and the question leaves the win rate: it is never silentl
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -47,6 +48,7 @@ class Question(BaseModel):
 
 class PairwiseItem(BaseModel):
     question_id: str
+    turns: list[str] = Field(default_factory=list, description="The user turns asked, in order.")
     baseline: str
     candidate_answer: list[str]
     baseline_answer: list[str]
@@ -68,8 +70,9 @@ class PairwiseResult(BaseModel):
     ci_high: float | None
 
 
-def load_questions(spec: str, limit: int | None) -> list[Question]:
-    path = resolve_asset(spec)
+def load_questions(spec: str | Path, limit: int | None) -> list[Question]:
+    """Questions of a JSONL file (``embedded:`` names a shipped one), the first ``limit`` of them."""
+    path = resolve_asset(str(spec))
     if not path.exists():
         raise InputError(f"{path}: pairwise questions not found")
     questions = []
@@ -134,9 +137,10 @@ def judge_pair(judge, questions: list[Question], candidate: dict[str, list[str]]
     items = []
     for q in questions:
         first, second = parse_verdict(replies[f"{q.id}|cand-first"]), parse_verdict(replies[f"{q.id}|base-first"])
-        items.append(PairwiseItem(question_id=q.id, baseline=baseline_name, candidate_answer=candidate[q.id],
-                                  baseline_answer=baseline[q.id], verdict_candidate_first=first,
-                                  verdict_baseline_first=second, outcome=_outcome(first, second)))
+        items.append(PairwiseItem(question_id=q.id, turns=list(q.turns), baseline=baseline_name,
+                                  candidate_answer=candidate[q.id], baseline_answer=baseline[q.id],
+                                  verdict_candidate_first=first, verdict_baseline_first=second,
+                                  outcome=_outcome(first, second)))
     counts = {k: sum(1 for i in items if i.outcome == k) for k in ("win", "tie", "loss", "unparseable")}
     scores = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[i.outcome] for i in items if i.outcome != "unparseable"]
     low, high = bootstrap_mean_ci(scores, iterations, confidence, seed)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.bench.evaluate import TaskScores
 from harness.bench.pairwise import PairwiseItem, PairwiseResult
+from harness.core.lmeval import TaskScores
 from harness.core.metrics import (
     MetricDelta,
     MetricSpec,
@@ -50,7 +50,7 @@ class BenchRecord(Record):
     judge: dict[str, Any] | None = Field(None, description="Judge identity and a note on its strength.")
     files: dict[str, str]
 
-    METRIC_FAMILIES = {"bench.": "lm-eval task metrics, bench.<task>.<metric>, in the direction lm-eval declares"}
+    METRIC_FAMILIES: ClassVar[dict[str, str]] = {"bench.": "lm-eval task metrics, bench.<task>.<metric>, in the direction lm-eval declares"}
 
     def declared_metrics(self) -> list[MetricSpec]:
         """One spec per lm-eval task metric, in the direction lm-eval declared for that task."""

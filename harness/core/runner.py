@@ -37,8 +37,22 @@ from pydantic import BaseModel
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.log import get_logger
-from harness.core.records import InputRef, Record, new_record_id, sha256_bytes, sha256_file, stage_fingerprint
-from harness.core.store import RECORD_FILE, RunStore, atomic_dir, atomic_write_json, completed_record, read_record
+from harness.core.records import (
+    InputRef,
+    Record,
+    new_record_id,
+    sha256_bytes,
+    sha256_file,
+    stage_fingerprint,
+)
+from harness.core.store import (
+    RECORD_FILE,
+    RunStore,
+    atomic_dir,
+    atomic_write_json,
+    completed_record,
+    read_record,
+)
 
 R = TypeVar("R", bound=Record)
 #: ``resolve(spec, store, allow_pickle) -> (ResolvedModel, InputRef)``; ``harness.train.record.resolve_base``.
@@ -76,9 +90,11 @@ class StageRun(Generic[R]):
     """One run of one stage into ``<run>/<stage>/<name>/``."""
 
     def __init__(self, store: RunStore, stage: str, name: str, record_type: type[R], *, force: bool = False,
-                 on_change: Literal["replace", "refuse"] = "replace", label: str | None = None):
+                 on_change: Literal["replace", "refuse"] = "replace", refusal: str | None = None,
+                 label: str | None = None):
+        """``refusal`` words the error when ``on_change="refuse"`` keeps a folder (default: a generic one)."""
         self.store, self.stage, self.name, self.record_type = store, stage, name, record_type
-        self.force, self.on_change = force, on_change
+        self.force, self.on_change, self.refusal = force, on_change, refusal
         self.folder = store.stage_dir(stage, name)
         self.inputs: list[InputRef] = []
         self.config: dict[str, Any] | None = None
@@ -139,8 +155,8 @@ class StageRun(Generic[R]):
             return done
         held = (self.folder / RECORD_FILE).exists() or self._stamped_elsewhere()
         if held and self.on_change == "refuse":
-            raise InputError(f"{self.folder} holds output made from other inputs or config; pass --force to "
-                             "replace it, or choose another name or --run")
+            raise InputError(f"{self.folder} holds {self.refusal or 'output made from other inputs or config'}; "
+                             "pass --force to replace it, or choose another name or --run")
         if held:
             self.log.info(f"inputs or config changed since {self.folder} was made; recomputing")
         return None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +28,18 @@ from harness.core.generation import (
     make_generator,
     token_budget,
 )
-from harness.core.records import (
-    InputRef,
-    config_hash,
-    new_record_id,
-    stage_fingerprint,
-)
-from harness.core.store import (
-    RECORD_FILE,
-    RunStore,
-    atomic_dir,
-    atomic_write_json,
-    atomic_write_jsonl,
-    atomic_write_text,
-    completed_record,
-)
+from harness.core.log import get_logger
+from harness.core.records import InputRef, config_hash
+from harness.core.runner import StageRun
+from harness.core.store import RunStore, atomic_write_json
 from harness.data.card import render_card
 from harness.data.config import DataConfig, ResolvedVariant, resolve_variants
-from harness.data.corpus import Document, corpus_ref, load_corpus
+from harness.data.corpus import Document, load_corpus, open_corpus
 from harness.data.cut import Cut, cut_document
-from harness.data.filters import ContaminationIndex, filter_documents
+from harness.data.filters import ContaminationIndex, FilterOutcome, filter_documents
 from harness.data.record import STAGE, JudgeSummary, NiftDatasetRecord, NiftPair
+
+log = get_logger("data")
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
@@ -163,136 +156,187 @@ def _length_stats(values: list[int]) -> dict[str, float]:
 # --- the stage -------------------------------------------------------------------------------------------
 
 
-def build_variant(variant: ResolvedVariant, store: RunStore, documents: list[Document], corpus: InputRef,
-                  teachers: _Teachers, force: bool = False) -> NiftDatasetRecord:
-    out_dir = store.stage_dir(STAGE, variant.name)
-    contamination = ContaminationIndex.build(variant.filters.contamination, variant.filters.ngram)
-    inputs = [corpus, *contamination.refs]
+def _open_inputs(variant: ResolvedVariant, run: StageRun) -> ContaminationIndex:
+    """The variant's inputs besides the corpus: the contamination prompt sets, the teacher and the judge."""
+    contamination = ContaminationIndex.build(variant.filters.contamination, variant.filters.ngram, run)
     if variant.distill:
-        inputs.append(teacher_ref(variant.teacher))
-    config = variant.model_dump()
-    fingerprint = stage_fingerprint(inputs, config)
-    if not force:
-        if done := completed_record(out_dir, NiftDatasetRecord, fingerprint):
-            print(f"data [{variant.name}]: up to date ({done.rows} pairs, {out_dir}); --force rebuilds it")
-            return done
-        if (out_dir / RECORD_FILE).exists():
-            raise InputError(f"{out_dir} holds a dataset built from other inputs or config; pass --force to "
-                             "replace it, or choose another --run")
+        run.add(teacher_ref(variant.teacher))
+    if variant.filters.judge.enabled:
+        run.add(teacher_ref(variant.filters.judge.teacher))
+    return contamination
 
-    # 1. documents: length bounds, duplicates, instruction-likeness (before the teacher: it costs)
-    outcome = filter_documents(documents, variant.filters, variant.corpus.min_words, variant.corpus.max_words)
-    kept = outcome.kept[: variant.limit] if variant.limit else outcome.kept
-    # 2. cut
+
+def _cut_documents(kept: list[Document], variant: ResolvedVariant) -> tuple[dict[str, Cut], int]:
+    """Each kept document cut in two; also the number too short for two parts."""
     cuts: dict[str, Cut] = {}
-    cut_too_short = 0
+    too_short = 0
     for doc in kept:
         if (cut := cut_document(doc.doc_id, doc.text, variant.cut, variant.seed)) is None:
-            cut_too_short += 1
+            too_short += 1
         else:
             cuts[doc.doc_id] = cut
-    # 3. responses
+    return cuts, too_short
+
+
+@dataclass
+class _Responses:
+    """The teacher's continuations of the cut documents (none when distill is off)."""
+
     teacher: Generator | None = None
-    generations: dict[str, Generation] = {}
-    budgets: dict[str, int] = {}
-    gen_stats: dict[str, Any] = {"shards": 0, "resumed_shards": 0, "seconds": 0.0}
-    if variant.distill and cuts:
-        teacher = teachers.get(variant.teacher)
-        requests = [GenerationRequest(key=doc_id, prompt=cut.prompt, max_new_tokens=token_budget(teacher, cut.reference))
-                    for doc_id, cut in cuts.items()]
-        work_dir = store.root / STAGE / "_work" / config_hash(_generation_settings(variant.teacher))[:12]
-        results, gen_stats = _generate_sharded(teacher, requests, variant, work_dir)
-        generations = {g.key: g for g in results}
-        budgets = {r.key: r.max_new_tokens for r in requests}
-    # 4. pairs, then contamination
-    pairs, failed, contaminated, empty = [], [], [], 0
+    generations: dict[str, Generation] = field(default_factory=dict)
+    budgets: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=lambda: {"shards": 0, "resumed_shards": 0, "seconds": 0.0})
+
+
+def _respond(variant: ResolvedVariant, cuts: dict[str, Cut], teachers: _Teachers, store: RunStore) -> _Responses:
+    if not (variant.distill and cuts):
+        return _Responses()
+    teacher = teachers.get(variant.teacher)
+    requests = [GenerationRequest(key=doc_id, prompt=cut.prompt, max_new_tokens=token_budget(teacher, cut.reference))
+                for doc_id, cut in cuts.items()]
+    # Shards are named by their content, so variants with the same teacher settings share them.
+    work_dir = store.root / STAGE / "_work" / config_hash(_generation_settings(variant.teacher))[:12]
+    results, stats = _generate_sharded(teacher, requests, variant, work_dir)
+    return _Responses(teacher=teacher, generations={g.key: g for g in results},
+                      budgets={r.key: r.max_new_tokens for r in requests}, stats=stats)
+
+
+@dataclass
+class _Pairs:
+    kept: list[NiftPair] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    contaminated: list[dict[str, Any]] = field(default_factory=list)
+    empty: int = 0
+
+
+def _make_pairs(variant: ResolvedVariant, cuts: dict[str, Cut], responses: _Responses, corpus_id: str,
+                contamination: ContaminationIndex) -> _Pairs:
+    """One pair per cut document; teacher failures, empty responses and contaminated pairs set aside."""
+    out = _Pairs()
+    teacher = responses.teacher
     for doc_id, cut in cuts.items():
-        generation = generations.get(doc_id)
+        generation = responses.generations.get(doc_id)
         if generation is not None and generation.error:
-            failed.append({"doc_id": doc_id, "error": generation.error})
+            out.failed.append({"doc_id": doc_id, "error": generation.error})
             continue
         response = generation.text if generation is not None else cut.reference
         if not response.strip():
-            empty += 1
+            out.empty += 1
             continue
         pair = NiftPair(
             id=f"{variant.name}:{doc_id}", variant=variant.name,
             messages=[{"role": "user", "content": cut.prompt}, {"role": "assistant", "content": response}],
             reference=cut.reference,
-            source={"doc_id": doc_id, "corpus": corpus.id, "cut_char": cut.cut_char, "target_ratio": cut.target_ratio,
+            source={"doc_id": doc_id, "corpus": corpus_id, "cut_char": cut.cut_char, "target_ratio": cut.target_ratio,
                     "actual_ratio": cut.actual_ratio, "snapped_to": cut.snapped_to},
             teacher=teacher.identity if teacher else None,
             generation=None if generation is None else {
-                **_generation_settings(variant.teacher), "seed": variant.seed, "row_token_budget": budgets[doc_id],
-                "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
-                "finish_reason": generation.finish_reason})
+                **_generation_settings(variant.teacher), "seed": variant.seed,
+                "row_token_budget": responses.budgets[doc_id], "prompt_tokens": generation.prompt_tokens,
+                "completion_tokens": generation.completion_tokens, "finish_reason": generation.finish_reason})
         if hits := contamination.hits(cut.prompt + "\n" + response):
-            contaminated.extend({"pair_id": pair.id, "prompt_set": h.prompt_set, "prompt_id": h.prompt_id,
-                                 "ngram": h.ngram} for h in hits)
+            out.contaminated.extend({"pair_id": pair.id, "prompt_set": h.prompt_set, "prompt_id": h.prompt_id,
+                                     "ngram": h.ngram} for h in hits)
             continue
-        pairs.append(pair)
-    judge_summary, judge_labels = (None, [])
-    if variant.filters.judge.enabled and pairs:
-        judge_summary, judge_labels = _judge(variant.filters.judge.teacher, teachers, pairs,
-                                             variant.filters.judge.sample_size, variant.seed)
-    # 5. the record
-    prompt_tokens = sum(g.prompt_tokens for g in generations.values())
-    completion_tokens = sum(g.completion_tokens for g in generations.values())
-    tc = variant.teacher
-    generation_summary = {
-        **gen_stats, "seconds": round(gen_stats["seconds"], 2), "requests": len(generations),
+        out.kept.append(pair)
+    return out
+
+
+def _generation_summary(variant: ResolvedVariant, responses: _Responses) -> dict[str, Any]:
+    """Tokens, time, throughput and estimated cost of the teacher's work."""
+    generations, stats, tc = responses.generations.values(), responses.stats, variant.teacher
+    prompt_tokens = sum(g.prompt_tokens for g in generations)
+    completion_tokens = sum(g.completion_tokens for g in generations)
+    return {
+        **stats, "seconds": round(stats["seconds"], 2), "requests": len(responses.generations),
         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-        "completion_tokens_per_s": round(completion_tokens / gen_stats["seconds"], 2) if gen_stats["seconds"] else None,
+        "completion_tokens_per_s": round(completion_tokens / stats["seconds"], 2) if stats["seconds"] else None,
         "estimated_cost_usd": round(prompt_tokens / 1000 * tc.price_per_1k_prompt_tokens
                                     + completion_tokens / 1000 * tc.price_per_1k_completion_tokens, 4),
         "price_per_1k_prompt_tokens": tc.price_per_1k_prompt_tokens,
         "price_per_1k_completion_tokens": tc.price_per_1k_completion_tokens}
-    contaminated_pairs = {c["pair_id"] for c in contaminated}
-    counts = {"documents_read": len(documents),
-              **{f"dropped_{name}": len(ids) for name, ids in outcome.dropped.items()},
-              "documents_kept": len(outcome.kept), "documents_used": len(kept), "dropped_cut_too_short": cut_too_short,
-              "teacher_failed": len(failed), "dropped_empty_response": empty,
-              "dropped_contaminated": len(contaminated_pairs), "pairs": len(pairs)}
+
+
+def _counts(documents: list[Document], outcome: FilterOutcome, used: int, cut_too_short: int,
+            pairs: _Pairs) -> dict[str, int]:
+    """Documents or pairs at each step, and dropped by each filter (the data card's funnel)."""
+    return {"documents_read": len(documents),
+            **{f"dropped_{name}": len(ids) for name, ids in outcome.dropped.items()},
+            "documents_kept": len(outcome.kept), "documents_used": used, "dropped_cut_too_short": cut_too_short,
+            "teacher_failed": len(pairs.failed), "dropped_empty_response": pairs.empty,
+            "dropped_contaminated": len({c["pair_id"] for c in pairs.contaminated}), "pairs": len(pairs.kept)}
+
+
+def _artifacts(record: NiftDatasetRecord, outcome: FilterOutcome, pairs: _Pairs,
+               judge_labels: list[dict[str, Any]]) -> dict[str, Any]:
+    """The files of the variant's folder, by name, in the order they are written."""
+    rows = [p.model_dump() for p in pairs.kept]
+
+    def save_dataset(path: Path) -> None:
+        dataset = datasets.Dataset.from_list(rows) if rows else datasets.Dataset.from_dict(
+            {k: [] for k in NiftPair.model_fields})
+        dataset.save_to_disk(str(path))
+
+    files: dict[str, Any] = {
+        "pairs.jsonl": rows, "dataset": save_dataset,
+        "dropped.jsonl": [{"doc_id": d, "filter": f, "detail": why}
+                          for f, ids in outcome.dropped.items() for d, why in ids.items()]}
+    if pairs.failed:
+        files["failed.jsonl"] = pairs.failed
+    if pairs.contaminated:
+        files["contamination.jsonl"] = pairs.contaminated
+    if judge_labels:
+        files["judge.jsonl"] = judge_labels
+    files["card.md"] = render_card(record, pairs.kept[:3])
+    return files
+
+
+def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
+                  read_corpus: Callable[[], list[Document]], teachers: _Teachers) -> NiftDatasetRecord:
+    """One variant into ``<run>/data/<variant>/``; ``run`` already holds the corpus input, which
+    ``read_corpus`` reads (only when the variant is not up to date)."""
+    corpus_id = run.inputs[0].id
+    contamination = _open_inputs(variant, run)
+    if (done := run.cached(variant)) is not None:
+        return done
+
+    documents = read_corpus()  # validated before anything is written
+    # 1. documents: length bounds, duplicates, instruction-likeness (before the teacher: it costs)
+    outcome = filter_documents(documents, variant.filters, variant.corpus.min_words, variant.corpus.max_words)
+    kept = outcome.kept[: variant.limit] if variant.limit else outcome.kept
+    # 2. cut, 3. responses, 4. pairs, then contamination
+    cuts, cut_too_short = _cut_documents(kept, variant)
+    responses = _respond(variant, cuts, teachers, run.store)
+    pairs = _make_pairs(variant, cuts, responses, corpus_id, contamination)
+    judge_summary, judge_labels = (None, [])
+    if variant.filters.judge.enabled and pairs.kept:
+        judge_summary, judge_labels = _judge(variant.filters.judge.teacher, teachers, pairs.kept,
+                                             variant.filters.judge.sample_size, variant.seed)
+    # 5. the record
     rule_counts: dict[str, int] = {}
     for rules in outcome.dropped["instruction_like"].values():
         for rule in rules.split(","):
             rule_counts[rule] = rule_counts.get(rule, 0) + 1
     per_set = {name: {"prompts": n, "too_short": contamination.too_short[name],
-                      "hits": sum(1 for c in contaminated if c["prompt_set"] == name)}
+                      "hits": sum(1 for c in pairs.contaminated if c["prompt_set"] == name)}
                for name, n in contamination.prompts.items()}
     files = {"pairs": "pairs.jsonl", "dataset": "dataset", "card": "card.md", "dropped": "dropped.jsonl"}
-    if failed:
-        files["failed"] = "failed.jsonl"
-    if contaminated:
-        files["contamination"] = "contamination.jsonl"
-    if judge_labels:
-        files["judge"] = "judge.jsonl"
+    files.update({role: f"{role}.jsonl" for role, rows in (("failed", pairs.failed),
+                                                           ("contamination", pairs.contaminated),
+                                                           ("judge", judge_labels)) if rows})
+    teacher = responses.teacher
     record = NiftDatasetRecord(
-        record_id=new_record_id("nift_dataset"), run_id=store.run_id, inputs=inputs, config=config,
-        fingerprint=fingerprint, variant=variant.name, distill=variant.distill, rows=len(pairs),
-        failed_rows=len(failed), counts=counts, instruction_rules=rule_counts, judge=judge_summary,
-        contamination=per_set, teacher=teacher.identity if teacher else None, generation=generation_summary,
-        lengths={"user_words": _length_stats([len(p.messages[0]["content"].split()) for p in pairs]),
-                 "assistant_words": _length_stats([len(p.messages[1]["content"].split()) for p in pairs]),
-                 "reference_words": _length_stats([len(p.reference.split()) for p in pairs])},
+        **run.header(), variant=variant.name, distill=variant.distill, rows=len(pairs.kept),
+        failed_rows=len(pairs.failed), counts=_counts(documents, outcome, len(kept), cut_too_short, pairs),
+        instruction_rules=rule_counts, judge=judge_summary, contamination=per_set,
+        teacher=teacher.identity if teacher else None, generation=_generation_summary(variant, responses),
+        lengths={"user_words": _length_stats([len(p.messages[0]["content"].split()) for p in pairs.kept]),
+                 "assistant_words": _length_stats([len(p.messages[1]["content"].split()) for p in pairs.kept]),
+                 "reference_words": _length_stats([len(p.reference.split()) for p in pairs.kept])},
         files=files)
-    # 6. write everything into a temp folder, then swap it in: a crash here leaves the old folder or none
-    rows = [p.model_dump() for p in pairs]
-    with atomic_dir(out_dir) as tmp:
-        atomic_write_jsonl(tmp / "pairs.jsonl", rows)
-        dataset = datasets.Dataset.from_list(rows) if rows else datasets.Dataset.from_dict(
-            {k: [] for k in NiftPair.model_fields})
-        dataset.save_to_disk(str(tmp / "dataset"))
-        atomic_write_jsonl(tmp / "dropped.jsonl", [{"doc_id": d, "filter": f, "detail": why}
-                                                   for f, ids in outcome.dropped.items() for d, why in ids.items()])
-        if failed:
-            atomic_write_jsonl(tmp / "failed.jsonl", failed)
-        if contaminated:
-            atomic_write_jsonl(tmp / "contamination.jsonl", contaminated)
-        if judge_labels:
-            atomic_write_jsonl(tmp / "judge.jsonl", judge_labels)
-        atomic_write_text(tmp / "card.md", render_card(record, pairs[:3]))
-        atomic_write_text(tmp / RECORD_FILE, record.model_dump_json(indent=2) + "\n")
+    # 6. everything into a temp folder, then swapped in: a crash here leaves the old folder or none
+    run.commit(record, _artifacts(record, outcome, pairs, judge_labels))
+    log.info(f"[{variant.name}] {record.rows} pairs ({run.folder})")
     return record
 
 
@@ -306,12 +350,18 @@ def build_pairs(config: DataConfig, store: RunStore, force: bool = False,
             raise InputError(f"unknown variant(s) {unknown}; configured: {[v.name for v in resolved]}")
         resolved = [v for v in resolved if v.name in variants]
     teachers = _Teachers()
-    corpora: dict[str, tuple[list[Document], InputRef]] = {}
+    corpora: dict[str, list[Document]] = {}
     records = []
     for variant in resolved:
-        key = config_hash(variant.corpus.model_dump())
-        if key not in corpora:  # read and validate before anything is written
-            corpora[key] = (load_corpus(variant.corpus), corpus_ref(variant.corpus))
-        documents, ref = corpora[key]
-        records.append(build_variant(variant, store, documents, ref, teachers, force=force))
+        # An existing dataset is expensive and trained on: made from other inputs, it is kept unless --force.
+        run = StageRun(store, STAGE, variant.name, NiftDatasetRecord, force=force, on_change="refuse")
+        root = open_corpus(variant.corpus, run)
+        key = config_hash({"corpus": variant.corpus.model_dump(), "content": run.inputs[-1].sha256})
+
+        def read_corpus(key=key, corpus=variant.corpus, root=root) -> list[Document]:
+            if key not in corpora:  # variants reading the same corpus read it once
+                corpora[key] = load_corpus(corpus, root)
+            return corpora[key]
+
+        records.append(build_variant(variant, run, read_corpus, teachers))
     return records

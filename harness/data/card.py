@@ -26,8 +26,8 @@ def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
     parts = [
         f"# NIFT dataset card: `{record.variant}`",
         "",
-        f"{record.rows} user/assistant pairs built from {c['documents_read']} documents of `{record.inputs[0].id}` "
-        f"(run `{record.run_id}`, record `{record.record_id}`).",
+        (f"{record.rows} user/assistant pairs built from {c['documents_read']} documents of `{record.inputs[0].id}` "
+        f"(run `{record.run_id}`, record `{record.record_id}`)."),
         "Responses are " + (f"continuations written by the teacher `{teacher.get('model')}` ({teacher.get('backend')})."
                             if record.distill else "the documents' real second parts (no distillation)."),
         "",
@@ -53,12 +53,12 @@ def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
     if record.judge:
         j = record.judge
         shown = "n/a" if j.share_instruction_like is None else f"{j.share_instruction_like:.1%}"
-        parts += [f"Judge `{j.model}` labelled {j.labelled} sampled user turns: {j.instruction_like} instruction-like, "
+        parts += [(f"Judge `{j.model}` labelled {j.labelled} sampled user turns: {j.instruction_like} instruction-like, "
                   f"{j.prose} prose, {j.unparseable} unparseable; instruction-like share {shown} "
-                  f"(of the {j.instruction_like + j.prose} parseable labels)."]
+                  f"(of the {j.instruction_like + j.prose} parseable labels).")]
         if j.model in EMBEDDED_MODELS:
-            parts += ["This judge is the 135M-parameter embedded model: a weak judge whose labels only exercise "
-                      "the pipeline; use a strong judge (filters.judge.teacher) for a share worth reading."]
+            parts += [("This judge is the 135M-parameter embedded model: a weak judge whose labels only exercise "
+                      "the pipeline; use a strong judge (filters.judge.teacher) for a share worth reading.")]
     else:
         parts += ["No judge model labelled a sample (filters.judge.enabled is off)."]
     parts += ["", "## Contamination", ""]
@@ -85,9 +85,9 @@ def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
                           ("shards (resumed)", f"{g['shards']} ({g['resumed_shards']})"),
                           ("estimated cost (USD)", f"{g['estimated_cost_usd']:.4f}")], ("", "")),
                   "",
-                  f"Cost at ${g['price_per_1k_prompt_tokens']}/1k prompt and ${g['price_per_1k_completion_tokens']}/1k "
+                  (f"Cost at ${g['price_per_1k_prompt_tokens']}/1k prompt and ${g['price_per_1k_completion_tokens']}/1k "
                   "completion tokens (teacher.price_per_1k_* in the config); a local teacher's real cost is its "
-                  "machine time."]
+                  "machine time.")]
     else:
         parts.append("No teacher: responses are the original text.")
     parts += ["", "## Examples", ""]

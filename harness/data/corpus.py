@@ -12,11 +12,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.assets import assets_dir, resolve_asset
 from harness.core.errors import InputError
-from harness.core.records import InputRef, sha256_bytes, sha256_file
+from harness.core.records import InputRef, sha256_bytes
 from harness.data.config import CorpusConfig
+
+if TYPE_CHECKING:
+    from harness.core.runner import StageRun
 
 SUFFIX_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text", ".raw": "text",
                   ".text": "text", ".md": "text"}
@@ -43,8 +47,14 @@ def normalise(text: str) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
-def corpus_files(config: CorpusConfig) -> list[Path]:
-    root = resolve_asset(config.path) if config.path else embedded_corpus_dir()
+def corpus_root(config: CorpusConfig) -> Path:
+    """The corpus file or folder the config names (the embedded corpus when it names none)."""
+    return resolve_asset(config.path) if config.path else embedded_corpus_dir()
+
+
+def corpus_files(config: CorpusConfig, root: Path | None = None) -> list[Path]:
+    """The corpus files under ``root`` (default: :func:`corpus_root`), in sorted order."""
+    root = root or corpus_root(config)
     if not root.exists():
         raise InputError(f"{root}: corpus path does not exist")
     files = sorted(p for p in root.rglob("*") if p.suffix in SUFFIX_FORMATS) if root.is_dir() else [root]
@@ -53,13 +63,17 @@ def corpus_files(config: CorpusConfig) -> list[Path]:
     return files
 
 
-def corpus_ref(config: CorpusConfig) -> InputRef:
+def open_corpus(config: CorpusConfig, run: StageRun) -> Path | None:
+    """Make the corpus an input of ``run`` (a file by its content, a folder by every file's content, a hub
+    dataset by its name and split) and return the file or folder to read (None for a hub dataset)."""
     if config.hub_dataset:
-        return InputRef(kind="corpus", id=f"hub:{config.hub_dataset}/{config.hub_config or ''}:{config.split}",
-                        sha256=sha256_bytes(f"{config.hub_dataset}:{config.hub_config}:{config.split}".encode()))
-    files = corpus_files(config)
-    digest = sha256_bytes("\n".join(f"{f.name}:{sha256_file(f)}" for f in files).encode())
-    return InputRef(kind="corpus", id=str(config.path or "embedded"), sha256=digest)
+        run.add(InputRef(kind="corpus", id=f"hub:{config.hub_dataset}/{config.hub_config or ''}:{config.split}",
+                         sha256=sha256_bytes(f"{config.hub_dataset}:{config.hub_config}:{config.split}".encode())))
+        return None
+    root = corpus_root(config)
+    corpus_files(config, root)  # a missing or empty corpus is named before anything is hashed
+    name = str(config.path or "embedded")
+    return run.tree(root, kind="corpus", id=name) if root.is_dir() else run.file(root, kind="corpus", id=name)
 
 
 def _file_format(config: CorpusConfig, path: Path) -> str:
@@ -109,7 +123,10 @@ def _read_file(config: CorpusConfig, path: Path) -> tuple[list, list | None]:
     field = "text" if fmt == "text" else config.text_field
     kwargs = {"sample_by": config.text_mode, "encoding_errors": "strict"} if fmt == "text" else {}
     try:
-        dataset = datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
+        # datasets keys its cache of a local file by path and mtime: an edit that keeps the mtime would be
+        # read back stale, so the file is always converted afresh (only when a variant must be built).
+        dataset = datasets.load_dataset(fmt, data_files=str(path), split="train",
+                                        download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD, **kwargs)
         if field not in dataset.column_names:
             raise InputError(f"{path}: no field {field!r} (fields: {', '.join(dataset.column_names)}); "
                              "set --text-field")
@@ -123,7 +140,7 @@ def _read_file(config: CorpusConfig, path: Path) -> tuple[list, list | None]:
     return texts, ids
 
 
-def _rows(config: CorpusConfig):
+def _rows(config: CorpusConfig, root: Path | None):
     """Yield (source, row number, text, id) for every row of the corpus."""
     if config.hub_dataset:
         import datasets
@@ -141,16 +158,18 @@ def _rows(config: CorpusConfig):
             raise InputError(f"hub dataset {config.hub_dataset!r} could not be read ({type(exc).__name__}: "
                              f"{exc}). Offline (HF_HUB_OFFLINE), download it elsewhere and pass corpus.path.") from exc
         return
-    for path in corpus_files(config):
+    for path in corpus_files(config, root):
         texts, ids = _read_file(config, path)
         for number, text in enumerate(texts, 1):
             yield str(path), number, text, ids[number - 1] if ids else None
 
 
-def load_corpus(config: CorpusConfig) -> list[Document]:
-    """Every document of the corpus, normalised, in corpus order. Raises InputError on bad input."""
+def load_corpus(config: CorpusConfig, root: Path | None = None) -> list[Document]:
+    """Every document of the corpus, normalised, in corpus order. Raises InputError on bad input.
+
+    ``root`` is the file or folder :func:`open_corpus` returned (default: the one the config names)."""
     documents = []
-    for source, number, text, doc_id in _rows(config):
+    for source, number, text, doc_id in _rows(config, root):
         if text is None:
             raise InputError(f"{source}:{number}: field {config.text_field!r} is missing or null")
         if not isinstance(text, str):

@@ -10,13 +10,16 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.records import InputRef, sha256_file
 from harness.core.store import read_jsonl
 from harness.data.config import FilterConfig, PromptSetRef
 from harness.data.corpus import Document
+
+if TYPE_CHECKING:
+    from harness.core.runner import StageRun
 
 # --- duplicates -------------------------------------------------------------------------------------------
 
@@ -110,19 +113,20 @@ class ContaminationIndex:
 
     n: int
     grams: dict[tuple[str, ...], list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
-    refs: list[InputRef] = field(default_factory=list)
     prompts: dict[str, int] = field(default_factory=dict)
     too_short: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, sets: list[PromptSetRef], n: int) -> ContaminationIndex:
+    def build(cls, sets: list[PromptSetRef], n: int, run: StageRun | None = None) -> ContaminationIndex:
+        """The index of ``sets``; each prompt set is an input of ``run`` (hashed by content) when one is given."""
         index = cls(n=n)
         for prompt_set in sets:
             path = resolve_asset(prompt_set.path)
             if not path.exists():
                 raise InputError(f"{path}: contamination prompt set {prompt_set.name!r} not found")
+            if run is not None:
+                path = run.file(prompt_set.path, kind="prompt_set")
             rows = read_jsonl(path)
-            index.refs.append(InputRef(kind="prompt_set", id=prompt_set.path, sha256=sha256_file(path)))
             index.prompts[prompt_set.name] = len(rows)
             index.too_short[prompt_set.name] = 0
             for number, row in enumerate(rows, 1):

@@ -11,6 +11,8 @@ the model's forward and backward on one ragged batch.
 
 from __future__ import annotations
 
+import itertools
+
 NAME = "nift_varlen_sdpa"
 
 
@@ -33,7 +35,7 @@ def varlen_sdpa_attention(module, query, key, value, attention_mask, dropout: fl
     p = dropout if module.training else 0.0
     out = torch.cat([torch.nn.functional.scaled_dot_product_attention(
         query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=p, scale=scaling, is_causal=True)
-        for a, b in zip(bounds, bounds[1:]) if b > a], dim=2)
+        for a, b in itertools.pairwise(bounds) if b > a], dim=2)
     return out.transpose(1, 2).contiguous(), None  # (batch, seq, heads, head_dim), like sdpa_attention_forward
 
 

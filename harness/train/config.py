@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from harness.core.config import Section
 
 
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TrainConfig(Section):
     name: str = Field(description="Checkpoint name: its folder under train/ and its id in later stages.")
     recipe: Literal["nift", "sft", "hybrid"] = Field(
         description="nift: a base model on NIFT pairs. sft: the baseline, the same base on instruction data. "

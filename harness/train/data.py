@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.records import InputRef, sha256_file
 from harness.core.store import RunStore
 from harness.data.record import DATA_PREFIX, dataset_pairs
+
+if TYPE_CHECKING:
+    from harness.core.runner import StageRun
 
 
 @dataclass
@@ -27,8 +30,6 @@ class TrainingRows:
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) pairs from a JSONL file or a JSON array file."""
-    if not path.exists():
-        raise InputError(f"{path}: training data not found")
     if path.suffix == ".json":
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
@@ -73,14 +74,27 @@ def to_messages(row: dict[str, Any], fmt: str) -> list[dict[str, str]]:
             for turn in row["conversations"]]
 
 
-def load_training_rows(spec: str, data_format: str, store: RunStore) -> TrainingRows:
-    """Read ``spec`` (``data:<variant>`` or a file) into prompt/completion rows; errors name file and line."""
+def open_training_data(spec: str, store: RunStore, run: StageRun | None = None) -> tuple[Path, InputRef]:
+    """The file ``spec`` names (``data:<variant>``: that dataset's pairs) and its ref, hashed by content; an
+    input of ``run`` when one is given."""
     if spec.startswith(DATA_PREFIX):
         record, path = dataset_pairs(store, spec[len(DATA_PREFIX):])
-        source = InputRef(kind="nift_dataset", id=record.record_id, sha256=sha256_file(path))
+        kind, name = "nift_dataset", record.record_id
     else:
-        path = resolve_asset(spec)
-        source = InputRef(kind="training_data", id=spec, sha256=sha256_file(path) if path.exists() else "")
+        path, kind, name = resolve_asset(spec), "training_data", spec
+    if not path.exists():
+        raise InputError(f"{path}: training data not found")
+    if run is None:
+        return path, InputRef(kind=kind, id=name, sha256=sha256_file(path))
+    path = run.file(path, kind=kind, id=name)
+    return path, run.inputs[-1]
+
+
+def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageRun | None = None) -> TrainingRows:
+    """Read ``spec`` (``data:<variant>`` or a file) into prompt/completion rows; errors name file and line.
+
+    ``run``: the training run whose input the file becomes (hashed by content before it is read)."""
+    path, source = open_training_data(spec, store, run)
     numbered = _read_rows(path)
     if not numbered:
         raise InputError(f"{path}: no training rows")

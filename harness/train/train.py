@@ -11,6 +11,8 @@ Output under ``<run>/train/<name>/``::
 
 from __future__ import annotations
 
+import functools
+import os
 import resource
 import shutil
 import sys
@@ -19,30 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError, InputError
+from harness.core.log import get_logger
 from harness.core.models import (
     EMBEDDED_MODELS,
     ResolvedModel,
     load_model,
 )
-from harness.core.records import (
-    InputRef,
-    new_record_id,
-    sha256_file,
-    stage_fingerprint,
-)
-from harness.core.store import (
-    RECORD_FILE,
-    RunStore,
-    atomic_dir,
-    atomic_write_jsonl,
-    atomic_write_text,
-    completed_record,
-)
+from harness.core.records import InputRef, sha256_file
+from harness.core.runner import StageRun
+from harness.core.store import RunStore
 from harness.core.threads import choose_threads
 from harness.train.attention import register as register_varlen_attention
 from harness.train.config import TrainConfig
 from harness.train.data import load_training_rows
 from harness.train.record import STAGE, CheckpointRecord, LossPoint, resolve_base
+
+log = get_logger("train")
 
 #: ChatML, used only for a base model without a template when `default_chat_template` is on; recorded.
 DEFAULT_CHAT_TEMPLATE = (
@@ -90,39 +84,8 @@ Not released: a model trained here ships only through `nift-gate gate`.
     return str(ModelCard(content))
 
 
-def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
-                     callbacks: list | None = None) -> CheckpointRecord | None:
-    """Train (or resume, or skip) one checkpoint. Entry point of `nift-gate train`.
-
-    ``callbacks`` are passed to the Trainer (``transformers.TrainerCallback``). Returns None on the
-    non-zero ranks of a distributed run, where rank 0 writes the artifacts.
-    """
-    import datasets
-    import torch
-    from peft import LoraConfig
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
-
-    out_dir = store.stage_dir(STAGE, config.name)
-    work = out_dir / "_work"
-    # Inputs first: bad data or a missing base fails before anything is written.
-    base, base_ref = resolve_base(config.base_model, store, config.allow_pickle)
-    training = load_training_rows(config.data, config.data_format, store)
-    inputs = [base_ref, training.source]
-    fingerprint = stage_fingerprint(inputs, config.model_dump())
-    if not force:
-        if done := completed_record(out_dir, CheckpointRecord, fingerprint):
-            print(f"train [{config.name}]: up to date ({done.steps} steps, {out_dir}); --force retrains it")
-            return done
-        stamp = work / "fingerprint.txt"
-        held = (out_dir / RECORD_FILE).exists() or (stamp.exists() and stamp.read_text().strip() != fingerprint)
-        if held:
-            raise InputError(f"{out_dir} holds a different training run (other data, base or config); pass --force "
-                             "to replace it, or choose another name or --run")
-
-    cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
-    threads = choose_threads("train", config.threads)
+def _prepare_model(config: TrainConfig, base: ResolvedModel) -> tuple[Any, Any, str]:
+    """The base model and tokenizer with the attention and chat template training uses."""
     loaded = load_model(base, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code)
     model, tokenizer = loaded.model, loaded.tokenizer
     attention = config.attn_implementation
@@ -137,36 +100,48 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
             raise ConfigError(f"base model {config.base_model!r} has no chat template; set default_chat_template: "
                               "true to train with ChatML (recorded), or use a model that has one")
         tokenizer.chat_template, chat_template = DEFAULT_CHAT_TEMPLATE, "default-chatml"
+    return model, tokenizer, chat_template
 
+
+def _check_lengths(config: TrainConfig, rows: list[dict[str, Any]], tokenizer) -> tuple[list[str], list[str]]:
+    """Ids of rows over max_length, and of rows whose prompt alone fills it; refuses data nothing can be
+    learnt from."""
     def n_tokens(messages, generation_prompt=False):
         return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
                                                  add_generation_prompt=generation_prompt)["input_ids"])
 
-    over = [r["id"] for r in training.rows if n_tokens(r["prompt"] + r["completion"]) > config.max_length]
+    over = [r["id"] for r in rows if n_tokens(r["prompt"] + r["completion"]) > config.max_length]
     if over and config.overlength == "reject":
         raise InputError(f"{len(over)} rows are longer than max_length={config.max_length} tokens (first: "
                          f"{', '.join(over[:5])}); raise max_length, or set overlength: truncate")
     # Truncation keeps the start, so a prompt that fills max_length leaves no completion to learn from:
     # TRL drops such rows. Count them, and refuse when nothing would be left.
-    no_completion = [r["id"] for r in training.rows if n_tokens(r["prompt"], True) >= config.max_length]
-    if len(no_completion) == len(training.rows):
+    no_completion = [r["id"] for r in rows if n_tokens(r["prompt"], True) >= config.max_length]
+    if len(no_completion) == len(rows):
         raise InputError(f"every prompt fills max_length={config.max_length} tokens, leaving no assistant tokens "
                          "to train on; raise max_length")
     if config.padding_free and not config.packing and over:
         # TRL does not truncate padding-free batches; it needs rows that already fit.
         raise ConfigError(f"padding_free needs every row within max_length={config.max_length} ({len(over)} are "
                           "longer, first: " + ", ".join(over[:3]) + "); raise max_length, or use packing: true")
-    if force and out_dir.exists():
-        shutil.rmtree(out_dir)
-    work.mkdir(parents=True, exist_ok=True)  # from here on, a crash leaves resume state, never a record
-    atomic_write_text(work / "fingerprint.txt", fingerprint + "\n")
-    dataset = datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in training.rows])
+    return over, no_completion
 
+
+def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], work: Path, callbacks: list | None):
+    """TRL's SFTTrainer over the rows, checkpointing into ``work``."""
+    import datasets
+    import torch
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    cuda = torch.cuda.is_available()
+    dataset = datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
     if bf16 and not cuda:
         raise ConfigError("bf16 training on CPU is ~20x slower than fp32 here; set bf16: false")
     args = SFTConfig(
-        output_dir=str(work), max_length=None if config.padding_free and not config.packing else config.max_length, per_device_train_batch_size=config.batch_size,
+        output_dir=str(work), max_length=None if config.padding_free and not config.packing else config.max_length,
+        per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, num_train_epochs=config.epochs, max_steps=config.max_steps,
         learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
         logging_steps=1, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, report_to="none",
@@ -178,12 +153,59 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
         **({} if config.gradient_checkpointing is None else {"activation_checkpointing": config.gradient_checkpointing}))
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.lora_targets, task_type="CAUSAL_LM") if config.method == "lora" else None
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                      peft_config=peft_config, callbacks=callbacks)
+
+
+def _save_weights(config: TrainConfig, trainer, tokenizer, staged: Path, card: str) -> str | None:
+    """The trained model (and the LoRA merge) into ``staged/model`` (and ``staged/merged``), each with the
+    model card; returns the merged folder's name, if there is one."""
+    for sub in ("model", "merged"):
+        shutil.rmtree(staged / sub, ignore_errors=True)  # a save interrupted before the commit
+    trainer.save_model(str(staged / "model"))
+    tokenizer.save_pretrained(str(staged / "model"))
+    (staged / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle; the record holds the config
+    merged_dir = None
+    if config.method == "lora" and config.merge_lora:
+        trainer.model.merge_and_unload().save_pretrained(str(staged / "merged"), safe_serialization=True)
+        tokenizer.save_pretrained(str(staged / "merged"))
+        merged_dir = "merged"
+    for sub in ["model"] + ([merged_dir] if merged_dir else []):
+        (staged / sub / "README.md").write_text(card, encoding="utf-8")
+    return merged_dir
+
+
+def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
+                     callbacks: list | None = None) -> CheckpointRecord | None:
+    """Train (or resume, or skip) one checkpoint. Entry point of `nift-gate train`.
+
+    ``callbacks`` are passed to the Trainer (``transformers.TrainerCallback``). Returns None on the
+    non-zero ranks of a distributed run, where rank 0 writes the artifacts.
+    """
+    import torch
+    from transformers.trainer_utils import get_last_checkpoint
+
+    # A checkpoint is expensive and later stages load it: made from other inputs, it is kept unless --force.
+    run = StageRun(store, STAGE, config.name, CheckpointRecord, force=force, on_change="refuse",
+                   refusal="a different training run (other data, base or config)")
+    # Inputs first: bad data or a missing base fails before anything is written.
+    base = run.model(config.base_model, resolve_base, config.allow_pickle)
+    training = load_training_rows(config.data, config.data_format, store, run)
+    if (done := run.cached(config)) is not None:
+        return done
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    threads = choose_threads("train", config.threads)
+    model, tokenizer, chat_template = _prepare_model(config, base)
+    over, no_completion = _check_lengths(config, training.rows, tokenizer)
+    if force and run.folder.exists():
+        shutil.rmtree(run.folder)
+    work = run.stamp_work()  # from here on, a crash leaves resume state, never a record
+    trainer = _trainer(config, model, tokenizer, training.rows, work, callbacks)
     last = get_last_checkpoint(str(work))
     resumed_from = int(Path(last).name.split("-")[-1]) if last else None
     if last:
-        print(f"train [{config.name}]: resuming from {last}")
+        log.info(f"[{config.name}] resuming from {last}")
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.perf_counter() - start
@@ -191,46 +213,35 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
         return None  # other ranks of a distributed run: rank 0 writes the artifacts
 
     history = trainer.state.log_history
-    curve = [LossPoint(step=h["step"], epoch=h.get("epoch", 0.0), loss=h["loss"], learning_rate=h.get("learning_rate"))
-             for h in history if "loss" in h]
     tokens_seen = int(max((h.get("num_tokens", 0) for h in history), default=0))
     tokens_before = int(max((h.get("num_tokens", 0) for h in history if h["step"] <= (resumed_from or 0)), default=0))
-    trained = trainer.model
-    trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trained.parameters())
-
-    with atomic_dir(out_dir / "model") as tmp:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the record holds the config
-    merged_dir = None
-    if config.method == "lora" and config.merge_lora:
-        with atomic_dir(out_dir / "merged") as tmp:
-            trained.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
-            tokenizer.save_pretrained(str(tmp))
-        merged_dir = "merged"
-    atomic_write_jsonl(out_dir / "log.jsonl", history)
     summary = {"name": config.name, "recipe": config.recipe, "method": config.method, "rows": len(training.rows),
                "steps": trainer.state.global_step, "tokens_seen": tokens_seen}
     card = _model_card(summary, base, training.source, "peft" if config.method == "lora" else "transformers")
-    for folder in ["model"] + ([merged_dir] if merged_dir else []):
-        atomic_write_text(out_dir / folder / "README.md", card)
+    # Saved under _work first so the record can pin every weight file; the commit moves them into place.
+    staged = work / "final"
+    merged_dir = _save_weights(config, trainer, tokenizer, staged, card)
+    trained = trainer.model
     record = CheckpointRecord(
-        record_id=new_record_id("checkpoint"), run_id=store.run_id, inputs=inputs, config=config.model_dump(),
-        fingerprint=fingerprint, name=config.name, recipe=config.recipe, method=config.method, base_model=base,
-        data_format=training.format, rows=len(training.rows), truncated_rows=len(over), dropped_rows=len(no_completion), chat_template=chat_template,
+        **run.header(), name=config.name, recipe=config.recipe, method=config.method, base_model=base,
+        data_format=training.format, rows=len(training.rows), truncated_rows=len(over),
+        dropped_rows=len(no_completion), chat_template=chat_template,
         steps=trainer.state.global_step, epochs=round(trainer.state.epoch or 0.0, 4), resumed_from_step=resumed_from,
-        loss_curve=curve, tokens_seen=tokens_seen, wall_seconds=round(wall, 2),
+        loss_curve=[LossPoint(step=h["step"], epoch=h.get("epoch", 0.0), loss=h["loss"],
+                              learning_rate=h.get("learning_rate")) for h in history if "loss" in h],
+        tokens_seen=tokens_seen, wall_seconds=round(wall, 2),
         tokens_per_s=round((tokens_seen - tokens_before) / result.metrics["train_runtime"], 2)
         if result.metrics.get("train_runtime") else None,
         peak_memory_mb=_peak_memory_mb(device), device=device,
-        attention=str(model.config._attn_implementation), threads=threads, trainable_parameters=trainable,
-        total_parameters=total,
-        weights={**_weights(out_dir / "model", out_dir), **(_weights(out_dir / "merged", out_dir) if merged_dir else {})},
+        attention=str(model.config._attn_implementation), threads=threads,
+        trainable_parameters=sum(p.numel() for p in trained.parameters() if p.requires_grad),
+        total_parameters=sum(p.numel() for p in trained.parameters()),
+        weights={**_weights(staged / "model", staged), **(_weights(staged / "merged", staged) if merged_dir else {})},
         model_dir="model", merged_dir=merged_dir)
-    atomic_write_text(out_dir / RECORD_FILE, record.model_dump_json(indent=2) + "\n")
-    shutil.rmtree(work, ignore_errors=True)  # the finished record replaces the resume state
-    return record
+    files: dict[str, Any] = {sub: functools.partial(os.replace, staged / sub)
+                             for sub in ["model"] + ([merged_dir] if merged_dir else [])}
+    files["log.jsonl"] = history
+    return run.commit(record, files)  # the finished folder replaces the resume state
 
 
 def select_checkpoints(entries: list[TrainConfig], names: list[str] | None,

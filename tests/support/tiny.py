@@ -36,3 +36,29 @@ def build_tiny_model(folder: Path, corpus: list[str], vocab_size: int = 400, see
     model.save_pretrained(folder, safe_serialization=True)
     fast.save_pretrained(folder)
     return folder
+
+
+def overwrite_in_place(path: Path, offset: int, data: bytes) -> None:
+    """Write ``data`` at ``offset`` of ``path`` (negative: from the end) through the same inode, keeping the size,
+    then set the modification time back: the edit a size-and-mtime cache cannot see."""
+    import os
+    import time
+
+    stat = path.stat()
+    # File times come from the kernel's coarse clock (a few ms per tick): step past the tick in which the
+    # file was last written or hashed, as any real later edit would.
+    time.sleep(0.05)
+    with open(path, "r+b") as handle:
+        handle.seek(offset, os.SEEK_END if offset < 0 else os.SEEK_SET)
+        handle.write(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def edit_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Replace the first ``old`` in ``path`` by ``new`` (same length), keeping inode, size and mtime."""
+    assert len(old) == len(new), "an in-place edit that keeps the size needs equal lengths"
+    data = path.read_bytes()
+    assert old in data, f"{old!r} not in {path}"
+    overwrite_in_place(path, data.index(old), new)

@@ -2,14 +2,13 @@ import json
 
 import pytest
 from scripted import ScriptedGenerator, ScriptedLM
-from tiny import build_tiny_model
+from tiny import build_tiny_model, edit_in_place
 
 from harness.bench.bench import check_comparable, run_bench
 from harness.bench.config import BenchConfig
-from harness.bench.evaluate import ModelEvalRecord, TaskScores
 from harness.bench.pairwise import parse_verdict
-from harness.core import metrics
 from harness.core.errors import ConfigError, InputError, ModelLoadError
+from harness.core.lmeval import ModelEvalRecord, TaskScores
 from harness.core.stats import paired_comparison
 from harness.core.store import RunStore
 
@@ -80,7 +79,7 @@ def test_paired_statistics_match_hand_computed_values(tiny_model, second_tiny_mo
     values = {v.model: v for v in record.metric_values()}
     assert values["model"].value == 0.8 and values["base"].value == 0.2
     assert values["model"].ci_low < 0.8 < values["model"].ci_high  # from lm-eval's stderr
-    assert metrics.get("bench.toy_mc.acc").higher_is_better is True
+    assert record.metric_spec("bench.toy_mc.acc").higher_is_better is True
 
 
 def test_bootstrap_ci_known_cases():
@@ -225,3 +224,70 @@ def test_a_baseline_with_the_candidates_weights_is_labelled_by_its_configured_na
     assert [m.cached for m in record.models] == [False, True]  # same content hash: evaluated once
     assert {c.baseline for c in record.comparisons} == {"same-weights"}
     assert all(c.mean_difference == 0 for c in record.comparisons)
+
+
+def test_a_task_file_edited_in_place_is_run_again(tiny_model, second_tiny_model, toy_task, caplog):
+    caplog.set_level("INFO", logger="nift_gate")
+    config = _config(tiny_model, second_tiny_model, toy_task)
+    first = run_bench(config, RunStore("r"), lms={"model": ScriptedLM(), "base": ScriptedLM()})
+    caplog.clear()
+    assert run_bench(config, RunStore("r")).record_id == first.record_id and "up to date" in caplog.text
+    edit_in_place(toy_task / "toy_mc.yaml", b"version: 1.0", b"version: 1.1")
+    caplog.clear()
+    lms = {"model": ScriptedLM(), "base": ScriptedLM()}
+    again = run_bench(config, RunStore("r"), lms=lms)
+    assert "up to date" not in caplog.text and again.record_id != first.record_id
+    # the task folder keys the lm-eval result cache too: both models really ran on the edited task
+    assert [m.cached for m in again.models] == [False, False] and lms["base"].calls > 0
+    assert again.scores["model"]["toy_mc"].version == "1.1"
+
+
+IFEVAL_ROWS = [{"key": i, "prompt": f"Write a sentence about the number {i} without any comma.",
+                "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for i in range(3)]
+
+
+def test_an_ifeval_file_edited_in_place_is_run_again(tiny_model, second_tiny_model, tmp_path):
+    ifeval = tmp_path / "input_data.jsonl"
+    ifeval.write_text("".join(json.dumps(r) + "\n" for r in IFEVAL_ROWS))
+    config = BenchConfig(candidate=str(tiny_model), baselines=[{"name": "base", "model": str(second_tiny_model)}],
+                         tasks=["nift_ifeval_local"], ifeval_path=str(ifeval), apply_chat_template=False, threads=1)
+
+    def lms():
+        return {"model": ScriptedLM(generate=lambda c: "No commas here."), "base": ScriptedLM(generate=lambda c: "a, b")}
+
+    first = run_bench(config, RunStore("r"), lms=lms())
+    assert first.scores["model"]["nift_ifeval_local"].metrics["prompt_level_strict_acc"] == 1.0
+    edit_in_place(ifeval, b"number 1 ", b"number 7 ")
+    again_lms = lms()
+    again = run_bench(config, RunStore("r"), lms=again_lms)
+    assert again.record_id != first.record_id and [m.cached for m in again.models] == [False, False]
+    assert again_lms["model"].calls == 3
+    rows = RunStore("r").stage_dir("bench", "model") / "samples" / "model" / "samples_nift_ifeval_local.jsonl"
+    assert "number 7 " in rows.read_text() and "number 1 " not in rows.read_text()
+
+
+def test_pairwise_rows_carry_the_turns_and_an_edited_question_file_is_judged_again(
+        tiny_model, second_tiny_model, toy_task, tmp_path, caplog):
+    from harness.bench.record import pairwise_rows
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"q{i}", "turns": [f"Say thing {i}."]}) + "\n" for i in range(3)))
+    config = _config(tiny_model, second_tiny_model, toy_task,
+                     pairwise={"enabled": True, "prompts": str(questions), "judge": {"model": "smollm2-135m-instruct"}})
+
+    def run():
+        generators = {"model": ScriptedGenerator(lambda k, p: "candidate"), "base": ScriptedGenerator(lambda k, p: "base")}
+        judge = ScriptedGenerator(lambda k, p: "A")
+        return run_bench(config, RunStore("r"), lms={"model": ScriptedLM(), "base": ScriptedLM()},
+                         generators=generators, judge=judge), judge
+
+    first, _ = run()
+    assert [r.turns for r in pairwise_rows(RunStore("r"), "model")] == [["Say thing 0."], ["Say thing 1."],
+                                                                       ["Say thing 2."]]
+    caplog.set_level("INFO", logger="nift_gate")
+    edit_in_place(questions, b"Say thing 1.", b"Say thing 9.")
+    again, judge = run()
+    assert "up to date" not in caplog.text and again.record_id != first.record_id
+    assert any("Say thing 9." in r.prompt for r in judge.requests)
+    assert [m.cached for m in again.models] == [True, True]  # the lm-eval results do not depend on the questions
+    assert pairwise_rows(RunStore("r"), "model")[1].turns == ["Say thing 9."]

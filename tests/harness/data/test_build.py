@@ -3,6 +3,7 @@ import json
 import datasets
 import pytest
 from fake_openai import FakeOpenAI
+from tiny import edit_in_place
 
 from harness.core.errors import InputError, TeacherError
 from harness.core.store import RunStore
@@ -44,13 +45,14 @@ def test_distilled_and_raw_variants_from_one_corpus(corpus_file, tiny_teacher, c
     assert {i.kind for i in record.inputs} == {"corpus", "prompt_set", "model"}
 
 
-def test_unchanged_build_is_skipped_and_force_rebuilds(corpus_file, tiny_teacher, capsys):
+def test_unchanged_build_is_skipped_and_force_rebuilds(corpus_file, tiny_teacher, caplog):
     config = _config(corpus_file, tiny_teacher, limit=4)
     store = RunStore("r")
     first = build_pairs(config, store)[0]
-    capsys.readouterr()
+    caplog.clear()
+    caplog.set_level("INFO", logger="nift_gate")
     again = build_pairs(config, store)[0]
-    assert "up to date" in capsys.readouterr().out and again.record_id == first.record_id
+    assert "up to date" in caplog.text and again.record_id == first.record_id
     assert build_pairs(config, store, force=True)[0].record_id != first.record_id
 
 
@@ -61,6 +63,37 @@ def test_a_different_config_does_not_silently_replace_a_dataset(corpus_file, tin
     with pytest.raises(InputError, match="--force"):
         build_pairs(_config(corpus_file, tiny_teacher, limit=4, cut={"ratio": 0.3}), store)
     assert (store.stage_dir("data", "nift") / "pairs.jsonl").read_text() == before
+
+
+def test_a_corpus_edited_in_place_is_another_input(corpus_file, embedded_texts, caplog):
+    config = _config(corpus_file, {}, variants=[{"name": "raw", "distill": False}])
+    store = RunStore("r")
+    first = build_pairs(config, store)[0]
+    opening = embedded_texts[0][:9]  # "Residents"
+    edit_in_place(corpus_file, opening.encode(), opening.upper().encode())
+    caplog.set_level("INFO", logger="nift_gate")
+    with pytest.raises(InputError, match="other inputs.*--force"):
+        build_pairs(config, store)
+    assert "up to date" not in caplog.text
+    rebuilt = build_pairs(config, store, force=True)[0]
+    assert rebuilt.record_id != first.record_id and rebuilt.fingerprint != first.fingerprint
+    first_pair = json.loads((store.stage_dir("data", "raw") / "pairs.jsonl").read_text().splitlines()[0])
+    assert first_pair["messages"][0]["content"].startswith(opening.upper())
+
+
+def test_a_corpus_folder_is_hashed_by_every_file(tmp_path, embedded_texts):
+    folder = tmp_path / "corpus"
+    (folder / "more").mkdir(parents=True)
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in embedded_texts[:6]))
+    (folder / "more" / "b.txt").write_text(" ".join(embedded_texts[6].split()) + "\n")  # one paragraph
+    config = DataConfig.model_validate({"corpus": {"path": str(folder)}, "variants": [{"name": "raw", "distill": False}]})
+    store = RunStore("r")
+    first = build_pairs(config, store)[0]
+    assert first.counts["documents_read"] == 7
+    edit_in_place(folder / "more" / "b.txt", embedded_texts[6][:4].encode(), embedded_texts[6][:4].swapcase().encode())
+    with pytest.raises(InputError, match="other inputs"):
+        build_pairs(config, store)
+    assert build_pairs(config, store, force=True)[0].inputs[0].sha256 != first.inputs[0].sha256
 
 
 def test_contaminated_pairs_are_dropped_and_listed(corpus_file, embedded_texts, tmp_path):

@@ -31,9 +31,9 @@ def test_kill_9_mid_build_then_rerun_gives_the_uninterrupted_rows(tiny_model, tm
     assert 3 <= shards_at_kill < 30, "the kill must land mid-build for this test to mean anything"
     assert not (home / "killed" / "data" / "nift" / "record.json").exists()
 
-    resumed = subprocess.run(_build_cmd("killed", tiny_model), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(_build_cmd("killed", tiny_model), env=env, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    clean = subprocess.run(_build_cmd("clean", tiny_model), env=env, capture_output=True, text=True)
+    clean = subprocess.run(_build_cmd("clean", tiny_model), env=env, capture_output=True, text=True, check=False)
     assert clean.returncode == 0, clean.stderr[-2000:]
 
     killed_pairs = (home / "killed" / "data" / "nift" / "pairs.jsonl").read_text().splitlines()

@@ -58,7 +58,7 @@ def test_padding_free_training_uses_it_and_the_merged_model_loads_anywhere(tiny_
     # a fresh process that never registered the attention loads the merged weights with stock transformers
     code = ("import sys; from transformers import AutoModelForCausalLM; "
             "m = AutoModelForCausalLM.from_pretrained(sys.argv[1]); print(m.config._attn_implementation)")
-    out = subprocess.run([sys.executable, "-c", code, str(merged)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code, str(merged)], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "nift_varlen" not in out.stdout
 

@@ -10,9 +10,11 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
+from tiny import edit_in_place, overwrite_in_place
 from transformers import TrainerCallback
 
 from harness.core.errors import ConfigError, InputError, ModelLoadError
+from harness.core.models import resolve_model
 from harness.core.store import RunStore
 from harness.data.build import build_pairs
 from harness.data.config import DataConfig
@@ -185,6 +187,51 @@ def test_missing_base_and_occupied_folder(tiny_model, tmp_path):
     assert train_checkpoint(_cfg(tiny_model, data, max_steps=2), RunStore("r"), force=True).steps == 2
 
 
+def test_training_data_edited_in_place_is_refused_then_retrained_with_force(tiny_model, tmp_path, caplog):
+    data = _pairs_file(tmp_path, _qa(4))
+    store = RunStore("r")
+    first = train_checkpoint(_cfg(tiny_model, data, max_steps=1), store)
+    edit_in_place(data, b"blue sky", b"blue SKY")
+    caplog.set_level("INFO", logger="nift_gate")
+    with pytest.raises(InputError, match="holds a different training run.*--force"):
+        train_checkpoint(_cfg(tiny_model, data, max_steps=1), store)
+    assert "up to date" not in caplog.text
+    assert load_checkpoint_record(store.stage_dir("train", "cand")).record_id == first.record_id  # kept
+    again = train_checkpoint(_cfg(tiny_model, data, max_steps=1), store, force=True)
+    assert again.record_id != first.record_id and again.inputs[1].sha256 != first.inputs[1].sha256
+    assert again.inputs[0] == first.inputs[0]  # the base did not change
+
+
+@pytest.fixture
+def own_model(tiny_model, tmp_path):
+    """A copy of the tiny model this test may rewrite."""
+    return shutil.copytree(tiny_model, tmp_path / "model")
+
+
+def test_weights_rewritten_in_place_with_the_mtime_kept_get_a_new_hash(own_model):
+    weights = own_model / "model.safetensors"
+    before = resolve_model(str(own_model)).sha256
+    assert resolve_model(str(own_model)).sha256 == before  # from the hash cache: same file, same answer
+    original = weights.read_bytes()[-8:]
+    overwrite_in_place(weights, -8, bytes(b ^ 0xFF for b in original))  # the last tensor's last values
+    changed = resolve_model(str(own_model)).sha256
+    assert changed != before
+    overwrite_in_place(weights, -8, original)  # the old bytes back: the old hash back
+    assert resolve_model(str(own_model)).sha256 == before
+
+
+def test_a_base_model_rewritten_in_place_is_another_training_input(own_model, tmp_path):
+    data = _pairs_file(tmp_path, _qa(4))
+    store = RunStore("r")
+    first = train_checkpoint(_cfg(own_model, data, max_steps=1), store)
+    tail = (own_model / "model.safetensors").read_bytes()[-4:]
+    overwrite_in_place(own_model / "model.safetensors", -4, bytes(b ^ 0x01 for b in tail))
+    with pytest.raises(InputError, match="holds a different training run"):
+        train_checkpoint(_cfg(own_model, data, max_steps=1), store)
+    again = train_checkpoint(_cfg(own_model, data, max_steps=1), store, force=True)
+    assert again.base_model.sha256 != first.base_model.sha256 and again.inputs[0].sha256 != first.inputs[0].sha256
+
+
 def test_kill_9_mid_training_resumes_to_the_same_step_count(tiny_model, tmp_path):
     data = _pairs_file(tmp_path, _qa(64))
     config = tmp_path / "cfg.yaml"
@@ -203,7 +250,7 @@ def test_kill_9_mid_training_resumes_to_the_same_step_count(tiny_model, tmp_path
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     assert not (work.parent / "record.json").exists()
-    finished = subprocess.run(cmd, capture_output=True, text=True)
+    finished = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "resuming from" in finished.stdout
     record = load_checkpoint_record(work.parent)
