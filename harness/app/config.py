@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from audits.config import AuditConfig
 from harness.bench.config import BenchConfig
 from harness.core.assets import EMBEDDED_PREFIX
-from harness.core.config import require_unique
+from harness.core.config import Section, require_unique
 from harness.core.errors import ConfigError
 from harness.data.config import DataConfig
 from harness.gate.config import GateConfig
@@ -27,8 +27,8 @@ from harness.train.config import TrainConfig
 from reports.config import ReportConfig
 
 
-class PipelineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PipelineConfig(Section):
+    """The pipeline config file: one section per stage, each owned by that stage."""
 
     run: str = Field("default", description="Run folder name under the runs home.")
     data: DataConfig = Field(default_factory=DataConfig, description="NIFT pair builder.")

@@ -23,13 +23,12 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.core.config import Section
 from harness.core.errors import ConfigError
 
 
-class GeneratorConfig(BaseModel):
+class GeneratorConfig(Section):
     """A model that writes text, and how: the teacher of the NIFT builder, the judge, or a model under audit."""
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: Literal["transformers", "openai", "vllm"] = Field(
         "transformers", description="transformers: local batched generation; openai: any OpenAI-compatible "

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from harness.core.errors import ModelLoadError
+from harness.core.log import get_logger
 from harness.core.records import sha256_bytes, sha256_file
 from harness.core.store import atomic_dir, atomic_write_json
 
@@ -142,7 +143,7 @@ def embedded_model_dir(name: str) -> Path:
     target = cache_home() / "models" / name
     if (target / "config.json").exists() and list(target.glob("*.safetensors")):
         return target
-    print(f"nift-gate: converting {gguf.name} to safetensors in {target} (once, ~40 s)")
+    get_logger("models").info(f"converting {gguf.name} to safetensors in {target} (once, ~40 s)")
     with atomic_dir(target) as tmp:
         _dequantise_gguf(gguf, tmp)
         atomic_write_json(tmp / "nift-source.json", {"gguf": str(gguf), "gguf_sha256": sha256_file(gguf)})

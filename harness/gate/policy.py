@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from harness.core.config import require_unique
+from harness.core.config import Section, require_unique
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricCatalogue
 from harness.core.records import sha256_bytes
@@ -34,9 +34,7 @@ from harness.core.records import sha256_bytes
 Severity = Literal["block", "warn"]
 
 
-class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Rule(Section):
     name: str = Field(description="Unique rule name, quoted in the decision and the report.")
     severity: Severity = Field("block", description="block: a failure rejects; warn: a failure is reported only.")
     description: str | None = Field(None, description="Why the rule exists, for the report.")
@@ -98,10 +96,8 @@ Rule = Annotated[ThresholdRule | CeilingRule | FloorRule | NonInferiorityRule | 
                  | MinAgreementRule, Field(discriminator="type")]
 
 
-class GatePolicy(BaseModel):
+class GatePolicy(Section):
     """A parsed policy file. ``source``/``sha256``/``lines`` say where it came from, for errors and the record."""
-
-    model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = Field(1, description="Policy format version.")
     description: str | None = Field(None, description="What this policy is for.")

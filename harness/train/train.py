@@ -220,8 +220,10 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     card = _model_card(summary, base, training.source, "peft" if config.method == "lora" else "transformers")
     # Saved under _work first so the record can pin every weight file; the commit moves them into place.
     staged = work / "final"
+    # Counted before saving: merging LoRA into the base (merge_and_unload) removes the adapter's parameters.
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
     merged_dir = _save_weights(config, trainer, tokenizer, staged, card)
-    trained = trainer.model
     record = CheckpointRecord(
         **run.header(), name=config.name, recipe=config.recipe, method=config.method, base_model=base,
         data_format=training.format, rows=len(training.rows), truncated_rows=len(over),
@@ -234,8 +236,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
         if result.metrics.get("train_runtime") else None,
         peak_memory_mb=_peak_memory_mb(device), device=device,
         attention=str(model.config._attn_implementation), threads=threads,
-        trainable_parameters=sum(p.numel() for p in trained.parameters() if p.requires_grad),
-        total_parameters=sum(p.numel() for p in trained.parameters()),
+        trainable_parameters=trainable, total_parameters=total,
         weights={**_weights(staged / "model", staged), **(_weights(staged / "merged", staged) if merged_dir else {})},
         model_dir="model", merged_dir=merged_dir)
     files: dict[str, Any] = {sub: functools.partial(os.replace, staged / sub)
