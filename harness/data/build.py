@@ -161,8 +161,8 @@ def _open_inputs(variant: ResolvedVariant, run: StageRun) -> ContaminationIndex:
     contamination = ContaminationIndex.build(variant.filters.contamination, variant.filters.ngram, run)
     if variant.distill:
         run.add(teacher_ref(variant.teacher))
-    if variant.filters.judge.enabled:
-        run.add(teacher_ref(variant.filters.judge.teacher))
+    if variant.filters.judge.enabled:  # its labels decide which documents are dropped
+        run.add(teacher_ref(variant.filters.judge.teacher).model_copy(update={"kind": "judge_model"}))
     return contamination
 
 
