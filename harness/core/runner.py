@@ -20,7 +20,9 @@ Every stage does the same five things, and doing them by hand is how a stage for
 * Resume: :attr:`progress` keeps finished units of work (one model's outputs, say) under
   ``<stage>/_work/<name>-<fingerprint>/`` so a crashed stage restarts at the next unit.
 * Commit: :meth:`commit` writes the artifacts and the record into a temp folder and renames it into place,
-  so readers see the old output or the new one, never half of one.
+  so readers see the old output or the new one, never half of one. A stage whose folder also holds state that
+  outlives one record (the review stage's label store) uses :meth:`commit_in_place`: each file atomically,
+  the record last.
 """
 
 from __future__ import annotations
@@ -50,8 +52,11 @@ from harness.core.store import (
     RunStore,
     atomic_dir,
     atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
     completed_record,
     read_record,
+    write_record,
 )
 
 R = TypeVar("R", bound=Record)
@@ -210,6 +215,19 @@ class StageRun(Generic[R]):
                         for row in content:
                             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        if self.fingerprint is not None:
+            self.progress.clear()
+        return record
+
+    def commit_in_place(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str] | None = None) -> R:
+        """Like :meth:`commit`, for a folder that holds more than this record: each file is replaced
+        atomically and the record is written last, while everything else in the folder stays."""
+        for relative, content in (files or {}).items():
+            if isinstance(content, str):
+                atomic_write_text(self.folder / relative, content)
+            else:
+                atomic_write_jsonl(self.folder / relative, content)
+        write_record(self.folder, record)
         if self.fingerprint is not None:
             self.progress.clear()
         return record

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.core.records import InputRef, config_hash, new_record_id, stage_fingerprint
-from harness.core.store import RunStore, atomic_write_text
+from harness.core.records import InputRef, config_hash
+from harness.core.runner import StageRun
+from harness.core.store import RunStore
 from harness.review.agreement import label_agreement
 from harness.review.config import ReviewConfig
 from harness.review.enqueue import resolve_candidate
 from harness.review.record import PairwiseOutcome, ReviewRecord
 from harness.review.store import LABEL_FLAGS, ReviewStore, open_store
+
+STAGE = "review"
 
 
 def approval_ci(accepts_per_item: list[tuple[int, int]], iterations: int, confidence: float,
@@ -76,13 +79,17 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     n = len(current)
     approval = sum(label["verdict"] == "accept" for label in current) / n if n else None
     overall, per_flag = label_agreement(current)
+    # The label store is the input: which labels and judgments are current, and how many of the candidate's
+    # items exist and have a quorum (items are append-only, so counts name the set).
     state = config_hash({"labels": sorted(label["id"] for label in current),
-                         "judgments": sorted(j["id"] for j in judged)})
-    inputs = [InputRef(kind="review_store", id=url, sha256=state)]
+                         "judgments": sorted(j["id"] for j in judged), "items": own_items, "quorum": with_quorum})
+    run = StageRun(store, STAGE, "", ReviewRecord, label=STAGE)
+    run.add(InputRef(kind="review_store", id=url, sha256=state))
     stage_config = config.public_dump()
+    if (done := run.cached({**stage_config, "candidate": candidate})) is not None:
+        return done  # the same labels on the same items: the same record, so the gate's evidence is unchanged
     record = ReviewRecord(
-        record_id=new_record_id("review"), run_id=store.run_id, inputs=inputs, config=stage_config,
-        fingerprint=stage_fingerprint(inputs, stage_config), candidate=candidate,
+        **run.header(), candidate=candidate,
         required_reviewers=config.required_reviewers, items_total=own_items, items_with_quorum=with_quorum,
         labels=n, reviewers=len({label["reviewer"] for label in current}), approval_rate=approval,
         approval_ci=approval_ci(list(map(tuple, per_item.values())), config.bootstrap_iterations,
@@ -92,5 +99,4 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
         agreement_per_flag={flag: a for flag, a in per_flag.items() if a.n},
         pairwise=outcomes, helpfulness_mean=sum(label["helpfulness"] for label in current) / n if n else None,
         pairwise_judgments=len(judged))
-    atomic_write_text(store.root / "review" / "record.json", record.model_dump_json(indent=2) + "\n")
-    return record
+    return run.commit_in_place(record)  # the folder also holds the label store

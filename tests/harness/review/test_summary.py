@@ -138,3 +138,18 @@ def test_record_declares_its_metrics_with_directions(run_store, config):
     assert {v.metric for v in record.metric_values()} == {
         "review.approval_rate", "review.agreement", "review.pairwise_win_rate", *(
             f"review.flag_rate.{f}" for f in ("toxic", "hallucination", "unhelpful_refusal", "off_topic"))}
+
+
+def test_the_record_is_rebuilt_only_when_labels_or_items_change(config, run_store):
+    """Same labels on the same items: the same record (so the gate's evidence, and its decision, stay the
+    same); a new label is a new record."""
+    enqueue(config, run_store)
+    first = summarise_review(config, run_store, CANDIDATE)
+    assert summarise_review(config, run_store, CANDIDATE).record_id == first.record_id
+    review = open_store(config, run_store)
+    item = review.queue("ann", 1)[0].item_id
+    review.add_label(item, "ann", "accept", 4, {})
+    review.close()
+    labelled = summarise_review(config, run_store, CANDIDATE)
+    assert labelled.record_id != first.record_id and labelled.labels == first.labels + 1
+    assert read_record(run_store.root / "review", ReviewRecord).record_id == labelled.record_id
