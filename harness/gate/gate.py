@@ -18,6 +18,7 @@ from harness.core.log import get_logger
 from harness.core.metrics import MetricCatalogue
 from harness.core.models import model_name
 from harness.core.records import InputRef, new_record_id, sha256_file, stage_fingerprint
+from harness.core.runner import StageRun
 from harness.core.store import RunStore, atomic_write_text, write_record
 from harness.gate.config import GateConfig
 from harness.gate.evidence import Evidence, collect_evidence, evidence_of
@@ -62,13 +63,19 @@ def evaluate(gate: GateConfig, store: RunStore, candidate: str, baselines: list[
     evidence = collect_evidence(store, candidate)
     outcomes = judge(policy, evidence, baselines, catalogue)
     decision, reason = verdict(outcomes)
-    inputs = [InputRef(kind=r.kind, id=r.record_id, sha256=r.sha256) for r in evidence.refs]
-    inputs.append(InputRef(kind="policy", id=policy.source, sha256=policy.sha256))
+    # The gate never skips: it judges again on every call. Its inputs are the exact bytes it parsed (each
+    # evidence record, the policy), so equal inputs give a byte-identical decision, logged once.
+    run = StageRun(store, STAGE, candidate, GateDecisionRecord, force=True, label=STAGE)
+    for ref in evidence.refs:
+        run.add(InputRef(kind=ref.kind, id=ref.record_id, sha256=ref.sha256))
+    run.add(InputRef(kind="policy", id=policy.source, sha256=policy.sha256))
     settings = {"candidate": candidate, "baselines": list(baselines), "policy": policy.source}
-    fingerprint = stage_fingerprint(inputs, settings)
+    run.cached(settings)
+    fingerprint = run.fingerprint
     record = GateDecisionRecord(
         record_id=f"gate_decision-{fingerprint[:16]}", run_id=store.run_id,
-        created_at=max(r.created_at for r in evidence.refs), inputs=inputs, config=settings, fingerprint=fingerprint,
+        created_at=max(r.created_at for r in evidence.refs), inputs=run.inputs, config=settings,
+        fingerprint=fingerprint,
         candidate=candidate, candidate_model=evidence.candidate_model(), baselines=list(baselines),
         policy={"path": policy.source, "sha256": policy.sha256, "description": policy.description,
                 "rules": [rule.model_dump() for rule in policy.rules]},
