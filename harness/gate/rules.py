@@ -10,6 +10,7 @@ otherwise the candidate is promoted. Warn rules are reported and never change th
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricCatalogue, MetricDelta, MetricSpec, MetricValue
@@ -185,7 +186,9 @@ def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence
         raise ConfigError(f"{policy.where(rule)}: needs {rule.min_reviewers} reviewers per item, but the review "
                           f"record {review.record_id} counts an item as reviewed at {review.required_reviewers}; "
                           f"set the review stage's required reviewers to at least {rule.min_reviewers}")
-    needed = rule.min_items if rule.min_items is not None else math.ceil(rule.min_share * review.items_total)
+    # Exact arithmetic: in floating point 0.28 * 25 is 7.000000000000001, which would ask for 8 of 25 items.
+    needed = rule.min_items if rule.min_items is not None else \
+        math.ceil(Fraction(str(rule.min_share)) * review.items_total)
     if review.items_total == 0 or needed > review.items_total:
         raise ConfigError(f"{policy.where(rule)}: needs {needed} items with a quorum, but only "
                           f"{review.items_total} items are queued (record {review.record_id}); the rule can never "

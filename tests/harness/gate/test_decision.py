@@ -286,3 +286,18 @@ def test_a_policy_edited_in_place_is_a_new_decision_even_with_the_mtime_kept(tmp
     assert after.record_id != before.record_id and after.policy["sha256"] != before.policy["sha256"]
     ceiling = next(o for o in after.outcomes if o.rule == "toxicity-ceiling")
     assert ceiling.status == "fail" and ceiling.threshold == 0.0 and after.decision == "REJECT"
+
+
+@pytest.mark.parametrize("share, with_quorum, status, needed", [
+    (0.28, 7, "pass", 7.0),      # 0.28 * 25 = 7 exactly (7.000000000000001 in floating point asked for 8)
+    (0.28, 6, "pending", 7.0),
+    (0.3, 8, "pass", 8.0),       # 7.5 -> 8
+    (0.3, 7, "pending", 8.0),
+    (1.0, 25, "pass", 25.0),
+])
+def test_review_quorum_share_is_exact(tmp_path, share, with_quorum, status, needed):
+    store = standard_run(tmp_path / "runs", review={"items_total": 25, "items_with_quorum": with_quorum})
+    policy = write_policy(tmp_path, "schema_version: 1\nrules:\n  - name: share-reviewed\n    type: review_quorum\n"
+                                    f"    min_share: {share}\n    min_reviewers: 2\n")
+    outcome = next(o for o in decide_run(config_for(tmp_path, policy), store).outcomes if o.rule == "share-reviewed")
+    assert (outcome.status, outcome.threshold, outcome.n) == (status, needed, 25)
