@@ -8,8 +8,13 @@ with its field path instead of being silently ignored.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from harness.core.errors import ConfigError
 
 
 class Section(BaseModel):
@@ -31,3 +36,56 @@ def require_unique(names: Iterable[str], what: str) -> None:
     names = list(names)
     if repeated := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"{what} must be unique; repeated: {repeated}")
+
+
+# --- the pipeline YAML, shared by the composition root and the review app (which reads one section) -----------
+
+
+def read_config_yaml(path: Path) -> dict[str, Any]:
+    """A pipeline YAML as a mapping of sections; errors name the file and line."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (run, data, ...)")
+    return raw
+
+
+def parse_assignment(text: str) -> tuple[list[str], Any]:
+    """``data.cut.ratio=0.4`` -> (['data', 'cut', 'ratio'], 0.4); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. data.cut.ratio=0.4")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Set ``tree[k1][k2]... = value``; in a list, a key is an index or the ``name`` of an entry."""
+    node: Any = tree
+    for depth, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            node = _list_entry(node, key, keys[: depth + 1])
+        elif isinstance(node, dict):
+            node = node.setdefault(key, {})
+        else:
+            raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:depth])} is not a section")
+    if isinstance(node, list):
+        raise ConfigError(f"cannot set {'.'.join(keys)}: name a list entry by index or name, then a field")
+    if not isinstance(node, dict):
+        raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:-1])} is not a section")
+    node[keys[-1]] = value
+
+
+def _list_entry(entries: list[Any], key: str, path: list[str]) -> Any:
+    if key.isdigit() and int(key) < len(entries):
+        return entries[int(key)]
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("name") == key:
+            return entry
+    names = [e.get("name") for e in entries if isinstance(e, dict)]
+    raise ConfigError(f"cannot set {'.'.join(path)}: no entry {key!r} (entries: {names})")

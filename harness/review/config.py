@@ -17,7 +17,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
-from harness.core.config import Section, require_unique
+from harness.core.config import (
+    Section,
+    parse_assignment,
+    read_config_yaml,
+    require_unique,
+    set_path,
+)
 from harness.core.errors import ConfigError
 
 #: The run folder name a pipeline YAML without ``run:`` uses (the pipeline config's default).
@@ -108,41 +114,6 @@ class ReviewConfig(Section):
 
 
 # ---- the review section of a pipeline YAML -------------------------------------------------------------------
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections (run, data, ...)")
-    return raw
-
-
-def _assign(tree: dict[str, Any], keys: list[str], value: Any) -> None:
-    """``tree[k1][k2]... = value``; in a list, a key is an index or the ``name`` of an entry."""
-    node: Any = tree
-    for depth, key in enumerate(keys[:-1]):
-        if isinstance(node, dict):
-            node = node.setdefault(key, {})
-        elif isinstance(node, list):
-            named = [e for e in node if isinstance(e, dict) and e.get("name") == key]
-            if key.isdigit() and int(key) < len(node):
-                node = node[int(key)]
-            elif named:
-                node = named[0]
-            else:
-                raise ConfigError(f"cannot set {'.'.join(keys)}: no entry {key!r} in {'.'.join(keys[:depth + 1])}")
-        else:
-            raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:depth + 1])} is not a section")
-    if not isinstance(node, dict):
-        raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:-1])} is not a section")
-    node[keys[-1]] = value
-
-
 def load_review_section(path: str | Path | None = None,
                         assignments: Iterable[str] = ()) -> tuple[str, ReviewConfig]:
     """The run name and the review config of a pipeline YAML; other sections are not read or validated.
@@ -155,7 +126,7 @@ def load_review_section(path: str | Path | None = None,
     if path is not None:
         path = Path(path)
         source = str(path)
-        raw = _read_yaml(path)
+        raw = read_config_yaml(path)
     run, section = raw.get("run", DEFAULT_RUN), raw.get(SECTION) or {}
     if not isinstance(section, dict):
         raise ConfigError(f"{source}: invalid config: {SECTION}: expected a mapping")
@@ -164,14 +135,11 @@ def load_review_section(path: str | Path | None = None,
             and (path.parent / tokens_file).exists()):
         section["tokens_file"] = str((path.parent / tokens_file).resolve())
     for text in assignments:
-        if "=" not in text:
-            raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. review.required_reviewers=3")
-        key, value = text.split("=", 1)
-        keys = key.strip().split(".")
+        keys, value = parse_assignment(text)
         if keys == ["run"]:
-            run = yaml.safe_load(value)
+            run = value
         elif keys[0] == SECTION and len(keys) > 1:
-            _assign(section, keys[1:], yaml.safe_load(value))
+            set_path(section, keys[1:], value)
     if not isinstance(run, str):
         raise ConfigError(f"{source}: invalid config: run: expected a folder name, got {run!r}")
     try:

@@ -39,10 +39,9 @@ from harness.core.records import config_hash
 from harness.core.samples import AuditSample, AuditSamples, read_audits
 from harness.core.store import RunStore
 from harness.review.config import ReviewConfig
-from harness.review.store import NewItem, database_url, open_store
+from harness.review.store import NewItem, open_store
 
-__all__ = ["EnqueueResult", "build_queue_items", "content_key", "database_url", "enqueue", "open_store",
-           "resolve_candidate"]
+__all__ = ["EnqueueResult", "build_queue_items", "content_key", "enqueue", "resolve_candidate"]
 
 log = get_logger("review")
 

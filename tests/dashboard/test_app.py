@@ -12,8 +12,8 @@ from review_support import BASELINE, CANDIDATE, TOKENS
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from harness.review.enqueue import enqueue, open_store
-from harness.review.store import NewItem, ReviewStore, items
+from harness.review.enqueue import enqueue
+from harness.review.store import NewItem, ReviewStore, items, open_store
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PLAIN_PAGE_ELEMENTS = ("text", "code", "caption", "success", "error", "info", "warning")
@@ -202,7 +202,7 @@ def test_model_output_is_never_rendered_as_markdown(app_env):
 def test_a_tokens_file_edited_in_place_takes_effect_at_the_next_sign_in(tmp_path, monkeypatch, config, run_store):
     """Tokens are an input of the review app, read at every sign-in: a rotated token in the tokens file
     (same size, mtime put back) locks the old one out without restarting the app."""
-    import os
+    from tiny import edit_in_place
 
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(yaml.safe_dump({r.name: TOKENS[r.name] for r in config.reviewers}))
@@ -215,9 +215,7 @@ def test_a_tokens_file_edited_in_place_takes_effect_at_the_next_sign_in(tmp_path
     monkeypatch.delenv("NIFT_REVIEW_SET", raising=False)
     enqueue(config, run_store)
     assert sign_in("ann").session_state["reviewer"] == "ann"
-    stat = tokens.stat()
-    tokens.write_text(tokens.read_text().replace("ann-token", "ann-TOKEN"))
-    os.utime(tokens, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    edit_in_place(tokens, b"ann-token", b"ann-TOKEN")
     refused = sign_in("ann")
     assert [e.value for e in refused.error] == ["Unknown name or wrong token."]
     assert "reviewer" not in refused.session_state

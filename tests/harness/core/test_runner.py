@@ -1,9 +1,9 @@
 """The stage runner: every input it opens is in the fingerprint, by content."""
 
-import os
 from typing import Literal
 
 import pytest
+from tiny import edit_in_place
 
 from harness.core.errors import InputError
 from harness.core.records import InputRef, Record
@@ -14,14 +14,6 @@ from harness.core.store import RunStore
 class ToyRecord(Record):
     kind: Literal["toy"] = "toy"
     lines: int
-
-
-def _edit_in_place_keeping_mtime(path, old: bytes, new: bytes) -> None:
-    stat = path.stat()
-    data = path.read_bytes()
-    assert len(old) == len(new) and old in data
-    path.write_bytes(data.replace(old, new))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _run(store, prompts, force=False, on_change="replace"):
@@ -43,7 +35,7 @@ def test_an_input_file_edited_in_place_is_recomputed_even_with_the_mtime_kept(tm
     caplog.set_level("INFO", logger="nift_gate")
     again, ran = _run(store, prompts)
     assert not ran and again.record_id == first.record_id and "up to date" in caplog.text
-    _edit_in_place_keeping_mtime(prompts, b"beta", b"gamm")
+    edit_in_place(prompts, b"beta", b"gamm")
     changed, ran = _run(store, prompts)
     assert ran and changed.fingerprint != first.fingerprint
     assert (store.stage_dir("toy", "one") / "rows.jsonl").read_text().count("gamm") == 1
@@ -55,7 +47,7 @@ def test_refuse_mode_keeps_a_folder_made_from_other_inputs_unless_forced(tmp_pat
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("alpha\n")
     first, _ = _run(store, prompts, on_change="refuse")
-    _edit_in_place_keeping_mtime(prompts, b"alpha", b"omega")
+    edit_in_place(prompts, b"alpha", b"omega")
     with pytest.raises(InputError, match="holds output made from other inputs or config; pass --force"):
         _run(store, prompts, on_change="refuse")
     forced, ran = _run(store, prompts, force=True, on_change="refuse")

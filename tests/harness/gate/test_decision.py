@@ -271,7 +271,7 @@ def test_missing_bench_record_and_missing_policy_are_clear(tmp_path):
 def test_a_policy_edited_in_place_is_a_new_decision_even_with_the_mtime_kept(tmp_path):
     """The policy is an input of the gate by content: tightening a ceiling without changing the file's size
     or mtime gives another decision record, judged by the new bound."""
-    import os
+    from tiny import edit_in_place
 
     store = standard_run(tmp_path / "runs")
     policy = write_policy(tmp_path)
@@ -279,9 +279,7 @@ def test_a_policy_edited_in_place_is_a_new_decision_even_with_the_mtime_kept(tmp
     before = decide_run(setup, store)
     ceiling = next(o for o in before.outcomes if o.rule == "toxicity-ceiling")
     assert ceiling.status == "pass" and ceiling.threshold == 0.2
-    stat = policy.stat()
-    policy.write_text(policy.read_text().replace("max: 0.2", "max: 0.0"))
-    os.utime(policy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    edit_in_place(policy, b"max: 0.2", b"max: 0.0")
     after = decide_run(setup, store)
     assert after.record_id != before.record_id and after.policy["sha256"] != before.policy["sha256"]
     ceiling = next(o for o in after.outcomes if o.rule == "toxicity-ceiling")

@@ -9,8 +9,8 @@ from review_support import BASELINE, CANDIDATE, make_run
 from sqlalchemy import select
 
 from harness.core.errors import InputError
-from harness.review.enqueue import enqueue, open_store
-from harness.review.store import items
+from harness.review.enqueue import enqueue
+from harness.review.store import items, open_store
 
 
 def _rows(config, run_store):

@@ -9,8 +9,9 @@ from review_support import BASELINE, CANDIDATE, TOKENS
 
 from harness.app.cli import main
 from harness.core.store import read_record
-from harness.review.enqueue import enqueue, open_store
+from harness.review.enqueue import enqueue
 from harness.review.record import ReviewRecord
+from harness.review.store import open_store
 from harness.review.summary import summarise_review
 
 
