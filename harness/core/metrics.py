@@ -72,6 +72,9 @@ class MetricValue(BaseModel):
     ci_high: float | None = None
     n: int = Field(description="Items (prompts, questions, reviewed items) behind the value.")
     attribute: str | None = Field(None, description="Scorer attribute for toxicity metrics.")
+    interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'wilson' or "
+                                                   "'clopper-pearson' for proportions, 'bootstrap-percentile' for "
+                                                   "continuous metrics; None when there is no interval.")
 
 
 class MetricDelta(BaseModel):
@@ -88,6 +91,8 @@ class MetricDelta(BaseModel):
     test: str | None = None
     p_value: float | None = None
     attribute: str | None = None
+    interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'newcombe' for paired "
+                                                   "proportions, 'bootstrap-percentile' for continuous metrics.")
 
 
 def delta_from_comparison(metric: str, candidate: str, comparison, attribute: str | None = None) -> MetricDelta:

@@ -29,7 +29,7 @@ OVERRIDES_DIR = "overrides"
 R = TypeVar("R", bound=Record)
 
 Verdict = Literal["PROMOTE", "REJECT", "PENDING_REVIEW"]
-RuleStatus = Literal["pass", "fail", "pending"]
+RuleStatus = Literal["pass", "fail", "pending", "inconclusive"]
 
 
 class EvidenceRef(BaseModel):
@@ -65,6 +65,13 @@ class RuleOutcome(BaseModel):
     comparison: str | None = Field(None, description="How `judged` was compared, e.g. '>=', '<=', '>'.")
     threshold: float | None = Field(None, description="The bound from the policy (-margin for non-inferiority).")
     records: list[str] = Field(default_factory=list, description="Ids of the records the value came from.")
+    test: str | None = Field(None, description="The statistical test or interval behind `judged` (e.g. 'wilson', "
+                                               "'newcombe', 'bootstrap-percentile', 'point value').")
+    alpha: float | None = Field(None, description="The rule's error rate: 1 - confidence of the interval judged "
+                                                  "(one-sided where one bound is compared).")
+    margin: float | None = Field(None, description="The non-inferiority margin, in the metric's units.")
+    needed_items: int | None = Field(None, description="For an inconclusive outcome: further items that would "
+                                                       "decide it at the stated power.")
     detail: str = Field(description="One line a person can read.")
 
 
