@@ -79,3 +79,23 @@ def bootstrap_mean_ci(values: list[float], iterations: int, confidence: float, s
     result = stats.bootstrap((data,), np.mean, n_resamples=iterations, confidence_level=confidence,
                              method="percentile", random_state=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+PROPORTION_METHODS = {"wilson": "wilson", "clopper-pearson": "exact"}
+
+
+def proportion_interval(successes: int, n: int, confidence: float, method: str = "wilson"
+                        ) -> tuple[float | None, float | None]:
+    """Two-sided CI of a proportion ``successes / n`` by a score or exact method (scipy's ``binomtest``).
+
+    Unlike the percentile bootstrap, these do not collapse at 0 or n successes: 0 of 24 gives an upper
+    bound of about 0.14 (Clopper-Pearson), 5 of 5 a lower bound of about 0.48. ``method`` is 'wilson' or
+    'clopper-pearson'; (None, None) when there are no items.
+    """
+    if method not in PROPORTION_METHODS:
+        raise ValueError(f"unknown proportion interval {method!r}; known: {', '.join(PROPORTION_METHODS)}")
+    if n == 0:
+        return None, None
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence,
+                                                                method=PROPORTION_METHODS[method])
+    return float(ci.low), float(ci.high)
