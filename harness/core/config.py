@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.errors import ConfigError
+from harness.core.store import read_utf8
 
 
 class Section(BaseModel):
@@ -42,15 +43,15 @@ def require_unique(names: Iterable[str], what: str) -> None:
 
 
 def read_config_yaml(path: Path) -> dict[str, Any]:
-    """A pipeline YAML as a mapping of sections; errors name the file and line."""
+    """A pipeline YAML as a mapping of sections; errors (missing, a folder, not UTF-8, not YAML) name the
+    file and line."""
+    text = read_utf8(path, "config file", ConfigError)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(f"{path}{where}: not valid YAML ({_problem(exc)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (run, data, ...)")
     return raw
@@ -61,7 +62,16 @@ def parse_assignment(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. data.cut.ratio=0.4")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    try:
+        return key.strip().split("."), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({_problem(exc)}); "
+                          "put a string value in quotes") from None
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint on one line (a reader error's text spans several)."""
+    return " ".join(str(getattr(exc, "problem", None) or exc).split())
 
 
 def set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:

@@ -12,7 +12,9 @@ Every stage does the same five things, and doing them by hand is how a stage for
 
 * Inputs: :meth:`file`, :meth:`tree` and :meth:`model` hash content, never paths or mtimes, and add an
   :class:`InputRef`; :meth:`record` pins another stage's record by the hash of its bytes. An input that is
-  opened any other way is simply not an input, which is why stages open them only here.
+  opened any other way is simply not an input, which is why stages open them only here. :meth:`read` gives a
+  hashed file's bytes and refuses them if the file changed since it was hashed, so the work reads what the
+  fingerprint names.
 * Cache: :meth:`cached` fixes the fingerprint (inputs + config) and returns the finished record when it
   matches. A folder holding a record made from other inputs is replaced (``on_change="replace"``) or, for
   stages whose output is expensive or referenced by later stages, refused unless ``--force``
@@ -55,7 +57,8 @@ from harness.core.store import (
     atomic_write_jsonl,
     atomic_write_text,
     completed_record,
-    read_record,
+    parse_record,
+    read_bytes,
     write_record,
 )
 
@@ -66,8 +69,14 @@ ModelResolver = Callable[..., tuple[Any, InputRef]]
 
 def tree_sha256(folder: Path, pattern: str = "**/*") -> str:
     """Content hash of a folder: every file's relative path and content hash, in sorted order."""
-    files = sorted(p for p in folder.glob(pattern) if p.is_file())
-    return sha256_bytes("\n".join(f"{p.relative_to(folder).as_posix()}:{sha256_file(p)}" for p in files).encode())
+    return _tree_hashes(folder, pattern)[0]
+
+
+def _tree_hashes(folder: Path, pattern: str) -> tuple[str, dict[Path, str]]:
+    """:func:`tree_sha256` and the content hash of each file it covers."""
+    hashes = {p: sha256_file(p) for p in sorted(p for p in folder.glob(pattern) if p.is_file())}
+    listing = "\n".join(f"{p.relative_to(folder).as_posix()}:{digest}" for p, digest in hashes.items())
+    return sha256_bytes(listing.encode()), hashes
 
 
 class WorkProgress:
@@ -102,6 +111,8 @@ class StageRun(Generic[R]):
         self.force, self.on_change, self.refusal = force, on_change, refusal
         self.folder = store.stage_dir(stage, name)
         self.inputs: list[InputRef] = []
+        #: Content hash of every file opened by :meth:`file` or :meth:`tree`, by resolved path (see :meth:`read`).
+        self.hashed: dict[Path, str] = {}
         self.config: dict[str, Any] | None = None
         self.fingerprint: str | None = None
         self.log = get_logger(label or f"{stage}.{name}")
@@ -120,7 +131,9 @@ class StageRun(Generic[R]):
         resolved = resolve_asset(str(path))
         if not resolved.is_file():
             raise InputError(f"{resolved}: {kind} file not found")
-        self.add(InputRef(kind=kind, id=id or str(path), sha256=sha256_file(resolved)))
+        digest = sha256_file(resolved)
+        self.add(InputRef(kind=kind, id=id or str(path), sha256=digest))
+        self.hashed[resolved.resolve()] = digest
         return resolved
 
     def tree(self, path: str | Path, kind: str, id: str | None = None, pattern: str = "**/*") -> Path:
@@ -128,8 +141,23 @@ class StageRun(Generic[R]):
         resolved = resolve_asset(str(path))
         if not resolved.is_dir():
             raise InputError(f"{resolved}: {kind} folder not found")
-        self.add(InputRef(kind=kind, id=id or str(path), sha256=tree_sha256(resolved, pattern)))
+        digest, files = _tree_hashes(resolved, pattern)
+        self.add(InputRef(kind=kind, id=id or str(path), sha256=digest))
+        self.hashed.update({p.resolve(): h for p, h in files.items()})
         return resolved
+
+    def read(self, path: str | Path) -> bytes:
+        """The bytes of a file opened by :meth:`file` or :meth:`tree`, exactly the ones its content hash (and so
+        the fingerprint) covers: a file edited after it was hashed is an error, not a silent mix of two
+        versions. A stage reads its input files through this, parsing the bytes rather than the path."""
+        resolved = Path(path).resolve()
+        if resolved not in self.hashed:
+            raise RuntimeError(f"{self.stage}/{self.name}: {path} was not opened with file() or tree()")
+        data = read_bytes(path, "input file")
+        if sha256_bytes(data) != self.hashed[resolved]:
+            raise InputError(f"{path}: changed while {self.stage}/{self.name} was running (after its content hash "
+                             "was taken); rerun when it no longer changes")
+        return data
 
     def model(self, spec: str, resolve: ModelResolver, allow_pickle: bool = False):
         """A model spec resolved by ``resolve`` (content hash of its weights); returns the ResolvedModel."""
@@ -142,8 +170,8 @@ class StageRun(Generic[R]):
         path = path / RECORD_FILE if path.is_dir() else path
         if not path.exists():
             raise InputError(f"{path}: no such record")
-        data = path.read_bytes()
-        record = read_record(path, cls)
+        data = read_bytes(path, "record")
+        record = parse_record(data, path, cls)  # the bytes that were hashed, not a second read
         self.add(InputRef(kind=kind or record.kind, id=record.record_id, sha256=sha256_bytes(data)))
         return record
 

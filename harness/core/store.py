@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from harness.core.errors import InputError
+from harness.core.errors import InputError, NiftError
 from harness.core.records import Record
 
 DEFAULT_HOME = "nift-runs"
@@ -96,18 +96,55 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read JSON Lines, naming file and line of the first malformed row."""
+def decode_utf8(data: bytes, path: str | os.PathLike, error: type[NiftError] = InputError) -> str:
+    """``data`` (the bytes of ``path``) as text; a byte that is not UTF-8 raises ``error`` naming its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise error(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); "
+                    "re-encode the file as UTF-8") from None
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file", error: type[NiftError] = InputError) -> bytes:
+    """The bytes of ``path``; a missing file, a folder or an unreadable file raises ``error`` naming it."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a {what}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read this {what} ({exc.strerror or exc})") from None
+
+
+def read_utf8(path: str | os.PathLike, what: str = "file", error: type[NiftError] = InputError) -> str:
+    """A text file as UTF-8, with :func:`read_bytes`' and :func:`decode_utf8`'s errors."""
+    return decode_utf8(read_bytes(path, what, error), path, error)
+
+
+def parse_jsonl(data: bytes, path: str | os.PathLike) -> list[dict[str, Any]]:
+    """JSON Lines bytes (read from ``path``) as rows, naming file and line of the first row that is not UTF-8,
+    JSON or an object."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    # Only "\n" ends a row: str.splitlines() would also split at U+2028 and friends, which JSON strings hold raw.
+    for number, line in enumerate(decode_utf8(data, path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+        rows.append(row)
     return rows
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read JSON Lines, naming file and line of the first row that is not UTF-8, JSON or an object."""
+    return parse_jsonl(read_bytes(path), path)
 
 
 def write_record(stage_dir: str | os.PathLike, record: Record) -> Path:
@@ -119,10 +156,15 @@ def read_record(path: str | os.PathLike, cls: type[R]) -> R:
     path = Path(path)
     if path.is_dir():
         path = path / RECORD_FILE
+    if not path.exists():
+        raise InputError(f"{path}: no such record")
+    return parse_record(read_bytes(path, "record"), path, cls)
+
+
+def parse_record(data: bytes, path: str | os.PathLike, cls: type[R]) -> R:
+    """The bytes of a record file (read from ``path``) as ``cls``; errors name the file (and line)."""
     try:
-        return cls.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such record") from None
+        return cls.model_validate_json(decode_utf8(data, path))
     except ValidationError as exc:
         raise InputError(f"{path}: not a valid {cls.__name__}: {exc}") from None
 

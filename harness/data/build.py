@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,13 @@ from harness.core.runner import StageRun
 from harness.core.store import RunStore, atomic_write_json
 from harness.data.card import render_card
 from harness.data.config import DataConfig, ResolvedVariant, resolve_variants
-from harness.data.corpus import Document, load_corpus, open_corpus
+from harness.data.corpus import (
+    SUFFIX_FORMATS,
+    Document,
+    load_corpus,
+    open_corpus,
+    unread_files,
+)
 from harness.data.cut import Cut, cut_document
 from harness.data.filters import ContaminationIndex, FilterOutcome, filter_documents
 from harness.data.record import STAGE, JudgeSummary, NiftDatasetRecord, NiftPair
@@ -107,7 +113,8 @@ def _generate_sharded(teacher: Generator, requests: list[GenerationRequest], var
                         f"{failures[0].key}: {failures[0].error}). {index} finished shards are kept in "
                         f"{work_dir}; rerun to resume, or set teacher.on_failure=record to keep going.")
                 payload = {"seconds": seconds, "generations": [g.model_dump() for g in generations]}
-                atomic_write_json(path, payload)
+                if len(failures) < len(generations):  # a shard that failed whole (teacher unreachable) is asked again
+                    atomic_write_json(path, payload)
             stats["seconds"] += payload["seconds"]
             results.extend(Generation(**g) for g in payload["generations"])
     finally:
@@ -267,6 +274,21 @@ def _counts(documents: list[Document], outcome: FilterOutcome, used: int, cut_to
             "dropped_contaminated": len({c["pair_id"] for c in pairs.contaminated}), "pairs": len(pairs.kept)}
 
 
+def _refuse_no_pairs(variant: ResolvedVariant, counts: dict[str, int], cuts: dict[str, Cut], pairs: _Pairs) -> None:
+    """A variant that ends with no pair is an error, not an empty dataset that training trips over later."""
+    if pairs.kept:
+        return
+    if pairs.failed and len(pairs.failed) == len(cuts):
+        first = pairs.failed[0]
+        raise TeacherError(f"data [{variant.name}]: the teacher failed on all {len(cuts)} rows (first: "
+                           f"{first['doc_id']}: {first['error']}); no dataset written. Check data.teacher (model, "
+                           "backend, base_url) and rerun")
+    lost = ", ".join(f"{step} {n}" for step, n in counts.items() if n and step.startswith(("dropped_", "teacher_")))
+    raise InputError(f"data [{variant.name}]: 0 pairs from {counts['documents_read']} documents ({lost or 'none used'}"
+                     "); no dataset written. Widen corpus.min_words/max_words, relax data.filters or data.cut, or "
+                     "use another corpus")
+
+
 def _artifacts(record: NiftDatasetRecord, outcome: FilterOutcome, pairs: _Pairs,
                judge_labels: list[dict[str, Any]]) -> dict[str, Any]:
     """The files of the variant's folder, by name, in the order they are written."""
@@ -291,11 +313,17 @@ def _artifacts(record: NiftDatasetRecord, outcome: FilterOutcome, pairs: _Pairs,
     return files
 
 
+def _corpus_input(run: StageRun) -> InputRef:
+    return next(ref for ref in run.inputs if ref.kind == "corpus")
+
+
 def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
-                  read_corpus: Callable[[], list[Document]], teachers: _Teachers) -> NiftDatasetRecord:
+                  read_corpus: Callable[[], list[Document]], teachers: _Teachers,
+                  unread: Sequence[str] = ()) -> NiftDatasetRecord:
     """One variant into ``<run>/data/<variant>/``; ``run`` already holds the corpus input, which
-    ``read_corpus`` reads (only when the variant is not up to date)."""
-    corpus_id = run.inputs[0].id
+    ``read_corpus`` reads (only when the variant is not up to date); ``unread`` lists the corpus folder's
+    files of no corpus type. A variant that ends with no pair raises and writes nothing."""
+    corpus_id = _corpus_input(run).id
     contamination = _open_inputs(variant, run)
     if (done := run.cached(variant)) is not None:
         return done
@@ -308,6 +336,8 @@ def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
     cuts, cut_too_short = _cut_documents(kept, variant)
     responses = _respond(variant, cuts, teachers, run.store)
     pairs = _make_pairs(variant, cuts, responses, corpus_id, contamination)
+    counts = _counts(documents, outcome, len(kept), cut_too_short, pairs)
+    _refuse_no_pairs(variant, counts, cuts, pairs)
     judge_summary, judge_labels = (None, [])
     if variant.filters.judge.enabled and pairs.kept:
         judge_summary, judge_labels = _judge(variant.filters.judge.teacher, teachers, pairs.kept,
@@ -327,7 +357,7 @@ def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
     teacher = responses.teacher
     record = NiftDatasetRecord(
         **run.header(), variant=variant.name, distill=variant.distill, rows=len(pairs.kept),
-        failed_rows=len(pairs.failed), counts=_counts(documents, outcome, len(kept), cut_too_short, pairs),
+        failed_rows=len(pairs.failed), counts=counts, unread_files=list(unread),
         instruction_rules=rule_counts, judge=judge_summary, contamination=per_set,
         teacher=teacher.identity if teacher else None, generation=_generation_summary(variant, responses),
         lengths={"user_words": _length_stats([len(p.messages[0]["content"].split()) for p in pairs.kept]),
@@ -351,17 +381,24 @@ def build_pairs(config: DataConfig, store: RunStore, force: bool = False,
         resolved = [v for v in resolved if v.name in variants]
     teachers = _Teachers()
     corpora: dict[str, list[Document]] = {}
+    warned: set[Path] = set()
     records = []
     for variant in resolved:
         # An existing dataset is expensive and trained on: made from other inputs, it is kept unless --force.
         run = StageRun(store, STAGE, variant.name, NiftDatasetRecord, force=force, on_change="refuse")
         root = open_corpus(variant.corpus, run)
-        key = config_hash({"corpus": variant.corpus.model_dump(), "content": run.inputs[-1].sha256})
+        key = config_hash({"corpus": variant.corpus.model_dump(), "content": _corpus_input(run).sha256})
+        unread = unread_files(root)
+        if unread and root not in warned:
+            warned.add(root)
+            shown = ", ".join(unread[:5]) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
+            log.warning(f"{root}: {len(unread)} files of no corpus type ({', '.join(SUFFIX_FORMATS)}) are not read: "
+                        f"{shown}")
 
-        def read_corpus(key=key, corpus=variant.corpus, root=root) -> list[Document]:
-            if key not in corpora:  # variants reading the same corpus read it once
-                corpora[key] = load_corpus(corpus, root)
+        def read_corpus(key=key, corpus=variant.corpus, root=root, run=run) -> list[Document]:
+            if key not in corpora:  # variants reading the same corpus read it once, from the bytes hashed
+                corpora[key] = load_corpus(corpus, root, run.read)
             return corpora[key]
 
-        records.append(build_variant(variant, run, read_corpus, teachers))
+        records.append(build_variant(variant, run, read_corpus, teachers, unread))
     return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from harness.core.models import EMBEDDED_MODELS
+from harness.data.corpus import SUFFIX_FORMATS
 from harness.data.record import NiftDatasetRecord, NiftPair
 
 
@@ -45,6 +46,12 @@ def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
                 ("dropped: contaminated", c["dropped_contaminated"]),
                 ("**pairs**", f"**{c['pairs']}**")], ("step", "count")),
     ]
+    if record.unread_files:
+        shown = record.unread_files[:20]
+        more = f" and {len(record.unread_files) - len(shown)} more (record.json lists them all)" \
+            if len(record.unread_files) > len(shown) else ""
+        parts += ["", f"**{len(record.unread_files)} files in the corpus folder were not read** (no corpus type: "
+                  f"{', '.join(SUFFIX_FORMATS)}): " + ", ".join(f"`{f}`" for f in shown) + more + "."]
     if record.instruction_rules:
         parts += ["", "Instruction-likeness rules that fired: "
                   + ", ".join(f"`{k}` {v}" for k, v in sorted(record.instruction_rules.items())) + "."]

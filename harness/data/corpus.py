@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import unicodedata
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 from harness.core.assets import assets_dir, resolve_asset
 from harness.core.errors import InputError
 from harness.core.records import InputRef, sha256_bytes
+from harness.core.store import decode_utf8
 from harness.data.config import CorpusConfig
 
 if TYPE_CHECKING:
@@ -63,6 +67,31 @@ def corpus_files(config: CorpusConfig, root: Path | None = None) -> list[Path]:
     return files
 
 
+def unread_files(root: Path | None) -> list[str]:
+    """Files in a corpus folder that are not read, because their type (suffix) is not a corpus format, as
+    paths under the folder; the data card lists them so that a skipped ``.csv`` is not a silent loss."""
+    if root is None or not root.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+                  and p.suffix not in SUFFIX_FORMATS)
+
+
+def source_names(files: list[Path], root: Path) -> dict[Path, str]:
+    """How each corpus file is named in the ids of its documents (``<name>:<row>``): its path under the corpus
+    folder without the suffix (``part-a``, ``news/part-a``), so equal file names in two folders stay apart;
+    with the suffix where two files would share a name (``x.jsonl``, ``x.txt``). A corpus file: its stem."""
+    base = root if root.is_dir() else root.parent
+    names = {p: p.relative_to(base).with_suffix("").as_posix() for p in files}
+    taken = Counter(names.values())
+    return {p: p.relative_to(base).as_posix() if taken[name] > 1 else name for p, name in names.items()}
+
+
+#: Recorded as an input of a corpus with files in subfolders: their document ids name the folder since
+#: the ids were made unique, so a dataset built from the same files with the former ids is not reused.
+NESTED_IDS = InputRef(kind="corpus_doc_ids", id="path-under-corpus-folder",
+                      sha256=sha256_bytes(b"path-under-corpus-folder"))
+
+
 def open_corpus(config: CorpusConfig, run: StageRun) -> Path | None:
     """Make the corpus an input of ``run`` (a file by its content, a folder by every file's content, a hub
     dataset by its name and split) and return the file or folder to read (None for a hub dataset)."""
@@ -71,9 +100,14 @@ def open_corpus(config: CorpusConfig, run: StageRun) -> Path | None:
                          sha256=sha256_bytes(f"{config.hub_dataset}:{config.hub_config}:{config.split}".encode())))
         return None
     root = corpus_root(config)
-    corpus_files(config, root)  # a missing or empty corpus is named before anything is hashed
+    files = corpus_files(config, root)  # a missing or empty corpus is named before anything is hashed
     name = str(config.path or "embedded")
-    return run.tree(root, kind="corpus", id=name) if root.is_dir() else run.file(root, kind="corpus", id=name)
+    if not root.is_dir():
+        return run.file(root, kind="corpus", id=name)
+    run.tree(root, kind="corpus", id=name)
+    if any(len(p.relative_to(root).parts) > 1 for p in files):
+        run.add(NESTED_IDS)
+    return root
 
 
 def _file_format(config: CorpusConfig, path: Path) -> str:
@@ -82,29 +116,22 @@ def _file_format(config: CorpusConfig, path: Path) -> str:
     return SUFFIX_FORMATS.get(path.suffix, "text")
 
 
-def _diagnose(path: Path, fmt: str, text_field: str) -> None:
-    """Re-read a file the slow way and raise InputError naming the first bad line, if there is one."""
-    with open(path, "rb") as handle:
-        raw = handle.read()
+def _diagnose(path: Path, raw: bytes, fmt: str, text_field: str) -> None:
+    """Re-read a file's bytes the slow way and raise InputError naming the first bad line, if there is one."""
+    text = decode_utf8(raw, path)
     if fmt == "json" and path.suffix == ".json":
         try:
-            json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise InputError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+            json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         return
-    for number, line in enumerate(raw.split(b"\n"), 1):
-        try:
-            decoded = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}:{number}: not UTF-8 (byte 0x{line[exc.start]:02x} at column "
-                             f"{exc.start + 1}); re-encode the file as UTF-8") from None
-        if fmt != "json" or not decoded.strip():
+    if fmt != "json":
+        return
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
             continue
         try:
-            row = json.loads(decoded)
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
         if not isinstance(row, dict):
@@ -114,8 +141,8 @@ def _diagnose(path: Path, fmt: str, text_field: str) -> None:
                              "set --text-field")
 
 
-def _read_file(config: CorpusConfig, path: Path) -> tuple[list, list | None]:
-    """Texts (and ids, if configured) of one file, read through ``datasets``."""
+def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list | None]:
+    """Texts (and ids, if configured) of one file, whose bytes are ``raw``, read through ``datasets``."""
     import datasets
 
     datasets.disable_progress_bars()  # nift-gate draws its own bars; these would interleave with them
@@ -123,10 +150,14 @@ def _read_file(config: CorpusConfig, path: Path) -> tuple[list, list | None]:
     field = "text" if fmt == "text" else config.text_field
     kwargs = {"sample_by": config.text_mode, "encoding_errors": "strict"} if fmt == "text" else {}
     try:
-        # datasets keys its cache of a local file by path and mtime: an edit that keeps the mtime would be
-        # read back stale, so the file is always converted afresh (only when a variant must be built).
-        dataset = datasets.load_dataset(fmt, data_files=str(path), split="train",
-                                        download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD, **kwargs)
+        # datasets reads files by path: it reads a private copy of the bytes that were hashed, so an edit to
+        # the corpus during the build cannot slip in. It is converted afresh each time (only when a variant
+        # must be built): datasets' cache, keyed by path and mtime, is never the right one.
+        with tempfile.TemporaryDirectory(prefix="nift-corpus-") as tmp:
+            copy = Path(tmp) / path.name
+            copy.write_bytes(raw)
+            dataset = datasets.load_dataset(fmt, data_files=str(copy), split="train",
+                                            download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD, **kwargs)
         if field not in dataset.column_names:
             raise InputError(f"{path}: no field {field!r} (fields: {', '.join(dataset.column_names)}); "
                              "set --text-field")
@@ -135,13 +166,13 @@ def _read_file(config: CorpusConfig, path: Path) -> tuple[list, list | None]:
     except InputError:
         raise
     except Exception as exc:  # datasets wraps pyarrow errors in several types; diagnose, else re-raise
-        _diagnose(path, fmt, config.text_field)
+        _diagnose(path, raw, fmt, config.text_field)
         raise InputError(f"{path}: could not read as {fmt}: {exc}") from exc
     return texts, ids
 
 
-def _rows(config: CorpusConfig, root: Path | None):
-    """Yield (source, row number, text, id) for every row of the corpus."""
+def _rows(config: CorpusConfig, root: Path | None, read: Callable[[Path], bytes]):
+    """Yield (file or dataset, name in document ids, row number, text, id) for every row of the corpus."""
     if config.hub_dataset:
         import datasets
 
@@ -153,32 +184,43 @@ def _rows(config: CorpusConfig, root: Path | None):
         try:
             stream = datasets.load_dataset(config.hub_dataset, config.hub_config, split=config.split, streaming=True)
             for number, row in enumerate(stream, 1):
-                yield config.hub_dataset, number, row.get(config.text_field), row.get(config.id_field or "")
+                yield (config.hub_dataset, Path(config.hub_dataset).stem, number, row.get(config.text_field),
+                       row.get(config.id_field or ""))
         except Exception as exc:
             raise InputError(f"hub dataset {config.hub_dataset!r} could not be read ({type(exc).__name__}: "
                              f"{exc}). Offline (HF_HUB_OFFLINE), download it elsewhere and pass corpus.path.") from exc
         return
-    for path in corpus_files(config, root):
-        texts, ids = _read_file(config, path)
+    root = root or corpus_root(config)
+    files = corpus_files(config, root)
+    for path, name in source_names(files, root).items():
+        texts, ids = _read_file(config, path, read(path))
         for number, text in enumerate(texts, 1):
-            yield str(path), number, text, ids[number - 1] if ids else None
+            yield str(path), name, number, text, ids[number - 1] if ids else None
 
 
-def load_corpus(config: CorpusConfig, root: Path | None = None) -> list[Document]:
+def load_corpus(config: CorpusConfig, root: Path | None = None,
+                read: Callable[[Path], bytes] = Path.read_bytes) -> list[Document]:
     """Every document of the corpus, normalised, in corpus order. Raises InputError on bad input.
 
-    ``root`` is the file or folder :func:`open_corpus` returned (default: the one the config names)."""
+    ``root`` is the file or folder :func:`open_corpus` returned (default: the one the config names); ``read``
+    gives a file's bytes (a stage passes :meth:`StageRun.read`: the bytes it hashed)."""
     documents = []
-    for source, number, text, doc_id in _rows(config, root):
+    first_seen: dict[str, str] = {}
+    for source, name, number, text, doc_id in _rows(config, root, read):
         if text is None:
             raise InputError(f"{source}:{number}: field {config.text_field!r} is missing or null")
         if not isinstance(text, str):
             raise InputError(f"{source}:{number}: field {config.text_field!r} is {type(text).__name__}, not text")
         text = normalise(text)
-        if text:
-            documents.append(Document(doc_id=str(doc_id) if doc_id is not None else
-                                      f"{Path(source).stem}:{number}", text=text))
+        if not text:
+            continue
+        doc_id = str(doc_id) if doc_id is not None else f"{name}:{number}"
+        if doc_id in first_seen:  # cuts, pairs and filters are keyed by id: a repeat would replace a document
+            field = f" (corpus.id_field {config.id_field!r})" if config.id_field else ""
+            raise InputError(f"{source}:{number}: document id {doc_id!r}{field} repeats the one at "
+                             f"{first_seen[doc_id]}; ids must be unique")
+        first_seen[doc_id] = f"{source}:{number}"
+        documents.append(Document(doc_id=doc_id, text=text))
     if not documents:
         raise InputError(f"corpus {config.path or config.hub_dataset or 'embedded'} has no documents with text")
     return documents
-

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import read_jsonl
+from harness.core.store import parse_jsonl, read_jsonl
 from harness.data.config import FilterConfig, PromptSetRef
 from harness.data.corpus import Document
 
@@ -124,9 +124,11 @@ class ContaminationIndex:
             path = resolve_asset(prompt_set.path)
             if not path.exists():
                 raise InputError(f"{path}: contamination prompt set {prompt_set.name!r} not found")
-            if run is not None:
+            if run is not None:  # the rows come from the bytes that were hashed, not from a second read
                 path = run.file(prompt_set.path, kind="prompt_set")
-            rows = read_jsonl(path)
+                rows = parse_jsonl(run.read(path), path)
+            else:
+                rows = read_jsonl(path)
             index.prompts[prompt_set.name] = len(rows)
             index.too_short[prompt_set.name] = 0
             for number, row in enumerate(rows, 1):

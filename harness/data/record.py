@@ -58,6 +58,8 @@ class NiftDatasetRecord(Record):
     generation: dict[str, Any] = Field(description="Tokens, seconds, tokens/s, shards, estimated cost.")
     lengths: dict[str, dict[str, float]] = Field(description="Word-count statistics of user and assistant turns.")
     files: dict[str, str] = Field(description="Artifacts in this folder, by role.")
+    unread_files: list[str] = Field(default_factory=list, description="Files in the corpus folder that were not "
+                                    "read because their type is no corpus format, by path under the folder.")
 
 
 def load_dataset_record(path: str | Path) -> NiftDatasetRecord:

@@ -8,7 +8,7 @@ from tiny import edit_in_place
 from harness.core.errors import InputError
 from harness.core.records import InputRef, Record
 from harness.core.runner import StageRun
-from harness.core.store import RunStore
+from harness.core.store import RunStore, write_record
 
 
 class ToyRecord(Record):
@@ -106,3 +106,34 @@ def test_commit_is_atomic_and_clears_resume_state(tmp_path):
     run.commit(ToyRecord(**run.header(), lines=1), {"a.jsonl": [{"x": 1}]})
     assert (folder / "record.json").exists() and (folder / "a.jsonl").read_text() == '{"x": 1}\n'
     assert run.progress.load("model-a") is None
+
+
+def test_read_gives_the_hashed_bytes_and_refuses_a_file_edited_since(tmp_path):
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\ntwo\n")
+    tasks = tmp_path / "tasks"
+    (tasks / "sub").mkdir(parents=True)
+    (tasks / "sub" / "t.yaml").write_text("task: x\n")
+    run = StageRun(store, "toy", "one", ToyRecord)
+    path = run.file(prompts, kind="prompt_set")
+    folder = run.tree(tasks, kind="tasks")
+    assert run.read(path) == b"one\ntwo\n" and run.read(folder / "sub" / "t.yaml") == b"task: x\n"
+    edit_in_place(prompts, b"two", b"TWO")  # between the hash and the read: same size and mtime
+    (tasks / "sub" / "t.yaml").write_text("task: y\n")
+    with pytest.raises(InputError, match=r"p.txt: changed while toy/one was running"):
+        run.read(path)
+    with pytest.raises(InputError, match=r"t.yaml: changed while toy/one was running"):
+        run.read(folder / "sub" / "t.yaml")
+    with pytest.raises(RuntimeError, match="was not opened with file"):
+        run.read(tmp_path / "other.txt")
+
+
+def test_a_record_input_is_parsed_from_the_bytes_it_is_pinned_by(tmp_path):
+    store = RunStore("r", tmp_path)
+    folder = tmp_path / "other"
+    write_record(folder, ToyRecord(record_id="t1", run_id="r", fingerprint="f", lines=1))
+    data = (folder / "record.json").read_bytes()
+    (folder / "record.json").write_bytes(data.replace(b'"r"', b'"\xe9"'))
+    with pytest.raises(InputError, match=r"record.json:\d+: not UTF-8"):
+        StageRun(store, "toy", "one", ToyRecord).record(folder, ToyRecord)

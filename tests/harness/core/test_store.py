@@ -11,6 +11,7 @@ from harness.core.store import (
     atomic_write_text,
     completed_record,
     read_jsonl,
+    read_record,
     runs_home,
     write_record,
 )
@@ -70,3 +71,33 @@ def test_runs_home_precedence(monkeypatch, tmp_path):
     assert RunStore("r1", tmp_path).stage_dir("data", "v") == tmp_path / "r1" / "data" / "v"
     with pytest.raises(InputError):
         RunStore("../escape", tmp_path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"a": 1}\n{"a": "caf\xe9"}\n', r"rows.jsonl:2: not UTF-8 \(byte 0xe9 at column 11\)"),
+    (b'{"a": 1}\n[]\n', r"rows.jsonl:2: expected a JSON object per line, got list"),
+    (b'{"a": 1}\n"text"\n', r"rows.jsonl:2: expected a JSON object per line, got str"),
+])
+def test_read_jsonl_names_the_line_of_a_non_utf8_byte_or_a_row_that_is_no_object(tmp_path, content, message):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        read_jsonl(path)
+
+
+def test_read_jsonl_keeps_rows_whose_strings_hold_a_line_separator(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"a": "one\u2028two"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_jsonl(path) == [{"a": "one\u2028two"}]
+
+
+def test_read_record_names_the_line_of_a_non_utf8_byte(tmp_path):
+    record = ToyRecord(record_id="r1", run_id="run", fingerprint="f", value=3)
+    write_record(tmp_path, record)
+    path = tmp_path / "record.json"
+    data = path.read_bytes().replace(b'"run"', b'"r\xfcn"')
+    path.write_bytes(data)
+    line = data[:data.index(b"\xfc")].count(b"\n") + 1
+    with pytest.raises(InputError, match=rf"record.json:{line}: not UTF-8 \(byte 0xfc"):
+        read_record(tmp_path, ToyRecord)
+    assert completed_record(tmp_path, ToyRecord, "f") is None  # a damaged record is not a finished stage

@@ -187,3 +187,63 @@ def test_vllm_teacher_without_vllm_is_a_clear_error(corpus_file):
         pytest.skip("vllm is installed here; the error path is for machines without it")
     with pytest.raises(ConfigError, match="needs vLLM"):
         build_pairs(_config(corpus_file, {"backend": "vllm"}), RunStore("r"))
+
+
+def _raw(folder) -> DataConfig:
+    return DataConfig.model_validate({"corpus": {"path": str(folder)}, "variants": [{"name": "raw", "distill": False}]})
+
+
+def test_equal_file_names_in_two_folders_are_all_built(tmp_path, embedded_texts):
+    folder = tmp_path / "corpus"
+    for i, sub in enumerate(("news", "blogs")):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "part.jsonl").write_text("".join(json.dumps({"text": t}) + "\n"
+                                                         for t in embedded_texts[3 * i:3 * i + 3]))
+    record = build_pairs(_raw(folder), RunStore("r"))[0]
+    assert record.counts["documents_read"] == 6 and record.rows == 6  # not 3: no document replaces another
+    ids = [json.loads(line)["id"] for line in (RunStore("r").stage_dir("data", "raw") / "pairs.jsonl").open()]
+    assert sorted(ids) == [f"raw:{sub}/part:{n}" for sub in ("blogs", "news") for n in (1, 2, 3)]
+    # ids of files in subfolders changed with this scheme: such a dataset is another input, not reused
+    assert "corpus_doc_ids" in {i.kind for i in record.inputs}
+
+
+def test_files_of_no_corpus_type_are_listed_in_a_warning_the_record_and_the_card(tmp_path, embedded_texts, caplog):
+    folder = tmp_path / "corpus"
+    (folder / "img").mkdir(parents=True)
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in embedded_texts[:3]))
+    (folder / "notes.csv").write_text("text\nnot read\n")
+    (folder / "img" / "logo.png").write_bytes(b"\x89PNG")
+    caplog.set_level("WARNING", logger="nift_gate")
+    record = build_pairs(_raw(folder), RunStore("r"))[0]
+    assert record.unread_files == ["img/logo.png", "notes.csv"] and record.rows == 3
+    assert "2 files of no corpus type" in caplog.text and "img/logo.png, notes.csv" in caplog.text
+    card = (RunStore("r").stage_dir("data", "raw") / "card.md").read_text()
+    assert "**2 files in the corpus folder were not read**" in card and "`notes.csv`" in card
+    assert "corpus_doc_ids" not in {i.kind for i in record.inputs}  # a flat folder's ids are as they were
+
+
+def test_a_build_with_no_pair_left_raises_and_writes_nothing(corpus_file):
+    config = DataConfig.model_validate({"corpus": {"path": str(corpus_file), "min_words": 2, "max_words": 10},
+                                        "variants": [{"name": "raw", "distill": False}]})
+    store = RunStore("r")
+    with pytest.raises(InputError, match=r"data \[raw\]: 0 pairs from 12 documents \(dropped_too_long 12\)"):
+        build_pairs(config, store)
+    assert not store.stage_dir("data", "raw").exists()
+
+
+def test_a_corpus_edited_after_it_was_hashed_is_refused(corpus_file, embedded_texts, monkeypatch):
+    from harness.data import build
+
+    hashed = build.open_corpus
+
+    def open_then_edit(config, run):
+        root = hashed(config, run)
+        edit_in_place(corpus_file, embedded_texts[0][:9].encode(), embedded_texts[0][:9].upper().encode())
+        return root
+
+    monkeypatch.setattr(build, "open_corpus", open_then_edit)
+    store = RunStore("r")
+    config = _config(corpus_file, {}, variants=[{"name": "raw", "distill": False}])
+    with pytest.raises(InputError, match=r"corpus.jsonl: changed while data/raw was running"):
+        build_pairs(config, store)
+    assert not store.stage_dir("data", "raw").exists()

@@ -63,3 +63,29 @@ def test_missing_path_is_an_error(tmp_path):
 def test_hub_dataset_offline_fails_with_a_way_forward():
     with pytest.raises(InputError, match="HF_HUB_OFFLINE=1 is set.*corpus.path"):
         load_corpus(CorpusConfig(hub_dataset="Skylion007/openwebtext"))
+
+
+def test_equal_file_names_in_two_folders_get_distinct_ids(tmp_path):
+    for folder in ("news", "blogs"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "part.jsonl").write_text(json.dumps({"text": f"{folder} one"}) + "\n"
+                                                      + json.dumps({"text": f"{folder} two"}) + "\n")
+    (tmp_path / "part.txt").write_text("top one\n\ntop two\n")
+    (tmp_path / "part.md").write_text("mark one\n")
+    docs = load_corpus(CorpusConfig(path=str(tmp_path)))
+    assert [d.doc_id for d in docs] == ["blogs/part:1", "blogs/part:2", "news/part:1", "news/part:2",
+                                        "part.md:1", "part.txt:1", "part.txt:2"]
+
+
+def test_a_flat_corpus_keeps_its_file_stem_ids():
+    # The embedded corpus (and any flat folder or single file): ids as before, so cuts and the demo stay put.
+    assert [d.doc_id for d in load_corpus(CorpusConfig())][:2] == ["part-a:1", "part-a:2"]
+
+
+def test_a_repeated_document_id_is_refused_naming_both_rows(tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"text": "one", "key": "k1"}) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"text": "two", "key": "k2"}) + "\n"
+                                      + json.dumps({"text": "three", "key": "k1"}) + "\n")
+    with pytest.raises(InputError, match=r"b.jsonl:2: document id 'k1' \(corpus.id_field 'key'\) repeats the one "
+                                         r"at .*a.jsonl:1; ids must be unique"):
+        load_corpus(CorpusConfig(path=str(tmp_path), id_field="key"))
