@@ -16,6 +16,11 @@ agree), ``review_quorum``, ``approval_rate``, ``min_agreement``. ``judge_on: ci`
 pessimistic end of the value's CI instead of the point value. A rule's metric must be one the stages declare
 (the :class:`harness.core.metrics.MetricCatalogue` the caller passes); its direction is the one the record
 holding its values declares.
+
+Every metric rule (and ``approval_rate``) may set ``inconclusive: true``: where the CI straddles the bound the
+outcome is then *inconclusive*, with the further items that would decide it at ``power`` (see
+:func:`harness.gate.rules.needed_items`), instead of a pass or fail on noise. A policy must have at least one
+``block`` rule unless it sets ``allow_no_block_rules: true``: an all-warn policy promotes anything.
 """
 
 from __future__ import annotations
@@ -40,7 +45,18 @@ class _Rule(Section):
     description: str | None = Field(None, description="Why the rule exists, for the report.")
 
 
-class _MetricRule(_Rule):
+class _Inconclusive(Section):
+    """The inconclusive option, shared by every rule judged on a value with a CI."""
+
+    inconclusive: bool = Field(False, description="true: where the CI straddles the bound, the outcome is "
+                                                  "'inconclusive' (it passes only when the whole CI is on the "
+                                                  "passing side, fails only when the whole CI is on the failing "
+                                                  "side) and states the further items that would decide it.")
+    power: float = Field(0.8, description="Power at which `needed_items` would decide an inconclusive rule, "
+                                          "in (0, 1).")
+
+
+class _MetricRule(_Rule, _Inconclusive):
     metric: str = Field(description="Metric name a stage declares, e.g. bench.nift_if.prompt_level_strict_acc.")
     attribute: str | None = Field(None, description="Scorer attribute (toxicity); None = the scorer's first.")
     model: str | None = Field(None, description="Model whose value is judged; None = the candidate.")
@@ -81,15 +97,22 @@ class ReviewQuorumRule(_Rule):
     min_reviewers: int = Field(description="An item has a quorum when this many distinct reviewers labelled it.")
 
 
-class ApprovalRateRule(_Rule):
+class ApprovalRateRule(_Rule, _Inconclusive):
     type: Literal["approval_rate"]
     min: float = Field(description="Share of reviewer labels accepting the output, 0..1.")
     judge_on: Literal["value", "ci"] = Field("value", description="ci: the lower CI bound must be at least min.")
 
 
+#: Items labelled by two or more reviewers before kappa/alpha is judged: below about 20 its 95% CI spans
+#: more than +-0.3 around a moderate kappa, so a bound on it would judge noise.
+MIN_AGREEMENT_ITEMS = 20
+
+
 class MinAgreementRule(_Rule):
     type: Literal["min_agreement"]
     min: float = Field(description="Inter-reviewer agreement (kappa or alpha), -1..1.")
+    min_items: int = Field(MIN_AGREEMENT_ITEMS, description="Items labelled by at least two reviewers needed "
+                                                            "before agreement is judged; pending below it.")
 
 
 Rule = Annotated[ThresholdRule | CeilingRule | FloorRule | NonInferiorityRule | ReviewQuorumRule | ApprovalRateRule
@@ -102,6 +125,8 @@ class GatePolicy(Section):
     schema_version: Literal[1] = Field(1, description="Policy format version.")
     description: str | None = Field(None, description="What this policy is for.")
     rules: list[Rule] = Field(min_length=1, description="Rules, judged in order.")
+    allow_no_block_rules: bool = Field(False, description="true: accept a policy whose every rule is a warn rule "
+                                                          "(which promotes any candidate).")
     source: str = Field("<inline>", exclude=True)
     sha256: str = Field("", exclude=True)
     lines: dict[str, int] = Field(default_factory=dict, exclude=True)
@@ -117,7 +142,11 @@ class GatePolicy(Section):
         return f"{self.source}{f':{line}' if line else ''}: rule {rule.name!r}"
 
     def check_static(self) -> None:
-        """Thresholds that no metric could meet, whatever the records say."""
+        """Thresholds that no metric could meet, whatever the records say; a policy with nothing that blocks."""
+        if not self.allow_no_block_rules and not any(r.severity == "block" for r in self.rules):
+            raise ConfigError(f"{self.source}: no rule has severity block, so this policy would PROMOTE any "
+                              f"candidate, failing or unreviewed; make a rule block, or set "
+                              f"`allow_no_block_rules: true` at the top level if that is meant")
         for rule in self.rules:
             problem = None
             if isinstance(rule, ReviewQuorumRule):
@@ -133,8 +162,12 @@ class GatePolicy(Section):
                 problem = f"an approval rate lies in 0..1; min {rule.min} is impossible"
             elif isinstance(rule, MinAgreementRule) and not -1 <= rule.min <= 1:
                 problem = f"agreement (kappa/alpha) lies in -1..1; min {rule.min} is impossible"
+            elif isinstance(rule, MinAgreementRule) and rule.min_items < 2:
+                problem = f"min_items: agreement needs at least 2 doubly labelled items, got {rule.min_items}"
             elif isinstance(rule, NonInferiorityRule) and rule.margin < 0:
                 problem = f"margin is an allowed loss and must be >= 0, got {rule.margin}"
+            if problem is None and isinstance(rule, _Inconclusive) and not 0 < rule.power < 1:
+                problem = f"power is a probability in (0, 1); {rule.power} is impossible"
             if problem:
                 raise ConfigError(f"{self.where(rule)}: {problem}")
 
@@ -171,11 +204,20 @@ def load_policy(path: str | Path, catalogue: MetricCatalogue) -> GatePolicy:
     """Read and validate a policy file against the metrics in ``catalogue``. Errors name the file, the line of
     the rule and the field."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a policy file (gate.policy names a YAML file)")
     try:
         raw_bytes = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: policy file not found (gate.policy)") from None
-    text = raw_bytes.decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the policy file ({exc.strerror or exc})") from None
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw_bytes[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: the policy is not UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at offset "
+                          f"{exc.start})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -3,14 +3,18 @@
 Every direction comes from the metric spec the record holding the values declares (``Evidence.spec``);
 only a metric no record has yet (a review metric before any review) takes the catalogue's declaration, and
 its rule is pending. A block rule that fails rejects;
-a block rule waiting for human review (quorum not met, no review yet) makes the decision PENDING_REVIEW;
-otherwise the candidate is promoted. Warn rules are reported and never change the verdict.
+a block rule waiting for human review (quorum not met, no review yet) or inconclusive (its CI straddles the
+bound, with ``inconclusive: true``) makes the decision PENDING_REVIEW; otherwise the candidate is promoted. Warn
+rules are reported and never change the verdict. Every outcome states its test (the interval or statistic
+behind the number judged), its alpha (one-sided, where a CI bound is judged) and its margin.
 """
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+
+from scipy.stats import norm
 
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricCatalogue, MetricDelta, MetricSpec, MetricValue
@@ -36,6 +40,75 @@ def _ci(low: float | None, high: float | None) -> str:
     return "" if low is None or high is None else f" [{_fmt(low)}, {_fmt(high)}]"
 
 
+#: ``RuleOutcome.test`` of a rule judged on its point value alone (no interval, no error rate).
+POINT_VALUE = "point value"
+
+
+def _one_sided_alpha(confidence: float | None) -> float | None:
+    """The error rate of judging one bound of a two-sided CI at ``confidence``."""
+    return None if confidence is None else round((1 - confidence) / 2, 12)
+
+
+def _record_confidence(evidence: Evidence, record_id: str) -> float | None:
+    """The CI level the record states in its resolved config (``confidence``); None where it states none."""
+    for item in evidence.stored:
+        if item.record.record_id == record_id:
+            level = item.record.config.get("confidence")
+            return float(level) if isinstance(level, int | float) and not isinstance(level, bool) else None
+    return None
+
+
+def needed_items(n: int, distance: float, half_width: float, confidence: float, power: float) -> int | None:
+    """Further items that would decide an inconclusive rule at ``power``: the non-inferiority sample size from
+    the observed variance.
+
+    ``distance`` is how far the observed value lies from the bound, in the direction judged (for
+    non-inferiority: observed oriented difference + margin); ``half_width`` the distance from the value to the
+    CI bound facing the bound. With alpha = (1 - confidence) / 2 (one bound of the two-sided CI is judged),
+    the per-item standard deviation is recovered from the recorded CI, sd = sqrt(n) * half_width / z_{1-alpha},
+    and the items that would put the CI wholly on the observed side of the bound with probability ``power`` are
+
+        n_total = ((z_{1-alpha} + z_{power}) * sd / |distance|)^2
+
+    (``scipy.stats.norm`` quantiles; Chow, Shao and Wang, *Sample Size Calculations in Clinical Research*,
+    section 3.2). Returns ceil(n_total) - n, at least 1; None when the value sits on the bound (no number of
+    items decides it at the observed effect) or there is no spread to scale by.
+    """
+    if distance == 0 or half_width <= 0 or n < 1:
+        return None
+    z_alpha = float(norm.ppf(1 - (1 - confidence) / 2))
+    sd = math.sqrt(n) * half_width / z_alpha
+    total = ((z_alpha + float(norm.ppf(power))) * sd / abs(distance)) ** 2
+    return max(math.ceil(total - 1e-9) - n, 1)
+
+
+def _passes(x: float, bound: float, upper: bool, strict: bool) -> bool:
+    if upper:
+        return x < bound if strict else x <= bound
+    return x > bound if strict else x >= bound
+
+
+def _inconclusive(rule, value: float, low: float | None, high: float | None, bound: float, upper: bool,
+                  strict: bool, n: int, confidence: float | None) -> tuple[str, int | None, str] | None:
+    """With ``inconclusive: true``, the outcome of a CI that straddles the bound: ('inconclusive', further items
+    needed, what the detail adds); None when the rule does not ask or the CI does not straddle."""
+    if not getattr(rule, "inconclusive", False) or low is None or high is None:
+        return None
+    pessimistic, optimistic = (high, low) if upper else (low, high)
+    if _passes(pessimistic, bound, upper, strict) or not _passes(optimistic, bound, upper, strict):
+        return None  # the whole CI lies on one side: the evidence decides
+    if confidence is None:
+        return "inconclusive", None, ("; the CI straddles the bound: inconclusive (the record states no CI level, "
+                                      "so the items needed are not estimated)")
+    facing = pessimistic if _passes(value, bound, upper, strict) else optimistic
+    needed = needed_items(n, value - bound, abs(value - facing), confidence, rule.power)
+    way = "pass" if _passes(value, bound, upper, strict) else "fail"
+    more = (f"about {needed} more items would decide it ({way}, at the observed value) with power "
+            f"{rule.power:g} at one-sided alpha {_one_sided_alpha(confidence):g}" if needed is not None else
+            "the value sits on the bound: no number of items decides it at the observed effect")
+    return "inconclusive", needed, f"; the CI straddles the bound: inconclusive, {more}"
+
+
 def _pick_values(policy: GatePolicy, rule, evidence: Evidence, model: str) -> list[tuple[MetricValue, str]]:
     matching = [(v, rid) for v, rid in evidence.values if v.metric == rule.metric]
     if not matching and not any(d.metric == rule.metric for d, _ in evidence.deltas):
@@ -56,7 +129,8 @@ def _pick_values(policy: GatePolicy, rule, evidence: Evidence, model: str) -> li
     if for_model and for_model[0][0].attribute is not None and not rule.metric.startswith(REVIEW_PREFIX):
         first = for_model[0][0].attribute  # records list the scorer's attributes in the scorer's order
         return [(v, rid) for v, rid in for_model if v.attribute == first]
-    return for_model
+    overall = [(v, rid) for v, rid in for_model if v.attribute is None]
+    return overall or for_model  # review: the model-level value, not its strata
 
 
 def _spec(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalogue, metric: str | None = None
@@ -99,9 +173,10 @@ def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metric
     hib = spec.higher_is_better
     bound, upper = _bound(policy, rule, hib)
     _check_bound(policy, rule, spec, bound)
+    on_ci = rule.judge_on == "ci" or rule.inconclusive
     base = {"rule": rule.name, "type": rule.type, "severity": rule.severity, "metric": rule.metric, "model": model,
             "attribute": rule.attribute, "higher_is_better": hib, "threshold": bound,
-            "comparison": "<=" if upper else ">="}
+            "comparison": "<=" if upper else ">=", "test": None if on_ci else POINT_VALUE}
     if not picked:
         return RuleOutcome(**base, status="pending", detail=f"{rule.metric}: no human review yet")
     if len(picked) > 1:
@@ -110,16 +185,23 @@ def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metric
     value, record_id = picked[0]
     judged = value.value if rule.judge_on == "value" else (value.ci_high if upper else value.ci_low)
     where = f"{'upper' if upper else 'lower'} CI bound " if rule.judge_on == "ci" else ""
+    confidence = _record_confidence(evidence, record_id) if on_ci else None
     base.update(attribute=value.attribute, value=value.value, ci_low=value.ci_low, ci_high=value.ci_high, n=value.n,
-                judged=judged, records=[record_id])
+                judged=judged, records=[record_id], confidence=confidence, alpha=_one_sided_alpha(confidence))
+    if on_ci:
+        base["test"] = value.interval or "CI (method not recorded)"
     label = f"{rule.metric}{f' [{value.attribute}]' if value.attribute else ''} of {model}"
     if judged is None:
         return RuleOutcome(**base, status="fail", detail=f"{label}: no CI to judge (n={value.n})")
     ok = judged <= bound if upper else judged >= bound
-    return RuleOutcome(**base, status="pass" if ok else "fail",
-                       detail=f"{label} {_fmt(value.value)}{_ci(value.ci_low, value.ci_high)}, n={value.n}: "
-                              f"{where}{_fmt(judged)} {'<=' if upper else '>='} {_fmt(bound)} "
-                              f"{'holds' if ok else 'does not hold'}")
+    detail = (f"{label} {_fmt(value.value)}{_ci(value.ci_low, value.ci_high)}, n={value.n}: "
+              f"{where}{_fmt(judged)} {'<=' if upper else '>='} {_fmt(bound)} {'holds' if ok else 'does not hold'}")
+    undecided = _inconclusive(rule, value.value, value.ci_low, value.ci_high, bound, upper, False, value.n,
+                              confidence)
+    if undecided is not None:
+        status, needed, note = undecided
+        return RuleOutcome(**base, status=status, needed_items=needed, detail=detail + note)
+    return RuleOutcome(**base, status="pass" if ok else "fail", detail=detail)
 
 
 def _judge_non_inferiority(policy: GatePolicy, rule: NonInferiorityRule, evidence: Evidence,
@@ -155,29 +237,35 @@ def _judge_non_inferiority(policy: GatePolicy, rule: NonInferiorityRule, evidenc
 
 def _non_inferiority_outcome(rule: NonInferiorityRule, hib: bool, delta: MetricDelta, record_id: str) -> RuleOutcome:
     # Orient so that higher is better: for a lower-is-better metric the worst case of (c - b) is its upper bound.
-    oriented_low = None
+    oriented_low = oriented_high = None
     if delta.ci_low is not None and delta.ci_high is not None:
-        oriented_low = delta.ci_low if hib else -delta.ci_high
+        oriented_low, oriented_high = (delta.ci_low, delta.ci_high) if hib else (-delta.ci_high, -delta.ci_low)
     base = {"rule": rule.name, "type": rule.type, "severity": rule.severity, "metric": rule.metric,
             "model": delta.candidate, "baseline": delta.baseline, "attribute": delta.attribute,
             "higher_is_better": hib, "value": delta.difference, "ci_low": delta.ci_low, "ci_high": delta.ci_high,
             "confidence": delta.confidence, "n": delta.n, "judged": oriented_low, "comparison": ">",
-            "threshold": -rule.margin, "records": [record_id]}
+            "threshold": -rule.margin, "records": [record_id], "margin": rule.margin,
+            "test": delta.interval or "paired CI (method not recorded)", "alpha": _one_sided_alpha(delta.confidence)}
     label = (f"{rule.metric}{f' [{delta.attribute}]' if delta.attribute else ''}: {delta.candidate} - "
              f"{delta.baseline} = {_fmt(delta.difference)}{_ci(delta.ci_low, delta.ci_high)} "
              f"({delta.confidence:.0%} paired CI, n={delta.n}, {'higher' if hib else 'lower'} is better)")
     if oriented_low is None:
         return RuleOutcome(**base, status="fail", detail=f"{label}: no CI (n={delta.n}), non-inferiority not shown")
     ok = oriented_low > -rule.margin
-    return RuleOutcome(**base, status="pass" if ok else "fail",
-                       detail=f"{label}; worst case {_fmt(oriented_low)} {'>' if ok else '<='} -margin "
-                              f"{_fmt(-rule.margin)}")
+    detail = f"{label}; worst case {_fmt(oriented_low)} {'>' if ok else '<='} -margin {_fmt(-rule.margin)}"
+    oriented = delta.difference if hib else -delta.difference
+    undecided = _inconclusive(rule, oriented, oriented_low, oriented_high, -rule.margin, False, True, delta.n,
+                              delta.confidence)
+    if undecided is not None:
+        status, needed, note = undecided
+        return RuleOutcome(**base, status=status, needed_items=needed, detail=detail + note)
+    return RuleOutcome(**base, status="pass" if ok else "fail", detail=detail)
 
 
 def _review_value(evidence: Evidence, metric: str) -> tuple[MetricValue, str] | None:
-    """The candidate's stored value of one review metric, with the review record's id."""
-    return next(((v, rid) for v, rid in evidence.values if v.metric == metric and v.model == evidence.candidate),
-                None)
+    """The candidate's stored model-level value of one review metric (not a stratum's), with the record's id."""
+    return next(((v, rid) for v, rid in evidence.values
+                 if v.metric == metric and v.model == evidence.candidate and v.attribute is None), None)
 
 
 def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence, base: dict) -> RuleOutcome:
@@ -194,6 +282,7 @@ def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence
                           f"{review.items_total} items are queued (record {review.record_id}); the rule can never "
                           f"pass")
     ok = review.items_with_quorum >= needed
+    base.update(test="count of items with a quorum")
     return RuleOutcome(**base, status="pass" if ok else "pending", value=float(review.items_with_quorum),
                        judged=float(review.items_with_quorum), comparison=">=", threshold=float(needed),
                        n=review.items_total,
@@ -218,32 +307,65 @@ def _judge_approval(policy: GatePolicy, rule: ApprovalRateRule, evidence: Eviden
         return RuleOutcome(**base, status="pending", detail="no approval rate yet")
     hib = _review_minimum(policy, rule, evidence, catalogue, metric)
     value, record_id = found
+    review = evidence.review
     judged = value.value if rule.judge_on == "value" else value.ci_low
+    on_ci = rule.judge_on == "ci" or rule.inconclusive
+    confidence = (review.approval_confidence or _record_confidence(evidence, record_id)) if on_ci else None
     base.update(metric=metric, higher_is_better=hib, value=value.value, ci_low=value.ci_low, ci_high=value.ci_high,
-                n=value.n, judged=judged, comparison=">=", threshold=rule.min, records=[record_id])
+                n=value.n, judged=judged, comparison=">=", threshold=rule.min, records=[record_id],
+                confidence=confidence, alpha=_one_sided_alpha(confidence),
+                test=(value.interval or "CI (method not recorded)") if on_ci else POINT_VALUE)
     if judged is None:
         return RuleOutcome(**base, status="fail", detail="approval rate has no CI to judge")
     ok = judged >= rule.min
-    return RuleOutcome(**base, status="pass" if ok else "fail",
-                       detail=f"approval rate {_fmt(value.value)}{_ci(value.ci_low, value.ci_high)} over "
-                              f"{value.n} items: {_fmt(judged)} {'>=' if ok else '<'} {_fmt(rule.min)}")
+    strata = "; ".join(f"{s.stratum} {s.approved}/{s.items} (weight {_fmt(s.weight)})" for s in review.approval_strata)
+    detail = (f"approval rate {_fmt(value.value)}{_ci(value.ci_low, value.ci_high)} over {value.n} items"
+              f"{f' ({strata})' if strata else ''}: {_fmt(judged)} {'>=' if ok else '<'} {_fmt(rule.min)}")
+    undecided = _inconclusive(rule, value.value, value.ci_low, value.ci_high, rule.min, False, False, value.n,
+                              confidence)
+    if undecided is not None:
+        status, needed, note = undecided
+        return RuleOutcome(**base, status=status, needed_items=needed, detail=detail + note)
+    return RuleOutcome(**base, status="pass" if ok else "fail", detail=detail)
 
 
 def _judge_agreement(policy: GatePolicy, rule: MinAgreementRule, evidence: Evidence, catalogue: MetricCatalogue,
                      base: dict) -> RuleOutcome:
+    """kappa/alpha >= min, once ``min_items`` items have two or more labels. Where kappa/alpha is undefined
+    because every reviewer gave every such item the same label (0/0: nothing varies, so there is no chance
+    agreement to correct for), the raw agreement is perfect and the rule passes, saying so."""
     metric = "review.agreement"
-    found = _review_value(evidence, metric)
-    if found is None:
-        return RuleOutcome(**base, status="pending", detail="too few items with two reviewers to measure agreement")
     hib = _review_minimum(policy, rule, evidence, catalogue, metric)
-    value, record_id = found
-    statistic = evidence.review.agreement.statistic if evidence.review.agreement else "agreement"
-    ok = value.value >= rule.min
-    base.update(metric=metric, higher_is_better=hib, value=value.value, n=value.n, judged=value.value,
-                comparison=">=", threshold=rule.min, records=[record_id])
-    return RuleOutcome(**base, status="pass" if ok else "fail",
-                       detail=f"{statistic} {_fmt(value.value)} over {value.n} items: "
-                              f"{'>=' if ok else '<'} {_fmt(rule.min)}")
+    review = evidence.review
+    found = review.agreement
+    n = found.n if found else 0
+    statistic = found.statistic if found else "agreement"
+    base.update(metric=metric, higher_is_better=hib, n=n, comparison=">=", threshold=rule.min,
+                test=f"{statistic} ({POINT_VALUE})")
+    if found is None or n < rule.min_items:
+        return RuleOutcome(**base, status="pending",
+                           detail=f"agreement is judged on at least {rule.min_items} items labelled by two or more "
+                                  f"reviewers; {n} so far, {rule.min_items - n} more needed")
+    if found.value is not None:
+        ok = found.value >= rule.min
+        return RuleOutcome(**base, status="pass" if ok else "fail", value=found.value, judged=found.value,
+                           detail=f"{statistic} {_fmt(found.value)} over {n} items: {'>=' if ok else '<'} "
+                                  f"{_fmt(rule.min)}")
+    if found.observed is None:  # a record from before raw agreement was stored
+        return RuleOutcome(**base, status="pending",
+                           detail=f"{statistic} is undefined over {n} items and the review record has no raw "
+                                  f"agreement; rerun `nift-gate review summary`")
+    ok = found.observed == 1.0
+    base.update(test=f"raw agreement ({statistic} undefined)", judged=found.observed)
+    if ok:
+        return RuleOutcome(**base, status="pass",
+                           detail=f"{statistic} is undefined (0/0): every reviewer gave each of the {n} doubly "
+                                  f"labelled items the same label as every other, and all labels are the same "
+                                  f"value, so there is no chance agreement to correct for; raw agreement 1 is "
+                                  f"perfect agreement and passes")
+    return RuleOutcome(**base, status="fail",
+                       detail=f"{statistic} is undefined over {n} items and raw agreement is "
+                              f"{_fmt(found.observed)} < 1")
 
 
 def _judge_review(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalogue,
@@ -256,6 +378,10 @@ def _judge_review(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metri
         return RuleOutcome(**base, status="pending", detail="no review record yet: run the review stage")
     if isinstance(rule, ReviewQuorumRule):
         return _judge_quorum(policy, rule, evidence, base)
+    if isinstance(rule, MinAgreementRule) and rule.min_items > review.items_total:
+        raise ConfigError(f"{policy.where(rule)}: judges agreement on at least {rule.min_items} doubly labelled "
+                          f"items, but only {review.items_total} items are queued (record {review.record_id}); "
+                          f"the rule can never be judged: lower min_items or queue more items")
     if not quorum_met:
         return RuleOutcome(**base, status="pending", detail="waiting for the review quorum")
     if isinstance(rule, ApprovalRateRule):
@@ -282,19 +408,22 @@ def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str], catalogu
             ordered += _judge_non_inferiority(policy, rule, evidence, catalogue, baselines)
         elif isinstance(rule, (ThresholdRule, CeilingRule, FloorRule)):
             outcome = _judge_bound(policy, rule, evidence, catalogue)
-            if outcome.status == "pass" and rule.metric.startswith(REVIEW_PREFIX) and not quorum_met:
-                outcome = outcome.model_copy(update={"status": "pending",
+            if outcome.status in ("pass", "inconclusive") and rule.metric.startswith(REVIEW_PREFIX) and not quorum_met:
+                outcome = outcome.model_copy(update={"status": "pending", "needed_items": None,
                                                      "detail": outcome.detail + "; waiting for the review quorum"})
             ordered.append(outcome)
     return ordered
 
 
 def verdict(outcomes: list[RuleOutcome]) -> tuple[Verdict, str]:
-    """The decision and one sentence saying why."""
+    """The decision and one sentence saying why: a failed block rule rejects; a block rule pending (waiting for
+    human review) or inconclusive (its CI straddles the bound) leaves the decision to people, PENDING_REVIEW,
+    never PROMOTE; otherwise every block rule passed and the candidate is promoted."""
     blocking = [o for o in outcomes if o.severity == "block"]
     failed = [o for o in blocking if o.status == "fail"]
     pending = [o for o in blocking if o.status == "pending"]
-    warned = [o for o in outcomes if o.severity == "warn" and o.status == "fail"]
+    inconclusive = [o for o in blocking if o.status == "inconclusive"]
+    warned = [o for o in outcomes if o.severity == "warn" and o.status in ("fail", "inconclusive")]
     warn_note = f" ({len(warned)} warning{'s' if len(warned) != 1 else ''}: {', '.join(o.rule for o in warned)})" \
         if warned else ""
 
@@ -303,7 +432,11 @@ def verdict(outcomes: list[RuleOutcome]) -> tuple[Verdict, str]:
 
     if failed:
         return "REJECT", f"REJECT: {len(failed)} blocking rule{'s' if len(failed) > 1 else ''} failed: {named(failed)}."
-    if pending:
-        return "PENDING_REVIEW", (f"PENDING_REVIEW: every other blocking rule passed, but human review is not "
-                                  f"complete: {named(pending)}{warn_note}.")
+    if pending or inconclusive:
+        waits = [f"human review is not complete: {named(pending)}"] if pending else []
+        if inconclusive:
+            waits.append(f"the evidence does not decide {len(inconclusive)} blocking rule"
+                         f"{'s' if len(inconclusive) > 1 else ''}: {named(inconclusive)}")
+        return "PENDING_REVIEW", (f"PENDING_REVIEW: every other blocking rule passed, but {'; and '.join(waits)}"
+                                  f"{warn_note}.")
     return "PROMOTE", f"PROMOTE: all {len(blocking)} blocking checks passed{warn_note}."

@@ -3,7 +3,9 @@
 Cohen's kappa compares two fixed raters on the items both labelled (scikit-learn's ``cohen_kappa_score``).
 With three or more reviewers, each item labelled by some of them, Krippendorff's alpha (nominal) is the
 statistic that handles missing ratings (the ``krippendorff`` package). Either is undefined (None) when no
-item has two labels, or when every label is the same value (no variation to agree on).
+item has two labels, or when every label is the same value (no variation to agree on); the raw agreement
+(``Agreement.observed``, the share of agreeing label pairs within items) is reported either way, so a gate can
+tell "all reviewers accepted everything" (raw agreement 1.0) from "nothing to measure yet" (n = 0).
 """
 
 from __future__ import annotations
@@ -20,9 +22,21 @@ def agreement(ratings: Ratings) -> Agreement:
     """Agreement over items with two or more reviewers' values."""
     shared = {item: dict(by) for item, by in ratings.items() if len(by) >= 2}
     reviewers = sorted({r for by in shared.values() for r in by})
-    if len(reviewers) <= 2:
-        return _cohen(shared, reviewers)
-    return _krippendorff(shared, reviewers)
+    result = _cohen(shared, reviewers) if len(reviewers) <= 2 else _krippendorff(shared, reviewers)
+    return result.model_copy(update={"observed": observed_agreement(shared)})
+
+
+def observed_agreement(shared: Ratings) -> float | None:
+    """Raw agreement: over items with two or more values, the share of pairs of values on the same item that are
+    equal (two reviewers: the share of items they agree on). None when no item has two values."""
+    agreeing = pairs = 0
+    for by in shared.values():
+        values = [str(v) for v in by.values()]
+        for i, first in enumerate(values):
+            for second in values[i + 1:]:
+                pairs += 1
+                agreeing += first == second
+    return agreeing / pairs if pairs else None
 
 
 def _cohen(shared: dict, reviewers: list[str]) -> Agreement:

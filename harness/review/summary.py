@@ -7,37 +7,89 @@ de-blinded through the stored A/B mapping, and writes ``<run>/review/record.json
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
+from sqlalchemy import select
 
 from harness.core.records import InputRef, config_hash
 from harness.core.runner import StageRun
+from harness.core.stats import proportion_interval
 from harness.core.store import RunStore
 from harness.review.agreement import label_agreement
 from harness.review.config import ReviewConfig
 from harness.review.enqueue import resolve_candidate
-from harness.review.record import PairwiseOutcome, ReviewRecord
-from harness.review.store import LABEL_FLAGS, ReviewStore, open_store
+from harness.review.record import ApprovalStratum, PairwiseOutcome, ReviewRecord
+from harness.review.store import LABEL_FLAGS, ReviewStore, items, open_store
 
 STAGE = "review"
 
 
-def approval_ci(accepts_per_item: list[tuple[int, int]], iterations: int, confidence: float,
-                seed: int) -> tuple[float, float] | None:
-    """Percentile bootstrap over items of (accepts / labels), items resampled with their labels together."""
-    if len(accepts_per_item) < 2:
+#: How the model-level approval CI is made: a Wilson interval per stratum, combined by MOVER.
+APPROVAL_INTERVAL = "mover-wilson"
+APPROVAL_WEIGHTS = (
+    "each stratum weighted by its share of the candidate's queued single-output items{note}: the queue does not "
+    "record how many outputs each stratum was drawn from, so the rate describes the queue as drawn, in which "
+    "flagged and worst-k items are over-represented against the model's outputs (pessimistic where those strata "
+    "are approved less); each stratum's own rate is reported beside it")
+
+
+def approval_by_stratum(per_item: dict[int, tuple[int, int]], strata: dict[int, str], confidence: float
+                        ) -> tuple[float, tuple[float, float], int, list[ApprovalStratum], str] | None:
+    """The approval rate per queue stratum and weighted over the strata.
+
+    ``per_item``: labelled item id -> (accepting labels, labels); ``strata``: every queued item of the candidate ->
+    its stratum. An item counts as approved when a strict majority of its current labels accept it: the item,
+    not the label, is the unit, since two reviewers' labels on one output are not independent observations.
+    Per stratum h: rate p_h = approved / labelled items, with a Wilson interval (l_h, u_h)
+    (:func:`harness.core.stats.proportion_interval`). The model-level rate is p = sum_h w_h p_h with w_h the
+    stratum's share of the queued items (over the strata with a labelled item; see ``APPROVAL_WEIGHTS``), and
+    its interval is MOVER's (Zou and Donner 2008) for a weighted sum of independent proportions::
+
+        low  = p - sqrt(sum_h w_h^2 (p_h - l_h)^2)
+        high = p + sqrt(sum_h w_h^2 (u_h - p_h)^2)
+
+    which is the Wilson interval when there is one stratum and, like it, does not collapse at 0 or 1.
+    Returns (rate, (low, high), labelled items, strata, weights statement), or None without labels.
+    """
+    if not per_item:
         return None
-    data = np.array(accepts_per_item, dtype=float)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(data), size=(iterations, len(data)))
-    rates = data[picks, 0].sum(axis=1) / data[picks, 1].sum(axis=1)
-    tail = (1 - confidence) / 2
-    return float(np.quantile(rates, tail)), float(np.quantile(rates, 1 - tail))
+    queued: dict[str, int] = {}
+    for stratum in strata.values():
+        queued[stratum] = queued.get(stratum, 0) + 1
+    counts: dict[str, list[int]] = {}
+    for item_id, (accepts, labels) in per_item.items():
+        entry = counts.setdefault(strata.get(item_id, "unknown"), [0, 0])
+        entry[0] += 2 * accepts > labels
+        entry[1] += 1
+    total = sum(queued.get(name, n) for name, (_, n) in counts.items())
+    rows = []
+    for name, (approved, n) in sorted(counts.items()):
+        low, high = proportion_interval(approved, n, confidence, "wilson")
+        rows.append(ApprovalStratum(stratum=name, queued=queued.get(name, n), items=n, approved=approved,
+                                    rate=approved / n, ci_low=low, ci_high=high, interval="wilson",
+                                    weight=queued.get(name, n) / total))
+    rate = sum(r.weight * r.rate for r in rows)
+    low = rate - math.sqrt(sum((r.weight * (r.rate - r.ci_low)) ** 2 for r in rows))
+    high = rate + math.sqrt(sum((r.weight * (r.ci_high - r.rate)) ** 2 for r in rows))
+    unlabelled = sorted(set(queued) - set(counts))
+    note = f" (strata with no label yet carry no weight: {', '.join(unlabelled)})" if unlabelled else ""
+    return rate, (max(low, 0.0), min(high, 1.0)), sum(r.items for r in rows), rows, APPROVAL_WEIGHTS.format(
+        note=note)
 
 
 def candidate_labels(review: ReviewStore, candidate: str) -> list[dict]:
     """Current labels on the candidate's own outputs: what the record and the app's agreement panel count
     (baselines' samples queued for context are left out)."""
     return [label for label in review.current_labels(candidate) if label["model"] == candidate]
+
+
+def candidate_strata(review: ReviewStore, candidate: str) -> dict[int, str]:
+    """Every one of the candidate's own single-output items (the quorum's scope) -> the stratum it was queued
+    under."""
+    query = select(items.c.id, items.c.stratum).where(items.c.candidate == candidate, items.c.model == candidate,
+                                                      items.c.kind == "single")
+    with review.engine.connect() as conn:
+        return dict(conn.execute(query).all())
 
 
 def pairwise_outcomes(review: ReviewStore, candidate: str) -> list[PairwiseOutcome]:
@@ -67,17 +119,18 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
         judged = review.current_labels(candidate, kind="pairwise")
         outcomes = pairwise_outcomes(review, candidate)
         own_items, with_quorum = review.quorum_counts(candidate)
+        strata = candidate_strata(review, candidate)
         url = review.engine.url.render_as_string(hide_password=True)
     finally:
         review.close()
 
-    per_item: dict[int, list[int]] = {}
+    per_item: dict[int, tuple[int, int]] = {}
     for label in current:
-        entry = per_item.setdefault(label["item_id"], [0, 0])
-        entry[0] += label["verdict"] == "accept"
-        entry[1] += 1
+        accepts, labels = per_item.get(label["item_id"], (0, 0))
+        per_item[label["item_id"]] = (accepts + (label["verdict"] == "accept"), labels + 1)
     n = len(current)
-    approval = sum(label["verdict"] == "accept" for label in current) / n if n else None
+    approval = approval_by_stratum(per_item, strata, config.confidence)
+    rate, ci, approval_items, approval_strata, weights = approval or (None, None, 0, [], None)
     overall, per_flag = label_agreement(current)
     # The label store is the input: which labels and judgments are current, and how many of the candidate's
     # items exist and have a quorum (items are append-only, so counts name the set).
@@ -91,9 +144,10 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     record = ReviewRecord(
         **run.header(), candidate=candidate,
         required_reviewers=config.required_reviewers, items_total=own_items, items_with_quorum=with_quorum,
-        labels=n, reviewers=len({label["reviewer"] for label in current}), approval_rate=approval,
-        approval_ci=approval_ci(list(map(tuple, per_item.values())), config.bootstrap_iterations,
-                                config.confidence, config.seed) if n else None,
+        labels=n, reviewers=len({label["reviewer"] for label in current}), approval_rate=rate, approval_ci=ci,
+        approval_interval=APPROVAL_INTERVAL if approval else None,
+        approval_confidence=config.confidence if approval else None, approval_items=approval_items,
+        approval_strata=approval_strata, approval_weights=weights,
         flag_rates={flag: sum(bool(label[flag]) for label in current) / n for flag in LABEL_FLAGS} if n else {},
         agreement=overall if overall.n else None,
         agreement_per_flag={flag: a for flag, a in per_flag.items() if a.n},

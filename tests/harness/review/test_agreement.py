@@ -16,6 +16,7 @@ def test_cohen_kappa_two_reviewers_by_hand():
     assert result.statistic == "cohen_kappa"
     assert result.n == 10
     assert result.value == pytest.approx(8 / 23)
+    assert result.observed == pytest.approx(0.7)
 
 
 def test_cohen_kappa_uses_only_items_both_labelled():
@@ -33,6 +34,8 @@ def test_krippendorff_alpha_three_reviewers_with_missing_values_by_hand():
     assert result.statistic == "krippendorff_alpha"
     assert result.n == 4
     assert result.value == pytest.approx(0.28)
+    # Raw agreement: label pairs within items, 3 + 0 + 3 + 0 agreeing of 3 + 1 + 3 + 1.
+    assert result.observed == pytest.approx(6 / 8)
 
 
 @pytest.mark.parametrize("ratings", [
@@ -43,3 +46,18 @@ def test_krippendorff_alpha_three_reviewers_with_missing_values_by_hand():
 ])
 def test_undefined_agreement_is_none_not_a_number(ratings):
     assert agreement(ratings).value is None
+
+
+@pytest.mark.parametrize("ratings, n", [
+    ({1: {"ann": "accept", "bob": "accept"}, 2: {"ann": "accept", "bob": "accept"}, 3: {"ann": "accept"}}, 2),
+    ({1: {"a": "accept", "b": "accept", "c": "accept"}, 2: {"a": "accept", "c": "accept"}}, 2),
+])
+def test_everyone_accepting_everything_is_undefined_kappa_with_perfect_raw_agreement(ratings, n):
+    """kappa/alpha is 0/0 here, but the record says the reviewers agreed on every item, so the gate can tell
+    this from 'nothing measured yet'."""
+    result = agreement(ratings)
+    assert (result.value, result.n, result.observed) == (None, n, 1.0)
+
+
+def test_raw_agreement_is_none_without_a_doubly_labelled_item():
+    assert agreement({1: {"ann": "y"}, 2: {"bob": "n"}}).observed is None

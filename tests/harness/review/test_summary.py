@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from review_support import BASELINE, CANDIDATE, TOKENS
@@ -12,7 +13,7 @@ from harness.core.store import read_record
 from harness.review.enqueue import enqueue
 from harness.review.record import ReviewRecord
 from harness.review.store import open_store
-from harness.review.summary import summarise_review
+from harness.review.summary import candidate_strata, summarise_review
 
 
 def _label_everything(config, run_store):
@@ -47,7 +48,8 @@ def test_summary_counts_rates_and_pairwise(run_store, config):
     assert (record.candidate, record.items_total, record.items_with_quorum) == (CANDIDATE, n, n)
     assert record.labels == 2 * n  # ann's first label on item 1 is superseded, not counted
     assert record.reviewers == 2
-    assert record.approval_rate == pytest.approx((2 * n - 2) / (2 * n))
+    # The item is the unit: bob rejecting the first two items splits their votes, so they are not approved.
+    assert record.approval_rate == pytest.approx((n - 2) / n) and record.approval_items == n
     low, high = record.approval_ci
     assert low <= record.approval_rate <= high < 1.0 + 1e-9
     assert record.flag_rates["toxic"] == pytest.approx(2 / (2 * n))
@@ -62,6 +64,7 @@ def test_summary_counts_rates_and_pairwise(run_store, config):
     assert record.helpfulness_mean == pytest.approx(3.0)
     metrics = {(v.metric, v.attribute): v.value for v in record.metric_values()}
     assert metrics[("review.approval_rate", None)] == record.approval_rate
+    assert {s.stratum for s in record.approval_strata} <= {a for m, a in metrics if m == "review.approval_rate"}
     assert metrics[("review.pairwise_win_rate", BASELINE)] == outcome.win_rate
     # Written where the gate reads it, and without any token.
     path = run_store.root / "review" / "record.json"
@@ -71,6 +74,76 @@ def test_summary_counts_rates_and_pairwise(run_store, config):
     assert json.loads(text)["config"]["reviewers"] == [{"name": "ann", "role": "reviewer"},
                                                        {"name": "bob", "role": "reviewer"},
                                                        {"name": "meg", "role": "release_manager"}]
+
+
+def _wilson(x: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval by its formula, independently of scipy."""
+    p = x / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def _label_by_stratum(config, run_store, verdicts):
+    """``verdicts(stratum, index within the stratum)`` -> (ann's, bob's) verdict, or None to leave it unlabelled."""
+    review = open_store(config, run_store)
+    seen: dict[str, int] = {}
+    for item, stratum in sorted(candidate_strata(review, CANDIDATE).items()):
+        pair = verdicts(stratum, seen.setdefault(stratum, 0))
+        seen[stratum] += 1
+        for reviewer, verdict in zip(("ann", "bob"), pair or ()):
+            if verdict is not None:
+                review.add_label(item, reviewer, verdict, 3)
+    review.close()
+
+
+def test_approval_per_stratum_and_weighted_by_queue_share(run_store, config):
+    """The queue (17 items): flagged 3, random 3, worst:acc 5, worst:correct 3, worst:errors 1, worst:toxicity 2.
+    Both reviewers reject every flagged item and split on the first random one; everything else is accepted."""
+    enqueue(config, run_store)
+    _label_by_stratum(config, run_store, lambda stratum, i: ("reject", "reject") if stratum == "flagged" else
+                      ("accept", "reject") if stratum == "random" and i == 0 else ("accept", "accept"))
+    record = summarise_review(config, run_store)
+    by = {s.stratum: s for s in record.approval_strata}
+    assert {name: (s.queued, s.items, s.approved) for name, s in by.items()} == {
+        "flagged": (3, 3, 0), "random": (3, 3, 2), "worst:acc": (5, 5, 5), "worst:correct": (3, 3, 3),
+        "worst:errors": (1, 1, 1), "worst:toxicity": (2, 2, 2)}
+    assert {name: s.weight for name, s in by.items()} == pytest.approx(
+        {"flagged": 3 / 17, "random": 3 / 17, "worst:acc": 5 / 17, "worst:correct": 3 / 17, "worst:errors": 1 / 17,
+         "worst:toxicity": 2 / 17})
+    assert (by["flagged"].ci_low, by["flagged"].ci_high) == pytest.approx((0.0, 0.5614970317550454))
+    assert (by["random"].ci_low, by["random"].ci_high) == pytest.approx(_wilson(2, 3))
+    assert {s.interval for s in by.values()} == {"wilson"}
+    # Model-level: sum of weight x rate = (0 * 3 + 2/3 * 3 + 11) / 17; MOVER's interval from the strata's Wilson.
+    assert record.approval_rate == pytest.approx(13 / 17)
+    low = 13 / 17 - math.sqrt(sum((s.weight * (s.rate - _wilson(s.approved, s.items)[0])) ** 2 for s in by.values()))
+    high = 13 / 17 + math.sqrt(sum((s.weight * (_wilson(s.approved, s.items)[1] - s.rate)) ** 2 for s in by.values()))
+    assert record.approval_ci == pytest.approx((low, high))
+    assert (record.approval_interval, record.approval_confidence, record.approval_items) == ("mover-wilson", 0.95, 17)
+    assert "share of the candidate's queued single-output items" in record.approval_weights
+    values = {v.attribute: v for v in record.metric_values() if v.metric == "review.approval_rate"}
+    assert (values[None].n, values[None].interval, values[None].value) == (17, "mover-wilson", record.approval_rate)
+    assert (values["flagged"].value, values["flagged"].n, values["flagged"].interval) == (0.0, 3, "wilson")
+
+
+def test_approval_uses_the_labelled_items_and_says_which_strata_weigh(run_store, config):
+    """ann labels 2 of the 5 worst:acc items (accepts both) and the 3 flagged ones (accepts one): the rate uses
+    those 5 items, its n is 5 (not the 0 items with a quorum), and the strata weigh by their queued items,
+    5 : 3, not by the labelled 2 : 3 (which would give the pooled 3/5)."""
+    enqueue(config, run_store)
+    _label_by_stratum(config, run_store, lambda stratum, i: (
+        ("accept",) if stratum == "worst:acc" and i < 2 else ("accept" if i == 0 else "reject",)
+        if stratum == "flagged" else None))
+    record = summarise_review(config, run_store)
+    assert (record.items_with_quorum, record.approval_items) == (0, 5)
+    by = {s.stratum: s for s in record.approval_strata}
+    assert {name: (s.queued, s.items, s.approved, s.weight) for name, s in by.items()} == {
+        "flagged": (3, 3, 1, 3 / 8), "worst:acc": (5, 2, 2, 5 / 8)}
+    assert record.approval_rate == pytest.approx(5 / 8 * 1 + 3 / 8 * (1 / 3))
+    assert "strata with no label yet carry no weight: random, worst:correct, worst:errors, worst:toxicity" in \
+        record.approval_weights
+    [value] = [v for v in record.metric_values() if v.metric == "review.approval_rate" and v.attribute is None]
+    assert value.n == 5
+    assert all(v.n == 5 for v in record.metric_values() if v.metric.startswith("review.flag_rate."))
 
 
 def test_summary_before_any_label(run_store, config):

@@ -1,0 +1,76 @@
+"""Loading a policy file: what is refused before any record is read, each with a one-line error naming the file."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from gate_records import CANDIDATE, catalogue, standard_run, write_policy
+
+from harness.app.cli import main
+from harness.core.errors import ConfigError
+from harness.gate.policy import load_policy
+
+ALL_WARN = """\
+schema_version: 1
+rules:
+  - {name: tox, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.2, severity: warn}
+  - {name: agree, type: min_agreement, min: 0.4, severity: warn}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``main`` configures the ``nift_gate`` logger for the process; later tests get it back as it was."""
+    logger = logging.getLogger("nift_gate")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def _gate(home, policy) -> int:
+    return main(["gate", "--home", str(home), "--run", "r1", "--set", f"bench.candidate=train:{CANDIDATE}",
+                 "--set", f"gate.policy={policy}"])
+
+
+def test_a_policy_with_no_block_rule_is_refused(tmp_path):
+    """An all-warn policy would PROMOTE a failing, unreviewed candidate."""
+    with pytest.raises(ConfigError, match=r"policy.yaml: no rule has severity block, so this policy would PROMOTE "
+                                          r"any candidate.*set `allow_no_block_rules: true`"):
+        load_policy(write_policy(tmp_path, ALL_WARN), catalogue())
+
+
+def test_a_policy_may_say_it_has_no_block_rule_on_purpose(tmp_path):
+    text = ALL_WARN.replace("schema_version: 1\n", "schema_version: 1\nallow_no_block_rules: true\n")
+    policy = load_policy(write_policy(tmp_path, text), catalogue())
+    assert policy.allow_no_block_rules is True and [r.severity for r in policy.rules] == ["warn", "warn"]
+
+
+def test_one_block_rule_is_enough(tmp_path):
+    text = ALL_WARN.replace("max: 0.2, severity: warn}", "max: 0.2}")
+    assert load_policy(write_policy(tmp_path, text), catalogue()).allow_no_block_rules is False
+
+
+def test_a_policy_path_that_is_a_folder_exits_2_naming_it(tmp_path, capsys):
+    home = tmp_path / "runs"
+    standard_run(home, review=False)
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"policies: is a folder, not a policy file"):
+        load_policy(folder, catalogue())
+    assert _gate(home, folder) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"nift-gate: error: {folder}: is a folder, not a policy file (gate.policy names a YAML file)"
+
+
+def test_a_policy_that_is_not_utf8_exits_2_naming_the_file_and_line(tmp_path, capsys):
+    home = tmp_path / "runs"
+    standard_run(home, review=False)
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(b"schema_version: 1\ndescription: caf\xe9\nrules: []\n")
+    with pytest.raises(ConfigError, match=r"policy.yaml:2: the policy is not UTF-8 \(byte 0xe9 at offset 34\)"):
+        load_policy(path, catalogue())
+    assert _gate(home, path) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "policy.yaml:2: the policy is not UTF-8" in err and "Traceback" not in err
