@@ -4,6 +4,9 @@ A stage takes only its section and explicit arguments; the few values one stage 
 section (the audits and the gate default to bench's candidate and baselines; TruthfulQA runs with bench's
 lm-eval settings; the gate checks its policy against every stage's declared metrics) are passed here, so
 `nift-gate <stage>` and `nift-gate run` call the stages the same way.
+
+Before the gate judges, the review record is rebuilt from the label store (:func:`refresh_review`): the
+humans' labels are evidence as they are now, not as they were at the last `review summary`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from pathlib import Path
 
 from harness.app.catalogue import metric_catalogue
 from harness.app.config import PipelineConfig
-from harness.core.store import RunStore
+from harness.core.errors import InputError
+from harness.core.store import RECORD_FILE, RunStore
 
 
 def gate_targets(config: PipelineConfig) -> tuple[str, list[str]]:
@@ -31,18 +35,36 @@ def run_audits(config: PipelineConfig, store: RunStore, force: bool = False) -> 
                lm_eval_settings=config.bench.lm_eval_settings())
 
 
+def refresh_review(config: PipelineConfig, store: RunStore, candidate: str) -> None:
+    """Rebuild ``<run>/review/record.json`` for ``candidate`` from the label store when the run has one (the
+    summary is cached by the store's current labels, so unchanged labels leave the record's bytes, and so the
+    decision, as they were). A review record with no label store behind it cannot be checked, and is refused."""
+    from harness.review.summary import summarise_review
+
+    record = store.root / "review" / RECORD_FILE
+    default_store = store.root / "review" / "review.db"  # the SQLite default of harness.review.store.database_url
+    if config.review.database or default_store.exists():
+        summarise_review(config.review, store, candidate)
+    elif record.exists():
+        raise InputError(f"{record}: a review record without its label store (review.database, or "
+                         f"{default_store}): the gate judges reviews only as the store holds them now")
+
+
 def decide(config: PipelineConfig, store: RunStore):
     from harness.gate.gate import decide as gate_decide
 
     candidate, baselines = gate_targets(config)
+    refresh_review(config, store, candidate)
     return gate_decide(config.gate, store, candidate, baselines, metric_catalogue())
 
 
 def override(config: PipelineConfig, store: RunStore, decision: str, release_manager: str, reason: str,
-             aliases: list[str] | None = None):
+             aliases: list[str] | None = None, token: str | None = None):
+    """`nift-gate override` by ``release_manager``, authenticated with ``token`` against the review config."""
     from harness.gate.gate import override as gate_override
 
-    return gate_override(config.gate, store, gate_targets(config)[0], decision, release_manager, reason, aliases)
+    return gate_override(config.gate, store, gate_targets(config)[0], decision, release_manager, reason, aliases,
+                         reviewers=config.review, token=token)
 
 
 def open_registry(config: PipelineConfig, store: RunStore):
@@ -51,7 +73,13 @@ def open_registry(config: PipelineConfig, store: RunStore):
     return gate_registry(config.gate, store)
 
 
+def verify_registry(config: PipelineConfig, store: RunStore, expect_head: str | None = None):
+    from harness.gate.gate import verify_registry as verify
+
+    return verify(config.gate, store, expect_head)
+
+
 def write_report(config: PipelineConfig, store: RunStore, out: str | Path | None = None) -> Path:
     from reports.build import write_report as report
 
-    return report(config.report, store, gate_targets(config)[0], out)
+    return report(config.report, store, gate_targets(config)[0], out, registry=open_registry(config, store).folder)

@@ -4,7 +4,9 @@ Only stored records are read, each generically (``harness.core.records.StoredRec
 bench record, every audit's record and the review's. A record brings its metric specs, so the gate judges
 a newly registered audit without knowing its stage, and takes every direction from what the record
 declares. Records of another run, or of another candidate model, are refused: a decision must rest on
-one run's evidence about one model.
+one run's evidence about one model. And that model must still be the one on disk: the candidate's weights are
+hashed again, every byte, whenever evidence is collected, and refused when they are not the weights the
+records measured (a checkpoint overwritten after the bench ran).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.core.errors import InputError
+from harness.core.errors import InputError, NiftError
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
+from harness.core.models import ResolvedModel, current_weights_sha256
 from harness.core.records import StoredRecord
 from harness.core.store import RunStore
 from harness.gate.record import (
@@ -118,8 +121,13 @@ def _add(evidence: Evidence, item: StoredEvidence) -> None:
         evidence.review = item.typed(ReviewRecord)
 
 
+#: Input kinds that pin a model's weights in a record's fingerprint (``harness.train.record.resolve_base``).
+MODEL_INPUTS = ("checkpoint", "model")
+
+
 def _check_same_candidate_model(evidence: Evidence) -> None:
-    """The audits must have scored the very weights the benchmarks scored."""
+    """The audits must have scored the very weights the benchmarks scored, and each record's fingerprint must
+    cover the weights it says it measured (a record whose model list was edited names weights its inputs do not)."""
     bench = evidence.records["bench"]
     expected = _model_shas(bench).get(evidence.candidate)
     for item in evidence.stored:
@@ -128,6 +136,30 @@ def _check_same_candidate_model(evidence: Evidence) -> None:
             raise InputError(f"{item.path}: record {item.record.record_id} audited {evidence.candidate} with weights "
                              f"{got[:12]}..., but the bench record {bench.record_id} has {expected[:12]}...; rerun "
                              f"the stage for the current checkpoint")
+        pinned = {i.sha256 for i in item.record.inputs if i.kind in MODEL_INPUTS}
+        if got and pinned and got not in pinned:
+            raise InputError(f"{item.path}: record {item.record.record_id} names weights {got[:12]}... for "
+                             f"{evidence.candidate}, but its inputs (and so its fingerprint) pin no such model; the "
+                             f"record was edited: rerun the stage")
+
+
+def _check_weights_unchanged(evidence: Evidence) -> None:
+    """The candidate's weights on disk now, hashed without the hash cache, are the ones the bench record (and
+    so, by :func:`_check_same_candidate_model`, every audit) names. A hub model has no local bytes to hash."""
+    named = evidence.candidate_model()
+    if not named.get("sha256"):
+        return
+    bench = next(e for e in evidence.stored if e.record.kind == "bench")
+    try:
+        resolved = ResolvedModel.model_validate(named)
+        now = current_weights_sha256(resolved)
+    except (NiftError, ValueError, OSError) as exc:
+        raise InputError(f"{bench.path}: cannot check the candidate's weights against the records: {exc}; the "
+                         f"gate decides only on weights it can hash") from None
+    if now is not None and now != resolved.sha256:
+        raise InputError(f"{resolved.path}: the candidate's weights changed after they were measured: they hash to "
+                         f"{now[:12]}..., the bench record {bench.record.record_id} measured {resolved.sha256[:12]}...; "
+                         f"rerun bench and the audits on these weights (or restore the measured ones)")
 
 
 def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> Evidence:
@@ -136,6 +168,7 @@ def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> 
         _check_belongs(item, store, candidate)
         _add(evidence, item)
     _check_same_candidate_model(evidence)
+    _check_weights_unchanged(evidence)
     return evidence
 
 

@@ -2,7 +2,9 @@
 
 A decision is written to ``<run>/gate/<candidate>/record.json`` (the latest) and archived as
 ``<run>/gate/<candidate>/decisions/<record_id>.json``; its bytes depend only on its inputs. An override is
-its own record under ``<run>/gate/<candidate>/overrides/``; the decision it overrides is never touched.
+its own record under ``<run>/gate/<candidate>/overrides/``; the decision it overrides is never touched. Each
+is written only after the registry logged it with the sha256 of its bytes, and :func:`logged_decision` reads
+them back refused unless they are still those bytes: an edited decision file is never shown as a verdict.
 
 The evidence of a decision is every stored record the gate may judge for the candidate: the bench record
 (``<run>/bench/<candidate>/record.json``), each audit's (``<run>/audit/<name>/record.json``, whatever
@@ -19,8 +21,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 
 from harness.core.errors import InputError
-from harness.core.records import Record, StoredRecord, sha256_bytes
-from harness.core.store import RECORD_FILE, RunStore, read_record
+from harness.core.records import Record, StoredRecord, canonical_json, sha256_bytes
+from harness.core.store import RECORD_FILE, RunStore, decode_utf8
+from harness.gate.registry import Registry
 
 STAGE = "gate"
 DECISIONS_DIR = "decisions"
@@ -48,7 +51,8 @@ class RuleOutcome(BaseModel):
     rule: str = Field(description="Rule name from the policy.")
     type: str = Field(description="Rule type: threshold, ceiling, floor, non_inferiority, review_quorum, ...")
     severity: Literal["block", "warn"]
-    status: RuleStatus = Field(description="pass, fail, or pending (waiting for human review).")
+    status: RuleStatus = Field(description="pass, fail, pending (waiting for human review), or inconclusive (the "
+                                           "CI straddles the bound, with `inconclusive: true`; see needed_items).")
     metric: str | None = Field(None, description="Name of the metric judged.")
     model: str | None = Field(None, description="Model whose value was judged.")
     baseline: str | None = Field(None, description="Baseline of a non-inferiority comparison.")
@@ -144,10 +148,19 @@ class StoredEvidence:
 
     def typed(self, cls: type[R]) -> R:
         """The same bytes read as a stage's published record type (e.g. ``ReviewRecord``)."""
-        try:
-            return cls.model_validate_json(self.data)
-        except ValidationError as exc:
-            raise InputError(f"{self.path}: not a valid {cls.__name__}: {exc}") from None
+        return _parse(self.data, self.path, cls)
+
+
+def _parse(data: bytes, path: Path, cls: type[R]) -> R:
+    """The bytes of ``path`` as ``cls``; a byte that is not UTF-8, or the first invalid field, on one line."""
+    text = decode_utf8(data, path)
+    try:
+        return cls.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(the whole file)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(f"{path}: not a valid {cls.__name__}: {where}: {first['msg']}{more}") from None
 
 
 def read_evidence(store: RunStore, paths: list[Path]) -> list[StoredEvidence]:
@@ -155,10 +168,7 @@ def read_evidence(store: RunStore, paths: list[Path]) -> list[StoredEvidence]:
     found = []
     for path in paths:
         data = path.read_bytes()
-        try:
-            record = StoredRecord.model_validate_json(data)
-        except ValidationError as exc:
-            raise InputError(f"{path}: not a valid record: {exc}") from None
+        record = _parse(data, path, StoredRecord)
         ref = EvidenceRef(kind=record.kind, record_id=record.record_id, path=str(path.relative_to(store.root)),
                           sha256=sha256_bytes(data), created_at=record.created_at)
         found.append(StoredEvidence(path=path, data=data, record=record, ref=ref))
@@ -169,20 +179,87 @@ def decision_folder(store: RunStore, candidate: str) -> Path:
     return store.stage_dir(STAGE, candidate)
 
 
+def decision_id(record: GateDecisionRecord) -> str:
+    """The id of a decision: a hash of everything in its bytes (verdict, outcomes, evidence, versions, code
+    revision) but the policy's path, so that a decision other code would make gets another id, and the same
+    policy content reached by another path the same one. What the registry logged under an id is never
+    rewritten (:func:`harness.gate.gate.decide`), so the path first used stays in its bytes."""
+    content = record.model_dump(mode="json", exclude={"record_id"})
+    content["policy"] = {k: v for k, v in content["policy"].items() if k != "path"}
+    return f"gate_decision-{sha256_bytes(canonical_json(content).encode())[:16]}"
+
+
+def registry_folder(store: RunStore, configured: str | Path | None = None) -> Path:
+    """The decision log: ``configured`` (``gate.registry``), else ``<home>/registry``."""
+    return Path(configured) if configured else store.home / "registry"
+
+
+def logged_entry(entries: list[dict[str, Any]], event: str, record_id: str) -> dict[str, Any] | None:
+    """The registry entry that logged the ``event`` (decision or override) ``record_id``."""
+    return next((e for e in entries if e.get("event") == event and e.get("record_id") == record_id), None)
+
+
+def check_logged(path: Path, data: bytes, event: str, record_id: str, entries: list[dict[str, Any]],
+                 log: Path) -> dict[str, Any]:
+    """Refuse the bytes ``data`` of the decision or override file ``path`` unless the registry ``log`` logged
+    ``record_id`` with their sha256 (an entry from before hashes were logged for overrides is taken by id);
+    return the entry."""
+    entry = logged_entry(entries, event, record_id)
+    if entry is None:
+        raise InputError(f"{path}: {event} {record_id} is not in the registry log {log}: no gate logged it; "
+                         f"rerun `nift-gate gate`")
+    logged = entry.get("record_sha256", sha256_bytes(data) if event == "override" else None)
+    if logged != sha256_bytes(data):
+        raise InputError(f"{path}: edited after it was logged: its sha256 {sha256_bytes(data)[:12]}... differs "
+                         f"from the {str(logged)[:12]}... that {log} entry seq {entry['seq']} holds for {record_id}")
+    return entry
+
+
 def latest_decision(store: RunStore, candidate: str) -> GateDecisionRecord:
-    """The candidate's most recent gate decision."""
+    """The candidate's most recent gate decision, as its file says (:func:`logged_decision` also checks that
+    the file is the one the registry logged)."""
+    return _parse(*_latest_bytes(store, candidate), GateDecisionRecord)
+
+
+def _latest_bytes(store: RunStore, candidate: str) -> tuple[bytes, Path]:
     path = decision_folder(store, candidate) / RECORD_FILE
     if not path.exists():
         raise InputError(f"{path}: no gate decision for {candidate!r}; run `nift-gate gate` first")
-    return read_record(path, GateDecisionRecord)
+    return path.read_bytes(), path
+
+
+def logged_decision(store: RunStore, candidate: str, registry: str | Path | None = None,
+                    entries: list[dict[str, Any]] | None = None) -> tuple[GateDecisionRecord, list[OverrideRecord]]:
+    """The candidate's latest decision and the overrides of it, each refused unless its file holds exactly the
+    bytes the registry (``registry``, default ``<home>/registry``) logged for it: what is shown, overridden or
+    published is what was decided. ``entries``: the verified log, for a caller that holds the registry lock."""
+    log = Registry(registry_folder(store, registry))
+    entries = log.verify() if entries is None else entries
+    data, path = _latest_bytes(store, candidate)
+    decision = _parse(data, path, GateDecisionRecord)
+    check_logged(path, data, "decision", decision.record_id, entries, log.log)
+    overrides = []
+    for override, file, raw in _override_files(store, decision):
+        check_logged(file, raw, "override", override.record_id, entries, log.log)
+        overrides.append(override)
+    return decision, overrides
 
 
 def overrides_of(store: RunStore, decision: GateDecisionRecord) -> list[OverrideRecord]:
     """Overrides of one decision, oldest first."""
+    return [override for override, _, _ in _override_files(store, decision)]
+
+
+def _override_files(store: RunStore, decision: GateDecisionRecord) -> list[tuple[OverrideRecord, Path, bytes]]:
+    """Overrides of one decision with their files and the bytes parsed, oldest first."""
     folder = decision_folder(store, decision.candidate) / OVERRIDES_DIR
-    found = [read_record(p, OverrideRecord) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
-    return sorted((o for o in found if o.decision_record_id == decision.record_id),
-                  key=lambda o: (o.created_at, o.record_id))
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        data = path.read_bytes()
+        override = _parse(data, path, OverrideRecord)
+        if override.decision_record_id == decision.record_id:
+            found.append((override, path, data))
+    return sorted(found, key=lambda o: (o[0].created_at, o[0].record_id))
 
 
 def decided_evidence(store: RunStore, decision: GateDecisionRecord) -> list[StoredEvidence]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -15,34 +16,53 @@ from harness.bench.pairwise import PairwiseResult
 from harness.bench.record import BenchRecord, EvaluatedModel
 from harness.core.lmeval import TaskScores
 from harness.core.metrics import MetricCatalogue, MetricDelta, MetricSpec, MetricValue
-from harness.core.models import ResolvedModel
+from harness.core.models import ResolvedModel, current_weights_sha256
 from harness.core.records import Record
 from harness.core.samples import AuditSample
 from harness.core.stats import PairedComparison
 from harness.core.store import RunStore, atomic_write_jsonl, write_record
 from harness.gate.config import GateConfig
+from harness.review.config import ReviewConfig
 from harness.review.record import Agreement, ReviewRecord
 from reports.config import ReportConfig
 
 CANDIDATE = "cand"
 BASELINES = ("base-a", "base-b")
-SHA = {"cand": "c" * 64, "base-a": "a" * 64, "base-b": "b" * 64}
+SHA = {"base-a": "a" * 64, "base-b": "b" * 64}
 CREATED = "2026-11-30T10:00:00+00:00"
+WEIGHTS = b"the candidate's weights, as bench measured them\n"
+
+
+def candidate_weights() -> ResolvedModel:
+    """The candidate's weights: a folder with one weight file under ``$NIFT_HOME/_weights/cand`` (each test has
+    its own, see conftest), written on first use. The gate hashes them again when it decides, so the records
+    below name their real content hash; overwrite ``model.safetensors`` to change the weights after the bench."""
+    folder = Path(os.environ["NIFT_HOME"]) / "_weights" / CANDIDATE
+    if not (folder / "model.safetensors").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.safetensors").write_bytes(WEIGHTS)
+    resolved = ResolvedModel(spec=f"train:{CANDIDATE}", source="local", path=str(folder), sha256="")
+    return resolved.model_copy(update={"sha256": current_weights_sha256(resolved)})
 
 
 def _model(name: str, sha: str | None = None) -> ResolvedModel:
+    if name == CANDIDATE:
+        weights = candidate_weights()
+        return weights.model_copy(update={"sha256": sha}) if sha else weights
     return ResolvedModel(spec=f"train:{name}", source="local", path=f"/models/{name}", sha256=sha or SHA[name])
 
 
 def bench_record(run: str, *, means: dict[str, float] | None = None,
                  deltas: dict[str, tuple[float, float, float]] | None = None, task: str = "nift_if",
                  metric: str = "prompt_level_strict_acc", higher_is_better: bool = True, n: int = 79,
-                 candidate_sha: str | None = None) -> BenchRecord:
-    """``deltas``: baseline -> (difference, ci_low, ci_high) of candidate - baseline."""
+                 candidate_sha: str | None = None, candidate: ResolvedModel | None = None) -> BenchRecord:
+    """``deltas``: baseline -> (difference, ci_low, ci_high) of candidate - baseline. ``candidate``: the
+    candidate's resolved model (default :func:`candidate_weights`, with ``candidate_sha`` as its hash if given)."""
     means = means or {"cand": 0.40, "base-a": 0.38, "base-b": 0.41}
     deltas = deltas if deltas is not None else {"base-a": (0.02, -0.04, 0.08), "base-b": (-0.01, -0.08, 0.06)}
     models = [EvaluatedModel(name=name, role="candidate" if name == CANDIDATE else "baseline",
-                             model=_model(name, candidate_sha if name == CANDIDATE else None),
+                             model=candidate if candidate and name == CANDIDATE
+                             else _model(name, candidate_sha if name == CANDIDATE else None),
                              eval_record_id=f"model_eval-{name}", cached=False) for name in means]
     scores = {name: {task: TaskScores(version="1", n=n, metrics={metric: value}, stderr={metric: 0.05},
                                       higher_is_better={metric: higher_is_better})} for name, value in means.items()}
@@ -138,7 +158,8 @@ class ToyAuditRecord(Record):
 def toy_record(run: str = "r1", candidate_rate: float = 0.1, candidate_sha: str | None = None) -> ToyAuditRecord:
     models = [AuditedModel(name=name, role="candidate" if name == CANDIDATE else "baseline",
                            model=ResolvedModel(spec=f"train:{name}", source="local", path=f"/models/{name}",
-                                               sha256=(candidate_sha if name == CANDIDATE else None) or SHA[name]))
+                                               sha256=(candidate_sha if name == CANDIDATE else None)
+                                               or _model(name).sha256))
               for name in (CANDIDATE, *BASELINES)]
     return ToyAuditRecord(record_id="toy_audit-hand-1", run_id=run, created_at="2026-11-30T10:30:00+00:00",
                           fingerprint="y" * 64, models=models,
@@ -205,6 +226,17 @@ def write_policy(folder: Path, text: str = POLICY, name: str = "policy.yaml") ->
     return path
 
 
+#: Who may sign in to the review app, with their tokens: two release managers and one reviewer.
+TOKENS = {"Ada Lovelace": "ada-token-1", "Grace Hopper": "grace-token-2", "Bob": "bob-token-3"}
+
+
+def review_people(**fields) -> ReviewConfig:
+    """The review config's people: Ada and Grace are release managers, Bob a reviewer; each has a token."""
+    roles = {"Ada Lovelace": "release_manager", "Grace Hopper": "release_manager", "Bob": "reviewer"}
+    return ReviewConfig.model_validate({"reviewers": [{"name": n, "role": r, "token": TOKENS[n]}
+                                                      for n, r in roles.items()], **fields})
+
+
 @dataclass
 class GateSetup:
     """What the composition root hands the gate and the report: their config sections, the candidate and
@@ -215,6 +247,7 @@ class GateSetup:
     catalogue: MetricCatalogue
     candidate: str = CANDIDATE
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    reviewers: ReviewConfig = field(default_factory=review_people)
 
 
 def catalogue(*extra: type[Record]) -> MetricCatalogue:
@@ -246,3 +279,12 @@ def decide_run(setup: GateSetup, store: RunStore):
     from harness.gate.gate import decide
 
     return decide(setup.gate, store, setup.candidate, setup.baselines, setup.catalogue)
+
+
+def override_as(setup: GateSetup, store: RunStore, decision: str, by: str, reason: str,
+                aliases: list[str] | None = None, token: str | None = None):
+    """``harness.gate.gate.override`` by ``by``, signed in with their own token unless ``token`` is given."""
+    from harness.gate.gate import override
+
+    return override(setup.gate, store, setup.candidate, decision, by, reason, aliases, reviewers=setup.reviewers,
+                    token=TOKENS.get(by) if token is None else token)

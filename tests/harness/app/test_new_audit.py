@@ -44,9 +44,8 @@ def test_a_registered_audit_reaches_record_evidence_queue_and_report(toy_audit, 
                    "required_reviewers": 1,
                    "reviewers": [{"name": "ana", "role": "reviewer", "token": "t"}]}})
     store = RunStore("r1", tmp_path / "runs")
-    sha = resolve_model(str(models / "cand")).sha256
     save(store, bench_record("r1", means={"cand": 0.40, "base-a": 0.38}, deltas={"base-a": (0.02, -0.04, 0.08)},
-                             candidate_sha=sha), "bench/cand")
+                             candidate=resolve_model(str(models / "cand"))), "bench/cand")
 
     # 1. the audit record: run by the pipeline's audit call, its metric declared with its direction
     records = stages.run_audits(config, store)

@@ -23,7 +23,9 @@ def _restore_logging():
 def _args(home, policy, *rest):
     return [*rest, "--home", str(home), "--run", "r1", "--set", f"bench.candidate=train:{CANDIDATE}",
             "--set", "bench.baselines=[{name: base-a, model: train:base-a}, {name: base-b, model: train:base-b}]",
-            "--set", f"gate.policy={policy}"]
+            "--set", f"gate.policy={policy}",
+            "--set", ("review.reviewers=[{name: Ada, role: release_manager, token_env: ADA_TOKEN}, "
+                      "{name: Bob, token_env: BOB_TOKEN}]")]
 
 
 def test_help_explains_the_gate():
@@ -33,7 +35,9 @@ def test_help_explains_the_gate():
     assert "PENDING_REVIEW" in out.stdout and "non-inferiority" in out.stdout and "--policy" in out.stdout
 
 
-def test_gate_override_and_registry_from_the_command_line(tmp_path, capsys):
+def test_gate_override_and_registry_from_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADA_TOKEN", "ada-secret")
+    monkeypatch.setenv("NIFT_TOKEN", "ada-secret")  # what Ada types into her shell: her review-app token
     home = tmp_path / "runs"
     standard_run(home, review=False)
     policy = write_policy(tmp_path)

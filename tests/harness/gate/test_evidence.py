@@ -1,6 +1,7 @@
 """The gate reads evidence generically: any audit's record, with the directions the record itself declares."""
 
 import json
+import os
 
 import pytest
 from gate_records import (
@@ -94,3 +95,99 @@ def test_an_unknown_audit_of_other_weights_is_refused_and_work_folders_are_not_e
     save(store, toy_record(candidate_sha="9" * 64), "audit/toy")
     with pytest.raises(InputError, match=r"audit/toy/record.json: .* audited cand with weights 999999999999"):
         _decide(tmp_path, POLICY, store=store)
+
+
+# ---- the evidence is re-verified when the gate decides ---------------------------------------------------------
+
+def test_weights_overwritten_after_the_bench_are_refused_never_promoted(tmp_path):
+    from gate_records import WEIGHTS, candidate_weights, decide_run
+
+    store = standard_run(tmp_path / "runs")
+    setup = config_for(tmp_path / "runs", write_policy(tmp_path))
+    weights = candidate_weights()
+    # same size, mtime put back: only the content hash (not the hash cache) can tell
+    file = tmp_path / "runs" / "_weights" / CANDIDATE / "model.safetensors"
+    stat = file.stat()
+    file.write_bytes(WEIGHTS.replace(b"bench", b"later"))
+    os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(InputError, match=r"_weights/cand: the candidate's weights changed after they were measured: "
+                                         rf"they hash to .*, the bench record bench-hand-1 measured {weights.sha256[:12]}"):
+        decide_run(setup, store)
+    assert not (store.root / "gate").exists() and not (tmp_path / "runs" / "registry" / "log.jsonl").exists()
+    file.write_bytes(WEIGHTS)  # the measured weights back: the gate decides again
+    assert decide_run(setup, store).decision == "PROMOTE"
+
+
+def test_weights_that_are_gone_are_refused(tmp_path):
+    import shutil
+
+    from gate_records import decide_run
+
+    store = standard_run(tmp_path / "runs")
+    shutil.rmtree(tmp_path / "runs" / "_weights")
+    with pytest.raises(InputError, match=r"bench/cand/record.json: cannot check the candidate's weights against the "
+                                         r"records: .*_weights/cand: the weights of 'train:cand' are gone"):
+        decide_run(config_for(tmp_path / "runs", write_policy(tmp_path)), store)
+
+
+@pytest.mark.parametrize("where", ["bench/cand/record.json", "audit/toxicity/record.json"])
+def test_a_record_with_a_byte_that_is_not_utf8_exits_2_naming_the_file(tmp_path, capsys, where):
+    import logging
+
+    from harness.app.cli import main
+
+    store = standard_run(tmp_path / "runs", review=False)
+    path = store.root / where
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b'"', b'"\xff', 1)
+    path.write_bytes(b"\n".join(lines))
+    logger = logging.getLogger("nift_gate")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        code = main(["gate", "--home", str(tmp_path / "runs"), "--run", "r1", "--set", f"bench.candidate=train:{CANDIDATE}",
+                     "--set", f"gate.policy={write_policy(tmp_path)}"])
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{where}:4: not UTF-8 (byte 0xff" in err
+    assert not (store.root / "gate").exists()
+
+
+def test_an_invalid_record_is_one_line_naming_the_field(tmp_path):
+    store = standard_run(tmp_path / "runs")
+    path = store.root / "review" / "record.json"
+    data = json.loads(path.read_text())
+    data["items_total"] = "many"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError) as err:
+        _decide(tmp_path, POLICY, store=store)
+    assert "\n" not in str(err.value)
+    assert "review/record.json: not a valid ReviewRecord: items_total: Input should be a valid integer" in str(err.value)
+
+
+def test_a_record_naming_weights_its_fingerprint_does_not_cover_is_refused(tmp_path):
+    """Weights overwritten after the bench, and the bench record's model list edited to their new hash: the
+    record's inputs still pin the measured weights, so it is not the record its fingerprint names."""
+    from gate_records import bench_record, candidate_weights, decide_run
+
+    from harness.core.records import InputRef
+
+    store = standard_run(tmp_path / "runs")
+    measured = candidate_weights().sha256
+    bench = bench_record("r1").model_copy(update={"inputs": [InputRef(kind="checkpoint", id="ckpt-1", sha256=measured)]})
+    save(store, bench, f"bench/{CANDIDATE}")
+    setup = config_for(tmp_path / "runs", write_policy(tmp_path))
+    assert decide_run(setup, store).decision == "PROMOTE"
+    file = tmp_path / "runs" / "_weights" / CANDIDATE / "model.safetensors"
+    file.write_bytes(b"other weights")
+    for where in (f"bench/{CANDIDATE}", "audit/toxicity"):  # the model lists edited to the new weights' hash
+        path = store.root / where / "record.json"
+        data = json.loads(path.read_text())
+        for model in data["models"]:
+            model["model"]["sha256"] = candidate_weights().sha256 if model["name"] == CANDIDATE else model["model"]["sha256"]
+        path.write_text(json.dumps(data, indent=2))
+    with pytest.raises(InputError, match=r"bench/cand/record.json: record bench-hand-1 names weights .* but its inputs "
+                                         r"\(and so its fingerprint\) pin no such model"):
+        decide_run(setup, store)
