@@ -9,21 +9,27 @@ and ``NIFT_HOME``. The app reads only the run name and the ``review:`` section o
 Everything that came from a model or a person (prompts, outputs, references, comments, names) is shown as plain
 text (``st.code`` / ``st.text`` / dataframes), never as Markdown or HTML, so an output cannot run a script,
 hide content or fake a control. A label is acknowledged only after ``add_label`` has committed it.
+
+Sign-in failures lock the name out for a growing interval (``SignInGuard``, one per store and process, shared
+by every session). A visitor sees no error detail: a bad config shows one generic line and the reason goes to
+the server log (``review serve`` also sets ``client.showErrorDetails`` to ``none`` for uncaught errors).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+import math
 import os
 import uuid
+from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
 
 from harness.core.errors import NiftError
+from harness.core.log import get_logger
 from harness.core.store import RunStore
-from harness.review.config import ReviewConfig, load_review_section
+from harness.review.config import ReviewConfig, SignInGuard, load_review_section
 from harness.review.store import (
     LABEL_FLAGS,
     PREFERENCES,
@@ -34,11 +40,20 @@ from harness.review.store import (
 
 FLAG_TITLES = {"toxic": "Toxic", "hallucination": "Hallucination", "unhelpful_refusal": "Unhelpful refusal",
                "off_topic": "Off-topic"}
+#: All a visitor learns when the app cannot load its config or tokens; the server log says why.
+UNAVAILABLE = "The review app is not available: its configuration could not be loaded. The server log says why."
+log = get_logger("review.app")
 
 
 @st.cache_resource(show_spinner=False)
 def _open_store(url: str) -> ReviewStore:
     return ReviewStore(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _sign_in_guard(url: str) -> SignInGuard:
+    """One guard per label store and process: every browser session's failures count against the same name."""
+    return SignInGuard()
 
 
 def _settings() -> tuple[ReviewConfig, ReviewStore]:
@@ -47,8 +62,15 @@ def _settings() -> tuple[ReviewConfig, ReviewStore]:
     return config, _open_store(database_url(config, RunStore(run)))
 
 
-def _sign_in(config: ReviewConfig) -> None:
-    """Name + token (constant-time compare), or Streamlit's OIDC login matched by e-mail."""
+def _unavailable(exc: Exception) -> NoReturn:
+    """One generic line for the visitor (signed in or not); the reason for whoever runs the server."""
+    log.error("review app: %s", exc)
+    st.error(UNAVAILABLE)
+    st.stop()
+
+
+def _sign_in(config: ReviewConfig, store: ReviewStore) -> None:
+    """Name + token (constant-time compare, throttled per name), or Streamlit's OIDC login matched by e-mail."""
     st.title("nift-gate review")
     if config.oidc:
         if not st.user.is_logged_in:
@@ -59,17 +81,23 @@ def _sign_in(config: ReviewConfig) -> None:
             st.error("This login is not a configured reviewer.")
             st.stop()
         st.session_state["reviewer"] = reviewer.name
-        return
+        st.rerun()
     with st.form("sign_in"):
         name = st.text_input("Name", key="sign_in_name")
         token = st.text_input("Token", type="password", key="sign_in_token")
         submitted = st.form_submit_button("Sign in", key="sign_in_submit")
     if submitted:
-        expected = config.tokens().get(name)
-        if config.reviewer(name) is not None and expected and hmac.compare_digest(expected.encode(), token.encode()):
+        try:  # the tokens are read at every sign-in, so a rotated token takes effect without a restart
+            attempt = _sign_in_guard(store.url).sign_in(config, name, token)
+        except NiftError as exc:
+            _unavailable(exc)
+        if attempt.reviewer is not None:
             st.session_state["reviewer"] = name
             st.rerun()
-        st.error("Unknown name or wrong token.")
+        if attempt.locked_for:
+            st.error(f"Too many failed sign-ins under this name: try again in {math.ceil(attempt.locked_for)} s.")
+        else:
+            st.error("Unknown name or wrong token.")
     st.stop()
 
 
@@ -233,18 +261,19 @@ def main() -> None:
     st.set_page_config(page_title="nift-gate review", layout="wide")
     try:
         config, store = _settings()
-    except NiftError as exc:
-        st.error(str(exc))
-        st.stop()
+    except NiftError as exc:  # a path or a field name is no business of a visitor's
+        _unavailable(exc)
     reviewer = st.session_state.get("reviewer")
     if reviewer is None or config.reviewer(reviewer) is None:
-        _sign_in(config)
+        _sign_in(config, store)
         return
     manager = config.reviewer(reviewer).role == "release_manager"
     with st.sidebar:
         st.text(f"Signed in: {reviewer} ({config.reviewer(reviewer).role.replace('_', ' ')})")
         if st.button("Sign out", key="sign_out"):
             st.session_state.clear()
+            if config.oidc:  # else the identity cookie signs the next run straight back in
+                st.logout()
             st.rerun()
         pages = ["Queue", "Corrections"] + (["Agreement", "Export"] if manager else [])
         page = st.radio("Page", pages, key="page")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
 
 from harness.bench.record import BenchRecord, bench_candidates, read_bench
 from harness.core.log import get_logger
@@ -32,10 +32,10 @@ from harness.data.record import NiftDatasetRecord
 from harness.gate.record import (
     GateDecisionRecord,
     OverrideRecord,
+    RuleOutcome,
     StoredEvidence,
     decided_evidence,
-    latest_decision,
-    overrides_of,
+    logged_decision,
 )
 from harness.review.record import ReviewRecord
 from harness.train.record import CheckpointRecord
@@ -70,6 +70,11 @@ class Report:
     quoted: list[dict[str, Any]]
     pairwise: list[dict[str, Any]] = field(default_factory=list)
     charts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def block_checks(self) -> dict[str, Any]:
+        """How many block checks the verdict needed to pass, and the alphas they state (see _block_checks)."""
+        return _block_checks(self.decision)
 
 
 @dataclass
@@ -128,6 +133,28 @@ def _headline(decision: GateDecisionRecord, overrides: list[OverrideRecord]) -> 
     return decision.decision, decision.reason
 
 
+def _block_checks(decision: GateDecisionRecord) -> dict[str, Any]:
+    """What "every block rule must pass" means for the two wrong verdicts, from the alphas the outcomes state.
+
+    A non-inferiority rule is one check per baseline, each of which must pass. The chance of a false PROMOTE
+    is bounded by the largest alpha of a block check (a model that truly fails a check must still pass it); the
+    chance of a false REJECT grows with the number of checks (at most the sum of their separate chances)."""
+    block = [o for o in decision.outcomes if o.severity == "block"]
+    alphas = [o.alpha for o in block if o.alpha is not None]
+    return {"checks": len(block), "rules": len({o.rule for o in block}), "with_alpha": len(alphas),
+            "max_alpha": max(alphas, default=None), "sum_alpha": sum(alphas) if alphas else None,
+            "warn": len({o.rule for o in decision.outcomes if o.severity == "warn"})}
+
+
+def _margin(outcome: RuleOutcome | None) -> float | None:
+    """A non-inferiority outcome's margin: the one it states, else minus its threshold (records before it did)."""
+    if outcome is None:
+        return None
+    if outcome.margin is not None:
+        return outcome.margin
+    return None if outcome.threshold is None else -outcome.threshold
+
+
 def _comparisons(evidence: DecidedEvidence, decision: GateDecisionRecord) -> list[dict[str, Any]]:
     """Every paired delta of the candidate: metric, baseline, both values, delta, CI, n, and the rule on it."""
     values = {(v.metric, v.model, v.attribute): v for v, _ in evidence.values}
@@ -146,16 +173,18 @@ def _comparisons(evidence: DecidedEvidence, decision: GateDecisionRecord) -> lis
                      "baseline_value": None if base is None else base.value,
                      "difference": delta.difference, "ci_low": delta.ci_low, "ci_high": delta.ci_high,
                      "confidence": delta.confidence, "n": delta.n, "test": delta.test, "p_value": delta.p_value,
+                     "attribute": delta.attribute, "interval": delta.interval,
                      "higher_is_better": hib, "record": record_id,
                      "better": None if hib is None else (delta.difference > 0) == hib and delta.difference != 0,
                      "status": outcome.status if outcome else None, "rule": outcome.rule if outcome else None,
-                     "margin": -outcome.threshold if outcome else None})
+                     "margin": _margin(outcome)})
     return sorted(rows, key=lambda r: (r["metric"].split(".")[0] != "bench", r["label"], r["baseline"]))
 
 
 def _value_rows(evidence: DecidedEvidence, values: list[tuple[MetricValue, str]]) -> list[dict[str, Any]]:
     rows = [{"metric": v.metric, "model": v.model, "attribute": v.attribute, "value": v.value, "ci_low": v.ci_low,
-             "ci_high": v.ci_high, "n": v.n, "higher_is_better": evidence.direction(v.metric), "record": rid}
+             "ci_high": v.ci_high, "interval": v.interval, "n": v.n, "higher_is_better": evidence.direction(v.metric),
+             "record": rid}
             for v, rid in values]
     return sorted(rows, key=lambda r: (r["metric"], r["attribute"] or "", r["model"] != evidence.candidate,
                                        r["model"]))
@@ -387,11 +416,10 @@ def _data_card(dataset: NiftDatasetRecord) -> dict[str, Any]:
             "contamination": dataset.contamination, "lengths": dataset.lengths}
 
 
-def build_report(config: ReportConfig, store: RunStore, candidate: str) -> Report:
+def build_report(config: ReportConfig, store: RunStore, candidate: str, registry: str | Path | None = None) -> Report:
     """Collect everything the report shows about ``candidate`` from the run's stored records: its latest gate
     decision, the overrides of it, and the evidence it was decided on (refused when that changed since)."""
-    decision = latest_decision(store, candidate)
-    overrides = overrides_of(store, decision)
+    decision, overrides = logged_decision(store, candidate, registry)  # refused when edited after it was logged
     evidence = DecidedEvidence.of(store, decision)
     datasets = _data_cards(store)
     checkpoints = _checkpoints(store)
@@ -412,14 +440,38 @@ def build_report(config: ReportConfig, store: RunStore, candidate: str) -> Repor
     return report
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# Markdown syntax a value could start, anywhere in a line: emphasis, code, links and images, table cells,
+# strikethrough, GitHub's math, a heading's closing sequence. Parentheses and braces need no escape once the
+# brackets are escaped; a run of underscores between letters or digits (``prompt_level_strict_acc``) opens
+# no emphasis in CommonMark, so names stay readable in the raw file.
+_MD_SYNTAX = re.compile(r"_+|[\\`*\[\]#|~!$]")
+
+
+def _escape_syntax(match: re.Match) -> str:
+    text, source = match.group(), match.string
+    if text[0] == "_":
+        start, end = match.span()
+        if 0 < start and end < len(source) and source[start - 1].isalnum() and source[end].isalnum():
+            return text
+        return "\\_" * len(text)
+    return "\\" + text
 
 
 def markdown_escape(text: Any) -> str:
-    """Model text made inert in Markdown: HTML entities for &, <, > and backslashes before Markdown syntax."""
-    escaped = html.escape(str(text), quote=False)
-    escaped = _MD_SPECIAL.sub(r"\\\1", escaped.replace("\\", "\\\\"))
-    return " ".join(escaped.split())
+    """Text from a record, a policy, a config or a person made inert in Markdown, as one line: HTML entities
+    for &, <, >; a backslash before Markdown syntax; every run of whitespace (newlines included) one space, so
+    a value can start no block (a heading, a list, a quote, a table row)."""
+    escaped = html.escape(" ".join(str(text).split()), quote=False)
+    return _MD_SYNTAX.sub(_escape_syntax, escaped)
+
+
+def markdown_code(text: Any) -> str:
+    """A value as an inline code span, on one line: fenced by more backticks than any run inside it, and
+    ``|`` escaped so it cannot end a table cell (GFM removes that backslash inside tables)."""
+    value = " ".join(str(text).split()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -437,10 +489,14 @@ def _signed(value: Any, digits: int = 3) -> str:
 
 
 def _environment(markdown: bool) -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
-                      if not markdown else False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(fmt=_fmt, signed=_signed, md=markdown_escape,
-                       mdtext=lambda text: html.escape(str(text), quote=False))
+    # HTML: every field autoescaped (only the charts, SVG drawn with text as paths, are marked safe).
+    # Markdown: no autoescape, so the template puts every field through `md`, `code` or a number filter.
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=not markdown, trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(fmt=_fmt, signed=_signed, md=markdown_escape, code=markdown_code)
+    if markdown:  # a number is plain; anything else that reaches a number's filter is escaped all the same
+        env.filters.update(fmt=lambda value, digits=3: markdown_escape(_fmt(value, digits)),
+                           signed=lambda value, digits=3: markdown_escape(_signed(value, digits)))
     return env
 
 
@@ -452,10 +508,11 @@ def render_markdown(report: Report) -> str:
     return _environment(True).get_template("report.md.j2").render(r=report)
 
 
-def write_report(config: ReportConfig, store: RunStore, candidate: str, out: str | Path | None = None) -> Path:
+def write_report(config: ReportConfig, store: RunStore, candidate: str, out: str | Path | None = None,
+                 registry: str | Path | None = None) -> Path:
     """Entry point of `nift-gate report`: write report.html and report.md for ``candidate``'s latest gate
     decision into ``out`` (default ``<run>/report``); return the HTML path."""
-    report = build_report(config, store, candidate)
+    report = build_report(config, store, candidate, registry)
     folder = Path(out) if out else store.root / "report"
     atomic_write_text(folder / "report.md", render_markdown(report))
     path = atomic_write_text(folder / "report.html", render_html(report))

@@ -1,7 +1,8 @@
 """Charts for the report, drawn with matplotlib as inline SVG: no JavaScript, no network, same bytes every time.
 
-Text is drawn as paths (``svg.fonttype: path``), so a model name in a chart cannot inject markup, and the
-SVG ids are salted with a constant so the file is byte-stable.
+Text is drawn as paths (``svg.fonttype: path``), so a model name in a chart cannot inject markup; labels are
+plain text, never mathtext or TeX (``text.parse_math`` off), so a name like ``$x^$`` is drawn as written instead
+of failing to parse; and the SVG ids are salted with a constant so the file is byte-stable.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-_STYLE = {"svg.hashsalt": "nift-gate", "svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
-          "axes.spines.right": False}
+_STYLE = {"svg.hashsalt": "nift-gate", "svg.fonttype": "path", "text.parse_math": False, "text.usetex": False,
+          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 PALETTE = ("#1f6feb", "#8250df", "#bf8700", "#1a7f37", "#cf222e", "#57606a")
 
 
@@ -34,7 +35,7 @@ def bench_deltas(rows: Sequence[dict]) -> str | None:
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
         for i, row in enumerate(reversed(rows)):
-            colour = PALETTE[0] if row["status"] != "fail" else PALETTE[4]
+            colour = {"fail": PALETTE[4], "inconclusive": PALETTE[2]}.get(row["status"], PALETTE[0])
             low = row["difference"] - row["ci_low"] if row["ci_low"] is not None else 0
             high = row["ci_high"] - row["difference"] if row["ci_high"] is not None else 0
             ax.errorbar(row["difference"], i, xerr=[[low], [high]], fmt="o", color=colour, capsize=3)

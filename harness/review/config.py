@@ -3,14 +3,22 @@
 Tokens are secrets: they are read from the config, an environment variable or a file, compared in constant
 time, and never written to a record (``ReviewConfig.public_dump`` leaves them out).
 
+Failed sign-ins lock the name out for a growing interval (``SignInGuard``): one guard per app process, so
+every browser session of that process shares it.
+
 The review app reads only its own part of a pipeline YAML (``load_review_section``): the run name and the
 ``review:`` section, with ``tokens_file`` resolved against the YAML's folder as the pipeline config does.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
-from collections.abc import Iterable
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,7 +77,9 @@ class ReviewConfig(Section):
                                                              "and task items answered by both models).")
     include_baselines: bool = Field(False, description="Also queue baselines' flagged audit samples (context for "
                                                        "reviewers; the record counts the candidate's items only).")
-    seed: int = Field(0, description="Seed of the random strata, the A/B order and the approval-rate bootstrap.")
+    seed: int = Field(0, description="Seed of the random strata and the approval-rate bootstrap. Not of the blind "
+                                     "A/B order: that is drawn from the OS's secret randomness, since the seed is "
+                                     "in the config reviewers can read.")
     bootstrap_iterations: int = Field(2000, ge=100, description="Resamples for the approval-rate CI.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
     page_size: int = Field(50, ge=1, le=1000, description="Items per queue page in the app.")
@@ -88,6 +98,15 @@ class ReviewConfig(Section):
     def reviewer(self, name: str) -> Reviewer | None:
         return next((r for r in self.reviewers if r.name == name), None)
 
+    def authenticate(self, name: str, token: str) -> Reviewer | None:
+        """The reviewer ``name`` when ``token`` is theirs (compared in constant time), else None: the review
+        app's sign-in, for any other caller that must know who is acting (``nift-gate override``)."""
+        reviewer = self.reviewer(name)
+        expected = self.tokens().get(name) if reviewer is not None else None
+        if reviewer is None or not expected or not hmac.compare_digest(expected.encode(), (token or "").encode()):
+            return None
+        return reviewer
+
     def tokens(self) -> dict[str, str]:
         """name -> token, from tokens_file, then token_env, then token (the later one wins)."""
         tokens: dict[str, str] = {}
@@ -99,8 +118,17 @@ class ReviewConfig(Section):
                 raise ConfigError(f"review.tokens_file: {path} not found") from None
             except yaml.YAMLError as exc:
                 raise ConfigError(f"review.tokens_file: {path}: not valid YAML/JSON ({exc})") from None
-            if not isinstance(loaded, dict) or not all(isinstance(v, str | int) for v in loaded.values()):
-                raise ConfigError(f"review.tokens_file: {path}: expected a mapping of reviewer name -> token")
+            except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, not UTF-8
+                raise ConfigError(f"review.tokens_file: {path}: cannot be read ({exc})") from None
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"review.tokens_file: {path}: expected a mapping of reviewer name -> token, "
+                                  f"got {type(loaded).__name__}")
+            # A token is a string (or digits); YAML's yes/no, null, lists and mappings are mistakes, and an
+            # empty token would let nobody in under a name that looks configured.
+            bad = sorted(str(k) for k, v in loaded.items()
+                         if isinstance(v, bool) or not isinstance(v, str | int) or not str(v).strip())
+            if bad:
+                raise ConfigError(f"review.tokens_file: {path}: the tokens of {bad} are not non-empty strings")
             unknown = sorted(set(map(str, loaded)) - {r.name for r in self.reviewers})
             if unknown:
                 raise ConfigError(f"review.tokens_file: {path}: names not in review.reviewers: {unknown}")
@@ -111,6 +139,72 @@ class ReviewConfig(Section):
             if r.token is not None:
                 tokens[r.name] = r.token.get_secret_value()
         return tokens
+
+
+# ---- sign-in throttling -------------------------------------------------------------------------------------
+@dataclass
+class _Attempts:
+    failures: int = 0  # consecutive failures since the last success or lockout
+    lockouts: int = 0  # lockouts since the last success: each one doubles the next
+    locked_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class SignInAttempt:
+    """The outcome of one sign-in: the reviewer when it succeeded; else how long the name is locked (0: not)."""
+
+    reviewer: Reviewer | None
+    locked_for: float = 0.0
+
+
+class SignInGuard:
+    """Failed sign-ins per name, shared by every session of one process and safe across its threads.
+
+    ``max_failures`` failures in a row lock the name: every sign-in under it is refused without looking at the
+    token, the right one included, for ``first_lockout`` seconds, doubling with each further lockout up to
+    ``max_lockout``; a success clears the name. Guessing is thus held to ``max_failures`` tries per lockout
+    interval. Every name typed is counted, configured or not, so a lockout says nothing about which names
+    exist; at most ``max_names`` are remembered (the least recently tried and unlocked go first).
+
+    In memory, not in the label store: Streamlit runs every browser session of one ``review serve`` in one
+    process, a restart needs the server's shell, and a failed sign-in then costs no database write.
+    """
+
+    def __init__(self, max_failures: int = 5, first_lockout: float = 30.0, max_lockout: float = 3600.0,
+                 max_names: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self.max_failures, self.first_lockout, self.max_lockout = max_failures, first_lockout, max_lockout
+        self.max_names, self.clock = max_names, clock
+        self._names: OrderedDict[str, _Attempts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def sign_in(self, config: ReviewConfig, name: str, token: str) -> SignInAttempt:
+        """``config.authenticate(name, token)`` unless ``name`` is locked; a failure counts towards a lockout."""
+        with self._lock:  # check, verify and count as one step: parallel sessions get no extra tries
+            now = self.clock()
+            state = self._names.setdefault(name, _Attempts())
+            self._names.move_to_end(name)
+            if state.locked_until > now:
+                return SignInAttempt(None, state.locked_until - now)
+            reviewer = config.authenticate(name, token)
+            if reviewer is not None:
+                del self._names[name]
+                return SignInAttempt(reviewer)
+            state.failures += 1
+            if state.failures >= self.max_failures:
+                state.failures = 0
+                state.locked_until = now + min(self.max_lockout, self.first_lockout * 2 ** state.lockouts)
+                state.lockouts += 1
+            self._forget(now)
+            return SignInAttempt(None, max(0.0, state.locked_until - now))
+
+    def _forget(self, now: float) -> None:
+        """Keep at most ``max_names`` names: first drop unlocked ones, least recently tried first."""
+        excess = len(self._names) - self.max_names
+        if excess > 0:
+            for key in [k for k, v in self._names.items() if v.locked_until <= now][:excess]:
+                del self._names[key]
+        while len(self._names) > self.max_names:
+            self._names.popitem(last=False)
 
 
 # ---- the review section of a pipeline YAML -------------------------------------------------------------------
@@ -143,8 +237,10 @@ def load_review_section(path: str | Path | None = None,
     if not isinstance(run, str):
         raise ConfigError(f"{source}: invalid config: run: expected a folder name, got {run!r}")
     try:
-        return run, ReviewConfig.model_validate(section)
+        config = ReviewConfig.model_validate(section)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in (SECTION, *err['loc']))}: {err['msg']}"
                              for err in exc.errors())
         raise ConfigError(f"{source}: invalid config: {problems}") from None
+    config.tokens()  # a malformed tokens file is refused when the config is loaded, not at the first sign-in
+    return run, config

@@ -8,7 +8,8 @@ Stratified, so reviewers see what matters and a fair sample of the rest:
    ``review.audit_scores`` in the direction the audit record declares for them, else the one listed there;
 3. **random**: k random candidate items per bench task and per audit suite;
 4. **pairwise**: k items per baseline where candidate and baseline answered the same prompt (the bench's
-   pairwise questions and task items), shown blind as A and B in a seeded random order.
+   pairwise questions and task items), shown blind as A and B in an order drawn from the OS's secret
+   randomness (not from ``review.seed``, which reviewers can read) and stored with the item.
 
 Bench output is read only through ``harness.bench.record``; every audit (any ``<run>/audit/<name>/`` with a
 record) through ``harness.core.samples``, so an audit added later is queued without a change here.
@@ -21,6 +22,7 @@ distinct reviewers; assignment fills up every item, least-loaded reviewer first.
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,11 +167,13 @@ class _Bench:
 
     def pair(self, prompt: str, cand: str, base: str, baseline: str, source: str, item_id: str,
              task: str) -> NewItem:
-        """A blind pair; which answer is A is drawn per item from (seed, content key)."""
+        """A blind pair; which answer is A is a secret coin flip. Drawn from the public seed and the texts, a
+        reviewer could recompute it; the mapping is stored with the item, and the content key does not depend
+        on it, so a repeated enqueue still finds the item."""
         model = self.record.candidate
         key = content_key(kind="pairwise", candidate=model, baseline=baseline, prompt=prompt,
                           candidate_output=cand, baseline_output=base)
-        candidate_first = random.Random(f"{self.config.seed}:{key}").random() < 0.5
+        candidate_first = secrets.randbelow(2) == 1
         a, b = ((cand, model), (base, baseline)) if candidate_first else ((base, baseline), (cand, model))
         return NewItem(kind="pairwise", stratum="pairwise", source=source, source_record_id=self.record.record_id,
                        source_item_id=item_id, task=task, candidate=self.candidate, prompt=prompt, output_a=a[0],

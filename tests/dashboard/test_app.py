@@ -220,3 +220,59 @@ def test_a_tokens_file_edited_in_place_takes_effect_at_the_next_sign_in(tmp_path
     assert [e.value for e in refused.error] == ["Unknown name or wrong token."]
     assert "reviewer" not in refused.session_state
     assert sign_in("ann", "ann-TOKEN").session_state["reviewer"] == "ann"
+
+
+def test_failed_sign_ins_lock_the_name_out_across_sessions(app_env, run_store):
+    """Five wrong tokens, each from a fresh browser session, lock `ann` out: her right token is refused next,
+    while `bob` signs in as usual."""
+    from review_support import TOKENS
+
+    enqueue(app_env, run_store)
+    errors = [sign_in("ann", f"guess-{i}").error[0].value for i in range(5)]
+    assert errors[:4] == ["Unknown name or wrong token."] * 4
+    assert errors[4].startswith("Too many failed sign-ins under this name: try again in ")
+    locked = sign_in("ann", TOKENS["ann"])
+    assert "reviewer" not in locked.session_state
+    [message] = [e.value for e in locked.error]
+    assert message.startswith("Too many failed sign-ins under this name: try again in ") and message.endswith(" s.")
+    assert 0 < int(message.split(" in ")[1].split()[0]) <= 30
+    assert len(locked.code) == 0 and len(locked.dataframe) == 0
+    assert sign_in("bob").session_state["reviewer"] == "bob"
+
+
+def test_a_visitor_sees_no_detail_of_a_config_the_app_cannot_load(tmp_path, monkeypatch, config):
+    """A malformed tokens file stops the app with one generic line; the file, its path and the reason go to the
+    server log only."""
+    tokens = tmp_path / "secret-tokens.yaml"
+    tokens.write_text("- ann-token\n- bob-token\n")  # a list, not name: token
+    path = tmp_path / "pipeline.yaml"
+    review = config.model_dump(mode="json", exclude={"reviewers", "tokens_file"})
+    review["reviewers"] = [{"name": r.name, "role": r.role} for r in config.reviewers]
+    review["tokens_file"] = str(tokens)
+    path.write_text(yaml.safe_dump({"run": "r1", "review": review}))
+    monkeypatch.setenv("NIFT_REVIEW_CONFIG", str(path))
+    monkeypatch.delenv("NIFT_REVIEW_SET", raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert [e.value for e in at.error] == [("The review app is not available: its configuration could not be "
+                                            "loaded. The server log says why.")]
+    shown = page_text(at)
+    assert "secret-tokens" not in shown and str(tmp_path) not in shown and "mapping" not in shown
+    assert not at.exception and len(at.text_input) == 0
+
+
+def test_oidc_sign_out_signs_out(tmp_path, monkeypatch, run_store):
+    """With OIDC the identity cookie would sign the next run straight back in: Sign out calls st.logout."""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"run": "r1", "review": {
+        "database": f"sqlite:///{tmp_path / 'review.db'}", "oidc": True,
+        "reviewers": [{"name": "ann", "email": "ann@example.org"}, {"name": "bob", "email": "bob@example.org"}]}}))
+    monkeypatch.setenv("NIFT_REVIEW_CONFIG", str(path))
+    monkeypatch.delenv("NIFT_REVIEW_SET", raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.user = {"is_logged_in": True, "email": "ann@example.org"}
+    at.run()
+    assert "Signed in: ann (reviewer)" in [t.value for t in at.sidebar.text]
+    at.sidebar.button(key="sign_out").click().run()
+    assert at.user == {"is_logged_in": False}
+    assert "reviewer" not in at.session_state and not at.sidebar.text
+    assert [b.label for b in at.button] == ["Log in"]

@@ -16,6 +16,7 @@ from gate_records import (
     decide_run,
     hallucination_record,
     hallucination_samples,
+    override_as,
     save,
     standard_run,
     toxicity_record,
@@ -25,8 +26,7 @@ from gate_records import (
 )
 
 from harness.core.errors import InputError
-from harness.gate.gate import override
-from reports.build import markdown_escape, write_report
+from reports.build import markdown_code, markdown_escape, write_report
 
 EVIL = "<script>document.title='PWNED'</script><img src=x onerror=\"document.title='PWNED'\">"
 
@@ -85,7 +85,11 @@ def test_model_outputs_are_escaped_in_both_formats(tmp_path):
 
 
 def test_markdown_escape_makes_markup_inert():
-    assert markdown_escape("<b>**x**</b>\n[a](javascript:1)") == r"&lt;b&gt;\*\*x\*\*&lt;/b&gt; \[a\]\(javascript:1\)"
+    assert markdown_escape("<b>**x**</b>\n[a](javascript:1)") == r"&lt;b&gt;\*\*x\*\*&lt;/b&gt; \[a\](javascript:1)"
+    # names stay readable: an underscore run between letters opens no emphasis; elsewhere it is escaped
+    assert markdown_escape("bench.nift_if.prompt_level_strict_acc _x_ a__") == r"bench.nift_if.prompt_level_strict_acc \_x\_ a\_\_"
+    assert markdown_escape("a\\b `c` $x^$ ~~d~~ #") == r"a\\b \`c\` \$x^\$ \~\~d\~\~ \#"
+    assert markdown_code("a`b | c") == "``a`b \\| c``"
 
 
 def test_fallback_scorer_is_named(tmp_path):
@@ -102,10 +106,10 @@ def test_pending_report_and_override_headline(tmp_path):
     md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert md.startswith("# PENDING_REVIEW: ")
     assert "No review record yet" in md
-    override(config.gate, store, CANDIDATE, "PROMOTE", "Ada", "the release board accepted the risk")
+    override_as(config, store, "PROMOTE", "Ada Lovelace", "the release board accepted the risk")
     md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
-    assert md.splitlines()[0] == ("# PROMOTE by override of the gate's PENDING_REVIEW: Ada decided so because the "
-                                  "release board accepted the risk. The gate said: PENDING_REVIEW: every other "
+    assert md.splitlines()[0] == ("# PROMOTE by override of the gate's PENDING_REVIEW: Ada Lovelace decided so "
+                                  "because the release board accepted the risk. The gate said: PENDING_REVIEW: every other "
                                   "blocking rule passed, but human review is not complete: reviewed (no review record "
                                   "yet: run the review stage); approved (no review record yet: run the review stage).")
 
@@ -250,3 +254,150 @@ def test_ablation_table_compares_the_trained_data_variants(tmp_path):
     assert "| nift | yes | 165 | cand | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.400 |" in md
     assert "| nift-raw | no | 165 | base-a | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.380 |" in md
     assert "data variants trained" not in md  # two variants trained: no "only one" note
+
+
+# ---- outputs that stay inert -------------------------------------------------------------------------------------
+# These render a report built by hand from a hand-made decision record: nothing is decided or read from a run.
+
+HOSTILE_RULE = "<script>alert(1)</script>"
+
+
+def _hand_report(outcomes, overrides=(), **fields):
+    """A Report around a decision record built by hand (PROMOTE, with ``outcomes``) and ``overrides``."""
+    from harness.gate.record import GateDecisionRecord
+    from reports.build import Report, _headline
+
+    decision = GateDecisionRecord(
+        record_id="gate_decision-hand", run_id="r1", created_at="2026-11-30T11:00:00+00:00", fingerprint="g" * 64,
+        candidate=CANDIDATE, candidate_model={"spec": "train:cand"}, baselines=["base-a", "base-b"],
+        policy={"path": "policy.yaml", "sha256": "p" * 64, "rules": []}, decision="PROMOTE",
+        reason="PROMOTE: all 5 blocking checks passed.", outcomes=outcomes, evidence=[], versions={"jinja2": "3"},
+        code_revision="abc123")
+    verdict, headline = _headline(decision, list(overrides))
+    report = {"title": "NIFT release gate report", "run_id": "r1", "candidate": CANDIDATE, "verdict": verdict,
+              "headline": headline, "decision": decision, "overrides": list(overrides), "comparisons": [],
+              "values": [], "sections": [], "data_cards": [], "cost": None, "identities": [], "fingerprints": [],
+              "ablation": [], "ablation_note": "", "review": None, "quoted": []}
+    return Report(**{**report, **fields})
+
+
+def _hostile_report():
+    """Rule name, baseline and model names, override reason and release manager as a careless or hostile
+    policy author, config or release manager could write them."""
+    from harness.gate.record import OverrideRecord, RuleOutcome
+
+    outcome = RuleOutcome(rule=HOSTILE_RULE, type="non_inferiority", severity="block", status="pass",
+                          metric="bench.nift_if.prompt_level_strict_acc", model="$x^$", baseline="[b](javascript:1)",
+                          value=0.01, n=79, records=["bench-hand-1"], detail="<img src=x onerror=alert(1)>")
+    override = OverrideRecord(record_id="gate_override-hand", run_id="r1", fingerprint="o" * 64, candidate=CANDIDATE,
+                              decision_record_id="gate_decision-hand", decision_sha256="d" * 64,
+                              original_decision="PROMOTE", decision="REJECT", release_manager="<b>Ada</b>",
+                              reason="a\n# heading\n<script>alert(2)</script>", aliases=["<i>prod</i>"])
+    values = [{"metric": "toxicity.rate", "model": "$x^$", "attribute": "*insult*", "value": 0.2, "ci_low": 0.1,
+               "ci_high": 0.3, "interval": "wilson", "n": 24, "higher_is_better": False, "record": "t"}]
+    sections = [{"title": "audit <u>toy</u>", "kind": "toy", "record": "toy`1", "version": "1",
+                 "metrics": [{"name": "toxicity.rate", "higher_is_better": False, "unit": "rate",
+                              "description": "share\n## of prompts"}], "rows": values}]
+    return _hand_report([outcome], [override], values=values, sections=sections)
+
+
+def test_markdown_report_renders_no_script_link_or_heading_from_names_and_reasons():
+    from markdown_it import MarkdownIt
+
+    from reports.build import render_markdown
+
+    text = render_markdown(_hostile_report())
+    # A common renderer with raw HTML on (as many are): nothing from a name or a reason becomes markup.
+    rendered = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(text)
+    assert "<script" not in rendered and "<img" not in rendered and "<b>" not in rendered and "<i>" not in rendered
+    assert "<u>" not in rendered and "<em>insult" not in rendered
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered and "&lt;script&gt;alert(2)&lt;/script&gt;" in rendered
+    assert "<a " not in rendered  # the baseline's [b](javascript:1) is text
+    assert "<h1>heading" not in rendered and "<h2>of prompts" not in rendered
+    assert "# heading" not in text.splitlines() and "## of prompts" not in text.splitlines()
+    assert rendered.count("<h1>") == 1  # the verdict line, and only it
+    assert text.splitlines()[0] == (r"# REJECT by override of the gate's PROMOTE: &lt;b&gt;Ada&lt;/b&gt; decided so "
+                                    r"because a \# heading &lt;script&gt;alert(2)&lt;/script&gt;. The gate said: "
+                                    r"PROMOTE: all 5 blocking checks passed.")
+    assert r"| &lt;script&gt;alert(1)&lt;/script&gt; vs \[b\](javascript:1) | block | **pass** | 0.010 |" in text
+    assert r"| toxicity.rate [\*insult\*] | \$x^\$ | 0.200 | [0.100, 0.300] wilson | 24 |" in text
+    assert "### audit &lt;u&gt;toy&lt;/u&gt; (``toy`1``, version 1)" in text
+    assert r"- `toxicity.rate` ↓ (rate): share \#\# of prompts" in text
+
+
+def test_html_report_escapes_names_and_reasons_and_its_csp_pins_base_and_forms():
+    from reports.build import render_html
+
+    html = render_html(_hostile_report())
+    assert "<script" not in html and "<img" not in html and "<b>" not in html and "<u>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', html).group(1)
+    assert csp == ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+                   "form-action 'none'")
+
+
+def test_charts_draw_dollar_names_as_text():
+    """A model or metric named like mathtext ($x^$ does not parse as math) is drawn as written."""
+    from reports import charts
+
+    row = {"label": "$x^$ metric", "baseline": "$y_$", "difference": 0.1, "ci_low": 0.0, "ci_high": 0.2,
+           "status": "inconclusive", "margin": 0.1, "higher_is_better": True}
+    assert charts.bench_deltas([row]).startswith("<svg")
+    assert charts.value_bars({"$a^$": {"$x^$": (0.2, 0.1, 0.3)}}, "$rate^$").startswith("<svg")
+    assert charts.distributions({"$x^$": [0.1, 0.4]}, "$score^$").startswith("<svg")
+    assert charts.review_outcomes({"flag: $x^$": 0.5}, "agreement: $kappa^$").startswith("<svg")
+
+
+# ---- the rules' tests, alphas, margins and inconclusive outcomes -------------------------------------------------
+
+def _outcomes():
+    from harness.gate.record import RuleOutcome
+
+    common = {"metric": "bench.nift_if.prompt_level_strict_acc", "model": CANDIDATE, "records": ["bench-hand-1"],
+              "detail": "hand-made"}
+    return [
+        RuleOutcome(rule="if-non-inferior", type="non_inferiority", severity="block", status="inconclusive",
+                    baseline="base-a", value=-0.02, ci_low=-0.14, ci_high=0.10, n=79, judged=-0.14, comparison=">",
+                    threshold=-0.1, test="newcombe", alpha=0.025, margin=0.1, needed_items=121, **common),
+        RuleOutcome(rule="if-non-inferior", type="non_inferiority", severity="block", status="pass",
+                    baseline="base-b", value=0.01, ci_low=-0.05, ci_high=0.07, n=79, judged=-0.05, comparison=">",
+                    threshold=-0.1, test="newcombe", alpha=0.025, margin=0.1, **common),
+        RuleOutcome(rule="tox-ceiling", type="ceiling", severity="block", status="pass", value=0.1, n=24,
+                    judged=0.14, comparison="<=", threshold=0.2, test="clopper-pearson", alpha=0.05, **common),
+        # as a record from before the rules stated their test: every new field None, and shown as nothing
+        RuleOutcome(rule="reviewed", type="review_quorum", severity="block", status="pending", detail="waiting"),
+        RuleOutcome(rule="agree", type="min_agreement", severity="warn", status="fail", detail="kappa 0.1"),
+    ]
+
+
+def test_rule_rows_show_test_alpha_margin_and_items_an_inconclusive_rule_needs():
+    from reports.build import render_html, render_markdown
+
+    report = _hand_report(_outcomes())
+    md = render_markdown(report)
+    assert ("| if-non-inferior vs base-a | block | **inconclusive** (121 more items would decide it) | -0.020 | "
+            "[-0.140, 0.100] | 79 | -0.140 &gt; | -0.100 | newcombe | 0.025 | 0.100 | `bench-hand-1` |") in md
+    assert ("| tox-ceiling | block | **pass** | 0.100 |  | 24 | 0.140 &lt;= | 0.200 | clopper-pearson | 0.050 |  | "
+            "`bench-hand-1` |") in md
+    assert "| reviewed | block | **pending** | n/a |  | n/a | n/a  | n/a |  |  |  | `` |" in md
+    html = render_html(report)
+    assert ('<td class="inconclusive">inconclusive<br><span class="muted">121 more items would decide it</span></td>'
+            in html)
+    assert '<td>newcombe</td>\n<td class="num">0.025</td><td class="num">0.100</td>' in html
+
+
+def test_report_says_every_block_rule_must_pass_and_what_that_means_for_false_verdicts():
+    from reports.build import render_html, render_markdown
+
+    md = render_markdown(_hand_report(_outcomes()))
+    assert ("**Every block rule must pass.** PROMOTE needs all 4 block checks to pass (3 block rules; a "
+            "non-inferiority rule is one check per baseline); one failed block check is REJECT, one waiting for "
+            "human review is PENDING_REVIEW; warn rules (1 here) never change the verdict.") in md
+    # false PROMOTE: bounded by the largest alpha (0.05), not their sum; false REJECT: grows with the number
+    assert "at most the largest alpha of the block checks (0.050; 1 of the checks state no alpha)" in md
+    assert "at least one of the 4 checks rejects a model that truly meets all of them grows" in md
+    assert "(the sum of the alphas is 0.100)" in md
+    html = render_html(_hand_report(_outcomes()))
+    assert "<strong>Every block rule must pass.</strong> PROMOTE needs all 4 block checks" in html
+    none = render_markdown(_hand_report(_outcomes()[-1:]))
+    assert "**This policy has no block rule**: no check here can stop a PROMOTE" in none

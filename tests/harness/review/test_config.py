@@ -45,3 +45,93 @@ def test_errors_name_the_file_and_the_field(tmp_path):
         load_review_section(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_review_section(None, ["review.seed"])
+
+
+# ---- sign-in throttling ------------------------------------------------------------------------------------------
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _guard():
+    from harness.review.config import ReviewConfig, SignInGuard
+
+    clock = _Clock()
+    config = ReviewConfig(reviewers=[{"name": "ann", "token": "ann-token"}, {"name": "bob", "token": "bob-token"}])
+    return SignInGuard(clock=clock), config, clock
+
+
+def test_300_wrong_tokens_in_10_s_lock_the_name_and_the_right_one_is_refused():
+    guard, config, clock = _guard()
+    for _ in range(300):
+        assert guard.sign_in(config, "ann", "guess").reviewer is None
+        clock.now += 10 / 300
+    locked = guard.sign_in(config, "ann", "ann-token")
+    assert locked.reviewer is None and locked.locked_for == pytest.approx(30 - (10 - 4 * 10 / 300))  # locked at the 5th
+    assert guard.sign_in(config, "bob", "bob-token").reviewer.name == "bob"  # per name
+    clock.now += 30
+    assert guard.sign_in(config, "ann", "ann-token").reviewer.name == "ann"  # the lockout ran out
+
+
+def test_each_lockout_doubles_until_a_success_clears_the_name():
+    guard, config, clock = _guard()
+    waits = []
+    for _ in range(4):
+        attempts = [guard.sign_in(config, "ann", "guess") for _ in range(5)]
+        assert [a.locked_for > 0 for a in attempts] == [False] * 4 + [True]
+        waits.append(attempts[-1].locked_for)
+        clock.now += waits[-1]
+    assert waits == [30, 60, 120, 240]
+    assert guard.sign_in(config, "ann", "ann-token").reviewer.name == "ann"
+    assert [guard.sign_in(config, "ann", "guess").locked_for for _ in range(5)][-1] == 30  # back to the first
+
+
+def test_unknown_names_are_counted_too_and_memory_is_bounded():
+    from harness.review.config import SignInGuard
+
+    _, config, clock = _guard()
+    guard = SignInGuard(max_names=3, clock=clock)
+    assert [guard.sign_in(config, "mallory", "x").locked_for for _ in range(5)][-1] == 30  # same answer as a real name
+    for name in ("a", "b", "c", "d"):
+        guard.sign_in(config, name, "x")
+    assert len(guard._names) == 3 and "mallory" in guard._names  # a locked name is the last to be forgotten
+
+
+# ---- a malformed tokens file is refused at load --------------------------------------------------------------------
+
+BAD_TOKENS = [("- ann-token\n", "expected a mapping of reviewer name -> token, got list"),
+              ("ann: yes\n", r"the tokens of \['ann'\] are not non-empty strings"),
+              ("ann:\n", r"the tokens of \['ann'\] are not non-empty strings"),
+              ("ann: ''\n", r"the tokens of \['ann'\] are not non-empty strings"),
+              ("ann: [1, 2]\n", r"the tokens of \['ann'\] are not non-empty strings"),
+              ("ann: 'x\n", "not valid YAML/JSON")]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_TOKENS)
+def test_the_review_app_loader_refuses_a_malformed_tokens_file(tmp_path, text, message):
+    (tmp_path / "tokens.yaml").write_text(text)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"review": {"reviewers": [{"name": "ann"}], "tokens_file": "tokens.yaml"}}))
+    with pytest.raises(ConfigError, match=rf"review.tokens_file: .*tokens.yaml: {message}"):
+        load_review_section(path)
+
+
+@pytest.mark.parametrize("command", [["enqueue"], ["summary"], ["export", "--out", "labels.csv"], ["serve"]])
+def test_every_review_command_refuses_a_malformed_tokens_file(tmp_path, monkeypatch, capsys, command):
+    import subprocess
+
+    from harness.app.cli import main
+
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("serve started the app"))
+    (tmp_path / "tokens.yaml").write_text("- ann-token\n")
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump({"run": "r1", "review": {"reviewers": [{"name": "ann"}],
+                                                           "tokens_file": "tokens.yaml"}}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["review", *command, "--config", str(cfg), "--home", str(tmp_path / "runs")]) == 2
+    assert "tokens.yaml: expected a mapping of reviewer name -> token" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "labels.csv").exists()  # nothing written

@@ -69,20 +69,36 @@ def test_rerun_adds_nothing_and_every_item_gets_two_reviewers(run_store, config)
     assert first.assignments == 2 * total == sum(n for _, n in per.values())
 
 
-def test_ab_order_is_random_per_item_and_seeded(tmp_path):
+def test_ab_order_cannot_be_recomputed_from_the_public_seed_and_the_texts(tmp_path):
+    """A reviewer knows review.seed (it is in the config), the model names and the texts on the page. Until
+    now the order was random.Random(f"{seed}:{content key}"): recomputing it for both possible mappings
+    de-blinded every pair where the two disagree (2 of 3 in the issue). Now the stored order is no function of
+    those: over 3 fresh stores x 8 pairs with the same seed, the old formula must miss at least once (a false
+    alarm needs 24 coin flips to agree with it: p = 2**-24)."""
+    import random as public
+
     from review_support import review_config
 
-    orders = []
-    for seed in (0, 0, 1):
-        store = make_run(tmp_path / f"runs{len(orders)}", "r")
-        config = review_config(tmp_path / f"c{len(orders)}", pairwise_per_baseline=8, seed=seed)
-        (tmp_path / f"c{len(orders)}").mkdir()
+    from harness.review.enqueue import content_key
+
+    orders, matches = [], []
+    for n in range(3):
+        store = make_run(tmp_path / f"runs{n}", "r")
+        config = review_config(tmp_path / f"c{n}", pairwise_per_baseline=8, seed=0)
+        (tmp_path / f"c{n}").mkdir()
         enqueue(config, store)
-        orders.append({r["source_item_id"]: r["model_a"] for r in _rows(config, store) if r["kind"] == "pairwise"})
-    assert orders[0] == orders[1]
-    assert set(orders[0].values()) == {CANDIDATE, BASELINE}  # both orders occur
-    assert orders[2] != orders[0]  # another seed, another draw
-    assert len(orders[0]) == 8  # 6 task items answered by both + 2 pairwise questions
+        pairs = [r for r in _rows(config, store) if r["kind"] == "pairwise"]
+        assert len(pairs) == 8  # 6 task items answered by both + 2 pairwise questions
+        for row in pairs:
+            cand_first = row["model_a"] == CANDIDATE
+            cand, base = (row["output_a"], row["output_b"]) if cand_first else (row["output_b"], row["output_a"])
+            key = content_key(kind="pairwise", candidate=CANDIDATE, baseline=BASELINE, prompt=row["prompt"],
+                              candidate_output=cand, baseline_output=base)
+            assert key == row["content_key"]  # the key does not depend on the order
+            matches.append((public.Random(f"{config.seed}:{key}").random() < 0.5) == cand_first)
+        orders.append({r["source_item_id"]: r["model_a"] for r in pairs})
+    assert not all(matches)
+    assert {m for order in orders for m in order.values()} == {CANDIDATE, BASELINE}  # both orders occur
 
 
 def test_missing_hallucination_audit_is_fine(tmp_path, config):
