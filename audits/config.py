@@ -1,6 +1,6 @@
 """Configuration of `nift-gate audit`.
 
-:class:`AuditConfig` holds what every audit shares (models, bootstrap, seed, threads), a typed section for
+:class:`AuditConfig` holds what every audit shares (models, intervals, seed, threads), a typed section for
 each shipped audit (``toxicity``, ``hallucination``), and ``extra``: the settings of any other registered
 audit, keyed by its name and validated by that audit's own config type when the audits run. A new audit
 therefore needs no field here::
@@ -93,10 +93,12 @@ class SelfCheckConfig(Section):
 
 
 class TruthfulQAConfig(Section):
+    enabled: bool = Field(True, description="Run TruthfulQA MC1/MC2 when a TruthfulQA file is set (path or "
+                                            "bench.truthfulqa_path).")
     path: str | None = Field(None, description="TruthfulQA mc_task.json; None = bench.truthfulqa_path; neither "
                                                "skips TruthfulQA. Runs bench's nift_truthfulqa_mc1/mc2 tasks "
                                                "through lm-eval (results shared with bench's cache).")
-    limit: int | None = Field(None, ge=1, description="Questions (quick runs).")
+    limit: int | None = Field(None, ge=1, description="Questions (quick runs); None = bench.limit.")
 
 
 class HallucinationAuditConfig(Section):
@@ -115,6 +117,11 @@ class AuditConfig(Section):
     hallucination: HallucinationAuditConfig = Field(default_factory=HallucinationAuditConfig)
     bootstrap_iterations: int = Field(2000, ge=100, description="Resamples for bootstrap CIs.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
+    proportion_interval: Literal["clopper-pearson", "wilson"] = Field(
+        "clopper-pearson", description="CI of a rate over 0/1 items (toxic prompts, hallucinated answers): exact "
+                                       "Clopper-Pearson (at least the stated coverage) or the Wilson score interval. "
+                                       "Continuous metrics get a percentile bootstrap; paired differences of rates "
+                                       "Newcombe's score interval.")
     seed: int = Field(0, description="Sampling and bootstrap seed.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
     extra: dict[str, dict[str, Any]] = Field(
@@ -129,7 +136,8 @@ class AuditConfig(Section):
 
     def common(self) -> dict[str, Any]:
         """The settings every audit shares, as its fingerprint and record keep them."""
-        return self.model_dump(include={"bootstrap_iterations", "confidence", "seed", "threads"})
+        return self.model_dump(include={"bootstrap_iterations", "confidence", "proportion_interval", "seed",
+                                        "threads"})
 
     def section(self, name: str, config_type: type[S]) -> S:
         """The settings of audit ``name``: its typed section when there is one, else ``extra[name]`` (absent:

@@ -2,7 +2,8 @@
 
 - closed book: the project's factual and unanswerable questions; hallucination and abstention rates;
 - HaluEval QA: answer from given knowledge; does the answer hold the right or the hallucinated answer? Plus
-  the discrimination variant: the model judges whether a given answer is hallucinated;
+  the discrimination variant: the model judges whether a given answer is hallucinated (both answers of each
+  record; the record, not the judgement, is the item of its intervals and paired comparisons);
 - SelfCheckGPT n-gram: N sampled answers to each factual question score the greedy answer's sentences;
 - TruthfulQA MC1/MC2: bench's lm-eval tasks, run (or taken from bench's cache) for every model.
 
@@ -69,10 +70,14 @@ from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
 NAME = "hallucination"
-#: Bump when a shipped question set, a prompt, the answer matching or the scoring change.
-VERSION = "1"
+#: Bump when a shipped question set, a prompt, the answer matching or the scoring change (2: proportion and
+#: Newcombe CIs; HaluEval discrimination per record).
+VERSION = "2"
 log = get_logger(f"audit.{NAME}")
 _SPECS = {spec.name: spec for spec in HALLUCINATION_METRICS}
+#: Metrics whose item is not one question, and what it is instead (stated in every record that has them).
+ANALYSIS_UNITS = {HALUEVAL_DISCRIMINATION_ACCURACY.name: "HaluEval record: the mean of its two judgements (its right "
+                  "and its hallucinated answer); CIs and paired comparisons resample records"}
 
 
 class SuiteInfo(BaseModel):
@@ -85,7 +90,12 @@ class HallucinationAuditRecord(AuditRecord):
     kind: Literal["hallucination_audit"] = "hallucination_audit"
     suites: dict[str, SuiteInfo] = Field(description="Checks that ran, with their data.")
     skipped: dict[str, str] = Field(default_factory=dict, description="Checks that did not run, and why.")
-    summaries: dict[str, dict[str, Estimate]] = Field(description="model -> declared metric -> value, CI, n.")
+    summaries: dict[str, dict[str, Estimate]] = Field(description="model -> declared metric -> value, CI, n and "
+                                                                  "the CI's method.")
+    analysis_units: dict[str, str] = Field(
+        default_factory=dict, description="Metric -> what one of its n items is, where it is not one question: "
+                                          "HaluEval discrimination's item is a record (the mean of its two "
+                                          "judgements), and its intervals and paired comparisons resample records.")
     outcomes: dict[str, dict[str, dict[str, int]]] = Field(
         description="model -> check -> outcome counts (correct, hallucinated, refused, empty, unparseable, ...).")
     selfcheck: dict[str, str] | None = Field(None, description="What scored self-consistency.")
@@ -180,6 +190,7 @@ def _halueval(results: _ModelResults, generator, items, config, seed: int) -> No
                 flags={"hallucination": outcome == "hallucinated", "refusal": is_refusal(text),
                        "empty": outcome == "empty"}))
     if he.discrimination:
+        judged: dict[str, list[bool]] = {}  # record id -> whether each of its two judgements was right
         shown = [(item, answer, truth) for item in items
                  for answer, truth in ((item.right_answer, False), (item.hallucinated_answer, True))]
         requests = [GenerationRequest(key=f"{item.id}:{'hallucinated' if truth else 'right'}", max_new_tokens=8,
@@ -192,12 +203,16 @@ def _halueval(results: _ModelResults, generator, items, config, seed: int) -> No
             right = verdict is not None and verdict == truth
             results.count("halueval_discrimination", "unparseable" if verdict is None else
                           "right" if right else "wrong")
-            results.add(HALUEVAL_DISCRIMINATION_ACCURACY.name, request.key, right)
+            judged.setdefault(item.id, []).append(right)
             results.rows.append(AuditSample(
                 audit=NAME, suite="halueval_discrimination", model=results.name, role=results.role,
                 item_id=request.key, prompt=request.prompt, output=generation.text,
                 reference="Yes" if truth else "No", scores={"correct": float(right)},
                 flags={"unparseable": verdict is None}))
+        # A record's two judgements share its knowledge and question, so they are not independent items: the
+        # metric's item is the record (the mean of its judgements), and every CI and paired test resamples records.
+        for record_id, rights in judged.items():
+            results.add(HALUEVAL_DISCRIMINATION_ACCURACY.name, record_id, sum(rights) / len(rights))
 
 
 def _selfcheck(results: _ModelResults, generator, checker, nli, questions, answers: dict[str, str], config,
@@ -254,8 +269,10 @@ def _truthfulqa(results: dict[str, _ModelResults], resolved: dict[str, ResolvedM
 
 
 def _summaries(results: dict[str, _ModelResults], config: AuditConfig) -> dict[str, dict[str, Estimate]]:
+    """Each model's mean of every metric over its items, with a CI by what the items are: a proportion
+    interval over 0/1 items (rates), a percentile bootstrap over continuous ones."""
     from harness.core.stats import (
-        bootstrap_mean_ci,  # scipy: seconds to import, paid only when summarising
+        mean_interval,  # scipy: seconds to import, paid only when summarising
     )
 
     out = {}
@@ -263,13 +280,16 @@ def _summaries(results: dict[str, _ModelResults], config: AuditConfig) -> dict[s
         out[name] = {}
         for metric, items in sorted(model_results.values.items()):
             values = list(items.values())
-            low, high = bootstrap_mean_ci(values, config.bootstrap_iterations, config.confidence, config.seed)
-            out[name][metric] = Estimate(value=sum(values) / len(values), ci_low=low, ci_high=high, n=len(values))
+            ci = mean_interval(values, iterations=config.bootstrap_iterations, confidence=config.confidence,
+                               seed=config.seed, proportion_method=config.proportion_interval)
+            out[name][metric] = Estimate(value=sum(values) / len(values), ci_low=ci.low, ci_high=ci.high,
+                                         n=len(values), interval=ci.method)
     return out
 
 
 def _deltas(results: dict[str, _ModelResults], candidate: str, config: AuditConfig) -> list[MetricDelta]:
-    """Candidate minus each baseline on the items both answered, oriented by each metric's declared spec."""
+    """Candidate minus each baseline on the items both answered, oriented by each metric's declared spec; a
+    metric the baseline has no item of (e.g. every SelfCheck answer empty) has no delta."""
     from harness.core.stats import paired_comparison
 
     deltas = []
@@ -282,6 +302,9 @@ def _deltas(results: dict[str, _ModelResults], candidate: str, config: AuditConf
                                            baseline_name=baseline, higher_is_better=_SPECS[metric].higher_is_better,
                                            iterations=config.bootstrap_iterations, confidence=config.confidence,
                                            seed=config.seed)
+            if comparison is None:
+                log.warning(f"{metric}: no item scored for both {candidate} and {baseline}; no delta")
+                continue
             deltas.append(delta_from_comparison(metric, candidate, comparison))
     return deltas
 
@@ -340,10 +363,14 @@ def _load_suites(run: StageRun, hall: HallucinationAuditConfig, lm_eval_settings
         suites.skipped["halueval"] = "no audit.hallucination.halueval.path" if not he.path else "disabled"
     if not hall.selfcheck.enabled or suites.closed_book is None:
         suites.skipped["selfcheck"] = "disabled" if not hall.selfcheck.enabled else "needs the closed-book answers"
-    path = hall.truthfulqa.path or lm_eval_settings.truthfulqa_path
-    if path:
+    tq = hall.truthfulqa
+    path = tq.path or lm_eval_settings.truthfulqa_path
+    if not tq.enabled:
+        suites.skipped["truthfulqa"] = "disabled (audit.hallucination.truthfulqa.enabled)"
+    elif path:
+        limit = tq.limit if tq.limit is not None else lm_eval_settings.limit  # bench.limit, as bench runs it
         settings = lm_eval_settings.model_copy(update={"tasks": list(TRUTHFULQA_TASKS), "truthfulqa_path": path,
-                                                       "limit": hall.truthfulqa.limit})
+                                                       "limit": limit})
         before = len(run.inputs)  # the TruthfulQA file (and any task folder) become inputs of this run
         include_paths, refs = prepare_tasks(settings, store.stage_dir("audit", "_tasks"), run)
         sha = next(ref.sha256 for ref in run.inputs[before:] if ref.id == f"truthfulqa:{path}")
@@ -443,6 +470,8 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
         **run.header(), version=VERSION,
         models=[AuditedModel(name=n, role=r, model=resolved[n]) for n, r, _ in specs],
         suites=suites.info, skipped=suites.skipped, summaries=_summaries(results, config),
+        analysis_units={metric: unit for metric, unit in ANALYSIS_UNITS.items()
+                        if any(metric in r.values for r in results.values())},
         deltas=_deltas(results, specs[0][0], config),
         outcomes={n: {check: dict(sorted(c.items())) for check, c in sorted(r.outcomes.items())}
                   for n, r in results.items()},

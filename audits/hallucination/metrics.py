@@ -1,7 +1,8 @@
 """Hallucination metrics, declared with their directions, and the per-item scoring behind them.
 
-Each metric is a mean over items of a per-item value (0/1 for rates), so every one gets a bootstrap CI
-over items and a paired comparison between models asked the same items.
+Each metric is a mean over items of a per-item value, so every one gets a CI over items (an exact or score
+interval where every item is 0 or 1, a percentile bootstrap otherwise) and a paired comparison between models
+asked the same items. HaluEval discrimination's item is a record: the mean of its two judgements.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ HALUEVAL_QA_CORRECT_RATE = _rate("halueval_qa.correct_rate", True, "HaluEval QA:
                                  "and not the hallucinated one.")
 HALUEVAL_DISCRIMINATION_ACCURACY = _rate(
     "halueval_discrimination.accuracy", True, "HaluEval discrimination: judgements (is this answer hallucinated?) "
-    "that are right; unparseable replies count as wrong.")
+    "that are right, two per record (its right and its hallucinated answer), n = records; unparseable replies "
+    "count as wrong.")
 SELFCHECK_AVG_NEG_LOGPROB = _rate(
     "selfcheck.avg_neg_logprob", False, "SelfCheckGPT n-gram: mean over answers of the answer's average negative "
     "log-probability under an n-gram model of the sampled answers (higher = less consistent = more likely "

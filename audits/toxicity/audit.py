@@ -40,8 +40,8 @@ from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
 NAME = "toxicity"
-#: Bump when the prompts shipped, the sampling protocol or the scoring change.
-VERSION = "1"
+#: Bump when the prompts shipped, the sampling protocol or the scoring change (2: proportion and Newcombe CIs).
+VERSION = "2"
 log = get_logger(f"audit.{NAME}")
 
 __all__ = ["AuditedModel", "ToxicityAuditRecord", "run_toxicity_audit"]
@@ -90,8 +90,9 @@ PER_PROMPT = {
 
 def paired_deltas(matrices: dict[str, dict[str, np.ndarray]], prompt_ids: list[str], candidate: str,
                   threshold: float, config: AuditConfig) -> list[MetricDelta]:
-    """Candidate minus each baseline on the same prompts: per-prompt maximum (EMT) and any-sample-toxic
-    (toxicity probability), paired bootstrap CI and sign/McNemar test, oriented by each metric's spec."""
+    """Candidate minus each baseline on the same prompts: per-prompt maximum (EMT: paired bootstrap CI, sign
+    test) and any-sample-toxic (toxicity probability: Newcombe's paired CI, exact McNemar), oriented by each
+    metric's spec."""
     from harness.core.stats import (
         paired_comparison,  # scipy: seconds to import, paid only when comparing
     )
@@ -109,7 +110,8 @@ def paired_deltas(matrices: dict[str, dict[str, np.ndarray]], prompt_ids: list[s
                                                baseline_name=baseline, higher_is_better=spec.higher_is_better,
                                                iterations=config.bootstrap_iterations,
                                                confidence=config.confidence, seed=config.seed)
-                deltas.append(delta_from_comparison(spec.name, candidate, comparison, attribute))
+                if comparison is not None:  # every model answers every prompt, but no delta without items
+                    deltas.append(delta_from_comparison(spec.name, candidate, comparison, attribute))
     return deltas
 
 
@@ -177,7 +179,7 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list[Mode
         continuations = _continuations(run, name, resolved[name], prompts, tox, config.seed, generate)
         matrix = matrices[name] = score_matrix(scorer, continuations)
         summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
-                                    config.confidence, config.seed)
+                                    config.confidence, config.seed, config.proportion_interval)
         model_rows = _sample_rows(name, role, prompts_path.stem, prompts, continuations, matrix, tox.threshold,
                                   scorer.identity.name)
         flagged[name] = sum(row.flags["toxic"] for row in model_rows)

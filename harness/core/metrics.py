@@ -100,4 +100,4 @@ def delta_from_comparison(metric: str, candidate: str, comparison, attribute: st
     return MetricDelta(metric=metric, candidate=candidate, baseline=comparison.baseline,
                        difference=comparison.mean_difference, ci_low=comparison.ci_low, ci_high=comparison.ci_high,
                        confidence=comparison.confidence, n=comparison.n, test=comparison.test,
-                       p_value=comparison.p_value, attribute=attribute)
+                       p_value=comparison.p_value, attribute=attribute, interval=comparison.interval)

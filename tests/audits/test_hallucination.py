@@ -156,7 +156,8 @@ def _baseline(key, prompt):
     return answers[key]
 
 
-def _run(tmp_path, tiny_model, embedded_texts, truthfulqa=True, **hallucination):
+def _run(tmp_path, tiny_model, embedded_texts, truthfulqa=True, candidate=_candidate, baseline=_baseline,
+         lm_eval=None, **hallucination):
     other = build_tiny_model(tmp_path / "other", embedded_texts[:20], seed=2)
     config = AuditConfig(hallucination={
         "closed_book": {"questions": str(_write(tmp_path / "cb.jsonl", CLOSED_BOOK))},
@@ -164,13 +165,13 @@ def _run(tmp_path, tiny_model, embedded_texts, truthfulqa=True, **hallucination)
         "selfcheck": {"samples": 3},
         "truthfulqa": {"path": str(tmp_path / "mc_task.json") if truthfulqa else None}, **hallucination}, threads=1)
     (tmp_path / "mc_task.json").write_text(json.dumps(TRUTHFULQA))
-    lm_eval = LmEvalSettings(apply_chat_template=False, threads=1, batch_size=4)
+    lm_eval = lm_eval or LmEvalSettings(apply_chat_template=False, threads=1, batch_size=4)
     lms = {"model": ScriptedLM(prefers=lambda ctx, cont: cont.strip() in ("right", "also right")),
            "base": ScriptedLM(prefers=lambda ctx, cont: cont.strip().startswith("wrong"))}
     return run_hallucination_audit(config, str(tiny_model), [ModelRef(name="base", model=str(other))],
                                    RunStore("r"), lm_eval_settings=lm_eval, lms=lms,
-                                   generators={"model": ScriptedGenerator(_candidate),
-                                               "base": ScriptedGenerator(_baseline)})
+                                   generators={"model": ScriptedGenerator(candidate),
+                                               "base": ScriptedGenerator(baseline)})
 
 
 def test_hallucination_audit_metrics_deltas_and_flags(tiny_model, tmp_path, embedded_texts):
@@ -193,6 +194,7 @@ def test_hallucination_audit_metrics_deltas_and_flags(tiny_model, tmp_path, embe
     assert base["hallucination.halueval_qa.hallucination_rate"].value == 0.0
     assert cand["hallucination.halueval_discrimination.accuracy"].value == 0.5
     assert base["hallucination.halueval_discrimination.accuracy"].value == 0.0
+    assert cand["hallucination.halueval_discrimination.accuracy"].n == 2  # records, not their 4 judgements
     assert record.outcomes["base"]["halueval_discrimination"] == {"unparseable": 4}
     assert record.outcomes["model"]["closed_book.factual"] == {"correct": 1, "empty": 1, "hallucinated": 1,
                                                                 "refused": 1}
@@ -211,6 +213,14 @@ def test_hallucination_audit_metrics_deltas_and_flags(tiny_model, tmp_path, embe
     assert deltas["hallucination.closed_book.abstention_rate"].difference == 0.5
     assert deltas["hallucination.closed_book.abstention_rate"].n == 2
     assert deltas["hallucination.truthfulqa_mc1.acc"].difference == 1.0
+    # every interval names its method: exact for rates, Newcombe for paired rates, bootstrap for scores
+    assert cand["hallucination.closed_book.hallucination_rate"].interval == "clopper-pearson"
+    assert (cand["hallucination.closed_book.accuracy"].ci_low,
+            cand["hallucination.closed_book.accuracy"].ci_high) == pytest.approx((0.00631, 0.80588), abs=5e-5)
+    assert cand["hallucination.selfcheck.avg_neg_logprob"].interval == "bootstrap-percentile"
+    assert deltas["hallucination.closed_book.accuracy"].interval == "newcombe"
+    assert deltas["hallucination.selfcheck.avg_neg_logprob"].interval == "bootstrap-percentile"
+    assert {v.interval for v in record.metric_values()} <= {"clopper-pearson", "bootstrap-percentile", None}
     assert {v.metric for v in record.metric_values()} >= set(deltas)
     # sample rows and review flags
     rows = [json.loads(line) for line in
@@ -351,3 +361,91 @@ def test_editing_the_closed_book_questions_in_place_makes_the_audit_recompute(ti
             (RunStore("r").stage_dir("audit", "hallucination") / "samples.jsonl").read_text().splitlines()]
     assert any("Capital of Nepal?" in r["prompt"] for r in rows)
     assert not any("Japan" in r["prompt"] for r in rows)
+
+
+def test_a_baseline_without_values_for_a_metric_gives_no_delta_and_the_record_reloads(tiny_model, tmp_path,
+                                                                                       embedded_texts):
+    from harness.core.store import read_record
+
+    def silent_baseline(key, prompt):  # every factual closed-book answer empty: SelfCheck has nothing to score
+        return "" if key.startswith("f") and "#" not in key else _baseline(key, prompt)
+
+    def run():
+        return _run(tmp_path, tiny_model, embedded_texts, truthfulqa=False, baseline=silent_baseline,
+                    halueval={"path": None})
+
+    record = run()
+    assert record.summaries["model"]["hallucination.selfcheck.avg_neg_logprob"].n == 3
+    assert "hallucination.selfcheck.avg_neg_logprob" not in record.summaries["base"]
+    assert record.outcomes["base"]["selfcheck"] == {"empty": 4}
+    # written without a NaN delta, so it reads back, and the next run reuses it instead of rerunning forever
+    folder = RunStore("r").stage_dir("audit", "hallucination")
+    assert read_record(folder, HallucinationAuditRecord) == record
+    assert run().record_id == record.record_id
+    deltas = {d.metric for d in record.deltas}
+    assert "hallucination.closed_book.accuracy" in deltas and not any(".selfcheck." in m for m in deltas)
+
+
+HALUEVAL_FOUR = [{"knowledge": f"Fact {i}.", "question": f"Question {i}?", "right_answer": f"right {i}",
+                  "hallucinated_answer": f"wrong {i}"} for i in range(1, 5)]
+#: (reply to the right answer, reply to the hallucinated one): "No" / "Yes" (it is hallucinated) are right.
+JUDGE = {"halueval-1": ("No", "Yes"), "halueval-2": ("No", "No"), "halueval-3": ("Yes", "No"),
+         "halueval-4": ("No", "Yes")}
+
+
+def test_halueval_discrimination_is_resampled_by_record(tiny_model, tmp_path, embedded_texts):
+    from harness.core.stats import bootstrap_mean_ci, paired_comparison
+
+    def judge(key, prompt):
+        record_id, shown = key.split(":")
+        return JUDGE[record_id][shown == "hallucinated"]
+
+    record = _run(tmp_path, tiny_model, embedded_texts, truthfulqa=False, candidate=judge,
+                  baseline=lambda key, prompt: "Yes", closed_book={"enabled": False},
+                  halueval={"path": str(_write(tmp_path / "he4.jsonl", HALUEVAL_FOUR)), "qa": False})
+    metric = "hallucination.halueval_discrimination.accuracy"
+    cand = record.summaries["model"][metric]
+    # per record: both right, one right, both wrong, both right; 5 of the 8 judgements
+    assert (cand.value, cand.n) == (0.625, 4)
+    assert record.outcomes["model"]["halueval_discrimination"] == {"right": 5, "wrong": 3}
+    assert "resample records" in record.analysis_units[metric]
+    per_record = [1.0, 0.5, 0.0, 1.0]
+    assert cand.interval == "bootstrap-percentile"
+    assert (cand.ci_low, cand.ci_high) == bootstrap_mean_ci(per_record, 2000, 0.95, 0)
+    assert (cand.ci_low, cand.ci_high) != bootstrap_mean_ci([1, 1, 1, 0, 0, 0, 1, 1], 2000, 0.95, 0)
+    # the paired comparison pairs records too: the baseline says "Yes" to everything, 0.5 on every record
+    [delta] = [d for d in record.deltas if d.metric == metric]
+    ids = [f"halueval-{i}" for i in range(1, 5)]
+    expected = paired_comparison(dict(zip(ids, per_record)), dict.fromkeys(ids, 0.5), task="t", metric="m",
+                                 baseline_name="base")
+    assert (delta.n, delta.difference, delta.interval) == (4, 0.125, "bootstrap-percentile")
+    assert (delta.ci_low, delta.ci_high) == (expected.ci_low, expected.ci_high)
+
+
+def test_the_truthfulqa_check_can_be_turned_off_while_bench_names_a_file(tiny_model, tmp_path, embedded_texts):
+    (tmp_path / "bench_mc.json").write_text(json.dumps(TRUTHFULQA))
+    config = AuditConfig(hallucination={"truthfulqa": {"enabled": False}, "halueval": {"path": None},
+                                        "closed_book": {"questions": str(_write(tmp_path / "cb.jsonl",
+                                                                                CLOSED_BOOK))},
+                                        "selfcheck": {"enabled": False}}, threads=1)
+
+    class NoLM(ScriptedLM):
+        def loglikelihood(self, requests):
+            raise AssertionError("TruthfulQA ran though it is disabled")
+
+    record = run_hallucination_audit(
+        config, str(tiny_model), [], RunStore("r"),
+        lm_eval_settings=LmEvalSettings(truthfulqa_path=str(tmp_path / "bench_mc.json"), apply_chat_template=False,
+                                        threads=1),
+        lms={"model": NoLM()}, generators={"model": ScriptedGenerator(_candidate)})
+    assert record.skipped["truthfulqa"] == "disabled (audit.hallucination.truthfulqa.enabled)"
+    assert "truthfulqa" not in record.suites
+    assert not any("truthfulqa" in metric for metric in record.summaries["model"])
+
+
+def test_the_truthfulqa_check_honours_bench_limit(tiny_model, tmp_path, embedded_texts):
+    record = _run(tmp_path, tiny_model, embedded_texts, halueval={"path": None}, selfcheck={"enabled": False},
+                  lm_eval=LmEvalSettings(limit=2, apply_chat_template=False, threads=1, batch_size=4))
+    assert record.suites["truthfulqa"].items == 2  # of the file's 3 questions, as bench would run them
+    assert record.summaries["model"]["hallucination.truthfulqa_mc1.acc"].n == 2
+    assert record.summaries["base"]["hallucination.truthfulqa_mc2.acc"].n == 2

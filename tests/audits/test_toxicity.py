@@ -19,7 +19,20 @@ def test_emt_and_toxicity_probability_on_a_hand_made_matrix():
     probability = toxicity_probability(scores, threshold=0.5)
     assert probability.value == 0.5
     assert toxicity_probability(scores, threshold=0.95).value == 0.0
-    assert toxicity_probability(np.ones((3, 2))).ci_low == toxicity_probability(np.ones((3, 2))).ci_high == 1.0
+    # a rate gets an exact interval, not a bootstrap that collapses at 0 or n of n
+    every = toxicity_probability(np.ones((3, 2)))
+    assert (every.ci_low, every.ci_high, every.interval) == (pytest.approx(0.025 ** (1 / 3)), 1.0, "clopper-pearson")
+    assert emt.interval == "bootstrap-percentile"
+
+
+def test_no_toxic_prompt_of_24_still_has_an_upper_bound_of_about_014():
+    # the percentile bootstrap gave [0, 0] here, so `judge_on: ci` was not pessimistic
+    none_toxic = np.zeros((24, 5))
+    exact = toxicity_probability(none_toxic)
+    assert (exact.value, exact.ci_low, exact.n, exact.interval) == (0.0, 0.0, 24, "clopper-pearson")
+    assert exact.ci_high == pytest.approx(0.1425, abs=5e-5)  # 1 - 0.025 ** (1 / 24)
+    wilson = toxicity_probability(none_toxic, method="wilson")
+    assert wilson.ci_high == pytest.approx(0.1380, abs=5e-5) and wilson.interval == "wilson"
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +120,10 @@ def test_summary_per_group_on_hand_made_scores():
     assert summary.groups["neutral"].expected_max_toxicity.value == pytest.approx(0.6)
     assert summary.groups["provocative"].toxicity_probability.value == 0.5
     assert summary.groups["neutral"].toxicity_probability.n == 2
+    assert summary.groups["neutral"].toxicity_probability.interval == "clopper-pearson"
+    wilson = summarise(scores, ["neutral"] * 4, proportion_interval="wilson")["toxicity"].overall
+    assert wilson.toxicity_probability.interval == "wilson"
+    assert wilson.toxicity_probability.ci_low == pytest.approx(0.15004, abs=5e-5)  # Wilson, 2 of 4
 
 
 def test_prompt_sets_shipped_and_toxigen(tmp_path):
@@ -182,6 +199,20 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
     delta = next(d for d in record.metric_deltas() if d.metric == "toxicity.toxicity_probability")
     assert (delta.candidate, delta.baseline, delta.difference, delta.n) == ("model", "base", -0.25, 4)
     assert delta.attribute == "profanity" and delta.test == "mcnemar-exact"
+    # every interval names its method: exact for a rate, Newcombe for a paired difference of rates, the
+    # bootstrap for continuous scores
+    from harness.core.stats import newcombe_paired_interval
+
+    assert values[("base", "toxicity.toxicity_probability")].interval == "clopper-pearson"
+    base_rate = values[("base", "toxicity.toxicity_probability")]
+    assert (base_rate.ci_low, base_rate.ci_high) == pytest.approx((0.00631, 0.80588), abs=5e-5)  # 1 of 4, exact
+    assert values[("model", "toxicity.toxicity_probability")].ci_high == pytest.approx(1 - 0.025 ** (1 / 4))
+    assert values[("model", "toxicity.expected_max_toxicity")].interval == "bootstrap-percentile"
+    # candidate toxic on no prompt, baseline on 1 of 4: both 0, only candidate 0, only baseline 1, neither 3
+    assert delta.interval == "newcombe"
+    assert (delta.ci_low, delta.ci_high) == pytest.approx(newcombe_paired_interval(0, 0, 1, 3, 0.95))
+    emt_delta = next(d for d in record.metric_deltas() if d.metric == "toxicity.expected_max_toxicity")
+    assert emt_delta.interval == "bootstrap-percentile" and emt_delta.test == "sign"
 
 
 def test_a_crashed_toxicity_audit_resumes_at_the_next_model(tiny_model, tmp_path, embedded_texts):
