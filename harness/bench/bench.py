@@ -67,10 +67,12 @@ def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEval
             per_item_b = {k: v[metric] for k, v in base_rows.items() if isinstance(v.get(metric), (int, float, bool))}
             if not per_item_c:
                 continue  # a corpus-level metric with no per-item value (e.g. IFEval's instruction-level lists)
-            comparisons.append(paired_comparison(per_item_c, per_item_b, task=task, metric=metric,
-                                                 baseline_name=baseline_name, higher_is_better=higher,
-                                                 iterations=config.bootstrap_iterations, confidence=config.confidence,
-                                                 seed=config.seed))
+            comparison = paired_comparison(per_item_c, per_item_b, task=task, metric=metric,
+                                           baseline_name=baseline_name, higher_is_better=higher,
+                                           iterations=config.bootstrap_iterations, confidence=config.confidence,
+                                           seed=config.seed)
+            if comparison is not None:  # None: no item scored for both, so no delta (never a NaN one)
+                comparisons.append(comparison)
     return comparisons
 
 
@@ -88,12 +90,15 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
     run = StageRun(store, STAGE, names[0], BenchRecord, force=force, label=STAGE)
     resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
     settings = config.lm_eval_settings()
-    include_paths, task_refs = prepare_tasks(settings, store.root / STAGE / "_tasks", run)
+    # the questions first: a bad question file stops the bench before any task file is written
     questions = _questions(config, run) if config.pairwise.enabled else None
+    tasks_dir = store.root / STAGE / "_tasks"
+    include_paths, task_refs = prepare_tasks(settings, tasks_dir, run)
     if (done := run.cached(config)) is not None:
         return done
 
-    manager = functools.cache(lambda: task_manager(include_paths, settings.tasks))  # only when something must run
+    # only when something must run; a refused task name takes the task files just written with it
+    manager = functools.cache(lambda: task_manager(include_paths, settings.tasks, written=tasks_dir))
     evals: dict[str, ModelEvalRecord] = {}
     dirs: dict[str, Path] = {}
     models = []
@@ -148,7 +153,8 @@ def _pairwise(config: BenchConfig, questions, names: list[str], resolved: dict[s
     results, items = [], []
     for baseline in names[1:]:
         result, judged = judge_pair(judge, questions, answers[names[0]], answers[baseline], baseline, judge_name,
-                                    pw.judge.max_new_tokens, config.bootstrap_iterations, config.confidence, config.seed)
+                                    pw.judge.max_new_tokens, config.bootstrap_iterations, config.confidence, config.seed,
+                                    pw.verdict_rule)
         results.append(result)
         items.extend(judged)
     return results, items, judge_info

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from harness.bench.pairwise import VerdictRule
 from harness.core.config import ModelRef, Section
 from harness.core.generation import GeneratorConfig
 from harness.core.lmeval import LmEvalSettings
@@ -16,9 +17,14 @@ _LM_EVAL = LmEvalSettings.model_fields
 class PairwiseConfig(Section):
     enabled: bool = Field(False, description="Judge candidate vs each baseline answer by answer (MT-Bench style).")
     prompts: str = Field("embedded:suites/pairwise_questions.jsonl",
-                         description="JSONL of questions: {id, turns: [one or two user turns]}.")
+                         description="JSONL of questions: {id, turns: [one or two user turns]}; MT-Bench's "
+                                     "question_id is used as the id when present.")
     limit: int | None = Field(None, ge=1, description="Use only the first N questions.")
     max_new_tokens: int = Field(128, ge=1, description="Answer length for candidate and baselines.")
+    verdict_rule: VerdictRule = Field(
+        "mt-bench", description="A question whose two verdicts differ once the order is un-swapped: 'mt-bench' "
+                                "counts it a tie (MT-Bench's rule); 'lenient' counts a win in one order and a tie "
+                                "in the other as a win.")
     judge: GeneratorConfig = Field(default_factory=lambda: GeneratorConfig(temperature=0.0, max_new_tokens=16,
                                                                          repetition_penalty=1.0),
                                  description="The judge model and backend (a strong model where you have one).")

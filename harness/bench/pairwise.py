@@ -1,23 +1,29 @@
 """Pairwise judged comparison in the style of MT-Bench / AlpacaEval.
 
 Candidate and baseline answer the same questions (one or two turns). A judge sees each question with both
-answers twice, once in each order, to cancel position bias. Per question: the candidate wins if it wins both
-orders or wins one and ties the other; a split verdict is a tie. A reply that names neither A, B nor tie is
-counted as unparseable and the question leaves the win rate: it is never silently a tie.
+answers twice, once in each order, to cancel position bias. Per question, under MT-Bench's rule (the default,
+``verdict_rule="mt-bench"``), the candidate wins only if it wins in both orders; any pair whose verdicts differ
+once un-swapped (a win and a tie, or opposite wins) is inconsistent and counts as a tie. The lenient rule
+(``"lenient"``) counts a win in one order and a tie in the other as a win. A reply that names neither A, B nor
+tie is counted as unparseable and the question leaves the win rate: it is never silently a tie. The share of
+questions with the same verdict in both orders is the judge's position consistency.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.stats import bootstrap_mean_ci
+from harness.core.stats import bootstrap_mean_ci, proportion_interval
 from harness.core.store import read_jsonl
+
+#: How a question whose two verdicts disagree once un-swapped is counted (see the module docstring).
+VerdictRule = Literal["mt-bench", "lenient"]
 
 JUDGE_TEMPLATE = """You are judging two AI assistants' answers to the same user question.
 
@@ -42,7 +48,7 @@ def parse_verdict(reply: str) -> str:
 
 
 class Question(BaseModel):
-    id: str
+    id: str = Field(description="The file's question_id (MT-Bench's field), else its id, else the line number.")
     turns: list[str]
 
 
@@ -55,6 +61,8 @@ class PairwiseItem(BaseModel):
     verdict_candidate_first: str = Field(description="Judge verdict with the candidate as A.")
     verdict_baseline_first: str = Field(description="Judge verdict with the baseline as A.")
     outcome: str = Field(description="'win', 'tie', 'loss' (for the candidate) or 'unparseable'.")
+    consistent: bool | None = Field(None, description="Both orders gave the same verdict once un-swapped; None "
+                                                      "when a reply was unparseable.")
 
 
 class PairwiseResult(BaseModel):
@@ -68,6 +76,15 @@ class PairwiseResult(BaseModel):
     win_rate: float | None = Field(description="(wins + ties/2) / n.")
     ci_low: float | None
     ci_high: float | None
+    verdict_rule: VerdictRule = Field("lenient", description="How inconsistent pairs were counted: 'mt-bench' "
+                                                             "(as ties) or 'lenient' (a win and a tie is a win); "
+                                                             "records made before the rule was recorded were "
+                                                             "lenient.")
+    consistent: int = Field(0, description="Of the n questions, those with the same verdict in both orders.")
+    position_consistency: float | None = Field(None, description="consistent / n: how often the judge's verdict "
+                                                                 "survived swapping the answers' positions.")
+    consistency_ci_low: float | None = Field(None, description="Wilson interval of position_consistency.")
+    consistency_ci_high: float | None = None
 
 
 def load_questions(spec: str | Path, limit: int | None) -> list[Question]:
@@ -75,12 +92,20 @@ def load_questions(spec: str | Path, limit: int | None) -> list[Question]:
     path = resolve_asset(str(spec))
     if not path.exists():
         raise InputError(f"{path}: pairwise questions not found")
-    questions = []
-    for number, row in enumerate(read_jsonl(path), 1):
+    rows = read_jsonl(path)  # first: it names the line of a row that is not UTF-8, JSON or an object
+    # read_jsonl skips blank lines; errors below name the row's line in the file, not its position
+    lines = [n for n, text in enumerate(path.read_text(encoding="utf-8").split("\n"), 1) if text.strip()]
+    questions, seen = [], {}
+    for line, row in zip(lines, rows):
         turns = row.get("turns")
         if not isinstance(turns, list) or not 1 <= len(turns) <= 2 or not all(isinstance(t, str) and t.strip() for t in turns):
-            raise InputError(f"{path}:{number}: 'turns' must be a list of one or two non-empty strings")
-        questions.append(Question(id=str(row.get("id", number)), turns=turns))
+            raise InputError(f"{path}:{line}: 'turns' must be a list of one or two non-empty strings")
+        # MT-Bench's published files key questions by question_id (an int); nift-gate's by id
+        qid = str(row["question_id"] if row.get("question_id") is not None else row.get("id", line))
+        if qid in seen:
+            raise InputError(f"{path}:{line}: question id {qid!r} is used again (first on line {seen[qid]})")
+        seen[qid] = line
+        questions.append(Question(id=qid, turns=turns))
     return questions[:limit] if limit else questions
 
 
@@ -114,17 +139,24 @@ def _render(question: Question, answer_a: list[str], answer_b: list[str]) -> str
     return JUDGE_TEMPLATE.format(question=asked, answer_a=conversation(answer_a), answer_b=conversation(answer_b))
 
 
-def _outcome(first: str, second: str) -> str:
-    """first: candidate as A; second: baseline as A. Returns the candidate's outcome."""
+def _outcome(first: str, second: str, rule: VerdictRule = "mt-bench") -> tuple[str, bool | None]:
+    """first: candidate as A; second: baseline as A. Returns the candidate's outcome and whether the two
+    verdicts agree once un-swapped (None when one is unparseable)."""
     if "unparseable" in (first, second):
-        return "unparseable"
-    score = {"A": 1, "tie": 0, "B": -1}[first] + {"B": 1, "tie": 0, "A": -1}[second]
-    return "win" if score > 0 else "loss" if score < 0 else "tie"
+        return "unparseable", None
+    as_candidate = {"A": 1, "tie": 0, "B": -1}[first], {"B": 1, "tie": 0, "A": -1}[second]
+    consistent = as_candidate[0] == as_candidate[1]
+    if rule == "mt-bench" and not consistent:
+        return "tie", False  # FastChat's "inconsistent": position decided the verdict, so neither answer won
+    score = sum(as_candidate)
+    return ("win" if score > 0 else "loss" if score < 0 else "tie"), consistent
 
 
 def judge_pair(judge, questions: list[Question], candidate: dict[str, list[str]], baseline: dict[str, list[str]],
                baseline_name: str, judge_name: str, max_new_tokens: int, iterations: int, confidence: float,
-               seed: int) -> tuple[PairwiseResult, list[PairwiseItem]]:
+               seed: int, rule: VerdictRule = "mt-bench") -> tuple[PairwiseResult, list[PairwiseItem]]:
+    """Judge every question in both orders; the result counts outcomes under ``rule`` and the judge's
+    position consistency over the questions with two parseable verdicts."""
     from harness.core.generation import GenerationRequest
 
     requests = []
@@ -137,16 +169,22 @@ def judge_pair(judge, questions: list[Question], candidate: dict[str, list[str]]
     items = []
     for q in questions:
         first, second = parse_verdict(replies[f"{q.id}|cand-first"]), parse_verdict(replies[f"{q.id}|base-first"])
+        outcome, consistent = _outcome(first, second, rule)
         items.append(PairwiseItem(question_id=q.id, turns=list(q.turns), baseline=baseline_name,
                                   candidate_answer=candidate[q.id], baseline_answer=baseline[q.id],
                                   verdict_candidate_first=first, verdict_baseline_first=second,
-                                  outcome=_outcome(first, second)))
+                                  outcome=outcome, consistent=consistent))
     counts = {k: sum(1 for i in items if i.outcome == k) for k in ("win", "tie", "loss", "unparseable")}
     scores = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[i.outcome] for i in items if i.outcome != "unparseable"]
     low, high = bootstrap_mean_ci(scores, iterations, confidence, seed)
+    consistent = sum(1 for i in items if i.consistent)
+    agree_low, agree_high = proportion_interval(consistent, len(scores), confidence)
     result = PairwiseResult(baseline=baseline_name, judge=judge_name, n=len(scores), wins=counts["win"],
                             ties=counts["tie"], losses=counts["loss"], unparseable=counts["unparseable"],
-                            win_rate=sum(scores) / len(scores) if scores else None, ci_low=low, ci_high=high)
+                            win_rate=sum(scores) / len(scores) if scores else None, ci_low=low, ci_high=high,
+                            verdict_rule=rule, consistent=consistent,
+                            position_consistency=consistent / len(scores) if scores else None,
+                            consistency_ci_low=agree_low, consistency_ci_high=agree_high)
     return result, items
 
 

@@ -30,6 +30,11 @@ STAGE = "bench"
 SAMPLES_DIR = "samples"
 PAIRWISE_FILE = "pairwise.jsonl"
 
+POSITION_CONSISTENCY = MetricSpec(
+    name="bench.pairwise.position_consistency", higher_is_better=True, unit="rate",
+    description="Pairwise judge: share of questions given the same verdict in both answer orders (one value per "
+                "baseline, as the attribute); a low share means answer position, not content, decided verdicts.")
+
 
 class EvaluatedModel(BaseModel):
     name: str
@@ -51,10 +56,12 @@ class BenchRecord(Record):
     files: dict[str, str]
 
     METRIC_FAMILIES: ClassVar[dict[str, str]] = {"bench.": "lm-eval task metrics, bench.<task>.<metric>, in the direction lm-eval declares"}
+    METRICS = (POSITION_CONSISTENCY,)
 
     def declared_metrics(self) -> list[MetricSpec]:
-        """One spec per lm-eval task metric, in the direction lm-eval declared for that task."""
-        specs = {}
+        """One spec per lm-eval task metric, in the direction lm-eval declared for that task, and the pairwise
+        judge's position consistency when the pairwise comparison ran."""
+        specs = {POSITION_CONSISTENCY.name: POSITION_CONSISTENCY} if self.pairwise else {}
         for tasks in self.scores.values():
             for task, scores in tasks.items():
                 for metric, higher in scores.higher_is_better.items():
@@ -76,6 +83,10 @@ class BenchRecord(Record):
                     values.append(MetricValue(metric=f"bench.{task}.{metric}", model=model, value=value, n=scores.n,
                                               ci_low=None if err is None else value - z * err,
                                               ci_high=None if err is None else value + z * err))
+        values += [MetricValue(metric=POSITION_CONSISTENCY.name, model=self.candidate, value=p.position_consistency,
+                               n=p.n, attribute=p.baseline, ci_low=p.consistency_ci_low,
+                               ci_high=p.consistency_ci_high, interval="wilson")
+                   for p in self.pairwise if p.position_consistency is not None]
         return values
 
     def compute_deltas(self) -> list[MetricDelta]:

@@ -7,18 +7,28 @@ Used by every stage that scores a model with lm-eval tasks (bench, and the hallu
   filled in and written to a folder of the calling stage, then loaded with ``TaskManager(include_path=...)``.
   :func:`prepare_tasks` opens every task data file and task folder through the stage's
   :class:`~harness.core.runner.StageRun`, so each is an input of that stage.
+  A user's task folder is hashed whole, and so are the local data files its YAMLs name
+  (``dataset_kwargs.data_files``, a local ``dataset_path``), which usually live outside it.
+* Scoring: IFEval-style tasks are scored deterministically (:func:`score_ifeval`): lm-eval's checkers draw
+  from Python's ``random`` and ``langdetect`` is random unless seeded, so identical responses could score
+  differently between runs or orders.
 * Cache: one model's results under ``<home>/_cache/bench/<model hash>-<settings hash>/``, keyed by the
-  model's weights hash and the :data:`FINGERPRINT_FIELDS` of the settings, lm-eval's version and the task
-  data hashes; any stage evaluating the same model the same way reuses them.
+  model's weights hash and the :data:`FINGERPRINT_FIELDS` of the settings, lm-eval's version, the task
+  data hashes and the hashes of the shipped task templates; any stage evaluating the same model the same way
+  reuses them.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import glob
 import json
 import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,12 +48,14 @@ from harness.core.records import (
     library_versions,
     new_record_id,
     sha256_bytes,
+    sha256_file,
 )
 from harness.core.store import (
     RECORD_FILE,
     atomic_dir,
     atomic_write_bytes,
     atomic_write_jsonl,
+    atomic_write_text,
     read_jsonl,
     read_record,
 )
@@ -106,14 +118,52 @@ class _TaskYamlLoader(yaml.SafeLoader):
 _TaskYamlLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def validate_task_dir(folder: Path) -> None:
+def validate_task_dir(folder: Path) -> dict[Path, Any]:
+    """Every task YAML of a user's folder, parsed (a file that does not parse is an error naming its line)."""
+    configs = {}
     for path in sorted(folder.rglob("*.yaml")):
         try:
-            yaml.load(path.read_text(encoding="utf-8"), Loader=_TaskYamlLoader)
+            configs[path] = yaml.load(path.read_text(encoding="utf-8"), Loader=_TaskYamlLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}" if mark else ""
             raise InputError(f"{path}{where}: task file does not parse ({getattr(exc, 'problem', exc)})") from None
+    return configs
+
+
+#: ``datasets`` builders that read local files named by ``data_files`` (resolved against the working folder).
+_LOCAL_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "xml"}
+
+
+def task_data_paths(configs: dict[Path, Any]) -> list[Path]:
+    """The local files and folders that task YAMLs read their data from: ``dataset_kwargs.data_files`` of a
+    local builder (``dataset_path: json`` and friends; globs expanded), or a ``dataset_path`` that is a local
+    folder or file. Hub datasets are not local inputs. A file a local builder names that is missing is an
+    error; a YAML without ``dataset_path`` (it comes from an included file) has its existing files counted."""
+    found: dict[Path, None] = {}
+    for path, config in configs.items():
+        if not isinstance(config, dict):
+            continue
+        source = config.get("dataset_path")
+        if source is not None and source not in _LOCAL_BUILDERS:
+            local = Path(str(source)).expanduser()
+            if local.exists():
+                found[local.resolve()] = None
+            continue  # a hub dataset, or a local one hashed whole: its data_files are relative to it
+        files = (config.get("dataset_kwargs") or {}).get("data_files") if isinstance(
+            config.get("dataset_kwargs"), dict) else None
+        if isinstance(files, dict):
+            files = [f for split in files.values() for f in (split if isinstance(split, list) else [split])]
+        for entry in files if isinstance(files, list) else [files] if files else []:
+            if not isinstance(entry, str) or "://" in entry:
+                continue
+            if any(c in entry for c in "*?["):
+                found.update({Path(m).resolve(): None for m in sorted(glob.glob(os.path.expanduser(entry)))})
+            elif (local := Path(entry).expanduser()).is_file():
+                found[local.resolve()] = None
+            elif source is not None:
+                raise InputError(f"{path}: data file {entry} (dataset_kwargs.data_files) not found")
+    return list(found)
 
 
 def _truthfulqa_rows(path: Path) -> list[dict]:
@@ -195,24 +245,41 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
                 continue
             name, content = "truthfulqa_mc.jsonl", truthfulqa_rows
         digest = sha256_bytes(content)
+        template_path = assets_dir() / "tasks" / f"{task}.yaml"
         if wanted:
             refs.append(InputRef(kind="task_data", id=f"{task}:{name}", sha256=digest))
+            # the template says how the task is built and scored: an edited one is another result
+            template_id = f"{task}:template"
+            template_ref = InputRef(kind="task_template", id=template_id, sha256=sha256_file(template_path))
+            if run is not None:
+                run.file(template_path, kind="task_template", id=template_id)
+                template_ref = run.inputs[-1]
+            refs.append(template_ref)
         data = _content_named_copy(folder, name, content, digest)
-        template = Template((assets_dir() / "tasks" / f"{task}.yaml").read_text())
-        (folder / f"{task}.yaml").write_text(template.substitute(
+        template = Template(template_path.read_text(encoding="utf-8"))
+        atomic_write_text(folder / f"{task}.yaml", template.substitute(
             lm_eval_tasks=lm_eval_tasks, data_file=data.resolve(), max_gen_toks=settings.max_gen_toks))
     return str(folder), refs
 
 
 def prepare_tasks(settings: LmEvalSettings, folder: Path, run: StageRun | None = None) -> tuple[list[str], list[InputRef]]:
     """Write nift-gate's task files into ``folder`` and check the user's; returns the include paths and the
-    refs that key the result cache (task data, and each user task folder's content).
+    refs that key the result cache (task data and templates, each user task folder's content and the local
+    data files its YAMLs name).
 
-    ``run`` is the calling stage's run: every task data file and task folder asked for becomes one of its
-    inputs. Cheap: a fully cached rerun needs no more than this (building a TaskManager indexes every task
-    lm-eval ships, several seconds).
+    ``run`` is the calling stage's run: every task data file, template and task folder asked for becomes one
+    of its inputs. Cheap: a fully cached rerun needs no more than this (building a TaskManager indexes every
+    task lm-eval ships, several seconds).
     """
     from harness.core.runner import tree_sha256
+
+    def pin(kind: str, spec: str | Path, ref_id: str, is_dir: bool) -> None:
+        if run is not None:
+            (run.tree if is_dir else run.file)(spec, kind=kind, id=ref_id)
+            refs.append(InputRef(kind=kind, id=ref_id, sha256=run.inputs[-1].sha256))
+        else:
+            digest = tree_sha256(Path(spec)) if is_dir else sha256_file(Path(spec))
+            refs.append(InputRef(kind=kind, id=ref_id, sha256=digest))
 
     use_local_nltk_data()
     include, refs = materialise(settings, folder, run)
@@ -221,28 +288,134 @@ def prepare_tasks(settings: LmEvalSettings, folder: Path, run: StageRun | None =
         path = resolve_asset(extra)
         if not path.is_dir():
             raise InputError(f"{path}: task folder not found")
-        validate_task_dir(path)
-        if run is not None:
-            run.tree(extra, kind="task_dir")
-            refs.append(InputRef(kind="task_dir", id=extra, sha256=run.inputs[-1].sha256))
-        else:
-            refs.append(InputRef(kind="task_dir", id=extra, sha256=tree_sha256(path)))
+        configs = validate_task_dir(path)
+        pin("task_dir", extra if run is not None else path, extra, is_dir=True)
+        for data in task_data_paths(configs):
+            if not data.is_relative_to(path.resolve()):  # inside the folder it is already in the folder's hash
+                pin("task_data", data, f"{extra}:{data}", is_dir=data.is_dir())
         paths.append(str(path))
     return paths, refs
 
 
-def task_manager(include_paths: list[str], tasks: list[str]):
-    """A TaskManager over lm-eval's tasks and ``include_paths``; unknown task names are refused."""
+def discard_tasks(folder: Path) -> None:
+    """Remove the task files :func:`prepare_tasks` wrote into ``folder`` (and the folder above it when that is
+    left empty), for a command that stops before anything used them: it leaves nothing behind."""
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        folder.parent.rmdir()  # only when empty: the stage folder may hold other output
+    except OSError:
+        pass
+
+
+def task_manager(include_paths: list[str], tasks: list[str], written: Path | None = None):
+    """A TaskManager over lm-eval's tasks and ``include_paths``; unknown task names are refused.
+
+    ``written``: the folder :func:`prepare_tasks` filled for this command, discarded when a name is refused
+    (the names can only be checked against the index this builds, after the files were written)."""
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=include_paths)
     known = set(manager.all_tasks)
     for task in tasks:
         if task not in known:
+            if written is not None:
+                discard_tasks(written)
             close = difflib.get_close_matches(task, sorted(known), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; `lm-eval ls tasks` lists them"
             raise ConfigError(f"unknown task {task!r}{hint}")
     return manager
+
+
+# --- scoring --------------------------------------------------------------------------------------------------
+
+#: The IFEval instruction whose lm-eval checker checks a ``random.choice`` letter when the one asked for is not
+#: a letter ("at least 4 '#'"): the score of such an item depends on the seed and on the order items are scored.
+LETTER_FREQUENCY = "keywords:letter_frequency"
+#: nift-gate's tasks scored by :func:`score_ifeval` (their templates name it).
+IFEVAL_TASKS = {"nift_if", "nift_ifeval_local"}
+#: How IFEval-style items were scored, written into each such task's scores: nift-gate's tasks, and any other
+#: IFEval-based task (lm-eval's ``ifeval``, a user's YAML), which keeps lm-eval's process_results.
+IFEVAL_SCORING = ("deterministic: every item scored under its own seed (from its key and prompt, not the "
+                  "generation seed), langdetect seeded; a letter-frequency instruction naming a character that "
+                  "is not a letter counts that character")
+OTHER_IFEVAL_SCORING = ("lm-eval's process_results with langdetect seeded and a letter-frequency instruction naming "
+                        "a character that is not a letter counting that character; a checker missing an argument "
+                        "draws it from the run's random state")
+
+
+def _is_ascii_letter(char: str) -> bool:
+    return len(char) == 1 and "a" <= char.lower() <= "z"
+
+
+def asks_for_a_character(doc: dict[str, Any]) -> bool:
+    """Whether an IFEval-style item has a letter-frequency instruction whose 'letter' is a single character
+    that is not a letter: lm-eval's own checker would check a random letter for it."""
+    instructions = doc.get("instruction_id_list") or []
+    kwargs = doc.get("kwargs") or []
+    for instruction, args in zip(instructions, kwargs):
+        letter = (args or {}).get("letter") if isinstance(args, dict) else None
+        if instruction == LETTER_FREQUENCY and isinstance(letter, str) and len(letter.strip()) == 1 \
+                and not _is_ascii_letter(letter.strip()):
+            return True
+    return False
+
+
+@functools.cache
+def _character_frequency_checker() -> type:
+    """lm-eval's LetterFrequencyChecker, counting the character the instruction names when it is not a
+    letter. Built on first use: importing lm-eval's IFEval modules imports nltk and langdetect."""
+    from lm_eval.tasks.ifeval.instructions import LetterFrequencyChecker
+
+    class CharacterFrequencyChecker(LetterFrequencyChecker):
+        def build_description(self, *, letter=None, let_frequency=None, let_relation=None):
+            requested = letter.strip() if isinstance(letter, str) else ""
+            if len(requested) != 1 or _is_ascii_letter(requested):
+                return super().build_description(letter=letter, let_frequency=let_frequency,
+                                                 let_relation=let_relation)
+            # lm-eval validates frequency and relation; "a" only keeps it from drawing a random letter
+            super().build_description(letter="a", let_frequency=let_frequency, let_relation=let_relation)
+            self._letter = requested.lower()
+            return self._description_pattern.format(letter=self._letter, let_frequency=self._frequency,
+                                                    let_relation=self._comparison_relation)
+
+    return CharacterFrequencyChecker
+
+
+@contextmanager
+def deterministic_ifeval_checkers(item_seed: str | None = None) -> Iterator[None]:
+    """While inside: lm-eval's IFEval registry uses the character-counting letter-frequency checker,
+    ``langdetect`` is seeded, and, with ``item_seed``, Python's ``random`` is seeded for this item alone (a
+    checker missing an argument draws it from ``random``). Everything is restored on the way out, so
+    generation's random state is neither used nor disturbed by scoring."""
+    import random
+
+    use_local_nltk_data()
+    from langdetect import DetectorFactory
+    from lm_eval.tasks.ifeval import instructions_registry
+
+    registry = instructions_registry.INSTRUCTION_DICT
+    saved = random.getstate(), DetectorFactory.seed, registry[LETTER_FREQUENCY]
+    try:
+        registry[LETTER_FREQUENCY] = _character_frequency_checker()
+        DetectorFactory.seed = 0  # langdetect's documented way to make detect() deterministic
+        if item_seed is not None:
+            random.seed(item_seed)
+        yield
+    finally:
+        random.setstate(saved[0])
+        DetectorFactory.seed = saved[1]
+        registry[LETTER_FREQUENCY] = saved[2]
+
+
+def score_ifeval(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    """lm-eval's IFEval ``process_results`` for one item, made deterministic: the same response gets the same
+    per-item result in any run, any order and under any generation seed. nift-gate's IFEval task templates
+    name this function. A change to how it scores must bump those templates' ``metadata.version``."""
+    use_local_nltk_data()  # before lm-eval's IFEval modules: on import they download punkt_tab if not found
+    from lm_eval.tasks.ifeval.utils import process_results
+
+    with deterministic_ifeval_checkers(item_seed=json.dumps(["nift-gate ifeval", doc.get("key"), doc.get("prompt")])):
+        return process_results(doc, results)
 
 
 # --- evaluation -----------------------------------------------------------------------------------------------
@@ -254,6 +427,12 @@ class TaskScores(BaseModel):
     metrics: dict[str, float] = Field(description="Aggregate per metric (lm-eval's 'acc,none' style keys trimmed).")
     stderr: dict[str, float | None] = Field(default_factory=dict)
     higher_is_better: dict[str, bool] = Field(description="lm-eval's direction for each metric.")
+    scoring: str | None = Field(None, description="How nift-gate changed lm-eval's scoring of this task, when it "
+                                                  "did (IFEval-style tasks); None: lm-eval's own.")
+    character_items: int = Field(0, description="IFEval-style items asking to count a character that is not a "
+                                                 "letter ('#', '!'); lm-eval's checker would check a random letter "
+                                                 "for them, nift-gate's counts the character, and they stay in the "
+                                                 "paired comparison.")
 
 
 class ModelEvalRecord(Record):
@@ -304,11 +483,15 @@ def run_lm_eval(lm, settings: LmEvalSettings, task_manager) -> tuple[dict[str, T
     import lm_eval
 
     start = time.perf_counter()
-    results = lm_eval.simple_evaluate(
-        model=lm, tasks=list(settings.tasks), task_manager=task_manager, num_fewshot=settings.num_fewshot,
-        limit=settings.limit, log_samples=True, apply_chat_template=settings.apply_chat_template,
-        bootstrap_iters=1000, random_seed=settings.seed, numpy_random_seed=settings.seed,
-        torch_random_seed=settings.seed, fewshot_random_seed=settings.seed)
+    # Around the whole run as well: an IFEval-based task that is not nift-gate's (lm-eval's registered
+    # `ifeval`, a user's YAML) scores with lm-eval's process_results, which this still makes count the
+    # requested character and seeds langdetect for.
+    with deterministic_ifeval_checkers():
+        results = lm_eval.simple_evaluate(
+            model=lm, tasks=list(settings.tasks), task_manager=task_manager, num_fewshot=settings.num_fewshot,
+            limit=settings.limit, log_samples=True, apply_chat_template=settings.apply_chat_template,
+            bootstrap_iters=1000, random_seed=settings.seed, numpy_random_seed=settings.seed,
+            torch_random_seed=settings.seed, fewshot_random_seed=settings.seed)
     seconds = time.perf_counter() - start
     scores, rows = {}, {}
     for task in settings.tasks:
@@ -320,9 +503,14 @@ def run_lm_eval(lm, settings: LmEvalSettings, task_manager) -> tuple[dict[str, T
                   for k, v in aggregate.items() if "_stderr" in k}
         samples = results["samples"][task]
         rows[task] = [_sample_row(s, list(metrics)) for s in samples]
+        docs = [s.get("doc") or {} for s in samples]
+        ifeval_style = any("instruction_id_list" in d for d in docs)
+        note = (IFEVAL_SCORING if task in IFEVAL_TASKS else OTHER_IFEVAL_SCORING) if ifeval_style else None
         scores[task] = TaskScores(version=str(results.get("versions", {}).get(task)), n=len(samples),
                                   metrics=metrics, stderr=stderr,
-                                  higher_is_better={m: bool(directions.get(m, True)) for m in metrics})
+                                  higher_is_better={m: bool(directions.get(m, True)) for m in metrics},
+                                  scoring=note,
+                                  character_items=sum(map(asks_for_a_character, docs)))
     return scores, rows, seconds
 
 

@@ -53,6 +53,10 @@ EMBEDDED_MODELS = {
 #: How a later stage names a finished checkpoint of its own run: ``train:<name>``.
 CHECKPOINT_PREFIX = "train:"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+#: The config fields that allow pickle weights, named in the refusal. There is no command-line flag: a field
+#: is set in the YAML or with --set (``--set train.<name>.allow_pickle=true``). Bench baselines have none.
+PICKLE_OPTIONS = ("allow_pickle: true on the config section that names it (train[].allow_pickle for a base model, "
+                  "data.teacher.allow_pickle or bench.pairwise.judge.allow_pickle for a generator)")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -104,6 +108,18 @@ def _weights_hash(folder: Path, verify: bool = False) -> str:
     if changed:
         atomic_write_json(cache_file, cache)
     return sha256_bytes("\n".join(parts).encode())
+
+
+def current_weights_sha256(resolved: ResolvedModel) -> str | None:
+    """The content hash of the weights ``resolved`` points at now, every byte read again (no cache): what a gate
+    compares with the hash its evidence names before it releases them. None for a hub model, which has no
+    local bytes (it is pinned by id only)."""
+    if resolved.source == "hub":
+        return None
+    path = Path(resolved.path) / resolved.gguf_file if resolved.gguf_file else Path(resolved.path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: the weights of {resolved.spec!r} are gone")
+    return sha256_file(path) if resolved.gguf_file else _weights_hash(path, verify=True)
 
 
 def embedded_gguf_path(name: str) -> Path:
@@ -179,7 +195,7 @@ def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
         if not has_safetensors and pickled and not allow_pickle:
             raise ModelLoadError(
                 f"{path}: only pickle weights ({', '.join(sorted(pickled))}); loading them can run arbitrary "
-                "code. Convert them to safetensors, or pass --allow-pickle if you trust this folder.")
+                f"code. Convert them to safetensors, or, if you trust this folder, set {PICKLE_OPTIONS}.")
         return ResolvedModel(spec=spec, source="local", path=str(path), sha256=_weights_hash(path))
     if path.exists():
         raise ModelLoadError(f"{path}: expected a model folder or a .gguf file")

@@ -49,15 +49,18 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return numbered
 
 
-def detect_format(row: dict[str, Any]) -> str:
+def detect_format(row: dict[str, Any], where: str = "training data") -> str:
+    """The format of a first row: messages, sharegpt or alpaca. ``where`` (file:line) starts the error."""
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object per row, got {type(row).__name__}")
     if "messages" in row:
         return "messages"
     if "conversations" in row:
         return "sharegpt"
     if "instruction" in row and "output" in row:
         return "alpaca"
-    raise InputError(f"cannot tell the data format from fields {sorted(row)}; expected messages, conversations, "
-                     "or instruction/input/output (set data_format)")
+    raise InputError(f"{where}: cannot tell the data format from fields {sorted(row)}; expected messages, "
+                     "conversations, or instruction/input/output (set train[].data_format)")
 
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -98,7 +101,7 @@ def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageR
     numbered = _read_rows(path)
     if not numbered:
         raise InputError(f"{path}: no training rows")
-    fmt = detect_format(numbered[0][1]) if data_format == "auto" else data_format
+    fmt = detect_format(numbered[0][1], f"{path}:{numbered[0][0]}") if data_format == "auto" else data_format
     rows = []
     for number, row in numbered:
         where = f"{path}:{number}"

@@ -151,6 +151,41 @@ def test_pairwise_judge_in_both_orders_with_unparseable_replies(tiny_model, seco
     assert second_turn[0].history[-1] == {"role": "assistant", "content": "candidate answer"}
     lines = (RunStore("r").stage_dir("bench", "model") / "pairwise.jsonl").read_text().splitlines()
     assert [json.loads(line)["outcome"] for line in lines] == ["win", "tie", "loss", "unparseable", "tie"]
+    # position consistency: q0, q2 and q4 keep their verdict when the order is swapped, q1 does not
+    assert result.verdict_rule == "mt-bench" and (result.consistent, result.position_consistency) == (3, 0.75)
+    [consistency] = [v for v in record.metric_values() if v.metric == "bench.pairwise.position_consistency"]
+    assert (consistency.model, consistency.attribute, consistency.value, consistency.n) == ("model", "base", 0.75, 4)
+    assert record.metric_spec("bench.pairwise.position_consistency").higher_is_better is True
+
+
+def test_the_lenient_verdict_rule_is_a_config_field(tiny_model, second_tiny_model, toy_task, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question_id": 81, "turns": ["Say something."]}) + "\n")
+    judge = ScriptedGenerator(lambda key, prompt: "A" if key.endswith("cand-first") else "tie")  # a win and a tie
+
+    def run(rule):
+        config = _config(tiny_model, second_tiny_model, toy_task,
+                         pairwise={"enabled": True, "prompts": str(questions), "verdict_rule": rule,
+                                   "judge": {"model": "smollm2-135m-instruct"}})
+        generators = {"model": ScriptedGenerator(lambda k, p: "c"), "base": ScriptedGenerator(lambda k, p: "b")}
+        return run_bench(config, RunStore(rule), lms={"model": ScriptedLM(), "base": ScriptedLM()},
+                         generators=generators, judge=judge).pairwise[0]
+
+    assert (run("mt-bench").wins, run("lenient").wins) == (0, 1)
+    from harness.bench.record import pairwise_rows
+
+    assert [r.question_id for r in pairwise_rows(RunStore("lenient"), "model")] == ["81"]
+
+
+def test_a_question_file_with_a_repeated_id_stops_the_bench_before_anything_is_written(
+        tiny_model, second_tiny_model, toy_task, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question_id": 81, "turns": [t]}) + "\n" for t in ("a", "b")))
+    config = _config(tiny_model, second_tiny_model, toy_task,
+                     pairwise={"enabled": True, "prompts": str(questions), "judge": {"model": "smollm2-135m-instruct"}})
+    with pytest.raises(InputError, match=r"q.jsonl:2: question id '81' is used again"):
+        run_bench(config, RunStore("r"))
+    assert not (RunStore("r").root / "bench").exists()
 
 
 @pytest.mark.parametrize("reply, verdict", [("A", "A"), ("B.", "B"), ("Tie", "tie"), ("Answer: B", "B"),
@@ -163,6 +198,7 @@ def test_unknown_task_suggests_close_names(tiny_model, second_tiny_model, toy_ta
     with pytest.raises(ConfigError, match="unknown task 'nift_iff'; did you mean nift_if"):
         run_bench(_config(tiny_model, second_tiny_model, toy_task).model_copy(update={"tasks": ["nift_iff"]}),
                   RunStore("r"))
+    assert not (RunStore("r").root / "bench").exists()  # no task files left behind (bench/_tasks/*.yaml)
 
 
 def test_task_file_that_does_not_parse_names_file_and_line(tiny_model, second_tiny_model, toy_task):
@@ -183,7 +219,7 @@ def test_tiny_real_model_runs_the_projects_own_suite_through_lm_eval(tiny_model,
                          tasks=["nift_if"], limit=3, max_gen_toks=8, batch_size=2, threads=1)
     record = run_bench(config, RunStore("r"))
     scores = record.scores["model"]["nift_if"]
-    assert scores.n == 3 and scores.version == "1.0" and "prompt_level_strict_acc" in scores.metrics
+    assert scores.n == 3 and scores.version == "1.1" and "prompt_level_strict_acc" in scores.metrics
     assert {c.metric for c in record.comparisons} == {"prompt_level_strict_acc", "prompt_level_loose_acc"}
     assert record.fingerprint_fields["max_gen_toks"] == 8 and record.fingerprint_fields["lm_eval_version"]
 
@@ -201,7 +237,7 @@ def test_local_ifeval_and_truthfulqa_from_shared_data(tiny_model, second_tiny_mo
     scores = record.scores["model"]
     assert scores["nift_truthfulqa_mc1"].n == 4 and 0 <= scores["nift_truthfulqa_mc1"].metrics["acc"] <= 1
     assert 0 <= scores["nift_truthfulqa_mc2"].metrics["acc"] <= 1
-    assert scores["nift_ifeval_local"].version == "4.0"
+    assert scores["nift_ifeval_local"].version == "4.0+nift.1"
     tests = {(c.task, c.test) for c in record.comparisons}
     assert ("nift_truthfulqa_mc1", "mcnemar-exact") in tests and ("nift_truthfulqa_mc2", "sign") in tests
 
@@ -242,6 +278,20 @@ def test_a_task_file_edited_in_place_is_run_again(tiny_model, second_tiny_model,
     assert again.scores["model"]["toy_mc"].version == "1.1"
 
 
+def test_a_task_data_file_outside_the_task_folder_edited_in_place_is_run_again(
+        tiny_model, second_tiny_model, toy_task, tmp_path, caplog):
+    caplog.set_level("INFO", logger="nift_gate")
+    config = _config(tiny_model, second_tiny_model, toy_task)
+    first = run_bench(config, RunStore("r"), lms={"model": ScriptedLM(), "base": ScriptedLM()})
+    assert any(ref.kind == "task_data" and ref.id.endswith("toy.jsonl") for ref in first.inputs)
+    edit_in_place(tmp_path / "toy.jsonl", b"Question 3:", b"Question 9:")  # toy_task's YAML names this file
+    caplog.clear()
+    lms = {"model": ScriptedLM(), "base": ScriptedLM()}
+    again = run_bench(config, RunStore("r"), lms=lms)
+    assert "up to date" not in caplog.text and again.record_id != first.record_id
+    assert [m.cached for m in again.models] == [False, False] and lms["base"].calls > 0
+
+
 IFEVAL_ROWS = [{"key": i, "prompt": f"Write a sentence about the number {i} without any comma.",
                 "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for i in range(3)]
 
@@ -264,6 +314,32 @@ def test_an_ifeval_file_edited_in_place_is_run_again(tiny_model, second_tiny_mod
     assert again_lms["model"].calls == 3
     rows = RunStore("r").stage_dir("bench", "model") / "samples" / "model" / "samples_nift_ifeval_local.jsonl"
     assert "number 7 " in rows.read_text() and "number 1 " not in rows.read_text()
+
+
+def test_ifeval_items_asking_for_a_character_are_counted_and_scored_by_that_character(
+        tiny_model, second_tiny_model, tmp_path):
+    from harness.core.lmeval import IFEVAL_SCORING
+
+    rows = [{"key": 1122, "prompt": "Write a riddle with at least 4 '#'.", "instruction_id_list": [
+        "keywords:letter_frequency"], "kwargs": [{"let_relation": "at least", "letter": "#", "let_frequency": 4}]},
+            IFEVAL_ROWS[0]]
+    ifeval = tmp_path / "input_data.jsonl"
+    ifeval.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = BenchConfig(candidate=str(tiny_model), baselines=[{"name": "base", "model": str(second_tiny_model)}],
+                         tasks=["nift_ifeval_local"], ifeval_path=str(ifeval), apply_chat_template=False, threads=1)
+    # only '#' and digits: lm-eval's own checker would count a random letter (0 of them) and fail the riddle
+    record = run_bench(config, RunStore("r"), lms={"model": ScriptedLM(generate=lambda c: "#### 1 2 3"),
+                                                   "base": ScriptedLM(generate=lambda c: "# 1, 2")})
+    scores = record.scores["model"]["nift_ifeval_local"]
+    assert (scores.character_items, scores.scoring, scores.version) == (1, IFEVAL_SCORING, "4.0+nift.1")
+    assert record.scores["base"]["nift_ifeval_local"].character_items == 1
+    from harness.bench.record import bench_items
+
+    strict = {i.item: i.scores["prompt_level_strict_acc"] for i in bench_items(RunStore("r"), "model", "model",
+                                                                                  "nift_ifeval_local")}
+    riddle = next(i.item for i in bench_items(RunStore("r"), "model", "model", "nift_ifeval_local")
+                  if "riddle" in json.dumps(i.prompt))
+    assert strict[riddle] is True and scores.metrics["prompt_level_strict_acc"] == 1.0
 
 
 def test_pairwise_rows_carry_the_turns_and_an_edited_question_file_is_judged_again(

@@ -145,11 +145,23 @@ def test_shipped_instruction_set_loads():
     ([{"messages": [{"role": "user", "content": "hi"}]}], r"pairs.jsonl:1: no assistant turn"),
     ([{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]}], "no assistant turn"),
     ([], "no training rows"),
+    ([{"text": "plain text is no format"}], r"pairs.jsonl:1: cannot tell the data format from fields \['text'\]"),
+    ([["a", "list"]], r"pairs.jsonl:1: expected a JSON object per row, got list"),
 ])
 def test_bad_training_data_is_refused_before_anything_is_written(tiny_model, tmp_path, rows, message):
     data = _pairs_file(tmp_path, rows)
     with pytest.raises(InputError, match=message):
         train_checkpoint(_cfg(tiny_model, data), RunStore("r"))
+    assert not RunStore("r").root.exists()
+
+
+def test_a_pickle_only_base_model_is_refused_naming_the_real_config_field(tiny_model, tmp_path):
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_model, folder)
+    for file in folder.glob("*.safetensors"):
+        file.rename(file.with_name("pytorch_model.bin"))
+    with pytest.raises(ModelLoadError, match=r"train\[\]\.allow_pickle"):
+        train_checkpoint(_cfg(folder, _pairs_file(tmp_path, _qa(4))), RunStore("r"))
     assert not RunStore("r").root.exists()
 
 
