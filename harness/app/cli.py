@@ -81,7 +81,10 @@ def _add_data_parser(commands) -> None:
         description="Build NIFT pairs (Xie, Syu, Lee 2024): the first part of each document becomes the user "
                     "turn and the teacher's continuation the assistant turn. Writes <home>/<run>/data/<variant>/ "
                     "with pairs.jsonl, a datasets folder, card.md and record.json. Resumable: rerun after a "
-                    "crash and finished teacher shards are reused. All fields: see README 'Config'.")
+                    "crash and finished teacher shards are reused. Exit status: 0 when every variant has pairs; 2 "
+                    "on bad input or when a variant ends with 0 pairs (every document filtered out); 3 when the "
+                    "teacher fails (teacher.on_failure=stop, or every row failed, e.g. an unreachable endpoint). A "
+                    "variant that fails writes nothing. All fields: see README 'Config'.")
     _add_common(build)
     build.add_argument("--corpus", help="Local corpus file or folder (.jsonl/.json/.parquet/.txt). "
                                         "Default: the embedded corpus.")
@@ -159,14 +162,22 @@ def _add_review_parsers(commands) -> None:
         "serve", help="Run the Streamlit review app (streamlit run dashboard/app.py).",
         description="Reviewers sign in with their name and token (or OIDC when review.oidc), label their queue, "
                     "judge blind A/B pairs; release managers also see progress, agreement and the export. "
+                    "It listens on 127.0.0.1 only unless --host (or --server.address after --) says otherwise, "
+                    "and shows visitors no error details (client.showErrorDetails none; the server log has them). "
                     "Arguments after -- go to `streamlit run` (e.g. -- --server.port 8600).")
     _add_common(serve)
+    serve.add_argument("--host", help="Address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for "
+                                      "every interface, behind TLS).")
     serve.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="Passed to streamlit run (after --).")
     summary = review_commands.add_parser(
         "summary", help="Summarise the labels as the review record the gate reads (<run>/review/record.json).")
     _add_common(summary)
     summary.add_argument("--candidate", help="Candidate to summarise (default: the run's candidate).")
-    export = review_commands.add_parser("export", help="Export every label and judgment to CSV or Parquet.")
+    export = review_commands.add_parser(
+        "export", help="Export every label and judgment to CSV or Parquet.",
+        description="Every label and judgment ever given, superseded ones flagged, blind pairs de-blinded. Never "
+                    "overwrites the label store; overwrites an existing file inside the run folder only with "
+                    "--force. CSV cells that start like a spreadsheet formula (= + - @, tab, CR) get a leading '.")
     _add_common(export)
     export.add_argument("--out", type=Path, required=True, help="Output file (.csv or .parquet).")
     export.add_argument("--format", choices=["csv", "parquet"], help="Default: from the --out suffix.")
@@ -222,14 +233,22 @@ def _add_gate_parsers(commands) -> None:
     gate.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
 
     override = commands.add_parser(
-        "override", help="Record a release manager's PROMOTE or REJECT of the latest decision, with a reason.",
+        # no abbreviations: `--token SECRET` must be refused, not taken for --token-env
+        "override", allow_abbrev=False,
+        help="Record a release manager's PROMOTE or REJECT of the latest decision, with a reason.",
         description="Writes an override record beside the gate's decision (which is never changed) and appends it "
                     "to the registry log. PROMOTE moves --alias (default gate.promote_aliases) to the candidate and "
                     "updates its model card; REJECT takes the candidate's aliases away (or only those named). "
-                    "--by and a non-empty --reason are required.")
+                    "--by and a non-empty --reason are required, and --by must be a reviewer with role "
+                    "release_manager in the review config, authenticated by their review-app token, read from the "
+                    "environment variable NIFT_TOKEN (or the one --token-env names), never from the command line.")
     _add_gate_common(override)
     override.add_argument("--decision", required=True, choices=["PROMOTE", "REJECT"], help="The decision that holds.")
-    override.add_argument("--by", required=True, help="The release manager's name.")
+    override.add_argument("--by", required=True, help="The release manager's name (review.reviewers, role "
+                                                       "release_manager).")
+    override.add_argument("--token-env", default="NIFT_TOKEN", metavar="NAME",
+                          help="Environment variable holding the release manager's review-app token "
+                               "(default NIFT_TOKEN).")
     override.add_argument("--reason", required=True, help="Why the gate's verdict is overridden (mandatory).")
     override.add_argument("--alias", action="append", help="Alias to move, e.g. production (repeatable).")
     override.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
@@ -238,12 +257,16 @@ def _add_gate_parsers(commands) -> None:
     registry_commands = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
     verify = registry_commands.add_parser(
         "verify", help="Check every entry's hash and the chain; name the first edited, deleted or moved entry.",
-        description="Exit status 0 when the log verifies, 2 (with the entry named) when an entry was edited, "
-                    "deleted or reordered.")
+        description="Exit status 0 when the log verifies, 2 (with the file and line named) when an entry was "
+                    "edited, deleted, reordered or appended without updating head.json, or when a decision or "
+                    "override file under this runs home differs from the hash its entry logged. --expect-head "
+                    "checks the log against a head hash kept elsewhere (a commit, a ticket).")
     show = registry_commands.add_parser("show", help="Print the log's entries and the aliases they imply.")
     for sub in (verify, show):
         _add_gate_common(sub)
         sub.add_argument("--registry", type=Path, help="Registry folder (default: gate.registry or <home>/registry).")
+    verify.add_argument("--expect-head", metavar="HASH", help="A head hash printed by an earlier verify and kept "
+                                                              "elsewhere: the log must still hold that entry.")
 
     report = commands.add_parser(
         "report", help="Write the executive report: one self-contained HTML file and a Markdown twin.",
@@ -282,7 +305,8 @@ def _override(args: argparse.Namespace) -> int:
     from harness.app.stages import override
 
     config, store = _gate_config(args)
-    record = override(config, store, args.decision, args.by, args.reason, args.alias)
+    record = override(config, store, args.decision, args.by, args.reason, args.alias,
+                      token=os.environ.get(args.token_env))
     moved = f"; aliases {', '.join(record.aliases)}" if record.aliases else ""
     print(f"override {record.record_id}: {record.original_decision} -> {record.decision} by {record.release_manager}"
           f"{moved}")
@@ -290,12 +314,17 @@ def _override(args: argparse.Namespace) -> int:
 
 
 def _registry_verify(args: argparse.Namespace) -> int:
-    from harness.app.stages import open_registry
+    from harness.app.stages import open_registry, verify_registry
 
     config, store = _gate_config(args)
-    registry = open_registry(config, store)
-    entries = registry.verify()
-    print(f"registry {registry.folder}: {len(entries)} entries, chain and head verified")
+    check = verify_registry(config, store, args.expect_head)
+    elsewhere = f" ({check.elsewhere} entries of runs not under {store.home})" if check.elsewhere else ""
+    print(f"registry {open_registry(config, store).folder}: {check.entries} entries, chain and head verified; "
+          f"{check.files} decision and override files match their entries{elsewhere}")
+    if check.anchored_seq is not None:
+        print(f"anchor: entry {check.anchored_seq} of {check.entries} ({check.entries - check.anchored_seq} "
+              f"appended since)")
+    print(f"head sha256 {check.head_sha256}")
     return 0
 
 
@@ -453,6 +482,7 @@ def _review_config(args: argparse.Namespace):
     from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config, args.assignments, {"run": args.run})
+    config.review.tokens()  # a malformed tokens file is refused by every review command, not at the first sign-in
     return config.review, RunStore(config.run, args.home)
 
 
@@ -474,16 +504,24 @@ def _review_serve(args: argparse.Namespace) -> int:
     import json
     import subprocess
 
+    from harness.core.errors import ConfigError
     from harness.review.store import database_url
 
     config, store = _review_config(args)
     database_url(config, store)  # creates the run's review folder for the SQLite default
     app = Path(importlib.util.find_spec("dashboard.app").origin)
     extra = [a for a in args.streamlit_args if a != "--"]
+    told = any(a == "--server.address" or a.startswith("--server.address=") for a in extra)
+    if told and args.host:
+        raise ConfigError("review serve: give the address once: --host or --server.address, not both")
+    # Safe defaults first, so a flag after -- still overrides them: listen on this machine only, and show a
+    # visitor (signed in or not) no exception message or traceback.
+    defaults = [*([] if told else ["--server.address", args.host or "127.0.0.1"]),
+                "--client.showErrorDetails", "none"]
     env = {**os.environ, "NIFT_REVIEW_CONFIG": str(args.config.resolve()) if args.config else "",
            "NIFT_REVIEW_SET": json.dumps(args.assignments + ([f"run={args.run}"] if args.run else [])),
            **({"NIFT_HOME": str(Path(args.home).resolve())} if args.home else {})}
-    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), *extra], env=env)
+    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), *defaults, *extra], env=env)
 
 
 def _review_summary(args: argparse.Namespace) -> int:
@@ -504,13 +542,14 @@ def _review_summary(args: argparse.Namespace) -> int:
 
 
 def _review_export(args: argparse.Namespace) -> int:
-    from harness.review.export import export_labels, labels_frame
+    from harness.review.export import export_format, export_labels, labels_frame
     from harness.review.store import open_store
 
     config, store = _review_config(args)
+    fmt = export_format(args.out, args.format)  # before the store is opened: a bad suffix writes nothing
     review = open_store(config, store)
     try:
-        path = export_labels(review, args.out, args.format)
+        path = export_labels(review, args.out, fmt, run_folder=store.root, force=args.force)
         print(f"review: {len(labels_frame(review))} labels and judgments -> {path}")
     finally:
         review.close()

@@ -77,10 +77,12 @@ class ReviewConfig(Section):
                                                              "and task items answered by both models).")
     include_baselines: bool = Field(False, description="Also queue baselines' flagged audit samples (context for "
                                                        "reviewers; the record counts the candidate's items only).")
-    seed: int = Field(0, description="Seed of the random strata and the approval-rate bootstrap. Not of the blind "
+    seed: int = Field(0, description="Seed of the random strata. Not of the blind "
                                      "A/B order: that is drawn from the OS's secret randomness, since the seed is "
                                      "in the config reviewers can read.")
-    bootstrap_iterations: int = Field(2000, ge=100, description="Resamples for the approval-rate CI.")
+    bootstrap_iterations: int = Field(2000, ge=100, description="Unused: the approval-rate CI is "
+                                      "now a Wilson score interval per stratum (combined by MOVER), which needs no "
+                                      "resampling. Kept so existing configs still load.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
     page_size: int = Field(50, ge=1, le=1000, description="Items per queue page in the app.")
 
