@@ -23,7 +23,7 @@ from harness.core.metrics import (
 )
 from harness.core.models import ResolvedModel
 from harness.core.records import Record
-from harness.core.stats import PairedComparison
+from harness.core.stats import PairedComparison, proportion_interval
 from harness.core.store import RECORD_FILE, RunStore, read_jsonl, read_record
 
 STAGE = "bench"
@@ -71,8 +71,11 @@ class BenchRecord(Record):
         return list(specs.values())
 
     def compute_values(self) -> list[MetricValue]:
-        """Every model's aggregate per task and metric; CI = value +- z * lm-eval's stderr where it gave one."""
-        z = float(NormalDist().inv_cdf(0.5 + self.config.get("confidence", 0.95) / 2))
+        """Every model's aggregate per task and metric. The CI of a proportion (an accuracy over 0/1 items) is
+        Wilson's, which stays inside [0, 1] and does not collapse at 0 or n; any other metric's is
+        value +- z * lm-eval's stderr where lm-eval gave one."""
+        confidence = self.config.get("confidence", 0.95)
+        z = float(NormalDist().inv_cdf(0.5 + confidence / 2))
         values = []
         for model, tasks in self.scores.items():
             for task, scores in tasks.items():
@@ -80,9 +83,15 @@ class BenchRecord(Record):
                     if metric not in scores.higher_is_better:
                         continue
                     err = scores.stderr.get(metric)
+                    if metric in scores.successes:
+                        low, high = proportion_interval(scores.successes[metric], scores.n, confidence, "wilson")
+                        interval = "wilson"
+                    elif err is not None:
+                        low, high, interval = value - z * err, value + z * err, "normal (lm-eval stderr)"
+                    else:
+                        low = high = interval = None
                     values.append(MetricValue(metric=f"bench.{task}.{metric}", model=model, value=value, n=scores.n,
-                                              ci_low=None if err is None else value - z * err,
-                                              ci_high=None if err is None else value + z * err))
+                                              ci_low=low, ci_high=high, interval=interval))
         values += [MetricValue(metric=POSITION_CONSISTENCY.name, model=self.candidate, value=p.position_consistency,
                                n=p.n, attribute=p.baseline, ci_low=p.consistency_ci_low,
                                ci_high=p.consistency_ci_high, interval="wilson")

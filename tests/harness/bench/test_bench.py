@@ -78,7 +78,11 @@ def test_paired_statistics_match_hand_computed_values(tiny_model, second_tiny_mo
     assert delta.difference == pytest.approx(0.6) and delta.ci_low == comparison.ci_low
     values = {v.model: v for v in record.metric_values()}
     assert values["model"].value == 0.8 and values["base"].value == 0.2
-    assert values["model"].ci_low < 0.8 < values["model"].ci_high  # from lm-eval's stderr
+    # an accuracy over 0/1 items is a proportion: Wilson's interval (8 of 10, 2 of 10), not 0.8 +- z * stderr
+    assert record.scores["model"]["toy_mc"].successes == {"acc": 8}
+    assert (values["model"].ci_low, values["model"].ci_high) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert (values["base"].ci_low, values["base"].ci_high) == pytest.approx((0.0567, 0.5098), abs=1e-4)
+    assert values["model"].interval == values["base"].interval == "wilson"
     assert record.metric_spec("bench.toy_mc.acc").higher_is_better is True
 
 

@@ -134,3 +134,25 @@ def test_local_data_files_of_a_users_task_yaml_are_found(tmp_path):
     with pytest.raises(InputError, match=r"broken.yaml: data file /nowhere/x.csv \(dataset_kwargs.data_files\) "
                                          r"not found"):
         task_data_paths(validate_task_dir(tasks))
+
+
+def test_only_proportions_count_their_successes():
+    from harness.core.lmeval import binary_successes
+
+    rows = [{"scores": {"acc": 1, "f1": 0.5, "inst": [1, 0]}}, {"scores": {"acc": 0, "f1": 1, "inst": [1]}},
+            {"scores": {"acc": True, "f1": 0, "inst": [0]}}]
+    # acc is a mean of 0/1 items; f1 has a non-binary item; inst holds lists per item
+    assert binary_successes(rows, {"acc": 2 / 3, "f1": 0.5, "inst": 0.5}) == {"acc": 2}
+    # 0/1 items whose aggregate is not their mean (another aggregation) are no proportion
+    assert binary_successes(rows, {"acc": 0.5}) == {}
+
+
+def test_own_tasks_skip_indexing_lm_evals_folders_and_a_group_does_not(tmp_path):
+    from harness.core.lmeval import task_manager
+
+    (tmp_path / "own.yaml").write_text("task: own_task\ndataset_path: json\noutput_type: generate_until\n"
+                                       "doc_to_text: q\ndoc_to_target: a\n")
+    # a group of the include path may name lm-eval's own tasks, so it needs the whole index
+    (tmp_path / "group.yaml").write_text("group: own_group\ntask:\n  - own_task\n  - arc_easy\n")
+    assert task_manager([str(tmp_path)], ["own_task"]).all_tasks == ["own_group", "own_task"]
+    assert "arc_easy" in task_manager([str(tmp_path)], ["own_group"]).all_tasks
