@@ -120,7 +120,8 @@ def test_the_review_app_loader_refuses_a_malformed_tokens_file(tmp_path, text, m
         load_review_section(path)
 
 
-@pytest.mark.parametrize("command", [["enqueue"], ["summary"], ["export", "--out", "labels.csv"], ["serve"]])
+@pytest.mark.parametrize("command", [["review", "enqueue"], ["review", "summary"],
+                                     ["review", "export", "--out", "labels.csv"], ["review", "serve"], ["run"]])
 def test_every_review_command_refuses_a_malformed_tokens_file(tmp_path, monkeypatch, capsys, command):
     import subprocess
 
@@ -132,6 +133,7 @@ def test_every_review_command_refuses_a_malformed_tokens_file(tmp_path, monkeypa
     cfg.write_text(yaml.safe_dump({"run": "r1", "review": {"reviewers": [{"name": "ann"}],
                                                            "tokens_file": "tokens.yaml"}}))
     monkeypatch.chdir(tmp_path)
-    assert main(["review", *command, "--config", str(cfg), "--home", str(tmp_path / "runs")]) == 2
+    config = [str(cfg)] if command == ["run"] else ["--config", str(cfg)]  # `run` takes the file positionally
+    assert main([*command, *config, "--home", str(tmp_path / "runs")]) == 2
     assert "tokens.yaml: expected a mapping of reviewer name -> token" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "labels.csv").exists()  # nothing written
