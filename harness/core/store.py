@@ -124,10 +124,9 @@ def read_utf8(path: str | os.PathLike, what: str = "file", error: type[NiftError
     return decode_utf8(read_bytes(path, what, error), path, error)
 
 
-def parse_jsonl(data: bytes, path: str | os.PathLike) -> list[dict[str, Any]]:
-    """JSON Lines bytes (read from ``path``) as rows, naming file and line of the first row that is not UTF-8,
-    JSON or an object."""
-    rows = []
+def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of JSON Lines bytes (read from ``path``), blank lines skipped, naming file and line of
+    the first row that is not UTF-8, JSON or an object."""
     # Only "\n" ends a row: str.splitlines() would also split at U+2028 and friends, which JSON strings hold raw.
     for number, line in enumerate(decode_utf8(data, path).split("\n"), 1):
         if not line.strip():
@@ -138,8 +137,12 @@ def parse_jsonl(data: bytes, path: str | os.PathLike) -> list[dict[str, Any]]:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+        yield number, row
+
+
+def parse_jsonl(data: bytes, path: str | os.PathLike) -> list[dict[str, Any]]:
+    """JSON Lines bytes (read from ``path``) as rows; errors as :func:`numbered_jsonl`'s."""
+    return [row for _, row in numbered_jsonl(data, path)]
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from harness.core.assets import assets_dir, resolve_asset
 from harness.core.errors import InputError
 from harness.core.records import InputRef, sha256_bytes
-from harness.core.store import decode_utf8
+from harness.core.store import decode_utf8, numbered_jsonl
 from harness.data.config import CorpusConfig
 
 if TYPE_CHECKING:
@@ -127,15 +127,7 @@ def _diagnose(path: Path, raw: bytes, fmt: str, text_field: str) -> None:
         return
     if fmt != "json":
         return
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+    for number, row in numbered_jsonl(raw, path):
         if text_field not in row:
             raise InputError(f"{path}:{number}: no field {text_field!r} (fields: {', '.join(row)}); "
                              "set --text-field")

@@ -1,23 +1,11 @@
 """`nift-gate gate`, `override`, `registry verify|show` through the command line."""
 
-import logging
 import subprocess
 import sys
 
-import pytest
 from gate_records import CANDIDATE, standard_run, write_policy
 
 from harness.app.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main`` configures the ``nift_gate`` logger for the process; later tests get it back as it was."""
-    logger = logging.getLogger("nift_gate")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def _args(home, policy, *rest):

@@ -1,7 +1,5 @@
 """`nift-gate override` only by a configured release manager who authenticates with their review-app token."""
 
-import logging
-
 import pytest
 from gate_records import (
     CANDIDATE,
@@ -16,16 +14,6 @@ from gate_records import (
 from harness.app.cli import main
 from harness.gate.gate import OverrideNotAuthorised, open_registry
 from harness.review.config import ReviewConfig
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main`` configures the ``nift_gate`` logger for the process; later tests get it back as it was."""
-    logger = logging.getLogger("nift_gate")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def _pending(tmp_path):

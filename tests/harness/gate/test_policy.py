@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 from gate_records import CANDIDATE, catalogue, standard_run, write_policy
 
@@ -17,16 +15,6 @@ rules:
   - {name: tox, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.2, severity: warn}
   - {name: agree, type: min_agreement, min: 0.4, severity: warn}
 """
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main`` configures the ``nift_gate`` logger for the process; later tests get it back as it was."""
-    logger = logging.getLogger("nift_gate")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def _gate(home, policy) -> int:
