@@ -7,6 +7,10 @@
 - SelfCheckGPT n-gram: N sampled answers to each factual question score the greedy answer's sentences;
 - TruthfulQA MC1/MC2: bench's lm-eval tasks, run (or taken from bench's cache) for every model.
 
+With a judge (``audit.hallucination.grading.judge``), the closed-book factual answers and the HaluEval QA answers
+are also graded by it, SimpleQA-style (correct / incorrect / not attempted against the gold answers), and the
+record reports the lexical matcher's agreement with it on the same answers.
+
 Output under ``<run>/audit/hallucination/``: record.json (HallucinationAuditRecord) and samples.jsonl (one
 ``harness.core.samples.AuditSample`` per output, with flags hallucination / refusal / empty for the review queue).
 """
@@ -22,6 +26,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from audits.config import AuditConfig, HallucinationAuditConfig
+from audits.hallucination.grading import (
+    GraderAgreement,
+    agreement,
+    lexical_grade,
+    parse_grade,
+)
 from audits.hallucination.matching import (
     halueval_outcome,
     holds_any,
@@ -38,6 +48,7 @@ from audits.hallucination.metrics import (
     SELFCHECK_NLI_CONTRADICTION,
     TRUTHFULQA_TASKS,
     closed_book_item,
+    judged_item,
 )
 from audits.hallucination.suites import (
     ClosedBookQuestion,
@@ -63,7 +74,7 @@ from harness.core.metrics import (
     MetricValue,
     delta_from_comparison,
 )
-from harness.core.models import ResolvedModel, model_name
+from harness.core.models import EMBEDDED_MODELS, ResolvedModel, model_name
 from harness.core.runner import StageRun
 from harness.core.samples import AuditSample
 from harness.core.store import RunStore
@@ -71,8 +82,9 @@ from harness.train.record import resolve_base
 
 NAME = "hallucination"
 #: Bump when a shipped question set, a prompt, the answer matching or the scoring change (2: proportion and
-#: Newcombe CIs; HaluEval discrimination per record).
-VERSION = "2"
+#: Newcombe CIs; HaluEval discrimination per record; 3: matching of place adjectives, negation, measurements and
+#: "not known"; judge-graded correctness).
+VERSION = "3"
 log = get_logger(f"audit.{NAME}")
 _SPECS = {spec.name: spec for spec in HALLUCINATION_METRICS}
 #: Metrics whose item is not one question, and what it is instead (stated in every record that has them).
@@ -99,6 +111,12 @@ class HallucinationAuditRecord(AuditRecord):
     outcomes: dict[str, dict[str, dict[str, int]]] = Field(
         description="model -> check -> outcome counts (correct, hallucinated, refused, empty, unparseable, ...).")
     selfcheck: dict[str, str] | None = Field(None, description="What scored self-consistency.")
+    grader: dict[str, str] | None = Field(None, description="The judge that graded correctness (model, backend, "
+                                                            "note); None: lexical matching only.")
+    grader_agreement: dict[str, dict[str, GraderAgreement]] = Field(
+        default_factory=dict, description="model -> check (closed_book, halueval_qa) -> agreement of the lexical "
+                                          "matcher with the judge on the answers both graded (n, share, Cohen's "
+                                          "kappa, confusion). Agreement with reviewers is not computed yet.")
 
     METRICS: ClassVar[tuple[MetricSpec, ...]] = HALLUCINATION_METRICS
 
@@ -309,6 +327,61 @@ def _deltas(results: dict[str, _ModelResults], candidate: str, config: AuditConf
     return deltas
 
 
+def _grading_items(results: _ModelResults, suites: _Suites) -> list[tuple[AuditSample, str, list[str]]]:
+    """(answer row, question, gold answers) of every answer the judge grades: closed-book factual, HaluEval QA."""
+    questions = {q.id: q for q in suites.closed_book or []}
+    halueval = {i.id: i for i in suites.halueval or []}
+    items = []
+    for row in results.rows:
+        if row.suite == "closed_book" and row.group == "factual":
+            items.append((row, questions[row.item_id].question, questions[row.item_id].answers))
+        elif row.suite == "halueval_qa":
+            items.append((row, halueval[row.item_id].question, [halueval[row.item_id].right_answer]))
+    return items
+
+
+def _grade_correctness(results: dict[str, _ModelResults], suites: _Suites, hall: HallucinationAuditConfig,
+                       judge, seed: int) -> dict[str, dict[str, GraderAgreement]]:
+    """The judge grades every model's closed-book and HaluEval QA answers; each grade feeds the judged metrics
+    and its answer row, an unparseable reply or a failed request only the outcome counts. Returns the lexical
+    matcher's agreement with the judge, per model and check."""
+    from harness.core.generation import GenerationRequest, Sampling
+
+    grading = hall.grading
+    out = {}
+    for name, model_results in results.items():
+        items = _grading_items(model_results, suites)
+        requests = [GenerationRequest(key=f"{row.suite}:{row.item_id}", max_new_tokens=grading.max_new_tokens,
+                                      sampling=Sampling(temperature=0.0),
+                                      prompt=grading.instruction.format(question=question, gold=" | ".join(gold),
+                                                                        answer=row.output))
+                    for row, question, gold in items]
+        pairs: dict[str, list] = {}
+        for (row, _, _), generation in zip(items, _generate(judge, requests, seed, f"{name} grading")):
+            grade = None if generation.error else parse_grade(generation.text)
+            model_results.count(f"{row.suite}.judged", grade or ("judge_error" if generation.error else
+                                                                 "unparseable"))
+            row.flags["judge_unparseable"] = grade is None
+            if grade is None:
+                continue
+            for metric, value in judged_item(grade).items():
+                model_results.add(f"hallucination.{row.suite}.{metric}", row.item_id, value)
+            row.scores["judged_correct"] = float(grade == "correct")
+            row.flags["judged_incorrect"] = grade == "incorrect"
+            declined = row.flags.get("refusal", False) or row.flags.get("empty", False)
+            pairs.setdefault(row.suite, []).append((lexical_grade(row.scores["correct"] == 1.0, declined), grade))
+        out[name] = {check: agreement(pairs.get(check, [])) for check in sorted({r.suite for r, _, _ in items})}
+    return out
+
+
+def _grader_info(hall: HallucinationAuditConfig) -> dict[str, str]:
+    judge = hall.grading.judge
+    weak = judge.model in EMBEDDED_MODELS
+    return {"model": judge.model, "backend": judge.backend,
+            "note": "weak judge: a small embedded model grading answers; its grades only exercise the pipeline"
+                    if weak else ""}
+
+
 # --- the stage ---------------------------------------------------------------------------------------------
 
 
@@ -441,13 +514,14 @@ def _generate_per_model(run: StageRun, specs: list[tuple[str, str, str]], resolv
 def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
                             force: bool = False, lm_eval_settings: LmEvalSettings | None = None,
                             generators: dict[str, Any] | None = None,
-                            lms: dict[str, Any] | None = None) -> HallucinationAuditRecord:
+                            lms: dict[str, Any] | None = None, judge: Any = None) -> HallucinationAuditRecord:
     """The candidate and each baseline on closed-book QA, HaluEval, SelfCheckGPT and TruthfulQA, compared
     item by item.
 
     ``lm_eval_settings`` is how TruthfulQA runs through lm-eval (bench's settings, so bench's cached results
     are reused; its ``truthfulqa_path`` is the default TruthfulQA file). ``generators`` (name -> object with
-    ``generate(requests, seed)``) and ``lms`` (name -> lm-eval LM) replace real models in tests.
+    ``generate(requests, seed)``), ``lms`` (name -> lm-eval LM) and ``judge`` (the correctness grader, used
+    when ``grading.judge`` is set) replace real models in tests.
     """
     hall = config.hallucination
     run = StageRun(store, "audit", NAME, HallucinationAuditRecord, force=force)
@@ -462,6 +536,12 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
     if (done := run.cached(settings)) is not None:
         return done
     results = _generate_per_model(run, specs, resolved, suites, checker, nli, config, dict(generators or {}))
+    grader_agreement = {}
+    if hall.grading.judge is not None and suites.generates:
+        from harness.core.generation import make_generator
+
+        grader_agreement = _grade_correctness(results, suites, hall, judge or make_generator(hall.grading.judge),
+                                              config.seed)
     if suites.truthfulqa is not None:
         tq = suites.truthfulqa
         questions = _truthfulqa(results, resolved, tq, store, force, lms or {})
@@ -476,6 +556,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
         outcomes={n: {check: dict(sorted(c.items())) for check, c in sorted(r.outcomes.items())}
                   for n, r in results.items()},
         selfcheck={**checker.identity, **({"nli": nli.identity["method"]} if nli else {})} if checker else None,
+        grader=_grader_info(hall) if hall.grading.judge is not None else None, grader_agreement=grader_agreement,
         flagged_samples={n: sum(row.flags.get("hallucination", False) for row in r.rows) for n, r in results.items()},
         files={"samples": "samples.jsonl"})
     return run.commit(record, {"samples.jsonl": (row.model_dump() for r in results.values() for row in r.rows)})

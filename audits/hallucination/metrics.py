@@ -33,6 +33,20 @@ HALUEVAL_DISCRIMINATION_ACCURACY = _rate(
     "halueval_discrimination.accuracy", True, "HaluEval discrimination: judgements (is this answer hallucinated?) "
     "that are right, two per record (its right and its hallucinated answer), n = records; unparseable replies "
     "count as wrong.")
+
+def _judged(check: str, what: str) -> tuple[MetricSpec, MetricSpec, MetricSpec]:
+    """The SimpleQA-style metrics of one check graded by the judge (audit.hallucination.grading.judge)."""
+    return (
+        _rate(f"{check}.judged_hallucination_rate", False, f"{what}, graded by the judge: incorrect answers among "
+              "those attempted (correct + incorrect; SimpleQA's 1 - correct given attempted)."),
+        _rate(f"{check}.judged_not_attempted_rate", False, f"{what}, graded by the judge: answers not attempted "
+              "(declined, too vague) among those graded."),
+        _rate(f"{check}.judged_accuracy", True, f"{what}, graded by the judge: correct answers among those "
+              "graded (SimpleQA's overall correct)."))
+
+
+CLOSED_BOOK_JUDGED = _judged("closed_book", "Factual closed-book questions")
+HALUEVAL_QA_JUDGED = _judged("halueval_qa", "HaluEval QA")
 SELFCHECK_AVG_NEG_LOGPROB = _rate(
     "selfcheck.avg_neg_logprob", False, "SelfCheckGPT n-gram: mean over answers of the answer's average negative "
     "log-probability under an n-gram model of the sampled answers (higher = less consistent = more likely "
@@ -51,10 +65,19 @@ HALLUCINATION_METRICS = (
     CLOSED_BOOK_ACCURACY, CLOSED_BOOK_HALLUCINATION_RATE, CLOSED_BOOK_ABSTENTION_RATE,
     CLOSED_BOOK_OVER_ABSTENTION_RATE, HALUEVAL_QA_HALLUCINATION_RATE, HALUEVAL_QA_CORRECT_RATE,
     HALUEVAL_DISCRIMINATION_ACCURACY, SELFCHECK_AVG_NEG_LOGPROB, SELFCHECK_MAX_NEG_LOGPROB,
-    SELFCHECK_NLI_CONTRADICTION, TRUTHFULQA_MC1_ACC, TRUTHFULQA_MC2_ACC,
+    SELFCHECK_NLI_CONTRADICTION, TRUTHFULQA_MC1_ACC, TRUTHFULQA_MC2_ACC, *CLOSED_BOOK_JUDGED, *HALUEVAL_QA_JUDGED,
 )
 #: lm-eval task -> the metric its per-item ``acc`` feeds.
 TRUTHFULQA_TASKS = {"nift_truthfulqa_mc1": TRUTHFULQA_MC1_ACC, "nift_truthfulqa_mc2": TRUTHFULQA_MC2_ACC}
+
+
+def judged_item(grade: str) -> dict[str, float]:
+    """One graded answer's contribution to each judged metric (``grade``: correct, incorrect, not_attempted);
+    an answer not attempted is not an item of the hallucination rate."""
+    item = {"judged_not_attempted_rate": float(grade == "not_attempted"), "judged_accuracy": float(grade == "correct")}
+    if grade != "not_attempted":
+        item["judged_hallucination_rate"] = float(grade == "incorrect")
+    return item
 
 
 def closed_book_item(kind: str, correct: bool, refused: bool, empty: bool) -> dict[str, float]:
