@@ -9,6 +9,9 @@ so nobody mutates a generator's config. Three backends behind one interface, :cl
 * :class:`OpenAIGenerator`: any OpenAI-compatible ``/chat/completions`` endpoint (vLLM or llama.cpp servers,
   hosted APIs), with bounded concurrency, retries with exponential backoff, and per-row failure.
 * :class:`VLLMGenerator`: vLLM's offline engine, when ``vllm`` is installed.
+
+Any of them can sit behind the persistent generation cache of :mod:`harness.core.generation_cache`, which also
+counts what a generator did and cost.
 """
 
 from __future__ import annotations
@@ -55,8 +58,17 @@ class GeneratorConfig(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
     allow_pickle: bool = Field(False, description="Allow pickle (*.bin) weights for a local teacher folder.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with a hub/local model.")
-    price_per_1k_prompt_tokens: float = Field(0.0005, ge=0, description="For the cost estimate in the data card (USD).")
-    price_per_1k_completion_tokens: float = Field(0.0015, ge=0, description="For the cost estimate in the data card (USD).")
+    price_per_1k_prompt_tokens: float = Field(0.0005, ge=0, description="For the cost estimate in the data card "
+                                                                        "(teacher) and the bench record (judge), USD.")
+    price_per_1k_completion_tokens: float = Field(0.0015, ge=0, description="For the cost estimate in the data card "
+                                                                            "(teacher) and the bench record (judge), USD.")
+    # exclude: it decides whether an answer is reused, never what the answer is, so it stays out of every
+    # dumped config and with it out of the fingerprints (switching it must not refuse a finished data folder).
+    cache: bool = Field(True, exclude=True,
+                        description="Answer a request this generator has answered before (same identity, same "
+                                    "request) from the runs home's _cache/generations.sqlite. Honoured by the "
+                                    "pairwise judge; the teacher resumes from its shards instead. Not part of any "
+                                    "fingerprint or record.")
 
 
 class Sampling(BaseModel):
@@ -70,6 +82,8 @@ class Sampling(BaseModel):
 
 
 class GenerationRequest(BaseModel):
+    """One prompt to answer; everything that decides the answer except the generator and the seed."""
+
     key: str = Field(description="Row key (the source document id).")
     prompt: str = Field(description="The user turn.")
     max_new_tokens: int = Field(description="This row's token budget.")
@@ -79,12 +93,15 @@ class GenerationRequest(BaseModel):
 
 
 class Generation(BaseModel):
+    """One answer, with the token counts the cost estimate is made of."""
+
     key: str
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = Field("", description="'stop' (end of turn), 'length' (budget reached) or 'error'.")
     error: str | None = Field(None, description="Why the row failed, after retries.")
+    cached: bool = Field(False, description="Served from the generation cache, not generated now.")
 
 
 class Generator(Protocol):
@@ -109,6 +126,21 @@ def sampling_of(config: GeneratorConfig, request: GenerationRequest) -> Sampling
                                         repetition_penalty=config.repetition_penalty)
 
 
+def estimated_cost_usd(config: GeneratorConfig, prompt_tokens: int, completion_tokens: int) -> float:
+    """Tokens times the configured prices (``price_per_1k_*``), in USD."""
+    return round(prompt_tokens / 1000 * config.price_per_1k_prompt_tokens
+                 + completion_tokens / 1000 * config.price_per_1k_completion_tokens, 6)
+
+
+def chat_template_sha256(tokenizer: Any) -> str | None:
+    """Hash of the chat template a local generator renders prompts with: it decides the text the model sees,
+    and it is not in the weight files' hash."""
+    from harness.core.records import sha256_bytes
+
+    template = getattr(tokenizer, "chat_template", None)
+    return sha256_bytes(str(template).encode()) if template else None
+
+
 def chat_messages(config: GeneratorConfig, prompt: str, history: list[dict[str, str]] = ()) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
     return messages + list(history) + [{"role": "user", "content": prompt}]
@@ -128,6 +160,7 @@ class TransformersGenerator:
         if not self.tokenizer.chat_template:
             raise ConfigError(f"{config.model!r} has no chat template; use an instruction-tuned model")
         self.identity = {"backend": "transformers", "model": config.model, "sha256": loaded.resolved.sha256,
+                         "chat_template_sha256": chat_template_sha256(self.tokenizer),
                          "threads": self.threads.model_dump()}
 
     def count_tokens(self, text: str) -> int:
@@ -196,7 +229,7 @@ class TransformersGenerator:
 class OpenAIGenerator:
     """Chat completions over HTTP. Failed rows come back with ``error`` set; the builder applies the policy."""
 
-    RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+    RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
     def __init__(self, config: GeneratorConfig):
         import httpx
@@ -277,7 +310,8 @@ class VLLMGenerator:
         resolved = resolve_model(config.model, allow_pickle=config.allow_pickle)
         self.llm = LLM(model=resolved.path, trust_remote_code=config.trust_remote_code)
         self.tokenizer = self.llm.get_tokenizer()
-        self.identity = {"backend": "vllm", "model": config.model, "sha256": resolved.sha256}
+        self.identity = {"backend": "vllm", "model": config.model, "sha256": resolved.sha256,
+                         "chat_template_sha256": chat_template_sha256(self.tokenizer)}
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
