@@ -530,6 +530,10 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
     lm_eval_settings = lm_eval_settings or LmEvalSettings()
     suites = _load_suites(run, hall, lm_eval_settings, store)
     checker, nli = _self_checkers(run, hall, suites)
+    if hall.grading.judge is not None and judge is None:  # the grader's weights decide grades: an input
+        from harness.core.generation import generator_input
+
+        run.add(generator_input(hall.grading.judge, kind="judge_model"))
     settings = {"version": VERSION, **config.common(), NAME: hall.model_dump(), "candidate": candidate,
                 "baselines": [b.model_dump() for b in baselines],
                 "lm_eval": suites.truthfulqa.settings.model_dump() if suites.truthfulqa else None}

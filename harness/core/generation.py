@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.config import Section
 from harness.core.errors import ConfigError
+from harness.core.records import InputRef
 
 
 class GeneratorConfig(Section):
@@ -124,6 +125,18 @@ def sampling_of(config: GeneratorConfig, request: GenerationRequest) -> Sampling
     """The request's own sampling, else the generator's defaults."""
     return request.sampling or Sampling(temperature=config.temperature, top_p=config.top_p,
                                         repetition_penalty=config.repetition_penalty)
+
+
+def generator_input(config: GeneratorConfig, kind: str = "model") -> InputRef:
+    """The stage input naming a generator: a local model by the content hash of its weights (so a teacher or
+    judge whose weights change invalidates the stage), an endpoint by its URL and model name (all that can be
+    known of it from here)."""
+    if config.backend == "openai":
+        return InputRef(kind=kind, id=f"{config.base_url}#{config.model}", sha256="endpoint")
+    from harness.core.models import resolve_model
+
+    return InputRef(kind=kind, id=config.model,
+                    sha256=resolve_model(config.model, allow_pickle=config.allow_pickle).sha256)
 
 
 def estimated_cost_usd(config: GeneratorConfig, prompt_tokens: int, completion_tokens: int) -> float:

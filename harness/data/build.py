@@ -25,6 +25,7 @@ from harness.core.generation import (
     GenerationRequest,
     Generator,
     GeneratorConfig,
+    generator_input,
     make_generator,
     token_budget,
 )
@@ -48,15 +49,6 @@ from harness.data.record import STAGE, JudgeSummary, NiftDatasetRecord, NiftPair
 log = get_logger("data")
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-def teacher_ref(config: GeneratorConfig) -> InputRef:
-    if config.backend == "openai":
-        return InputRef(kind="model", id=f"{config.base_url}#{config.model}", sha256="endpoint")
-    from harness.core.models import resolve_model
-
-    return InputRef(kind="model", id=config.model,
-                    sha256=resolve_model(config.model, allow_pickle=config.allow_pickle).sha256)
 
 
 def _generation_settings(config: GeneratorConfig) -> dict[str, Any]:
@@ -167,9 +159,9 @@ def _open_inputs(variant: ResolvedVariant, run: StageRun) -> ContaminationIndex:
     """The variant's inputs besides the corpus: the contamination prompt sets, the teacher and the judge."""
     contamination = ContaminationIndex.build(variant.filters.contamination, variant.filters.ngram, run)
     if variant.distill:
-        run.add(teacher_ref(variant.teacher))
+        run.add(generator_input(variant.teacher))
     if variant.filters.judge.enabled:  # its labels decide which documents are dropped
-        run.add(teacher_ref(variant.filters.judge.teacher).model_copy(update={"kind": "judge_model"}))
+        run.add(generator_input(variant.filters.judge.teacher, kind="judge_model"))
     return contamination
 
 

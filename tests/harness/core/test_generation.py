@@ -43,3 +43,13 @@ def test_the_seed_sampling_and_system_prompt_are_sent():
     [body] = server.answered
     assert body["seed"] == 7 and body["temperature"] == 0.0 and body["max_tokens"] == 8
     assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Question 0?"}]
+
+
+def test_a_generator_input_names_local_weights_by_content_and_an_endpoint_by_url(tiny_model):
+    from harness.core.generation import GeneratorConfig, generator_input
+    from harness.core.models import resolve_model
+
+    local = generator_input(GeneratorConfig(model=str(tiny_model)), kind="judge_model")
+    assert (local.kind, local.id, local.sha256) == ("judge_model", str(tiny_model), resolve_model(str(tiny_model)).sha256)
+    remote = generator_input(GeneratorConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="m"))
+    assert (remote.kind, remote.id, remote.sha256) == ("model", "http://127.0.0.1:9/v1#m", "endpoint")
