@@ -1,7 +1,8 @@
 """`nift-gate bench`: the candidate and each baseline through lm-eval, compared item by item.
 
 Output under ``<run>/bench/<candidate>/``: record.json (BenchRecord), samples/<model>/samples_<task>.jsonl
-(every per-item row lm-eval logged), pairwise.jsonl (every judged question, when enabled).
+(every per-item row lm-eval logged), pairwise.jsonl (every judged question, when enabled), mt_bench.jsonl (every
+graded answer with the judge's raw replies, when MT-Bench grading is enabled).
 """
 
 from __future__ import annotations
@@ -12,6 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.config import BenchConfig
+from harness.bench.grading import (
+    REFERENCE_CATEGORIES,
+    WEAK_GRADER_NOTE,
+    MtBenchResult,
+    check_categories,
+    compare_grades,
+    grade,
+    load_judge_prompts,
+    summarise,
+)
 from harness.bench.pairwise import (
     answer,
     item_rows,
@@ -19,6 +30,7 @@ from harness.bench.pairwise import (
     load_questions,
 )
 from harness.bench.record import (
+    MT_BENCH_FILE,
     PAIRWISE_FILE,
     SAMPLES_DIR,
     STAGE,
@@ -77,8 +89,9 @@ def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEval
 
 
 def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: dict[str, Any] | None = None,
-              generators: dict[str, Any] | None = None, judge: Any = None) -> BenchRecord:
-    """Entry point of `nift-gate bench`. ``lms``/``generators``/``judge`` replace real models (tests)."""
+              generators: dict[str, Any] | None = None, judge: Any = None, grader: Any = None) -> BenchRecord:
+    """Entry point of `nift-gate bench`. ``lms``/``generators``/``judge``/``grader`` (the MT-Bench judge)
+    replace real models (tests)."""
     if not config.baselines:
         raise ConfigError("bench.baselines is empty: the candidate needs at least one baseline to be compared with")
     names = [model_name(config.candidate)] + [b.name for b in config.baselines]
@@ -92,6 +105,8 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
     settings = config.lm_eval_settings()
     # the questions first: a bad question file stops the bench before any task file is written
     questions = _questions(config, run) if config.pairwise.enabled else None
+    grading = _grading_inputs(config, run) if config.mt_bench.enabled else None
+    _judge_inputs(config, run, judge, grader)
     tasks_dir = store.root / STAGE / "_tasks"
     include_paths, task_refs = prepare_tasks(settings, tasks_dir, run)
     if (done := run.cached(config)) is not None:
@@ -110,17 +125,27 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
                                      cached=cached))
     comparisons = [c for b in config.baselines for c in compare(evals[names[0]], dirs[names[0]], evals[b.name],
                                                                  dirs[b.name], b.name, config)]
-    pairwise, items, judge_info = [], [], None
+    pairwise, items, judge_info, judge_usage = [], [], None, None
     if questions is not None:
-        pairwise, items, judge_info = _pairwise(config, questions, names, resolved, generators, judge)
+        pairwise, items, judge_info, judge_usage = _pairwise(config, questions, names, resolved, generators, judge,
+                                                             store.home)
+
+    mt_bench, graded = None, []
+    if grading is not None:
+        mt_bench, graded = _mt_bench(config, *grading, names, resolved, generators, grader, items, store.home)
 
     record = BenchRecord(
         **run.header(), candidate=names[0], models=models, fingerprint_fields=evals[names[0]].fingerprint_fields,
         scores={n: e.tasks for n, e in evals.items()}, comparisons=comparisons, pairwise=pairwise, judge=judge_info,
-        files={"samples": f"{SAMPLES_DIR}/<model>/samples_<task>.jsonl", **({"pairwise": PAIRWISE_FILE} if items else {})})
+        judge_usage=judge_usage,
+        files={"samples": f"{SAMPLES_DIR}/<model>/samples_<task>.jsonl", **({"pairwise": PAIRWISE_FILE} if items else {}),
+               **({"mt_bench": MT_BENCH_FILE} if grading else {})},
+        mt_bench=mt_bench)
     files: dict[str, Any] = {f"{SAMPLES_DIR}/{name}": functools.partial(shutil.copytree, dirs[name]) for name in names}
     if items:
         files[PAIRWISE_FILE] = item_rows(items)
+    if grading:
+        files[MT_BENCH_FILE] = [row.model_dump() for row in graded]
     return run.commit(record, files)
 
 
@@ -133,9 +158,22 @@ def _questions(config: BenchConfig, run: StageRun):
     return load_questions(run.file(config.pairwise.prompts, kind="questions"), config.pairwise.limit)
 
 
+def _judge_inputs(config: BenchConfig, run: StageRun, judge: Any, grader: Any) -> None:
+    """A judge's weights decide its verdicts and ratings as a model's decide its answers: the pairwise judge and
+    the MT-Bench grader are inputs by content (judges injected by tests are not)."""
+    from harness.core.generation import generator_input
+
+    if config.pairwise.enabled and judge is None:
+        run.add(generator_input(config.pairwise.judge, kind="judge_model"))
+    if config.mt_bench.enabled and grader is None and not (config.pairwise.enabled
+                                                           and config.grading_judge() == config.pairwise.judge):
+        run.add(generator_input(config.grading_judge(), kind="grading_judge_model"))
+
+
 def _pairwise(config: BenchConfig, questions, names: list[str], resolved: dict[str, ResolvedModel],
-              generators: dict[str, Any] | None, judge: Any):
+              generators: dict[str, Any] | None, judge: Any, home: Path):
     from harness.core.generation import make_generator
+    from harness.core.generation_cache import cached_generator
 
     pw = config.pairwise
     generators = dict(generators or {})
@@ -144,7 +182,8 @@ def _pairwise(config: BenchConfig, questions, names: list[str], resolved: dict[s
         model = generators.get(name) or make_generator(pw.judge.model_copy(update={
             "model": resolved[name].path, "max_new_tokens": pw.max_new_tokens, "temperature": 0.0}))
         answers[name] = answer(model, questions, pw.max_new_tokens, config.seed)
-    judge = judge or make_generator(pw.judge)
+    # the judge's answers are cached on the runs home: an unchanged pair is never judged twice
+    judge = judge or cached_generator(pw.judge, home)
     judge_name = pw.judge.model
     weak = pw.judge.model in EMBEDDED_MODELS
     judge_info = {"model": judge_name, "backend": pw.judge.backend,
@@ -157,5 +196,58 @@ def _pairwise(config: BenchConfig, questions, names: list[str], resolved: dict[s
                                     pw.verdict_rule)
         results.append(result)
         items.extend(judged)
-    return results, items, judge_info
+    return results, items, judge_info, getattr(judge, "usage", None)  # an injected judge (tests) may not count
 
+
+def _grading_inputs(config: BenchConfig, run: StageRun):
+    """The MT-Bench questions and the judge's templates, inputs of the bench (hashed, like the pairwise
+    questions): (questions, templates)."""
+    mt = config.mt_bench
+    questions = load_questions(run.file(mt.prompts, kind="mt_bench_questions"), mt.limit)
+    check_categories(questions, mt.prompts)
+    return questions, load_judge_prompts(run.file(mt.judge_prompts, kind="judge_prompts"))
+
+
+def _mt_bench(config: BenchConfig, questions, templates: dict[str, str], names: list[str],
+              resolved: dict[str, ResolvedModel], generators: dict[str, Any] | None, grader: Any,
+              pairwise_items: list, home: Path) -> tuple[MtBenchResult, list]:
+    """Every model answers (or reuses its pairwise answers), the judge grades every turn, and the candidate is
+    compared with each baseline question by question."""
+    from harness.core.generation import make_generator
+    from harness.core.generation_cache import cached_generator
+    from harness.core.log import get_logger
+
+    mt, judge_config = config.mt_bench, config.grading_judge()
+    # the pairwise answers are the same generation when the questions, length and settings are: reuse them
+    reuse = judge_config == config.pairwise.judge and mt.max_new_tokens == config.pairwise.max_new_tokens
+    known: dict[str, dict[tuple, list[str]]] = {name: {} for name in names}
+    for item in pairwise_items if reuse else []:
+        known[names[0]][(item.question_id, tuple(item.turns))] = item.candidate_answer
+        known[item.baseline][(item.question_id, tuple(item.turns))] = item.baseline_answer
+    answers = {}
+    for name in names:
+        todo = [q for q in questions if (q.id, tuple(q.turns)) not in known[name]]
+        fresh = {}
+        if todo:
+            model = (generators or {}).get(name) or make_generator(judge_config.model_copy(update={
+                "model": resolved[name].path, "max_new_tokens": mt.max_new_tokens, "temperature": 0.0}))
+            fresh = answer(model, todo, mt.max_new_tokens, config.seed)
+        answers[name] = {q.id: fresh[q.id] if q.id in fresh else known[name][(q.id, tuple(q.turns))]
+                         for q in questions}
+    # cached like the pairwise judge: an unchanged answer is never graded twice
+    grader = grader or cached_generator(judge_config, home)
+    rows = grade(grader, templates, questions, answers, mt.judge_max_new_tokens, config.seed)
+    stats = (config.bootstrap_iterations, config.confidence, config.seed)
+    grades = [summarise(rows, name, *stats) for name in names]
+    for g in grades:
+        if g.unparseable:
+            get_logger("bench").warning(f"MT-Bench: {g.unparseable} of {g.judgements} judge replies for {g.model} "
+                                        f"had no [[1-10]] rating; {g.unscored_questions} questions left unscored")
+    weak = judge_config.model in EMBEDDED_MODELS
+    missing = [q.id for q in questions if q.category in REFERENCE_CATEGORIES and not q.reference]
+    result = MtBenchResult(
+        judge=judge_config.model, judge_backend=judge_config.backend, questions=len(questions),
+        note=(WEAK_GRADER_NOTE if weak else ""), judge_usage=getattr(grader, "usage", None),
+        reference_graded=sum(1 for q in questions if q.reference), missing_reference=missing, models=grades,
+        comparisons=[c for b in names[1:] for c in compare_grades(rows, names[0], b, *stats)])
+    return result, rows

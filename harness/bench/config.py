@@ -18,7 +18,8 @@ class PairwiseConfig(Section):
     enabled: bool = Field(False, description="Judge candidate vs each baseline answer by answer (MT-Bench style).")
     prompts: str = Field("embedded:suites/pairwise_questions.jsonl",
                          description="JSONL of questions: {id, turns: [one or two user turns]}; MT-Bench's "
-                                     "question_id is used as the id when present.")
+                                     "question file (question_id is used as the id) and AlpacaEval's "
+                                     "instruction/output file (JSONL or JSON array) are read as published.")
     limit: int | None = Field(None, ge=1, description="Use only the first N questions.")
     max_new_tokens: int = Field(128, ge=1, description="Answer length for candidate and baselines.")
     verdict_rule: VerdictRule = Field(
@@ -28,6 +29,29 @@ class PairwiseConfig(Section):
     judge: GeneratorConfig = Field(default_factory=lambda: GeneratorConfig(temperature=0.0, max_new_tokens=16,
                                                                          repetition_penalty=1.0),
                                  description="The judge model and backend (a strong model where you have one).")
+
+
+class MtBenchConfig(Section):
+    enabled: bool = Field(False, description="Grade every answer of the candidate and each baseline 1-10 with the "
+                                             "judge (MT-Bench's single-answer grading) and compare the scores "
+                                             "question by question.")
+    prompts: str = Field("embedded:suites/pairwise_questions.jsonl",
+                         description="Questions: nift-gate's format, MT-Bench's question.jsonl (question_id, "
+                                     "category, turns, optional reference) or AlpacaEval's instruction/output file "
+                                     "(JSON array or JSONL), read as published.")
+    limit: int | None = Field(None, ge=1, description="Use only the first N questions.")
+    max_new_tokens: int = Field(128, ge=1, description="Answer length for candidate and baselines (answers are "
+                                                       "shared with the pairwise judge when its questions and "
+                                                       "length are the same).")
+    judge: GeneratorConfig | None = Field(None, description="The grading judge (the fields of data.teacher.*); "
+                                                            "default (null): bench.pairwise.judge, the bench's "
+                                                            "one judge.")
+    judge_max_new_tokens: int = Field(256, ge=1, description="Length of a grading reply: a short justification, "
+                                                             "then the [[n]] rating.")
+    judge_prompts: str = Field("embedded:judges/single_grading.jsonl",
+                               description="JSONL of the four grading templates (single, single-reference, "
+                                           "multi-turn, multi-turn-reference), fields {question_1}, {answer_1}, "
+                                           "{reference_1}, {question_2}, ...")
 
 
 class BenchConfig(Section):
@@ -50,6 +74,11 @@ class BenchConfig(Section):
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
     threads: int | None = _LM_EVAL["threads"]
     pairwise: PairwiseConfig = Field(default_factory=PairwiseConfig)
+    mt_bench: MtBenchConfig = Field(default_factory=MtBenchConfig)
+
+    def grading_judge(self) -> GeneratorConfig:
+        """The MT-Bench judge: ``mt_bench.judge``, else the pairwise judge."""
+        return self.mt_bench.judge or self.pairwise.judge
 
     def lm_eval_settings(self) -> LmEvalSettings:
         """The settings lm-eval runs with (tasks, data, generation, batching), for :mod:`harness.core.lmeval`."""

@@ -11,6 +11,7 @@ questions with the same verdict in both orders is the judge's position consisten
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from pydantic import BaseModel, Field
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.stats import bootstrap_mean_ci, proportion_interval
-from harness.core.store import read_jsonl
+from harness.core.store import decode_utf8, numbered_jsonl, read_bytes
 
 #: How a question whose two verdicts disagree once un-swapped is counted (see the module docstring).
 VerdictRule = Literal["mt-bench", "lenient"]
@@ -38,6 +39,7 @@ JUDGE_TEMPLATE = """You are judging two AI assistants' answers to the same user 
 
 Which answer is more helpful, correct and relevant? Reply with exactly one of: A, B, tie."""
 
+_SPACE = re.compile(r"\s*")
 _VERDICT = re.compile(r"\b((?i:tie)|A|B)\b")
 
 
@@ -48,8 +50,20 @@ def parse_verdict(reply: str) -> str:
 
 
 class Question(BaseModel):
-    id: str = Field(description="The file's question_id (MT-Bench's field), else its id, else the line number.")
-    turns: list[str]
+    """One question as nift-gate asks it, from any of the formats :func:`load_questions` reads."""
+
+    id: str = Field(description="The file's question_id (MT-Bench's field), else its id, else the line number "
+                                "(for a JSON array, the row's position from 1).")
+    turns: list[str] = Field(description="The user turns, in order (AlpacaEval: its instruction, one turn).")
+    category: str | None = Field(None, description="MT-Bench's category; AlpacaEval's dataset (helpful_base, "
+                                                   "koala, oasst, selfinstruct, vicuna).")
+    reference: list[str] = Field(default_factory=list, description="MT-Bench's reference answers, one per turn "
+                                                                   "(math, reasoning, coding): the judge grades "
+                                                                   "against them.")
+    reference_output: str | None = Field(None, description="AlpacaEval's output: a reference model's answer, "
+                                                           "compared with, not graded against.")
+    reference_generator: str | None = Field(None, description="AlpacaEval's generator: the model that wrote "
+                                                              "reference_output.")
 
 
 class PairwiseItem(BaseModel):
@@ -87,25 +101,87 @@ class PairwiseResult(BaseModel):
     consistency_ci_high: float | None = None
 
 
+#: The fields of MT-Bench's question file (FastChat ``question.jsonl``) and of AlpacaEval's instruction/output
+#: files (``alpaca_eval.json``, a model's ``model_outputs.json``); a row is read by the format whose fields it has.
+MT_BENCH_FIELDS = ("question_id", "category", "turns", "reference")
+ALPACA_EVAL_FIELDS = ("instruction", "output", "generator", "dataset")
+
+
+def _numbered_rows(path: Path) -> tuple[list[tuple[int, Any]], bool]:
+    """(line, row) of a JSON Lines file or of a JSON array (AlpacaEval publishes arrays), and whether it was an
+    array; errors name file and line of a row that is not UTF-8 or JSON."""
+    data = read_bytes(path, "question file")
+    text = decode_utf8(data, path)
+    if not text.lstrip().startswith("["):
+        return list(numbered_jsonl(data, path)), False
+    decoder, rows, line, counted = json.JSONDecoder(), [], 1, 0
+    at = _SPACE.match(text, text.index("[") + 1).end()
+    while not text.startswith("]", at):
+        line, counted = line + text.count("\n", counted, at), at  # counted as we go: one pass over the text
+        try:
+            row, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        rows.append((line, row))
+        at = _SPACE.match(text, at).end()
+        if text.startswith(",", at):
+            at = _SPACE.match(text, at + 1).end()
+        elif not text.startswith("]", at):
+            raise InputError(f"{path}:{line + text.count(chr(10), counted, at)}: not valid JSON (expected ',' or ']')")
+    return rows, True
+
+
+def _question(row: Any, line: int, position: int, path: Path) -> Question:
+    """One row as a Question: nift-gate's own or MT-Bench's format (``turns``) or AlpacaEval's (``instruction``);
+    a row of neither names the field it lacks."""
+    where = f"{path}:{line}"
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: a question must be a JSON object")
+    alpaca = "instruction" in row or ("turns" not in row and any(k in row for k in ALPACA_EVAL_FIELDS))
+    if alpaca:
+        instruction = row.get("instruction")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise InputError(f"{where}: AlpacaEval row without 'instruction' (a non-empty string); its fields "
+                             f"are {', '.join(ALPACA_EVAL_FIELDS)}")
+        for name in ALPACA_EVAL_FIELDS[1:]:
+            if row.get(name) is not None and not isinstance(row[name], str):
+                raise InputError(f"{where}: AlpacaEval field {name!r} must be a string")
+        return Question(id=str(row.get("id", position)), turns=[instruction], category=row.get("dataset"),
+                        reference_output=row.get("output"), reference_generator=row.get("generator"))
+    if "turns" not in row:
+        raise InputError(f"{where}: row has no 'turns' (MT-Bench: {', '.join(MT_BENCH_FIELDS)}) and no "
+                         f"'instruction' (AlpacaEval: {', '.join(ALPACA_EVAL_FIELDS)})")
+    turns = row["turns"]
+    if not isinstance(turns, list) or not 1 <= len(turns) <= 2 or not all(isinstance(t, str) and t.strip() for t in turns):
+        raise InputError(f"{where}: 'turns' must be a list of one or two non-empty strings")
+    reference = row.get("reference") or []
+    reference = [reference] if isinstance(reference, str) else reference
+    if not isinstance(reference, list) or len(reference) > len(turns) or not all(isinstance(r, str) for r in reference):
+        raise InputError(f"{where}: 'reference' must be a list of strings, at most one per turn")
+    category = row.get("category")
+    if category is not None and not isinstance(category, str):
+        raise InputError(f"{where}: 'category' must be a string")
+    # MT-Bench's published files key questions by question_id (an int); nift-gate's by id
+    qid = str(row["question_id"] if row.get("question_id") is not None else row.get("id", position))
+    return Question(id=qid, turns=turns, category=category, reference=reference)
+
+
 def load_questions(spec: str | Path, limit: int | None) -> list[Question]:
-    """Questions of a JSONL file (``embedded:`` names a shipped one), the first ``limit`` of them."""
+    """Questions of a file (``embedded:`` names a shipped one), the first ``limit`` of them: JSON Lines or a JSON
+    array of rows in nift-gate's format (``id``, ``turns``), MT-Bench's (``question_id``, ``category``, ``turns``,
+    optional ``reference``) or AlpacaEval's (``instruction``, ``output``, ``generator``, ``dataset``), as published."""
     path = resolve_asset(str(spec))
     if not path.exists():
         raise InputError(f"{path}: pairwise questions not found")
-    rows = read_jsonl(path)  # first: it names the line of a row that is not UTF-8, JSON or an object
-    # read_jsonl skips blank lines; errors below name the row's line in the file, not its position
-    lines = [n for n, text in enumerate(path.read_text(encoding="utf-8").split("\n"), 1) if text.strip()]
+    rows, array = _numbered_rows(path)  # errors name the row's line in the file, not its position
     questions, seen = [], {}
-    for line, row in zip(lines, rows):
-        turns = row.get("turns")
-        if not isinstance(turns, list) or not 1 <= len(turns) <= 2 or not all(isinstance(t, str) and t.strip() for t in turns):
-            raise InputError(f"{path}:{line}: 'turns' must be a list of one or two non-empty strings")
-        # MT-Bench's published files key questions by question_id (an int); nift-gate's by id
-        qid = str(row["question_id"] if row.get("question_id") is not None else row.get("id", line))
-        if qid in seen:
-            raise InputError(f"{path}:{line}: question id {qid!r} is used again (first on line {seen[qid]})")
-        seen[qid] = line
-        questions.append(Question(id=qid, turns=turns))
+    for position, (line, row) in enumerate(rows, 1):
+        # a row without an id is known by its line (JSON Lines) or its position (a JSON array)
+        question = _question(row, line, position if array else line, path)
+        if question.id in seen:
+            raise InputError(f"{path}:{line}: question id {question.id!r} is used again (first on line {seen[question.id]})")
+        seen[question.id] = line
+        questions.append(question)
     return questions[:limit] if limit else questions
 
 

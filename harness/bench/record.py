@@ -1,8 +1,9 @@
 """The bench stage's published output: the BenchRecord and readers of its per-item rows.
 
 Layout under ``<run>/bench/<candidate>/``: ``record.json`` (BenchRecord), ``samples/<model>/samples_<task>.jsonl``
-(every per-item row lm-eval logged) and ``pairwise.jsonl`` (every judged question). Other stages read these
-only through :func:`read_bench`, :func:`bench_items` and :func:`pairwise_rows`, never by path.
+(every per-item row lm-eval logged), ``pairwise.jsonl`` (every judged question) and ``mt_bench.jsonl`` (every
+graded answer). Other stages read these only through :func:`read_bench`, :func:`bench_items`,
+:func:`pairwise_rows` and :func:`mt_bench_rows`, never by path.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from harness.bench.grading import MT_BENCH, OVERALL, GradedAnswer, MtBenchResult
 from harness.bench.pairwise import PairwiseItem, PairwiseResult
+from harness.core.generation_cache import GenerationUsage
 from harness.core.lmeval import TaskScores
 from harness.core.metrics import (
     MetricDelta,
@@ -29,11 +32,20 @@ from harness.core.store import RECORD_FILE, RunStore, read_jsonl, read_record
 STAGE = "bench"
 SAMPLES_DIR = "samples"
 PAIRWISE_FILE = "pairwise.jsonl"
+MT_BENCH_FILE = "mt_bench.jsonl"
 
 POSITION_CONSISTENCY = MetricSpec(
     name="bench.pairwise.position_consistency", higher_is_better=True, unit="rate",
     description="Pairwise judge: share of questions given the same verdict in both answer orders (one value per "
                 "baseline, as the attribute); a low share means answer position, not content, decided verdicts.")
+
+
+def mt_bench_spec(metric: str) -> MetricSpec:
+    """``bench.mt_bench.score`` (overall) or ``bench.mt_bench.<category>``: a judge's mean 1-10 rating."""
+    what = "all questions" if metric == OVERALL else f"the {metric} questions"
+    return MetricSpec(name=f"bench.{MT_BENCH}.{metric}", higher_is_better=True, unit="score",
+                      description=f"MT-Bench single-answer grading: the judge's mean 1-10 rating over {what} "
+                                  "(a question's score is the mean of its turns').")
 
 
 class EvaluatedModel(BaseModel):
@@ -53,6 +65,9 @@ class BenchRecord(Record):
     comparisons: list[PairedComparison] = Field(description="Candidate vs each baseline, per task and metric.")
     pairwise: list[PairwiseResult] = Field(default_factory=list)
     judge: dict[str, Any] | None = Field(None, description="Judge identity and a note on its strength.")
+    judge_usage: GenerationUsage | None = Field(None, description="The pairwise judge's calls, cache hits, tokens "
+                                                                  "and estimated cost (None: an injected judge).")
+    mt_bench: MtBenchResult | None = Field(None, description="MT-Bench single-answer grading, when enabled.")
     files: dict[str, str]
 
     METRIC_FAMILIES: ClassVar[dict[str, str]] = {"bench.": "lm-eval task metrics, bench.<task>.<metric>, in the direction lm-eval declares"}
@@ -62,6 +77,9 @@ class BenchRecord(Record):
         """One spec per lm-eval task metric, in the direction lm-eval declared for that task, and the pairwise
         judge's position consistency when the pairwise comparison ran."""
         specs = {POSITION_CONSISTENCY.name: POSITION_CONSISTENCY} if self.pairwise else {}
+        if self.mt_bench is not None:
+            for metric in [OVERALL] + sorted({c for m in self.mt_bench.models for c in m.per_category}):
+                specs[f"bench.{MT_BENCH}.{metric}"] = mt_bench_spec(metric)
         for tasks in self.scores.values():
             for task, scores in tasks.items():
                 for metric, higher in scores.higher_is_better.items():
@@ -96,10 +114,19 @@ class BenchRecord(Record):
                                n=p.n, attribute=p.baseline, ci_low=p.consistency_ci_low,
                                ci_high=p.consistency_ci_high, interval="wilson")
                    for p in self.pairwise if p.position_consistency is not None]
+        for grades in self.mt_bench.models if self.mt_bench else []:
+            for metric, summary in [(OVERALL, grades.overall), *grades.per_category.items()]:
+                if summary.mean is not None:
+                    values.append(MetricValue(metric=f"bench.{MT_BENCH}.{metric}", model=grades.model,
+                                              value=summary.mean, n=summary.n, ci_low=summary.ci_low,
+                                              ci_high=summary.ci_high, interval=summary.interval))
         return values
 
     def compute_deltas(self) -> list[MetricDelta]:
-        return [delta_from_comparison(f"bench.{c.task}.{c.metric}", self.candidate, c) for c in self.comparisons]
+        """Paired deltas of every lm-eval task metric and, when graded, of bench.mt_bench.<metric>."""
+        graded = self.mt_bench.comparisons if self.mt_bench else []
+        return [delta_from_comparison(f"bench.{c.task}.{c.metric}", self.candidate, c)
+                for c in [*self.comparisons, *graded]]
 
 
 class BenchItem(BaseModel):
@@ -142,3 +169,10 @@ def pairwise_rows(store: RunStore, candidate: str) -> list[PairwiseItem]:
     """Every judged pairwise question of the candidate's bench (empty when pairwise was off)."""
     path = bench_folder(store, candidate) / PAIRWISE_FILE
     return [PairwiseItem.model_validate(row) for row in read_jsonl(path)] if path.exists() else []
+
+
+def mt_bench_rows(store: RunStore, candidate: str) -> list[GradedAnswer]:
+    """Every graded answer (each model, each question, the judge's raw replies) of the candidate's bench; empty
+    when MT-Bench grading was off."""
+    path = bench_folder(store, candidate) / MT_BENCH_FILE
+    return [GradedAnswer.model_validate(row) for row in read_jsonl(path)] if path.exists() else []

@@ -68,8 +68,9 @@ def _is_binary(values: np.ndarray) -> bool:
 
 def paired_comparison(candidate: dict[str, float], baseline: dict[str, float], *, task: str, metric: str,
                       baseline_name: str, higher_is_better: bool = True, iterations: int = 2000,
-                      confidence: float = 0.95, seed: int = 0) -> PairedComparison | None:
-    """Compare per-item scores keyed by item id; only items both models were scored on count.
+                      confidence: float = 0.95, seed: int = 0, continuous: bool = False) -> PairedComparison | None:
+    """Compare per-item scores keyed by item id; only items both models were scored on count. ``continuous``:
+    the scores are means on a scale (judge ratings), never proportions, even where every one is 0 or 1.
 
     None when no item is shared (e.g. a baseline whose every SelfCheck answer was empty): there is no delta
     without items, and callers leave the comparison out instead of writing a NaN difference.
@@ -82,7 +83,7 @@ def paired_comparison(candidate: dict[str, float], baseline: dict[str, float], *
     diff = c - b
     sign = 1 if higher_is_better else -1
     wins, losses = int((sign * diff > 0).sum()), int((sign * diff < 0).sum())
-    binary = _is_binary(c) and _is_binary(b)
+    binary = not continuous and _is_binary(c) and _is_binary(b)
     if binary:  # exact McNemar: only the discordant items carry information
         better, worse = int(((c == 1) & (b == 0)).sum()), int(((c == 0) & (b == 1)).sum())
         both = int(((c == 1) & (b == 1)).sum())

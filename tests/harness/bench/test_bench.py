@@ -371,3 +371,63 @@ def test_pairwise_rows_carry_the_turns_and_an_edited_question_file_is_judged_aga
     assert any("Say thing 9." in r.prompt for r in judge.requests)
     assert [m.cached for m in again.models] == [True, True]  # the lm-eval results do not depend on the questions
     assert pairwise_rows(RunStore("r"), "model")[1].turns == ["Say thing 9."]
+
+
+def test_mt_bench_grading_in_the_bench_record_with_gateable_deltas(tiny_model, second_tiny_model, toy_task, tmp_path):
+    from harness.bench.record import mt_bench_rows
+
+    questions = tmp_path / "question.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"question_id": 1, "category": "writing", "turns": ["Write a poem.", "Shorter."]},
+        {"question_id": 2, "category": "math", "turns": ["2+2?"], "reference": ["4"]},
+        {"question_id": 3, "category": "math", "turns": ["3+3?"], "reference": ["6"]}]))
+    ratings = {"model": {"1": "[[8]]", "2": "[[9]]", "3": "[[7]]"}, "base": {"1": "[[4]]", "2": "no idea", "3": "[[5]]"}}
+    grader = ScriptedGenerator(lambda key, prompt: ratings[key.split("|")[0]][key.split("|")[1]])
+    generators = {"model": ScriptedGenerator(lambda k, p: "candidate answer"),
+                  "base": ScriptedGenerator(lambda k, p: "baseline answer")}
+    config = _config(tiny_model, second_tiny_model, toy_task,
+                     pairwise={"enabled": True, "prompts": str(questions), "judge": {"model": "smollm2-135m-instruct"}},
+                     mt_bench={"enabled": True, "prompts": str(questions)})
+    record = run_bench(config, RunStore("r"), lms={"model": ScriptedLM(), "base": ScriptedLM()}, generators=generators,
+                       judge=ScriptedGenerator(lambda k, p: "A"), grader=grader)
+    mt = record.mt_bench
+    assert (mt.questions, mt.reference_graded, mt.missing_reference, mt.judge) == (3, 2, [], "smollm2-135m-instruct")
+    assert "weak judge" in mt.note
+    # the pairwise judge's answers are reused: each model answered each turn once
+    assert len(generators["model"].requests) == 4 and len(generators["base"].requests) == 4
+    assert len(grader.requests) == 8  # 4 turns x 2 models
+    grades = {g.model: g for g in mt.models}
+    assert grades["model"].overall.mean == pytest.approx(8.0) and grades["base"].overall.mean == pytest.approx(4.5)
+    assert (grades["base"].unparseable, grades["base"].unscored_questions) == (1, 1)
+    specs = {s.name: s for s in record.declared_metrics() if s.name.startswith("bench.mt_bench.")}
+    assert set(specs) == {"bench.mt_bench.score", "bench.mt_bench.math", "bench.mt_bench.writing"}
+    assert all(s.higher_is_better and s.unit == "score" for s in specs.values())
+    values = {(v.metric, v.model): v for v in record.metric_values() if v.metric.startswith("bench.mt_bench.")}
+    assert values[("bench.mt_bench.math", "base")].value == 5.0 and values[("bench.mt_bench.math", "base")].n == 1
+    assert values[("bench.mt_bench.score", "model")].interval == "bootstrap-percentile"
+    deltas = {d.metric: d for d in record.metric_deltas() if d.metric.startswith("bench.mt_bench.")}
+    assert deltas["bench.mt_bench.score"].difference == pytest.approx(3.0) and deltas["bench.mt_bench.score"].n == 2
+    assert deltas["bench.mt_bench.writing"].difference == pytest.approx(4.0)
+    assert deltas["bench.mt_bench.score"].interval == "bootstrap-percentile" and deltas["bench.mt_bench.score"].baseline == "base"
+    rows = mt_bench_rows(RunStore("r"), "model")
+    assert [(r.model, r.question_id, r.ratings) for r in rows] == [
+        ("model", "1", [8.0, 8.0]), ("model", "2", [9.0]), ("model", "3", [7.0]),
+        ("base", "1", [4.0, 4.0]), ("base", "2", [None]), ("base", "3", [5.0])]
+    assert rows[4].judge_replies == ["no idea"] and record.files["mt_bench"] == "mt_bench.jsonl"
+    # what the gate reads: the stored JSON, without bench's classes
+    from harness.core.records import StoredRecord
+    from harness.core.store import read_record
+
+    stored = read_record(RunStore("r").stage_dir("bench", "model"), StoredRecord)
+    assert stored.metric_spec("bench.mt_bench.math").higher_is_better is True
+    assert {d.metric for d in stored.metric_deltas()} >= {"bench.mt_bench.score", "bench.mt_bench.math"}
+
+
+def test_a_bad_mt_bench_question_file_stops_the_bench_before_anything_is_written(
+        tiny_model, second_tiny_model, toy_task, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question_id": 1, "category": "writing"}) + "\n")
+    config = _config(tiny_model, second_tiny_model, toy_task, mt_bench={"enabled": True, "prompts": str(questions)})
+    with pytest.raises(InputError, match=r"q.jsonl:1: row has no 'turns'"):
+        run_bench(config, RunStore("r"))
+    assert not (RunStore("r").root / "bench").exists()

@@ -64,3 +64,59 @@ def test_a_repeated_question_id_is_refused_naming_file_and_lines(tmp_path):
                                                 {"question_id": 82, "turns": ["b"]}, {"question_id": 81, "turns": ["c"]}])
     with pytest.raises(InputError, match=r"question.jsonl:4: question id '81' is used again \(first on line 1\)$"):
         load_questions(path, None)
+
+
+MT_BENCH_ROWS = [  # as in FastChat's data/mt_bench/question.jsonl
+    {"question_id": 81, "category": "writing", "turns": ["Compose a travel blog post.", "Rewrite it."]},
+    {"question_id": 111, "category": "math", "turns": ["Find the area.", "Now the circle."],
+     "reference": ["Area is 3", "pi r^2"]},
+]
+ALPACA_EVAL_ROWS = [  # as in alpaca_eval.json: a JSON array, no ids
+    {"dataset": "helpful_base", "instruction": "What are the names of some famous actors?",
+     "output": "Some famous actors are...", "generator": "text_davinci_003"},
+    {"dataset": "koala", "instruction": "Explain photosynthesis.", "output": "Plants...", "generator": "gpt4"},
+]
+
+
+def test_an_mt_bench_question_file_loads_as_published(tmp_path):
+    questions = load_questions(_write(tmp_path / "question.jsonl", MT_BENCH_ROWS), None)
+    assert [(q.id, q.category, q.reference) for q in questions] == [("81", "writing", []),
+                                                                   ("111", "math", ["Area is 3", "pi r^2"])]
+    assert questions[1].turns == ["Find the area.", "Now the circle."]
+
+
+@pytest.mark.parametrize("layout", ["array", "jsonl"])
+def test_an_alpaca_eval_file_loads_as_published(tmp_path, layout):
+    path = tmp_path / "alpaca_eval.json"
+    path.write_text(json.dumps(ALPACA_EVAL_ROWS, indent=4) if layout == "array"
+                    else "".join(json.dumps(r) + "\n" for r in ALPACA_EVAL_ROWS))
+    questions = load_questions(path, None)
+    assert [q.turns for q in questions] == [["What are the names of some famous actors?"], ["Explain photosynthesis."]]
+    assert [(q.id, q.category, q.reference_generator) for q in questions] == [
+        ("1", "helpful_base", "text_davinci_003"), ("2", "koala", "gpt4")]
+    assert questions[0].reference_output == "Some famous actors are..." and questions[0].reference == []
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"question_id": 90, "category": "writing"}, (r"q.json:3: row has no 'turns' \(MT-Bench: question_id, category, "
+                                                  r"turns, reference\) and no 'instruction' \(AlpacaEval")),
+    ({"output": "x", "generator": "gpt4", "dataset": "oasst"}, r"q.json:3: AlpacaEval row without 'instruction'"),
+    ({"question_id": 90, "turns": ["a"], "reference": ["1", "2"]}, (r"q.json:3: 'reference' must be a list of "
+                                                                    r"strings, at most one per turn")),
+    ({"text": "neither format"}, r"q.json:3: row has no 'turns'"),
+])
+def test_a_row_of_neither_format_names_the_missing_field_and_its_line(tmp_path, row, message):
+    path = _write(tmp_path / "q.json", [MT_BENCH_ROWS[0], None, row])
+    with pytest.raises(InputError, match=message):
+        load_questions(path, None)
+
+
+def test_a_bad_row_in_a_json_array_is_named_by_its_line(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps([ALPACA_EVAL_ROWS[0], {"dataset": "koala"}], indent=2))
+    line = path.read_text().splitlines().index("  {", 2) + 1  # the second object's opening brace
+    with pytest.raises(InputError, match=rf"q.json:{line}: AlpacaEval row without 'instruction'"):
+        load_questions(path, None)
+    path.write_text('[{"instruction": "a"},\n {"instruction": "b"\n]')
+    with pytest.raises(InputError, match=r"q.json:3: not valid JSON"):
+        load_questions(path, None)

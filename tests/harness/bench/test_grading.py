@@ -1,0 +1,116 @@
+import pytest
+from scripted import ScriptedGenerator
+
+from harness.bench.grading import (
+    compare_grades,
+    grade,
+    load_judge_prompts,
+    parse_rating,
+    summarise,
+)
+from harness.bench.pairwise import Question
+from harness.core.assets import resolve_asset
+from harness.core.errors import InputError
+
+TEMPLATES = load_judge_prompts(resolve_asset("embedded:judges/single_grading.jsonl"))
+QUESTIONS = [
+    Question(id="w1", category="writing", turns=["Write a haiku.", "Now make it sad."]),
+    Question(id="w2", category="writing", turns=["Write a limerick."]),
+    Question(id="m1", category="math", turns=["What is 6 * 7?", "And 6 * 8?"], reference=["42", "48"]),
+    Question(id="m2", category="math", turns=["What is 2 + 2?"], reference=["4"]),
+]
+ANSWERS = {model: {q.id: [f"{model} answer {q.id} t{t + 1}" for t in range(len(q.turns))] for q in QUESTIONS}
+           for model in ("cand", "base")}
+# model -> question -> the judge's reply per turn
+REPLIES = {
+    "cand": {"w1": ["Good. Rating: [[8]]", "Rating: [[6]]"], "w2": ["[[9]]"], "m1": ["[[10]]", "Wrong. [[4]]"],
+             "m2": ["Rating: [[7]]"]},
+    "base": {"w1": ["[[5]]", "[[5]]"], "w2": ["It is fine, I would say seven."], "m1": ["[[6]]", "[[6]]"],
+             "m2": ["[[3]]"]},
+}
+
+
+def _graded():
+    judge = ScriptedGenerator(lambda key, prompt: REPLIES[key.split("|")[0]][key.split("|")[1]][
+        int(key.rsplit("turn", 1)[1]) - 1])
+    return judge, grade(judge, TEMPLATES, QUESTIONS, ANSWERS, 256, 0)
+
+
+@pytest.mark.parametrize("reply, rating", [("Rating: [[7]]", 7.0), ("[[ 10 ]]", 10.0), ("[[7.5]]", 7.5),
+                                           ("[[7]] and again [[7]]", 7.0), ("Rating: 7", None), ("[7]", None),
+                                           ("[[5]] ... Rating: [[8]]", None), ("[[0]]", None), ("[[11]]", None),
+                                           ("", None)])
+def test_rating_parsing_takes_only_one_double_bracketed_rating_from_1_to_10(reply, rating):
+    assert parse_rating(reply) == rating
+
+
+def test_scores_per_question_turn_category_and_overall_from_a_scripted_judge():
+    _, rows = _graded()
+    cand = {r.question_id: r for r in rows if r.model == "cand"}
+    assert {q: r.score for q, r in cand.items()} == {"w1": 7.0, "w2": 9.0, "m1": 7.0, "m2": 7.0}
+    assert cand["m1"].ratings == [10.0, 4.0] and cand["m1"].judge_replies == ["[[10]]", "Wrong. [[4]]"]
+    grades = summarise(rows, "cand", 500, 0.95, 0)
+    assert grades.overall.mean == pytest.approx(7.5) and grades.overall.n == 4
+    assert grades.overall.interval == "bootstrap-percentile"
+    assert 7.0 <= grades.overall.ci_low <= 7.5 <= grades.overall.ci_high <= 9.0
+    assert grades.per_turn["1"].mean == pytest.approx((8 + 9 + 10 + 7) / 4) and grades.per_turn["1"].n == 4
+    assert grades.per_turn["2"].mean == pytest.approx(5.0) and grades.per_turn["2"].n == 2
+    assert {c: (s.mean, s.n) for c, s in grades.per_category.items()} == {"math": (7.0, 2), "writing": (8.0, 2)}
+    assert (grades.judgements, grades.unparseable, grades.unscored_questions) == (6, 0, 0)
+
+
+def test_an_unparseable_rating_is_counted_and_never_a_default_score():
+    _, rows = _graded()
+    w2 = next(r for r in rows if r.model == "base" and r.question_id == "w2")
+    assert w2.ratings == [None] and w2.score is None and w2.judge_replies == ["It is fine, I would say seven."]
+    grades = summarise(rows, "base", 500, 0.95, 0)
+    assert (grades.judgements, grades.unparseable, grades.unscored_questions) == (6, 1, 1)
+    assert grades.overall.n == 3 and grades.overall.mean == pytest.approx((5 + 6 + 3) / 3)
+    assert grades.per_category["writing"].n == 1 and grades.per_turn["1"].n == 3
+
+
+def test_paired_comparison_by_question_overall_and_per_category():
+    _, rows = _graded()
+    comparisons = {c.metric: c for c in compare_grades(rows, "cand", "base", 500, 0.95, 0)}
+    assert set(comparisons) == {"score", "math", "writing"}
+    overall = comparisons["score"]  # w2 has no baseline score: 3 shared questions
+    assert (overall.task, overall.n, overall.candidate_mean, overall.baseline_mean) == ("mt_bench", 3, 7.0, pytest.approx(14 / 3))
+    assert overall.mean_difference == pytest.approx(7 / 3) and overall.interval == "bootstrap-percentile"
+    assert overall.test == "sign" and (overall.wins, overall.losses, overall.ties) == (3, 0, 0)
+    assert overall.ci_low <= overall.mean_difference <= overall.ci_high
+    assert comparisons["math"].mean_difference == pytest.approx(2.5) and comparisons["writing"].n == 1
+
+
+def test_ratings_of_1_everywhere_are_still_compared_as_a_scale():
+    from harness.bench.grading import GradedAnswer
+
+    rows = [GradedAnswer(model=m, question_id=str(i), turns=["q"], answers=["a"], templates=["single"],
+                         judge_replies=["[[1]]"], ratings=[1.0], score=1.0) for m in ("c", "b") for i in range(3)]
+    [overall] = compare_grades(rows, "c", "b", 200, 0.95, 0)
+    assert overall.test == "sign" and overall.interval == "bootstrap-percentile"  # not a proportion (Newcombe)
+
+
+def test_second_turn_is_graded_with_the_first_exchange_and_references_are_shown():
+    judge, rows = _graded()
+    prompts = {r.key: r.prompt for r in judge.requests}
+    first, second = prompts["cand|w1|turn1"], prompts["cand|w1|turn2"]
+    assert "Write a haiku." in first and "cand answer w1 t1" in first and "Now make it sad." not in first
+    # the second turn's prompt holds the whole conversation, the first exchange before the graded reply
+    order = [second.index(s) for s in ("Write a haiku.", "cand answer w1 t1", "Now make it sad.", "cand answer w1 t2")]
+    assert order == sorted(order) and "second message" in second
+    math_first, math_second = prompts["cand|m1|turn1"], prompts["cand|m1|turn2"]
+    assert "42" in math_first and "reference" in math_first.lower() and "48" not in math_first
+    assert "42" in math_second and "48" in math_second
+    assert "reference" not in first.lower()
+    m1 = next(r for r in rows if r.model == "cand" and r.question_id == "m1")
+    assert m1.templates == ["single-reference", "multi-turn-reference"] and m1.reference == ["42", "48"]
+    assert next(r for r in rows if r.question_id == "w1").templates == ["single", "multi-turn"]
+    assert all("[[" in p for p in prompts.values())  # every prompt asks for the [[n]] form
+
+
+def test_a_judge_prompt_file_without_all_four_templates_is_refused(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"name": "single", "template": "{question_1} {answer_1}"}\n')
+    with pytest.raises(InputError, match=r"prompts.jsonl: judge prompts missing: single-reference, multi-turn, "
+                                         r"multi-turn-reference"):
+        load_judge_prompts(path)
