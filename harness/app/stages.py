@@ -39,10 +39,11 @@ def refresh_review(config: PipelineConfig, store: RunStore, candidate: str) -> N
     """Rebuild ``<run>/review/record.json`` for ``candidate`` from the label store when the run has one (the
     summary is cached by the store's current labels, so unchanged labels leave the record's bytes, and so the
     decision, as they were). A review record with no label store behind it cannot be checked, and is refused."""
+    from harness.review.store import default_database
     from harness.review.summary import summarise_review
 
     record = store.root / "review" / RECORD_FILE
-    default_store = store.root / "review" / "review.db"  # the SQLite default of harness.review.store.database_url
+    default_store = default_database(store)
     if config.review.database or default_store.exists():
         summarise_review(config.review, store, candidate)
     elif record.exists():

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -128,13 +129,18 @@ def make_engine(url: str) -> Engine:
         raise InputError(f"review.database: cannot use {url.split('://')[0]}:// ({exc})") from None
 
 
+def default_database(store: RunStore) -> Path:
+    """Where the SQLite label store lives when ``review.database`` is not set: ``<run>/review/review.db``."""
+    return store.root / "review" / "review.db"
+
+
 def database_url(config: ReviewConfig, store: RunStore) -> str:
-    """The configured URL, else SQLite at ``<run>/review/review.db`` (the folder is created)."""
+    """The configured URL, else SQLite at :func:`default_database` (the folder is created)."""
     if config.database:
         return config.database
-    folder = store.root / "review"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(folder / 'review.db').resolve()}"
+    path = default_database(store)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}"
 
 
 def open_store(config: ReviewConfig, store: RunStore) -> ReviewStore:
