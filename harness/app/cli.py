@@ -359,7 +359,6 @@ def _run(args: argparse.Namespace) -> int:
     from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config_file, args.assignments, {"run": args.run})
-    config.review.tokens()  # the pipeline fills the review queue: a malformed tokens file stops it before any stage
     store = RunStore(config.run, args.home)
     result = run_pipeline(config, store, force=args.force)
     total = sum(result.seconds.values())
