@@ -477,12 +477,17 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _review_config(args: argparse.Namespace):
+def _review_config(args: argparse.Namespace, signs_in: bool = False):
+    """The review section and the run. A tokens file that is there but malformed is refused by every review
+    command, not at the first sign-in; a missing one only where people sign in (``serve``): a machine that fills
+    the queue or summarises it need not hold the reviewers' tokens."""
     from harness.app.config import load_pipeline_config
     from harness.core.store import RunStore
 
     config = load_pipeline_config(args.config, args.assignments, {"run": args.run})
-    config.review.tokens()  # a malformed tokens file is refused by every review command, not at the first sign-in
+    tokens_file = config.review.tokens_file
+    if signs_in or (tokens_file and Path(tokens_file).expanduser().exists()):
+        config.review.tokens()
     return config.review, RunStore(config.run, args.home)
 
 
@@ -507,7 +512,7 @@ def _review_serve(args: argparse.Namespace) -> int:
     from harness.core.errors import ConfigError
     from harness.review.store import database_url
 
-    config, store = _review_config(args)
+    config, store = _review_config(args, signs_in=True)
     database_url(config, store)  # creates the run's review folder for the SQLite default
     app = Path(importlib.util.find_spec("dashboard.app").origin)
     extra = [a for a in args.streamlit_args if a != "--"]

@@ -120,6 +120,21 @@ def test_the_review_app_loader_refuses_a_malformed_tokens_file(tmp_path, text, m
         load_review_section(path)
 
 
+def test_a_missing_tokens_file_stops_only_the_command_people_sign_in_through(tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    from harness.app.cli import main
+
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("serve started the app"))
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump({"run": "r1", "review": {"reviewers": [{"name": "ann"}],
+                                                           "tokens_file": str(tmp_path / "absent.yaml")}}))
+    home = ["--config", str(cfg), "--home", str(tmp_path / "runs")]
+    assert main(["review", "serve", *home]) == 2
+    assert "absent.yaml not found" in capsys.readouterr().err
+    assert main(["review", "export", "--out", str(tmp_path / "labels.csv"), *home]) == 0  # signs nobody in
+
+
 # Not `run`, `gate` or `report`: they load the same config but sign nobody in, and a CI machine running them
 # need not hold the reviewers' tokens file at all.
 @pytest.mark.parametrize("command", [["review", "enqueue"], ["review", "summary"],
