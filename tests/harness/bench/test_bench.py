@@ -3,6 +3,7 @@ import json
 import pytest
 from scripted import ScriptedGenerator, ScriptedLM
 from tiny import build_tiny_model, edit_in_place
+from toy_task import write_toy_mc_task
 
 from harness.bench.bench import check_comparable, run_bench
 from harness.bench.config import BenchConfig
@@ -17,28 +18,7 @@ QUESTIONS = [{"question": f"Question {i}: which is right?", "choices": ["right",
 
 @pytest.fixture
 def toy_task(tmp_path):
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    data = tmp_path / "toy.jsonl"
-    data.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
-    (folder / "toy_mc.yaml").write_text(f"""task: toy_mc
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{question}}}}"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: "{{{{answer}}}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-""")
-    return folder
+    return write_toy_mc_task(tmp_path, QUESTIONS)
 
 
 @pytest.fixture(scope="session")

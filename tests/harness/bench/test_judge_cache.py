@@ -6,6 +6,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from scripted import ScriptedGenerator, ScriptedLM
 from tiny import build_tiny_model, edit_in_place
+from toy_task import write_toy_mc_task
 
 from harness.bench.bench import run_bench
 from harness.bench.config import BenchConfig
@@ -14,26 +15,7 @@ from harness.core.store import RunStore
 
 @pytest.fixture
 def toy_task(tmp_path):
-    folder, data = tmp_path / "tasks", tmp_path / "toy.jsonl"
-    folder.mkdir()
-    data.write_text("".join(json.dumps({"question": f"Q{i}?", "choices": ["yes", "no"], "answer": 0}) + "\n"
-                            for i in range(4)))
-    (folder / "toy_mc.yaml").write_text(f"""task: toy_mc
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{question}}}}"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: "{{{{answer}}}}"
-metric_list:
-  - metric: acc
-metadata:
-  version: 1.0
-""")
-    return folder
+    return write_toy_mc_task(tmp_path, [{"question": f"Q{i}?", "choices": ["yes", "no"], "answer": 0} for i in range(4)])
 
 
 def _bench(tiny_model, toy_task, questions, server, run="r", **judge):
