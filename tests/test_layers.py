@@ -42,7 +42,8 @@ PUBLISHED = {
     # the review stage's record, and the label store API the review app writes through
     "review": {"harness.review.record", "harness.review.store", "harness.review.config", "harness.review.agreement",
                "harness.review.export", "harness.review.summary"},
-    "gate": {"harness.gate.record"},
+    # the decision records and their readers, and the history across candidates the report shows
+    "gate": {"harness.gate.record", "harness.gate.history"},
     "audits": {"audits.registry"},
 }
 #: Packages with no code of their own (``harness/__init__.py``).

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
+from enum import IntEnum
 from pathlib import Path
 
 from harness.core.errors import NiftError
@@ -24,11 +26,42 @@ Stages (each writes versioned records under <home>/<run>/<stage>/):
   gate          policy rules over the stored records -> PROMOTE / REJECT / PENDING_REVIEW, logged in the registry
   override      a release manager's PROMOTE or REJECT with a mandatory reason (the decision stays)
   registry      verify the hash-chained decision log, or show it with the current aliases
-  report        one self-contained HTML executive report and its Markdown twin, from the stored records
+  history       every decision and override across candidates: verdicts, gated metrics, aliases, who and when
+  report        one self-contained HTML executive report and its Markdown twin (--pdf: and a PDF)
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
 finished record is skipped; --force redoes it.
 """
+
+
+class VerdictExit(IntEnum):
+    """Exit status of `gate` and `run` per verdict (the one place they are defined). Distinct from every other
+    status the CLI exits with: 1 (an unexpected error: Python's status for an uncaught exception), 2 (bad input
+    or config, a tampered registry: ``NiftError.exit_code``), 3 (the teacher failed: ``TeacherError``) and 130
+    (interrupted). A CI job fails on REJECT and can wait (not fail) on PENDING_REVIEW by its number."""
+
+    PROMOTE = 0
+    REJECT = 10
+    PENDING_REVIEW = 11
+
+
+EXIT_CODES_HELP = (
+    f"Exit status: {VerdictExit.PROMOTE.value} PROMOTE, {VerdictExit.REJECT.value} REJECT, "
+    f"{VerdictExit.PENDING_REVIEW.value} PENDING_REVIEW: the verdict that holds (a release manager's override of "
+    f"this very decision replaces the gate's); 2 bad input or config, or a tampered registry (nothing decided); 3 "
+    f"the teacher failed; 1 an unexpected error; 130 interrupted. --json prints the decision as JSON on stdout (and "
+    f"nothing else there); --junit FILE writes one JUnit test case per rule outcome; where GITHUB_STEP_SUMMARY is "
+    f"set, a Markdown summary is appended to that file.")
+
+
+def _add_verdict_outputs(parser: argparse.ArgumentParser) -> None:
+    """--json and --junit, for the commands that end in a verdict (gate, run)."""
+    parser.add_argument("--json", action="store_true",
+                        help="Print the decision as JSON on stdout (verdict, reason, rules with values and CIs, "
+                             "record ids); everything else goes to stderr.")
+    parser.add_argument("--junit", type=Path, metavar="FILE",
+                        help="Write JUnit XML: one test case per rule outcome (per baseline), failures and skips "
+                             "carrying the evidence.")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -163,8 +196,11 @@ def _add_review_parsers(commands) -> None:
         description="Reviewers sign in with their name and token (or OIDC when review.oidc), label their queue, "
                     "judge blind A/B pairs; release managers also see progress, agreement and the export. "
                     "It listens on 127.0.0.1 only unless --host (or --server.address after --) says otherwise, "
-                    "and shows visitors no error details (client.showErrorDetails none; the server log has them). "
-                    "Arguments after -- go to `streamlit run` (e.g. -- --server.port 8600).")
+                    "and shows visitors no error details (client.showErrorDetails none; the server log has them), "
+                    "no developer toolbar (client.toolbarMode viewer) and sends no usage statistics. The command "
+                    "becomes the Streamlit server (exec): SIGTERM or Ctrl-C stop it. Health check: GET "
+                    "/_stcore/health answers 'ok'. Arguments after -- go to `streamlit run` "
+                    "(e.g. -- --server.port 8600).")
     _add_common(serve)
     serve.add_argument("--host", help="Address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for "
                                       "every interface, behind TLS).")
@@ -189,14 +225,16 @@ def _add_run_parser(commands) -> None:
         description="Runs every stage of CONFIG in order: data build -> train (NIFT candidate and SFT baselines) -> "
                     "bench -> audit (toxicity, hallucination) -> review enqueue + summary -> gate -> report. Each "
                     "stage is cached by its fingerprint and resumes after a crash, so rerunning redoes only what "
-                    "changed. Ends with the report path and, while review is pending, the commands that open the "
-                    "review app and then re-decide.")
+                    "changed. Ends with the report path, the history of decisions across candidates and, while "
+                    "review is pending, the commands that open the review app and then re-decide.",
+        epilog=EXIT_CODES_HELP)
     run.add_argument("config_file", type=Path, metavar="CONFIG", help="Pipeline YAML, e.g. configs/demo.yaml.")
     run.add_argument("--run", help="Run folder name (overrides `run:` in the config).")
     run.add_argument("--home", help="Runs home folder (default: $NIFT_HOME or ./nift-runs).")
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                      help="Override any config field (repeatable).")
     run.add_argument("--force", action="store_true", help="Redo every stage even when a matching record exists.")
+    _add_verdict_outputs(run)
 
 
 def _add_config_parser(commands) -> None:
@@ -227,10 +265,12 @@ def _add_gate_parsers(commands) -> None:
                     "<home>/<run>/gate/<candidate>/record.json (same inputs, same bytes), appends it to the registry "
                     "log once, and on PROMOTE moves gate.promote_aliases, writes the model card's model-index and "
                     "exports to MLflow when gate.mlflow.tracking_uri is set. Policy format: README 'Gate, registry "
-                    "and report'.")
+                    "and report'.",
+        epilog=EXIT_CODES_HELP)
     _add_gate_common(gate)
     gate.add_argument("--policy", type=Path, help="Policy YAML (overrides gate.policy).")
     gate.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
+    _add_verdict_outputs(gate)
 
     override = commands.add_parser(
         # no abbreviations: `--token SECRET` must be refused, not taken for --token-env
@@ -268,6 +308,17 @@ def _add_gate_parsers(commands) -> None:
     verify.add_argument("--expect-head", metavar="HASH", help="A head hash printed by an earlier verify and kept "
                                                               "elsewhere: the log must still hold that entry.")
 
+    history = commands.add_parser(
+        "history", help="List every decision and override across candidates, with gated metrics and aliases.",
+        description="Reads the registry log (verified, under its lock) and, for each entry, the decision file it "
+                    "logged (only while that file still holds the logged bytes): verdict, run and candidate, the "
+                    "candidate's value of each gated metric, aliases moved, when, and by whom (the gate or the "
+                    "release manager), then which model holds each alias (staging, production). Runs outside this "
+                    "runs home show no metrics. Exit status 0, or 2 when the log does not verify.")
+    _add_gate_common(history)
+    history.add_argument("--registry", type=Path, help="Registry folder (default: gate.registry or <home>/registry).")
+    history.add_argument("--json", action="store_true", help="Print the entries and aliases as JSON.")
+
     report = commands.add_parser(
         "report", help="Write the executive report: one self-contained HTML file and a Markdown twin.",
         description="Reads only stored records (data, train, bench, audits, review, gate decision and overrides) "
@@ -276,6 +327,8 @@ def _add_gate_parsers(commands) -> None:
     _add_gate_common(report)
     report.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
     report.add_argument("--out", type=Path, help="Folder for report.html and report.md (default: <run>/report).")
+    report.add_argument("--pdf", action="store_true", help="Also print the HTML report to report.pdf beside it "
+                                                           "(headless Chromium).")
 
 
 def _gate_config(args: argparse.Namespace):
@@ -289,16 +342,66 @@ def _gate_config(args: argparse.Namespace):
     return config, RunStore(config.run, args.home)
 
 
+@contextlib.contextmanager
+def _human_output(args: argparse.Namespace):
+    """With --json, stdout carries the JSON document alone: what would be printed (progress, logging, results,
+    and what native code or a library writes to file descriptor 1) goes to stderr until the block ends."""
+    if not getattr(args, "json", False):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _verdict(args: argparse.Namespace, config, store, record):
+    """The decision with the overrides logged against it, as the CI outputs show it."""
+    from harness.app.stages import open_registry
+    from harness.gate.ci import logged_verdict
+
+    return logged_verdict(store, record, open_registry(config, store).folder,
+                          {verdict.name: verdict.value for verdict in VerdictExit})
+
+
+def _verdict_outputs(args: argparse.Namespace, result) -> int:
+    """--junit, $GITHUB_STEP_SUMMARY and --json for a verdict; the exit status it gives."""
+    from harness.gate.ci import append_step_summary, write_junit
+
+    if args.junit:
+        print(f"junit -> {write_junit(args.junit, result)}", file=sys.stderr if args.json else sys.stdout)
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        append_step_summary(summary, result)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    return result.exit_code
+
+
 def _gate(args: argparse.Namespace) -> int:
     from harness.app.stages import decide
 
     config, store = _gate_config(args)
-    record = decide(config, store)
-    print(record.reason)
-    for o in record.outcomes:
-        print(f"  [{o.status:7}] {o.severity:5} {o.rule}{f' vs {o.baseline}' if o.baseline else ''}: {o.detail}")
-    print(f"decision {record.record_id} -> {store.stage_dir('gate', record.candidate) / 'record.json'}")
-    return 0
+    with _human_output(args):
+        record = decide(config, store)
+        print(record.reason)
+        for o in record.outcomes:
+            print(f"  [{o.status:7}] {o.severity:5} {o.rule}{f' vs {o.baseline}' if o.baseline else ''}: {o.detail}")
+        print(f"decision {record.record_id} -> {store.stage_dir('gate', record.candidate) / 'record.json'}")
+        result = _verdict(args, config, store, record)
+        _print_holding(result)
+    return _verdict_outputs(args, result)
+
+
+def _print_holding(result) -> None:
+    for o in result.overrides:
+        print(f"override {o.record_id}: {o.decision} by {o.release_manager}: {o.reason}")
+    print(f"verdict {result.verdict} (exit status {result.exit_code})")
 
 
 def _override(args: argparse.Namespace) -> int:
@@ -350,27 +453,48 @@ def _report(args: argparse.Namespace) -> int:
     html = write_report(config, store, args.out)
     print(html.with_suffix(".md").read_text(encoding="utf-8").splitlines()[0].lstrip("# "))
     print(f"report -> {html}\n         {html.with_suffix('.md')}")
+    if args.pdf:
+        from reports.pdf import write_pdf
+
+        print(f"         {write_pdf(html)}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from harness.app.stages import open_registry
+    from harness.gate.history import history_table, read_history
+
+    config, store = _gate_config(args)
+    history = read_history(open_registry(config, store), store.home)
+    print(history.model_dump_json(indent=2) if args.json else history_table(history.entries, history.aliases))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from harness.app.config import load_pipeline_config
     from harness.app.pipeline import run_pipeline
+    from harness.app.stages import open_registry
     from harness.core.store import RunStore
+    from harness.gate.history import history_table, read_history
 
     config = load_pipeline_config(args.config_file, args.assignments, {"run": args.run})
     store = RunStore(config.run, args.home)
-    result = run_pipeline(config, store, force=args.force)
-    total = sum(result.seconds.values())
-    print(f"\n{result.decision.reason}\nreport: {result.report}\n        {result.report.with_suffix('.md')}")
-    print(f"stages: {', '.join(f'{k} {v:.0f} s' for k, v in result.seconds.items())} (total {total / 60:.1f} min)")
-    if result.review_pending:
-        where = " ".join(filter(None, [f"--config {args.config_file}", f"--run {args.run}" if args.run else "",
-                                       f"--home {args.home}" if args.home else ""]))
-        print(f"review pending: open the review app with\n  nift-gate review serve {where}\n"
-              f"then decide again with\n  nift-gate run {args.config_file}"
-              f"{' --run ' + args.run if args.run else ''}{' --home ' + args.home if args.home else ''}")
-    return 0
+    with _human_output(args):
+        result = run_pipeline(config, store, force=args.force)
+        verdict = _verdict(args, config, store, result.decision)
+        total = sum(result.seconds.values())
+        print(f"\n{result.decision.reason}\nreport: {result.report}\n        {result.report.with_suffix('.md')}")
+        history = read_history(open_registry(config, store), store.home)
+        print(f"\nhistory ({history.registry}):\n{history_table(history.entries, history.aliases)}\n")
+        print(f"stages: {', '.join(f'{k} {v:.0f} s' for k, v in result.seconds.items())} (total {total / 60:.1f} min)")
+        _print_holding(verdict)
+        if verdict.verdict == "PENDING_REVIEW":
+            where = " ".join(filter(None, [f"--config {args.config_file}", f"--run {args.run}" if args.run else "",
+                                           f"--home {args.home}" if args.home else ""]))
+            print(f"review pending: open the review app with\n  nift-gate review serve {where}\n"
+                  f"then decide again with\n  nift-gate run {args.config_file}"
+                  f"{' --run ' + args.run if args.run else ''}{' --home ' + args.home if args.home else ''}")
+    return _verdict_outputs(args, verdict)
 
 
 def _config_show(args: argparse.Namespace) -> int:
@@ -506,27 +630,37 @@ def _review_enqueue(args: argparse.Namespace) -> int:
 
 
 def _review_serve(args: argparse.Namespace) -> int:
+    """Replace this process with ``streamlit run dashboard/app.py`` (exec, no child): SIGTERM or Ctrl-C reach
+    the server itself, which stops and frees its port; a supervisor sees one process."""
     import json
-    import subprocess
 
     from harness.core.errors import ConfigError
+    from harness.review.config import load_review_section
     from harness.review.store import database_url
 
     config, store = _review_config(args, signs_in=True)
+    assignments = args.assignments + ([f"run={args.run}"] if args.run else [])
+    load_review_section(args.config, assignments)  # what the app reads (guidelines included): refused now, not later
     database_url(config, store)  # creates the run's review folder for the SQLite default
     app = Path(importlib.util.find_spec("dashboard.app").origin)
     extra = [a for a in args.streamlit_args if a != "--"]
     told = any(a == "--server.address" or a.startswith("--server.address=") for a in extra)
     if told and args.host:
         raise ConfigError("review serve: give the address once: --host or --server.address, not both")
-    # Safe defaults first, so a flag after -- still overrides them: listen on this machine only, and show a
-    # visitor (signed in or not) no exception message or traceback.
+    # Safe defaults first, so a flag after -- still overrides them: listen on this machine only, show a visitor
+    # (signed in or not) no exception message or traceback, no developer toolbar (Deploy, Rerun), send no usage
+    # statistics, open no browser, and do not rerun on edits of the code.
     defaults = [*([] if told else ["--server.address", args.host or "127.0.0.1"]),
-                "--client.showErrorDetails", "none"]
+                "--client.showErrorDetails", "none", "--client.toolbarMode", "viewer",
+                "--browser.gatherUsageStats", "false", "--server.headless", "true",
+                "--server.fileWatcherType", "none"]
     env = {**os.environ, "NIFT_REVIEW_CONFIG": str(args.config.resolve()) if args.config else "",
-           "NIFT_REVIEW_SET": json.dumps(args.assignments + ([f"run={args.run}"] if args.run else [])),
+           "NIFT_REVIEW_SET": json.dumps(assignments),
            **({"NIFT_HOME": str(Path(args.home).resolve())} if args.home else {})}
-    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), *defaults, *extra], env=env)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "streamlit", "run", str(app), *defaults, *extra], env)
+    return 0  # only where exec is replaced (tests): a real exec never returns
 
 
 def _review_summary(args: argparse.Namespace) -> int:
@@ -571,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("review", "summary"): _review_summary, ("review", "export"): _review_export,
                 ("gate", None): _gate, ("override", None): _override,
                 ("registry", "verify"): _registry_verify, ("registry", "show"): _registry_show,
-                ("report", None): _report}
+                ("history", None): _history, ("report", None): _report}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)
     except NiftError as exc:

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from harness.app.cli import main
+from harness.app.cli import VerdictExit, main
 from harness.core.store import RunStore
 from harness.gate.gate import latest_decision
 from harness.review.store import ReviewStore
@@ -65,7 +65,7 @@ def test_run_waits_for_review_then_decides_from_the_labels(tmp_path, capsys):
     config.write_text(yaml.safe_dump(CONFIG))
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(POLICY))
 
-    assert main(["run", str(config)]) == 0
+    assert main(["run", str(config)]) == VerdictExit.PENDING_REVIEW
     out = capsys.readouterr().out
     assert "PENDING_REVIEW" in out and "nift-gate review serve --config" in out
     store = RunStore("e2e")
@@ -78,13 +78,13 @@ def test_run_waits_for_review_then_decides_from_the_labels(tmp_path, capsys):
 
     database = f"sqlite:///{store.root / 'review' / 'review.db'}"
     assert _label_everything(database, "accept") > 0
-    assert main(["run", str(config)]) == 0
+    assert main(["run", str(config)]) == VerdictExit.PROMOTE
     out = capsys.readouterr().out
     assert "up to date" in out  # the model stages were not redone
     assert latest_decision(store, "cand").decision == "PROMOTE"
 
     _label_everything(database, "reject")
-    assert main(["run", str(config)]) == 0
+    assert main(["run", str(config)]) == VerdictExit.REJECT
     decision = latest_decision(store, "cand")
     assert decision.decision == "REJECT"
     approved = next(o for o in decision.outcomes if o.rule == "approved")
