@@ -12,8 +12,17 @@
 
 Rule types: ``threshold`` (at least ``value`` for higher-is-better metrics, at most for lower-is-better),
 ``non_inferiority``, ``ceiling`` and ``floor`` (explicit bounds; the metric's declared direction must
-agree), ``review_quorum``, ``approval_rate``, ``min_agreement``. ``judge_on: ci`` judges a bound rule on the
-pessimistic end of the value's CI instead of the point value. A rule's metric must be one the stages declare
+agree), ``review_quorum``, ``approval_rate``, ``min_agreement``, ``judge_agreement``. ``judge_on: ci`` judges a
+bound rule on the pessimistic end of the value's CI instead of the point value.
+
+``judge_agreement`` checks the judge against people before its numbers count: it requires the review record's
+judge-human agreement on the blind pairs (``review.judge_agreement``, with ties by default) to reach ``min`` over
+at least ``min_items`` pairs. Until it does, every rule on a judge-based metric (names starting with one of
+``applies_to``, by default ``bench.pairwise.`` and ``bench.mt_bench.``) is held: *pending* while too few pairs
+are labelled, *inconclusive* when the judge agrees with the reviewers less than ``min``; either way the decision
+is PENDING_REVIEW, never PROMOTE on a judge nobody has checked::
+
+      - {name: judge-checked, type: judge_agreement, min: 0.6, min_items: 20} A rule's metric must be one the stages declare
 (the :class:`harness.core.metrics.MetricCatalogue` the caller passes); its direction is the one the record
 holding its values declares.
 
@@ -115,8 +124,36 @@ class MinAgreementRule(_Rule):
                                                             "before agreement is judged; pending below it.")
 
 
+#: Metric name prefixes of the judge-based metrics: the bench's pairwise judge and MT-Bench single-answer grading.
+JUDGE_BASED_PREFIXES = ("bench.pairwise.", "bench.mt_bench.")
+#: The review record's metric behind each ``judge_agreement`` statistic.
+JUDGE_AGREEMENT_METRICS = {"with_ties": "review.judge_agreement",
+                           "without_ties": "review.judge_agreement_without_ties", "kappa": "review.judge_kappa"}
+
+
+class JudgeAgreementRule(_Rule):
+    type: Literal["judge_agreement"]
+    min: float = Field(description="Minimum judge-human agreement: a share of agreeing votes (0..1) for "
+                                   "with_ties/without_ties, Cohen's kappa (-1..1) for kappa.")
+    statistic: Literal["with_ties", "without_ties", "kappa"] = Field(
+        "with_ties", description="with_ties: review.judge_agreement (a tie is a third outcome, MT-Bench's setup "
+                                 "with ties); without_ties: review.judge_agreement_without_ties; kappa: "
+                                 "review.judge_kappa.")
+    min_items: int = Field(MIN_AGREEMENT_ITEMS, description="Blind pairs both the judge and a reviewer judged, "
+                                                            "needed before agreement is judged; pending below it.")
+    judge_on: Literal["value", "ci"] = Field("value", description="ci: the lower Wilson bound of the share must be "
+                                                                  "at least min (not for kappa, which has no CI).")
+    applies_to: list[str] = Field(default_factory=lambda: list(JUDGE_BASED_PREFIXES),
+                                  description="Metric name prefixes of the judge-based rules this rule holds back "
+                                              "until it passes.")
+
+    @property
+    def metric(self) -> str:
+        return JUDGE_AGREEMENT_METRICS[self.statistic]
+
+
 Rule = Annotated[ThresholdRule | CeilingRule | FloorRule | NonInferiorityRule | ReviewQuorumRule | ApprovalRateRule
-                 | MinAgreementRule, Field(discriminator="type")]
+                 | MinAgreementRule | JudgeAgreementRule, Field(discriminator="type")]
 
 
 class GatePolicy(Section):
@@ -164,6 +201,16 @@ class GatePolicy(Section):
                 problem = f"agreement (kappa/alpha) lies in -1..1; min {rule.min} is impossible"
             elif isinstance(rule, MinAgreementRule) and rule.min_items < 2:
                 problem = f"min_items: agreement needs at least 2 doubly labelled items, got {rule.min_items}"
+            elif isinstance(rule, JudgeAgreementRule):
+                low = -1 if rule.statistic == "kappa" else 0
+                if not low <= rule.min <= 1:
+                    problem = (f"{rule.statistic} lies in {low}..1; min {rule.min} is impossible")
+                elif rule.min_items < 1:
+                    problem = f"min_items must be at least 1, got {rule.min_items}"
+                elif rule.statistic == "kappa" and rule.judge_on == "ci":
+                    problem = "judge_on: ci needs a share (with_ties or without_ties); kappa has no CI"
+                elif not rule.applies_to or not all(p.strip() for p in rule.applies_to):
+                    problem = "applies_to: name at least one metric prefix, e.g. bench.pairwise."
             elif isinstance(rule, NonInferiorityRule) and rule.margin < 0:
                 problem = f"margin is an allowed loss and must be >= 0, got {rule.margin}"
             if problem is None and isinstance(rule, _Inconclusive) and not 0 < rule.power < 1:
@@ -174,7 +221,7 @@ class GatePolicy(Section):
     def check_metrics(self, catalogue: MetricCatalogue) -> None:
         """Every metric a rule names must be one a stage declares (a typo is caught before any record is read)."""
         for rule in self.rules:
-            if isinstance(rule, _MetricRule):
+            if isinstance(rule, _MetricRule | JudgeAgreementRule):
                 try:
                     catalogue.check(rule.metric)
                 except ConfigError as exc:

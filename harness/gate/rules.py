@@ -7,6 +7,10 @@ a block rule waiting for human review (quorum not met, no review yet) or inconcl
 bound, with ``inconclusive: true``) makes the decision PENDING_REVIEW; otherwise the candidate is promoted. Warn
 rules are reported and never change the verdict. Every outcome states its test (the interval or statistic
 behind the number judged), its alpha (one-sided, where a CI bound is judged) and its margin.
+
+A block ``judge_agreement`` rule that has not passed holds back every rule on a judge-based metric (the prefixes
+it ``applies_to``): such a rule's outcome becomes pending (too few pairs labelled yet) or inconclusive (the judge
+agrees with the reviewers less than required), whatever the judge's numbers say, with the reason in its detail.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from harness.gate.policy import (
     CeilingRule,
     FloorRule,
     GatePolicy,
+    JudgeAgreementRule,
     MinAgreementRule,
     NonInferiorityRule,
     ReviewQuorumRule,
@@ -389,6 +394,68 @@ def _judge_review(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metri
     return _judge_agreement(policy, rule, evidence, catalogue, base)
 
 
+def _judge_judge_agreement(policy: GatePolicy, rule: JudgeAgreementRule, evidence: Evidence,
+                           catalogue: MetricCatalogue) -> RuleOutcome:
+    """The review record's judge-human agreement (``rule.statistic``) >= min over at least ``min_items`` blind
+    pairs: pass; fewer pairs (or no review): pending; below min: inconclusive, since a judge the reviewers do not
+    bear out decides nothing either way."""
+    metric = rule.metric
+    review = evidence.review
+    base = {"rule": rule.name, "type": rule.type, "severity": rule.severity, "model": evidence.candidate,
+            "metric": metric, "comparison": ">=", "threshold": rule.min,
+            "records": [review.record_id] if review else []}
+    if review is None:
+        return RuleOutcome(**base, status="pending", detail="no review record yet: the judge is not checked against "
+                                                            "the reviewers")
+    hib = _review_minimum(policy, rule, evidence, catalogue, metric)
+    found = review.judge_agreement
+    items = found.items if found else 0
+    base.update(higher_is_better=hib)
+    if found is None or items < rule.min_items:
+        return RuleOutcome(**base, status="pending", n=items,
+                           detail=f"judge-human agreement is judged on at least {rule.min_items} blind pairs that "
+                                  f"both the judge and a reviewer judged; {items} so far, {rule.min_items - items} "
+                                  f"more needed")
+    if rule.statistic == "kappa":
+        value, low, high, n, interval = found.kappa, None, None, found.with_ties.n, None
+    else:
+        agreed = found.with_ties if rule.statistic == "with_ties" else found.without_ties
+        value, low, high, n, interval = agreed.rate, agreed.ci_low, agreed.ci_high, agreed.n, agreed.interval
+    on_ci = rule.judge_on == "ci"
+    confidence = (_record_confidence(evidence, review.record_id) or review.approval_confidence) if on_ci else None
+    judged = low if on_ci else value
+    name = {"with_ties": "agreement with ties", "without_ties": "agreement without ties",
+            "kappa": "Cohen's kappa"}[rule.statistic]
+    base.update(value=value, ci_low=low, ci_high=high, n=n, judged=judged, confidence=confidence,
+                alpha=_one_sided_alpha(confidence), test=f"{name} ({interval if on_ci else POINT_VALUE})")
+    if judged is None:
+        return RuleOutcome(**base, status="pending",
+                           detail=f"judge-human {name} is undefined over {items} pairs ({n} votes: a single outcome "
+                                  f"throughout, or every vote a tie); the judge is not yet checked")
+    ok = judged >= rule.min
+    detail = (f"judge ({found.judge or 'unnamed'}) vs reviewers, {name} {_fmt(value)}{_ci(low, high)} over "
+              f"{n} votes on {items} pairs: {'lower CI bound ' if on_ci else ''}{_fmt(judged)} "
+              f"{'>=' if ok else '<'} {_fmt(rule.min)}")
+    if ok:
+        return RuleOutcome(**base, status="pass", detail=detail)
+    return RuleOutcome(**base, status="inconclusive",
+                       detail=detail + "; the judge agrees with the reviewers too little for its numbers to decide")
+
+
+def _hold_judge_based(outcome: RuleOutcome, holds: list[tuple[JudgeAgreementRule, RuleOutcome]]) -> RuleOutcome:
+    """``outcome`` pending or inconclusive when its metric is judge-based and a block judge_agreement rule
+    covering it has not passed (pending wins: more labels may still settle it)."""
+    metric = outcome.metric or ""
+    blocking = [o for rule, o in holds if any(metric.startswith(p) for p in rule.applies_to)]
+    if not blocking or outcome.rule in {o.rule for o in blocking}:
+        return outcome
+    status = "pending" if any(o.status == "pending" for o in blocking) else "inconclusive"
+    why = "; ".join(f"{o.rule}: {o.detail}" for o in blocking)
+    return outcome.model_copy(update={"status": status, "needed_items": None,
+                                      "detail": f"{outcome.detail}; not counted: a judge-based metric, and the "
+                                                f"judge is not checked against the reviewers ({why})"})
+
+
 def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str], catalogue: MetricCatalogue
           ) -> list[RuleOutcome]:
     """Every rule's outcome, in policy order. ``catalogue`` gives the direction of a metric no record has yet."""
@@ -406,13 +473,17 @@ def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str], catalogu
             ordered.append(_judge_review(policy, rule, evidence, catalogue, quorum_met))
         elif isinstance(rule, NonInferiorityRule):
             ordered += _judge_non_inferiority(policy, rule, evidence, catalogue, baselines)
+        elif isinstance(rule, JudgeAgreementRule):
+            ordered.append(_judge_judge_agreement(policy, rule, evidence, catalogue))
         elif isinstance(rule, (ThresholdRule, CeilingRule, FloorRule)):
             outcome = _judge_bound(policy, rule, evidence, catalogue)
             if outcome.status in ("pass", "inconclusive") and rule.metric.startswith(REVIEW_PREFIX) and not quorum_met:
                 outcome = outcome.model_copy(update={"status": "pending", "needed_items": None,
                                                      "detail": outcome.detail + "; waiting for the review quorum"})
             ordered.append(outcome)
-    return ordered
+    judge_rules = {r.name: r for r in policy.rules if isinstance(r, JudgeAgreementRule) and r.severity == "block"}
+    holds = [(judge_rules[o.rule], o) for o in ordered if o.rule in judge_rules and o.status != "pass"]
+    return [_hold_judge_based(o, holds) for o in ordered] if holds else ordered
 
 
 def verdict(outcomes: list[RuleOutcome]) -> tuple[Verdict, str]:

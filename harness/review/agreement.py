@@ -6,6 +6,10 @@ statistic that handles missing ratings (the ``krippendorff`` package). Either is
 item has two labels, or when every label is the same value (no variation to agree on); the raw agreement
 (``Agreement.observed``, the share of agreeing label pairs within items) is reported either way, so a gate can
 tell "all reviewers accepted everything" (raw agreement 1.0) from "nothing to measure yet" (n = 0).
+
+Agreement of an automatic rater with people (the pairwise judge, an audit's flag) compares each reviewer's
+vote with the rater's one verdict on the same item, as MT-Bench's human-agreement study does
+(:func:`vote_agreement`): the share of agreeing comparisons with a Wilson interval, and Cohen's kappa.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping
 
-from harness.review.record import Agreement
+from harness.core.stats import proportion_interval
+from harness.review.record import Agreed, Agreement
 
 Ratings = Mapping[Hashable, Mapping[str, Hashable]]  # item -> reviewer -> value
 
@@ -80,3 +85,29 @@ def label_agreement(current_labels: list[dict]) -> tuple[Agreement, dict[str, Ag
         return table
 
     return agreement(by_item("verdict")), {flag: agreement(by_item(flag)) for flag in LABEL_FLAGS}
+
+
+#: The outcome MT-Bench's study leaves out in its setup "without ties".
+TIE = "tie"
+
+
+def vote_agreement(votes: list[tuple[Hashable, Hashable]], confidence: float, ban: tuple = ()) -> Agreed:
+    """The share of (rater, reviewer) vote pairs that agree, with a Wilson interval; a pair where either vote is
+    in ``ban`` is left out (``ban=("tie",)`` is MT-Bench's setup without ties, FastChat
+    ``compute_agreement.py``)."""
+    kept = [(a, b) for a, b in votes if a not in ban and b not in ban]
+    agreeing = sum(a == b for a, b in kept)
+    low, high = proportion_interval(agreeing, len(kept), confidence, "wilson")
+    return Agreed(agreeing=agreeing, n=len(kept), rate=agreeing / len(kept) if kept else None, ci_low=low,
+                  ci_high=high, interval="wilson")
+
+
+def vote_kappa(votes: list[tuple[Hashable, Hashable]]) -> float | None:
+    """Cohen's kappa of a rater's votes against the reviewers' (scikit-learn); None when undefined: no votes, or
+    one category throughout (0/0)."""
+    if not votes or len({str(v) for pair in votes for v in pair}) < 2:
+        return None
+    from sklearn.metrics import cohen_kappa_score
+
+    kappa = float(cohen_kappa_score([str(a) for a, _ in votes], [str(b) for _, b in votes]))
+    return None if math.isnan(kappa) else kappa

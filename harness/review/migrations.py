@@ -134,6 +134,67 @@ def m003_items_candidate_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_items_candidate_kind ON review_items (candidate, kind)")
 
 
+@migration
+def m004_label_guidelines_and_lead_time(conn: Connection) -> None:
+    """Each label and judgment records the hash of the guidelines shown beside the item (``review.guidelines``)
+    and the seconds from the item being shown to the submit (the app's measure; Label Studio's lead time)."""
+    for table in ("labels", "pairwise_judgments"):
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN guidelines_sha256 VARCHAR(64)")
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN lead_time_s FLOAT")
+
+
+@migration
+def m005_item_messages(conn: Connection) -> None:
+    """An item's conversation as structured turns (JSON list), so the app shows turns, not a chat template."""
+    conn.exec_driver_sql("ALTER TABLE review_items ADD COLUMN messages_json TEXT")
+
+
+@migration
+def m006_adjudications(conn: Connection) -> None:
+    """Adjudicated labels of disputed items: append-only rows with author and reason, the latest one counting."""
+    meta = MetaData()
+    Table("review_items", meta, Column("id", Integer, primary_key=True))
+    Table("adjudications", meta,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("item_id", Integer, ForeignKey("review_items.id"), nullable=False),
+          Column("author", String(200), nullable=False),
+          Column("reason", Text, nullable=False),
+          Column("verdict", String(16)),
+          Column("helpfulness", Integer),
+          Column("toxic", Boolean),
+          Column("hallucination", Boolean),
+          Column("unhelpful_refusal", Boolean),
+          Column("off_topic", Boolean),
+          Column("preference", String(8)),
+          Column("supersedes", Integer, ForeignKey("adjudications.id")),
+          Column("guidelines_sha256", String(64)),
+          Column("client_key", String(64), nullable=False, unique=True),
+          Column("created_at", String(40), nullable=False),
+          CheckConstraint("verdict IS NULL OR verdict IN ('accept', 'reject')", name="ck_adjudications_verdict"),
+          CheckConstraint("helpfulness IS NULL OR helpfulness BETWEEN 1 AND 5", name="ck_adjudications_helpfulness"),
+          CheckConstraint("preference IS NULL OR preference IN ('A', 'B', 'tie')", name="ck_adjudications_preference"),
+          CheckConstraint("(verdict IS NULL) <> (preference IS NULL)", name="ck_adjudications_one_kind"),
+          CheckConstraint("length(trim(reason)) > 0", name="ck_adjudications_reason"),
+          Index("ix_adjudications_item", "item_id"))
+    meta.tables["adjudications"].create(conn)
+    _append_only(conn, "adjudications")
+
+
+def _append_only(conn: Connection, table: str) -> None:
+    """The database refuses UPDATE and DELETE on ``table`` (as m002 made it refuse them on labels)."""
+    if conn.dialect.name == "sqlite":
+        for action in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: add a superseding row instead'); END")
+    else:
+        conn.exec_driver_sql(
+            f"CREATE FUNCTION {table}_append_only() RETURNS trigger AS $$ BEGIN "
+            f"RAISE EXCEPTION '{table} are append-only: add a superseding row instead'; END $$ LANGUAGE plpgsql")
+        conn.exec_driver_sql(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                             f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()")
+
+
 def applied_migrations(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         if not engine.dialect.has_table(conn, "_migrations"):

@@ -7,7 +7,13 @@ Human decisions only ever add: a correction is a new label that names the label 
 refuses UPDATE and DELETE on labels and judgments (migration ``m002_append_only``). The current label of a
 reviewer on an item is their latest one. Every write commits before it returns, so a label the app has
 acknowledged survives the app being killed. Each write carries a client key (unique): repeating a write
-whose acknowledgement was lost returns the row already stored instead of adding a second one.
+whose acknowledgement was lost returns the row already stored instead of adding a second one. Each label
+records the hash of the guidelines shown with the item and the seconds it took (both optional).
+
+Items whose reviewers' current labels disagree (on accept/reject or a flag; on the preference for a pair) are
+*disputed* (:meth:`ReviewStore.disputed_items`); an adjudicator's label for one is another append-only row
+(``adjudications``, with author and reason; the latest counts), which the review record uses in place of the
+reviewers' labels while agreement is still measured on theirs.
 
 The pairwise A/B mapping (which model answered A) is stored with the item and returned only by
 ``current_labels(kind="pairwise")`` and ``history_frame`` (the summary's de-blinding and the release manager's
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
+import statistics
 import threading
 import time
 import uuid
@@ -36,6 +44,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Float,
     Integer,
     MetaData,
     String,
@@ -74,7 +83,7 @@ items = Table(
     Column("role", String), Column("prompt", Text), Column("output", Text), Column("reference", Text),
     Column("output_a", Text), Column("output_b", Text), Column("model_a", String), Column("model_b", String),
     Column("scores_json", Text), Column("flags_json", Text), Column("required_reviewers", Integer),
-    Column("created_at", String))
+    Column("created_at", String), Column("messages_json", Text))
 assignments = Table(
     "assignments", metadata, Column("id", Integer, primary_key=True), Column("item_id", Integer),
     Column("reviewer", String), Column("assigned_at", String))
@@ -82,11 +91,18 @@ labels = Table(
     "labels", metadata, Column("id", Integer, primary_key=True), Column("item_id", Integer),
     Column("reviewer", String), Column("verdict", String), Column("helpfulness", Integer),
     *(Column(flag, Boolean) for flag in LABEL_FLAGS), Column("comment", Text), Column("supersedes", Integer),
-    Column("client_key", String), Column("created_at", String))
+    Column("client_key", String), Column("created_at", String), Column("guidelines_sha256", String),
+    Column("lead_time_s", Float))
 judgments = Table(
     "pairwise_judgments", metadata, Column("id", Integer, primary_key=True), Column("item_id", Integer),
     Column("reviewer", String), Column("preference", String), Column("comment", Text),
-    Column("supersedes", Integer), Column("client_key", String), Column("created_at", String))
+    Column("supersedes", Integer), Column("client_key", String), Column("created_at", String),
+    Column("guidelines_sha256", String), Column("lead_time_s", Float))
+adjudications = Table(
+    "adjudications", metadata, Column("id", Integer, primary_key=True), Column("item_id", Integer),
+    Column("author", String), Column("reason", Text), Column("verdict", String), Column("helpfulness", Integer),
+    *(Column(flag, Boolean) for flag in LABEL_FLAGS), Column("preference", String), Column("supersedes", Integer),
+    Column("guidelines_sha256", String), Column("client_key", String), Column("created_at", String))
 
 
 def _now() -> str:
@@ -172,6 +188,9 @@ class NewItem:
     scores: dict[str, Any] = field(default_factory=dict)
     flags: dict[str, bool] = field(default_factory=dict)
     required_reviewers: int = 2
+    #: The conversation as turns (``[{"role": ..., "content": ...}, ...]``, see the app) for showing it as
+    #: turns; not part of the content key. None: the app shows ``prompt`` and the outputs.
+    messages: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +210,7 @@ class ReviewItemView:
     scores: dict[str, Any]
     flags: dict[str, bool]
     required_reviewers: int
+    messages: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +224,8 @@ class StoredLabel:
     comment: str
     supersedes: int | None
     created_at: str
+    guidelines_sha256: str | None = None  # the guidelines shown when the label was given
+    lead_time_s: float | None = None  # seconds from the item being shown to the submit, as the app measured
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,42 @@ class StoredJudgment:
     comment: str
     supersedes: int | None
     created_at: str
+    guidelines_sha256: str | None = None
+    lead_time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredAdjudication:
+    """The label an adjudicator gave a disputed item: verdict, helpfulness and flags for a single-output item,
+    the preference (in the item's blind A/B letters) for a pairwise one. It counts in place of the reviewers'
+    labels in the record; their labels stay, and agreement is still computed from them."""
+
+    id: int
+    item_id: int
+    author: str
+    reason: str
+    verdict: str | None
+    helpfulness: int | None
+    flags: dict[str, bool]
+    preference: str | None
+    supersedes: int | None
+    guidelines_sha256: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class DisputedItem:
+    """An item whose reviewers' current labels disagree, for the adjudication queue."""
+
+    item_id: int
+    kind: str
+    candidate: str
+    source: str
+    task: str
+    stratum: str
+    disagreements: tuple[str, ...] = ()  # "verdict", flag names, or "preference"
+    labels: tuple[StoredLabel | StoredJudgment, ...] = ()  # every reviewer's current label, by reviewer
+    adjudication: StoredAdjudication | None = None  # the latest, if any
 
 
 @dataclass(frozen=True)
@@ -231,17 +289,63 @@ class Progress:
     items_total: int
     items_with_quorum: int
     per_reviewer: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (done, assigned)
+    #: name -> median seconds per item over the reviewer's current labels that record one (None: none do).
+    lead_time_s: dict[str, float | None] = field(default_factory=dict)
 
 
 def _label(row) -> StoredLabel:
     return StoredLabel(id=row.id, item_id=row.item_id, reviewer=row.reviewer, verdict=row.verdict,
                        helpfulness=row.helpfulness, flags={f: bool(getattr(row, f)) for f in LABEL_FLAGS},
-                       comment=row.comment, supersedes=row.supersedes, created_at=row.created_at)
+                       comment=row.comment, supersedes=row.supersedes, created_at=row.created_at,
+                       guidelines_sha256=row.guidelines_sha256, lead_time_s=row.lead_time_s)
 
 
 def _judgment(row) -> StoredJudgment:
     return StoredJudgment(id=row.id, item_id=row.item_id, reviewer=row.reviewer, preference=row.preference,
-                          comment=row.comment, supersedes=row.supersedes, created_at=row.created_at)
+                          comment=row.comment, supersedes=row.supersedes, created_at=row.created_at,
+                          guidelines_sha256=row.guidelines_sha256, lead_time_s=row.lead_time_s)
+
+
+def _adjudication(row) -> StoredAdjudication:
+    return StoredAdjudication(
+        id=row.id, item_id=row.item_id, author=row.author, reason=row.reason, verdict=row.verdict,
+        helpfulness=row.helpfulness,
+        flags={f: bool(getattr(row, f)) for f in LABEL_FLAGS} if row.verdict is not None else {},
+        preference=row.preference, supersedes=row.supersedes, guidelines_sha256=row.guidelines_sha256,
+        created_at=row.created_at)
+
+
+def disagreements(kind: str, current: list[dict[str, Any]] | list[StoredLabel | StoredJudgment]) -> tuple[str, ...]:
+    """What the current labels of one item disagree on: ``verdict`` and flag names (single-output item), or
+    ``preference`` (pairwise); empty when they agree or fewer than two reviewers labelled. Helpfulness, a
+    1-5 rating, is not a disagreement: it is averaged."""
+
+    def value(label, name):
+        if isinstance(label, dict):
+            return bool(label[name]) if name in LABEL_FLAGS else label[name]
+        return label.flags[name] if name in LABEL_FLAGS else getattr(label, name)
+
+    fields = ("preference",) if kind == "pairwise" else ("verdict", *LABEL_FLAGS)
+    return tuple(name for name in fields if len({value(label, name) for label in current}) > 1)
+
+
+def _check_guidelines_hash(value: str | None) -> None:
+    if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
+        raise InputError(f"guidelines_sha256: {value!r} is not a SHA-256 hex digest (64 lowercase hex characters)")
+
+
+def _check_lead_time(value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not math.isfinite(value) or value < 0):
+        raise InputError(f"lead_time_s: {value!r} is not a finite number of seconds >= 0")
+
+
+def _messages_json(messages: list[dict[str, Any]] | None) -> str | None:
+    if messages is None:
+        return None
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise InputError("messages: expected a list of objects (turns), e.g. [{\"role\": \"user\", \"content\": ...}]")
+    return json.dumps(messages, ensure_ascii=False)
 
 
 class ReviewStore:
@@ -307,9 +411,10 @@ class ReviewStore:
                 if item.content_key in known:
                     continue
                 known.add(item.content_key)
-                values = {k: v for k, v in item.__dict__.items() if k not in ("scores", "flags")}
+                values = {k: v for k, v in item.__dict__.items() if k not in ("scores", "flags", "messages")}
                 values.update(scores_json=json.dumps(item.scores, sort_keys=True),
-                              flags_json=json.dumps(item.flags, sort_keys=True), created_at=now)
+                              flags_json=json.dumps(item.flags, sort_keys=True),
+                              messages_json=_messages_json(item.messages), created_at=now)
                 rows.append(values)
             for start in range(0, len(rows), 1000):  # executemany in batches; ids read back by content key
                 batch = rows[start:start + 1000]
@@ -357,8 +462,11 @@ class ReviewStore:
 
     def add_label(self, item_id: int, reviewer: str, verdict: str, helpfulness: int,
                   flags: dict[str, bool] | None = None, comment: str = "", client_key: str | None = None,
-                  retries: int = 3) -> StoredLabel:
-        """Append a label (superseding the reviewer's previous one on the item) and commit before returning."""
+                  retries: int = 3, *, guidelines_sha256: str | None = None,
+                  lead_time_s: float | None = None) -> StoredLabel:
+        """Append a label (superseding the reviewer's previous one on the item) and commit before returning.
+        ``guidelines_sha256``: the hash of the guidelines shown beside the item; ``lead_time_s``: seconds from
+        the item being shown to the submit."""
         flags = dict(flags or {})
         unknown = sorted(set(flags) - set(LABEL_FLAGS))
         if unknown:
@@ -369,31 +477,84 @@ class ReviewStore:
             raise InputError(f"helpfulness: {helpfulness!r} is not an integer from 1 to 5")
         if not reviewer:
             raise InputError("reviewer: empty name")
+        _check_guidelines_hash(guidelines_sha256)
+        _check_lead_time(lead_time_s)
         key = client_key or uuid.uuid4().hex
         values = {"item_id": item_id, "reviewer": reviewer, "verdict": verdict, "helpfulness": helpfulness,
                   **{f: bool(flags.get(f, False)) for f in LABEL_FLAGS}, "comment": comment or "",
-                  "client_key": key}
+                  "client_key": key, "guidelines_sha256": guidelines_sha256, "lead_time_s": lead_time_s}
         return self._append(labels, values, "single", _label, retries)
 
     def add_judgment(self, item_id: int, reviewer: str, preference: str, comment: str = "",
-                     client_key: str | None = None, retries: int = 3) -> StoredJudgment:
+                     client_key: str | None = None, retries: int = 3, *, guidelines_sha256: str | None = None,
+                     lead_time_s: float | None = None) -> StoredJudgment:
         """Append a blind pairwise judgment (A, B or tie) and commit before returning."""
         if preference not in PREFERENCES:
             raise InputError(f"preference: {preference!r} is not one of {list(PREFERENCES)}")
         if not reviewer:
             raise InputError("reviewer: empty name")
+        _check_guidelines_hash(guidelines_sha256)
+        _check_lead_time(lead_time_s)
         values = {"item_id": item_id, "reviewer": reviewer, "preference": preference, "comment": comment or "",
-                  "client_key": client_key or uuid.uuid4().hex}
+                  "client_key": client_key or uuid.uuid4().hex, "guidelines_sha256": guidelines_sha256,
+                  "lead_time_s": lead_time_s}
         return self._append(judgments, values, "pairwise", _judgment, retries)
 
-    def _append(self, table: Table, values: dict[str, Any], kind: str, convert, retries: int):
+    def add_adjudication(self, item_id: int, author: str, *, reason: str, verdict: str | None = None,
+                         helpfulness: int | None = None, flags: dict[str, bool] | None = None,
+                         preference: str | None = None, guidelines_sha256: str | None = None,
+                         client_key: str | None = None, retries: int = 3) -> StoredAdjudication:
+        """Append the adjudicated label of a disputed item (superseding an earlier adjudication of it) and commit
+        before returning. A single-output item takes ``verdict`` and ``helpfulness`` (``flags`` default to
+        unset), a pairwise one ``preference`` in the item's blind letters; ``reason`` is required. Who may
+        adjudicate is the caller's check: the store records ``author``. An item whose reviewers agree (or that
+        fewer than two reviewers labelled) is refused: there is nothing to adjudicate."""
+        if not author:
+            raise InputError("author: empty name")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InputError("reason: an adjudication needs a reason")
+        _check_guidelines_hash(guidelines_sha256)
+        values: dict[str, Any] = {"item_id": item_id, "author": author, "reason": reason.strip(),
+                                  "guidelines_sha256": guidelines_sha256,
+                                  "client_key": client_key or uuid.uuid4().hex}
+        if preference is not None:
+            if verdict is not None or helpfulness is not None or flags:
+                raise InputError("preference: a pairwise adjudication takes a preference only (no verdict, "
+                                 "helpfulness or flags)")
+            if preference not in PREFERENCES:
+                raise InputError(f"preference: {preference!r} is not one of {list(PREFERENCES)}")
+            values["preference"] = preference
+            kind = "pairwise"
+        else:
+            flags = dict(flags or {})
+            if unknown := sorted(set(flags) - set(LABEL_FLAGS)):
+                raise InputError(f"flags: unknown {unknown}; known: {list(LABEL_FLAGS)}")
+            if verdict not in VERDICTS:
+                raise InputError(f"verdict: {verdict!r} is not one of {list(VERDICTS)} (a single-output item's "
+                                 f"adjudication needs a verdict; a pairwise one a preference)")
+            if not isinstance(helpfulness, int) or isinstance(helpfulness, bool) or not 1 <= helpfulness <= 5:
+                raise InputError(f"helpfulness: {helpfulness!r} is not an integer from 1 to 5")
+            values.update(verdict=verdict, helpfulness=helpfulness,
+                          **{f: bool(flags.get(f, False)) for f in LABEL_FLAGS})
+            kind = "single"
+        return self._append(adjudications, values, kind, _adjudication, retries, by="author")
+
+    def _append(self, table: Table, values: dict[str, Any], kind: str, convert, retries: int, by: str = "reviewer"):
         for attempt in range(retries + 1):
             try:
                 with self._write() as conn:
                     if self._kind(conn, values["item_id"]) != kind:
                         raise InputError(f"item_id: item {values['item_id']} is not a {kind} item")
-                    previous = conn.execute(select(func.max(table.c.id)).where(
-                        table.c.item_id == values["item_id"], table.c.reviewer == values["reviewer"])).scalar()
+                    if table is adjudications:
+                        # What a superseded row names: the item's previous adjudication, whoever wrote it.
+                        if not disagreements(kind, self._current_of(conn, values["item_id"], kind)):
+                            raise InputError(f"item_id: item {values['item_id']}: its reviewers' current labels "
+                                             f"agree (or fewer than two labelled it); nothing to adjudicate")
+                        previous = conn.execute(select(func.max(table.c.id)).where(
+                            table.c.item_id == values["item_id"])).scalar()
+                    else:
+                        previous = conn.execute(select(func.max(table.c.id)).where(
+                            table.c.item_id == values["item_id"], table.c.reviewer == values["reviewer"])).scalar()
                     row_id = conn.execute(insert(table).values(
                         **values, supersedes=previous, created_at=_now())).inserted_primary_key[0]
                     row = conn.execute(select(table).where(table.c.id == row_id)).one()
@@ -402,7 +563,7 @@ class ReviewStore:
                 # Same client key already stored: the write happened, its acknowledgement was lost.
                 with self.engine.connect() as conn:
                     row = conn.execute(select(table).where(table.c.client_key == values["client_key"])).first()
-                if row is None or row.item_id != values["item_id"] or row.reviewer != values["reviewer"]:
+                if row is None or row.item_id != values["item_id"] or getattr(row, by) != values[by]:
                     raise
                 return convert(row)
             except OperationalError:
@@ -434,7 +595,8 @@ class ReviewStore:
         return ReviewItemView(id=row.id, kind=row.kind, source=row.source, task=row.task, stratum=row.stratum,
                               prompt=row.prompt, output=row.output, reference=row.reference, output_a=row.output_a,
                               output_b=row.output_b, scores=json.loads(row.scores_json),
-                              flags=json.loads(row.flags_json), required_reviewers=row.required_reviewers)
+                              flags=json.loads(row.flags_json), required_reviewers=row.required_reviewers,
+                              messages=json.loads(row.messages_json) if row.messages_json is not None else None)
 
     def my_label(self, item_id: int, reviewer: str) -> StoredLabel | StoredJudgment | None:
         """The reviewer's current label or judgment on the item."""
@@ -459,6 +621,74 @@ class ReviewStore:
                 found += [convert(r) for r in conn.execute(select(table).where(table.c.id.in_(latest))
                                                            .order_by(table.c.reviewer))]
         return found
+
+    @staticmethod
+    def _current_of(conn: Connection, item_id: int, kind: str) -> list[StoredLabel | StoredJudgment]:
+        table, convert = (judgments, _judgment) if kind == "pairwise" else (labels, _label)
+        latest = select(func.max(table.c.id)).where(table.c.item_id == item_id).group_by(table.c.reviewer)
+        return [convert(r) for r in conn.execute(select(table).where(table.c.id.in_(latest))
+                                                 .order_by(table.c.reviewer))]
+
+    def item_labels(self, item_id: int) -> list[StoredLabel | StoredJudgment]:
+        """Every reviewer's current label (or judgment) on the item, by reviewer name, with no blindness check:
+        for the adjudicator's view, never for a reviewer's (use :meth:`others_labels`)."""
+        with self.engine.connect() as conn:
+            return self._current_of(conn, item_id, self._kind(conn, item_id))
+
+    def adjudication(self, item_id: int) -> StoredAdjudication | None:
+        """The item's latest adjudication, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(adjudications).where(adjudications.c.item_id == item_id)
+                               .order_by(adjudications.c.id.desc()).limit(1)).first()
+        return _adjudication(row) if row is not None else None
+
+    def adjudications(self, candidate: str | None = None) -> dict[int, StoredAdjudication]:
+        """item id -> its latest adjudication, over the candidate's items (or all)."""
+        latest = select(func.max(adjudications.c.id)).group_by(adjudications.c.item_id)
+        query = (select(adjudications).join(items, items.c.id == adjudications.c.item_id)
+                 .where(adjudications.c.id.in_(latest)).order_by(adjudications.c.item_id))
+        if candidate:
+            query = query.where(items.c.candidate == candidate)
+        with self.engine.connect() as conn:
+            return {row.item_id: _adjudication(row) for row in conn.execute(query)}
+
+    def disputed_items(self, candidate: str | None = None, *, pending_only: bool = False) -> list[DisputedItem]:
+        """Items whose reviewers' current labels disagree on accept/reject or on any flag (single-output items),
+        or on the preference (pairwise), ordered by id; with each reviewer's current label and the latest
+        adjudication. ``pending_only``: only those not adjudicated yet (the adjudication queue)."""
+        found: dict[int, list] = {}
+        for kind, table, convert in (("single", labels, _label), ("pairwise", judgments, _judgment)):
+            latest = select(func.max(table.c.id)).group_by(table.c.item_id, table.c.reviewer)
+            query = (select(table).join(items, items.c.id == table.c.item_id)
+                     .where(table.c.id.in_(latest)).order_by(table.c.item_id, table.c.reviewer))
+            if candidate:
+                query = query.where(items.c.candidate == candidate)
+            with self.engine.connect() as conn:
+                for row in conn.execute(query):
+                    found.setdefault(row.item_id, [kind]).append(convert(row))
+        disputed = {item_id: (entry[0], tuple(entry[1:]), disagreements(entry[0], entry[1:]))
+                    for item_id, entry in found.items() if len(entry) > 2}
+        disputed = {k: v for k, v in disputed.items() if v[2]}
+        if not disputed:
+            return []
+        adjudicated = self.adjudications(candidate)
+        with self.engine.connect() as conn:
+            rows = {}
+            ids = sorted(disputed)
+            for start in range(0, len(ids), 500):
+                rows.update((r.id, r) for r in conn.execute(
+                    select(items.c.id, items.c.candidate, items.c.source, items.c.task, items.c.stratum)
+                    .where(items.c.id.in_(ids[start:start + 500]))))
+        result = []
+        for item_id in sorted(disputed):
+            kind, current, what = disputed[item_id]
+            if pending_only and item_id in adjudicated:
+                continue
+            row = rows[item_id]
+            result.append(DisputedItem(item_id=item_id, kind=kind, candidate=row.candidate, source=row.source,
+                                       task=row.task, stratum=row.stratum, disagreements=what, labels=current,
+                                       adjudication=adjudicated.get(item_id)))
+        return result
 
     def my_history(self, reviewer: str, limit: int = 200) -> list[int]:
         """Items the reviewer has labelled, most recent first (for corrections)."""
@@ -496,8 +726,19 @@ class ReviewStore:
                 select(assignments.c.reviewer, func.count()).where(self._done(assignments.c.reviewer,
                                                                               assignments.c.item_id))
                 .group_by(assignments.c.reviewer)).all())
+            times: dict[str, list[float]] = {}
+            for table in (labels, judgments):
+                latest = select(func.max(table.c.id)).group_by(table.c.item_id, table.c.reviewer)
+                query = select(table.c.reviewer, table.c.lead_time_s).where(
+                    table.c.id.in_(latest), table.c.lead_time_s.is_not(None))
+                if candidate:
+                    query = query.join(items, items.c.id == table.c.item_id).where(items.c.candidate == candidate)
+                for name, seconds in conn.execute(query):
+                    times.setdefault(name, []).append(seconds)
         return Progress(items_total=total, items_with_quorum=quorum,
-                        per_reviewer={r: (done.get(r, 0), n) for r, n in sorted(assigned.items())})
+                        per_reviewer={r: (done.get(r, 0), n) for r, n in sorted(assigned.items())},
+                        lead_time_s={r: statistics.median(times[r]) if times.get(r) else None
+                                     for r in sorted(assigned)})
 
     def current_labels(self, candidate: str | None = None, kind: str = "single") -> list[dict[str, Any]]:
         """The current (latest) label or judgment of each reviewer on each item, joined with the item's fields."""
@@ -527,11 +768,12 @@ class ReviewStore:
         with self.engine.connect() as conn:
             return {name: conn.execute(select(func.count()).select_from(table)).scalar()
                     for name, table in (("items", items), ("assignments", assignments), ("labels", labels),
-                                        ("pairwise_judgments", judgments))}
+                                        ("pairwise_judgments", judgments), ("adjudications", adjudications))}
 
     def history_frame(self):
-        """Every label and judgment ever written (superseded ones included), with the item's fields and the
-        de-blinded pairwise preference: the release manager's export, as a pandas DataFrame."""
+        """Every label, judgment and adjudication ever written (superseded ones included), with the item's fields
+        and the de-blinded pairwise preference: the release manager's export, as a pandas DataFrame.
+        Adjudications are rows of type ``adjudication`` with their ``author`` and ``reason``."""
         import pandas as pd
 
         superseded_l = select(labels.c.supersedes).where(labels.c.supersedes.is_not(None))
@@ -547,11 +789,17 @@ class ReviewStore:
                 select(literal("pairwise").label("type"), judgments, *item_cols, items.c.model_a, items.c.model_b,
                        judgments.c.id.in_(superseded_j).label("superseded"))
                 .join(items, items.c.id == judgments.c.item_id).order_by(judgments.c.id))])
-        if not judgment_rows.empty:
-            judgment_rows["preferred_model"] = [
-                a if p == "A" else b if p == "B" else "tie"
-                for p, a, b in zip(judgment_rows.preference, judgment_rows.model_a, judgment_rows.model_b)]
-        frames = [f for f in (label_rows, judgment_rows) if not f.empty]
+            superseded_a = select(adjudications.c.supersedes).where(adjudications.c.supersedes.is_not(None))
+            adjudication_rows = pd.DataFrame([dict(r._mapping) for r in conn.execute(
+                select(literal("adjudication").label("type"), adjudications, *item_cols, items.c.model_a,
+                       items.c.model_b, adjudications.c.id.in_(superseded_a).label("superseded"))
+                .join(items, items.c.id == adjudications.c.item_id).order_by(adjudications.c.id))])
+        for frame in (judgment_rows, adjudication_rows):
+            if not frame.empty and "preference" in frame:
+                frame["preferred_model"] = [
+                    None if p is None else a if p == "A" else b if p == "B" else "tie"
+                    for p, a, b in zip(frame.preference, frame.model_a, frame.model_b)]
+        frames = [f for f in (label_rows, judgment_rows, adjudication_rows) if not f.empty]
         if not frames:
             return pd.DataFrame(columns=["type", "id", "item_id", "reviewer", "created_at"])
         frame = pd.concat(frames, ignore_index=True)

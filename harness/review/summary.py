@@ -3,25 +3,58 @@
 ``summarise_review`` reads the current labels (each reviewer's latest label per item; superseded corrections
 are kept in the store but not counted) on the candidate's own outputs, and the blind pairwise judgments
 de-blinded through the stored A/B mapping, and writes ``<run>/review/record.json``.
+
+Where an item was adjudicated, its latest adjudication stands in for each of its reviewers' labels in the
+approval, flag rates, helpfulness and win rate (:func:`adjudicated`); agreement between reviewers is measured on
+their own labels. The judge-human agreement compares the reviewers' votes on the blind pairs of the bench's
+pairwise questions with the bench judge's verdict on the same question and answers, read through
+``harness.bench.record`` (:func:`judge_agreement`); each audit's automatic flags are compared with the
+reviewers' flags on the same items (:func:`automatic_flag_agreement`).
 """
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 from sqlalchemy import select
 
+from harness.bench.record import pairwise_rows, read_bench
 from harness.core.records import InputRef, config_hash
 from harness.core.runner import StageRun
 from harness.core.stats import proportion_interval
 from harness.core.store import RunStore
-from harness.review.agreement import label_agreement
+from harness.review.agreement import TIE, label_agreement, vote_agreement, vote_kappa
 from harness.review.config import ReviewConfig
 from harness.review.enqueue import resolve_candidate
-from harness.review.record import ApprovalStratum, PairwiseOutcome, ReviewRecord
-from harness.review.store import LABEL_FLAGS, ReviewStore, items, open_store
+from harness.review.record import (
+    ApprovalStratum,
+    AutomaticFlagAgreement,
+    JudgeAgreement,
+    JudgeDisagreement,
+    PairwiseOutcome,
+    ReviewRecord,
+)
+from harness.review.store import (
+    LABEL_FLAGS,
+    ReviewStore,
+    StoredAdjudication,
+    disagreements,
+    items,
+    open_store,
+)
 
 STAGE = "review"
+#: In the stage config the fingerprint covers: a record summarised by an older version is made again.
+#: 2: adjudicated labels count; judge-human and automatic-flag agreement.
+SUMMARY_VERSION = 2
+#: The item source of the blind pairs drawn from the bench's judged pairwise questions (enqueue's).
+BENCH_PAIRWISE_SOURCE = "bench/pairwise"
+#: An audit's automatic flag -> the reviewers' flag it predicts (same-named flags compare as themselves).
+AUTOMATIC_FLAG_AS = {"judged_incorrect": "hallucination"}
+#: Disagreements between judge and people listed in the record (all are counted).
+DISAGREEMENTS_LISTED = 50
 
 
 #: How the model-level approval CI is made: a Wilson interval per stratum, combined by MOVER.
@@ -92,10 +125,37 @@ def candidate_strata(review: ReviewStore, candidate: str) -> dict[int, str]:
         return dict(conn.execute(query).all())
 
 
-def pairwise_outcomes(review: ReviewStore, candidate: str) -> list[PairwiseOutcome]:
-    """Per baseline: judgments preferring the candidate (wins), the baseline (losses), or neither (ties)."""
+def adjudicated(current: list[dict], decided: dict[int, StoredAdjudication]) -> list[dict]:
+    """The current labels (or judgments) with each adjudicated item's fields replaced by its latest
+    adjudication's: every label on the item then counts as the adjudicated one, so an item keeps its weight in a
+    per-label rate."""
+    out = []
+    for label in current:
+        decision = decided.get(label["item_id"])
+        if decision is None:
+            out.append(label)
+        elif decision.preference is not None:
+            out.append({**label, "preference": decision.preference})
+        else:
+            out.append({**label, "verdict": decision.verdict, "helpfulness": decision.helpfulness,
+                        **decision.flags})
+    return out
+
+
+def disputed(current: list[dict], kind: str) -> set[int]:
+    """Items whose current labels (or judgments) disagree (:func:`harness.review.store.disagreements`)."""
+    by_item: dict[int, list[dict]] = {}
+    for label in current:
+        by_item.setdefault(label["item_id"], []).append(label)
+    return {item_id for item_id, labels in by_item.items() if disagreements(kind, labels)}
+
+
+def pairwise_outcomes(review: ReviewStore, candidate: str,
+                      judged: list[dict] | None = None) -> list[PairwiseOutcome]:
+    """Per baseline: judgments preferring the candidate (wins), the baseline (losses), or neither (ties).
+    ``judged``: the judgments to count (default: the store's current ones)."""
     counts: dict[str, list[int]] = {}
-    for j in review.current_labels(candidate, kind="pairwise"):
+    for j in review.current_labels(candidate, kind="pairwise") if judged is None else judged:
         preferred = {"A": j["model_a"], "B": j["model_b"]}.get(j["preference"])
         baseline = j["model_b"] if j["model_a"] == candidate else j["model_a"]
         counts.setdefault(baseline, [0, 0, 0])
@@ -110,20 +170,123 @@ def pairwise_outcomes(review: ReviewStore, candidate: str) -> list[PairwiseOutco
             for b, (w, lo, t) in sorted(counts.items())]
 
 
+def _joined(turns: list[str]) -> str:
+    """The answer text of a pair as the queue stores it: one turn as it is, several as ``(turn 1) ...``."""
+    return turns[0] if len(turns) == 1 else "\n\n".join(f"(turn {i + 1}) {t}" for i, t in enumerate(turns))
+
+
+def _vote(preference: str, item: Any, model: str) -> str:
+    """A blind preference (A, B, tie) as the candidate's outcome: win, loss or tie."""
+    preferred = {"A": item.model_a, "B": item.model_b}.get(preference)
+    return TIE if preferred is None else "win" if preferred == model else "loss"
+
+
+def judge_agreement(review: ReviewStore, store: RunStore, candidate: str, judged: list[dict],
+                    confidence: float) -> tuple[JudgeAgreement | None, str | None]:
+    """The bench's pairwise judge against the reviewers' current votes on the same blind pairs, and a hash of
+    the judge verdicts read (the record's input). A reviewed pair counts when the bench judged the same
+    question, baseline and answers (texts equal, or the pair was queued from this very bench record)."""
+    bench = read_bench(store, candidate)
+    rows = pairwise_rows(store, candidate)
+    if bench is None or not rows:
+        return None, None
+    verdicts = {(row.question_id, row.baseline): row for row in rows}
+    digest = config_hash(sorted((row.question_id, row.baseline, row.outcome) for row in rows))
+    ids = sorted({j["item_id"] for j in judged if j["source"] == BENCH_PAIRWISE_SOURCE})
+    with review.engine.connect() as conn:
+        pairs = {row.id: row for start in range(0, len(ids), 500) for row in conn.execute(
+            select(items.c.id, items.c.source_item_id, items.c.source_record_id, items.c.prompt, items.c.output_a,
+                   items.c.output_b, items.c.model_a, items.c.model_b).where(items.c.id.in_(ids[start:start + 500])))}
+    model = bench.candidate
+    votes: dict[int, list[str]] = {}
+    for j in judged:
+        if j["item_id"] in pairs:
+            votes.setdefault(j["item_id"], []).append(_vote(j["preference"], pairs[j["item_id"]], model))
+    compared: list[tuple[str, str]] = []
+    listed: list[JudgeDisagreement] = []
+    unparseable = unmatched = matched = differ = 0
+    for item_id in sorted(votes):
+        pair = pairs[item_id]
+        baseline = pair.model_b if pair.model_a == model else pair.model_a
+        row = verdicts.get((pair.source_item_id, baseline))
+        mine, theirs = (pair.output_a, pair.output_b) if pair.model_a == model else (pair.output_b, pair.output_a)
+        if row is None or (pair.source_record_id != bench.record_id and (
+                mine, theirs) != (_joined(row.candidate_answer), _joined(row.baseline_answer))):
+            unmatched += 1
+            continue
+        if row.outcome not in ("win", "tie", "loss"):
+            unparseable += 1
+            continue
+        matched += 1
+        compared += [(row.outcome, vote) for vote in votes[item_id]]
+        if any(vote != row.outcome for vote in votes[item_id]):
+            differ += 1
+            if len(listed) < DISAGREEMENTS_LISTED:
+                listed.append(JudgeDisagreement(
+                    item_id=item_id, question_id=row.question_id, baseline=baseline,
+                    question=(row.turns[0] if row.turns else pair.prompt)[:300], judge=row.outcome,
+                    reviewers={o: votes[item_id].count(o) for o in ("win", TIE, "loss") if o in votes[item_id]}))
+    if not matched and not unparseable and not unmatched:
+        return None, digest
+    judges = sorted({p.judge for p in bench.pairwise})
+    rules = sorted({p.verdict_rule for p in bench.pairwise})
+    name = ", ".join(judges) if judges else (bench.judge or {}).get("name") if isinstance(bench.judge, dict) else None
+    return JudgeAgreement(
+        judge=name or None, verdict_rule=", ".join(rules) or None, items=matched,
+        with_ties=vote_agreement(compared, confidence), without_ties=vote_agreement(compared, confidence, (TIE,)),
+        kappa=vote_kappa(compared), unparseable=unparseable, unmatched=unmatched, disagreements=listed,
+        disagreements_total=differ), digest
+
+
+def automatic_flag_agreement(review: ReviewStore, candidate: str, current: list[dict],
+                             confidence: float) -> list[AutomaticFlagAgreement]:
+    """Per audit source and automatic flag: each reviewer's current flag on the item against the flag the audit
+    set on it (a reviewers' flag of the same name, or as ``AUTOMATIC_FLAG_AS`` maps it). Every model's queued
+    audit items count: the question is how well the audit's flag matches people, whoever wrote the output."""
+    ids = sorted({label["item_id"] for label in current if str(label["source"]).startswith("audit/")})
+    with review.engine.connect() as conn:
+        automatic = {row.id: (row.source, json.loads(row.flags_json)) for start in range(0, len(ids), 500)
+                     for row in conn.execute(select(items.c.id, items.c.source, items.c.flags_json)
+                                             .where(items.c.id.in_(ids[start:start + 500])))}
+    votes: dict[tuple[str, str, str], list[tuple[bool, bool]]] = {}
+    seen: dict[tuple[str, str, str], set[int]] = {}
+    for label in current:
+        source, flags = automatic.get(label["item_id"], (None, {}))
+        for name, value in flags.items():
+            flag = AUTOMATIC_FLAG_AS.get(name, name)
+            if flag in LABEL_FLAGS and isinstance(value, bool):
+                key = (source, name, flag)
+                votes.setdefault(key, []).append((value, bool(label[flag])))
+                seen.setdefault(key, set()).add(label["item_id"])
+    return [AutomaticFlagAgreement(source=source, automatic_flag=name, flag=flag, items=len(seen[key]),
+                                   agreement=vote_agreement(pairs, confidence), kappa=vote_kappa(pairs),
+                                   automatic_flagged=sum(a for a, _ in pairs),
+                                   reviewer_flagged=sum(b for _, b in pairs))
+            for key, pairs in sorted(votes.items()) for source, name, flag in [key]]
+
+
 def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | None = None) -> ReviewRecord:
     """Summarise the label store for one candidate and write ``<run>/review/record.json``."""
     candidate = candidate or resolve_candidate(config, store)
     review = open_store(config, store)
     try:
-        current = candidate_labels(review, candidate)
+        every_label = review.current_labels(candidate)
+        original = [label for label in every_label if label["model"] == candidate]
         judged = review.current_labels(candidate, kind="pairwise")
-        outcomes = pairwise_outcomes(review, candidate)
+        decided = review.adjudications(candidate)
+        current = adjudicated(original, decided)
+        outcomes = pairwise_outcomes(review, candidate, adjudicated(judged, decided))
         own_items, with_quorum = review.quorum_counts(candidate)
         strata = candidate_strata(review, candidate)
+        judge, judge_input = judge_agreement(review, store, candidate, judged, config.confidence)
+        flag_agreement = automatic_flag_agreement(review, candidate, every_label, config.confidence)
         url = review.engine.url.render_as_string(hide_password=True)
     finally:
         review.close()
 
+    in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
+    needed = disputed(original, "single") | disputed(judged, "pairwise")
+    used = set(decided) & in_scope
     per_item: dict[int, tuple[int, int]] = {}
     for label in current:
         accepts, labels = per_item.get(label["item_id"], (0, 0))
@@ -131,14 +294,17 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     n = len(current)
     approval = approval_by_stratum(per_item, strata, config.confidence)
     rate, ci, approval_items, approval_strata, weights = approval or (None, None, 0, [], None)
-    overall, per_flag = label_agreement(current)
+    overall, per_flag = label_agreement(original)  # the reviewers' own labels, not the adjudications
     # The label store is the input: which labels and judgments are current, and how many of the candidate's
     # items exist and have a quorum (items are append-only, so counts name the set).
-    state = config_hash({"labels": sorted(label["id"] for label in current),
-                         "judgments": sorted(j["id"] for j in judged), "items": own_items, "quorum": with_quorum})
+    state = config_hash({"labels": sorted(label["id"] for label in every_label),
+                         "judgments": sorted(j["id"] for j in judged), "items": own_items, "quorum": with_quorum,
+                         "adjudications": sorted(a.id for a in decided.values())})
     run = StageRun(store, STAGE, "", ReviewRecord, label=STAGE)
     run.add(InputRef(kind="review_store", id=url, sha256=state))
-    stage_config = config.public_dump()
+    if judge_input is not None:  # the judge's verdicts the agreement was measured against
+        run.add(InputRef(kind="bench_pairwise", id=candidate, sha256=judge_input))
+    stage_config = {**config.public_dump(), "summary_version": SUMMARY_VERSION}
     if (done := run.cached({**stage_config, "candidate": candidate})) is not None:
         return done  # the same labels on the same items: the same record, so the gate's evidence is unchanged
     record = ReviewRecord(
@@ -152,5 +318,6 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
         agreement=overall if overall.n else None,
         agreement_per_flag={flag: a for flag, a in per_flag.items() if a.n},
         pairwise=outcomes, helpfulness_mean=sum(label["helpfulness"] for label in current) / n if n else None,
-        pairwise_judgments=len(judged))
+        pairwise_judgments=len(judged), disputed_items=len(needed), adjudicated_items=len(used),
+        adjudication_pending=len(needed - used), judge_agreement=judge, automatic_flag_agreement=flag_agreement)
     return run.commit_in_place(record)  # the folder also holds the label store

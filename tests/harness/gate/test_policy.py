@@ -62,3 +62,17 @@ def test_a_policy_that_is_not_utf8_exits_2_naming_the_file_and_line(tmp_path, ca
     assert _gate(home, path) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "policy.yaml:2: the policy is not UTF-8" in err and "Traceback" not in err
+
+
+def test_a_judge_agreement_rule_defaults_to_the_judge_based_prefixes_and_names_its_metric(tmp_path):
+    text = "rules:\n  - {name: judge-checked, type: judge_agreement, min: 0.6}\n"
+    [rule] = load_policy(write_policy(tmp_path, text), catalogue()).rules
+    assert (rule.statistic, rule.min_items, rule.applies_to, rule.metric) == (
+        "with_ties", 20, ["bench.pairwise.", "bench.mt_bench."], "review.judge_agreement")
+
+
+def test_an_unknown_judge_agreement_statistic_is_refused_naming_the_rule_and_line(tmp_path):
+    text = "rules:\n  - {name: tox, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.2}\n" \
+           "  - {name: judge-checked, type: judge_agreement, min: 0.6, statistic: spearman}\n"
+    with pytest.raises(ConfigError, match=r"policy.yaml: invalid policy: line 3: rule 'judge-checked': statistic"):
+        load_policy(write_policy(tmp_path, text), catalogue())

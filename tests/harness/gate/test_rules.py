@@ -221,3 +221,104 @@ def test_approval_rule_judges_the_model_level_rate_not_a_stratum(tmp_path):
     assert "flagged 2/10 (weight 0.3333); random 20/20 (weight 0.6667)" in approved.detail
     flagged = outcomes[("flagged-ok", None)]
     assert (flagged.status, flagged.value, flagged.n, decision) == ("fail", 0.2, 10, "REJECT")
+
+
+# ---- judge_agreement: the judge checked against the reviewers before judge-based rules count ---------------------
+
+def _judged_bench():
+    """The hand-made bench with the pairwise judge's position consistency 0.9 per baseline (a judge-based metric)."""
+    from harness.bench.pairwise import PairwiseResult
+    from harness.bench.record import BenchRecord
+
+    made = bench_record("r1").model_dump(exclude={"metrics", "values", "deltas"})
+    made["pairwise"] = [PairwiseResult(baseline=b, judge="tiny-judge", n=10, wins=4, ties=2, losses=4, unparseable=0,
+                                       win_rate=0.5, ci_low=0.3, ci_high=0.7, consistent=9, position_consistency=0.9,
+                                       consistency_ci_low=0.6, consistency_ci_high=0.98).model_dump()
+                        for b in BASELINES]
+    return BenchRecord.model_validate(made)
+
+
+def _judge_agreement(items: int, agreeing: int, votes: int, kappa: float | None = 0.4):
+    from harness.core.stats import proportion_interval
+    from harness.review.record import Agreed, JudgeAgreement
+
+    low, high = proportion_interval(agreeing, votes, 0.95, "wilson")
+    share = Agreed(agreeing=agreeing, n=votes, rate=agreeing / votes, ci_low=low, ci_high=high)
+    return JudgeAgreement(judge="tiny-judge", items=items, with_ties=share, without_ties=share, kappa=kappa)
+
+
+JUDGED = ("rules:\n"
+          "  - {name: judge-checked, type: judge_agreement, min: 0.6, min_items: 20}\n"
+          "  - {name: consistent-judge, type: floor, metric: bench.pairwise.position_consistency, min: 0.8, "
+          "attribute: base-a}\n"
+          "  - {name: ni, type: non_inferiority, metric: bench.nift_if.prompt_level_strict_acc, margin: 0.1}\n")
+
+
+def test_judge_based_rules_count_once_the_judge_agrees_with_the_reviewers(tmp_path):
+    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=40, votes=50))
+    outcomes, (decision, _) = _judge(tmp_path, JUDGED, review=review, bench=_judged_bench())
+    checked = outcomes[("judge-checked", None)]
+    assert (checked.status, checked.metric, checked.value, checked.n) == ("pass", "review.judge_agreement", 0.8, 50)
+    assert "agreement with ties 0.8 [0.6696, 0.8876] over 50 votes on 25 pairs: 0.8 >= 0.6" in checked.detail
+    assert outcomes[("consistent-judge", None)].status == "pass" and decision == "PROMOTE"
+
+
+def test_a_judge_the_reviewers_disagree_with_holds_judge_based_rules_inconclusive(tmp_path):
+    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=20, votes=50))
+    outcomes, (decision, reason) = _judge(tmp_path, JUDGED, review=review, bench=_judged_bench())
+    checked, held = outcomes[("judge-checked", None)], outcomes[("consistent-judge", None)]
+    assert checked.status == "inconclusive" and "0.4 < 0.6" in checked.detail
+    assert held.status == "inconclusive" and held.value == 0.9  # its own number is kept, but it does not count
+    assert "not counted: a judge-based metric, and the judge is not checked" in held.detail
+    assert outcomes[("ni", "base-a")].status == "pass"  # not judge-based: unaffected
+    assert decision == "PENDING_REVIEW" and "judge-checked" in reason
+
+
+def test_judge_based_rules_wait_while_too_few_pairs_are_labelled(tmp_path):
+    review = _review(judge_agreement=_judge_agreement(items=12, agreeing=24, votes=24))
+    outcomes, (decision, _) = _judge(tmp_path, JUDGED, review=review, bench=_judged_bench())
+    checked, held = outcomes[("judge-checked", None)], outcomes[("consistent-judge", None)]
+    assert checked.status == "pending" and "12 so far, 8 more needed" in checked.detail
+    assert held.status == "pending" and decision == "PENDING_REVIEW"
+    # No review record at all: the same.
+    outcomes, (decision, _) = _judge(tmp_path / "none", JUDGED, bench=_judged_bench())
+    assert outcomes[("consistent-judge", None)].status == "pending" and decision == "PENDING_REVIEW"
+
+
+def test_a_failing_judge_based_rule_is_not_a_rejection_until_the_judge_is_checked(tmp_path):
+    policy = JUDGED.replace("min: 0.8, attribute", "min: 0.95, attribute")
+    review = _review(judge_agreement=_judge_agreement(items=12, agreeing=24, votes=24))
+    outcomes, (decision, _) = _judge(tmp_path / "a", policy, review=review, bench=_judged_bench())
+    assert outcomes[("consistent-judge", None)].status == "pending" and decision == "PENDING_REVIEW"
+    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=40, votes=50))
+    outcomes, (decision, _) = _judge(tmp_path / "b", policy, review=review, bench=_judged_bench())
+    assert outcomes[("consistent-judge", None)].status == "fail" and decision == "REJECT"
+
+
+def test_judge_agreement_on_kappa_or_the_lower_ci_bound_and_a_warn_rule_holds_nothing(tmp_path):
+    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=35, votes=50, kappa=0.3))
+    on_ci = JUDGED.replace("min_items: 20}", "min_items: 20, judge_on: ci}")  # 0.7, Wilson low 0.5625 < 0.6
+    outcomes, (decision, _) = _judge(tmp_path / "a", on_ci, review=review, bench=_judged_bench())
+    checked = outcomes[("judge-checked", None)]
+    assert (checked.status, checked.test) == ("inconclusive", "agreement with ties (wilson)")
+    assert checked.judged == pytest.approx(0.5625, abs=1e-3) and decision == "PENDING_REVIEW"
+    kappa = JUDGED.replace("min: 0.6, min_items: 20}", "min: 0.25, min_items: 20, statistic: kappa}")
+    outcomes, (decision, _) = _judge(tmp_path / "b", kappa, review=review, bench=_judged_bench())
+    assert (outcomes[("judge-checked", None)].status, outcomes[("judge-checked", None)].metric) == (
+        "pass", "review.judge_kappa")
+    assert decision == "PROMOTE"
+    warn = JUDGED.replace("min_items: 20}", "min_items: 20, severity: warn}")
+    outcomes, (decision, _) = _judge(tmp_path / "c", warn, review=_review(
+        judge_agreement=_judge_agreement(items=25, agreeing=20, votes=50)), bench=_judged_bench())
+    assert outcomes[("consistent-judge", None)].status == "pass" and decision == "PROMOTE"
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("{name: j, type: judge_agreement, min: 1.5}", "with_ties lies in 0..1; min 1.5 is impossible"),
+    ("{name: j, type: judge_agreement, min: -0.5, statistic: kappa, judge_on: ci}", "kappa has no CI"),
+    ("{name: j, type: judge_agreement, min: 0.5, min_items: 0}", "min_items must be at least 1"),
+    ("{name: j, type: judge_agreement, min: 0.5, applies_to: []}", "applies_to: name at least one"),
+])
+def test_an_impossible_judge_agreement_rule_is_refused(tmp_path, rule, message):
+    with pytest.raises(ConfigError, match=message):
+        load_policy(write_policy(tmp_path, f"rules:\n  - {rule}\n" + QUORUM), catalogue())

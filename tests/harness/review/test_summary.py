@@ -204,14 +204,20 @@ def test_record_declares_its_metrics_with_directions(run_store, config):
     declared = {m.name: m.higher_is_better for m in record.metrics}
     assert declared == {"review.approval_rate": True, "review.agreement": True, "review.pairwise_win_rate": True,
                         "review.flag_rate.toxic": False, "review.flag_rate.hallucination": False,
-                        "review.flag_rate.unhelpful_refusal": False, "review.flag_rate.off_topic": False}
+                        "review.flag_rate.unhelpful_refusal": False, "review.flag_rate.off_topic": False,
+                        "review.judge_agreement": True, "review.judge_agreement_without_ties": True,
+                        "review.judge_kappa": True,
+                        **{f"review.automatic_flag_agreement.{f}": True
+                           for f in ("toxic", "hallucination", "unhelpful_refusal", "off_topic")}}
     assert [m.name for m in record.metrics] == [m.name for m in ReviewRecord.METRICS]
     stored = json.loads((run_store.root / "review" / "record.json").read_text())
     assert {m["name"] for m in stored["metrics"]} == set(declared)
     assert {v["metric"] for v in stored["values"]} <= set(declared)
     assert {v.metric for v in record.metric_values()} == {
         "review.approval_rate", "review.agreement", "review.pairwise_win_rate", *(
-            f"review.flag_rate.{f}" for f in ("toxic", "hallucination", "unhelpful_refusal", "off_topic"))}
+            f"review.flag_rate.{f}" for f in ("toxic", "hallucination", "unhelpful_refusal", "off_topic")),
+        "review.judge_agreement", "review.judge_agreement_without_ties", "review.judge_kappa",
+        "review.automatic_flag_agreement.toxic", "review.automatic_flag_agreement.hallucination"}
 
 
 def test_the_record_is_rebuilt_only_when_labels_or_items_change(config, run_store):
