@@ -39,8 +39,9 @@ from harness.gate.record import (
 )
 from harness.review.record import ReviewRecord
 from harness.train.record import CheckpointRecord
-from reports import charts
+from reports import charts, summary
 from reports.config import ReportConfig
+from reports.sections import BuiltSection, SectionError, build_sections
 
 TEMPLATES = Path(__file__).parent / "templates"
 log = get_logger("report")
@@ -70,6 +71,14 @@ class Report:
     quoted: list[dict[str, Any]]
     pairwise: list[dict[str, Any]] = field(default_factory=list)
     charts: dict[str, str] = field(default_factory=dict)
+    # the summary and scorecard (ORDER 10, 20) and every section of reports/sections that had something to show
+    extra_sections: list[BuiltSection] = field(default_factory=list)
+
+    def sections_between(self, low: int | None, high: int | None) -> list[BuiltSection]:
+        """The sections placed between two built-in parts (reports.sections.DETAIL_ORDER): ``low <= ORDER < high``,
+        in ORDER; ``None`` is open-ended."""
+        return [s for s in self.extra_sections
+                if (low is None or low <= s.order) and (high is None or s.order < high)]
 
     @property
     def block_checks(self) -> dict[str, Any]:
@@ -88,11 +97,14 @@ class DecidedEvidence:
     deltas: list[tuple[MetricDelta, str]] = field(default_factory=list)
     bench: BenchRecord | None = None
     review: ReviewRecord | None = None
+    decision: GateDecisionRecord | None = None  # the decision this evidence was read for
+    overrides: list[OverrideRecord] = field(default_factory=list)  # release managers' overrides of it, oldest first
+    registry: Path | None = None  # the registry the report was asked to read (None: the default one)
 
     @classmethod
     def of(cls, store: RunStore, decision: GateDecisionRecord) -> DecidedEvidence:
         """The decision's evidence; refused (by the gate's reader) when any record changed since."""
-        evidence = cls(candidate=decision.candidate, stored=decided_evidence(store, decision))
+        evidence = cls(candidate=decision.candidate, stored=decided_evidence(store, decision), decision=decision)
         for item in evidence.stored:
             record = item.record
             for spec in record.metrics:
@@ -421,6 +433,8 @@ def build_report(config: ReportConfig, store: RunStore, candidate: str, registry
     decision, the overrides of it, and the evidence it was decided on (refused when that changed since)."""
     decision, overrides = logged_decision(store, candidate, registry)  # refused when edited after it was logged
     evidence = DecidedEvidence.of(store, decision)
+    evidence.overrides = list(overrides)
+    evidence.registry = None if registry is None else Path(registry)
     datasets = _data_cards(store)
     checkpoints = _checkpoints(store)
     ckpt = next((c for c in checkpoints if c.name == candidate), None)
@@ -437,7 +451,23 @@ def build_report(config: ReportConfig, store: RunStore, candidate: str, registry
         ablation_note=note, review=_review(evidence), quoted=_quoted(evidence, config.quoted_outputs))
     report.pairwise = [p.model_dump() for p in evidence.bench.pairwise] if evidence.bench else []
     report.charts = _charts(report, evidence)
+    report.extra_sections = _first_screen(report, evidence) + build_sections(evidence, store)
+    names = [s.name for s in report.extra_sections]
+    if len(set(names)) != len(names):
+        raise SectionError(f"report sections named twice: {sorted({n for n in names if names.count(n) > 1})} "
+                           "(summary and scorecard are the report's own)")
+    report.extra_sections.sort(key=lambda s: s.order)
     return report
+
+
+def _first_screen(report: Report, evidence: DecidedEvidence) -> list[BuiltSection]:
+    """The summary (ORDER 10) and the scorecard (ORDER 20), right under the verdict."""
+    audit_metrics = {spec.name for _, item in evidence.audits() for spec in item.record.metrics}
+    lines = summary.summary(report.decision, report.comparisons, evidence.specs, audit_metrics, report.review,
+                            report.cost)
+    return [BuiltSection(name="summary", order=10, title="Summary", data=lines),
+            BuiltSection(name="scorecard", order=20, title="Scorecard", data=summary.scorecard(report.decision,
+                                                                                            evidence.specs))]
 
 
 # Markdown syntax a value could start, anywhere in a line: emphasis, code, links and images, table cells,

@@ -97,3 +97,70 @@ def review_outcomes(bars: dict[str, float], title: str) -> str | None:
         ax.set_xlim(0, 1)
         ax.set_title(title, fontsize=9)
         return _svg(fig)
+
+
+def trend(panels: Sequence[dict]) -> str | None:
+    """One panel per gated metric across the registry's decisions (oldest left): the candidate's value with its CI
+    (the report's own candidate drawn larger, black-edged), the rule's bound as red dashes where the rule judged
+    the value itself (ceiling, floor, threshold) and, for a non-inferiority rule, each baseline's value less the
+    margin as orange dashes (the rule judges the paired CI of the difference, so the dashes are a guide).
+
+    A panel: ``{"label", "unit", "ticks": [str], "points": [{"x", "value", "ci_low", "ci_high", "current",
+    "status"}], "bounds": [(x, bound)], "relative": [(x, bound)]}``."""
+    panels = [p for p in panels if p["points"]]
+    if not panels:
+        return None
+    from matplotlib.ticker import PercentFormatter
+
+    colours = {"fail": PALETTE[4], "inconclusive": PALETTE[2], "pending": PALETTE[5]}
+    with plt.rc_context(_STYLE):
+        ticks = panels[0]["ticks"]
+        fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.45 * len(panels) + 0.6), sharex=True, squeeze=False)
+        for ax, panel in zip(axes[:, 0], panels, strict=True):
+            points = panel["points"]
+            xs = [p["x"] for p in points]
+            ax.plot(xs, [p["value"] for p in points], color=PALETTE[0], lw=0.8, alpha=0.6)
+            for p in points:
+                low = p["value"] - p["ci_low"] if p.get("ci_low") is not None else 0
+                high = p["ci_high"] - p["value"] if p.get("ci_high") is not None else 0
+                ax.errorbar(p["x"], p["value"], yerr=[[max(0, low)], [max(0, high)]], fmt="o",
+                            color=colours.get(p.get("status"), PALETTE[0]), capsize=3,
+                            markersize=8 if p["current"] else 5, markeredgecolor="#1f2328" if p["current"] else None)
+            for x, bound in panel.get("bounds", []):
+                ax.plot([x - 0.3, x + 0.3], [bound] * 2, color=PALETTE[4], linestyle="--", lw=1.2)
+            for x, bound in panel.get("relative", []):
+                ax.plot([x - 0.3, x + 0.3], [bound] * 2, color=PALETTE[2], linestyle=":", lw=1.2)
+            if panel.get("unit") == "rate":
+                ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            ax.set_title(panel["label"], fontsize=9, loc="left")
+        axes[-1, 0].set_xticks(range(len(ticks)), ticks, rotation=20, ha="right")
+        axes[-1, 0].set_xlim(-0.6, len(ticks) - 0.4)
+        fig.text(0.01, 0.0, "dot: candidate's value (95% CI); large black-edged: this report's candidate; red dashes: "
+                 "the rule's bound; orange dots: baseline value less the margin", fontsize=7, color="#57606a")
+        return _svg(fig)
+
+
+def loss_curves(curves: Sequence[dict]) -> str | None:
+    """Training loss (line) and held-out loss (dashed, dots) against the step, one colour per checkpoint; a ring
+    marks the step whose weights were kept.
+
+    A curve: ``{"label", "train": [(step, loss)], "eval": [(step, loss)], "kept": (step, loss) | None}``."""
+    curves = [c for c in curves if c["train"] or c["eval"]]
+    if not curves:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7, 3))
+        for i, curve in enumerate(curves):
+            colour = PALETTE[i % len(PALETTE)]
+            if curve["train"]:
+                ax.plot(*zip(*curve["train"]), color=colour, lw=1, alpha=0.7, label=f"{curve['label']}: train")
+            if curve["eval"]:
+                ax.plot(*zip(*curve["eval"]), color=colour, lw=1.4, linestyle="--", marker="o", markersize=3,
+                        label=f"{curve['label']}: held out")
+            if curve.get("kept"):
+                ax.plot(*curve["kept"], marker="o", markersize=10, markerfacecolor="none", markeredgecolor="#1f2328",
+                        linestyle="none")
+        ax.set_xlabel("optimizer step (ring: the step whose weights were kept)")
+        ax.set_ylabel("loss per assistant token")
+        ax.legend(frameon=False, fontsize=7)
+        return _svg(fig)

@@ -9,10 +9,32 @@ from __future__ import annotations
 
 from harness.core.metrics import MetricSpec
 
+#: Plain-language names for the report, by metric name after ``hallucination.``.
+LABELS = {
+    "closed_book.accuracy": "factual questions answered correctly",
+    "closed_book.hallucination_rate": "questions answered with a wrong or made-up claim",
+    "closed_book.abstention_rate": "unanswerable questions rightly declined",
+    "closed_book.over_abstention_rate": "answerable questions wrongly declined",
+    "halueval_qa.hallucination_rate": "HaluEval questions answered with the planted false answer",
+    "halueval_qa.correct_rate": "HaluEval questions answered correctly",
+    "halueval_discrimination.accuracy": "hallucinated answers told apart from right ones (HaluEval)",
+    "closed_book.judged_hallucination_rate": "attempted factual answers the judge graded wrong",
+    "closed_book.judged_not_attempted_rate": "factual questions not attempted (judge-graded)",
+    "closed_book.judged_accuracy": "factual questions answered correctly (judge-graded)",
+    "halueval_qa.judged_hallucination_rate": "attempted HaluEval answers the judge graded wrong",
+    "halueval_qa.judged_not_attempted_rate": "HaluEval questions not attempted (judge-graded)",
+    "halueval_qa.judged_accuracy": "HaluEval questions answered correctly (judge-graded)",
+    "selfcheck.avg_neg_logprob": "answers inconsistent with the model's own resamples (n-gram score)",
+    "selfcheck.max_neg_logprob": "least consistent sentence versus the model's own resamples (n-gram score)",
+    "selfcheck.nli_contradiction": "answers contradicted by the model's own resamples",
+    "truthfulqa_mc1.acc": "TruthfulQA: the true answer picked among false ones",
+    "truthfulqa_mc2.acc": "TruthfulQA: likelihood put on the true answers",
+}
+
 
 def _rate(name: str, higher_is_better: bool, description: str, unit: str = "rate") -> MetricSpec:
     return MetricSpec(name=f"hallucination.{name}", higher_is_better=higher_is_better, description=description,
-                      unit=unit)
+                      unit=unit, label=LABELS.get(name, ""))
 
 
 CLOSED_BOOK_ACCURACY = _rate("closed_book.accuracy", True, "Factual closed-book questions answered with a gold "

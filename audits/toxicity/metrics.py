@@ -16,9 +16,10 @@ from harness.core.metrics import MetricSpec
 # attribute in its rule, default the scorer's first.
 EXPECTED_MAX_TOXICITY = MetricSpec(
     name="toxicity.expected_max_toxicity", higher_is_better=False, unit="score",
+    label="toxicity of the worst reply to a prompt (0-1 score)",
     description="Mean over prompts of the max toxicity over k samples (HELM RTP).")
 TOXICITY_PROBABILITY = MetricSpec(
-    name="toxicity.toxicity_probability", higher_is_better=False,
+    name="toxicity.toxicity_probability", higher_is_better=False, label="prompts with at least one toxic reply",
     description="Share of prompts with at least one sample at or above the threshold (HELM RTP).")
 #: The metrics of the toxicity audit, in the order its record reports them.
 TOXICITY_METRICS = (EXPECTED_MAX_TOXICITY, TOXICITY_PROBABILITY)

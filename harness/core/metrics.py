@@ -27,6 +27,14 @@ class MetricSpec(BaseModel):
     higher_is_better: bool = Field(description="The direction every rule and delta is oriented by.")
     description: str = Field("", description="What it measures, for the policy reference and the report.")
     unit: str = Field("rate", description="rate (0..1), score, or count.")
+    label: str = Field("", description="Plain-language name for readers who do not know the metric names, e.g. "
+                                       "'follows formatting instructions'; empty: the report shows the "
+                                       "description, then the name.")
+
+    @property
+    def display_name(self) -> str:
+        """What a reader is shown: the label, else the description, else the dotted name."""
+        return self.label or self.description or self.name
 
 
 class MetricCatalogue:

@@ -265,7 +265,7 @@ HOSTILE_RULE = "<script>alert(1)</script>"
 def _hand_report(outcomes, overrides=(), **fields):
     """A Report around a decision record built by hand (PROMOTE, with ``outcomes``) and ``overrides``."""
     from harness.gate.record import GateDecisionRecord
-    from reports.build import Report, _headline
+    from reports.build import DecidedEvidence, Report, _first_screen, _headline
 
     decision = GateDecisionRecord(
         record_id="gate_decision-hand", run_id="r1", created_at="2026-11-30T11:00:00+00:00", fingerprint="g" * 64,
@@ -278,7 +278,10 @@ def _hand_report(outcomes, overrides=(), **fields):
               "headline": headline, "decision": decision, "overrides": list(overrides), "comparisons": [],
               "values": [], "sections": [], "data_cards": [], "cost": None, "identities": [], "fingerprints": [],
               "ablation": [], "ablation_note": "", "review": None, "quoted": []}
-    return Report(**{**report, **fields})
+    built = Report(**{**report, **fields})
+    # the first screen too (summary and scorecard), so names and reasons go through it like everywhere else
+    built.extra_sections = _first_screen(built, DecidedEvidence(candidate=CANDIDATE, stored=[], decision=decision))
+    return built
 
 
 def _hostile_report():
@@ -298,7 +301,11 @@ def _hostile_report():
     sections = [{"title": "audit <u>toy</u>", "kind": "toy", "record": "toy`1", "version": "1",
                  "metrics": [{"name": "toxicity.rate", "higher_is_better": False, "unit": "rate",
                               "description": "share\n## of prompts"}], "rows": values}]
-    return _hand_report([outcome], [override], values=values, sections=sections)
+    comparisons = [{"metric": "bench.nift_if.prompt_level_strict_acc", "label": "x", "baseline": "<b>base</b>",
+                    "candidate_value": 0.4, "baseline_value": 0.3, "difference": 0.1, "ci_low": 0.05,
+                    "ci_high": 0.15, "higher_is_better": True, "attribute": "*x*", "rule": HOSTILE_RULE,
+                    "status": "pass"}]
+    return _hand_report([outcome], [override], values=values, sections=sections, comparisons=comparisons)
 
 
 def test_markdown_report_renders_no_script_link_or_heading_from_names_and_reasons():
@@ -323,6 +330,12 @@ def test_markdown_report_renders_no_script_link_or_heading_from_names_and_reason
     assert r"| toxicity.rate [\*insult\*] | \$x^\$ | 0.200 | [0.100, 0.300] wilson | 24 |" in text
     assert "### audit &lt;u&gt;toy&lt;/u&gt; (``toy`1``, version 1)" in text
     assert r"- `toxicity.rate` ↓ (rate): share \#\# of prompts" in text
+    summary = text.split("## Summary", 1)[1].split("## Policy rules", 1)[0]
+    assert ("- **Against &lt;b&gt;base&lt;/b&gt;**: Better, beyond noise, on bench.nift_if.prompt_level_strict_acc "
+            "(\\*x\\*): 0.40 vs 0.30, 0.10 higher.") in summary
+    assert ("| **PASS** | bench.nift_if.prompt_level_strict_acc (`bench.nift_if.prompt_level_strict_acc`) | "
+            "vs \\[b\\](javascript:1): +0.01 | not worse than \\[b\\](javascript:1) by more than any amount (95% "
+            "paired CI) | &lt;script&gt;alert(1)&lt;/script&gt; |") in summary
 
 
 def test_html_report_escapes_names_and_reasons_and_its_csp_pins_base_and_forms():

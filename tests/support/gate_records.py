@@ -288,3 +288,53 @@ def override_as(setup: GateSetup, store: RunStore, decision: str, by: str, reaso
 
     return override(setup.gate, store, setup.candidate, decision, by, reason, aliases, reviewers=setup.reviewers,
                     token=TOKENS.get(by) if token is None else token)
+
+
+def ifeval_bench(store: RunStore, docs: list[dict], passes: dict[str, list[list[bool]]],
+                 responses: dict[str, list[str]] | None = None, task: str = "nift_if") -> BenchRecord:
+    """A bench record whose IFEval-style task has per-item rows as the bench stores them. ``docs``: the task's
+    documents (key, prompt, instruction_id_list, kwargs); ``passes``: model -> per document, the strict result of
+    each of its instructions; ``responses``: model -> per document, the output (default ``"<model> answer <i>"``).
+    Writes the task data copy under ``bench/_tasks`` (named by its content hash, pinned by the record), each
+    model's ``samples_<task>.jsonl`` (items keyed by lm-eval's doc hash) and the record; returns the record."""
+    import hashlib
+    import json
+
+    from harness.bench.record import SAMPLES_DIR, TASKS_DIR
+    from harness.core.records import InputRef, sha256_bytes
+    from harness.core.store import atomic_write_bytes
+
+    content = "".join(json.dumps(doc) + "\n" for doc in docs).encode()
+    digest = sha256_bytes(content)
+    atomic_write_bytes(store.root / "bench" / TASKS_DIR / f"instructions-{digest[:16]}.jsonl", content)
+    for model, per_doc in passes.items():
+        rows = []
+        for i, (doc, results) in enumerate(zip(docs, per_doc, strict=True)):
+            text = (responses or {}).get(model, [f"{model} answer {i}"] * len(docs))[i]
+            item = hashlib.sha256(json.dumps(doc, indent=2, ensure_ascii=False).encode()).hexdigest()
+            rows.append({"doc_id": i, "item": item, "target": 0, "response": [text],
+                         "prompt": [[f"<|user|>{doc['prompt']}<|assistant|>", {"until": []}]],
+                         "scores": {"prompt_level_strict_acc": all(results), "inst_level_strict_acc": list(results),
+                                    "prompt_level_loose_acc": all(results), "inst_level_loose_acc": list(results)}})
+        atomic_write_jsonl(store.root / "bench" / CANDIDATE / SAMPLES_DIR / model / f"samples_{task}.jsonl", rows)
+    record = bench_record(store.run_id, task=task).model_copy(
+        update={"inputs": [InputRef(kind="task_data", id=f"{task}:instructions.jsonl", sha256=digest)]})
+    save(store, record, f"bench/{CANDIDATE}")
+    return record
+
+
+def hallucination_answers(store: RunStore, answers: dict[str, list[tuple[str, str, str]]]) -> None:
+    """samples.jsonl beside the hallucination record, closed-book answers flagged as the audit flags them:
+    model -> [(question kind, outcome, output)] with kind ``factual`` or ``unanswerable`` and outcome ``correct``,
+    ``hallucinated``, ``refused`` or ``empty``; question i of every model is ``q<i>``."""
+    rows = []
+    for model, items in answers.items():
+        for i, (kind, outcome, text) in enumerate(items):
+            rows.append(AuditSample(
+                audit="hallucination", suite="closed_book", model=model,
+                role="candidate" if model == CANDIDATE else "baseline", item_id=f"q{i}", group=kind,
+                prompt=f"Question {i}?", output=text, reference=f"answer {i}" if kind == "factual" else None,
+                scores={"correct": float(outcome == "correct")},
+                flags={"hallucination": outcome == "hallucinated", "refusal": outcome == "refused",
+                       "empty": outcome == "empty"}).model_dump())
+    atomic_write_jsonl(store.root / "audit" / "hallucination" / "samples.jsonl", rows)
