@@ -677,6 +677,15 @@ def _review_summary(args: argparse.Namespace) -> int:
     for p in record.pairwise:
         rate = "n/a" if p.win_rate is None else f"{p.win_rate:.2f}"
         print(f"  blind pairwise vs {p.baseline}: {p.wins} wins, {p.losses} losses, {p.ties} ties, win rate {rate}")
+    if record.disputed_items:
+        print(f"  disputed items: {record.disputed_items} ({record.adjudicated_items} adjudicated, "
+              f"{record.adjudication_pending} waiting for adjudication)")
+    judged = record.judge_agreement
+    if judged is not None:
+        share = "n/a" if judged.with_ties.rate is None else f"{judged.with_ties.rate:.2f}"
+        kappa = "n/a" if judged.kappa is None else f"{judged.kappa:.2f}"
+        print(f"  judge {judged.judge or '(unnamed)'} vs reviewers: agreement {share} with ties "
+              f"(n={judged.with_ties.n}), kappa {kappa}, on {judged.items} pairs")
     return 0
 
 

@@ -175,6 +175,13 @@ def test_cli_enqueue_summary_export(run_store, tmp_path, capsys):
     assert main(["review", "summary", "--config", str(cfg), "--home", home]) == 0
     out = capsys.readouterr().out
     assert "items with quorum" in out and f"blind pairwise vs {BASELINE}" in out
+    assert "disputed items: 3 (0 adjudicated, 3 waiting for adjudication)" in out  # 2 rejects, 1 tie
+    review = open_store(config, run_store)
+    review.add_adjudication(review.disputed_items()[0].item_id, "meg", reason="it answers the question", verdict="accept",
+                            helpfulness=4)
+    review.close()
+    assert main(["review", "summary", "--config", str(cfg), "--home", home]) == 0
+    assert "disputed items: 3 (1 adjudicated, 2 waiting for adjudication)" in capsys.readouterr().out
     for fmt in ("csv", "parquet"):
         out_file = tmp_path / f"labels.{fmt}"
         assert main(["review", "export", "--config", str(cfg), "--home", home, "--out", str(out_file)]) == 0
