@@ -37,8 +37,19 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps spent warming up the learning rate.")
     lr_scheduler: str = Field("linear", description="transformers scheduler name.")
-    seed: int = Field(0, description="Seeds data order, LoRA init and dropout.")
+    seed: int = Field(0, description="Seeds data order, LoRA init, dropout and the held-out split.")
     save_steps: int = Field(10, ge=1, description="Checkpoint every N steps (what a killed run resumes from).")
+    eval_share: float = Field(0.1, ge=0, lt=1, description="Share of the pairs held out of training (never trained "
+                                                           "on) to log an eval loss on, chosen by hashing each "
+                                                           "pair id with `seed` (the file's order does not "
+                                                           "matter); 0 = train on every pair, no eval loss. The "
+                                                           "held-out ids are kept in split.json beside the record.")
+    eval_steps: int | None = Field(None, ge=1, description="Log the eval loss every N steps (and at the last); "
+                                                          "None = every save_steps.")
+    load_best_model_at_end: bool = Field(False, description="Keep the weights of the checkpoint with the lowest "
+                                                            "eval loss instead of the last (recorded as kept_step); "
+                                                            "needs eval_share > 0 and eval_steps = save_steps, so "
+                                                            "every evaluated step is a saved one.")
     padding_free: bool = Field(False, description="Flatten each batch without padding (position_ids carry the "
                                                   "boundaries); faster on ragged data.")
     packing: bool = Field(False, description="Pack several rows per sequence of max_length (TRL best-fit decreasing).")
@@ -62,4 +73,11 @@ class TrainConfig(Section):
     def _check(self) -> TrainConfig:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"train name {self.name!r} must be a plain folder name")
+        if self.load_best_model_at_end and self.eval_share == 0:
+            raise ValueError("load_best_model_at_end needs held-out pairs to judge by: set eval_share > 0")
+        if self.load_best_model_at_end and self.eval_steps not in (None, self.save_steps):
+            # transformers picks the best among *saved* steps: an evaluated step that was not saved can be the
+            # lowest and still not be kept, so every evaluation must also be a checkpoint.
+            raise ValueError(f"load_best_model_at_end needs eval_steps = save_steps ({self.save_steps}), not "
+                             f"{self.eval_steps}: only a saved step can be kept")
         return self

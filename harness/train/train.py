@@ -5,13 +5,21 @@ Output under ``<run>/train/<name>/``::
     _work/          Trainer checkpoints every save_steps (a killed run resumes from the last one)
     model/          the trained adapter (LoRA) or full weights, tokenizer, Hugging Face model card
     merged/         LoRA merged into the base: plain safetensors that later stages load
-    log.jsonl       the Trainer's log history (loss curve)
+    log.jsonl       the Trainer's log history (train and eval loss curves)
+    split.json      the pair ids trained on and held out (``eval_share``), when any were held out
     record.json     CheckpointRecord, written last
+
+A seeded share of the pairs (``eval_share``) is held out: never trained on, it gives the eval loss the
+Trainer logs every ``eval_steps`` (``eval_strategy="steps"``), the overfitting curve, and the held-out prompts
+of the memorization audit. ``load_best_model_at_end`` keeps the checkpoint of lowest eval loss (transformers'
+own option), and the record says which step that was.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import resource
 import shutil
@@ -34,7 +42,16 @@ from harness.core.threads import choose_threads
 from harness.train.attention import register as register_varlen_attention
 from harness.train.config import TrainConfig
 from harness.train.data import load_training_rows
-from harness.train.record import STAGE, CheckpointRecord, LossPoint, resolve_base
+from harness.train.record import (
+    SPLIT_FILE,
+    STAGE,
+    CheckpointRecord,
+    DataSplit,
+    EvalPoint,
+    LossPoint,
+    ids_sha256,
+    resolve_base,
+)
 
 log = get_logger("train")
 
@@ -127,15 +144,55 @@ def _check_lengths(config: TrainConfig, rows: list[dict[str, Any]], tokenizer) -
     return over, no_completion
 
 
-def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], work: Path, callbacks: list | None):
-    """TRL's SFTTrainer over the rows, checkpointing into ``work``."""
+def split_rows(rows: list[dict[str, Any]], eval_share: float, seed: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(trained, held out): ``eval_share`` of the distinct pair ids, the ones whose sha256 of ``seed`` and the id
+    ranks lowest, go to the held-out side with every row carrying them.
+
+    Only the seed and the ids decide it: the rows' order in the file does not, the same seed gives the same
+    split, and a larger share holds out a superset of a smaller one. The share is rounded to whole ids, with at
+    least one id on each side.
+    """
+    if eval_share <= 0:
+        return list(rows), []
+    ids = sorted({r["id"] for r in rows})
+    if len(ids) < 2:
+        raise InputError(f"eval_share={eval_share} needs at least 2 distinct pair ids to hold some out, got "
+                         f"{len(ids)}; set eval_share: 0")
+    held_out = min(len(ids) - 1, max(1, round(eval_share * len(ids))))
+    ranked = sorted(ids, key=lambda i: (hashlib.sha256(f"{seed}\0{i}".encode()).hexdigest(), i))
+    chosen = set(ranked[:held_out])
+    return [r for r in rows if r["id"] not in chosen], [r for r in rows if r["id"] in chosen]
+
+
+def _split_file(config: TrainConfig, trained: list[dict[str, Any]], held_out: list[dict[str, Any]]
+                ) -> tuple[str, DataSplit]:
+    """``split.json``'s text and the record's summary of it."""
+    # one id per pair: the rows of a multi-turn pair share it
+    train_ids, eval_ids = (list(dict.fromkeys(r["id"] for r in side)) for side in (trained, held_out))
+    text = json.dumps({"eval_share": config.eval_share, "seed": config.seed, "train": train_ids, "eval": eval_ids},
+                      ensure_ascii=False, indent=0) + "\n"
+    return text, DataSplit(eval_share=config.eval_share, seed=config.seed, train_rows=len(trained),
+                           eval_rows=len(held_out), train_ids_sha256=ids_sha256(train_ids),
+                           eval_ids_sha256=ids_sha256(eval_ids), file=SPLIT_FILE,
+                           sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _dataset(rows: list[dict[str, Any]]):
+    """The rows as TRL reads them: conversational prompt/completion."""
     import datasets
+
+    return datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+
+
+def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], held_out: list[dict[str, Any]],
+             work: Path, callbacks: list | None):
+    """TRL's SFTTrainer over the rows, evaluating on the held-out rows, checkpointing into ``work``."""
     import torch
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
     cuda = torch.cuda.is_available()
-    dataset = datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
     if bf16 and not cuda:
         raise ConfigError("bf16 training on CPU is ~20x slower than fp32 here; set bf16: false")
@@ -148,12 +205,18 @@ def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], 
         seed=config.seed, data_seed=config.seed, bf16=bf16, fp16=False, use_cpu=not cuda,
         completion_only_loss=True, packing=config.packing, padding_free=config.padding_free,
         dataloader_num_workers=0, disable_tqdm=False,
+        # The eval loss on the held-out rows every eval_steps (and at the last step: transformers adds it).
+        **({"eval_strategy": "steps", "eval_steps": config.eval_steps or config.save_steps,
+            "per_device_eval_batch_size": config.batch_size,
+            "load_best_model_at_end": config.load_best_model_at_end, "metric_for_best_model": "eval_loss",
+            "greater_is_better": False} if held_out else {"eval_strategy": "no"}),
         # None keeps TRL's default (on). Measured here with LoRA on the CPU: on padded NIFT pairs it was once
         # faster (126 vs 105 tokens/s) and once even; padding-free runs are 10-15% faster with it off.
         **({} if config.gradient_checkpointing is None else {"activation_checkpointing": config.gradient_checkpointing}))
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.lora_targets, task_type="CAUSAL_LM") if config.method == "lora" else None
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+    return SFTTrainer(model=model, args=args, train_dataset=_dataset(rows),
+                      eval_dataset=_dataset(held_out) if held_out else None, processing_class=tokenizer,
                       peft_config=peft_config, callbacks=callbacks)
 
 
@@ -193,6 +256,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     training = load_training_rows(config.data, config.data_format, store, run)
     if (done := run.cached(config)) is not None:
         return done
+    trained, held_out = split_rows(training.rows, config.eval_share, config.seed)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     threads = choose_threads("train", config.threads)
@@ -201,7 +265,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     if force and run.folder.exists():
         shutil.rmtree(run.folder)
     work = run.stamp_work()  # from here on, a crash leaves resume state, never a record
-    trainer = _trainer(config, model, tokenizer, training.rows, work, callbacks)
+    trainer = _trainer(config, model, tokenizer, trained, held_out, work, callbacks)
     last = get_last_checkpoint(str(work))
     resumed_from = int(Path(last).name.split("-")[-1]) if last else None
     if last:
@@ -215,7 +279,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     history = trainer.state.log_history
     tokens_seen = int(max((h.get("num_tokens", 0) for h in history), default=0))
     tokens_before = int(max((h.get("num_tokens", 0) for h in history if h["step"] <= (resumed_from or 0)), default=0))
-    summary = {"name": config.name, "recipe": config.recipe, "method": config.method, "rows": len(training.rows),
+    summary = {"name": config.name, "recipe": config.recipe, "method": config.method, "rows": len(trained),
                "steps": trainer.state.global_step, "tokens_seen": tokens_seen}
     card = _model_card(summary, base, training.source, "peft" if config.method == "lora" else "transformers")
     # Saved under _work first so the record can pin every weight file; the commit moves them into place.
@@ -224,13 +288,18 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     merged_dir = _save_weights(config, trainer, tokenizer, staged, card)
+    kept_step, kept_by = _kept_step(config, trainer)
+    split_text, split = _split_file(config, trained, held_out) if held_out else (None, None)
     record = CheckpointRecord(
         **run.header(), name=config.name, recipe=config.recipe, method=config.method, base_model=base,
-        data_format=training.format, rows=len(training.rows), truncated_rows=len(over),
+        data_format=training.format, rows=len(trained), eval_rows=len(held_out), truncated_rows=len(over),
         dropped_rows=len(no_completion), chat_template=chat_template,
         steps=trainer.state.global_step, epochs=round(trainer.state.epoch or 0.0, 4), resumed_from_step=resumed_from,
         loss_curve=[LossPoint(step=h["step"], epoch=h.get("epoch", 0.0), loss=h["loss"],
                               learning_rate=h.get("learning_rate")) for h in history if "loss" in h],
+        eval_curve=[EvalPoint(step=h["step"], epoch=h.get("epoch", 0.0), loss=h["eval_loss"])
+                    for h in history if "eval_loss" in h],
+        split=split, kept_step=kept_step, kept_by=kept_by,
         tokens_seen=tokens_seen, wall_seconds=round(wall, 2),
         tokens_per_s=round((tokens_seen - tokens_before) / result.metrics["train_runtime"], 2)
         if result.metrics.get("train_runtime") else None,
@@ -242,7 +311,18 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     files: dict[str, Any] = {sub: functools.partial(os.replace, staged / sub)
                              for sub in ["model"] + ([merged_dir] if merged_dir else [])}
     files["log.jsonl"] = history
+    if split_text is not None:
+        files[SPLIT_FILE] = split_text
     return run.commit(record, files)  # the finished folder replaces the resume state
+
+
+def _kept_step(config: TrainConfig, trainer) -> tuple[int, str]:
+    """The step whose weights the trainer holds now: the best checkpoint transformers reloaded at the end
+    (load_best_model_at_end), else the last step."""
+    best = trainer.state.best_model_checkpoint
+    if config.load_best_model_at_end and best:
+        return int(Path(best).name.split("-")[-1]), "lowest_eval_loss"
+    return trainer.state.global_step, "last"
 
 
 def select_checkpoints(entries: list[TrainConfig], names: list[str] | None,

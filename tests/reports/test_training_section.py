@@ -1,6 +1,13 @@
 """The training section: each checkpoint's training and held-out loss curves, and the kept step, in both formats."""
 
-from gate_records import CANDIDATE, config_for, decide_run, save, standard_run, write_policy
+from gate_records import (
+    CANDIDATE,
+    config_for,
+    decide_run,
+    save,
+    standard_run,
+    write_policy,
+)
 
 from harness.core.models import ResolvedModel
 from harness.core.threads import ThreadChoice

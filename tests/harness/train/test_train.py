@@ -171,7 +171,7 @@ def test_overlong_rows_are_truncated_and_counted_or_rejected(tiny_model, tmp_pat
     with pytest.raises(InputError, match="1 rows are longer than max_length=128"):
         train_checkpoint(_cfg(tiny_model, data, overlength="reject"), RunStore("r"))
     record = train_checkpoint(_cfg(tiny_model, data, max_steps=1), RunStore("r"))
-    assert record.truncated_rows == 1 and record.rows == 5
+    assert record.truncated_rows == 1 and record.rows + record.eval_rows == 5  # held-out rows are counted too
 
 
 def test_base_without_chat_template(tiny_model, tmp_path):
@@ -268,6 +268,7 @@ def test_kill_9_mid_training_resumes_to_the_same_step_count(tiny_model, tmp_path
     record = load_checkpoint_record(work.parent)
     assert record.steps == 300 and record.resumed_from_step >= 10
     assert [p.step for p in record.loss_curve] == list(range(1, 301))
+    assert [p.step for p in record.eval_curve] == list(range(10, 301, 10))  # the resumed run kept the eval curve
 
 
 def test_checkpoint_selection_by_name(tiny_model, tmp_path):

@@ -1,0 +1,65 @@
+"""Memorization metrics, declared with their directions (lower is better for every one), and the one interval
+the shared statistics do not cover: the difference of two means over different items (the train-minus-held-out
+gap), by scipy's two-sample percentile bootstrap.
+
+Each per-set metric is a mean over prompts of a per-prompt value, so it gets a CI over prompts and a paired
+comparison between models asked the same prompts.
+"""
+
+from __future__ import annotations
+
+from harness.core.metrics import MetricSpec
+
+#: The two prompt sets: pairs the checkpoint trained on, and pairs held out of its training.
+SUITES = ("train", "held_out")
+#: Per-prompt measures; ``memorized_rate`` is 0/1 per prompt (flagged or not), the others continuous shares.
+MEASURES = ("lcs_ratio", "ngram_overlap", "memorized_rate")
+#: Measures with a train-minus-held-out gap metric.
+GAP_MEASURES = ("lcs_ratio", "ngram_overlap")
+
+_WHAT = {
+    "lcs_ratio": "mean over prompts of the longest common substring (in word tokens) of the greedy continuation and "
+                 "the training response, over the response's length (cut to the continuation budget)",
+    "ngram_overlap": "mean over prompts of the share of the continuation's n-grams (13 by default) found in the "
+                     "training response",
+    "memorized_rate": "share of prompts whose continuation was flagged memorized (LCS ratio or n-gram overlap at "
+                      "or above its threshold)",
+}
+_ON = {"train": "on prompts of pairs the checkpoint trained on",
+       "held_out": "on prompts of pairs held out of its training (what chance and style alone reproduce)"}
+
+
+def _spec(suite: str, measure: str) -> MetricSpec:
+    return MetricSpec(name=f"memorization.{suite}.{measure}", higher_is_better=False,
+                      description=f"{_WHAT[measure].capitalize()}, {_ON[suite]}.")
+
+
+def _gap(measure: str) -> MetricSpec:
+    return MetricSpec(name=f"memorization.gap.{measure}", higher_is_better=False, unit="score",
+                      description=f"Train minus held-out {measure}: how much more the model reproduces responses "
+                                  "it was trained on than ones it never saw (0 = no sign of memorization). Its "
+                                  "delta against a baseline is the difference of the paired per-prompt "
+                                  "differences between the two prompt sets.")
+
+
+#: Every metric the memorization audit reports, in the order its record lists them.
+MEMORIZATION_METRICS = tuple(_spec(suite, measure) for suite in SUITES for measure in MEASURES) + tuple(
+    _gap(measure) for measure in GAP_MEASURES)
+
+
+def difference_interval(a: list[float], b: list[float], *, iterations: int, confidence: float, seed: int
+                        ) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of mean(a) - mean(b) for two independent samples (each resampled on its own);
+    (None, None) when either has fewer than two values."""
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) < 2 or len(y) < 2:
+        return None, None
+    if np.all(x == x[0]) and np.all(y == y[0]):  # no spread: every resample gives the same difference
+        return float(x[0] - y[0]), float(x[0] - y[0])
+    result = stats.bootstrap((x, y), lambda p, q, axis=-1: np.mean(p, axis=axis) - np.mean(q, axis=axis),
+                             paired=False, vectorized=True, n_resamples=iterations, confidence_level=confidence,
+                             method="percentile", random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
