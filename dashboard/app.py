@@ -1,14 +1,17 @@
-"""nift-gate review app (Streamlit): reviewers label sampled outputs; release managers watch agreement and export.
+"""nift-gate review app (Streamlit): reviewers label sampled outputs; release managers watch agreement,
+adjudicate disputed items and export.
 
 Started by ``nift-gate review serve``, which passes the pipeline config through the environment:
 ``NIFT_REVIEW_CONFIG`` (YAML path, may be empty), ``NIFT_REVIEW_SET`` (JSON list of ``--set`` assignments)
 and ``NIFT_HOME``. The app reads only the run name and the ``review:`` section of that YAML
 (``harness.review.config.load_review_section``). All review data is read and written through
-``harness.review.store.ReviewStore``; this file only lays it out.
+``harness.review.store.ReviewStore``; this package only lays it out:
 
-Everything that came from a model or a person (prompts, outputs, references, comments, names) is shown as plain
-text (``st.code`` / ``st.text`` / dataframes), never as Markdown or HTML, so an output cannot run a script,
-hide content or fake a control. A label is acknowledged only after ``add_label`` has committed it.
+- ``dashboard.conversation``: an item as turns (stored messages, or the chat template parsed back);
+- ``dashboard.guidelines``: the guidelines' Markdown with HTML and script links neutralised;
+- ``dashboard.views``: items, guidelines and labels on the page, everything from a model or a person as text;
+- ``dashboard.labelling``: the queue (one item at a time, keyboard shortcuts, skip) and corrections;
+- ``dashboard.adjudication``: disputed items, for release managers and ``review.adjudicators``.
 
 Sign-in failures lock the name out for a growing interval (``SignInGuard``, one per store and process, shared
 by every session). A visitor sees no error detail: a bad config shows one generic line and the reason goes to
@@ -20,26 +23,24 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
 
+from dashboard.adjudication import adjudication_page
+from dashboard.labelling import corrections_page, queue_page
 from harness.core.errors import NiftError
 from harness.core.log import get_logger
 from harness.core.store import RunStore
-from harness.review.config import ReviewConfig, SignInGuard, load_review_section
-from harness.review.store import (
-    LABEL_FLAGS,
-    PREFERENCES,
-    ReviewItemView,
-    ReviewStore,
-    database_url,
+from harness.review.config import (
+    Guidelines,
+    ReviewConfig,
+    SignInGuard,
+    load_review_section,
 )
+from harness.review.store import ReviewStore, database_url
 
-FLAG_TITLES = {"toxic": "Toxic", "hallucination": "Hallucination", "unhelpful_refusal": "Unhelpful refusal",
-               "off_topic": "Off-topic"}
 #: All a visitor learns when the app cannot load its config or tokens; the server log says why.
 UNAVAILABLE = "The review app is not available: its configuration could not be loaded. The server log says why."
 log = get_logger("review.app")
@@ -56,10 +57,11 @@ def _sign_in_guard(url: str) -> SignInGuard:
     return SignInGuard()
 
 
-def _settings() -> tuple[ReviewConfig, ReviewStore]:
+def _settings() -> tuple[ReviewConfig, ReviewStore, Guidelines]:
+    """Read at every run: an edited config, tokens file or guidelines file takes effect without a restart."""
     assignments = json.loads(os.environ.get("NIFT_REVIEW_SET") or "[]")
     run, config = load_review_section(os.environ.get("NIFT_REVIEW_CONFIG") or None, assignments)
-    return config, _open_store(database_url(config, RunStore(run)))
+    return config, _open_store(database_url(config, RunStore(run))), config.guidelines_document()
 
 
 def _unavailable(exc: Exception) -> NoReturn:
@@ -101,134 +103,6 @@ def _sign_in(config: ReviewConfig, store: ReviewStore) -> None:
     st.stop()
 
 
-def _show_item(item: ReviewItemView) -> None:
-    """The item as plain text. Model names and the A/B mapping are not in ``ReviewItemView`` at all."""
-    st.text(f"Item {item.id} · {item.source} · {item.task} · selected as: {item.stratum}")
-    st.caption("Prompt")
-    st.code(item.prompt, language=None, wrap_lines=True)
-    if item.kind == "pairwise":
-        left, right = st.columns(2)
-        with left:
-            st.caption("Answer A")
-            st.code(item.output_a or "", language=None, wrap_lines=True)
-        with right:
-            st.caption("Answer B")
-            st.code(item.output_b or "", language=None, wrap_lines=True)
-        return
-    st.caption("Output")
-    st.code(item.output or "", language=None, wrap_lines=True)
-    if item.reference:
-        st.caption("Reference")
-        st.code(item.reference, language=None, wrap_lines=True)
-    if item.scores or item.flags:
-        st.caption("Automatic scores and flags (context, not a verdict)")
-        st.dataframe(pd.DataFrame([{"name": k, "value": v} for k, v in {**item.scores, **item.flags}.items()]),
-                     hide_index=True)
-
-
-def _label_form(store: ReviewStore, item: ReviewItemView, reviewer: str) -> None:
-    """Accept/reject, helpfulness, flags and comment; Tab moves between fields, Ctrl+Enter submits."""
-    key = f"{item.id}"
-    with st.form(f"label_{key}", clear_on_submit=False):
-        if item.kind == "pairwise":
-            preference = st.radio("Which answer is better?", PREFERENCES, index=None, horizontal=True,
-                                  format_func=lambda p: {"A": "A", "B": "B", "tie": "Tie"}[p], key=f"preference_{key}")
-        else:
-            verdict = st.radio("Verdict", ["accept", "reject"], index=None, horizontal=True, key=f"verdict_{key}")
-            helpfulness = st.radio("Helpfulness (1 = useless, 5 = excellent)", [1, 2, 3, 4, 5], index=None,
-                                   horizontal=True, key=f"helpfulness_{key}")
-            columns = st.columns(len(LABEL_FLAGS))
-            flags = {flag: columns[i].checkbox(FLAG_TITLES[flag], key=f"flag_{flag}_{key}")
-                     for i, flag in enumerate(LABEL_FLAGS)}
-        comment = st.text_area("Comment (optional)", key=f"comment_{key}")
-        submitted = st.form_submit_button("Submit (Ctrl+Enter)", type="primary", key=f"submit_{key}",
-                                          shortcut="Ctrl+Enter")
-    if not submitted:
-        return
-    # One client key per item and session: a resubmit after a lost acknowledgement returns the stored row.
-    client_key = st.session_state.setdefault(f"client_key_{key}_{st.session_state.get('corrections', 0)}",
-                                             uuid.uuid4().hex)
-    if item.kind == "pairwise":
-        if preference is None:
-            st.error("Choose A, B or Tie.")
-            return
-        saved = store.add_judgment(item.id, reviewer, preference, comment, client_key=client_key)
-    else:
-        if verdict is None or helpfulness is None:
-            st.error("Choose a verdict and a helpfulness rating.")
-            return
-        saved = store.add_label(item.id, reviewer, verdict, helpfulness, flags, comment, client_key=client_key)
-    # add_* returned: the row is committed. Only now is it acknowledged.
-    st.session_state["ack"] = {"item_id": item.id, "label_id": saved.id, "kind": item.kind}
-    st.session_state["corrections"] = st.session_state.get("corrections", 0) + 1
-    st.rerun()
-
-
-def _others(store: ReviewStore, item_id: int, reviewer: str) -> None:
-    others = store.others_labels(item_id, reviewer)
-    if others is None:
-        return  # not submitted yet: blind
-    if not others:
-        st.text("No other reviewer has labelled this item yet.")
-        return
-    rows = [{"reviewer": o.reviewer, **({"preference": o.preference} if hasattr(o, "preference") else
-                                        {"verdict": o.verdict, "helpfulness": o.helpfulness,
-                                         **{f: o.flags[f] for f in LABEL_FLAGS}}), "comment": o.comment}
-            for o in others]
-    st.caption("Other reviewers' labels")
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-
-
-def _progress(store: ReviewStore, reviewer: str, manager: bool) -> None:
-    progress = store.progress()
-    done, assigned = progress.per_reviewer.get(reviewer, (0, 0))
-    st.progress(done / assigned if assigned else 1.0, text=f"Your queue: {done} of {assigned} labelled")
-    total = progress.items_total
-    st.progress(progress.items_with_quorum / total if total else 1.0,
-                text=f"All reviewers: {progress.items_with_quorum} of {total} items have their quorum")
-    if manager:
-        st.dataframe(pd.DataFrame([{"reviewer": r, "labelled": d, "assigned": n}
-                                   for r, (d, n) in progress.per_reviewer.items()]), hide_index=True)
-
-
-def _queue_page(store: ReviewStore, config: ReviewConfig, reviewer: str, manager: bool) -> None:
-    _progress(store, reviewer, manager)
-    ack = st.session_state.pop("ack", None)
-    if ack:
-        st.success(f"Saved: label {ack['label_id']} on item {ack['item_id']}.")
-        _others(store, ack["item_id"], reviewer)
-    queue = store.queue(reviewer, limit=config.page_size)
-    if not queue:
-        st.info("Your queue is empty.")
-        return
-    st.subheader("Next in your queue")
-    st.dataframe(pd.DataFrame([{"item": q.item_id, "kind": q.kind, "source": q.source, "task": q.task,
-                                "selected as": q.stratum} for q in queue]), hide_index=True, height=180)
-    choice = st.selectbox("Item", [q.item_id for q in queue], key="queue_choice")
-    item = store.item(choice)
-    _show_item(item)
-    _label_form(store, item, reviewer)
-
-
-def _corrections_page(store: ReviewStore, reviewer: str) -> None:
-    history = store.my_history(reviewer)
-    if not history:
-        st.info("You have not labelled anything yet.")
-        return
-    choice = st.selectbox("Item you labelled (most recent first)", history, key="correction_choice")
-    item = store.item(choice)
-    _show_item(item)
-    mine = store.my_label(item.id, reviewer)
-    st.caption("Your current label (a new submission supersedes it; the old one is kept)")
-    st.dataframe(pd.DataFrame([{k: v for k, v in mine.__dict__.items() if k not in ("item_id", "reviewer")}]),
-                 hide_index=True)
-    _others(store, item.id, reviewer)
-    ack = st.session_state.pop("ack", None)
-    if ack:
-        st.success(f"Saved: label {ack['label_id']} on item {ack['item_id']}.")
-    _label_form(store, item, reviewer)
-
-
 def _agreement_page(store: ReviewStore) -> None:
     # Imported on the page that needs them: the summary reads bench records, which the sign-in page does not.
     from harness.review.agreement import label_agreement
@@ -260,7 +134,7 @@ def _export_page(store: ReviewStore) -> None:
 def main() -> None:
     st.set_page_config(page_title="nift-gate review", layout="wide")
     try:
-        config, store = _settings()
+        config, store, guidelines = _settings()
     except NiftError as exc:  # a path or a field name is no business of a visitor's
         _unavailable(exc)
     reviewer = st.session_state.get("reviewer")
@@ -275,10 +149,12 @@ def main() -> None:
             if config.oidc:  # else the identity cookie signs the next run straight back in
                 st.logout()
             st.rerun()
-        pages = ["Queue", "Corrections"] + (["Agreement", "Export"] if manager else [])
+        pages = (["Queue", "Corrections"] + (["Adjudication"] if config.may_adjudicate(reviewer) else [])
+                 + (["Agreement", "Export"] if manager else []))
         page = st.radio("Page", pages, key="page")
-    {"Queue": lambda: _queue_page(store, config, reviewer, manager),
-     "Corrections": lambda: _corrections_page(store, reviewer),
+    {"Queue": lambda: queue_page(store, config, reviewer, manager, guidelines),
+     "Corrections": lambda: corrections_page(store, reviewer, guidelines),
+     "Adjudication": lambda: adjudication_page(store, reviewer, guidelines),
      "Agreement": lambda: _agreement_page(store), "Export": lambda: _export_page(store)}[page]()
 
 

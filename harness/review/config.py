@@ -7,11 +7,16 @@ Failed sign-ins lock the name out for a growing interval (``SignInGuard``): one 
 every browser session of that process shares it.
 
 The review app reads only its own part of a pipeline YAML (``load_review_section``): the run name and the
-``review:`` section, with ``tokens_file`` resolved against the YAML's folder as the pipeline config does.
+``review:`` section, with ``tokens_file`` and ``guidelines`` resolved against the YAML's folder as the pipeline
+config does.
+
+The labelling guidelines (``review.guidelines``, Markdown) are versioned by their content: ``Guidelines.sha256``
+is stored with every label, judgment and adjudication, so a label can be read against the text it was given under.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import threading
@@ -25,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
+from harness.core.assets import EMBEDDED_PREFIX, resolve_asset
 from harness.core.config import (
     Section,
     parse_assignment,
@@ -32,11 +38,25 @@ from harness.core.config import (
     require_unique,
     set_path,
 )
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, InputError
+from harness.core.store import decode_utf8, read_bytes
 
 #: The run folder name a pipeline YAML without ``run:`` uses (the pipeline config's default).
 DEFAULT_RUN = "default"
 SECTION = "review"
+#: The guidelines shipped with nift-gate (harness/assets/review/guidelines.md).
+DEFAULT_GUIDELINES = f"{EMBEDDED_PREFIX}review/guidelines.md"
+#: review.* fields naming files, resolved against the YAML's folder when a file of that name is there.
+_PATH_FIELDS = ("tokens_file", "guidelines")
+
+
+@dataclass(frozen=True)
+class Guidelines:
+    """The labelling guidelines as reviewers read them, and the version each label records."""
+
+    path: Path
+    text: str  # Markdown as written; the app neutralises HTML and script links before showing it
+    sha256: str  # of the file's bytes
 
 
 class Reviewer(Section):
@@ -85,10 +105,19 @@ class ReviewConfig(Section):
                                       "resampling. Kept so existing configs still load.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
     page_size: int = Field(50, ge=1, le=1000, description="Items per queue page in the app.")
+    guidelines: str = Field(DEFAULT_GUIDELINES, description="Markdown file of labelling guidelines, shown beside "
+                                                            "every item (HTML and javascript:/data: links are "
+                                                            "neutralised); its sha256 is stored with every label. "
+                                                            "Default: the guidelines shipped with nift-gate.")
+    adjudicators: list[str] = Field(default_factory=list, description="Reviewer names who may adjudicate disputed "
+                                                                      "items besides the release managers (a "
+                                                                      "designated third reviewer).")
 
     @model_validator(mode="after")
     def _unique_names(self) -> ReviewConfig:
         require_unique((r.name for r in self.reviewers), "review.reviewers names")
+        if unknown := sorted(set(self.adjudicators) - {r.name for r in self.reviewers}):
+            raise ValueError(f"review.adjudicators: {unknown} are not in review.reviewers")
         return self
 
     def public_dump(self) -> dict:
@@ -99,6 +128,21 @@ class ReviewConfig(Section):
 
     def reviewer(self, name: str) -> Reviewer | None:
         return next((r for r in self.reviewers if r.name == name), None)
+
+    def may_adjudicate(self, name: str) -> bool:
+        """Release managers and the reviewers named in ``adjudicators``."""
+        reviewer = self.reviewer(name)
+        return reviewer is not None and (reviewer.role == "release_manager" or name in self.adjudicators)
+
+    def guidelines_document(self) -> Guidelines:
+        """The guidelines file, read now (an edited file is a new version); errors name the field and the file."""
+        try:
+            path = resolve_asset(self.guidelines)
+            data = read_bytes(path, "guidelines file", ConfigError)
+            text = decode_utf8(data, path, ConfigError)
+        except (ConfigError, InputError) as exc:
+            raise ConfigError(f"review.guidelines: {exc}") from None
+        return Guidelines(path=path, text=text, sha256=hashlib.sha256(data).hexdigest())
 
     def authenticate(self, name: str, token: str) -> Reviewer | None:
         """The reviewer ``name`` when ``token`` is theirs (compared in constant time), else None: the review
@@ -215,8 +259,8 @@ def load_review_section(path: str | Path | None = None,
     """The run name and the review config of a pipeline YAML; other sections are not read or validated.
 
     ``assignments`` are ``--set`` strings (``KEY=VALUE``, the value read as YAML); only ``run=...`` and
-    ``review.<field>=...`` apply here. A relative ``tokens_file`` naming a file beside the YAML becomes
-    absolute. Errors name the file and the field."""
+    ``review.<field>=...`` apply here. A relative ``tokens_file`` or ``guidelines`` naming a file beside the
+    YAML becomes absolute. Errors name the file and the field."""
     raw: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -226,10 +270,11 @@ def load_review_section(path: str | Path | None = None,
     run, section = raw.get("run", DEFAULT_RUN), raw.get(SECTION) or {}
     if not isinstance(section, dict):
         raise ConfigError(f"{source}: invalid config: {SECTION}: expected a mapping")
-    tokens_file = section.get("tokens_file")
-    if (path is not None and isinstance(tokens_file, str) and not Path(tokens_file).expanduser().is_absolute()
-            and (path.parent / tokens_file).exists()):
-        section["tokens_file"] = str((path.parent / tokens_file).resolve())
+    for name in _PATH_FIELDS:
+        value = section.get(name)
+        if (path is not None and isinstance(value, str) and ":" not in value
+                and not Path(value).expanduser().is_absolute() and (path.parent / value).exists()):
+            section[name] = str((path.parent / value).resolve())
     for text in assignments:
         keys, value = parse_assignment(text)
         if keys == ["run"]:
@@ -245,4 +290,5 @@ def load_review_section(path: str | Path | None = None,
                              for err in exc.errors())
         raise ConfigError(f"{source}: invalid config: {problems}") from None
     config.tokens()  # a malformed tokens file is refused when the config is loaded, not at the first sign-in
+    config.guidelines_document()  # so is a missing or unreadable guidelines file
     return run, config

@@ -11,6 +11,10 @@ Stratified, so reviewers see what matters and a fair sample of the rest:
    pairwise questions and task items), shown blind as A and B in an order drawn from the OS's secret
    randomness (not from ``review.seed``, which reviewers can read) and stored with the item.
 
+A pairwise question keeps its turns as the item's ``messages`` (each user turn, then A's and B's answer to it),
+so the app shows a two-turn question as a conversation. Other items hold the prompt as the model was given it
+(for bench tasks, the text the chat template made); the app parses that back into turns.
+
 Bench output is read only through ``harness.bench.record``; every audit (any ``<run>/audit/<name>/`` with a
 record) through ``harness.core.samples``, so an audit added later is queued without a change here.
 
@@ -128,6 +132,26 @@ def _joined(turns: list[str]) -> str:
     return turns[0] if len(turns) == 1 else "\n\n".join(f"(turn {i + 1}) {t}" for i, t in enumerate(turns))
 
 
+@dataclass(frozen=True)
+class PairTurns:
+    """A multi-turn pairwise question as the bench kept it: the user turns and each model's answer to each."""
+
+    user: list[str]
+    candidate: list[str]
+    baseline: list[str]
+
+    def messages(self, candidate_first: bool) -> list[dict[str, str]] | None:
+        """The item's messages: each user turn followed by the two answers to it as A and B; None when a model
+        answered fewer turns than were asked (the item then shows the joined texts)."""
+        if not len(self.user) == len(self.candidate) == len(self.baseline):
+            return None
+        messages: list[dict[str, str]] = []
+        for user, cand, base in zip(self.user, self.candidate, self.baseline):
+            a, b = (cand, base) if candidate_first else (base, cand)
+            messages += [{"role": "user", "content": user}, {"role": "answer", "a": a, "b": b}]
+        return messages
+
+
 @dataclass
 class _Bench:
     """One candidate's bench output as the queue reads it."""
@@ -166,10 +190,11 @@ class _Bench:
                        content_key=content_key(kind="single", model=model, prompt=prompt, output=output))
 
     def pair(self, prompt: str, cand: str, base: str, baseline: str, source: str, item_id: str,
-             task: str) -> NewItem:
+             task: str, turns: PairTurns | None = None) -> NewItem:
         """A blind pair; which answer is A is a secret coin flip. Drawn from the public seed and the texts, a
         reviewer could recompute it; the mapping is stored with the item, and the content key does not depend
-        on it, so a repeated enqueue still finds the item."""
+        on it, so a repeated enqueue still finds the item. ``turns``: the question's user turns and each
+        model's answer per turn, kept as the item's messages (in the A/B order of the flip)."""
         model = self.record.candidate
         key = content_key(kind="pairwise", candidate=model, baseline=baseline, prompt=prompt,
                           candidate_output=cand, baseline_output=base)
@@ -178,7 +203,7 @@ class _Bench:
         return NewItem(kind="pairwise", stratum="pairwise", source=source, source_record_id=self.record.record_id,
                        source_item_id=item_id, task=task, candidate=self.candidate, prompt=prompt, output_a=a[0],
                        output_b=b[0], model_a=a[1], model_b=b[1], required_reviewers=self.config.required_reviewers,
-                       content_key=key)
+                       content_key=key, messages=turns.messages(candidate_first) if turns else None)
 
 
 def _bench_singles(bench: _Bench, rng: random.Random) -> list[NewItem]:
@@ -204,7 +229,8 @@ def _bench_pairs(bench: _Bench, rng: random.Random) -> list[NewItem]:
     queued = []
     for baseline in [m.name for m in bench.record.models if m.role == "baseline"]:
         pool = [bench.pair(_joined(row.turns), _joined(row.candidate_answer), _joined(row.baseline_answer),
-                           baseline, "bench/pairwise", row.question_id, "pairwise")
+                           baseline, "bench/pairwise", row.question_id, "pairwise",
+                           PairTurns(row.turns, row.candidate_answer, row.baseline_answer))
                 for row in questions if row.baseline == baseline]
         for task in bench.tasks:
             mine, theirs = bench.rows(bench.record.candidate, task), bench.rows(baseline, task)

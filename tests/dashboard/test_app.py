@@ -1,17 +1,22 @@
-"""The review app through streamlit.testing's AppTest: sign-in, labelling, blind pairwise, blindness to
-others' labels until submitting, corrections, the agreement panel against hand-computed values, export."""
+"""The review app through streamlit.testing's AppTest: sign-in, labelling one item at a time (shortcut buttons,
+skip, the next item without reading the whole queue), conversations as turns, blind pairwise, blindness to
+others' labels until submitting, corrections, guidelines beside every item and their version on every label,
+adjudication of disputed items, the agreement panel against hand-computed values, export."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from review_support import BASELINE, CANDIDATE, TOKENS
+from review_support import BASELINE, CANDIDATE, TOKENS, review_config
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from harness.review.config import ReviewConfig
 from harness.review.enqueue import enqueue
 from harness.review.store import NewItem, ReviewStore, items, open_store
 
@@ -19,8 +24,7 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PLAIN_PAGE_ELEMENTS = ("text", "code", "caption", "success", "error", "info", "warning")
 
 
-@pytest.fixture
-def app_env(tmp_path, monkeypatch, config):
+def write_app_config(tmp_path: Path, monkeypatch, config: ReviewConfig) -> ReviewConfig:
     """A pipeline YAML holding the review section; the app finds it through NIFT_REVIEW_CONFIG."""
     path = tmp_path / "pipeline.yaml"
     review = config.model_dump(mode="json", exclude={"reviewers"})
@@ -31,6 +35,11 @@ def app_env(tmp_path, monkeypatch, config):
     return config
 
 
+@pytest.fixture
+def app_env(tmp_path, monkeypatch, config):
+    return write_app_config(tmp_path, monkeypatch, config)
+
+
 def page_text(at: AppTest) -> str:
     """Everything the page shows as text, tables and choices included."""
     parts = [str(e.value) for kind in (*PLAIN_PAGE_ELEMENTS, "markdown") for e in getattr(at, kind)]
@@ -38,6 +47,19 @@ def page_text(at: AppTest) -> str:
     parts += [" ".join(map(str, w.options)) for kind in ("radio", "selectbox") for w in getattr(at, kind)]
     parts += [p.proto.text for p in at.get("progress")]
     return "\n".join(parts)
+
+
+def shown_item(at: AppTest) -> int:
+    """The id of the item on the labelling page: the one submit button (``submit_<id>``) there is."""
+    [key] = [b.key for b in at.button if (b.key or "").startswith("submit_")]
+    return int(key.removeprefix("submit_"))
+
+
+def label(at: AppTest, verdict: str = "accept", helpfulness: int = 4) -> AppTest:
+    item_id = shown_item(at)
+    at.radio(key=f"verdict_{item_id}").set_value(verdict)
+    at.radio(key=f"helpfulness_{item_id}").set_value(helpfulness)
+    return at.button(key=f"submit_{item_id}").click().run()
 
 
 def sign_in(name: str, token: str | None = None) -> AppTest:
@@ -65,7 +87,7 @@ def test_wrong_token_and_unknown_name_are_refused(app_env, run_store):
 def test_labelling_stores_the_label_before_acknowledging_it(app_env, run_store):
     enqueue(app_env, run_store)
     at = sign_in("ann")
-    item_id = at.selectbox(key="queue_choice").value
+    item_id = shown_item(at)
     # Submitting without a verdict stores nothing.
     at.button(key=f"submit_{item_id}").click().run()
     assert [e.value for e in at.error] == ["Choose a verdict and a helpfulness rating."]
@@ -80,9 +102,116 @@ def test_labelling_stores_the_label_before_acknowledging_it(app_env, run_store):
     assert [s.value for s in at.success] == [f"Saved: label {label.id} on item {item_id}."]
     assert (label.verdict, label.helpfulness, label.comment) == ("reject", 2, "made up a date")
     assert label.flags == {"toxic": False, "hallucination": True, "unhelpful_refusal": False, "off_topic": False}
-    assert at.selectbox(key="queue_choice").value != item_id  # next item
-    assert item_id not in at.selectbox(key="queue_choice").options
-    assert "Your queue: 1 of" in page_text(at)
+    assert label.guidelines_sha256 == app_env.guidelines_document().sha256  # the version shown beside the item
+    assert 0 < label.lead_time_s < 60  # seconds from the item being shown to the submit
+    assert shown_item(at) == review.queue("ann")[0].item_id != item_id  # the next item
+    assert "Your queue: 1 of" in page_text(at) and "s per item (median)" in page_text(at)
+
+
+def test_the_shortcut_buttons_set_the_choices_they_name(app_env, run_store):
+    """Each key sets one widget: Y/N the verdict, 1-5 the helpfulness, T/H/U/O toggle a flag; S skips and
+    Ctrl+Enter submits. (tests/dashboard/test_browser.py presses the real keys.)"""
+    enqueue(app_env, run_store)
+    at = sign_in("ann")
+    item_id = shown_item(at)
+    shortcuts = {b.key.removesuffix(f"_{item_id}"): b.proto.shortcut for b in at.button
+                 if b.key and b.key.endswith(f"_{item_id}") and b.proto.shortcut}
+    assert shortcuts == {"key_verdict_accept": "y", "key_verdict_reject": "n",
+                         **{f"key_helpfulness_{i}": str(i) for i in range(1, 6)},
+                         "key_flag_toxic": "t", "key_flag_hallucination": "h", "key_flag_unhelpful_refusal": "u",
+                         "key_flag_off_topic": "o", "skip": "s", "submit": "ctrl+enter"}
+    at.button(key=f"key_verdict_accept_{item_id}").click().run()
+    at.button(key=f"key_verdict_reject_{item_id}").click().run()  # the later key wins
+    at.button(key=f"key_helpfulness_3_{item_id}").click().run()
+    for flag in ("toxic", "off_topic", "toxic"):  # a flag key toggles: toxic on, off again
+        at.button(key=f"key_flag_{flag}_{item_id}").click().run()
+    assert at.radio(key=f"verdict_{item_id}").value == "reject"
+    assert at.radio(key=f"helpfulness_{item_id}").value == 3
+    assert [at.checkbox(key=f"flag_{f}_{item_id}").value for f in ("toxic", "off_topic")] == [False, True]
+    at.button(key=f"submit_{item_id}").click().run()
+    stored = open_store(app_env, run_store).my_label(item_id, "ann")
+    assert (stored.verdict, stored.helpfulness, stored.flags["off_topic"], stored.flags["toxic"]) == (
+        "reject", 3, True, False)
+
+
+def test_skipped_items_come_back_once_the_rest_is_done(app_env, run_store):
+    review = ReviewStore(app_env.database)
+    review.add_items([NewItem(kind="single", stratum="random", source="bench/qa", source_record_id="r",
+                              source_item_id=str(i), task="qa", candidate=CANDIDATE, prompt=f"question {i}",
+                              output=f"answer {i}", model=CANDIDATE, content_key=f"k{i}") for i in range(3)])
+    review.assign(["ann"], 1)
+    at = sign_in("ann")
+    assert shown_item(at) == 1
+    at.button(key="skip_1").click().run()
+    assert shown_item(at) == 2 and "1 item(s) skipped for later" in page_text(at)
+    at = label(at)  # item 2
+    assert shown_item(at) == 3
+    at.button(key="skip_3").click().run()
+    assert "Only the 2 item(s) you skipped are left." in page_text(at)
+    assert not [b for b in at.button if (b.key or "").startswith("submit_")]
+    at.button(key="unskip").click().run()
+    assert shown_item(at) == 1
+    at = label(label(at))  # items 1 and 3
+    assert "Your queue is empty." in page_text(at)  # in the container keyed queue_empty (the browser test sees it)
+    assert sorted(r["item_id"] for r in review.current_labels()) == [1, 2, 3]
+
+
+def test_the_next_item_is_read_alone_not_with_the_whole_queue(app_env, run_store, monkeypatch):
+    """After a submit the app asks the store for the next item only (skipped ones + 1), not a page of items."""
+    enqueue(app_env, run_store)
+    limits = []
+    original = ReviewStore.queue
+    monkeypatch.setattr(ReviewStore, "queue", lambda self, reviewer, limit=50, offset=0: (
+        limits.append(limit), original(self, reviewer, limit, offset))[1])
+    at = sign_in("ann")
+    at = label(at)
+    at.button(key=f"skip_{shown_item(at)}").click().run()
+    label(at)
+    assert limits and max(limits) <= 2, limits
+
+
+def test_a_templated_prompt_is_shown_as_its_turns_without_special_tokens(app_env):
+    templated = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM<|im_end|>\n<|im_start|>user\n"
+                 "Write a haiku about rain.<|im_end|>\n<|im_start|>assistant\n")
+    review = ReviewStore(app_env.database)
+    review.add_items([NewItem(kind="single", stratum="random", source="bench/nift_if", source_record_id="r",
+                              source_item_id="1", task="nift_if", candidate=CANDIDATE, prompt=templated,
+                              output="Grey drops on the roof", reference="any haiku", scores={"acc": 0.0},
+                              model=CANDIDATE, content_key="k")])
+    review.assign(["ann"], 1)
+    at = sign_in("ann")
+    assert [c.value for c in at.code] == ["You are a helpful AI assistant named SmolLM", "Write a haiku about rain.",
+                                          "Grey drops on the roof", "any haiku"]
+    captions = [c.value for c in at.caption]
+    assert captions[captions.index("System"):captions.index("System") + 3] == [
+        "System", "User", "Output (judge this)"]
+    assert "Reference answer (context)" in captions
+    assert "Automatic scores and flags (context, not a verdict)" in captions
+    assert "<|im_start|>" not in page_text(at) and "<|im_end|>" not in page_text(at)
+
+
+def _two_turn_pair(messages: bool) -> NewItem:
+    return NewItem(kind="pairwise", stratum="pairwise", source="bench/pairwise", source_record_id="r",
+                   source_item_id="q2", task="pairwise", candidate=CANDIDATE, content_key=f"q2-{messages}",
+                   prompt="(turn 1) Name a colour.\n\n(turn 2) Another one?", output_a="(turn 1) red\n\n(turn 2) blue",
+                   output_b="(turn 1) green\n\n(turn 2) teal", model_a=CANDIDATE, model_b=BASELINE,
+                   messages=[{"role": "user", "content": "Name a colour."}, {"role": "answer", "a": "red", "b": "green"},
+                             {"role": "user", "content": "Another one?"}, {"role": "answer", "a": "blue", "b": "teal"}]
+                   if messages else None)
+
+
+@pytest.mark.parametrize("messages", [True, False], ids=["stored messages", "joined text only"])
+def test_a_two_turn_pair_is_shown_turn_by_turn_with_a_and_b_side_by_side(app_env, messages):
+    review = ReviewStore(app_env.database)
+    review.add_items([_two_turn_pair(messages)])
+    review.assign(["ann"], 1)
+    at = sign_in("ann")
+    assert [c.value for c in at.code] == ["Name a colour.", "red", "green", "Another one?", "blue", "teal"]
+    captions = [c.value for c in at.caption]
+    start = captions.index("User")
+    assert captions[start:start + 6] == ["User", "Answer A · turn 1", "Answer B · turn 1", "User",
+                                         "Answer A · turn 2", "Answer B · turn 2"]
+    assert "(turn 1)" not in page_text(at) and CANDIDATE not in page_text(at) and BASELINE not in page_text(at)
 
 
 def _pairwise_item(review: ReviewStore) -> tuple[int, str, str]:
@@ -97,13 +226,15 @@ def test_pairwise_is_blind_and_the_mapping_is_stored(app_env, run_store):
     review = open_store(app_env, run_store)
     item_id, model_a, model_b = _pairwise_item(review)
     at = sign_in("ann")
-    at.selectbox(key="queue_choice").set_value(item_id).run()
+    while shown_item(at) != item_id:  # skip to the first pair
+        at.button(key=f"skip_{shown_item(at)}").click().run()
     view = review.item(item_id)
     shown = page_text(at)
     assert [c.value for c in at.code] == [view.prompt, view.output_a, view.output_b]
     assert {"Answer A", "Answer B"} <= {c.value for c in at.caption}
     assert CANDIDATE not in shown and BASELINE not in shown
-    at.radio(key=f"preference_{item_id}").set_value("B")
+    assert {b.proto.shortcut for b in at.button if (b.key or "").startswith("key_preference_")} == {"a", "b", "t"}
+    at.button(key=f"key_preference_B_{item_id}").click().run()
     at.button(key=f"submit_{item_id}").click().run()
     assert review.my_label(item_id, "ann").preference == "B"
     assert CANDIDATE not in page_text(at) and BASELINE not in page_text(at)
@@ -119,9 +250,9 @@ def test_others_labels_are_hidden_until_submitting(app_env, run_store):
     item_id = review.queue("ann")[0].item_id
     review.add_label(item_id, "bob", "reject", 1, {"off_topic": True}, "bob-secret-comment")
     at = sign_in("ann")
-    assert at.selectbox(key="queue_choice").value == item_id
+    assert shown_item(at) == item_id
     assert "bob-secret-comment" not in page_text(at)
-    assert "Other reviewers' labels" not in page_text(at)
+    assert "Other reviewers' labels" not in [c.value for c in at.caption]
     at.radio(key=f"verdict_{item_id}").set_value("accept")
     at.radio(key=f"helpfulness_{item_id}").set_value(4)
     at.button(key=f"submit_{item_id}").click().run()
@@ -179,9 +310,10 @@ def test_only_release_managers_see_agreement_and_export(app_env, run_store):
     enqueue(app_env, run_store)
     assert sign_in("ann").sidebar.radio(key="page").options == ["Queue", "Corrections"]
     at = sign_in("meg")
-    assert at.sidebar.radio(key="page").options == ["Queue", "Corrections", "Agreement", "Export"]
+    assert at.sidebar.radio(key="page").options == ["Queue", "Corrections", "Adjudication", "Agreement", "Export"]
     progress = at.dataframe[0].value  # everyone's progress, for the manager only
     assert progress["reviewer"].tolist() == ["ann", "bob"] and progress["labelled"].tolist() == [0, 0]
+    assert "s per item (median)" in progress.columns
     at.sidebar.radio(key="page").set_value("Export").run()
     assert not at.exception
     assert at.get("download_button")[0].proto.label == "Download labels (csv)"
@@ -196,7 +328,8 @@ def test_model_output_is_never_rendered_as_markdown(app_env):
     review.assign(["ann"], 1)
     at = sign_in("ann")
     assert [c.value for c in at.code] == ["<b>prompt</b>", hostile]
-    assert all("<script>" not in m.value and "<b>" not in m.value for m in at.markdown)
+    # the one Markdown on the page is the guidelines'
+    assert [m.value for m in at.markdown if "<script>" in m.value or "<b>" in m.value] == []
 
 
 def test_a_tokens_file_edited_in_place_takes_effect_at_the_next_sign_in(tmp_path, monkeypatch, config, run_store):
@@ -276,3 +409,160 @@ def test_oidc_sign_out_signs_out(tmp_path, monkeypatch, run_store):
     assert at.user == {"is_logged_in": False}
     assert "reviewer" not in at.session_state and not at.sidebar.text
     assert [b.label for b in at.button] == ["Log in"]
+
+
+# ---- guidelines ----------------------------------------------------------------------------------------------
+def test_guidelines_are_shown_beside_every_item_and_each_label_records_their_version(tmp_path, monkeypatch, config):
+    guidelines = tmp_path / "guidelines.md"
+    guidelines.write_text("# Team rules\n\nReject any answer that invents a **date**.\n")
+    first = hashlib.sha256(guidelines.read_bytes()).hexdigest()
+    app_env = write_app_config(tmp_path, monkeypatch, config.model_copy(update={"guidelines": str(guidelines)}))
+    review = ReviewStore(app_env.database)
+    review.add_items([NewItem(kind="single", stratum="random", source="bench/qa", source_record_id="r",
+                              source_item_id=str(i), task="qa", candidate=CANDIDATE, prompt=f"question {i}",
+                              output=f"answer {i}", model=CANDIDATE, content_key=f"k{i}") for i in range(2)])
+    review.assign(["ann"], 1)
+    at = sign_in("ann")
+    # beside the item, headings two levels down to fit the side panel
+    assert "### Team rules\n\nReject any answer that invents a **date**." in [m.value.strip() for m in at.markdown]
+    assert f"Guidelines · version {first[:12]}" in [c.value for c in at.caption]
+    at = label(at)
+    assert review.my_label(1, "ann").guidelines_sha256 == first
+    guidelines.write_text("# Team rules v2\n\nDates: check the reference.\n")  # edited while the app runs
+    second = hashlib.sha256(guidelines.read_bytes()).hexdigest()
+    at = label(at.run())  # the next run shows v2; the label given after reading it records v2
+    assert review.my_label(2, "ann").guidelines_sha256 == second != first
+    at.sidebar.radio(key="page").set_value("Corrections").run()
+    assert f"Guidelines · version {second[:12]}" in [c.value for c in at.caption]
+
+
+def test_hostile_guidelines_are_shown_without_html_or_script_links(tmp_path, monkeypatch, config):
+    from markdown_it import MarkdownIt
+
+    from dashboard.guidelines import link_scheme
+
+    guidelines = tmp_path / "guidelines.md"
+    guidelines.write_text(HOSTILE_GUIDELINES)
+    app_env = write_app_config(tmp_path, monkeypatch, config.model_copy(update={"guidelines": str(guidelines)}))
+    review = ReviewStore(app_env.database)
+    review.add_items([NewItem(kind="single", stratum="random", source="bench/qa", source_record_id="r",
+                              source_item_id="1", task="qa", candidate=CANDIDATE, prompt="q", output="a",
+                              model=CANDIDATE, content_key="k")])
+    review.assign(["ann"], 1)
+    at = sign_in("ann")
+    assert not at.exception
+    [shown] = [m.value for m in at.markdown if "Rules" in m.value]
+    # A renderer that trusts raw HTML and every link (stricter than Streamlit's) still makes nothing executable.
+    permissive = MarkdownIt("commonmark", {"html": True})
+    permissive.validateLink = lambda url: True
+    html = permissive.render(shown)
+    assert "<script" not in html and "<img" not in html and "<svg" not in html and "<iframe" not in html
+    hrefs = re.findall(r'(?:href|src)="([^"]*)"', html)
+    assert "https://example.org/style" in hrefs  # ordinary links still work
+    assert all(link_scheme(h) in (None, "http", "https", "mailto") for h in hrefs), hrefs
+
+
+HOSTILE_GUIDELINES = """# Rules
+<script>document.title='pwned'</script>
+<img src=x onerror="document.title='pwned'">
+[a](javascript:alert(1)) [b](JaVaScRiPt:alert(2)) [c]( javascript\\:alert(3)) [d](jav&#97;script:alert(4))
+[e](data:text/html;base64,PHNjcmlwdD4=) ![f](data:image/svg+xml,<svg onload=alert(5)>) [g](vbscript:x)
+<javascript:alert(6)> [h][r] [i][r2] [style](https://example.org/style) <iframe src="javascript:alert(7)">
+[j](<javascript:alert(8)>) [k](
+javascript:alert(9))
+
+[r]: javascript:alert(10)
+[r2]:
+   data:text/html,x
+"""
+
+
+# ---- adjudication --------------------------------------------------------------------------------------------
+@pytest.fixture
+def team_env(tmp_path, monkeypatch):
+    """ann and bob label; cy is a reviewer named in review.adjudicators; meg is the release manager. Items:
+    1 disputed on the verdict, 2 on the toxic flag, 3 agreed, 4 a blind pair judged A by ann and B by bob."""
+    config = review_config(tmp_path, reviewers=[{"name": "ann"}, {"name": "bob"}, {"name": "cy"},
+                                                {"name": "meg", "role": "release_manager"}], adjudicators=["cy"])
+    write_app_config(tmp_path, monkeypatch, config)
+    review = ReviewStore(config.database)
+    review.add_items([NewItem(kind="single", stratum="random", source="bench/qa", source_record_id="r",
+                              source_item_id=str(i), task="qa", candidate=CANDIDATE, prompt=f"question {i}",
+                              output=f"answer {i}", model=CANDIDATE, content_key=f"k{i}") for i in (1, 2, 3)]
+                     + [_two_turn_pair(messages=True)])
+    review.add_label(1, "ann", "accept", 4, comment="fine by me")
+    review.add_label(1, "bob", "reject", 2, comment="wrong year")
+    review.add_label(2, "ann", "accept", 3, {"toxic": True})
+    review.add_label(2, "bob", "accept", 3)
+    review.add_label(3, "ann", "accept", 5)
+    review.add_label(3, "bob", "accept", 5)
+    review.add_judgment(4, "ann", "A")
+    review.add_judgment(4, "bob", "B")
+    return config, review
+
+
+def table(at: AppTest, column: str) -> pd.DataFrame:
+    """The table on the page that has ``column`` (AppTest does not expose a dataframe's key)."""
+    [found] = [d.value for d in at.dataframe if column in d.value.columns]
+    return found
+
+
+def _adjudication_page(name: str) -> AppTest:
+    at = sign_in(name)
+    return at.sidebar.radio(key="page").set_value("Adjudication").run()
+
+
+def test_adjudicators_see_disputed_items_with_every_label_and_record_one_with_a_reason(team_env):
+    config, review = team_env
+    assert "Adjudication" not in sign_in("ann").sidebar.radio(key="page").options
+    assert "Adjudication" in sign_in("meg").sidebar.radio(key="page").options
+    at = _adjudication_page("cy")
+    disputed = table(at, "disagree on")
+    assert disputed["item"].tolist() == [1, 2, 4]  # 3 is agreed
+    assert disputed["disagree on"].tolist() == ["verdict", "Toxic", "preference"]
+    assert at.selectbox(key="adjudication_choice").value == 1
+    labels = table(at, "labelled at")
+    assert labels[["reviewer", "verdict", "helpfulness", "comment"]].values.tolist() == [
+        ["ann", "accept", 4, "fine by me"], ["bob", "reject", 2, "wrong year"]]
+    at.radio(key="adj_verdict_1").set_value("reject")
+    at.radio(key="adj_helpfulness_1").set_value(2)
+    at.button(key="adj_record_1").click().run()  # no reason
+    assert [e.value for e in at.error] == ["Give a reason: an adjudication without one is refused."]
+    assert review.adjudication(1) is None
+    at.text_area(key="adj_reason_1").input("the answer gives 1912; the reference says 1921")
+    at.button(key="adj_record_1").click().run()
+    saved = review.adjudication(1)
+    assert (saved.author, saved.verdict, saved.helpfulness, saved.reason) == (
+        "cy", "reject", 2, "the answer gives 1912; the reference says 1921")
+    assert saved.guidelines_sha256 == config.guidelines_document().sha256
+    assert [s.value for s in at.success] == [f"Saved: adjudication {saved.id} on item 1."]
+    assert table(at, "disagree on")["item"].tolist() == [2, 4]  # 1 is settled
+    at.toggle(key="adjudication_all").set_value(True).run()
+    assert table(at, "disagree on")["adjudicated"].tolist() == [True, False, False]
+    at.selectbox(key="adjudication_choice").set_value(1).run()
+    assert table(at, "adjudicated by")[["adjudicated by", "verdict"]].values.tolist() == [
+        ["cy", "reject"]]
+    # every reviewer's label stays as it was
+    assert [(l.reviewer, l.verdict) for l in review.item_labels(1)] == [("ann", "accept"), ("bob", "reject")]
+
+
+def test_a_pair_is_adjudicated_blind(team_env):
+    _, review = team_env
+    at = _adjudication_page("meg")
+    at.selectbox(key="adjudication_choice").set_value(4).run()
+    assert CANDIDATE not in page_text(at) and BASELINE not in page_text(at)
+    assert table(at, "labelled at")[["reviewer", "preference"]].values.tolist() == [
+        ["ann", "A"], ["bob", "B"]]
+    at.radio(key="adj_preference_4").set_value("tie")
+    at.text_area(key="adj_reason_4").input("both colours are fine")
+    at.button(key="adj_record_4").click().run()
+    assert (review.adjudication(4).author, review.adjudication(4).preference) == ("meg", "tie")
+
+
+def test_an_adjudicator_does_not_decide_an_item_they_labelled(team_env):
+    _, review = team_env
+    review.add_label(2, "cy", "reject", 1)
+    at = _adjudication_page("cy")
+    at.selectbox(key="adjudication_choice").set_value(2).run()
+    assert [w.value for w in at.warning] == ["You labelled this item yourself: another adjudicator decides it."]
+    assert not [b for b in at.button if (b.key or "").startswith("adj_record_")]

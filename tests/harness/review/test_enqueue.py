@@ -219,3 +219,22 @@ def test_pairwise_rows_without_turns_are_a_clear_error(run_store, config):
     atomic_write_jsonl(path, [{k: v for k, v in row.items() if k != "turns"} for row in read_jsonl(path)])
     with pytest.raises(InputError, match=r"pairwise questions \['q1', 'q2'\] have no turns"):
         enqueue(config, run_store)
+
+
+def test_a_two_turn_pairwise_question_keeps_its_turns_as_messages_in_the_blind_order(run_store, tmp_path):
+    """q2 has two turns: the item's messages are each user turn followed by A's and B's answer to it, A and B
+    as the stored mapping says; items the bench kept only as text have no messages (the app parses those)."""
+    from review_support import review_config
+
+    config = review_config(tmp_path, pairwise_per_baseline=8)
+    enqueue(config, run_store)
+    rows = _rows(config, run_store)
+    [q2] = [r for r in rows if r["source_item_id"] == "q2"]
+    answers = {CANDIDATE: ["red", "blue"], BASELINE: ["green", "teal"]}
+    a, b = answers[q2["model_a"]], answers[q2["model_b"]]
+    assert json.loads(q2["messages_json"]) == [
+        {"role": "user", "content": "Name a colour."}, {"role": "answer", "a": a[0], "b": b[0]},
+        {"role": "user", "content": "Another one?"}, {"role": "answer", "a": a[1], "b": b[1]}]
+    assert all(r["messages_json"] is None for r in rows if r["source"] != "bench/pairwise")
+    # the messages are not part of what makes an item new: a second enqueue (a new coin flip) adds nothing
+    assert enqueue(config, run_store).added == {}

@@ -1,0 +1,120 @@
+"""Adjudication: release managers (and ``review.adjudicators``) settle items whose reviewers disagree.
+
+Lists the disputed items (``ReviewStore.disputed_items``: current labels that disagree on the verdict or on a
+flag, or on the preference of a blind pair), shows every label with its author, and records the adjudicated
+label with a required reason as a new append-only row (``add_adjudication``); a second one supersedes the first.
+The review record counts the adjudicated label where there is one. Pairs stay blind here too: A and B only.
+An adjudicator who labelled the item themselves does not decide it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.views import FLAG_TITLES, label_rows, show_guidelines, show_item
+from harness.review.config import Guidelines
+from harness.review.store import (
+    LABEL_FLAGS,
+    PREFERENCES,
+    DisputedItem,
+    ReviewStore,
+    StoredAdjudication,
+)
+
+DISAGREEMENT_TITLES = {"verdict": "verdict", "preference": "preference", **FLAG_TITLES}
+
+
+def _adjudication_row(adjudication: StoredAdjudication) -> dict:
+    row = {"adjudicated by": adjudication.author, "reason": adjudication.reason}
+    if adjudication.preference is not None:
+        row["preference"] = adjudication.preference
+    else:
+        row |= {"verdict": adjudication.verdict, "helpfulness": adjudication.helpfulness,
+                **{FLAG_TITLES[f]: adjudication.flags.get(f, False) for f in LABEL_FLAGS}}
+    return row | {"at": adjudication.created_at}
+
+
+def _form(store: ReviewStore, disputed: DisputedItem, author: str, guidelines_sha256: str) -> None:
+    key = disputed.item_id
+    with st.form(f"adjudicate_{key}"):
+        if disputed.kind == "pairwise":
+            preference = st.radio("Adjudicated preference", PREFERENCES, index=None, horizontal=True,
+                                  format_func={"A": "A", "B": "B", "tie": "Tie"}.get, key=f"adj_preference_{key}")
+        else:
+            verdict = st.radio("Adjudicated verdict", ["accept", "reject"], index=None, horizontal=True,
+                               key=f"adj_verdict_{key}")
+            helpfulness = st.radio("Helpfulness", [1, 2, 3, 4, 5], index=None, horizontal=True,
+                                   key=f"adj_helpfulness_{key}")
+            columns = st.columns(len(LABEL_FLAGS))
+            flags = {flag: columns[i].checkbox(FLAG_TITLES[flag], key=f"adj_flag_{flag}_{key}")
+                     for i, flag in enumerate(LABEL_FLAGS)}
+        reason = st.text_area("Reason (required: why this label, against which reviewer's reading)",
+                              key=f"adj_reason_{key}")
+        submitted = st.form_submit_button("Record adjudication", type="primary", key=f"adj_record_{key}")
+    if not submitted:
+        return
+    if not reason.strip():
+        st.error("Give a reason: an adjudication without one is refused.")
+        return
+    state = st.session_state
+    client_key = state.setdefault(f"adj_client_key_{key}_{state.get('adjudications', 0)}", uuid.uuid4().hex)
+    if disputed.kind == "pairwise":
+        if preference is None:
+            st.error("Choose A, B or Tie.")
+            return
+        saved = store.add_adjudication(key, author, reason=reason, preference=preference,
+                                       guidelines_sha256=guidelines_sha256, client_key=client_key)
+    else:
+        if verdict is None or helpfulness is None:
+            st.error("Choose a verdict and a helpfulness rating.")
+            return
+        saved = store.add_adjudication(key, author, reason=reason, verdict=verdict, helpfulness=helpfulness,
+                                       flags=flags, guidelines_sha256=guidelines_sha256, client_key=client_key)
+    state["adjudications"] = state.get("adjudications", 0) + 1
+    state["adj_ack"] = {"item_id": key, "id": saved.id}
+    st.rerun()
+
+
+def adjudication_page(store: ReviewStore, author: str, guidelines: Guidelines) -> None:
+    ack = st.session_state.pop("adj_ack", None)
+    if ack:
+        st.success(f"Saved: adjudication {ack['id']} on item {ack['item_id']}.")
+    include_done = st.toggle("Also show items already adjudicated", key="adjudication_all")
+    disputed = store.disputed_items(pending_only=not include_done)
+    pending = sum(d.adjudication is None for d in disputed)
+    if not disputed:
+        with st.container(key="adjudication_empty"):
+            st.info("No disputed items wait for adjudication." if not include_done else "No item is disputed.")
+        return
+    st.text(f"{pending} disputed item(s) wait for adjudication"
+            + (f", {len(disputed) - pending} adjudicated" if include_done else ""))
+    st.dataframe(pd.DataFrame([{"item": d.item_id, "kind": d.kind, "source": d.source, "task": d.task,
+                                "disagree on": ", ".join(DISAGREEMENT_TITLES.get(x, x) for x in d.disagreements),
+                                "labels": len(d.labels), "adjudicated": d.adjudication is not None}
+                               for d in disputed]), hide_index=True, height=min(38 + 35 * len(disputed), 250),
+                 key="disputed_table")
+    by_id = {d.item_id: d for d in disputed}
+    choice = st.selectbox("Disputed item", list(by_id), key="adjudication_choice")
+    current = by_id[choice]
+    # The form is handled in the run after the click: the version the adjudicator read is the one drawn before.
+    shown_sha256 = st.session_state.get("adj_guidelines_shown", guidelines.sha256)
+    main, side = st.columns([5, 2])
+    with side:
+        show_guidelines(guidelines)
+        st.session_state["adj_guidelines_shown"] = guidelines.sha256
+    with main:
+        show_item(store.item(choice))
+        st.caption("Disagree on: " + ", ".join(DISAGREEMENT_TITLES.get(x, x) for x in current.disagreements))
+        st.caption("Every reviewer's current label")
+        st.dataframe(label_rows(list(current.labels), when=True), hide_index=True, key="disputed_labels")
+        if current.adjudication is not None:
+            st.caption("Current adjudication (a new one supersedes it; the old one is kept)")
+            st.dataframe(pd.DataFrame([_adjudication_row(current.adjudication)]), hide_index=True,
+                         key="current_adjudication")
+        if author in {label.reviewer for label in current.labels}:
+            st.warning("You labelled this item yourself: another adjudicator decides it.")
+            return
+        _form(store, current, author, shown_sha256)
