@@ -20,17 +20,40 @@ def _quote(text: str, limit: int = 400) -> str:
     return "\n".join("> " + line if line else ">" for line in text.splitlines())
 
 
+def _turns_line(record: NiftDatasetRecord) -> list[str]:
+    """What a conversation of several turns is made of (nothing for one-turn pairs: the headline says it)."""
+    if record.turns == 1:
+        return []
+    n = record.turns
+    reply = ("the teacher's reply to the conversation so far (its own earlier replies included)" if record.distill
+             else "the real segment that follows it (no distillation: the conversation is the document, in order)")
+    return ["", (f"Turns per pair: **{n}**. Each document is cut into {2 * n} segments at sentence ends; user turn k "
+                 f"is segment 2k-1 and its assistant turn is {reply}. The real segment after every user turn is kept "
+                 "in the pair (`references`).")]
+
+
 def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
     c = record.counts
     g = record.generation
     teacher = record.teacher or {}
+    what = (f"{record.rows} user/assistant pairs" if record.turns == 1 else
+            f"{record.rows} conversations of {record.turns} user/assistant turns ({record.rows * record.turns} "
+            "assistant turns)")
+    responses = ((f"continuations written by the teacher `{teacher.get('model')}` ({teacher.get('backend')})."
+                  if record.turns == 1 else
+                  f"written by the teacher `{teacher.get('model')}` ({teacher.get('backend')}), turn by turn.")
+                 if record.distill else
+                 "the documents' real second parts (no distillation)." if record.turns == 1 else
+                 "the documents' real following segments (no distillation).")
+    later = [("dropped: a later user turn reads as an instruction", c["dropped_instruction_like_turn"])] \
+        if "dropped_instruction_like_turn" in c else []
     parts = [
         f"# NIFT dataset card: `{record.variant}`",
         "",
-        (f"{record.rows} user/assistant pairs built from {c['documents_read']} documents of `{record.inputs[0].id}` "
+        (f"{what} built from {c['documents_read']} documents of `{record.inputs[0].id}` "
         f"(run `{record.run_id}`, record `{record.record_id}`)."),
-        "Responses are " + (f"continuations written by the teacher `{teacher.get('model')}` ({teacher.get('backend')})."
-                            if record.distill else "the documents' real second parts (no distillation)."),
+        "Responses are " + responses,
+        *_turns_line(record),
         "",
         "## Filters",
         "",
@@ -40,7 +63,9 @@ def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
                 ("dropped: near duplicate", c["dropped_near_duplicate"]),
                 ("dropped: instruction-like (rules)", c["dropped_instruction_like"]),
                 ("documents kept", c["documents_kept"]), ("documents used (after --limit)", c["documents_used"]),
-                ("dropped: too short to cut", c["dropped_cut_too_short"]),
+                ("dropped: too short to cut" + (f" into {2 * record.turns} segments" if record.turns > 1 else ""),
+                 c["dropped_cut_too_short"]),
+                *later,
                 ("teacher failures (failed.jsonl)", c["teacher_failed"]),
                 ("dropped: empty response", c["dropped_empty_response"]),
                 ("dropped: contaminated", c["dropped_contaminated"]),
@@ -99,8 +124,10 @@ def render_card(record: NiftDatasetRecord, examples: list[NiftPair]) -> str:
         parts.append("No teacher: responses are the original text.")
     parts += ["", "## Examples", ""]
     for pair in examples:
-        parts += [f"**{pair.id}**", "", "User:", "", _quote(pair.messages[0]["content"]), "", "Assistant:", "",
-                  _quote(pair.messages[1]["content"]), ""]
+        parts += [f"**{pair.id}**", ""]
+        for k, message in enumerate(pair.messages):
+            turn = f" (turn {k // 2 + 1})" if pair.turns > 1 else ""
+            parts += [f"{message['role'].capitalize()}{turn}:", "", _quote(message["content"]), ""]
     parts += ["## Provenance", "", "```json",
               json.dumps({"fingerprint": record.fingerprint, "inputs": [i.model_dump() for i in record.inputs],
                           "code_revision": record.code_revision, "versions": record.versions}, indent=2),

@@ -84,6 +84,11 @@ class VariantConfig(Section):
     name: str = Field(description="Variant name; its folder under data/.")
     distill: bool = Field(True, description="True: the teacher writes the response. False: the response is the "
                                             "real second part of the document (the 'no distillation' ablation).")
+    turns: int = Field(1, ge=1, le=8, description="User/assistant turns per pair. The document is cut into "
+                                                  "2*turns segments at sentence ends: user turn k is segment 2k, and "
+                                                  "assistant turn k is the teacher's reply to the conversation so "
+                                                  "far (distill) or the real segment 2k+1 (distill: false). 1 = one "
+                                                  "cut, as before.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="Nested overrides of cut/teacher/filters/"
                                                                         "corpus for this variant only.")
 
@@ -124,6 +129,9 @@ class ResolvedVariant(Section):
 
     name: str
     distill: bool
+    # Left out of the dumped config when 1, so a one-turn variant keeps the fingerprint (and the finished
+    # dataset) it had before turns existed; any other value is part of the data stage's cache key.
+    turns: int = Field(1, exclude_if=lambda turns: turns == 1)
     corpus: CorpusConfig
     cut: CutConfig
     teacher: GeneratorConfig
@@ -141,5 +149,5 @@ def resolve_variants(config: DataConfig) -> list[ResolvedVariant]:
         if unknown:
             raise ValueError(f"variant {variant.name!r}: cannot override {sorted(unknown)}")
         merged = deep_merge(base, variant.overrides)
-        resolved.append(ResolvedVariant(name=variant.name, distill=variant.distill, **merged))
+        resolved.append(ResolvedVariant(name=variant.name, distill=variant.distill, turns=variant.turns, **merged))
     return resolved

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -89,6 +89,13 @@ INSTRUCTION_RULES: dict[str, Callable[[str], bool]] = {
 def instruction_like(text: str) -> list[str]:
     """Names of the instruction-likeness rules the text trips (empty: reads as ordinary prose)."""
     return [name for name, rule in INSTRUCTION_RULES.items() if rule(text)]
+
+
+def instruction_like_turns(user_turns: Sequence[str]) -> dict[int, list[str]]:
+    """For a multi-turn pair: turn number (from 2) -> the rules its user turn trips, for every later user turn
+    that reads as an instruction. The first user turn opens its document, which the document filter
+    already checked; a later one opens mid-document, where "How ...?" or "Write ..." starts a turn too."""
+    return {number: rules for number, text in enumerate(user_turns[1:], 2) if (rules := instruction_like(text))}
 
 
 # --- contamination ----------------------------------------------------------------------------------------

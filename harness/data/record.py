@@ -26,11 +26,29 @@ class NiftPair(BaseModel):
 
     id: str = Field(description="'<variant>:<source doc id>'.")
     variant: str
-    messages: list[dict[str, str]] = Field(description="[{role: user, content}, {role: assistant, content}].")
-    reference: str = Field(description="The document's real second part (the no-distillation response).")
-    source: dict[str, Any] = Field(description="doc_id, corpus, cut_char, target_ratio, actual_ratio, snapped_to.")
+    messages: list[dict[str, str]] = Field(description="[{role: user, content}, {role: assistant, content}], "
+                                                       "repeated once per turn.")
+    reference: str = Field(description="The document's real response to the first user turn (the no-distillation "
+                                       "response); for a one-turn pair, the document's real second part.")
+    references: list[str] | None = Field(
+        None, exclude_if=lambda refs: refs is None,
+        description="Multi-turn pairs only: the real response to every user turn, in order (references[0] is "
+                    "`reference`). With the user turns in `messages`, every segment of the document is kept.")
+    source: dict[str, Any] = Field(description="doc_id, corpus, cut_char, target_ratio, actual_ratio, snapped_to "
+                                               "(of the first cut); multi-turn pairs add turns and cuts (every cut).")
     teacher: dict[str, Any] | None = Field(description="Teacher identity; None when distill is off.")
-    generation: dict[str, Any] | None = Field(description="Settings, seed and token counts of the continuation.")
+    generation: dict[str, Any] | None = Field(description="Settings, seed and token counts of the continuation "
+                                                          "(summed over turns; multi-turn pairs add turns, one "
+                                                          "entry per turn).")
+
+    @property
+    def turns(self) -> int:
+        """User/assistant turns in this pair."""
+        return sum(1 for m in self.messages if m["role"] == "assistant")
+
+    @property
+    def user_turns(self) -> list[str]:
+        return [m["content"] for m in self.messages if m["role"] == "user"]
 
 
 class JudgeSummary(BaseModel):
@@ -48,6 +66,8 @@ class NiftDatasetRecord(Record):
     kind: Literal["nift_dataset"] = "nift_dataset"
     variant: str
     distill: bool
+    turns: int = Field(1, exclude_if=lambda turns: turns == 1,
+                       description="User/assistant turns per pair (absent: 1, the form records had before turns).")
     rows: int = Field(description="Pairs written.")
     failed_rows: int = Field(description="Teacher failures recorded in failed.jsonl (policy 'record').")
     counts: dict[str, int] = Field(description="Documents or pairs at each step, and dropped by each filter.")

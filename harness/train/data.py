@@ -2,6 +2,13 @@
 
 Prompt/completion data gets TRL's completion-only loss without a `{% generation %}` chat template
 (SmolLM2's stock template has none), so the loss falls on the assistant turn only for every model.
+
+A conversation of several assistant turns (a multi-turn NIFT pair, a ShareGPT or messages row) becomes one
+row per assistant turn: the prompt is the conversation before that turn, the completion is the turn. So
+every assistant turn is trained on, every user turn is masked, and the model sees at each turn the context
+it would see at inference. TRL's other way, `assistant_only_loss` on `messages` rows, needs those
+`{% generation %}` markers, and TRL 1.x has no training template for SmolLM2's. The cost is the repeated
+context: a conversation's earlier turns are encoded once per later turn.
 """
 
 from __future__ import annotations
@@ -23,9 +30,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrainingRows:
-    rows: list[dict[str, Any]]  # {"id", "prompt": [messages], "completion": [assistant message]}
+    #: {"id", "turn", "prompt": [messages], "completion": [assistant message]}; the rows of one conversation
+    #: share its id (so a split by id keeps a conversation whole), last turn first; ``turn`` counts from 1.
+    rows: list[dict[str, Any]]
     source: InputRef
     format: str
+    conversations: int = 0  # source rows; equal to len(rows) when every conversation has one assistant turn
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -114,6 +124,19 @@ def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageR
                              "message)")
         if len(messages) < 2:
             raise InputError(f"{where}: no user turn before the assistant turn")
-        rows.append({"id": str(row.get("id", f"{path.name}:{number}")), "prompt": messages[:-1],
-                     "completion": messages[-1:]})
-    return TrainingRows(rows=rows, source=source, format=fmt)
+        rows += conversation_rows(str(row.get("id", f"{path.name}:{number}")), messages, where)
+    return TrainingRows(rows=rows, source=source, format=fmt, conversations=len(numbered))
+
+
+def conversation_rows(row_id: str, messages: list[dict[str, str]], where: str) -> list[dict[str, Any]]:
+    """One prompt/completion row per assistant turn of a conversation that ends with an assistant turn, from
+    the last turn back: the first row is the whole conversation, the row a conversation made before every
+    assistant turn was trained on, and the rows of its earlier turns follow."""
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if turns[0] == 0:
+        raise InputError(f"{where}: no user turn before the first assistant turn")
+    for number, i in enumerate(turns, 1):
+        if not str(messages[i]["content"]).strip():
+            raise InputError(f"{where}: assistant turn {number} of {len(turns)} is empty")
+    return [{"id": row_id, "turn": number, "prompt": messages[:i], "completion": [messages[i]]}
+            for number, i in reversed(list(enumerate(turns, 1)))]
