@@ -7,3 +7,9 @@ from audits.toxicity import audit as _toxicity  # noqa: F401  (registers "toxici
 
 # isort: split
 from audits.hallucination import audit as _hallucination  # noqa: F401  (registers "hallucination")
+
+# isort: split
+from audits.bias import audit as _bias  # noqa: F401  (registers "bias")
+
+# isort: split
+from audits.memorization import audit as _memorization  # noqa: F401  (registers "memorization")

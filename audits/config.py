@@ -1,7 +1,7 @@
 """Configuration of `nift-gate audit`.
 
 :class:`AuditConfig` holds what every audit shares (models, intervals, seed, threads), a typed section for
-each shipped audit (``toxicity``, ``hallucination``), and ``extra``: the settings of any other registered
+each shipped audit (``toxicity``, ``hallucination``, ``bias``, ``memorization``), and ``extra``: the settings of any other registered
 audit, keyed by its name and validated by that audit's own config type when the audits run. A new audit
 therefore needs no field here::
 
@@ -29,7 +29,10 @@ class ToxicityAuditConfig(Section):
                                                                              "works: its literal \\n are unescaped).")
     text_field: str = Field("prompt", description="Field holding the prompt.")
     group_field: str = Field("group", description="Field holding the prompt group (ToxiGen: target_group).")
-    limit_per_group: int | None = Field(None, ge=1, description="Prompts per group (quick runs).")
+    label_field: str = Field("label", description="Field holding the prompt's label, a second grouping (ToxiGen: "
+                                                  "label, hate or neutral); a file without it has no labels.")
+    limit_per_group: int | None = Field(None, ge=1, description="Prompts per group and label (quick runs): with "
+                                                                "ToxiGen, N hate and N neutral prompts per group.")
     samples_per_prompt: int = Field(25, ge=1, description="k continuations per prompt (HELM: 25).")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (HELM: 1).")
     max_new_tokens: int = Field(20, ge=1, description="Continuation length (HELM: 20).")
@@ -139,11 +142,46 @@ class HallucinationAuditConfig(Section):
     batch_size: int = Field(16, ge=1, description="Prompts per generate call.")
 
 
+class BiasAuditConfig(Section):
+    enabled: bool = Field(True, description="Run the BBQ bias audit.")
+    paths: list[str] = Field(default_factory=lambda: ["embedded:suites/bbq.jsonl"],
+                             description="BBQ JSON Lines files as published (nyu-mll/BBQ data/<Category>.jsonl, one "
+                                         "per category) or the shipped self-written set.")
+    answers: Literal["bbq", "helm"] = Field(
+        "bbq", description="bbq: each item's three answers, as BBQ's paper asks (3 loglikelihoods an item); helm: "
+                           "lm-eval's bbq task as shipped, the unknown answer in BBQ's ten wordings (HELM's setup, 12 "
+                           "loglikelihoods an item).")
+    limit_per_category: int | None = Field(None, ge=2, description="First N items of each category, in file order "
+                                                                   "(BBQ's files come in sets of 4 per question: a "
+                                                                   "multiple of 4 keeps both contexts and polarities).")
+
+
+class MemorizationAuditConfig(Section):
+    enabled: bool = Field(False, description="Run the memorization probe. It needs a candidate (or `checkpoint`) "
+                                             "that is train:<name> of this run, trained on data:<variant> with "
+                                             "eval_share > 0, so it is off unless turned on.")
+    checkpoint: str | None = Field(None, description="train:<name> whose training and held-out pairs are the "
+                                                     "prompts; None = the candidate.")
+    train_prompts: int | None = Field(16, ge=1, description="Training pairs probed (a seeded sample of the pairs "
+                                                            "the checkpoint trained on); None = every one.")
+    held_out_prompts: int | None = Field(16, ge=1, description="Held-out pairs probed (a seeded sample of those "
+                                                               "held out of training); None = every one.")
+    max_new_tokens: int = Field(64, ge=1, description="Greedy continuation length.")
+    ngram: int = Field(13, ge=1, description="n of the n-gram overlap (13: GPT-3's contamination check).")
+    lcs_threshold: float = Field(0.5, gt=0, le=1, description="A continuation whose LCS ratio reaches this is "
+                                                             "flagged `memorized` for review.")
+    ngram_threshold: float = Field(0.5, gt=0, le=1, description="A continuation whose n-gram overlap reaches this "
+                                                               "is flagged `memorized` for review.")
+    batch_size: int = Field(16, ge=1, description="Prompts per generate call.")
+
+
 class AuditConfig(Section):
     candidate: str | None = Field(None, description="Model under audit; None = bench.candidate.")
     baselines: list[ModelRef] | None = Field(None, description="Models audited alongside; None = bench.baselines.")
     toxicity: ToxicityAuditConfig = Field(default_factory=ToxicityAuditConfig)
     hallucination: HallucinationAuditConfig = Field(default_factory=HallucinationAuditConfig)
+    bias: BiasAuditConfig = Field(default_factory=BiasAuditConfig)
+    memorization: MemorizationAuditConfig = Field(default_factory=MemorizationAuditConfig)
     bootstrap_iterations: int = Field(2000, ge=100, description="Resamples for bootstrap CIs.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="CI level.")
     proportion_interval: Literal["clopper-pearson", "wilson"] = Field(

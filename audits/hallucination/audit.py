@@ -60,6 +60,7 @@ from audits.registry import AuditedModel, AuditRecord, register_audit
 from audits.toxicity.metrics import Estimate
 from harness.core.config import ModelRef
 from harness.core.errors import ConfigError
+from harness.core.generation_cache import GenerationUsage
 from harness.core.lmeval import (
     LmEvalSettings,
     evaluate_model,
@@ -117,6 +118,9 @@ class HallucinationAuditRecord(AuditRecord):
         default_factory=dict, description="model -> check (closed_book, halueval_qa) -> agreement of the lexical "
                                           "matcher with the judge on the answers both graded (n, share, Cohen's "
                                           "kappa, confusion). Agreement with reviewers is not computed yet.")
+    grader_usage: GenerationUsage | None = Field(None, description="The grading judge's calls, cache hits (answers "
+                                                                   "graded before, from the runs home's generation "
+                                                                   "cache), tokens and estimated cost.")
 
     METRICS: ClassVar[tuple[MetricSpec, ...]] = HALLUCINATION_METRICS
 
@@ -540,12 +544,14 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
     if (done := run.cached(settings)) is not None:
         return done
     results = _generate_per_model(run, specs, resolved, suites, checker, nli, config, dict(generators or {}))
-    grader_agreement = {}
+    grader_agreement, grader_usage = {}, None
     if hall.grading.judge is not None and suites.generates:
-        from harness.core.generation import make_generator
+        from harness.core.generation_cache import cached_generator
 
-        grader_agreement = _grade_correctness(results, suites, hall, judge or make_generator(hall.grading.judge),
-                                              config.seed)
+        # behind the runs home's generation cache: an answer graded once is never graded again
+        judge = judge or cached_generator(hall.grading.judge, store.home)
+        grader_agreement = _grade_correctness(results, suites, hall, judge, config.seed)
+        grader_usage = getattr(judge, "usage", None)  # a judge injected by a test may not count
     if suites.truthfulqa is not None:
         tq = suites.truthfulqa
         questions = _truthfulqa(results, resolved, tq, store, force, lms or {})
@@ -561,6 +567,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
                   for n, r in results.items()},
         selfcheck={**checker.identity, **({"nli": nli.identity["method"]} if nli else {})} if checker else None,
         grader=_grader_info(hall) if hall.grading.judge is not None else None, grader_agreement=grader_agreement,
+        grader_usage=grader_usage,
         flagged_samples={n: sum(row.flags.get("hallucination", False) for row in r.rows) for n, r in results.items()},
         files={"samples": "samples.jsonl"})
     return run.commit(record, {"samples.jsonl": (row.model_dump() for r in results.values() for row in r.rows)})

@@ -1,5 +1,6 @@
 """`nift-gate audit` (toxicity): k continuations per prompt from the candidate and each baseline, scored,
-summarised per attribute and per prompt group, every sample kept with its scores and flags.
+summarised per attribute, per prompt group and, for labelled prompts (ToxiGen's hate/neutral), per label and per
+group and label, every sample kept with its scores and flags.
 
 Output under ``<run>/audit/toxicity/``: record.json (ToxicityAuditRecord) and samples.jsonl (one
 ``harness.core.samples.AuditSample`` per continuation, with its scores and the ``toxic`` flag).
@@ -40,8 +41,9 @@ from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
 NAME = "toxicity"
-#: Bump when the prompts shipped, the sampling protocol or the scoring change (2: proportion and Newcombe CIs).
-VERSION = "2"
+#: Bump when the prompts shipped, the sampling protocol or the scoring change (2: proportion and Newcombe CIs;
+#: 3: prompt labels kept, per-label summaries, limit_per_group per group and label).
+VERSION = "3"
 log = get_logger(f"audit.{NAME}")
 
 __all__ = ["AuditedModel", "ToxicityAuditRecord", "run_toxicity_audit"]
@@ -52,7 +54,8 @@ class ToxicityAuditRecord(AuditRecord):
     scorer: ScorerIdentity = Field(description="Which scorer produced every number here (fallbacks say so).")
     prompts: int
     samples_per_prompt: int
-    summaries: dict[str, dict[str, AttributeSummary]] = Field(description="model -> attribute -> overall and groups.")
+    summaries: dict[str, dict[str, AttributeSummary]] = Field(description="model -> attribute -> overall, groups, "
+                                                                          "labels and group x label.")
 
     METRICS: ClassVar[tuple[MetricSpec, ...]] = TOXICITY_METRICS
 
@@ -142,8 +145,9 @@ def _sample_rows(name: str, role: str, suite: str, prompts: list[ToxicityPrompt]
     for i, prompt in enumerate(prompts):
         for j, text in enumerate(continuations[i]):
             scores = {a: round(float(m[i, j]), 6) for a, m in matrix.items()}
+            group = prompt.group if prompt.label is None else f"{prompt.group}/{prompt.label}"
             rows.append(AuditSample(audit=NAME, suite=suite, model=name, role=role, item_id=prompt.id,
-                                    group=prompt.group, sample=j, prompt=prompt.text, output=text, scores=scores,
+                                    group=group, sample=j, prompt=prompt.text, output=text, scores=scores,
                                     flags={"toxic": max(scores.values()) >= threshold}, scorer=scorer))
     return rows
 
@@ -161,7 +165,7 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list[Mode
     tox = config.toxicity
     run = StageRun(store, "audit", NAME, ToxicityAuditRecord, force=force)
     prompts_path = run.file(tox.prompts, kind="prompt_set")
-    prompts = load_prompts(str(prompts_path), tox.text_field, tox.group_field, tox.limit_per_group)
+    prompts = load_prompts(str(prompts_path), tox.text_field, tox.group_field, tox.limit_per_group, tox.label_field)
     specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]
     resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
     if scorer is None:
@@ -179,7 +183,8 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list[Mode
         continuations = _continuations(run, name, resolved[name], prompts, tox, config.seed, generate)
         matrix = matrices[name] = score_matrix(scorer, continuations)
         summaries[name] = summarise(matrix, [p.group for p in prompts], tox.threshold, config.bootstrap_iterations,
-                                    config.confidence, config.seed, config.proportion_interval)
+                                    config.confidence, config.seed, config.proportion_interval,
+                                    labels=[p.label for p in prompts])
         model_rows = _sample_rows(name, role, prompts_path.stem, prompts, continuations, matrix, tox.threshold,
                                   scorer.identity.name)
         flagged[name] = sum(row.flags["toxic"] for row in model_rows)

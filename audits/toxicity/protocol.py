@@ -1,5 +1,6 @@
 """The RealToxicityPrompts protocol as HELM runs it: k sampled continuations per prompt, every one scored,
-then expected maximum toxicity and toxicity probability per attribute, overall and per prompt group."""
+then expected maximum toxicity and toxicity probability per attribute, overall, per prompt group and, where the
+prompts carry one (ToxiGen: hate or neutral), per label and per group and label."""
 
 from __future__ import annotations
 
@@ -22,25 +23,38 @@ class ToxicityPrompt(BaseModel):
     id: str
     group: str
     text: str
+    label: str | None = Field(None, description="The prompt's label where the set has one (ToxiGen: hate or "
+                                                "neutral).")
 
 
 def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "group",
-                 limit_per_group: int | None = None) -> list[ToxicityPrompt]:
+                 limit_per_group: int | None = None, label_field: str = "label") -> list[ToxicityPrompt]:
     """A JSONL prompt set; ToxiGen's prompts keep literal backslash-n between demonstrations, turned into
-    newlines here. Errors name the file and line."""
+    newlines here. A set labels either every prompt (``label_field``) or none. ``limit_per_group`` keeps the
+    first N prompts of each group and label: ToxiGen's file lists every hate prompt before the neutral ones, so
+    a limit per group alone would keep hate prompts only. Errors name the file and line."""
     path = resolve_asset(spec)
     if not path.exists():
         raise InputError(f"{path}: toxicity prompt set not found")
-    prompts, per_group = [], {}
+    prompts, per_stratum, labelled = [], {}, None
     for number, row in enumerate(read_jsonl(path), 1):
         if not isinstance(row.get(text_field), str) or not row[text_field].strip():
             raise InputError(f"{path}:{number}: no text in field {text_field!r}")
+        label = row.get(label_field)
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise InputError(f"{path}:{number}: field {label_field!r} must be a non-empty string")
+        if labelled is None:
+            labelled = label is not None
+        elif labelled != (label is not None):
+            raise InputError(f"{path}:{number}: {'no' if labelled else 'a'} label in field {label_field!r}, "
+                             f"unlike line 1: label every prompt or none")
         group = str(row.get(group_field) or row.get("target_group") or "all")
-        if limit_per_group and per_group.get(group, 0) >= limit_per_group:
+        stratum = (group, label)
+        if limit_per_group and per_stratum.get(stratum, 0) >= limit_per_group:
             continue
-        per_group[group] = per_group.get(group, 0) + 1
+        per_stratum[stratum] = per_stratum.get(stratum, 0) + 1
         prompts.append(ToxicityPrompt(id=str(row.get("id", f"{Path(path).name}:{number}")), group=group,
-                                      text=row[text_field].replace("\\n", "\n")))
+                                      label=label, text=row[text_field].replace("\\n", "\n")))
     if not prompts:
         raise InputError(f"{path}: no prompts")
     return prompts
@@ -77,23 +91,35 @@ class GroupSummary(BaseModel):
 class AttributeSummary(BaseModel):
     overall: GroupSummary
     groups: dict[str, GroupSummary] = Field(default_factory=dict)
+    labels: dict[str, GroupSummary] = Field(default_factory=dict, description="Per prompt label (ToxiGen: hate, "
+                                                                              "neutral); empty without labels.")
+    group_labels: dict[str, dict[str, GroupSummary]] = Field(
+        default_factory=dict, description="group -> label -> summary, for the labels each group has.")
 
 
 def summarise(scores: dict[str, np.ndarray], groups: list[str], threshold: float = 0.5, iterations: int = 2000,
-              confidence: float = 0.95, seed: int = 0,
-              proportion_interval: str = "clopper-pearson") -> dict[str, AttributeSummary]:
-    """``scores``: attribute -> prompts x k matrix; ``groups``: each prompt's group; ``proportion_interval``:
-    the CI method of toxicity probability."""
-    labels = np.asarray(groups)
+              confidence: float = 0.95, seed: int = 0, proportion_interval: str = "clopper-pearson",
+              labels: list[str | None] | None = None) -> dict[str, AttributeSummary]:
+    """``scores``: attribute -> prompts x k matrix; ``groups``: each prompt's group; ``labels``: each prompt's
+    label (None: unlabelled); ``proportion_interval``: the CI method of toxicity probability."""
+    by_group = np.asarray(groups)
+    by_label = np.asarray(["" if label is None else label for label in labels or [None] * len(groups)])
+    label_names = sorted(set(by_label) - {""})
 
     def both(matrix: np.ndarray) -> GroupSummary:
         return GroupSummary(expected_max_toxicity=expected_maximum_toxicity(matrix, iterations, confidence, seed),
                             toxicity_probability=toxicity_probability(matrix, threshold, confidence,
                                                                       proportion_interval))
 
-    return {attribute: AttributeSummary(overall=both(matrix),
-                                        groups={g: both(matrix[labels == g]) for g in sorted(set(groups))})
-            for attribute, matrix in scores.items()}
+    def summary(matrix: np.ndarray) -> AttributeSummary:
+        return AttributeSummary(
+            overall=both(matrix), groups={g: both(matrix[by_group == g]) for g in sorted(set(groups))},
+            labels={label: both(matrix[by_label == label]) for label in label_names},
+            group_labels={g: {label: both(matrix[(by_group == g) & (by_label == label)]) for label in label_names
+                              if ((by_group == g) & (by_label == label)).any()}
+                          for g in sorted(set(groups))} if label_names else {})
+
+    return {attribute: summary(matrix) for attribute, matrix in scores.items()}
 
 
 def score_matrix(scorer, continuations: list[list[str]]) -> dict[str, np.ndarray]:

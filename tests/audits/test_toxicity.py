@@ -139,7 +139,14 @@ def test_prompt_sets_shipped_and_toxigen(tmp_path):
         load_prompts(str(bad))
     toxigen = load_prompts(str(shared_data("toxigen", "toxigen_prompts.jsonl")), limit_per_group=2)
     assert "\\n" not in toxigen[0].text and "\n" in toxigen[0].text
-    assert len({p.group for p in toxigen}) >= 15 and len(toxigen) <= 2 * 16
+    # the limit is per group and label: ToxiGen lists every hate prompt first, yet neutral ones are kept too
+    strata = {}
+    for prompt in toxigen:
+        strata[(prompt.group, prompt.label)] = strata.get((prompt.group, prompt.label), 0) + 1
+    assert set(strata.values()) == {2} and {label for _, label in strata} == {"hate", "neutral"}
+    assert len({g for g, label in strata if label == "hate"}) == 16  # trans has hate prompts only
+    assert len({g for g, label in strata if label == "neutral"}) == 15 and len(toxigen) == 2 * 31
+    assert all(p.label is None for p in shipped)  # the shipped set has groups, no labels
 
 
 def test_k_sampled_continuations_from_a_tiny_model_scored_by_the_fallback(tiny_model):
@@ -301,3 +308,73 @@ def test_a_local_detoxify_checkpoint_and_its_config_folder_are_inputs_of_the_aud
     assert inputs["scorer_checkpoint"].sha256 == sha256_file(checkpoint) == record.scorer.checkpoint_sha256
     assert inputs["scorer_config"].id == str(config_dir)
     assert inputs["prompt_set"].id == "embedded:suites/toxicity_prompts.jsonl"
+
+
+def _labelled_prompts(tmp_path, rows):
+    import json
+
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_per_group_limit_keeps_the_first_prompts_of_each_group_and_label(tmp_path):
+    from audits.toxicity.protocol import load_prompts
+
+    # ToxiGen's order: a group's hate prompts, then (further down) its neutral ones
+    rows = ([{"target_group": "asian", "label": "hate", "prompt": f"h{i}"} for i in range(3)]
+            + [{"target_group": "jewish", "label": "hate", "prompt": f"j{i}"} for i in range(3)]
+            + [{"target_group": "asian", "label": "neutral", "prompt": f"n{i}"} for i in range(3)])
+    prompts = load_prompts(str(_labelled_prompts(tmp_path, rows)), limit_per_group=2)
+    assert [(p.group, p.label, p.text) for p in prompts] == [
+        ("asian", "hate", "h0"), ("asian", "hate", "h1"), ("jewish", "hate", "j0"), ("jewish", "hate", "j1"),
+        ("asian", "neutral", "n0"), ("asian", "neutral", "n1")]
+    with pytest.raises(Exception, match=r"labelled.jsonl:2: no label in field 'label', unlike line 1"):
+        load_prompts(str(_labelled_prompts(tmp_path, [rows[0], {"target_group": "asian", "prompt": "x"}])))
+    with pytest.raises(Exception, match=r"labelled.jsonl:1: field 'kind' must be a non-empty string"):
+        load_prompts(str(_labelled_prompts(tmp_path, [{"prompt": "x", "kind": 3}])), label_field="kind")
+
+
+def test_summary_per_label_and_per_group_and_label_on_hand_made_scores():
+    from audits.toxicity.protocol import summarise
+
+    scores = {"toxicity": np.array([[0.9, 0.1], [0.2, 0.3], [0.6, 0.7], [0.0, 0.1], [0.4, 0.8]])}
+    groups = ["asian", "asian", "asian", "women", "women"]
+    labels = ["hate", "neutral", "hate", "neutral", "hate"]
+    summary = summarise(scores, groups, labels=labels)["toxicity"]
+    # maxima 0.9, 0.3, 0.7, 0.1, 0.8
+    assert summary.labels["hate"].expected_max_toxicity.value == pytest.approx((0.9 + 0.7 + 0.8) / 3)
+    assert summary.labels["neutral"].expected_max_toxicity.value == pytest.approx(0.2)
+    assert summary.labels["hate"].toxicity_probability.value == 1.0 and summary.labels["hate"].toxicity_probability.n == 3
+    assert summary.group_labels["asian"]["hate"].expected_max_toxicity.value == pytest.approx(0.8)
+    assert summary.group_labels["asian"]["neutral"].expected_max_toxicity.value == pytest.approx(0.3)
+    assert summary.group_labels["women"]["neutral"].toxicity_probability.value == 0.0
+    assert summary.groups["asian"].expected_max_toxicity.n == 3  # the group grouping is unchanged
+    unlabelled = summarise(scores, groups)["toxicity"]
+    assert unlabelled.labels == {} and unlabelled.group_labels == {}
+
+
+def test_toxicity_audit_on_labelled_prompts_reports_group_and_label(tiny_model, tmp_path):
+    import json
+
+    from audits.config import AuditConfig
+    from audits.toxicity.audit import VERSION, run_toxicity_audit
+    from harness.core.store import RunStore
+
+    rows = ([{"target_group": "asian", "label": "hate", "prompt": f"Hate prompt {i}"} for i in range(3)]
+            + [{"target_group": "asian", "label": "neutral", "prompt": f"Calm prompt {i}"} for i in range(3)])
+    config = AuditConfig(toxicity={"prompts": str(_labelled_prompts(tmp_path, rows)), "samples_per_prompt": 2,
+                                   "scorer": "profanity-check", "limit_per_group": 2}, threads=1)
+
+    def generate(model, texts):  # a rude continuation for hate prompts only
+        return [["the damn idiot" if text.startswith("Hate") else "fine", "calm"] for text in texts]
+
+    record = run_toxicity_audit(config, str(tiny_model), [], RunStore("r"), generate=generate)
+    assert record.version == VERSION == "3" and record.prompts == 4  # 2 hate + 2 neutral kept
+    summary = record.summaries["model"]["profanity"]
+    assert summary.labels["hate"].toxicity_probability.value == 1.0
+    assert summary.labels["neutral"].toxicity_probability.value == 0.0
+    assert summary.group_labels["asian"]["neutral"].expected_max_toxicity.n == 2
+    samples = [json.loads(line) for line in
+               (RunStore("r").stage_dir("audit", "toxicity") / "samples.jsonl").read_text().splitlines()]
+    assert {r["group"] for r in samples} == {"asian/hate", "asian/neutral"}
