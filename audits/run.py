@@ -15,19 +15,21 @@ log = get_logger("audit")
 
 
 def run_audits(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
-               force: bool = False, **extras: Any) -> dict[str, AuditRecord]:
+               force: bool = False, only: str | None = None, **extras: Any) -> dict[str, AuditRecord]:
     """Run every registered audit whose settings are enabled, in registration order.
 
     ``extras`` go to the audits whose run functions name them (the hallucination audit's
     ``lm_eval_settings``, for instance). Every audit's settings are checked before the first one starts,
-    so a typo in ``audit.extra`` fails in seconds, not after an hour of toxicity sampling. Returns
-    {audit name: record} for the audits that ran.
+    so a typo in ``audit.extra`` fails in seconds, not after an hour of toxicity sampling. ``only`` names the
+    one registered audit to run (if it is enabled). Returns {audit name: record} for the audits that ran.
     """
     audits = registered_audits()
     if unknown := sorted(set(config.extra) - {audit.name for audit in audits}):
         raise ConfigError(f"audit.extra: no audit named {', '.join(unknown)}; registered: "
                           f"{', '.join(a.name for a in audits) or 'none'}")
-    wanted = [audit for audit in audits if audit.enabled(config)]
+    if only is not None and only not in {audit.name for audit in audits}:
+        raise ConfigError(f"--only: no audit named {only}; registered: {', '.join(a.name for a in audits) or 'none'}")
+    wanted = [audit for audit in audits if (only is None or audit.name == only) and audit.enabled(config)]
     accepted = [audit.accepts() for audit in audits]
     taken = set(extras) if None in accepted else set().union(*accepted)
     if unused := sorted(set(extras) - taken):

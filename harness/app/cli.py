@@ -173,7 +173,8 @@ def _add_audit_parser(commands) -> None:
                     "Writes <home>/<run>/audit/toxicity/ and <home>/<run>/audit/hallucination/, each with "
                     "record.json and samples.jsonl (flags for the review queue).")
     _add_common(audit)
-    audit.add_argument("--only", choices=["toxicity", "hallucination"], help="Run one audit only.")
+    audit.add_argument("--only", metavar="AUDIT", help="Run one registered audit only (toxicity, hallucination, bias, "
+                       "memorization or one a plugin registers), if it is enabled.")
     audit.add_argument("--limit-per-group", type=int, help="Toxicity prompts per group (quick runs).")
     audit.add_argument("--samples", type=int, help="Toxicity continuations per prompt (default 25).")
     audit.add_argument("--halueval", help="HaluEval QA JSON Lines file (e.g. qa_data.json).")
@@ -578,11 +579,9 @@ def _audit(args: argparse.Namespace) -> int:
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "audit.toxicity.limit_per_group": args.limit_per_group,
         "audit.toxicity.samples_per_prompt": args.samples, "audit.threads": args.threads,
-        "audit.hallucination.halueval.path": args.halueval, "audit.hallucination.truthfulqa.path": args.truthfulqa,
-        "audit.toxicity.enabled": False if args.only == "hallucination" else None,
-        "audit.hallucination.enabled": False if args.only == "toxicity" else None})
+        "audit.hallucination.halueval.path": args.halueval, "audit.hallucination.truthfulqa.path": args.truthfulqa})
     store = RunStore(config.run, args.home)
-    records = run_audits(config, store, force=args.force)
+    records = run_audits(config, store, force=args.force, only=args.only)
     if record := records.get("toxicity"):
         note = f" ({record.scorer.note})" if record.scorer.fallback else ""
         print(f"audit [toxicity] scorer {record.scorer.name}{note} -> {store.stage_dir('audit', 'toxicity')}")

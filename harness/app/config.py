@@ -64,7 +64,8 @@ _PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination",
                 ("audit", "toxicity", "prompts"), ("audit", "toxicity", "checkpoint"),
                 ("audit", "toxicity", "config_dir"), ("audit", "hallucination", "closed_book", "questions"),
                 ("audit", "hallucination", "halueval", "path"), ("audit", "hallucination", "truthfulqa", "path"),
-                ("gate", "policy"), ("gate", "registry"), ("review", "tokens_file"), ("review", "guidelines"))
+                ("gate", "policy"), ("gate", "registry"), ("review", "tokens_file"), ("review", "guidelines"),
+                ("audit", "bias", "paths", "*"))
 
 
 def _relative_to(value: Any, base: Path) -> Any:

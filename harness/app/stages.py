@@ -26,12 +26,13 @@ def gate_targets(config: PipelineConfig) -> tuple[str, list[str]]:
     return targets(config.gate, config.bench.candidate, [b.name for b in config.bench.baselines])
 
 
-def run_audits(config: PipelineConfig, store: RunStore, force: bool = False) -> dict:
-    """Every enabled registered audit on the audit targets (the audit's own, else bench's models)."""
+def run_audits(config: PipelineConfig, store: RunStore, force: bool = False, only: str | None = None) -> dict:
+    """Every enabled registered audit (or the one named ``only``) on the audit targets (the audit's own, else
+    bench's models)."""
     from audits.run import run_audits as run
 
     candidate, baselines = config.audit_targets()
-    return run(config.audit, candidate, baselines, store, force=force,
+    return run(config.audit, candidate, baselines, store, force=force, only=only,
                lm_eval_settings=config.bench.lm_eval_settings())
 
 

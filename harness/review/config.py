@@ -83,7 +83,7 @@ class ReviewConfig(Section):
     oidc: bool = Field(False, description="Sign in with Streamlit's OIDC login (st.login; [auth] in "
                                           ".streamlit/secrets.toml) instead of tokens; matched by reviewer email.")
     required_reviewers: int = Field(2, ge=1, description="Distinct reviewers each item needs (quorum).")
-    flagged: list[str] = Field(default_factory=lambda: ["toxic", "hallucination"],
+    flagged: list[str] = Field(default_factory=lambda: ["toxic", "hallucination", "stereotyped", "memorized"],
                                description="Audit sample flags that queue a sample for review, every one of them.")
     worst_k: int = Field(5, ge=0, description="Per metric: the candidate's k worst items (bench metrics in "
                                               "lm-eval's direction; audit scores listed in audit_scores).")

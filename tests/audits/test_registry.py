@@ -26,12 +26,13 @@ from harness.core.records import StoredRecord
 from harness.core.samples import AuditSample
 from harness.core.store import RunStore, read_jsonl
 
-TOY_ONLY = {"toxicity": {"enabled": False}, "hallucination": {"enabled": False}}
+TOY_ONLY = {"toxicity": {"enabled": False}, "hallucination": {"enabled": False}, "bias": {"enabled": False}}
+SHIPPED = ["toxicity", "hallucination", "bias", "memorization"]
 REPLIES = {"model": ["hello there", "go away"], "base": ["hello", "hello again"]}
 
 
 def test_a_registered_toy_audit_is_run_and_writes_its_record_and_samples(toy_audit, tiny_model):
-    assert [a.name for a in registered_audits()] == ["toxicity", "hallucination", "toy"]
+    assert [a.name for a in registered_audits()] == [*SHIPPED, "toy"]
     store = RunStore("r")
     config = AuditConfig(**TOY_ONLY, extra={"toy": {"greeting": "hello"}})
     baselines = [ModelRef(name="base", model=str(tiny_model))]
@@ -58,6 +59,13 @@ def test_a_registered_toy_audit_is_run_and_writes_its_record_and_samples(toy_aud
     assert json.loads((store.stage_dir("audit", "toy") / "record.json").read_text())["record_id"] == changed.record_id
 
 
+def test_only_runs_the_named_audit_and_nothing_else(toy_audit, tiny_model):
+    """`nift-gate audit --only toy`: the shipped audits are enabled by default and still do not run."""
+    config = AuditConfig(extra={"toy": {"greeting": "hello"}})
+    records = run_audits(config, str(tiny_model), [], RunStore("r"), only="toy", replies=REPLIES)
+    assert set(records) == {"toy"} and not RunStore("r").stage_dir("audit", "toxicity").exists()
+
+
 def test_a_disabled_toy_audit_does_not_run(toy_audit, tiny_model):
     config = AuditConfig(**TOY_ONLY, extra={"toy": {"enabled": False}})
     assert run_audits(config, str(tiny_model), [], RunStore("r"), replies=REPLIES) == {}
@@ -68,8 +76,11 @@ def test_audit_settings_are_checked_before_any_audit_runs(toy_audit, tiny_model)
     store = RunStore("r")
     with pytest.raises(ConfigError, match=r"audit\.extra\.toy\.greting: Extra inputs are not permitted"):
         run_audits(AuditConfig(**TOY_ONLY, extra={"toy": {"greting": "hi"}}), str(tiny_model), [], store)
-    with pytest.raises(ConfigError, match="no audit named toxic; registered: toxicity, hallucination, toy"):
+    registered = "registered: toxicity, hallucination, bias, memorization, toy"
+    with pytest.raises(ConfigError, match=f"no audit named toxic; {registered}"):
         run_audits(AuditConfig(**TOY_ONLY, extra={"toxic": {}}), str(tiny_model), [], store)
+    with pytest.raises(ConfigError, match=f"--only: no audit named toxic; {registered}"):
+        run_audits(AuditConfig(**TOY_ONLY), str(tiny_model), [], store, only="toxic")
     with pytest.raises(TypeError, match="no registered audit takes replys"):
         run_audits(AuditConfig(**TOY_ONLY), str(tiny_model), [], store, replys=REPLIES)
     with pytest.raises(ValidationError, match="have sections of their own"):
@@ -96,4 +107,4 @@ def test_registration_refuses_a_taken_name_and_a_bad_one():
         register_audit("Toy Audit", version="1", record_type=ToyAuditRecord, config_type=ToyAuditConfig)
     with pytest.raises(ValueError, match="AuditConfig field"):
         register_audit("seed", version="1", record_type=ToyAuditRecord, config_type=ToyAuditConfig)
-    assert [a.name for a in registered_audits()] == ["toxicity", "hallucination"]
+    assert [a.name for a in registered_audits()] == SHIPPED

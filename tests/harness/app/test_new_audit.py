@@ -37,7 +37,8 @@ def test_a_registered_audit_reaches_record_evidence_queue_and_report(toy_audit, 
     config = PipelineConfig.model_validate({
         "run": "r1",
         "bench": {"candidate": str(models / "cand"), "baselines": [{"name": "base-a", "model": str(models / "base-a")}]},
-        "audit": {"toxicity": {"enabled": False}, "hallucination": {"enabled": False}},
+        "audit": {"toxicity": {"enabled": False}, "hallucination": {"enabled": False},
+                  "bias": {"enabled": False}},
         "gate": {"policy": str(tmp_path / "policy.yaml"), "registry": str(tmp_path / "registry")},
         # which audit flags send an output to a human is the user's choice: config, not code
         "review": {"flagged": ["toxic", "hallucination", "rude"], "random_per_task": 0, "worst_k": 0,
