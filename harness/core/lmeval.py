@@ -545,12 +545,13 @@ def run_lm_eval(lm, settings: LmEvalSettings, task_manager) -> tuple[dict[str, T
 
 def load_lm(resolved: ResolvedModel, settings: LmEvalSettings):
     """lm-eval's HFLM around the model nift-gate loaded, or lm-eval's vLLM class on the same folder."""
-    import torch
-    from lm_eval.models.huggingface import HFLM
-
-    from harness.core.models import load_model
-
     if settings.backend == "vllm":
+        if resolved.gguf_file:
+            # A GGUF source's path is the folder holding the file; vLLM and lm-eval's VLLM (which also reads
+            # config.json from `pretrained`) load a Hugging Face folder or a hub id.
+            raise ConfigError(f"bench.backend=vllm cannot load the GGUF file {resolved.gguf_file} of "
+                              f"{resolved.spec!r}: use a safetensors folder (an embedded model is converted to "
+                              "one), or bench.backend=hf")
         try:
             from lm_eval.models.vllm_causallms import VLLM
         except ImportError:
@@ -558,10 +559,44 @@ def load_lm(resolved: ResolvedModel, settings: LmEvalSettings):
         return VLLM(pretrained=resolved.path, dtype=settings.dtype, batch_size=settings.batch_size,
                     seed=settings.seed)
 
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from harness.core.models import load_model
+
     loaded = load_model(resolved, dtype=settings.dtype)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return HFLM(pretrained=loaded.model.to(device), tokenizer=loaded.tokenizer, batch_size=settings.batch_size,
                 device=device)
+
+
+def shutdown_engine(lm) -> None:
+    """Stop the vLLM engine of lm-eval's VLLM (a no-op for any other LM). vLLM reserves a share of the whole
+    device (``gpu_memory_utilization``, 0.92 in vLLM 0.33) and refuses to start while that much is not free, so
+    the candidate's engine must be gone before a baseline's starts; garbage collection alone may leave its
+    engine-core process running."""
+    engine = getattr(getattr(lm, "model", None), "llm_engine", None)  # lm-eval's VLLM keeps vllm.LLM as .model
+    core = getattr(engine, "engine_core", None)  # vLLM 0.33's EngineCoreClient
+    if core is not None:
+        core.shutdown()
+
+
+def _run_loaded(resolved: ResolvedModel, settings: LmEvalSettings, manager):
+    """:func:`run_lm_eval` on a model loaded here, let go of afterwards: its engine stopped, its memory collected
+    and the CUDA caching allocator emptied (cached blocks count as used memory to the next vLLM engine)."""
+    import gc
+    import sys
+
+    lm = load_lm(resolved, settings)
+    try:
+        return run_lm_eval(lm, settings, manager)
+    finally:
+        shutdown_engine(lm)
+        del lm
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def cache_dir(home: Path, model_sha: str, fields: dict[str, Any]) -> Path:
@@ -587,7 +622,8 @@ def evaluate_model(name: str, resolved: ResolvedModel, settings: LmEvalSettings,
 
     threads = choose_threads("generate", settings.threads)
     manager = task_manager()  # first: an unknown task fails before a model is loaded
-    scores, rows, seconds = run_lm_eval(lm if lm is not None else load_lm(resolved, settings), settings, manager)
+    scores, rows, seconds = (run_lm_eval(lm, settings, manager) if lm is not None
+                             else _run_loaded(resolved, settings, manager))
     record = ModelEvalRecord(
         record_id=new_record_id("model_eval"), run_id=run_id, config=settings.model_dump(),
         inputs=[InputRef(kind="model", id=resolved.spec, sha256=resolved.sha256), *task_refs],
