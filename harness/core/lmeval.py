@@ -486,9 +486,14 @@ def _sample_row(sample: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
         return value if isinstance(value, (int, float, str, bool)) or value is None else json.loads(
             json.dumps(value, default=str))
 
-    return {"doc_id": sample["doc_id"], "item": item_key(sample), "target": plain(sample.get("target")),
-            "response": plain(sample.get("filtered_resps")), "prompt": plain(sample.get("arguments")),
-            "scores": {m: plain(sample[m]) for m in metrics if m in sample}}
+    row = {"doc_id": sample["doc_id"], "item": item_key(sample), "target": plain(sample.get("target")),
+           "response": plain(sample.get("filtered_resps")), "prompt": plain(sample.get("arguments")),
+           "scores": {m: plain(sample[m]) for m in metrics if m in sample}}
+    # IFEval-style items: which instruction each entry of the per-instruction pass/fail lists checked (the
+    # report's error profile groups by it; lm-eval's sample keeps the document, the scores alone do not say).
+    if isinstance(ids := (sample.get("doc") or {}).get("instruction_id_list"), list):
+        row["instruction_id_list"] = [str(i) for i in ids]
+    return row
 
 
 def binary_successes(rows: list[dict[str, Any]], metrics: dict[str, float]) -> dict[str, int]:
@@ -525,9 +530,15 @@ def run_lm_eval(lm, settings: LmEvalSettings, task_manager) -> tuple[dict[str, T
     for task in settings.tasks:
         aggregate = results["results"][task]
         directions = results.get("higher_is_better", {}).get(task, {})
+        # lm-eval reports NaN for an aggregate it could not compute (a BBQ category with no items in the run, a
+        # stderr of one item): no value, so it is left out (a NaN would be written as null and fail to reload).
         metrics = {_metric_name(k): float(v) for k, v in aggregate.items()
-                   if "," in k and "_stderr" not in k and isinstance(v, (int, float))}
-        stderr = {_metric_name(k).replace("_stderr", ""): (float(v) if isinstance(v, (int, float)) else None)
+                   if "," in k and "_stderr" not in k and isinstance(v, (int, float)) and math.isfinite(v)}
+        if skipped := sorted(_metric_name(k) for k, v in aggregate.items()
+                             if "," in k and "_stderr" not in k and isinstance(v, float) and not math.isfinite(v)):
+            log.warning(f"{task}: lm-eval computed no value for {', '.join(skipped)} (NaN); left out")
+        stderr = {_metric_name(k).replace("_stderr", ""):
+                  (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
                   for k, v in aggregate.items() if "_stderr" in k}
         samples = results["samples"][task]
         rows[task] = [_sample_row(s, list(metrics)) for s in samples]

@@ -156,3 +156,19 @@ def test_own_tasks_skip_indexing_lm_evals_folders_and_a_group_does_not(tmp_path)
     (tmp_path / "group.yaml").write_text("group: own_group\ntask:\n  - own_task\n  - arc_easy\n")
     assert task_manager([str(tmp_path)], ["own_task"]).all_tasks == ["own_group", "own_task"]
     assert "arc_easy" in task_manager([str(tmp_path)], ["own_group"]).all_tasks
+
+
+def test_a_nan_aggregate_is_left_out_and_instruction_ids_are_kept_per_row(monkeypatch):
+    """lm-eval's NaN (an aggregate it could not compute) is no value; a record holding it would not reload."""
+    import lm_eval
+
+    sample = {"doc_id": 0, "doc": {"prompt": "Write two lines.", "instruction_id_list": ["length:lines", "case:lower"]},
+              "target": None, "arguments": [["Write two lines."]], "filtered_resps": ["a\nb"],
+              "acc": 1, "inst_level_strict_acc": [True, False]}
+    results = {"results": {"t": {"acc,none": 1.0, "acc_stderr,none": float("nan"), "bias,Age": float("nan")}},
+               "samples": {"t": [sample]}, "versions": {"t": 1}, "higher_is_better": {"t": {"acc": True}}}
+    monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kwargs: results)
+    scores, rows, _ = lmeval.run_lm_eval(object(), lmeval.LmEvalSettings(tasks=["t"]), None)
+    assert scores["t"].metrics == {"acc": 1.0} and scores["t"].stderr == {"acc": None}
+    assert lmeval.TaskScores.model_validate_json(scores["t"].model_dump_json()) == scores["t"]
+    assert rows["t"][0]["instruction_id_list"] == ["length:lines", "case:lower"]
