@@ -1,8 +1,9 @@
-"""`nift-gate bench`: the candidate and each baseline through lm-eval, compared item by item.
+"""`nift-gate bench`: the candidate and each baseline through lm-eval, compared item by item, and judged.
 
 Output under ``<run>/bench/<candidate>/``: record.json (BenchRecord), samples/<model>/samples_<task>.jsonl
-(every per-item row lm-eval logged), pairwise.jsonl (every judged question, when enabled), mt_bench.jsonl (every
-graded answer with the judge's raw replies, when MT-Bench grading is enabled).
+(every per-item row lm-eval logged), and, for each judge task that ran, its rows: pairwise.jsonl (every judged
+question), mt_bench.jsonl (every graded answer with the judge's raw replies), alpaca_eval.jsonl (every answer
+judged against the reference) and arena.jsonl (every battle of the arena ratings).
 """
 
 from __future__ import annotations
@@ -12,30 +13,24 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harness.bench.alpaca_eval import reference_answers
+from harness.bench.arena import EarlierCandidate
 from harness.bench.config import BenchConfig
-from harness.bench.grading import (
-    REFERENCE_CATEGORIES,
-    WEAK_GRADER_NOTE,
-    MtBenchResult,
-    check_categories,
-    compare_grades,
-    grade,
-    load_judge_prompts,
-    summarise,
-)
-from harness.bench.pairwise import (
-    answer,
-    item_rows,
-    judge_pair,
-    load_questions,
-)
+from harness.bench.grading import check_categories, load_judge_prompts
+from harness.bench.judge_tasks import EarlierAnswers, run_judge_tasks
+from harness.bench.pairwise import item_rows, load_questions
 from harness.bench.record import (
+    ALPACA_EVAL_FILE,
+    ARENA_FILE,
     MT_BENCH_FILE,
     PAIRWISE_FILE,
     SAMPLES_DIR,
     STAGE,
     BenchRecord,
     EvaluatedModel,
+    bench_candidates,
+    bench_folder,
+    pairwise_rows,
 )
 from harness.core.config import require_unique
 from harness.core.errors import ConfigError, InputError
@@ -47,7 +42,7 @@ from harness.core.lmeval import (
     prepare_tasks,
     task_manager,
 )
-from harness.core.models import EMBEDDED_MODELS, ResolvedModel, model_name
+from harness.core.models import model_name
 from harness.core.runner import StageRun
 from harness.core.stats import PairedComparison, paired_comparison
 from harness.core.store import RunStore
@@ -89,9 +84,11 @@ def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEval
 
 
 def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: dict[str, Any] | None = None,
-              generators: dict[str, Any] | None = None, judge: Any = None, grader: Any = None) -> BenchRecord:
-    """Entry point of `nift-gate bench`. ``lms``/``generators``/``judge``/``grader`` (the MT-Bench judge)
-    replace real models (tests)."""
+              generators: dict[str, Any] | None = None, judge: Any = None, grader: Any = None,
+              alpaca_judge: Any = None) -> BenchRecord:
+    """Entry point of `nift-gate bench`. ``lms``/``generators``/``judge`` (the pairwise and arena judge)/``grader``
+    (the MT-Bench judge)/``alpaca_judge`` (default: ``judge`` when AlpacaEval uses the pairwise judge) replace
+    real models (tests)."""
     if not config.baselines:
         raise ConfigError("bench.baselines is empty: the candidate needs at least one baseline to be compared with")
     names = [model_name(config.candidate)] + [b.name for b in config.baselines]
@@ -99,6 +96,7 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
         require_unique(names, "model names (candidate and baselines)")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    _check_judge_tasks(config, names)
     specs = [(names[0], "candidate", config.candidate)] + [(b.name, "baseline", b.model) for b in config.baselines]
     run = StageRun(store, STAGE, names[0], BenchRecord, force=force, label=STAGE)
     resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
@@ -106,7 +104,11 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
     # the questions first: a bad question file stops the bench before any task file is written
     questions = _questions(config, run) if config.pairwise.enabled else None
     grading = _grading_inputs(config, run) if config.mt_bench.enabled else None
-    _judge_inputs(config, run, judge, grader)
+    alpaca = _alpaca_inputs(config, run, names) if config.alpaca_eval.enabled else None
+    earlier = _earlier_candidates(config, run, store, names, questions)
+    injected = {"pairwise": judge, "arena": judge, "mt_bench": grader,
+                "alpaca_eval": alpaca_judge or (judge if config.alpaca_eval_judge() == config.pairwise.judge else None)}
+    judge_shas = _judge_inputs(config, run, injected)
     tasks_dir = store.root / STAGE / "_tasks"
     include_paths, task_refs = prepare_tasks(settings, tasks_dir, run)
     if (done := run.cached(config)) is not None:
@@ -125,28 +127,36 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
                                      cached=cached))
     comparisons = [c for b in config.baselines for c in compare(evals[names[0]], dirs[names[0]], evals[b.name],
                                                                  dirs[b.name], b.name, config)]
-    pairwise, items, judge_info, judge_usage = [], [], None, None
-    if questions is not None:
-        pairwise, items, judge_info, judge_usage = _pairwise(config, questions, names, resolved, generators, judge,
-                                                             store.home)
-
-    mt_bench, graded = None, []
-    if grading is not None:
-        mt_bench, graded = _mt_bench(config, *grading, names, resolved, generators, grader, items, store.home)
-
+    judged = run_judge_tasks(config, names, {name: spec for name, _, spec in specs}, resolved, store.home,
+                             pairwise_questions=questions, grading=grading, alpaca=alpaca, earlier=earlier,
+                             judge_shas=judge_shas, generators=generators, injected=injected)
+    rows = {PAIRWISE_FILE: item_rows(judged.pairwise_items),
+            MT_BENCH_FILE: [row.model_dump() for row in judged.graded],
+            ALPACA_EVAL_FILE: [row.model_dump() for row in judged.alpaca_rows],
+            ARENA_FILE: [row.model_dump() for row in judged.battles]}
+    rows = {path: content for path, content in rows.items() if content}
     record = BenchRecord(
         **run.header(), candidate=names[0], models=models, fingerprint_fields=evals[names[0]].fingerprint_fields,
-        scores={n: e.tasks for n, e in evals.items()}, comparisons=comparisons, pairwise=pairwise, judge=judge_info,
-        judge_usage=judge_usage,
-        files={"samples": f"{SAMPLES_DIR}/<model>/samples_<task>.jsonl", **({"pairwise": PAIRWISE_FILE} if items else {}),
-               **({"mt_bench": MT_BENCH_FILE} if grading else {})},
-        mt_bench=mt_bench)
+        scores={n: e.tasks for n, e in evals.items()}, comparisons=comparisons, pairwise=judged.pairwise,
+        judge=judged.judge_info, judge_usage=judged.judge_usage, mt_bench=judged.mt_bench,
+        alpaca_eval=judged.alpaca_eval, arena=judged.arena, judges=judged.judges,
+        files={"samples": f"{SAMPLES_DIR}/<model>/samples_<task>.jsonl",
+               **{path.removesuffix(".jsonl"): path for path in rows}})
     files: dict[str, Any] = {f"{SAMPLES_DIR}/{name}": functools.partial(shutil.copytree, dirs[name]) for name in names}
-    if items:
-        files[PAIRWISE_FILE] = item_rows(items)
-    if grading:
-        files[MT_BENCH_FILE] = [row.model_dump() for row in graded]
-    return run.commit(record, files)
+    return run.commit(record, {**files, **rows})
+
+
+def _check_judge_tasks(config: BenchConfig, names: list[str]) -> None:
+    """Refuse judge settings that cannot work, before anything is written."""
+    if config.arena.enabled and not config.pairwise.enabled:
+        raise ConfigError("bench.arena needs bench.pairwise.enabled: the arena rates the pairwise judge's verdicts")
+    if config.arena.anchor is not None and config.arena.anchor not in names:
+        raise ConfigError(f"bench.arena.anchor: {config.arena.anchor!r} is neither the candidate nor a baseline "
+                          f"({', '.join(names)})")
+    if config.mt_bench.enabled and config.mt_bench.rating == "constrained" \
+            and config.grading_judge().backend != "transformers":
+        raise ConfigError(f"bench.mt_bench.rating: constrained needs a local transformers judge, not backend "
+                          f"{config.grading_judge().backend!r}; use written or auto")
 
 
 def _questions(config: BenchConfig, run: StageRun):
@@ -158,45 +168,24 @@ def _questions(config: BenchConfig, run: StageRun):
     return load_questions(run.file(config.pairwise.prompts, kind="questions"), config.pairwise.limit)
 
 
-def _judge_inputs(config: BenchConfig, run: StageRun, judge: Any, grader: Any) -> None:
-    """A judge's weights decide its verdicts and ratings as a model's decide its answers: the pairwise judge and
-    the MT-Bench grader are inputs by content (judges injected by tests are not)."""
+def _judge_inputs(config: BenchConfig, run: StageRun, injected: dict[str, Any]) -> dict[str, str | None]:
+    """A judge's weights decide its verdicts and ratings as a model's decide its answers: every configured judge
+    is an input by content, once however many tasks it serves (judges injected by tests are not). Returns each
+    judge's weights hash by config hash (for the self-preference check)."""
     from harness.core.generation import generator_input
+    from harness.core.records import config_hash
 
-    if config.pairwise.enabled and judge is None:
-        run.add(generator_input(config.pairwise.judge, kind="judge_model"))
-    if config.mt_bench.enabled and grader is None and not (config.pairwise.enabled
-                                                           and config.grading_judge() == config.pairwise.judge):
-        run.add(generator_input(config.grading_judge(), kind="grading_judge_model"))
-
-
-def _pairwise(config: BenchConfig, questions, names: list[str], resolved: dict[str, ResolvedModel],
-              generators: dict[str, Any] | None, judge: Any, home: Path):
-    from harness.core.generation import make_generator
-    from harness.core.generation_cache import cached_generator
-
-    pw = config.pairwise
-    generators = dict(generators or {})
-    answers = {}
-    for name in names:
-        model = generators.get(name) or make_generator(pw.judge.model_copy(update={
-            "model": resolved[name].path, "max_new_tokens": pw.max_new_tokens, "temperature": 0.0}))
-        answers[name] = answer(model, questions, pw.max_new_tokens, config.seed)
-    # the judge's answers are cached on the runs home: an unchanged pair is never judged twice
-    judge = judge or cached_generator(pw.judge, home)
-    judge_name = pw.judge.model
-    weak = pw.judge.model in EMBEDDED_MODELS
-    judge_info = {"model": judge_name, "backend": pw.judge.backend,
-                  "note": ("weak judge: a 135M-parameter model judging answers; its verdicts are close to chance and "
-                           "only exercise the pipeline" if weak else "")}
-    results, items = [], []
-    for baseline in names[1:]:
-        result, judged = judge_pair(judge, questions, answers[names[0]], answers[baseline], baseline, judge_name,
-                                    pw.judge.max_new_tokens, config.bootstrap_iterations, config.confidence, config.seed,
-                                    pw.verdict_rule)
-        results.append(result)
-        items.extend(judged)
-    return results, items, judge_info, getattr(judge, "usage", None)  # an injected judge (tests) may not count
+    wanted = [("pairwise", config.pairwise.enabled, config.pairwise.judge, "judge_model"),
+              ("mt_bench", config.mt_bench.enabled, config.grading_judge(), "grading_judge_model"),
+              ("alpaca_eval", config.alpaca_eval.enabled, config.alpaca_eval_judge(), "alpaca_eval_judge_model")]
+    shas: dict[str, str | None] = {}
+    for task, enabled, judge_config, kind in wanted:
+        key = config_hash(judge_config.model_dump())
+        if not enabled or injected.get(task) is not None or key in shas:
+            continue
+        ref = run.add(generator_input(judge_config, kind=kind))
+        shas[key] = None if judge_config.backend == "openai" else ref.sha256
+    return shas
 
 
 def _grading_inputs(config: BenchConfig, run: StageRun):
@@ -208,46 +197,41 @@ def _grading_inputs(config: BenchConfig, run: StageRun):
     return questions, load_judge_prompts(run.file(mt.judge_prompts, kind="judge_prompts"))
 
 
-def _mt_bench(config: BenchConfig, questions, templates: dict[str, str], names: list[str],
-              resolved: dict[str, ResolvedModel], generators: dict[str, Any] | None, grader: Any,
-              pairwise_items: list, home: Path) -> tuple[MtBenchResult, list]:
-    """Every model answers (or reuses its pairwise answers), the judge grades every turn, and the candidate is
-    compared with each baseline question by question."""
-    from harness.core.generation import make_generator
-    from harness.core.generation_cache import cached_generator
-    from harness.core.log import get_logger
+def _alpaca_inputs(config: BenchConfig, run: StageRun, names: list[str]):
+    """The AlpacaEval instructions (an input) and the reference: (questions, reference name, source, the file's
+    reference answers or None)."""
+    ae = config.alpaca_eval
+    questions = load_questions(run.file(ae.prompts, kind="alpaca_eval_instructions"), ae.limit)
+    return (questions, *reference_answers(questions, ae.reference, names[1:], ae.prompts))
 
-    mt, judge_config = config.mt_bench, config.grading_judge()
-    # the pairwise answers are the same generation when the questions, length and settings are: reuse them
-    reuse = judge_config == config.pairwise.judge and mt.max_new_tokens == config.pairwise.max_new_tokens
-    known: dict[str, dict[tuple, list[str]]] = {name: {} for name in names}
-    for item in pairwise_items if reuse else []:
-        known[names[0]][(item.question_id, tuple(item.turns))] = item.candidate_answer
-        known[item.baseline][(item.question_id, tuple(item.turns))] = item.baseline_answer
-    answers = {}
-    for name in names:
-        todo = [q for q in questions if (q.id, tuple(q.turns)) not in known[name]]
-        fresh = {}
-        if todo:
-            model = (generators or {}).get(name) or make_generator(judge_config.model_copy(update={
-                "model": resolved[name].path, "max_new_tokens": mt.max_new_tokens, "temperature": 0.0}))
-            fresh = answer(model, todo, mt.max_new_tokens, config.seed)
-        answers[name] = {q.id: fresh[q.id] if q.id in fresh else known[name][(q.id, tuple(q.turns))]
-                         for q in questions}
-    # cached like the pairwise judge: an unchanged answer is never graded twice
-    grader = grader or cached_generator(judge_config, home)
-    rows = grade(grader, templates, questions, answers, mt.judge_max_new_tokens, config.seed)
-    stats = (config.bootstrap_iterations, config.confidence, config.seed)
-    grades = [summarise(rows, name, *stats) for name in names]
-    for g in grades:
-        if g.unparseable:
-            get_logger("bench").warning(f"MT-Bench: {g.unparseable} of {g.judgements} judge replies for {g.model} "
-                                        f"had no [[1-10]] rating; {g.unscored_questions} questions left unscored")
-    weak = judge_config.model in EMBEDDED_MODELS
-    missing = [q.id for q in questions if q.category in REFERENCE_CATEGORIES and not q.reference]
-    result = MtBenchResult(
-        judge=judge_config.model, judge_backend=judge_config.backend, questions=len(questions),
-        note=(WEAK_GRADER_NOTE if weak else ""), judge_usage=getattr(grader, "usage", None),
-        reference_graded=sum(1 for q in questions if q.reference), missing_reference=missing, models=grades,
-        comparisons=[c for b in names[1:] for c in compare_grades(rows, names[0], b, *stats)])
-    return result, rows
+
+def _earlier_candidates(config: BenchConfig, run: StageRun, store: RunStore, names: list[str],
+                        questions) -> list[EarlierAnswers]:
+    """The other candidates benched in this run, for the arena: each bench record an input (pinned by content),
+    its stored pairwise answers used when they answer the same questions at the same length and seed."""
+    if not (config.arena.enabled and config.arena.earlier_candidates and questions is not None):
+        return []
+    out = []
+    for other in bench_candidates(store):
+        if other == names[0]:
+            continue
+        record = run.record(bench_folder(store, other), BenchRecord, kind="earlier_bench")
+        entry = EarlierCandidate(name=other, record_id=record.record_id, included=False)
+        earlier = EarlierAnswers(entry=entry, spec=record.config.get("candidate", other),
+                                 model=next((m.model for m in record.models if m.role == "candidate"), None))
+        asked = {r.question_id: r for r in pairwise_rows(store, other)}
+        theirs = record.config.get("pairwise") or {}
+        if other in names:
+            entry.reason = "named like a baseline of this bench"
+        elif not asked:
+            entry.reason = "its bench judged no pairwise question"
+        elif (theirs.get("max_new_tokens"), record.config.get("seed")) != (config.pairwise.max_new_tokens,
+                                                                             config.seed):
+            entry.reason = "answered at another length or seed"
+        elif missing := [q.id for q in questions if q.id not in asked or asked[q.id].turns != q.turns]:
+            entry.reason = f"did not answer the same questions (first differing: {missing[0]})"
+        else:
+            entry.included = True
+            earlier.answers = {q.id: asked[q.id].candidate_answer for q in questions}
+        out.append(earlier)
+    return out

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.bench.pairwise import VerdictRule
 from harness.core.config import ModelRef, Section
@@ -12,6 +12,14 @@ from harness.core.generation import GeneratorConfig
 from harness.core.lmeval import LmEvalSettings
 
 _LM_EVAL = LmEvalSettings.model_fields
+
+
+def greedy_unless_told(value: Any) -> Any:
+    """A judge given without a temperature judges greedily (temperature 0): the same answers must get the same
+    verdict on every run. A temperature the user wrote is kept."""
+    if isinstance(value, dict) and "temperature" not in value:
+        return {**value, "temperature": 0.0}
+    return value
 
 
 class PairwiseConfig(Section):
@@ -28,7 +36,10 @@ class PairwiseConfig(Section):
                                 "in the other as a win.")
     judge: GeneratorConfig = Field(default_factory=lambda: GeneratorConfig(temperature=0.0, max_new_tokens=16,
                                                                          repetition_penalty=1.0),
-                                 description="The judge model and backend (a strong model where you have one).")
+                                 description="The judge model and backend (a strong model where you have one); "
+                                             "temperature 0 unless set.")
+
+    _greedy = field_validator("judge", mode="before")(greedy_unless_told)
 
 
 class MtBenchConfig(Section):
@@ -43,15 +54,60 @@ class MtBenchConfig(Section):
     max_new_tokens: int = Field(128, ge=1, description="Answer length for candidate and baselines (answers are "
                                                        "shared with the pairwise judge when its questions and "
                                                        "length are the same).")
-    judge: GeneratorConfig | None = Field(None, description="The grading judge (the fields of data.teacher.*); "
-                                                            "default (null): bench.pairwise.judge, the bench's "
-                                                            "one judge.")
+    judge: GeneratorConfig | None = Field(None, description="The grading judge (the fields of data.teacher.*; "
+                                                            "temperature 0 unless set); default (null): "
+                                                            "bench.pairwise.judge, the bench's one judge.")
     judge_max_new_tokens: int = Field(256, ge=1, description="Length of a grading reply: a short justification, "
                                                              "then the [[n]] rating.")
     judge_prompts: str = Field("embedded:judges/single_grading.jsonl",
                                description="JSONL of the four grading templates (single, single-reference, "
                                            "multi-turn, multi-turn-reference), fields {question_1}, {answer_1}, "
                                            "{reference_1}, {question_2}, ...")
+    rating: Literal["auto", "written", "constrained"] = Field(
+        "auto", description="How the rating is read. written: the judge writes a justification and [[n]], parsed "
+                            "from its reply. constrained: the judge's turn starts with 'Rating: [[' and the rating "
+                            "is the most likely of 1..10 (local transformers judges only; for a model too small to "
+                            "keep the format, it writes no justification). auto: constrained for a transformers "
+                            "judge, written for an endpoint or vLLM.")
+
+    _greedy = field_validator("judge", mode="before")(greedy_unless_told)
+
+
+class AlpacaEvalConfig(Section):
+    enabled: bool = Field(False, description="AlpacaEval-style win rates: the judge compares every model's answer "
+                                             "with a reference answer (both orders), and the length-controlled win "
+                                             "rate is fitted (AlpacaEval 2's GLM).")
+    prompts: str = Field("embedded:suites/pairwise_questions.jsonl",
+                         description="Instructions: AlpacaEval's file (instruction, output, generator, dataset; "
+                                     "JSON array or JSONL) as published, whose output is the reference answer; or "
+                                     "any question file when the reference is a baseline.")
+    reference: str | None = Field(None, description="Whose answers are the reference: null: the file's 'output' "
+                                                     "(named by its 'generator'); a baseline's name: that "
+                                                     "baseline's answers (it is then not judged itself).")
+    limit: int | None = Field(None, ge=1, description="Use only the first N instructions.")
+    max_new_tokens: int = Field(128, ge=1, description="Answer length for candidate and baselines (answers are "
+                                                       "shared with the other judge tasks at the same length).")
+    judge: GeneratorConfig | None = Field(None, description="The judge (temperature 0 unless set); default (null): "
+                                                            "bench.pairwise.judge.")
+    inverse_regularization: float = Field(1.0, gt=0, description="C of the L2 penalty on the length-controlled "
+                                                                 "GLM's length and difficulty weights.")
+
+    _greedy = field_validator("judge", mode="before")(greedy_unless_told)
+
+
+class ArenaConfig(Section):
+    enabled: bool = Field(False, description="Bradley-Terry arena ratings from every pairwise verdict of the run: "
+                                             "the pairwise judge on every pair of models (candidate, baselines, "
+                                             "earlier candidates) over bench.pairwise's questions, and the "
+                                             "AlpacaEval verdicts when the same judge gave them. Needs "
+                                             "bench.pairwise.enabled.")
+    earlier_candidates: bool = Field(True, description="Also rate the other candidates benched in this run whose "
+                                                       "stored pairwise answers are to the same questions, at the "
+                                                       "same length and seed (their bench records become inputs).")
+    anchor: str | None = Field(None, description="The model rated 1000; default (null): the first baseline.")
+    inverse_regularization: float | None = Field(1.0, gt=0, description="C of the L2 penalty that keeps a model "
+                                                                        "that won every battle finite; null: none "
+                                                                        "(Arena-Hard).")
 
 
 class BenchConfig(Section):
@@ -75,10 +131,16 @@ class BenchConfig(Section):
     threads: int | None = _LM_EVAL["threads"]
     pairwise: PairwiseConfig = Field(default_factory=PairwiseConfig)
     mt_bench: MtBenchConfig = Field(default_factory=MtBenchConfig)
+    alpaca_eval: AlpacaEvalConfig = Field(default_factory=AlpacaEvalConfig)
+    arena: ArenaConfig = Field(default_factory=ArenaConfig)
 
     def grading_judge(self) -> GeneratorConfig:
         """The MT-Bench judge: ``mt_bench.judge``, else the pairwise judge."""
         return self.mt_bench.judge or self.pairwise.judge
+
+    def alpaca_eval_judge(self) -> GeneratorConfig:
+        """The AlpacaEval judge: ``alpaca_eval.judge``, else the pairwise judge."""
+        return self.alpaca_eval.judge or self.pairwise.judge
 
     def lm_eval_settings(self) -> LmEvalSettings:
         """The settings lm-eval runs with (tasks, data, generation, batching), for :mod:`harness.core.lmeval`."""

@@ -7,6 +7,11 @@ Chatbot Arena"): a judge rates each answer on its own, 1 to 10.
   them, with the reference template of that turn.
 * The judge writes its rating as ``[[n]]`` (n from 1 to 10). A reply with no such rating, with two different
   ones, or with one outside 1-10 is *unparseable*: counted and reported, never a default score.
+* A local judge too small to keep that form (the embedded 135M model wrote no parseable rating in 36 tries)
+  can be read *constrained* instead: its turn starts with ``Rating: [[`` and the rating is whichever of
+  ``1]]`` .. ``10]]`` it finds most likely (:data:`RATING_CHOICES`). It then writes no justification, every
+  reply parses by construction, and the record says which replies were read this way (``constrained``) and how
+  sure the judge was (the chosen rating's probability among the ten).
 
 A question's score is the mean of its turns' ratings, and only a question whose every turn was rated has one
 (otherwise a question would silently become a one-turn question for one model and not the other). The overall
@@ -22,11 +27,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from harness.bench.pairwise import Question
 from harness.core.errors import InputError
+from harness.core.generation import ChoiceConstraint
 from harness.core.generation_cache import GenerationUsage
 from harness.core.stats import (
     BOOTSTRAP_PERCENTILE,
@@ -47,6 +54,13 @@ TEMPLATE_NAMES = {(1, False): "single", (1, True): "single-reference", (2, False
 
 WEAK_GRADER_NOTE = ("weak judge: a 135M-parameter model grading answers; its ratings are close to noise and only "
                     "exercise the pipeline")
+#: The constrained reading of a rating: the judge's turn starts with the prefix, the rating is the likeliest option.
+RATING_CHOICES = ChoiceConstraint(prefix="Rating: [[", options=tuple(f"{n}]]" for n in range(1, 11)))
+CONSTRAINED_NOTE = ("ratings constrained: the judge's reply starts with 'Rating: [[' and its rating is the most "
+                    "likely of 1..10, with no justification written; every such reply parses, so the parse rate "
+                    "says nothing of the judge's quality")
+#: How the ratings were read: every reply written, every one constrained, or some of each.
+RatingMethod = Literal["written", "constrained", "mixed", "none"]
 
 _RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 
@@ -89,6 +103,12 @@ class GradedAnswer(BaseModel):
     ratings: list[float | None] = Field(description="Each turn's rating, 1-10; None where the reply was "
                                                     "unparseable.")
     score: float | None = Field(description="Mean of the turns' ratings; None unless every turn was rated.")
+    constrained: list[bool] = Field(default_factory=list, description="Per turn: the rating was the likeliest of "
+                                                                      "1..10 after 'Rating: [[' (no justification "
+                                                                      "written), not parsed from a written reply.")
+    rating_probabilities: list[float | None] = Field(
+        default_factory=list, description="Per turn, for a constrained rating: the chosen rating's probability "
+                                          "among the ten (0.1 is a judge with no preference); None when written.")
 
 
 class ScoreSummary(BaseModel):
@@ -121,7 +141,13 @@ class MtBenchResult(BaseModel):
 
     judge: str = Field(description="The judge model.")
     judge_backend: str
-    note: str = Field("", description="A warning about the judge (the embedded one is weak), else empty.")
+    note: str = Field("", description="A warning about the judge (the embedded one is weak; ratings read "
+                                      "constrained), else empty.")
+    rating_method: RatingMethod = Field("written", description="How the ratings were read: 'written' (parsed from "
+                                                               "the judge's reply), 'constrained' (the likeliest of "
+                                                               "1..10), 'mixed', or 'none' (nothing graded).")
+    mean_rating_probability: float | None = Field(None, description="Constrained ratings: the mean probability of "
+                                                                    "the chosen rating (0.1: no preference at all).")
     judge_usage: GenerationUsage | None = Field(None, description="The grading judge's calls, cache hits, tokens "
                                                                   "and estimated cost (None for an injected judge).")
     questions: int = Field(description="Questions asked (of every model).")
@@ -156,9 +182,10 @@ def grading_prompt(templates: dict[str, str], question: Question, answers: list[
 
 
 def grade(judge, templates: dict[str, str], questions: list[Question], answers: dict[str, dict[str, list[str]]],
-          max_new_tokens: int, seed: int) -> list[GradedAnswer]:
+          max_new_tokens: int, seed: int, constrained: bool = False) -> list[GradedAnswer]:
     """Every turn of every model's answers rated by ``judge`` in one batch (``answers``: model -> question id ->
-    the answer to each turn)."""
+    the answer to each turn); ``constrained`` asks for the likeliest of :data:`RATING_CHOICES` instead of a
+    written reply (a reply is recorded as constrained only where the judge says it ranked the options)."""
     from harness.core.generation import GenerationRequest
 
     requests, names = [], {}
@@ -168,19 +195,32 @@ def grade(judge, templates: dict[str, str], questions: list[Question], answers: 
                 name, prompt = grading_prompt(templates, q, by_question[q.id], turn)
                 key = f"{model}|{q.id}|turn{turn + 1}"
                 names[key] = name
-                requests.append(GenerationRequest(key=key, prompt=prompt, max_new_tokens=max_new_tokens))
-    replies = {g.key: g.text for g in judge.generate(requests, seed=seed)}
+                requests.append(GenerationRequest(key=key, prompt=prompt, max_new_tokens=max_new_tokens,
+                                                  choices=RATING_CHOICES if constrained else None))
+    replies = {g.key: g for g in judge.generate(requests, seed=seed)}
     rows = []
     for model, by_question in answers.items():
         for q in questions:
             keys = [f"{model}|{q.id}|turn{t + 1}" for t in range(len(q.turns))]
-            ratings = [parse_rating(replies[k]) for k in keys]
+            ratings = [parse_rating(replies[k].text) for k in keys]
             rated = None if None in ratings else sum(ratings) / len(ratings)
-            rows.append(GradedAnswer(model=model, question_id=q.id, category=q.category, turns=list(q.turns),
-                                     answers=by_question[q.id], reference=list(q.reference),
-                                     templates=[names[k] for k in keys], judge_replies=[replies[k] for k in keys],
-                                     ratings=ratings, score=rated))
+            ranked = [replies[k].choice_probabilities for k in keys]
+            rows.append(GradedAnswer(
+                model=model, question_id=q.id, category=q.category, turns=list(q.turns), answers=by_question[q.id],
+                reference=list(q.reference), templates=[names[k] for k in keys],
+                judge_replies=[replies[k].text for k in keys], ratings=ratings, score=rated,
+                constrained=[p is not None for p in ranked],
+                rating_probabilities=[None if p is None else p[replies[k].text.removeprefix(RATING_CHOICES.prefix)]
+                                      for k, p in zip(keys, ranked)]))
     return rows
+
+
+def rating_method(rows: list[GradedAnswer]) -> tuple[RatingMethod, float | None]:
+    """How the replies of ``rows`` were read, and the mean probability of the constrained ratings."""
+    flags = [c for r in rows for c in r.constrained] or [False] * sum(len(r.ratings) for r in rows)
+    chosen = [p for r in rows for p in r.rating_probabilities if p is not None]
+    method = "none" if not flags else "constrained" if all(flags) else "mixed" if any(flags) else "written"
+    return method, (sum(chosen) / len(chosen) if chosen else None)
 
 
 def _summary(values: list[float], iterations: int, confidence: float, seed: int) -> ScoreSummary:

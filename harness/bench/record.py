@@ -35,7 +35,11 @@ from harness.core.metrics import (
 )
 from harness.core.models import ResolvedModel
 from harness.core.records import Record, sha256_file
-from harness.core.stats import BOOTSTRAP_PERCENTILE, PairedComparison, proportion_interval
+from harness.core.stats import (
+    BOOTSTRAP_PERCENTILE,
+    PairedComparison,
+    proportion_interval,
+)
 from harness.core.store import RECORD_FILE, RunStore, read_jsonl, read_record
 
 STAGE = "bench"

@@ -16,6 +16,8 @@ counts what a generator did and cost.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import os
 import random
@@ -68,8 +70,9 @@ class GeneratorConfig(Section):
     cache: bool = Field(True, exclude=True,
                         description="Answer a request this generator has answered before (same identity, same "
                                     "request) from the runs home's _cache/generations.sqlite. Honoured by the "
-                                    "pairwise judge; the teacher resumes from its shards instead. Not part of any "
-                                    "fingerprint or record.")
+                                    "bench's judges, the hallucination grader and the data stage's judge; the "
+                                    "teacher resumes from its shards instead. Not part of any fingerprint or "
+                                    "record.")
 
 
 class Sampling(BaseModel):
@@ -82,6 +85,18 @@ class Sampling(BaseModel):
     repetition_penalty: float = Field(1.0, ge=1, description="transformers/vllm: >1 discourages loops.")
 
 
+class ChoiceConstraint(BaseModel):
+    """An answer constrained to a closed set: the assistant's turn starts with ``prefix``, and the answer is
+    whichever of ``options`` the model finds most likely to follow it (the sum of its tokens' log-probabilities).
+    A local judge too small to write a rating in a fixed form is read this way: it never writes the form, it
+    only ranks its continuations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefix: str = Field(description="Text the assistant's turn starts with, e.g. 'Rating: [['.")
+    options: tuple[str, ...] = Field(min_length=2, description="The continuations ranked, e.g. '1]]' .. '10]]'.")
+
+
 class GenerationRequest(BaseModel):
     """One prompt to answer; everything that decides the answer except the generator and the seed."""
 
@@ -91,6 +106,8 @@ class GenerationRequest(BaseModel):
     history: list[dict[str, str]] = Field(default_factory=list, description="Earlier turns of the conversation, "
                                                                              "before `prompt` (multi-turn prompts).")
     sampling: Sampling | None = Field(None, description="This request's sampling; None: the generator's defaults.")
+    choices: ChoiceConstraint | None = Field(None, description="Rank these continuations instead of generating "
+                                                               "(local transformers models only); None: generate.")
 
 
 class Generation(BaseModel):
@@ -103,6 +120,9 @@ class Generation(BaseModel):
     finish_reason: str = Field("", description="'stop' (end of turn), 'length' (budget reached) or 'error'.")
     error: str | None = Field(None, description="Why the row failed, after retries.")
     cached: bool = Field(False, description="Served from the generation cache, not generated now.")
+    choice_probabilities: dict[str, float] | None = Field(
+        None, description="For a request with ``choices``: each option's probability, normalised over the options "
+                          "(the text is the prefix and the most likely option); None for a generated answer.")
 
 
 class Generator(Protocol):
@@ -154,6 +174,13 @@ def chat_template_sha256(tokenizer: Any) -> str | None:
     return sha256_bytes(str(template).encode()) if template else None
 
 
+def refuse_choices(config: GeneratorConfig, requests: list[GenerationRequest]) -> None:
+    """Ranking options needs the model's log-probabilities, which only a local transformers model gives here."""
+    if any(r.choices for r in requests):
+        raise ConfigError(f"{config.backend} backend ({config.model}): ranking fixed options (a constrained rating) "
+                          "needs backend=transformers; ask this judge to write its answer instead")
+
+
 def chat_messages(config: GeneratorConfig, prompt: str, history: list[dict[str, str]] = ()) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
     return messages + list(history) + [{"role": "user", "content": prompt}]
@@ -188,19 +215,67 @@ class TransformersGenerator:
         encoded = [self.tokenizer.apply_chat_template(chat_messages(cfg, r.prompt, r.history), add_generation_prompt=True,
                                                       tokenize=True, return_dict=True)["input_ids"]
                    for r in requests]
-        settings = [sampling_of(cfg, r) for r in requests]
+        # A ranked request's group is its constraint; a generated one's its sampling: one generate() call per
+        # batch needs one sampling setting. Each group is sorted by length so a batch holds prompts of similar
+        # length (less padding).
+        groups = [r.choices or ("generate", sampling_of(cfg, r)) for r in requests]
         results: dict[int, Generation] = {}
         eos_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
-        # One generate() call per batch needs one sampling setting: group by it, then sort by length so a
-        # batch holds prompts of similar length (less padding).
-        for sampling in dict.fromkeys(settings):
-            order = sorted((i for i in range(len(requests)) if settings[i] == sampling), key=lambda i: len(encoded[i]))
+        for group in dict.fromkeys(groups):
+            order = sorted((i for i in range(len(requests)) if groups[i] == group), key=lambda i: len(encoded[i]))
             for begin in range(0, len(order), cfg.batch_size):
                 batch = order[begin:begin + cfg.batch_size]
-                results.update(self._generate_batch(requests, encoded, batch, sampling, eos_ids))
+                if isinstance(group, ChoiceConstraint):
+                    results.update(self._rank_batch(requests, encoded, batch, group))
+                else:
+                    results.update(self._generate_batch(requests, encoded, batch, group[1], eos_ids))
                 if on_progress:
                     on_progress(len(batch))
         return [results[i] for i in range(len(requests))]
+
+    def _rank_batch(self, requests: list[GenerationRequest], encoded: list[list[int]], batch: list[int],
+                    constraint: ChoiceConstraint) -> dict[int, Generation]:
+        """Each row's options scored by log-likelihood after the prefix: one forward pass over the prompts (left
+        padded, positions from the mask), then each option's remaining tokens on the shared KV cache, which is
+        cropped back after each option."""
+        import torch
+
+        tokenize = functools.partial(self.tokenizer, add_special_tokens=False)
+        prefix = tokenize(constraint.prefix)["input_ids"]
+        options = [tokenize(option)["input_ids"] for option in constraint.options]
+        inputs = self.tokenizer.pad({"input_ids": [encoded[i] + prefix for i in batch]}, return_tensors="pt")
+        mask = inputs["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        scores = torch.zeros(len(batch), len(options), dtype=torch.float64)
+        with torch.inference_mode():
+            out = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=positions,
+                             use_cache=True)
+            first = torch.log_softmax(out.logits[:, -1, :].double(), dim=-1)
+            # transformers 5 renamed past_key_values to cache (the old name is deprecated, not yet gone)
+            name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+            cache = getattr(out, name)
+            for k, ids in enumerate(options):
+                scores[:, k] = first[:, ids[0]]
+                if len(ids) == 1:
+                    continue
+                rest = torch.tensor([ids[:-1]] * len(batch))
+                step = self.model(input_ids=rest, use_cache=True, **{name: cache},
+                                  attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
+                                  position_ids=positions[:, -1:] + 1 + torch.arange(len(ids) - 1))
+                logp = torch.log_softmax(step.logits.double(), dim=-1)
+                for t in range(1, len(ids)):
+                    scores[:, k] += logp[:, t - 1, ids[t]]
+                cache.crop(-(len(ids) - 1))  # a negative count removes that many tokens, in every 5.x
+        probabilities = torch.softmax(scores, dim=-1)
+        results = {}
+        for row, index in enumerate(batch):
+            best = int(torch.argmax(scores[row]))
+            results[index] = Generation(
+                key=requests[index].key, text=constraint.prefix + constraint.options[best],
+                prompt_tokens=len(encoded[index]) + len(prefix), completion_tokens=len(options[best]),
+                finish_reason="choice", choice_probabilities={
+                    option: round(float(p), 6) for option, p in zip(constraint.options, probabilities[row])})
+        return results
 
     def _generate_batch(self, requests: list[GenerationRequest], encoded: list[list[int]], batch: list[int],
                         sampling: Sampling, eos_ids: set[int]) -> dict[int, Generation]:
@@ -300,6 +375,8 @@ class OpenAIGenerator:
 
     def generate(self, requests: list[GenerationRequest], seed: int,
                  on_progress: Callable[[int], None] | None = None) -> list[Generation]:
+        refuse_choices(self.config, requests)
+
         def run(request: GenerationRequest) -> Generation:
             result = self._one(request, seed)
             if on_progress:
@@ -334,6 +411,7 @@ class VLLMGenerator:
         from vllm import SamplingParams
 
         cfg = self.config
+        refuse_choices(cfg, requests)
         params = [SamplingParams(max_tokens=r.max_new_tokens, seed=seed, **sampling_of(cfg, r).model_dump())
                   for r in requests]
         outputs = self.llm.chat([chat_messages(cfg, r.prompt, r.history) for r in requests], params, use_tqdm=False)

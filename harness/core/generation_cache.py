@@ -1,4 +1,5 @@
-"""A persistent cache of generations, for every role (the pairwise judge first), and what a generator cost.
+"""A persistent cache of generations, for every role (the bench's judges and answers, the hallucination grader,
+the data stage's instruction-likeness judge), and what a generator cost.
 
 A request is answered once per generator: :class:`GenerationCache` keeps every successful :class:`Generation`
 under ``<home>/_cache/generations.sqlite``, keyed by the generator's identity (backend, model, weights hash or
@@ -85,9 +86,12 @@ def cache_identity(identity: dict[str, Any]) -> dict[str, Any]:
 def request_fingerprint(config: GeneratorConfig, request: GenerationRequest, seed: int) -> dict[str, Any]:
     """Everything about one request that decides its answer, as the backend receives it; not its row key
     (the same prompt asked under another key is the same request)."""
-    return {"format": CACHE_FORMAT, "messages": chat_messages(config, request.prompt, request.history),
-            "sampling": sampling_of(config, request).model_dump(), "max_new_tokens": request.max_new_tokens,
-            "seed": seed}
+    fingerprint = {"format": CACHE_FORMAT, "messages": chat_messages(config, request.prompt, request.history),
+                   "sampling": sampling_of(config, request).model_dump(), "max_new_tokens": request.max_new_tokens,
+                   "seed": seed}
+    if request.choices is not None:  # a ranked answer is another request (keys of generated ones stay as they were)
+        fingerprint["choices"] = request.choices.model_dump(mode="json")
+    return fingerprint
 
 
 class GenerationCache:

@@ -121,6 +121,8 @@ class Battle(BaseModel):
     model_b: str
     winner: Literal["a", "b", "tie"] = Field(description="Whose answer the judge preferred; 'tie' counts as half "
                                                          "a win for each.")
+    question: str | None = Field(None, description="The question both answered: the unit resampled when ratings "
+                                                   "are bootstrapped by question.")
 
 
 class ArenaRating(BaseModel):
@@ -142,6 +144,17 @@ class ArenaRating(BaseModel):
     losses: int
 
 
+class RatingDifference(BaseModel):
+    """The rating gap between two models, with a CI from the same resamples as the ratings'."""
+
+    model: str
+    opponent: str
+    difference: float = Field(description="rating(model) - rating(opponent), Elo points (anchor-free).")
+    ci_low: float | None = Field(description="Percentile of the gap over the resamples that rated both.")
+    ci_high: float | None
+    questions: int = Field(description="Questions (or battles, when resampled by battle) on which the two met.")
+
+
 class ArenaRatings(BaseModel):
     """Bradley-Terry ratings of every model in a set of battles, best first."""
 
@@ -149,8 +162,15 @@ class ArenaRatings(BaseModel):
     anchor: str | None = Field(description="The model fixed at 1000; None: the ratings' mean is 1000.")
     n: int = Field(description="Battles fitted.")
     confidence: float
-    interval: str = Field(BOOTSTRAP_PERCENTILE, description="How the CIs were made: resampling battles with "
-                                                            "replacement and refitting.")
+    interval: str = Field(BOOTSTRAP_PERCENTILE, description="How the CIs were made: resampling (battles or "
+                                                            "questions, see resampled) with replacement and "
+                                                            "refitting.")
+    resampled: Literal["battles", "questions"] = Field(
+        "battles", description="The bootstrap's unit: single battles, or questions with all their battles (the "
+                               "verdicts on one question are not independent: one hard question is hard for all).")
+    questions: int | None = Field(None, description="Distinct questions, when resampled by question.")
+    differences: list[RatingDifference] = Field(default_factory=list, description="rating(versus) - rating(m) for "
+                                                                                  "every other model m.")
     iterations: int = Field(description="Bootstrap resamples asked for (0: no CIs).")
     resamples_used: int = Field(description="Resamples that contained the anchor (the others cannot be anchored "
                                             "and are left out); a model missing from a resample is left out of "
@@ -275,6 +295,37 @@ def length_controlled_win_rate(judgements: Sequence[PreferenceJudgement], model:
     Raises InputError when ``model`` has no judgements, an instruction is judged twice for one model, the
     judgements name more than one reference, or a preference lies outside [0, 1].
     """
+    rows, references = _checked_judgements(judgements)
+    own = [j for j in rows if j.model == model]
+    if not own:
+        raise InputError(f"length-controlled win rate: no judgements of model {model!r}")
+    models = {j.model for j in rows}
+    difficulty_of = _instruction_difficulty(rows, inverse_regularization) if len(models) > 1 else None
+    how = f"per-instruction, estimated across {len(models)} models" if difficulty_of else "omitted: one model"
+    glm = _LengthControlledGlm(own, difficulty_of, inverse_regularization)
+    n = len(own)
+    estimate, fit = glm.estimate(np.ones(n))
+    low = high = None
+    if n >= 2 and iterations > 0:
+        rng = np.random.default_rng(seed)
+        # resampling instructions with replacement = refitting with multinomial counts as row weights
+        replicates = np.array([glm.estimate(rng.multinomial(n, np.full(n, 1.0 / n)).astype(float))[0]
+                               for _ in range(iterations)])
+        low, high = _percentiles(replicates, confidence)
+    differences = np.array([j.model_length - j.reference_length for j in own])
+    return LengthControlledWinRate(
+        model=model, reference=next(iter(references), None), n=n, win_rate=float(glm.preference.mean()),
+        length_controlled_win_rate=estimate, ci_low=low, ci_high=high, confidence=confidence,
+        interval=None if low is None else BOOTSTRAP_PERCENTILE, iterations=iterations if low is not None else 0,
+        model_coefficient=float(fit.intercept_[0]), length_coefficient=float(fit.coef_[0, 0]),
+        difficulty_coefficient=None if difficulty_of is None else float(fit.coef_[0, 1]), difficulty=how,
+        length_difference_std=glm.spread, mean_length_difference=float(differences.mean()),
+        inverse_regularization=inverse_regularization)
+
+
+def _checked_judgements(judgements: Sequence[PreferenceJudgement]) -> tuple[list[PreferenceJudgement], set[str]]:
+    """The judgements, refused when they name several references, judge a model twice on one instruction or hold
+    a preference outside [0, 1]; and the reference named."""
     rows = list(judgements)
     references = {j.reference for j in rows if j.reference is not None}
     if len(references) > 1:
@@ -287,44 +338,79 @@ def length_controlled_win_rate(judgements: Sequence[PreferenceJudgement], model:
             raise InputError(f"length-controlled win rate: model {j.model!r} is judged twice on instruction "
                              f"{j.instruction!r}")
         seen.add((j.model, j.instruction))
-    own = [j for j in rows if j.model == model]
-    if not own:
-        raise InputError(f"length-controlled win rate: no judgements of model {model!r}")
-    models = {j.model for j in rows}
-    if len(models) > 1:
-        difficulty_of = _instruction_difficulty(rows, inverse_regularization)
-        difficulty = np.array([difficulty_of[j.instruction] for j in own])
-        how = f"per-instruction, estimated across {len(models)} models"
-    else:
-        difficulty, how = None, "omitted: one model"
-    length, spread = _length_term(own)
-    features = np.column_stack([length] if difficulty is None else [length, difficulty])
-    preference = np.array([j.preference for j in own])
+    return rows, references
 
-    def lc(counts: np.ndarray) -> tuple[float, LogisticRegression]:
-        fit = _fit(features, preference, counts, inverse_regularization=inverse_regularization, fit_intercept=True)
-        logit = fit.intercept_[0] + (0.0 if difficulty is None else fit.coef_[0, 1] * difficulty)
-        predicted = 1.0 / (1.0 + np.exp(-logit)) * np.ones(len(own))
+
+class _LengthControlledGlm:
+    """One model's GLM against the reference (eq. 1), refitted under any instruction weights (eq. 2 for each)."""
+
+    def __init__(self, own: list[PreferenceJudgement], difficulty_of: dict[str, float] | None,
+                 inverse_regularization: float):
+        self.difficulty = None if difficulty_of is None else np.array([difficulty_of[j.instruction] for j in own])
+        length, self.spread = _length_term(own)
+        self.features = np.column_stack([length] if self.difficulty is None else [length, self.difficulty])
+        self.preference = np.array([j.preference for j in own])
+        self.inverse_regularization = inverse_regularization
+
+    def estimate(self, counts: np.ndarray) -> tuple[float, LogisticRegression]:
+        """The length-controlled win rate with instruction i counted counts[i] times, and the fit."""
+        fit = _fit(self.features, self.preference, counts, inverse_regularization=self.inverse_regularization,
+                   fit_intercept=True)
+        logit = fit.intercept_[0] + (0.0 if self.difficulty is None else fit.coef_[0, 1] * self.difficulty)
+        predicted = 1.0 / (1.0 + np.exp(-logit)) * np.ones(len(self.preference))
         return float(np.average(predicted, weights=counts)), fit
 
-    n = len(own)
-    estimate, fit = lc(np.ones(n))
+
+class LengthControlledDifference(BaseModel):
+    """Two models' length-controlled win rates against one reference, compared on the instructions both have."""
+
+    model: str
+    baseline: str
+    reference: str | None = None
+    n: int = Field(ge=1, description="Instructions judged for both models (the paired unit resampled).")
+    model_lc_win_rate: float = Field(description="The model's length-controlled win rate on those instructions.")
+    baseline_lc_win_rate: float
+    difference: float = Field(description="model - baseline, a difference of fractions.")
+    ci_low: float | None = Field(description="Paired percentile bootstrap: the same instructions resampled for "
+                                             "both models, both GLMs refitted (None with one instruction).")
+    ci_high: float | None
+    confidence: float
+    interval: str | None = Field(description="'bootstrap-percentile', or None without an interval.")
+    iterations: int
+
+
+def length_controlled_difference(judgements: Sequence[PreferenceJudgement], model: str, baseline: str, *,
+                                 confidence: float = 0.95, iterations: int = 1000, seed: int = 0,
+                                 inverse_regularization: float = 1.0) -> LengthControlledDifference:
+    """``model``'s length-controlled win rate minus ``baseline``'s, both against the same reference, over the
+    instructions both were judged on: each model's GLM as in :func:`length_controlled_win_rate` (difficulty
+    estimated across every model of ``judgements``), its CI from resampling those instructions for both at once.
+    Raises InputError for the inputs :func:`length_controlled_win_rate` refuses, or no shared instruction."""
+    rows, references = _checked_judgements(judgements)
+    mine = {j.instruction: j for j in rows if j.model == model}
+    theirs = {j.instruction: j for j in rows if j.model == baseline}
+    shared = sorted(set(mine) & set(theirs))
+    if not shared:
+        raise InputError(f"length-controlled difference: {model!r} and {baseline!r} share no judged instruction")
+    difficulty_of = _instruction_difficulty(rows, inverse_regularization)
+    glms = [_LengthControlledGlm([side[x] for x in shared], difficulty_of, inverse_regularization)
+            for side in (mine, theirs)]
+
+    def gap(counts: np.ndarray) -> tuple[float, float]:
+        return glms[0].estimate(counts)[0], glms[1].estimate(counts)[0]
+
+    n = len(shared)
+    ours, other = gap(np.ones(n))
     low = high = None
     if n >= 2 and iterations > 0:
         rng = np.random.default_rng(seed)
-        # resampling instructions with replacement = refitting with multinomial counts as row weights
-        replicates = np.array([lc(rng.multinomial(n, np.full(n, 1.0 / n)).astype(float))[0]
+        replicates = np.array([np.subtract(*gap(rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)))
                                for _ in range(iterations)])
         low, high = _percentiles(replicates, confidence)
-    differences = np.array([j.model_length - j.reference_length for j in own])
-    return LengthControlledWinRate(
-        model=model, reference=next(iter(references), None), n=n, win_rate=float(preference.mean()),
-        length_controlled_win_rate=estimate, ci_low=low, ci_high=high, confidence=confidence,
-        interval=None if low is None else BOOTSTRAP_PERCENTILE, iterations=iterations if low is not None else 0,
-        model_coefficient=float(fit.intercept_[0]), length_coefficient=float(fit.coef_[0, 0]),
-        difficulty_coefficient=None if difficulty is None else float(fit.coef_[0, 1]), difficulty=how,
-        length_difference_std=spread, mean_length_difference=float(differences.mean()),
-        inverse_regularization=inverse_regularization)
+    return LengthControlledDifference(
+        model=model, baseline=baseline, reference=next(iter(references), None), n=n, model_lc_win_rate=ours,
+        baseline_lc_win_rate=other, difference=ours - other, ci_low=low, ci_high=high, confidence=confidence,
+        interval=None if low is None else BOOTSTRAP_PERCENTILE, iterations=iterations if low is not None else 0)
 
 
 def predicted_win_rate(rating: float, opponent: float = ELO_INITIAL) -> float:
@@ -333,7 +419,8 @@ def predicted_win_rate(rating: float, opponent: float = ELO_INITIAL) -> float:
 
 
 def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confidence: float = 0.95,
-                  iterations: int = 1000, seed: int = 0, inverse_regularization: float | None = 1.0) -> ArenaRatings:
+                  iterations: int = 1000, seed: int = 0, inverse_regularization: float | None = 1.0,
+                  resample: Literal["battles", "questions"] = "battles", versus: str | None = None) -> ArenaRatings:
     """Bradley-Terry ratings of every model in ``battles``, as Chatbot Arena and Arena-Hard compute them.
 
     Logistic regression without intercept on a row per battle with +ln(10) in model_a's column and -ln(10) in
@@ -342,10 +429,13 @@ def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confi
     their mean is 1000. The default L2 penalty (C = ``inverse_regularization``) keeps a model that won every
     battle finite: 48 wins in 48 battles against one opponent put it about 800 points above it, where the
     unpenalised fit (None, Arena-Hard's choice) diverges. CIs: percentiles of the ratings refitted on battles
-    resampled with replacement (``iterations`` times, seeded).
+    resampled with replacement (``iterations`` times, seeded); with ``resample="questions"`` the questions are
+    resampled, each drawn question bringing all its battles (every battle must then name its question).
+    ``versus`` adds the gap from that model to every other, with its CI from the same resamples.
 
-    Raises InputError for no battles, a model battling itself, an unknown anchor, or models that no chain of
-    battles connects (their relative ratings would be unidentified).
+    Raises InputError for no battles, a model battling itself, an unknown anchor or ``versus``, a battle without
+    a question when resampling questions, or models that no chain of battles connects (their relative ratings
+    would be unidentified).
     """
     battles = list(battles)
     if not battles:
@@ -354,8 +444,12 @@ def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confi
         if b.model_a == b.model_b:
             raise InputError(f"arena ratings: battle {i} pits {b.model_a!r} against itself")
     models = sorted({b.model_a for b in battles} | {b.model_b for b in battles})
-    if anchor is not None and anchor not in models:
-        raise InputError(f"arena ratings: anchor {anchor!r} is in no battle (models: {', '.join(models)})")
+    for role, name in (("anchor", anchor), ("versus", versus)):
+        if name is not None and name not in models:
+            raise InputError(f"arena ratings: {role} {name!r} is in no battle (models: {', '.join(models)})")
+    if resample == "questions" and (missing := [i for i, b in enumerate(battles) if b.question is None]):
+        raise InputError(f"arena ratings: battle {missing[0]} names no question; resampling by question needs one "
+                         f"for every battle")
     index = {m: i for i, m in enumerate(models)}
     a = np.array([index[b.model_a] for b in battles])
     b_ = np.array([index[b.model_b] for b in battles])
@@ -385,10 +479,14 @@ def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confi
         shift = rated[anchor_at] if anchor_at is not None else np.nanmean(rated)
         return rated - shift + ELO_INITIAL
 
+    # the resampled unit: each battle on its own, or each question with all of its battles
+    units = (np.arange(len(battles)) if resample == "battles" else
+             np.unique([b.question for b in battles], return_inverse=True)[1])
+    count = int(units.max()) + 1
     point = ratings(np.ones(len(battles)))
     rng = np.random.default_rng(seed)
-    replicates = np.array([ratings(rng.multinomial(len(battles), np.full(len(battles), 1.0 / len(battles)))
-                                   .astype(float)) for _ in range(iterations)]).reshape(iterations, len(models))
+    replicates = np.array([ratings(rng.multinomial(count, np.full(count, 1.0 / count)).astype(float)[units])
+                           for _ in range(iterations)]).reshape(iterations, len(models))
     used = int((~np.isnan(replicates).all(axis=1)).sum()) if iterations > 0 else 0
     rows = []
     for m in models:
@@ -405,5 +503,18 @@ def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confi
             battles=len(outcomes), wins=int((outcomes == 1).sum()), ties=int((outcomes == 0.5).sum()),
             losses=int((outcomes == 0).sum())))
     rows.sort(key=lambda r: -r.rating)
+    differences = []
+    if versus is not None:
+        v = index[versus]
+        for m in models:
+            if m == versus:
+                continue
+            gaps = replicates[:, v] - replicates[:, index[m]]
+            met = (a == v) & (b_ == index[m]) | (a == index[m]) & (b_ == v)
+            low, high = _percentiles(gaps, confidence) if (~np.isnan(gaps)).any() else (None, None)
+            differences.append(RatingDifference(model=versus, opponent=m, difference=float(point[v] - point[index[m]]),
+                                                ci_low=low, ci_high=high,
+                                                questions=len(np.unique(units[met]))))
     return ArenaRatings(ratings=rows, anchor=anchor, n=len(battles), confidence=confidence, iterations=iterations,
-                        resamples_used=used, inverse_regularization=inverse_regularization)
+                        resamples_used=used, inverse_regularization=inverse_regularization, resampled=resample,
+                        questions=count if resample == "questions" else None, differences=differences)

@@ -142,3 +142,32 @@ def test_without_a_judge_the_audit_grades_lexically_only(tiny_model, tmp_path):
     assert record.summaries["model"]["hallucination.closed_book.accuracy"].value == pytest.approx(3 / 7)
     assert record.outcomes["model"]["closed_book.factual"] == {"correct": 3, "hallucinated": 3, "refused": 1}
 
+
+
+def test_the_grader_sits_behind_the_generation_cache_and_an_answer_graded_once_is_not_graded_again(
+        tiny_model, tmp_path):
+    from fake_openai import FakeOpenAI
+
+    def grade_by_content(prompt):
+        return "A" if "Answer to grade: Tokyo" in prompt or "Answer to grade: Leonardo" in prompt else "B"
+
+    with FakeOpenAI(reply=grade_by_content, first_status=None) as server:
+        grading = {"judge": {"backend": "openai", "model": "grader-x", "base_url": server.base_url,
+                             "price_per_1k_prompt_tokens": 1.0}}
+        config = AuditConfig(hallucination={
+            "closed_book": {"questions": str(_write(tmp_path / "cb.jsonl", CLOSED_BOOK))},
+            "halueval": {"path": None}, "selfcheck": {"enabled": False}, "truthfulqa": {"enabled": False},
+            "grading": grading}, threads=1)
+        answers = {"model": ScriptedGenerator(lambda key, prompt: ANSWERS[key])}
+        first = run_hallucination_audit(config, str(tiny_model), [], RunStore("r1"), generators=answers)
+        asked = len(server.answered)
+        again = run_hallucination_audit(config, str(tiny_model), [], RunStore("r2"), generators=answers)
+    assert asked == 7 and len(server.answered) == 7  # the second audit (another run, same home) asked nothing
+    assert (first.grader_usage.calls, first.grader_usage.cache_hits) == (7, 0)
+    assert first.grader_usage.estimated_cost_usd > 0
+    assert (again.grader_usage.calls, again.grader_usage.cache_hits, again.grader_usage.estimated_cost_usd) == (0, 7, 0.0)
+    assert again.grader_agreement == first.grader_agreement
+    # k5 (Tokyo) and k7 (Leonardo da Vinci) graded correct by the judge, the rest incorrect
+    assert first.summaries["model"]["hallucination.closed_book.judged_accuracy"].value == pytest.approx(2 / 7)
+    closed = first.grader_agreement["model"]["closed_book"]
+    assert closed.n == 7 and closed.confusion["correct"]["correct"] == 2

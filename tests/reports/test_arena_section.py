@@ -2,14 +2,28 @@
 scores and pairwise win rates, each beside its judge's position consistency, self-preference flag and the
 answers' lengths, and every judge's usage and cost, as escaped text in both formats."""
 
-from gate_records import CANDIDATE, bench_record, config_for, decide_run, save, standard_run, write_policy
+from gate_records import (
+    CANDIDATE,
+    bench_record,
+    config_for,
+    decide_run,
+    save,
+    standard_run,
+    write_policy,
+)
 
 from harness.bench.alpaca_eval import AlpacaEvalModel, AlpacaEvalResult
 from harness.bench.arena import ArenaResult, EarlierCandidate
 from harness.bench.judges import AnswerLength, JudgeUse
 from harness.bench.record import BenchRecord
 from harness.core.generation_cache import GenerationUsage
-from harness.core.preferences import Battle, PreferenceJudgement, bradley_terry, length_controlled_win_rate, win_rate
+from harness.core.preferences import (
+    Battle,
+    PreferenceJudgement,
+    bradley_terry,
+    length_controlled_win_rate,
+    win_rate,
+)
 from reports.build import write_report
 
 
@@ -70,7 +84,7 @@ def test_ratings_win_rates_and_every_judges_caveats_and_cost_are_shown(tmp_path)
     cand = ratings["cand"]
     assert (f"| cand (candidate) | {cand.rating:.0f} | [{cand.ci_low:.0f}, {cand.ci_high:.0f}] | "
             f"{cand.win_rate_vs_anchor:.3f} | 16 | 14 / 0 / 2 | 420 / 410 | no |") in md
-    assert "| base-a | 1000 | [1000, 1000] | 0.500 | 16 | 6 / 8 / 2 | 300 / 290 | **self** |" in md
+    assert "| base-a | 1000 | [1000, 1000] | 0.500 | 16 | 2 / 8 / 6 | 300 / 290 | **self** |" in md
     assert "| old&lt;i&gt; |" in md and "<i>" not in md
     assert "Earlier candidates of this run: old&lt;i&gt; (rated from its stored answers); other (left out: " \
            "answered at another length or seed)." in md

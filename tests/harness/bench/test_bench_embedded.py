@@ -18,3 +18,17 @@ def test_embedded_model_against_a_tiny_baseline_on_the_projects_suite(tiny_model
     rows = (RunStore("r").stage_dir("bench", "smollm2-135m-instruct") / "samples" / "smollm2-135m-instruct"
             / "samples_nift_if.jsonl").read_text()
     assert rows.count("\n") == 4 and '"response"' in rows
+
+
+@pytest.mark.slow
+def test_the_embedded_judge_grades_mt_bench_constrained_says_it_is_weak_and_flags_itself(tiny_model):
+    # the demo's judge on two of the embedded questions (one two-turn), the embedded model also a baseline
+    config = BenchConfig(candidate=str(tiny_model), baselines=[{"name": "shipped", "model": "smollm2-135m-instruct"}],
+                         tasks=["nift_if"], limit=2, max_gen_toks=8, batch_size=4,
+                         mt_bench={"enabled": True, "limit": 2, "max_new_tokens": 24})
+    record = run_bench(config, RunStore("r"))
+    mt = record.mt_bench
+    assert mt.rating_method == "constrained" and "weak judge" in mt.note and "ratings constrained" in mt.note
+    assert all(g.unparseable == 0 and g.overall.mean is not None for g in mt.models)  # every rating read
+    [use] = record.judges
+    assert use.weak and use.self_preference == ["shipped"] and use.self_preference_basis == "same weights (sha256)"

@@ -63,7 +63,7 @@ def test_the_judges_weights_are_bench_inputs(tiny_model, embedded_texts, tmp_pat
     def inputs(**fields):
         config = BenchConfig(candidate=str(tiny_model), baselines=[{"name": "b", "model": str(tiny_model)}], **fields)
         run = StageRun(RunStore("r"), "bench", "x", BenchRecord)
-        _judge_inputs(config, run, judge=None, grader=None)
+        _judge_inputs(config, run, injected={})
         return {ref.kind: ref.sha256 for ref in run.inputs}
 
     other = build_tiny_model(tmp_path / "judge", embedded_texts, seed=1)
@@ -75,3 +75,7 @@ def test_the_judges_weights_are_bench_inputs(tiny_model, embedded_texts, tmp_pat
                   mt_bench={"enabled": True}) == {"judge_model": first}
     assert inputs(mt_bench={"enabled": True, "judge": {"model": str(other)}}) == {
         "grading_judge_model": second}
+    # so is the AlpacaEval judge, unless it is the pairwise judge (one input for both)
+    assert inputs(pairwise={"enabled": True, "judge": {"model": str(tiny_model)}},
+                  alpaca_eval={"enabled": True}) == {"judge_model": first}
+    assert inputs(alpaca_eval={"enabled": True, "judge": {"model": str(other)}}) == {"alpaca_eval_judge_model": second}
