@@ -315,21 +315,23 @@ def instruction_results(store: RunStore, candidate: str, model: str, task: str) 
     """Every checked instruction of ``model``'s rows on an IFEval-style ``task`` in the candidate's bench, named
     by its IFEval instruction id.
 
-    lm-eval logs an item's per-instruction pass/fail lists but not its document, so the ids come from the task
-    data the bench ran on, matched by lm-eval's doc hash (else by doc id, when that document's prompt is the
-    row's). ``[]``: the task checks no instructions (or the model has no rows); ``None``: it does, but its
-    documents are not stored with the bench (lm-eval's hub ``ifeval``, or a copy since replaced). A row that
-    matches no document is an error naming the samples file and line."""
+    Rows keep the ids beside their per-instruction pass/fail lists (``instruction_id_list``). Rows written
+    before they did come without them; their ids come from the task data the bench ran on, matched by lm-eval's
+    doc hash (else by doc id, when that document's prompt is the row's). ``[]``: the task checks no
+    instructions (or the model has no rows); ``None``: it does, but neither the rows nor documents stored with
+    the bench name them (an old run of lm-eval's hub ``ifeval``, or a copy since replaced). A row that matches
+    no document is an error naming the samples file and line."""
     path = bench_folder(store, candidate) / SAMPLES_DIR / model / f"samples_{task}.jsonl"
     if not path.exists():
         return []
     rows = read_jsonl(path)
     if not any(isinstance((row.get("scores") or {}).get("inst_level_strict_acc"), list) for row in rows):
         return []
+    rows_name_them = all(isinstance(row.get("instruction_id_list"), list) for row in rows)
     found = _task_documents(store, candidate, task)
-    if found is None:
+    if found is None and not rows_name_them:
         return None
-    data, docs = found
+    data, docs = found or (path, [])
     by_hash = {_doc_hash(doc): doc for doc in docs}
     results = []
     for number, row in enumerate(rows, 1):
@@ -342,6 +344,8 @@ def instruction_results(store: RunStore, candidate: str, model: str, task: str) 
         if doc is None and isinstance(doc_id, int) and 0 <= doc_id < len(docs) \
                 and str(docs[doc_id].get("prompt", "\0")) in _first_text(row.get("prompt")):
             doc = docs[doc_id]
+        if doc is None and isinstance(row.get("instruction_id_list"), list):  # no stored document: the row's own
+            doc = {"instruction_id_list": row["instruction_id_list"], "prompt": _first_text(row.get("prompt"))}
         ids = (doc or {}).get("instruction_id_list")
         if not isinstance(ids, list) or len(ids) != len(strict):
             raise InputError(f"{path}:{number}: item {row.get('item')} matches no document of {data} with "

@@ -221,6 +221,13 @@ def test_the_bench_reader_says_when_the_documents_are_not_stored_and_refuses_edi
     evidence = DecidedEvidence(candidate=CANDIDATE, stored=[], bench=record)
     part = error_profile.build(evidence, store)["instructions"]
     assert part["tasks"] == [] and "Task nift_if checks instructions, but the bench does not store" in part["note"]
+    # rows that name their instructions themselves (lm-eval rows since they keep them) need no stored documents
+    samples = bench_folder(store, CANDIDATE) / SAMPLES_DIR / CANDIDATE / "samples_nift_if.jsonl"
+    rows = read_jsonl(samples)
+    atomic_write_jsonl(samples, [{**row, "instruction_id_list": doc["instruction_id_list"]}
+                                 for row, doc in zip(rows, DOCS, strict=True)])
+    named = instruction_results(store, CANDIDATE, CANDIDATE, "nift_if")
+    assert [(r.instruction, r.strict) for r in named] == [(WORDS, True), (COMMA, False), (WORDS, True)]
 
 
 def test_with_no_bench_audit_or_review_the_section_is_left_out(tmp_path):
