@@ -88,10 +88,19 @@ class CheckpointRecord(Record):
     kept_by: Literal["last", "lowest_eval_loss"] = Field("last", description="Why kept_step was kept.")
     tokens_seen: int = Field(description="Non-padding tokens fed to the model.")
     wall_seconds: float = Field(description="Training time of the process that finished the run.")
-    tokens_per_s: float | None = Field(description="Tokens of this process / its training time.")
+    tokens_per_s: float | None = Field(description="Tokens of all ranks in this process's run / its training "
+                                                   "time.")
     peak_memory_mb: float = Field(description="Peak RSS of the process (CPU) or peak CUDA allocation (GPU).")
     device: str
     attention: str = Field("sdpa", description="The attention implementation training ran with.")
+    batching: Literal["padded", "padding-free", "packed"] = Field(
+        "padded", description="How rows were batched: padded to the longest of the batch, flattened into one row "
+                              "without padding, or packed into max_length sequences.")
+    batching_note: str | None = Field(None, description="Why padding-free batching was off where the default "
+                                                        "(padding_free: null) would have used it; None otherwise.")
+    world_size: int = Field(1, ge=1, description="Training processes (accelerate launch / torchrun ranks); the "
+                                                 "global batch is world_size x batch_size x grad_accum. Rank 0 "
+                                                 "wrote every artifact.")
     threads: ThreadChoice
     trainable_parameters: int
     total_parameters: int

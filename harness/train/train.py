@@ -102,15 +102,9 @@ Not released: a model trained here ships only through `nift-gate gate`.
 
 
 def _prepare_model(config: TrainConfig, base: ResolvedModel) -> tuple[Any, Any, str]:
-    """The base model and tokenizer with the attention and chat template training uses."""
+    """The base model and tokenizer with the chat template training uses."""
     loaded = load_model(base, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code)
     model, tokenizer = loaded.model, loaded.tokenizer
-    attention = config.attn_implementation
-    if attention is None and (config.padding_free or config.packing) \
-            and not str(model.config._attn_implementation).startswith("flash"):
-        attention = register_varlen_attention()
-    if attention is not None:
-        model.set_attn_implementation(attention)
     chat_template = "model"
     if not tokenizer.chat_template:
         if not config.default_chat_template:
@@ -137,11 +131,45 @@ def _check_lengths(config: TrainConfig, rows: list[dict[str, Any]], tokenizer) -
     if len(no_completion) == len(rows):
         raise InputError(f"every prompt fills max_length={config.max_length} tokens, leaving no assistant tokens "
                          "to train on; raise max_length")
-    if config.padding_free and not config.packing and over:
+    if config.padding_free is True and not config.packing and over:
         # TRL does not truncate padding-free batches; it needs rows that already fit.
         raise ConfigError(f"padding_free needs every row within max_length={config.max_length} ({len(over)} are "
                           "longer, first: " + ", ".join(over[:3]) + "); raise max_length, or use packing: true")
     return over, no_completion
+
+
+def _batching(config: TrainConfig, over: list[str]) -> tuple[str, str | None]:
+    """How rows are batched ("packed", "padding-free" or "padded"), and why padding-free is off where the
+    default (``padding_free: null``) would have used it."""
+    if config.packing:
+        return "packed", None
+    if config.padding_free is not None:
+        return ("padding-free" if config.padding_free else "padded"), None
+    # Flattened rows stay apart only through the sequence bounds (nift_varlen_sdpa, flash attention) or a
+    # block-diagonal mask the model's code builds from position_ids (transformers' masking_utils): the default
+    # turns it on only where nift-gate chooses the attention and the model code is transformers' own.
+    if over:
+        why = (f"{len(over)} rows are longer than max_length={config.max_length} and TRL does not truncate "
+               "padding-free batches")
+    elif config.attn_implementation is not None:
+        why = (f"attn_implementation={config.attn_implementation!r} was chosen; set padding_free: true if it keeps "
+               "flattened sequences apart")
+    elif config.trust_remote_code:
+        why = "the model runs its own code (trust_remote_code), which may not keep flattened sequences apart"
+    else:
+        return "padding-free", None
+    log.info(f"[{config.name}] padded batches: {why}")
+    return "padded", why
+
+
+def _set_attention(config: TrainConfig, model, batching: str) -> None:
+    """Per-sequence attention for flattened batches unless the model is on flash attention (which is varlen
+    already) or the config names one."""
+    attention = config.attn_implementation
+    if attention is None and batching != "padded" and not str(model.config._attn_implementation).startswith("flash"):
+        attention = register_varlen_attention()
+    if attention is not None:
+        model.set_attn_implementation(attention)
 
 
 def split_rows(rows: list[dict[str, Any]], eval_share: float, seed: int
@@ -185,8 +213,50 @@ def _dataset(rows: list[dict[str, Any]]):
     return datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
 
 
+#: TRL's per-step means of two per-token quantities, computed in its fused LM head (``token_metrics``).
+TOKEN_METRICS = ("entropy", "mean_token_accuracy")
+
+
+@functools.cache
+def _trainer_without_token_metrics():
+    """SFTTrainer whose fused LM head computes the per-token log-probabilities and nothing else.
+
+    TRL 1.16 has no switch for them: ``SFTTrainer.__init__`` asks ``add_fused_lm_head`` for each token's
+    entropy and whether its label is the argmax, and ``compute_loss`` averages both into the log. Here the
+    head is added again with the log-probabilities alone, TRL's own loss code runs unchanged, and ``log``
+    drops the two means, which would only average the zero placeholders that stand in for the fields.
+    """
+    from trl import SFTTrainer
+    from trl.trainer.utils import FusedCausalLMOutput, add_fused_lm_head
+
+    class LeanSFTTrainer(SFTTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            vars(base).pop("forward", None)  # TRL's head is an instance attribute over the class's forward
+            add_fused_lm_head(base, outputs=("log_probs",))
+            fused = base.forward
+
+            @functools.wraps(fused)
+            def forward(*args, **kwargs):
+                out = fused(*args, **kwargs)
+                if isinstance(out, FusedCausalLMOutput):
+                    out.entropy = out.is_top1 = out.log_probs.new_zeros(())  # read by compute_loss, never logged
+                return out
+
+            base.forward = forward
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            for metrics in self._metrics.values():
+                for key in TOKEN_METRICS:
+                    metrics.pop(key, None)
+            super().log(logs, start_time)
+
+    return LeanSFTTrainer
+
+
 def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], held_out: list[dict[str, Any]],
-             work: Path, callbacks: list | None):
+             work: Path, callbacks: list | None, batching: str):
     """TRL's SFTTrainer over the rows, evaluating on the held-out rows, checkpointing into ``work``."""
     import torch
     from peft import LoraConfig
@@ -196,26 +266,30 @@ def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], 
     bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
     if bf16 and not cuda:
         raise ConfigError("bf16 training on CPU is ~20x slower than fp32 here; set bf16: false")
+    checkpointing = config.gradient_checkpointing
+    if checkpointing is None and batching != "padded" and not cuda:
+        checkpointing = False  # measured here: padding-free runs 10-15% faster without it; padded ones were not
     args = SFTConfig(
-        output_dir=str(work), max_length=None if config.padding_free and not config.packing else config.max_length,
+        output_dir=str(work), max_length=None if batching == "padding-free" else config.max_length,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, num_train_epochs=config.epochs, max_steps=config.max_steps,
         learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
         logging_steps=1, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2, report_to="none",
         seed=config.seed, data_seed=config.seed, bf16=bf16, fp16=False, use_cpu=not cuda,
-        completion_only_loss=True, packing=config.packing, padding_free=config.padding_free,
+        completion_only_loss=True, packing=config.packing, padding_free=batching == "padding-free",
         dataloader_num_workers=0, disable_tqdm=False,
         # The eval loss on the held-out rows every eval_steps (and at the last step: transformers adds it).
         **({"eval_strategy": "steps", "eval_steps": config.eval_steps or config.save_steps,
             "per_device_eval_batch_size": config.batch_size,
             "load_best_model_at_end": config.load_best_model_at_end, "metric_for_best_model": "eval_loss",
             "greater_is_better": False} if held_out else {"eval_strategy": "no"}),
-        # None keeps TRL's default (on). Measured here with LoRA on the CPU: on padded NIFT pairs it was once
-        # faster (126 vs 105 tokens/s) and once even; padding-free runs are 10-15% faster with it off.
-        **({} if config.gradient_checkpointing is None else {"activation_checkpointing": config.gradient_checkpointing}))
+        # None keeps TRL's default (on) for padded batches. Measured here with LoRA on the CPU: on padded NIFT pairs
+        # it was once faster (126 vs 105 tokens/s) and once even.
+        **({} if checkpointing is None else {"activation_checkpointing": checkpointing}))
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=config.lora_targets, task_type="CAUSAL_LM") if config.method == "lora" else None
-    return SFTTrainer(model=model, args=args, train_dataset=_dataset(rows),
+    trainer_class = SFTTrainer if config.token_metrics else _trainer_without_token_metrics()
+    return trainer_class(model=model, args=args, train_dataset=_dataset(rows),
                       eval_dataset=_dataset(held_out) if held_out else None, processing_class=tokenizer,
                       peft_config=peft_config, callbacks=callbacks)
 
@@ -262,19 +336,29 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     threads = choose_threads("train", config.threads)
     model, tokenizer, chat_template = _prepare_model(config, base)
     over, no_completion = _check_lengths(config, training.rows, tokenizer)
-    if force and run.folder.exists():
-        shutil.rmtree(run.folder)
-    work = run.stamp_work()  # from here on, a crash leaves resume state, never a record
-    trainer = _trainer(config, model, tokenizer, trained, held_out, work, callbacks)
-    last = get_last_checkpoint(str(work))
+    batching, batching_note = _batching(config, over)
+    _set_attention(config, model, batching)
+    work = run.folder / "_work"
+    trainer = _trainer(config, model, tokenizer, trained, held_out, work, callbacks, batching)
+    # The trainer set up the process group; rank 0 clears (--force) and stamps the resume state before any
+    # other rank looks for a checkpoint in it.
+    with trainer.args.main_process_first(local=False, desc="resume state"):
+        if force and trainer.is_world_process_zero() and run.folder.exists():
+            shutil.rmtree(run.folder)
+        if trainer.is_world_process_zero():
+            work = run.stamp_work()  # from here on, a crash leaves resume state, never a record
+    last = get_last_checkpoint(str(work)) if work.is_dir() else None
     resumed_from = int(Path(last).name.split("-")[-1]) if last else None
     if last:
         log.info(f"[{config.name}] resuming from {last}")
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.perf_counter() - start
+    world_size = trainer.accelerator.num_processes
     if not trainer.is_world_process_zero():
-        return None  # other ranks of a distributed run: rank 0 writes the artifacts
+        log.info(f"[{config.name}] rank {trainer.args.process_index} of {world_size}: trained; rank 0 writes the "
+                 "checkpoint")
+        return None
 
     history = trainer.state.log_history
     tokens_seen = int(max((h.get("num_tokens", 0) for h in history), default=0))
@@ -304,7 +388,8 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
         tokens_per_s=round((tokens_seen - tokens_before) / result.metrics["train_runtime"], 2)
         if result.metrics.get("train_runtime") else None,
         peak_memory_mb=_peak_memory_mb(device), device=device,
-        attention=str(model.config._attn_implementation), threads=threads,
+        attention=str(model.config._attn_implementation), batching=batching, batching_note=batching_note,
+        world_size=world_size, threads=threads,
         trainable_parameters=trainable, total_parameters=total,
         weights={**_weights(staged / "model", staged), **(_weights(staged / "merged", staged) if merged_dir else {})},
         model_dir="model", merged_dir=merged_dir)

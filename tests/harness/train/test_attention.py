@@ -68,8 +68,9 @@ def test_padded_training_keeps_the_models_attention(tiny_model, tmp_path):
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi?"},
                                              {"role": "assistant", "content": "Hello."}]}) + "\n")
     record = train_checkpoint(TrainConfig(name="pad", recipe="nift", base_model=str(tiny_model), data=str(data),
-                                          threads=1, max_steps=1, batch_size=1, max_length=64), RunStore("r"))
-    assert record.attention == "sdpa"
+                                          threads=1, max_steps=1, batch_size=1, max_length=64, eval_share=0,
+                                          padding_free=False), RunStore("r"))
+    assert record.attention == "sdpa" and record.batching == "padded" and record.batching_note is None
 
 
 @pytest.mark.parametrize("impl", ["eager"])
@@ -79,5 +80,5 @@ def test_an_explicit_attention_choice_wins(tiny_model, tmp_path, impl):
                                              {"role": "assistant", "content": "Hello."}]}) + "\n")
     record = train_checkpoint(TrainConfig(name="e", recipe="nift", base_model=str(tiny_model), data=str(data),
                                           threads=1, max_steps=1, batch_size=1, max_length=64, padding_free=True,
-                                          attn_implementation=impl), RunStore("r"))
-    assert record.attention == impl
+                                          attn_implementation=impl, eval_share=0), RunStore("r"))
+    assert record.attention == impl and record.batching == "padding-free"
