@@ -124,8 +124,8 @@ class MinAgreementRule(_Rule):
                                                             "before agreement is judged; pending below it.")
 
 
-#: Metric name prefixes of the judge-based metrics: the bench's pairwise judge and MT-Bench single-answer grading.
-JUDGE_BASED_PREFIXES = ("bench.pairwise.", "bench.mt_bench.")
+#: Metric name prefixes of the judge-based metrics: the pairwise judge, MT-Bench grading, AlpacaEval and the arena.
+JUDGE_BASED_PREFIXES = ("bench.pairwise.", "bench.mt_bench.", "bench.alpaca_eval.", "bench.arena.")
 #: The review record's metric behind each ``judge_agreement`` statistic.
 JUDGE_AGREEMENT_METRICS = {"with_ties": "review.judge_agreement",
                            "without_ties": "review.judge_agreement_without_ties", "kappa": "review.judge_kappa"}

@@ -68,7 +68,7 @@ def test_a_judge_agreement_rule_defaults_to_the_judge_based_prefixes_and_names_i
     text = "rules:\n  - {name: judge-checked, type: judge_agreement, min: 0.6}\n"
     [rule] = load_policy(write_policy(tmp_path, text), catalogue()).rules
     assert (rule.statistic, rule.min_items, rule.applies_to, rule.metric) == (
-        "with_ties", 20, ["bench.pairwise.", "bench.mt_bench."], "review.judge_agreement")
+        "with_ties", 20, ["bench.pairwise.", "bench.mt_bench.", "bench.alpaca_eval.", "bench.arena."], "review.judge_agreement")
 
 
 def test_an_unknown_judge_agreement_statistic_is_refused_naming_the_rule_and_line(tmp_path):
