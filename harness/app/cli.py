@@ -560,6 +560,8 @@ def _bench(args: argparse.Namespace) -> int:
         "run": args.run, "bench.tasks": args.task, "bench.limit": args.limit, "bench.threads": args.threads})
     store = RunStore(config.run, args.home)
     record = run_bench(config.bench, store, force=args.force)
+    if record is None:  # a rank other than 0 under `accelerate launch`: rank 0 wrote the bench and prints it
+        return 0
     print(f"bench [{record.candidate}] -> {store.stage_dir('bench', record.candidate)}")
     for c in record.comparisons:
         ci = "n/a" if c.ci_low is None else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"

@@ -4,12 +4,17 @@ Output under ``<run>/bench/<candidate>/``: record.json (BenchRecord), samples/<m
 (every per-item row lm-eval logged), and, for each judge task that ran, its rows: pairwise.jsonl (every judged
 question), mt_bench.jsonl (every graded answer with the judge's raw replies), alpaca_eval.jsonl (every answer
 judged against the reference) and arena.jsonl (every battle of the arena ratings).
+
+Under ``accelerate launch`` the processes share each model's lm-eval documents (harness.core.lmeval's data
+parallelism); rank 0 compares, judges and writes everything, the other ranks return None once the last model is
+evaluated, having written nothing.
 """
 
 from __future__ import annotations
 
 import functools
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ from harness.core.config import require_unique
 from harness.core.errors import ConfigError, InputError
 from harness.core.lmeval import (
     ModelEvalRecord,
+    data_parallel_state,
     evaluate_model,
     fingerprint_diff,
     load_samples,
@@ -85,10 +91,12 @@ def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEval
 
 def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: dict[str, Any] | None = None,
               generators: dict[str, Any] | None = None, judge: Any = None, grader: Any = None,
-              alpaca_judge: Any = None) -> BenchRecord:
+              alpaca_judge: Any = None) -> BenchRecord | None:
     """Entry point of `nift-gate bench`. ``lms``/``generators``/``judge`` (the pairwise and arena judge)/``grader``
     (the MT-Bench judge)/``alpaca_judge`` (default: ``judge`` when AlpacaEval uses the pairwise judge) replace
-    real models (tests)."""
+    real models (tests).
+
+    Under ``accelerate launch`` every process calls this; rank 0 returns the record, the others None."""
     if not config.baselines:
         raise ConfigError("bench.baselines is empty: the candidate needs at least one baseline to be compared with")
     names = [model_name(config.candidate)] + [b.name for b in config.baselines]
@@ -98,21 +106,27 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
         raise ConfigError(str(exc)) from None
     _check_judge_tasks(config, names)
     specs = [(names[0], "candidate", config.candidate)] + [(b.name, "baseline", b.model) for b in config.baselines]
-    run = StageRun(store, STAGE, names[0], BenchRecord, force=force, label=STAGE)
-    resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
-    settings = config.lm_eval_settings()
-    # the questions first: a bad question file stops the bench before any task file is written
-    questions = _questions(config, run) if config.pairwise.enabled else None
-    grading = _grading_inputs(config, run) if config.mt_bench.enabled else None
-    alpaca = _alpaca_inputs(config, run, names) if config.alpaca_eval.enabled else None
-    earlier = _earlier_candidates(config, run, store, names, questions)
-    injected = {"pairwise": judge, "arena": judge, "mt_bench": grader,
-                "alpaca_eval": alpaca_judge or (judge if config.alpaca_eval_judge() == config.pairwise.judge else None)}
-    judge_shas = _judge_inputs(config, run, injected)
-    tasks_dir = store.root / STAGE / "_tasks"
-    include_paths, task_refs = prepare_tasks(settings, tasks_dir, run)
-    if (done := run.cached(config)) is not None:
-        return done
+    ranks = data_parallel_state()
+    helper = ranks is not None and not ranks.is_main_process
+    # Rank 0 first: it writes the task files (and the weights' hash cache) the others then find unchanged.
+    with ranks.main_process_first() if ranks is not None else nullcontext():
+        run = StageRun(store, STAGE, names[0], BenchRecord, force=force, label=STAGE)
+        resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
+        settings = config.lm_eval_settings()
+        # the questions first: a bad question file stops the bench before any task file is written
+        questions = _questions(config, run) if config.pairwise.enabled else None
+        grading = _grading_inputs(config, run) if config.mt_bench.enabled else None
+        alpaca = _alpaca_inputs(config, run, names) if config.alpaca_eval.enabled else None
+        earlier = _earlier_candidates(config, run, store, names, questions)
+        injected = {"pairwise": judge, "arena": judge, "mt_bench": grader,
+                    "alpaca_eval": alpaca_judge or (judge if config.alpaca_eval_judge() == config.pairwise.judge
+                                                    else None)}
+        judge_shas = _judge_inputs(config, run, injected)
+        tasks_dir = store.root / STAGE / "_tasks"
+        include_paths, task_refs = prepare_tasks(settings, tasks_dir, run)
+        done = run.cached(config)
+    if done is not None:
+        return None if helper else done
 
     # only when something must run; a refused task name takes the task files just written with it
     manager = functools.cache(lambda: task_manager(include_paths, settings.tasks, written=tasks_dir))
@@ -120,11 +134,17 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
     dirs: dict[str, Path] = {}
     models = []
     for name, role, _ in specs:
-        evals[name], dirs[name], cached = evaluate_model(name, resolved[name], settings, manager, task_refs,
-                                                         store.home, store.run_id, force=force,
-                                                         lm=(lms or {}).get(name))
+        evaluated = evaluate_model(name, resolved[name], settings, manager, task_refs, store.home, store.run_id,
+                                   force=force, lm=(lms or {}).get(name), ranks=ranks)
+        if evaluated is None:  # a rank other than 0: rank 0 holds the gathered results
+            continue
+        evals[name], dirs[name], cached = evaluated
         models.append(EvaluatedModel(name=name, role=role, model=resolved[name], eval_record_id=evals[name].record_id,
                                      cached=cached))
+    if helper:
+        run.log.info(f"rank {ranks.process_index} of {ranks.num_processes}: evaluated its share of every model; "
+                     "rank 0 compares, judges and writes the bench")
+        return None
     comparisons = [c for b in config.baselines for c in compare(evals[names[0]], dirs[names[0]], evals[b.name],
                                                                  dirs[b.name], b.name, config)]
     judged = run_judge_tasks(config, names, {name: spec for name, _, spec in specs}, resolved, store.home,
@@ -140,6 +160,7 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
         scores={n: e.tasks for n, e in evals.items()}, comparisons=comparisons, pairwise=judged.pairwise,
         judge=judged.judge_info, judge_usage=judged.judge_usage, mt_bench=judged.mt_bench,
         alpaca_eval=judged.alpaca_eval, arena=judged.arena, judges=judged.judges,
+        world_size=ranks.num_processes if ranks is not None else 1,
         files={"samples": f"{SAMPLES_DIR}/<model>/samples_<task>.jsonl",
                **{path.removesuffix(".jsonl"): path for path in rows}})
     files: dict[str, Any] = {f"{SAMPLES_DIR}/{name}": functools.partial(shutil.copytree, dirs[name]) for name in names}

@@ -120,6 +120,9 @@ class BenchRecord(Record):
     judges: list[JudgeUse] = Field(default_factory=list, description="Every judge task: its judge, self-"
                                                                      "preference flag, position consistency, "
                                                                      "answer lengths per model, usage and cost.")
+    world_size: int = Field(1, ge=1, description="Processes of the bench (accelerate launch ranks) that shared "
+                                                 "the lm-eval documents of each model evaluated here rather than "
+                                                 "taken from the cache; its scores are the ones one process makes.")
     files: dict[str, str]
 
     METRIC_FAMILIES: ClassVar[dict[str, str]] = {"bench.": "lm-eval task metrics, bench.<task>.<metric>, in the direction lm-eval declares"}

@@ -59,6 +59,9 @@ class GeneratorConfig(Section):
         "record", description="After retries: record the row as failed and go on, or stop the run (completed "
                               "shards are kept for resume).")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="transformers backend: where the model runs; auto: the CUDA GPU when torch sees one, "
+                            "else the CPU; cuda on a machine without one is refused.")
     allow_pickle: bool = Field(False, description="Allow pickle (*.bin) weights for a local teacher folder.")
     trust_remote_code: bool = Field(False, description="Run model code shipped with a hub/local model.")
     price_per_1k_prompt_tokens: float = Field(0.0005, ge=0, description="For the cost estimate in the data card "
@@ -186,22 +189,43 @@ def chat_messages(config: GeneratorConfig, prompt: str, history: list[dict[str, 
     return messages + list(history) + [{"role": "user", "content": prompt}]
 
 
+def select_device(requested: str) -> str:
+    """``cuda`` when asked for or (``auto``) when torch sees a GPU, else ``cpu``; asking for a GPU that is not
+    there is a configuration error, not a silent fall back to a 50x slower run."""
+    import torch
+
+    available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        raise ConfigError("device=cuda, but torch sees no CUDA GPU on this machine; set device: auto or cpu")
+    return "cuda" if requested == "cuda" or (requested == "auto" and available) else "cpu"
+
+
 class TransformersGenerator:
+    """A local model: prompts chat-templated, sorted by length and batched (left padding, positions from the
+    attention mask, so a row's greedy answer does not depend on the rows it is batched with), generated with
+    the KV cache on the selected device."""
+
     def __init__(self, config: GeneratorConfig):
         from harness.core.models import load_model
-        from harness.core.threads import choose_threads
+        from harness.core.threads import choose_threads, decode_shape
 
         self.config = config
-        self.threads = choose_threads("generate", config.threads)
         loaded = load_model(config.model, allow_pickle=config.allow_pickle,
                             trust_remote_code=config.trust_remote_code)
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.device = select_device(config.device)
+        self.model, self.tokenizer = loaded.model.to(self.device), loaded.tokenizer
+        # Timed on this generator's own decode step (its batch through the model's MLP), not a generic shape:
+        # which thread count wins flips with the product's size on a small shared CPU.
+        self.threads = choose_threads("generate", config.threads,
+                                      shape=decode_shape(config.batch_size, self.model.config))
         self.tokenizer.padding_side = "left"  # decoder-only batches must end at the same position
         if not self.tokenizer.chat_template:
             raise ConfigError(f"{config.model!r} has no chat template; use an instruction-tuned model")
         self.identity = {"backend": "transformers", "model": config.model, "sha256": loaded.resolved.sha256,
                          "chat_template_sha256": chat_template_sha256(self.tokenizer),
-                         "threads": self.threads.model_dump()}
+                         # the thread count, not its timings: those differ on every run, and the identity goes
+                         # into every pair row (two builds of the same data would never be byte-identical)
+                         "device": self.device, "threads": self.threads.threads}
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -243,10 +267,11 @@ class TransformersGenerator:
         tokenize = functools.partial(self.tokenizer, add_special_tokens=False)
         prefix = tokenize(constraint.prefix)["input_ids"]
         options = [tokenize(option)["input_ids"] for option in constraint.options]
-        inputs = self.tokenizer.pad({"input_ids": [encoded[i] + prefix for i in batch]}, return_tensors="pt")
+        inputs = self.tokenizer.pad({"input_ids": [encoded[i] + prefix for i in batch]},
+                                    return_tensors="pt").to(self.model.device)
         mask = inputs["attention_mask"]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        scores = torch.zeros(len(batch), len(options), dtype=torch.float64)
+        scores = torch.zeros(len(batch), len(options), dtype=torch.float64, device=self.model.device)
         with torch.inference_mode():
             out = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=positions,
                              use_cache=True)
@@ -258,14 +283,16 @@ class TransformersGenerator:
                 scores[:, k] = first[:, ids[0]]
                 if len(ids) == 1:
                     continue
-                rest = torch.tensor([ids[:-1]] * len(batch))
+                rest = torch.tensor([ids[:-1]] * len(batch), device=self.model.device)
                 step = self.model(input_ids=rest, use_cache=True, **{name: cache},
                                   attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
-                                  position_ids=positions[:, -1:] + 1 + torch.arange(len(ids) - 1))
+                                  position_ids=positions[:, -1:] + 1 + torch.arange(len(ids) - 1,
+                                                                                    device=self.model.device))
                 logp = torch.log_softmax(step.logits.double(), dim=-1)
                 for t in range(1, len(ids)):
                     scores[:, k] += logp[:, t - 1, ids[t]]
                 cache.crop(-(len(ids) - 1))  # a negative count removes that many tokens, in every 5.x
+        scores = scores.cpu()
         probabilities = torch.softmax(scores, dim=-1)
         results = {}
         for row, index in enumerate(batch):
@@ -291,8 +318,8 @@ class TransformersGenerator:
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full_like(self.budgets, input_ids.shape[1] - self.start) >= self.budgets
 
-        inputs = self.tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
-        budgets = torch.tensor([requests[i].max_new_tokens for i in batch])
+        inputs = self.tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(self.model.device)
+        budgets = torch.tensor([requests[i].max_new_tokens for i in batch], device=self.model.device)
         width = inputs["input_ids"].shape[1]
         mode = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p} \
             if sampling.temperature > 0 else {"do_sample": False}

@@ -16,6 +16,9 @@ Used by every stage that scores a model with lm-eval tasks (bench, and the hallu
   model's weights hash and the :data:`FINGERPRINT_FIELDS` of the settings, lm-eval's version, the task
   data hashes and the hashes of the shipped task templates; any stage evaluating the same model the same way
   reuses them.
+* Data parallelism: under ``accelerate launch`` (torchrun) a caller that passes :func:`data_parallel_state` to
+  :func:`evaluate_model` has lm-eval's evaluator give each process every ``world_size``-th document; rank 0
+  gathers the per-item results, in the order one process makes them, and alone writes the cache entry.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, Literal
@@ -258,9 +262,20 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
             refs.append(template_ref)
         data = _content_named_copy(folder, name, content, digest)
         template = Template(template_path.read_text(encoding="utf-8"))
-        atomic_write_text(folder / f"{task}.yaml", template.substitute(
+        _write_when_changed(folder / f"{task}.yaml", template.substitute(
             lm_eval_tasks=lm_eval_tasks, data_file=data.resolve(), max_gen_toks=settings.max_gen_toks))
     return str(folder), refs
+
+
+def _write_when_changed(path: Path, text: str) -> None:
+    """``text`` into ``path`` unless it already holds it: the ranks of a data-parallel bench that follow rank 0
+    find its task files and write nothing."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    atomic_write_text(path, text)
 
 
 def prepare_tasks(settings: LmEvalSettings, folder: Path, run: StageRun | None = None) -> tuple[list[str], list[InputRef]]:
@@ -458,6 +473,9 @@ class ModelEvalRecord(Record):
     tasks: dict[str, TaskScores]
     seconds: float
     threads: dict[str, Any] = Field(default_factory=dict)
+    world_size: int = Field(1, ge=1, description="Processes that shared lm-eval's requests (accelerate launch "
+                                                 "ranks; each scored every world_size-th document). The results "
+                                                 "are the ones one process makes.")
 
 
 def fingerprint_fields(settings: LmEvalSettings, task_refs: list[InputRef]) -> dict[str, Any]:
@@ -511,8 +529,10 @@ def binary_successes(rows: list[dict[str, Any]], metrics: dict[str, float]) -> d
     return found
 
 
-def run_lm_eval(lm, settings: LmEvalSettings, task_manager) -> tuple[dict[str, TaskScores], dict[str, list[dict]], float]:
-    """``lm`` is any lm-eval LM (HFLM in production, a scripted model in tests)."""
+def run_lm_eval(lm, settings: LmEvalSettings,
+                task_manager) -> tuple[dict[str, TaskScores], dict[str, list[dict]], float] | None:
+    """``lm`` is any lm-eval LM (HFLM in production, a scripted model in tests). None on a rank other than 0 of a
+    data-parallel ``lm``: lm-eval gathers every result on rank 0 and returns nothing elsewhere."""
     import lm_eval
 
     start = time.perf_counter()
@@ -526,6 +546,8 @@ def run_lm_eval(lm, settings: LmEvalSettings, task_manager) -> tuple[dict[str, T
             bootstrap_iters=1000, random_seed=settings.seed, numpy_random_seed=settings.seed,
             torch_random_seed=settings.seed, fewshot_random_seed=settings.seed)
     seconds = time.perf_counter() - start
+    if results is None:
+        return None
     scores, rows = {}, {}
     for task in settings.tasks:
         aggregate = results["results"][task]
@@ -554,9 +576,110 @@ def run_lm_eval(lm, settings: LmEvalSettings, task_manager) -> tuple[dict[str, T
     return scores, rows, seconds
 
 
-def load_lm(resolved: ResolvedModel, settings: LmEvalSettings):
-    """lm-eval's HFLM around the model nift-gate loaded, or lm-eval's vLLM class on the same folder."""
+# --- data parallelism -----------------------------------------------------------------------------------------
+
+#: Set by the launchers accelerate uses: torchrun (``accelerate launch --multi_gpu``/a config file) and mpirun.
+_WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def data_parallel_state():
+    """accelerate's ``PartialState`` when this process is one of several that ``accelerate launch`` (or torchrun)
+    started, else None. Read from the launcher's environment first, so a single process imports nothing.
+
+    The state is made by the rule the train and data stages use (CPU, so gloo, when ``ACCELERATE_USE_CPU`` is
+    set or there is no CUDA device): a stage later in the same process finds the one it would have made. Its
+    process group waits as long as lm-eval's own (a year): ranks meet after every request type, and one rank's
+    share of a generative task can take far longer than another's."""
+    if max(int(os.environ.get(name) or 1) for name in _WORLD_SIZE_VARIABLES) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available(),
+                         timeout=timedelta(weeks=52))
+    return state if state.num_processes > 1 else None
+
+
+def _interleave(parts: list[list[Any]]) -> list[Any]:
+    """Rank-ordered lists of per-document entries, back in document order: lm-eval's evaluator gives rank ``r``
+    documents ``r, r + W, r + 2W, ...`` (``islice(docs, rank, limit, world_size)``)."""
+    merged = []
+    for i in range(max(map(len, parts), default=0)):
+        merged += [part[i] for part in parts if i < len(part)]
+    return merged
+
+
+def _merge_rank_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One task-keyed payload of lm-eval's evaluator from every rank's, entries in the order one process makes
+    them: logged samples (per filter, each filter's documents in order) and raw metrics (per (metric, filter)
+    key, one value per document in order)."""
+    merged: dict[str, Any] = {}
+    for task, first in parts[0].items():
+        if isinstance(first, dict):
+            merged[task] = {key: _interleave([part[task][key] for part in parts]) for key in first}
+        else:
+            filters = list(dict.fromkeys(sample.get("filter") for part in parts for sample in part[task]))
+            merged[task] = [sample for f in filters for sample in _interleave(
+                [[s for s in part[task] if s.get("filter") == f] for part in parts])]
+    return merged
+
+
+@functools.cache
+def _sharded_hflm() -> type:
+    """lm-eval's HFLM made data-parallel for a model nift-gate loaded. Built on first use (lm-eval's import).
+
+    HFLM shares requests across ranks only for a model it loads by name onto more than one GPU: given a model
+    object it runs as one process (rank 0 of 1), and on CPUs it never shares. lm-eval's ``LM`` says what a class
+    overrides to have the evaluator distribute requests instead: ``rank``, ``world_size`` and the three
+    communication primitives; this does that over accelerate's state (gloo on CPU, NCCL on GPUs)."""
+    from accelerate.utils import gather
+    from lm_eval.models.huggingface import HFLM
+
+    class ShardedHFLM(HFLM):
+        def __init__(self, *args: Any, state: Any, **kwargs: Any):
+            import logging
+
+            # HFLM warns that a model object means one process ("do not launch via accelerate"): not so here
+            hf_log = logging.getLogger(HFLM.__module__)
+            level = hf_log.level
+            hf_log.setLevel(logging.ERROR)
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                hf_log.setLevel(level)
+            self._state = state
+            self._rank, self._world_size = state.process_index, state.num_processes
+
+        def all_gather(self, tensor):
+            return gather(tensor)
+
+        def gather_object(self, obj, dst=0):
+            """Every rank's ``obj`` on ``dst``, merged into one in document order (a list of that one object, as
+            the evaluator chains the list it gets). The evaluator would put rank 0's documents before rank 1's: its
+            aggregates (float sums, bootstrap resamples drawn by position) and the sample order would then differ
+            from one process's."""
+            import torch.distributed as dist
+
+            parts = [None] * self._world_size if self._rank == dst else None
+            dist.gather_object(obj, object_gather_list=parts, dst=dst)
+            return [_merge_rank_results(parts)] if parts is not None else None
+
+        def barrier(self):
+            self._state.wait_for_everyone()
+
+    return ShardedHFLM
+
+
+def load_lm(resolved: ResolvedModel, settings: LmEvalSettings, ranks=None):
+    """lm-eval's HFLM around the model nift-gate loaded, or lm-eval's vLLM class on the same folder.
+
+    ``ranks`` (:func:`data_parallel_state`): the HFLM shares lm-eval's requests with the other processes, its
+    model on this process's device."""
     if settings.backend == "vllm":
+        if ranks is not None:
+            raise ConfigError("bench.backend=vllm runs in one process (vLLM spreads over GPUs itself); run it "
+                              "without accelerate launch, or use bench.backend=hf")
         if resolved.gguf_file:
             # A GGUF source's path is the folder holding the file; vLLM and lm-eval's VLLM (which also reads
             # config.json from `pretrained`) load a Hugging Face folder or a hub id.
@@ -576,6 +699,12 @@ def load_lm(resolved: ResolvedModel, settings: LmEvalSettings):
     from harness.core.models import load_model
 
     loaded = load_model(resolved, dtype=settings.dtype)
+    if ranks is not None:
+        first, count = ranks.process_index, ranks.num_processes
+        log.info(f"[{resolved.spec}] rank {first} of {count}: documents {first}, {first + count}, "
+                 f"{first + 2 * count}, ...")
+        return _sharded_hflm()(pretrained=loaded.model.to(ranks.device), tokenizer=loaded.tokenizer,
+                               batch_size=settings.batch_size, device=str(ranks.device), state=ranks)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return HFLM(pretrained=loaded.model.to(device), tokenizer=loaded.tokenizer, batch_size=settings.batch_size,
                 device=device)
@@ -592,13 +721,13 @@ def shutdown_engine(lm) -> None:
         core.shutdown()
 
 
-def _run_loaded(resolved: ResolvedModel, settings: LmEvalSettings, manager):
+def _run_loaded(resolved: ResolvedModel, settings: LmEvalSettings, manager, ranks=None):
     """:func:`run_lm_eval` on a model loaded here, let go of afterwards: its engine stopped, its memory collected
     and the CUDA caching allocator emptied (cached blocks count as used memory to the next vLLM engine)."""
     import gc
     import sys
 
-    lm = load_lm(resolved, settings)
+    lm = load_lm(resolved, settings) if ranks is None else load_lm(resolved, settings, ranks)
     try:
         return run_lm_eval(lm, settings, manager)
     finally:
@@ -616,16 +745,30 @@ def cache_dir(home: Path, model_sha: str, fields: dict[str, Any]) -> Path:
 
 def evaluate_model(name: str, resolved: ResolvedModel, settings: LmEvalSettings, task_manager: Callable[[], Any],
                    task_refs: list[InputRef], home: Path, run_id: str, force: bool = False,
-                   lm=None) -> tuple[ModelEvalRecord, Path, bool]:
+                   lm=None, ranks=None) -> tuple[ModelEvalRecord, Path, bool] | None:
     """lm-eval results for one model, from the cache when this model was run with the same fingerprint.
 
     ``task_refs`` are :func:`prepare_tasks`' refs. ``task_manager`` is called only when the model must really
     be evaluated. Returns the record, the folder holding it and its per-item rows, and whether it came from
     the cache.
+
+    ``ranks`` (:func:`data_parallel_state`, called by every process of an ``accelerate launch``): the processes
+    share the model's documents; rank 0 decides whether the cache holds the results, gathers them and alone
+    writes the cache entry. Every other rank returns None.
     """
     fields = fingerprint_fields(settings, task_refs)
     folder = cache_dir(home, resolved.sha256, fields)
-    if not force and (folder / RECORD_FILE).exists():
+    cached = not force and (folder / RECORD_FILE).exists()
+    if ranks is not None:
+        from accelerate.utils import broadcast_object_list
+
+        # rank 0's answer: an entry it wrote a moment ago may not be visible to the others yet, and ranks that
+        # disagreed would wait for each other forever
+        cached = broadcast_object_list([cached])[0]
+    helper = ranks is not None and not ranks.is_main_process
+    if cached:
+        if helper:
+            return None
         record = read_record(folder, ModelEvalRecord)
         log.info(f"[{name}] cached lm-eval results reused ({folder}); --force reruns")
         return record, folder, True
@@ -633,13 +776,20 @@ def evaluate_model(name: str, resolved: ResolvedModel, settings: LmEvalSettings,
 
     threads = choose_threads("generate", settings.threads)
     manager = task_manager()  # first: an unknown task fails before a model is loaded
-    scores, rows, seconds = (run_lm_eval(lm, settings, manager) if lm is not None
-                             else _run_loaded(resolved, settings, manager))
+    if lm is not None:
+        results = run_lm_eval(lm, settings, manager)
+    else:
+        results = _run_loaded(resolved, settings, manager) if ranks is None else _run_loaded(
+            resolved, settings, manager, ranks)
+    if helper:
+        return None
+    scores, rows, seconds = results
     record = ModelEvalRecord(
         record_id=new_record_id("model_eval"), run_id=run_id, config=settings.model_dump(),
         inputs=[InputRef(kind="model", id=resolved.spec, sha256=resolved.sha256), *task_refs],
         fingerprint=config_hash(fields), model_name=name, model=resolved, fingerprint_fields=fields, tasks=scores,
-        seconds=round(seconds, 2), threads=threads.model_dump())
+        seconds=round(seconds, 2), threads=threads.model_dump(),
+        world_size=ranks.num_processes if ranks is not None else 1)
     with atomic_dir(folder) as tmp:
         for task, task_rows in rows.items():
             atomic_write_jsonl(tmp / f"samples_{task}.jsonl", task_rows)

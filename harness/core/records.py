@@ -14,7 +14,7 @@ import json
 import platform
 import subprocess
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -78,7 +78,7 @@ def code_revision() -> str:
 
 
 def new_record_id(kind: str) -> str:
-    return f"{kind}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 class InputRef(BaseModel):
@@ -100,7 +100,7 @@ class Record(BaseModel):
     kind: str = Field(description="The record type, e.g. 'nift_dataset'.")
     record_id: str = Field(description="Unique id of this record.")
     run_id: str = Field(description="The run folder this record belongs to.")
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"),
                             description="UTC time the record was completed.")
     inputs: list[InputRef] = Field(default_factory=list, description="What this record was made from.")
     config: dict[str, Any] = Field(default_factory=dict, description="The resolved stage config.")

@@ -240,8 +240,7 @@ class StageRun(Generic[R]):
                     target.write_text(content, encoding="utf-8")
                 else:
                     with open(target, "w", encoding="utf-8") as handle:
-                        for row in content:
-                            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in content)
             (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
         if self.fingerprint is not None:
             self.progress.clear()

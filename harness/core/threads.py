@@ -15,8 +15,17 @@ import time
 from pydantic import BaseModel, Field
 
 #: (m, k, n) of a representative product: a decode step at batch 8 for a 576-wide model, and a
-#: training micro-batch of ~1k tokens through the same layer.
+#: training micro-batch of ~1k tokens through the same layer. A caller that knows its own product (the local
+#: generator: its batch size times the model's MLP) passes ``shape`` instead.
 WORKLOAD_SHAPES = {"generate": (8, 576, 1536), "train": (1024, 576, 1536)}
+
+
+def decode_shape(batch_size: int, model_config) -> tuple[int, int, int]:
+    """The MLP product of one decode step: ``batch_size`` rows through the model's up projection (the largest
+    product per layer); falls back to the 576-wide default for a config without those fields."""
+    hidden = getattr(model_config, "hidden_size", None) or WORKLOAD_SHAPES["generate"][1]
+    inner = getattr(model_config, "intermediate_size", None) or 4 * hidden
+    return (batch_size, hidden, inner)
 
 
 class ThreadChoice(BaseModel):
@@ -43,8 +52,10 @@ def _time_matmul(shape: tuple[int, int, int], threads: int, repeats: int) -> flo
     return samples[len(samples) // 2]
 
 
-def choose_threads(workload: str = "generate", requested: int | None = None, repeats: int = 15) -> ThreadChoice:
-    """Set torch's thread count for ``workload`` and return what was chosen and why."""
+def choose_threads(workload: str = "generate", requested: int | None = None, repeats: int = 15,
+                   shape: tuple[int, int, int] | None = None) -> ThreadChoice:
+    """Set torch's thread count for ``workload`` (timed on ``shape``, default ``WORKLOAD_SHAPES[workload]``) and
+    return what was chosen and why."""
     import torch
 
     if requested:
@@ -56,7 +67,9 @@ def choose_threads(workload: str = "generate", requested: int | None = None, rep
         return ThreadChoice(threads=threads, how="env", workload=workload)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     candidates = sorted({1, cpus})
-    timings = {str(t): round(_time_matmul(WORKLOAD_SHAPES[workload], t, repeats), 3) for t in candidates}
+    product = shape or WORKLOAD_SHAPES[workload]
+    timings = {str(t): round(_time_matmul(product, t, repeats), 3) for t in candidates}
     best = int(min(timings, key=timings.get))
     torch.set_num_threads(best)
-    return ThreadChoice(threads=best, how="measured", workload=workload, ms_per_matmul=timings)
+    return ThreadChoice(threads=best, how="measured", workload=f"{workload} {product[0]}x{product[1]}x{product[2]}",
+                        ms_per_matmul=timings)

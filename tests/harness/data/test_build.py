@@ -41,7 +41,7 @@ def test_distilled_and_raw_variants_from_one_corpus(corpus_file, tiny_teacher, c
     assert "| **pairs** | **12** |" in card and "completion tokens" in card and "estimated cost" in card
     record = load_dataset_record(folder)
     assert record.counts["documents_read"] == 12 and record.generation["completion_tokens"] > 0
-    assert record.teacher["threads"]["threads"] == 1
+    assert record.teacher["threads"] == 1  # the count; timings vary run to run and stay out of rows
     assert {i.kind for i in record.inputs} == {"corpus", "prompt_set", "model"}
 
 
