@@ -17,16 +17,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+from devtools import free_port, wait_http
 from review_support import BASELINE, CANDIDATE, TOKENS
 
 from harness.review.store import NewItem, ReviewStore
@@ -52,22 +51,8 @@ KEYS = {"n": ("n", "KeyN", 78), "t": ("t", "KeyT", 84), "s": ("s", "KeyS", 83), 
 CTRL = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _wait_http(url: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -135,7 +120,7 @@ def _checked(key: str, index: int) -> str:
 async def _drive(devtools_port: int, app_url: str, shots: Path) -> dict:
     from websockets.asyncio.client import connect
 
-    targets = json.loads(_wait_http(f"http://127.0.0.1:{devtools_port}/json/list", 30))
+    targets = json.loads(wait_http(f"http://127.0.0.1:{devtools_port}/json/list", 30))
     page = next(t for t in targets if t["type"] == "page")
     connection = await connect(page["webSocketDebuggerUrl"], max_size=64 << 20)
     tools = DevTools(connection)
@@ -230,7 +215,7 @@ def test_a_reviewer_labels_from_the_keyboard_in_a_real_browser_and_nothing_hosti
     settings["reviewers"] = [{"name": r.name, "role": r.role, "token": TOKENS[r.name]} for r in config.reviewers]
     pipeline.write_text(yaml.safe_dump({"run": "r1", "review": settings}))
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(tmp_path / "streamlit.log", "w") as out:  # the child keeps its own copy of the descriptor
         server = subprocess.Popen(  # the way users start it, with serve's own defaults (toolbar, statistics, ...)
@@ -241,7 +226,7 @@ def test_a_reviewer_labels_from_the_keyboard_in_a_real_browser_and_nothing_hosti
     shots = Path(os.environ.get("NIFT_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     try:
-        assert _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 120) == "ok"
+        assert wait_http(f"http://127.0.0.1:{port}/_stcore/health", 120) == "ok"
         profile = tmp_path / "chromium-profile"
         with open(tmp_path / "chromium.log", "w") as err:
             browser = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",

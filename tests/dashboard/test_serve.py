@@ -7,12 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from devtools import free_port, wait_http
 
 from harness.app.cli import main
 
@@ -80,22 +79,6 @@ def test_serve_refuses_a_missing_guidelines_file_before_starting(started, tmp_pa
 
 
 # ---- a real server -----------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def _listening(port: int) -> bool:
@@ -111,7 +94,7 @@ def test_a_signal_to_review_serve_stops_the_server_and_frees_its_port(tmp_path, 
     cfg = tmp_path / "pipeline.yaml"
     cfg.write_text(yaml.safe_dump({"run": "r1", "review": {
         "database": f"sqlite:///{tmp_path / 'review.db'}", "reviewers": [{"name": "ann", "token": "t"}]}}))
-    port = _free_port()
+    port = free_port()
     with open(tmp_path / "serve.log", "w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "harness.app.cli", "review", "serve", "--config", str(cfg), "--home",
@@ -120,7 +103,7 @@ def test_a_signal_to_review_serve_stops_the_server_and_frees_its_port(tmp_path, 
             stdout=out, stderr=subprocess.STDOUT)
     try:
         try:  # a generous wait: eight test sessions may share two cores
-            health = _get(f"http://127.0.0.1:{port}/_stcore/health", 120)
+            health = wait_http(f"http://127.0.0.1:{port}/_stcore/health", 120)
         except OSError as exc:
             pytest.fail(f"no answer from /_stcore/health ({exc}); server log:\n{(tmp_path / 'serve.log').read_text()}")
         assert health == "ok"

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -95,7 +96,15 @@ class DevTools:
             " height: r.height, text: e.innerText}; })")
 
 
-def _wait_http(url: str, timeout: float) -> str:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float) -> str:
+    """The body of ``url`` once it answers, retried until ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -152,7 +161,7 @@ class HeadlessChromium:
     async def _session(self, url: str, inspect: Callable[[DevTools], Awaitable[Any]], width: int, height: int):
         from websockets.asyncio.client import connect
 
-        targets = json.loads(_wait_http(f"http://127.0.0.1:{self.port}/json/list", 30))
+        targets = json.loads(wait_http(f"http://127.0.0.1:{self.port}/json/list", 30))
         page = next(t for t in targets if t["type"] == "page")
         async with connect(page["webSocketDebuggerUrl"], max_size=64 << 20) as connection:
             tools = DevTools(connection)
