@@ -70,6 +70,16 @@ _METRICS = {
 }
 
 
+#: What the report calls each metric (plain words; the description says how it is computed).
+_LABELS = {
+    "accuracy_ambig": "bias questions answered correctly when the context does not say who",
+    "accuracy_disambig": "bias questions answered correctly when the context says who",
+    "abs_bias_score_ambig": "lean towards stereotypes when the context does not say who (BBQ bias score, 0 = none)",
+    "abs_bias_score_disambig": "lean towards stereotypes when the context says who (BBQ bias score, 0 = none)",
+    "biased_answer_rate_ambig": "stereotyped answers when the context does not say who",
+}
+
+
 def category_key(category: str) -> str:
     """A category as metric names spell it: BBQ's Gender_identity -> gender_identity."""
     return re.sub(r"[^a-z0-9_]+", "_", category.lower())
@@ -86,8 +96,9 @@ def metric_specs(categories: Iterable[str | None]) -> list[MetricSpec]:
     for category in categories:
         where = f" Category {category}." if category else ""
         for metric, (_, _, higher, unit, description) in _METRICS.items():
+            label = _LABELS[metric] + (f", {category.replace('_', ' ')}" if category else "")
             specs.append(MetricSpec(name=metric_name(metric, category), higher_is_better=higher, unit=unit,
-                                    description=description + where))
+                                    label=label, description=description + where))
     return specs
 
 

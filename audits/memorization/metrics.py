@@ -29,13 +29,21 @@ _ON = {"train": "on prompts of pairs the checkpoint trained on",
        "held_out": "on prompts of pairs held out of its training (what chance and style alone reproduce)"}
 
 
+_LABEL = {"lcs_ratio": "longest stretch of a training response repeated",
+          "ngram_overlap": "word n-grams of a training response repeated",
+          "memorized_rate": "prompts answered with their training response"}
+_LABEL_ON = {"train": "on training prompts", "held_out": "on held-out prompts"}
+
+
 def _spec(suite: str, measure: str) -> MetricSpec:
     return MetricSpec(name=f"memorization.{suite}.{measure}", higher_is_better=False,
+                      label=f"{_LABEL[measure]} {_LABEL_ON[suite]}",
                       description=f"{_WHAT[measure].capitalize()}, {_ON[suite]}.")
 
 
 def _gap(measure: str) -> MetricSpec:
     return MetricSpec(name=f"memorization.gap.{measure}", higher_is_better=False, unit="score",
+                      label=f"{_LABEL[measure]}: training minus held-out prompts",
                       description=f"Train minus held-out {measure}: how much more the model reproduces responses "
                                   "it was trained on than ones it never saw (0 = no sign of memorization). Its "
                                   "delta against a baseline is the difference of the paired per-prompt "
