@@ -31,6 +31,7 @@ from harness.bench.record import (
     PAIRWISE_FILE,
     SAMPLES_DIR,
     STAGE,
+    TASKS_DIR,
     BenchRecord,
     EvaluatedModel,
     bench_candidates,
@@ -122,7 +123,7 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
                     "alpaca_eval": alpaca_judge or (judge if config.alpaca_eval_judge() == config.pairwise.judge
                                                     else None)}
         judge_shas = _judge_inputs(config, run, injected)
-        tasks_dir = store.root / STAGE / "_tasks"
+        tasks_dir = store.root / STAGE / TASKS_DIR
         include_paths, task_refs = prepare_tasks(settings, tasks_dir, run)
         done = run.cached(config)
     if done is not None:
