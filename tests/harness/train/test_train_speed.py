@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import trl.trainer.utils
 
 from harness.core.store import RunStore
@@ -54,14 +55,16 @@ def test_the_default_falls_back_to_padded_batches_and_says_why(tiny_model, tmp_p
 
 
 class _OutputsSpy:
-    """Records which per-token fields TRL's fused LM head was asked for."""
+    """Records which per-token fields TRL's fused LM head was asked for, and for how many positions."""
 
     asked: list[tuple[str, ...]] = []
+    positions: list[int] = []
     real = trl.trainer.utils._ChunkedLogProbFunction
 
     @classmethod
     def apply(cls, *args):
         cls.asked.append(tuple(args[-1]))
+        cls.positions.append(args[0].shape[0])
         return cls.real.apply(*args)
 
 
@@ -70,9 +73,16 @@ def test_per_token_metrics_are_off_unless_asked_for_and_do_not_change_the_loss(t
     data, store = _ragged(tmp_path), RunStore("r")
     lean = train_checkpoint(_cfg(tiny_model, data, "lean"), store)
     assert _OutputsSpy.asked and set(_OutputsSpy.asked) == {("log_probs",)}
+    lean_positions = list(_OutputsSpy.positions)
     _OutputsSpy.asked.clear()
+    _OutputsSpy.positions.clear()
     full = train_checkpoint(_cfg(tiny_model, data, "full", token_metrics=True), store)
     assert set(_OutputsSpy.asked) == {("log_probs", "entropy", "is_top1")}
+    # TRL's own head scores every position on the CPU; the lean one only the answers' (labelled) positions, of
+    # the same batches: fewer rows through the LM head, and (below) the same loss at every step.
+    assert trl.trainer.utils._use_triton(torch.device("cpu")) is False  # restored after every forward
+    assert len(lean_positions) == len(_OutputsSpy.positions)
+    assert all(a < b for a, b in zip(lean_positions, _OutputsSpy.positions)), (lean_positions, _OutputsSpy.positions)
 
     def logged(name):
         rows = [json.loads(line) for line in (store.stage_dir("train", name) / "log.jsonl").read_text().splitlines()]
