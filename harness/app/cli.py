@@ -28,6 +28,7 @@ Stages (each writes versioned records under <home>/<run>/<stage>/):
   registry      verify the hash-chained decision log, or show it with the current aliases
   history       every decision and override across candidates: verdicts, gated metrics, aliases, who and when
   report        one self-contained HTML executive report and its Markdown twin (--pdf: and a PDF)
+  launch        train, data build or bench on several processes (accelerate), keeping nift-gate's exit status
 
 The runs home is --home, else $NIFT_HOME, else ./nift-runs. A stage whose inputs and config match a
 finished record is skipped; --force redoes it.
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbosity(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_data_parser, _add_train_parser, _add_bench_parser, _add_audit_parser, _add_review_parsers,
-                _add_gate_parsers, _add_run_parser, _add_config_parser):
+                _add_gate_parsers, _add_run_parser, _add_config_parser, _add_launch_parser):
         add(commands)
     for leaf in _leaf_parsers(parser):
         _add_verbosity(leaf)
@@ -236,6 +237,34 @@ def _add_run_parser(commands) -> None:
                      help="Override any config field (repeatable).")
     run.add_argument("--force", action="store_true", help="Redo every stage even when a matching record exists.")
     _add_verdict_outputs(run)
+
+
+def _add_launch_parser(commands) -> None:
+    launch = commands.add_parser(
+        "launch", help="Run train, data build or bench on several processes, with nift-gate's exit status.",
+        description="The same as `accelerate launch --config_file ACCELERATE_CONFIG -m harness.app.cli COMMAND "
+                    "...`, except the status: accelerate's launcher exits 1 whenever a rank fails; this exits with "
+                    "the status of the rank that failed first (2 bad input or config, 3 the teacher failed, 1 an "
+                    "unexpected error, 128+N killed by signal N). The command's config is read first, so a bad "
+                    "config or --set stops here, before any process starts. Example: nift-gate launch "
+                    "configs/accelerate/cpu-ddp.yaml train --config configs/demo.yaml")
+    launch.add_argument("accelerate_config", type=Path, metavar="ACCELERATE_CONFIG",
+                        help="An accelerate config file, e.g. configs/accelerate/cpu-ddp.yaml (2 CPU processes).")
+    launch.add_argument("--num-processes", type=int, help="Override the config's num_processes.")
+    launch.add_argument("--main-process-port", type=int,
+                        help="Port of the ranks' rendezvous (default: the config's, else 29500).")
+    launch.add_argument("stage_args", nargs=argparse.REMAINDER, metavar="COMMAND ...",
+                        help="train ..., data build ... or bench ..., with their own options.")
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from harness.app.config import load_pipeline_config
+    from harness.app.launch import launch, launch_command
+
+    launch_command(args.stage_args)
+    stage = build_parser().parse_args(args.stage_args)  # the command's own usage errors, before any process starts
+    load_pipeline_config(stage.config, stage.assignments, {"run": stage.run})
+    return launch(args.accelerate_config, args.stage_args, args.num_processes, args.main_process_port)
 
 
 def _add_config_parser(commands) -> None:
@@ -715,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("review", "summary"): _review_summary, ("review", "export"): _review_export,
                 ("gate", None): _gate, ("override", None): _override,
                 ("registry", "verify"): _registry_verify, ("registry", "show"): _registry_show,
-                ("history", None): _history, ("report", None): _report}
+                ("history", None): _history, ("report", None): _report, ("launch", None): _launch}
     try:
         return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)
     except NiftError as exc:

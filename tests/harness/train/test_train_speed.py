@@ -8,7 +8,7 @@ import trl.trainer.utils
 
 from harness.core.store import RunStore
 from harness.train.config import TrainConfig
-from harness.train.train import train_checkpoint
+from harness.train.train import CPU_HEAD_CHUNK, train_checkpoint
 
 
 def _ragged(tmp_path):
@@ -59,12 +59,14 @@ class _OutputsSpy:
 
     asked: list[tuple[str, ...]] = []
     positions: list[int] = []
+    chunks: set[int] = set()
     real = trl.trainer.utils._ChunkedLogProbFunction
 
     @classmethod
     def apply(cls, *args):
         cls.asked.append(tuple(args[-1]))
         cls.positions.append(args[0].shape[0])
+        cls.chunks.add(args[5])
         return cls.real.apply(*args)
 
 
@@ -73,14 +75,16 @@ def test_per_token_metrics_are_off_unless_asked_for_and_do_not_change_the_loss(t
     data, store = _ragged(tmp_path), RunStore("r")
     lean = train_checkpoint(_cfg(tiny_model, data, "lean"), store)
     assert _OutputsSpy.asked and set(_OutputsSpy.asked) == {("log_probs",)}
-    lean_positions = list(_OutputsSpy.positions)
+    lean_positions, lean_chunks = list(_OutputsSpy.positions), set(_OutputsSpy.chunks)
     _OutputsSpy.asked.clear()
     _OutputsSpy.positions.clear()
+    _OutputsSpy.chunks.clear()
     full = train_checkpoint(_cfg(tiny_model, data, "full", token_metrics=True), store)
     assert set(_OutputsSpy.asked) == {("log_probs", "entropy", "is_top1")}
     # TRL's own head scores every position on the CPU; the lean one only the answers' (labelled) positions, of
     # the same batches: fewer rows through the LM head, and (below) the same loss at every step.
-    assert trl.trainer.utils._use_triton(torch.device("cpu")) is False  # restored after every forward
+    assert (lean_chunks, _OutputsSpy.chunks) == ({CPU_HEAD_CHUNK}, {trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE})
+    assert trl.trainer.utils._use_triton(torch.device("cpu")) is False  # TRL's choices are back after each forward
     assert len(lean_positions) == len(_OutputsSpy.positions)
     assert all(a < b for a, b in zip(lean_positions, _OutputsSpy.positions)), (lean_positions, _OutputsSpy.positions)
 
