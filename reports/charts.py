@@ -48,6 +48,24 @@ def bench_deltas(rows: Sequence[dict]) -> str | None:
         return _svg(fig)
 
 
+def ratings(rows: Sequence[dict], anchor: str | None, highlight: str) -> str | None:
+    """One line per model (rows of ``model``, ``rating``, ``ci_low``, ``ci_high``, best first): its arena rating
+    (dot) and bootstrap CI (bar), ``highlight`` (the candidate) in its own colour, the anchor's 1000 dashed."""
+    if not rows:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+        for i, row in enumerate(reversed(rows)):
+            low = row["rating"] - row["ci_low"] if row["ci_low"] is not None else 0
+            high = row["ci_high"] - row["rating"] if row["ci_high"] is not None else 0
+            colour = PALETTE[1] if row["model"] == highlight else PALETTE[0]
+            ax.errorbar(row["rating"], i, xerr=[[low], [high]], fmt="o", color=colour, capsize=3)
+        ax.axvline(1000, color="#57606a", lw=0.8, linestyle="--")
+        ax.set_yticks(range(len(rows)), [r["model"] for r in reversed(rows)])
+        ax.set_xlabel(f"arena rating (Elo scale; {anchor or 'the mean'} = 1000), 95% CI resampling questions")
+        return _svg(fig)
+
+
 def value_bars(groups: dict[str, dict[str, tuple[float, float | None, float | None]]], ylabel: str) -> str | None:
     """Grouped bars: group (metric) -> model -> (value, ci_low, ci_high)."""
     if not groups:

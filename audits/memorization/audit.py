@@ -31,7 +31,6 @@ from audits.memorization.metrics import (
     MEASURES,
     MEMORIZATION_METRICS,
     SUITES,
-    difference_interval,
 )
 from audits.memorization.overlap import overlap
 from audits.registry import AuditedModel, AuditRecord, register_audit
@@ -241,6 +240,7 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
     from harness.core.stats import (
         BOOTSTRAP_PERCENTILE,
         bootstrap_mean_ci,
+        independent_difference_interval,
         proportion_interval,
     )
 
@@ -265,7 +265,7 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
         held = list(results.metric("held_out", measure).values())
         if not train or not held:
             continue
-        low, high = difference_interval(train, held, iterations=config.bootstrap_iterations,
+        low, high = independent_difference_interval(train, held, iterations=config.bootstrap_iterations,
                                         confidence=config.confidence, seed=config.seed)
         out[f"memorization.gap.{measure}"] = Estimate(
             value=sum(train) / len(train) - sum(held) / len(held), ci_low=low, ci_high=high,
@@ -277,7 +277,7 @@ def paired_deltas(results: dict[str, _ModelResults], candidate: str, config: Aud
     """Candidate minus each baseline on the same prompts: every per-set metric (paired bootstrap and sign test
     for the shares, Newcombe and exact McNemar for the memorized rate), and each gap as the difference between
     the two sets of the per-prompt candidate-minus-baseline differences (two-sample bootstrap)."""
-    from harness.core.stats import BOOTSTRAP_PERCENTILE, paired_comparison
+    from harness.core.stats import BOOTSTRAP_PERCENTILE, independent_difference_interval, paired_comparison
 
     deltas = []
     mine = results[candidate]
@@ -301,7 +301,7 @@ def paired_deltas(results: dict[str, _ModelResults], candidate: str, config: Aud
             train, held = differences["train"], differences["held_out"]
             if not train or not held:
                 continue
-            low, high = difference_interval(train, held, iterations=config.bootstrap_iterations,
+            low, high = independent_difference_interval(train, held, iterations=config.bootstrap_iterations,
                                             confidence=config.confidence, seed=config.seed)
             deltas.append(MetricDelta(
                 metric=f"memorization.gap.{measure}", candidate=candidate, baseline=baseline,

@@ -53,21 +53,3 @@ def _gap(measure: str) -> MetricSpec:
 #: Every metric the memorization audit reports, in the order its record lists them.
 MEMORIZATION_METRICS = tuple(_spec(suite, measure) for suite in SUITES for measure in MEASURES) + tuple(
     _gap(measure) for measure in GAP_MEASURES)
-
-
-def difference_interval(a: list[float], b: list[float], *, iterations: int, confidence: float, seed: int
-                        ) -> tuple[float | None, float | None]:
-    """Percentile bootstrap CI of mean(a) - mean(b) for two independent samples (each resampled on its own);
-    (None, None) when either has fewer than two values."""
-    import numpy as np
-    from scipy import stats
-
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(x) < 2 or len(y) < 2:
-        return None, None
-    if np.all(x == x[0]) and np.all(y == y[0]):  # no spread: every resample gives the same difference
-        return float(x[0] - y[0]), float(x[0] - y[0])
-    result = stats.bootstrap((x, y), lambda p, q, axis=-1: np.mean(p, axis=axis) - np.mean(q, axis=axis),
-                             paired=False, vectorized=True, n_resamples=iterations, confidence_level=confidence,
-                             method="percentile", random_state=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)

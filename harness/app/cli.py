@@ -246,7 +246,8 @@ def _add_launch_parser(commands) -> None:
                     "...`, except the status: accelerate's launcher exits 1 whenever a rank fails; this exits with "
                     "the status of the rank that failed first (2 bad input or config, 3 the teacher failed, 1 an "
                     "unexpected error, 128+N killed by signal N). The command's config is read first, so a bad "
-                    "config or --set stops here, before any process starts. Example: nift-gate launch "
+                    "config or --set stops here, before any process starts. launch's own options come before "
+                    "ACCELERATE_CONFIG; everything after COMMAND is the command's. Example: nift-gate launch "
                     "configs/accelerate/cpu-ddp.yaml train --config configs/demo.yaml")
     launch.add_argument("accelerate_config", type=Path, metavar="ACCELERATE_CONFIG",
                         help="An accelerate config file, e.g. configs/accelerate/cpu-ddp.yaml (2 CPU processes).")

@@ -19,6 +19,7 @@ the name of its method, which records store beside it (``MetricValue.interval``,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -113,6 +114,22 @@ def _paired_bootstrap(c: np.ndarray, b: np.ndarray, iterations: int, confidence:
                              method="percentile", random_state=np.random.default_rng(seed))
     return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high),
                     BOOTSTRAP_PERCENTILE)
+
+
+def independent_difference_interval(a: Sequence[float], b: Sequence[float], *, iterations: int, confidence: float,
+                                    seed: int) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of mean(a) - mean(b) for two independent samples, each resampled on its own (the
+    memorization probe's training prompts against held-out ones: different items, nothing to pair); (None, None)
+    when either has fewer than two values."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) < 2 or len(y) < 2:
+        return None, None
+    if np.all(x == x[0]) and np.all(y == y[0]):  # no spread: every resample gives the same difference
+        return float(x[0] - y[0]), float(x[0] - y[0])
+    result = stats.bootstrap((x, y), lambda p, q, axis=-1: np.mean(p, axis=axis) - np.mean(q, axis=axis),
+                             paired=False, vectorized=True, n_resamples=iterations, confidence_level=confidence,
+                             method="percentile", random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def newcombe_paired_interval(both: int, only_candidate: int, only_baseline: int, neither: int,

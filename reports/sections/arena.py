@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.core.store import RunStore
+from reports import charts
 
 if TYPE_CHECKING:
     from reports.build import DecidedEvidence
@@ -106,28 +107,7 @@ def _arena(bench, uses) -> dict[str, Any] | None:
             "resampled": ratings.resampled if ratings else None, "rows": rows,
             "consistency": use.position_consistency if use else None,
             "earlier": [e.model_dump() for e in arena.earlier_candidates],
-            "chart": _rating_chart(rows, ratings.anchor if ratings else None, bench.candidate)}
-
-
-def _rating_chart(rows: list[dict[str, Any]], anchor: str | None, candidate: str) -> str | None:
-    """One line per model: its rating (dot) and bootstrap CI (bar), the anchor's 1000 as a dashed line."""
-    if not rows:
-        return None
-    import matplotlib.pyplot as plt
-
-    from reports import charts
-
-    with plt.rc_context(charts._STYLE):
-        fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
-        for i, row in enumerate(reversed(rows)):
-            low = row["rating"] - row["ci_low"] if row["ci_low"] is not None else 0
-            high = row["ci_high"] - row["rating"] if row["ci_high"] is not None else 0
-            colour = charts.PALETTE[1] if row["model"] == candidate else charts.PALETTE[0]
-            ax.errorbar(row["rating"], i, xerr=[[low], [high]], fmt="o", color=colour, capsize=3)
-        ax.axvline(1000, color="#57606a", lw=0.8, linestyle="--")
-        ax.set_yticks(range(len(rows)), [r["model"] for r in reversed(rows)])
-        ax.set_xlabel(f"arena rating (Elo scale; {anchor or 'the mean'} = 1000), 95% CI resampling questions")
-        return charts._svg(fig)
+            "chart": charts.ratings(rows, ratings.anchor if ratings else None, bench.candidate)}
 
 
 def _grader(evidence: DecidedEvidence) -> dict[str, Any] | None:

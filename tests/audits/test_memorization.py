@@ -13,7 +13,8 @@ from audits.memorization.audit import (
     paired_deltas,
     summarise,
 )
-from audits.memorization.metrics import MEMORIZATION_METRICS, difference_interval
+from audits.memorization.metrics import MEMORIZATION_METRICS
+from harness.core.stats import independent_difference_interval
 from audits.memorization.overlap import (
     longest_common_substring,
     ngram_overlap,
@@ -67,12 +68,12 @@ def test_the_lcs_ratio_is_normalised_by_the_response_length_cut_to_the_budget():
 
 
 def test_the_gap_interval_is_a_two_sample_bootstrap():
-    low, high = difference_interval([0.9, 0.8, 1.0, 0.7], [0.1, 0.0, 0.2, 0.1], iterations=500, confidence=0.95,
+    low, high = independent_difference_interval([0.9, 0.8, 1.0, 0.7], [0.1, 0.0, 0.2, 0.1], iterations=500, confidence=0.95,
                                     seed=0)
     assert 0.5 <= low < 0.75 < high <= 0.95
-    assert difference_interval([0.5, 0.5], [0.1, 0.1], iterations=500, confidence=0.95, seed=0) == \
+    assert independent_difference_interval([0.5, 0.5], [0.1, 0.1], iterations=500, confidence=0.95, seed=0) == \
         pytest.approx((0.4, 0.4))
-    assert difference_interval([0.5], [0.1, 0.2], iterations=500, confidence=0.95, seed=0) == (None, None)
+    assert independent_difference_interval([0.5], [0.1, 0.2], iterations=500, confidence=0.95, seed=0) == (None, None)
 
 
 def _results(name, role, values):

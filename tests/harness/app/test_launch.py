@@ -48,8 +48,8 @@ def test_bad_input_on_the_ranks_exits_2_with_one_line_not_the_launchers_1(tiny_m
     config = tmp_path / "cfg.yaml"
     config.write_text("run: launched\ntrain:\n  - " + json.dumps(
         {"name": "cand", "recipe": "nift", "base_model": str(tiny_model), "data": str(missing)}) + "\n")
-    done = subprocess.run([sys.executable, "-m", "harness.app.cli", "launch", str(CPU_DDP), "--main-process-port",
-                           str(free_port()), "train", "--config", str(config), "--home", str(tmp_path / "runs")],
+    done = subprocess.run([sys.executable, "-m", "harness.app.cli", "launch", "--main-process-port", str(free_port()),
+                           str(CPU_DDP), "train", "--config", str(config), "--home", str(tmp_path / "runs")],
                           capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("nift-gate: error:")]

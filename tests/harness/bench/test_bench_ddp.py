@@ -3,7 +3,6 @@ ranks share each model's lm-eval documents and the bench is the single-process o
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,18 +16,13 @@ from harness.bench.config import BenchConfig
 from harness.bench.record import BenchRecord
 from harness.core.lmeval import ModelEvalRecord, _merge_rank_results
 from harness.core.store import RECORD_FILE, RunStore, read_record
+from tests.support.devtools import free_port
 
 ACCELERATE_CONFIG = Path(__file__).parents[3] / "configs" / "accelerate" / "cpu-ddp.yaml"
 #: 11 items (ranks take 6 and 5) with 2 to 4 choices: the ranks hold different numbers of requests, so lm-eval
 #: pads the shorter one's, and the gathered rows must still come back in one process's order.
 QUESTIONS = [{"question": f"Question {i}: which word comes next?", "choices": ["right", "wrong", "maybe", "never"][
     :2 + i % 3], "answer": i % 2} for i in range(11)]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:  # other test processes may hold accelerate's default port
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _rows(home: Path, run: str, model: str) -> list[dict]:
@@ -52,7 +46,7 @@ def test_two_ranks_bench_the_single_process_rows_and_scores_and_only_rank_0_writ
     config.write_text(json.dumps({"run": "two", "bench": bench}))
     ddp_home = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
-           "--main_process_port", str(_free_port()),
+           "--main_process_port", str(free_port()),
            "-m", "harness.app.cli", "bench", "--config", str(config), "--home", str(ddp_home)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})

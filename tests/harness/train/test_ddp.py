@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,13 @@ from harness.core.store import RunStore
 from harness.train.config import TrainConfig
 from harness.train.record import load_checkpoint_record
 from harness.train.train import train_checkpoint
+from tests.support.devtools import free_port
 
 CONFIG = Path(__file__).parents[3] / "configs" / "accelerate" / "cpu-ddp.yaml"
 #: Same rows, same global batch, same seed: the per-step losses of 2 ranks x 2 rows and 1 process x 4 rows agree
 #: up to the order float sums are taken in.
 LOSS_TOLERANCE = 1e-4  # relative
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rank_pids(launcher: psutil.Process) -> dict[int, int]:
@@ -55,7 +50,7 @@ def test_two_rank_ddp_writes_one_checkpoint_matches_one_process_and_resumes_afte
     config = tmp_path / "cfg.yaml"
     config.write_text("run: ddp\ntrain:\n  - " + json.dumps({**entry, "batch_size": 2}) + "\n")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIG),
-           "--main_process_port", str(_free_port()), "-m", "harness.app.cli", "train", "--config", str(config)]
+           "--main_process_port", str(free_port()), "-m", "harness.app.cli", "train", "--config", str(config)]
     folder = tmp_path / "runs" / "ddp" / "train" / "cand"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
