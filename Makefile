@@ -37,8 +37,9 @@ system-deps:
 demo: setup
 	$(BIN)/nift-gate run configs/demo.yaml; code=$$?; [ $$code -eq 0 ] || [ $$code -eq 10 ] || [ $$code -eq 11 ]
 
+# --durations: the slowest tests, so the next trim of `make test` (kept near 15 min on 2 cores) starts from data.
 test: setup system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: setup system-deps
 	$(BIN)/python -m pytest -q -m 'not slow'
