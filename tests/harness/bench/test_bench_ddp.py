@@ -45,9 +45,10 @@ def test_two_ranks_bench_the_single_process_rows_and_scores_and_only_rank_0_writ
     config = tmp_path / "bench.yaml"
     config.write_text(json.dumps({"run": "two", "bench": bench}))
     ddp_home = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
-           "--main_process_port", str(free_port()),
-           "-m", "harness.app.cli", "bench", "--config", str(config), "--home", str(ddp_home)]
+    # through `nift-gate launch` (accelerate's launcher, run in-process): its success path; the train test
+    # launches with `accelerate launch` itself
+    cmd = [sys.executable, "-m", "harness.app.cli", "launch", "--main-process-port", str(free_port()),
+           str(ACCELERATE_CONFIG), "bench", "--config", str(config), "--home", str(ddp_home)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
