@@ -39,6 +39,7 @@ from harness.core.generation import (
     sampling_of,
 )
 from harness.core.records import canonical_json, config_hash
+from harness.core.sqlite import write_ahead_log
 
 CACHE_FILE = Path("_cache") / "generations.sqlite"
 #: Bumped when the key or the stored row changes meaning; older rows then miss (they are never misread).
@@ -94,6 +95,10 @@ def request_fingerprint(config: GeneratorConfig, request: GenerationRequest, see
     return fingerprint
 
 
+#: How long an operation waits for another process's lock on the cache before it fails.
+BUSY_TIMEOUT_S = 30
+
+
 class GenerationCache:
     """Successful generations in one SQLite file, shared by every stage and process on a runs home."""
 
@@ -117,9 +122,12 @@ class GenerationCache:
         # A connection per operation: nothing is shared between threads, and a writer holds the lock only for
         # its own short transaction; others wait up to 30 s for it (busy_timeout) instead of failing.
         try:
-            db = sqlite3.connect(self.path, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            write_ahead_log(db, BUSY_TIMEOUT_S)
             db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; a lost row is just regenerated
+        except sqlite3.OperationalError as exc:
+            raise InputError(f"{self.path}: generation cache busy for {BUSY_TIMEOUT_S} s ({exc}); another "
+                             "process holds it") from None
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a generation cache ({exc}); move it away to start an empty "
                              f"cache") from None

@@ -63,6 +63,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from harness.core.errors import InputError
+from harness.core.sqlite import write_ahead_log
 from harness.core.store import RunStore
 from harness.review.config import ReviewConfig
 from harness.review.migrations import migrate
@@ -127,8 +128,8 @@ def make_engine(url: str) -> Engine:
             # Autocommit at the driver level: SQLAlchemy's "begin" event below emits BEGIN itself, so a
             # writer can take the write lock up front (BEGIN IMMEDIATE) instead of failing to upgrade later.
             dbapi_conn.isolation_level = None
+            write_ahead_log(dbapi_conn, SQLITE_BUSY_TIMEOUT_MS / 1000)
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=FULL")  # durable against power loss too, not only a killed app
             cursor.execute("PRAGMA foreign_keys=ON")

