@@ -128,8 +128,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     print(f"| naive pipeline('text-generation') loop, batch 1 | {tokens['naive']} | {seconds['naive']:.1f} | "
           f"{rate['naive']:.1f} | {rate['naive'] / workload_ceiling:.0%} |")
-    print(f"| nift-gate generator, batch {args.batch_size}, length-sorted, {teacher.cache_implementation or 'dynamic'} KV cache | {tokens['nift']} | {seconds['nift']:.1f} | "
-          f"{rate['nift']:.1f} | {rate['nift'] / workload_ceiling:.0%} |")
+    cache = teacher.cache_implementation or "dynamic"
+    print(f"| nift-gate generator, batch {args.batch_size}, length-sorted, {cache} KV cache | {tokens['nift']} | "
+          f"{seconds['nift']:.1f} | {rate['nift']:.1f} | {rate['nift'] / workload_ceiling:.0%} |")
     print(f"\nratio (nift-gate / naive tokens/s): {rate['nift'] / rate['naive']:.2f}x  (target >= 10x)")
     print(f"greedy outputs: {len(prompts) - differing}/{len(prompts)} identical to the naive loop"
           f"{'; NOT stable between the two runs of a method' if unstable else ''}")

@@ -260,9 +260,9 @@ def _add_launch_parser(commands) -> None:
 
 def _launch(args: argparse.Namespace) -> int:
     from harness.app.config import load_pipeline_config
-    from harness.app.launch import launch, launch_command
+    from harness.app.launch import launch, launchable
 
-    launch_command(args.stage_args)
+    launchable(args.stage_args)
     stage = build_parser().parse_args(args.stage_args)  # the command's own usage errors, before any process starts
     load_pipeline_config(stage.config, stage.assignments, {"run": stage.run})
     return launch(args.accelerate_config, args.stage_args, args.num_processes, args.main_process_port)

@@ -16,7 +16,7 @@ from harness.core.errors import ConfigError
 LAUNCHABLE = {("train",): "train", ("data", "build"): "data build", ("bench",): "bench"}
 
 
-def launch_command(command: list[str]) -> tuple[str, ...]:
+def launchable(command: list[str]) -> tuple[str, ...]:
     """The launchable command ``command`` starts with, or a config error naming the ones there are."""
     for words in LAUNCHABLE:
         if tuple(command[: len(words)]) == words:
@@ -34,11 +34,10 @@ def launch(accelerate_config: Path, command: list[str], num_processes: int | Non
            main_process_port: int | None = None) -> int:
     """Run ``nift-gate <command>`` on the processes ``accelerate_config`` describes; the first failed rank's
     status, else 0."""
-    from accelerate.commands.launch import launch_command as accelerate_launch
-    from accelerate.commands.launch import launch_command_parser
+    from accelerate.commands.launch import launch_command, launch_command_parser
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    launch_command(command)
+    launchable(command)
     if not accelerate_config.is_file():
         raise ConfigError(f"{accelerate_config}: no such accelerate config (see configs/accelerate/)")
     argv = ["--config_file", str(accelerate_config),
@@ -46,7 +45,7 @@ def launch(accelerate_config: Path, command: list[str], num_processes: int | Non
             *(["--main_process_port", str(main_process_port)] if main_process_port else []),
             "-m", "harness.app.cli", *command]
     try:
-        accelerate_launch(launch_command_parser().parse_args(argv))
+        launch_command(launch_command_parser().parse_args(argv))
     except ChildFailedError as exc:
         _, failure = exc.get_first_failure()
         return exit_status(failure.exitcode) or 1

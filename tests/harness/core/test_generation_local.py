@@ -40,7 +40,15 @@ def test_greedy_answers_do_not_depend_on_the_batch_size(tiny_model, embedded_tex
                                for g in generator.generate(requests, seed=0)]
     assert answers[3] == answers[1] and answers[7] == answers[1]
     # the CPU's static KV cache (written in place) gives the answers of the default, growing one
-    assert generator.cache_implementation == "static"
+    asked, generate = [], generator.model.generate
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("cache_implementation"))
+        return generate(*args, **kwargs)
+
+    generator.model.generate = spy
+    generator.generate(requests[:1], seed=0)
+    assert asked == ["static"]
     generator.cache_implementation = None
     assert [(g.key, g.text, g.completion_tokens, g.finish_reason) for g in generator.generate(requests, seed=0)] \
         == answers[7]
