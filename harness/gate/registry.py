@@ -119,25 +119,45 @@ class Registry:
     # ---- locking ---------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self, exclusive: bool) -> Iterator[None]:
+    def _locked(self, exclusive: bool) -> Iterator[bool]:
+        """Hold the lock; yields whether there is a registry to read. A reader that finds no folder yields
+        False and must read nothing: a writer may create the folder and start an append right after the check,
+        and a read then, outside the lock, could see a log line whose head update is still to come."""
         if exclusive:
             self.folder.mkdir(parents=True, exist_ok=True)
         elif not self.folder.is_dir():
-            yield  # nothing logged yet, and a reader creates no folder
+            yield False  # nothing logged yet, and a reader creates no folder
             return
         with contextlib.ExitStack() as stack:
-            try:
-                handle = stack.enter_context(open(self.folder / LOCK_FILE, "a"))
-            except OSError:
-                if exclusive:
-                    raise
-                yield  # a read-only copy of a registry: no writer can be at work in it
+            handle = self._open_lock(exclusive)
+            if handle is None:
+                yield True  # a read-only copy of a registry without a lock file: no writer can be at work in it
                 return
+            stack.enter_context(handle)
             fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _open_lock(self, exclusive: bool):
+        """The lock file, created if need be. A reader without write access opens it read-only (flock works on
+        any descriptor); None when it neither exists nor can be created."""
+        lock = self.folder / LOCK_FILE
+        try:
+            return open(lock, "a")
+        except OSError:
+            if exclusive:
+                raise
+        try:
+            return open(lock)
+        except OSError:
+            return None
+
+    def _snapshot(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The verified entries and their line hashes, read under the shared lock."""
+        with self._locked(exclusive=False) as present:
+            return self._read() if present else ([], [])
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[RegistryWriter]:
@@ -152,14 +172,13 @@ class Registry:
     def reading(self) -> Iterator[list[dict[str, Any]]]:
         """Hold the lock shared while reading what the log points at (decision files): yields the verified
         entries, and no writer appends until the block ends."""
-        with self._locked(exclusive=False):
-            yield self._read()[0]
+        with self._locked(exclusive=False) as present:
+            yield self._read()[0] if present else []
 
     def verify(self) -> list[dict[str, Any]]:
         """Check every entry, the chain and the head (under the lock, so an append in progress is not
         mistaken for tampering); return the entries or raise naming the first bad one."""
-        with self.reading() as entries:
-            return entries
+        return self._snapshot()[0]
 
     def _read(self) -> tuple[list[dict[str, Any]], list[str]]:
         """The verified entries and the sha256 of each one's line."""
@@ -241,8 +260,7 @@ class Registry:
 
     def head_sha256(self) -> str:
         """The hash of the last entry's line (what ``head.json`` records): the value to anchor elsewhere."""
-        with self._locked(exclusive=False):
-            hashes = self._read()[1]
+        hashes = self._snapshot()[1]
         return hashes[-1] if hashes else GENESIS
 
     def anchor(self, expected: str) -> tuple[list[dict[str, Any]], int]:
@@ -253,8 +271,7 @@ class Registry:
         if len(wanted) < 12 or any(c not in "0123456789abcdef" for c in wanted):
             raise InputError(f"--expect-head {expected!r}: expected a sha256 (at least 12 hex digits) as "
                              f"`nift-gate registry verify` prints it")
-        with self._locked(exclusive=False):
-            entries, hashes = self._read()
+        entries, hashes = self._snapshot()
         for entry, digest in zip(entries, hashes, strict=True):
             if digest.startswith(wanted):
                 return entries, entry["seq"]

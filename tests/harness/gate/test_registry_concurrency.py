@@ -2,11 +2,14 @@
 append. Real processes (forked), started together at a barrier so that they contend."""
 
 import multiprocessing
+from pathlib import Path
 
+import pytest
 from gate_records import CANDIDATE, config_for, decide_run, standard_run, write_policy
 
 from harness.core.records import sha256_file
 from harness.core.store import RunStore
+from harness.gate import registry as registry_module
 from harness.gate.gate import open_registry
 from harness.gate.registry import Registry, RegistryTamperedError
 
@@ -89,3 +92,28 @@ def test_concurrent_appends_of_the_same_and_different_decisions_log_each_once_an
     entries = Registry(folder).verify()
     assert sorted(e["record_id"] for e in entries) == DECISIONS  # each distinct decision exactly once
     assert [e["seq"] for e in entries] == list(range(1, len(DECISIONS) + 1))
+
+
+def test_a_reader_that_found_no_registry_reads_nothing_though_a_writer_starts_one_right_after(tmp_path, monkeypatch):
+    """The interleaving that failed once in CI: a reader finds no folder (so there is no lock to take), then,
+    before it reads, a writer creates the registry, logs one entry and is between the log line and the head
+    update of a second. The reader must report the empty registry it found, not a tampered one."""
+    folder = tmp_path / "registry"
+    real_is_dir = Path.is_dir
+
+    def is_dir_then_a_writer_starts(path):
+        found = real_is_dir(path)
+        if path == folder:
+            monkeypatch.setattr(Path, "is_dir", real_is_dir)
+            writer = Registry(folder)
+            writer.append({"event": "decision", "record_id": "d1", "decision": "PROMOTE", "alias_moves": {}})
+            with monkeypatch.context() as halfway:
+                halfway.setattr(registry_module, "atomic_write_json", lambda *args, **kwargs: None)
+                writer.append({"event": "decision", "record_id": "d2", "decision": "PROMOTE", "alias_moves": {}})
+        return found
+
+    monkeypatch.setattr(Path, "is_dir", is_dir_then_a_writer_starts)
+    assert Registry(folder).verify() == []
+    # the folder now holds the writer's half-done append, which a reader arriving now sees only after the head
+    with pytest.raises(RegistryTamperedError, match="entry 2 not counted"):
+        Registry(folder).verify()  # (here the writer never finishes, so a later reader flags it)
