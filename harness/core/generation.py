@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.config import Section
 from harness.core.errors import ConfigError
+from harness.core.log import get_logger
 from harness.core.records import InputRef
 
 
@@ -331,11 +332,10 @@ class TransformersGenerator:
         mode = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p} \
             if sampling.temperature > 0 else {"do_sample": False}
         with torch.inference_mode():
-            output = self.model.generate(
+            output = self._generate_with_cache(
                 **inputs, max_new_tokens=int(budgets.max()), use_cache=True,
                 repetition_penalty=sampling.repetition_penalty, pad_token_id=self.tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([PerRowBudget(width, budgets)]),
-                cache_implementation=self.cache_implementation, **mode)
+                stopping_criteria=StoppingCriteriaList([PerRowBudget(width, budgets)]), **mode)
         results = {}
         for row, index in enumerate(batch):
             new = output[row, width:].tolist()[: requests[index].max_new_tokens]
@@ -348,6 +348,25 @@ class TransformersGenerator:
                 finish_reason="length" if stop is None else "stop")
         return results
 
+
+    def _generate_with_cache(self, **kwargs: Any) -> Any:
+        """``model.generate`` with this generator's KV cache. A model whose static cache fails (custom modelling
+        code, a cache layout transformers cannot size) generates with the default cache instead, from this batch
+        on: the answers are the same either way, only slower. Running out of memory is not retried."""
+        import torch
+
+        if self.cache_implementation is None:
+            return self.model.generate(**kwargs)
+        try:
+            return self.model.generate(**kwargs, cache_implementation=self.cache_implementation)
+        except (MemoryError, torch.OutOfMemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001  (retried once with the default cache; its own error propagates)
+            get_logger("generation").warning(
+                f"{self.config.model}: generating with a {self.cache_implementation} KV cache failed "
+                f"({type(exc).__name__}: {str(exc)[:200]}); using the default cache from now on")
+            self.cache_implementation = None
+            return self.model.generate(**kwargs)
 
 class OpenAIGenerator:
     """Chat completions over HTTP. Failed rows come back with ``error`` set; the builder applies the policy."""

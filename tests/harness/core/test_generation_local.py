@@ -85,3 +85,37 @@ def test_the_thread_count_is_measured_on_the_generators_own_decode_product(tiny_
     # batch 5 through the tiny model's MLP (hidden 32 -> intermediate 64), not the 576-wide default
     assert generator.threads.how == "measured" and generator.threads.workload == "generate 5x32x64"
     assert str(generator.threads.threads) in generator.threads.ms_per_matmul
+
+
+def test_a_model_whose_static_cache_fails_generates_with_the_default_cache_and_says_so(tiny_model, caplog):
+    requests = _requests(["one two three four five six seven eight nine ten eleven twelve"] * 2)
+    generator = TransformersGenerator(GeneratorConfig(model=str(tiny_model), temperature=0.0, threads=1))
+    expected = generator.generate(requests, seed=0)
+    asked, generate = [], generator.model.generate
+
+    def static_cache_unsupported(*args, **kwargs):
+        asked.append(kwargs.get("cache_implementation"))
+        if kwargs.get("cache_implementation") == "static":
+            raise ValueError("this model's layers cannot be sized for a StaticCache")
+        return generate(*args, **kwargs)
+
+    generator.model.generate = static_cache_unsupported
+    with caplog.at_level("WARNING", logger="nift_gate.generation"):
+        assert generator.generate(requests, seed=0) == expected
+        assert generator.generate(requests, seed=0) == expected
+    assert asked == ["static", None, None]  # tried once, then the default cache for every later batch
+    assert "static KV cache failed (ValueError: this model's layers cannot be sized" in caplog.text
+
+
+def test_running_out_of_memory_with_the_static_cache_is_not_retried(tiny_model):
+    generator = TransformersGenerator(GeneratorConfig(model=str(tiny_model), threads=1))
+    asked = []
+
+    def out_of_memory(*args, **kwargs):
+        asked.append(kwargs.get("cache_implementation"))
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    generator.model.generate = out_of_memory
+    with pytest.raises(torch.OutOfMemoryError):
+        generator.generate(_requests(["a b c d e f"]), seed=0)
+    assert asked == ["static"] and generator.cache_implementation == "static"
