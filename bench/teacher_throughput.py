@@ -48,13 +48,18 @@ def matmul_gflops(m: int, k: int, n: int, device: str, seconds: float = 1.0) -> 
     return flops / best / 1e9
 
 
-def flops_per_token(model, context: float) -> float:
-    """2 x parameters (every weight is one multiply-add per token; the tied embedding counts once, as the
-    output projection) plus attention: q.k and a.v over ``context`` positions in every layer."""
+def flops_per_token(model, context: float, logits: bool = True) -> float:
+    """2 x the weights a token is multiplied by (one multiply-add each) plus attention: q.k and a.v over
+    ``context`` positions in every layer. The input embedding is a lookup, not a product. The output projection
+    counts for a generated token; a prompt token is scored by none (``logits=False``): generate() asks the
+    prefill for the last position's logits only (``logits_to_keep=1``)."""
     config = model.config
-    params = sum(p.numel() for p in model.parameters())
+    embedding, projection = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    tied = embedding.data_ptr() == projection.data_ptr()
+    body = sum(p.numel() for p in model.parameters()) - embedding.numel() - (0 if tied else projection.numel())
+    weights = body + (projection.numel() if logits else 0)
     heads_width = config.num_attention_heads * getattr(config, "head_dim", config.hidden_size // config.num_attention_heads)
-    return 2 * params + 4 * config.num_hidden_layers * context * heads_width
+    return 2 * weights + 4 * config.num_hidden_layers * context * heads_width
 
 
 def main() -> None:
@@ -115,7 +120,7 @@ def main() -> None:
     prefill_gflops = matmul_gflops(min(2048, int(mean_prompt) * min(args.batch_size, len(prompts))),
                                    cfg.hidden_size, cfg.intermediate_size, device)
     decode_flops = flops_per_token(teacher.model, mean_prompt + generated_per_doc / 2)
-    prefill_flops = flops_per_token(teacher.model, mean_prompt / 2)
+    prefill_flops = flops_per_token(teacher.model, mean_prompt / 2, logits=False)
     decode_ceiling = decode_gflops * 1e9 / decode_flops
     # Generated tokens/s if every prompt token and every generated token ran at its matmul's measured speed.
     workload_ceiling = generated_per_doc / (mean_prompt * prefill_flops / (prefill_gflops * 1e9)
@@ -136,7 +141,8 @@ def main() -> None:
           f"{'; NOT stable between the two runs of a method' if unstable else ''}")
     print(f"\ncompute ceiling: matmul {decode_gflops:.1f} GFLOP/s at the decode shape ({min(args.batch_size, len(prompts))}"
           f"x{cfg.hidden_size}x{cfg.intermediate_size}), {prefill_gflops:.1f} GFLOP/s at the prefill shape; "
-          f"{decode_flops / 1e6:.0f} MFLOP per generated token (2 x parameters + attention)")
+          f"{decode_flops / 1e6:.0f} MFLOP per generated token (2 x parameters + attention), "
+          f"{prefill_flops / 1e6:.0f} per prompt token (no output projection)")
     print(f"  decode-only ceiling: {decode_ceiling:.0f} tokens/s; this workload's ceiling (prefill of "
           f"{mean_prompt:.0f} prompt tokens per {generated_per_doc:.0f} generated included): {workload_ceiling:.0f} "
           f"generated tokens/s")
