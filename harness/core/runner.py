@@ -21,8 +21,9 @@ Every stage does the same five things, and doing them by hand is how a stage for
   (``on_change="refuse"``).
 * Resume: :attr:`progress` keeps finished units of work (one model's outputs, say) under
   ``<stage>/_work/<name>-<fingerprint>/`` so a crashed stage restarts at the next unit.
-* Commit: :meth:`commit` writes the artifacts and the record into a temp folder and renames it into place,
-  so readers see the old output or the new one, never half of one. A stage whose folder also holds state that
+* Commit: :meth:`commit` hashes every input file again (one read by path since, by a library, must still be
+  the bytes the fingerprint names, or nothing is written), then writes the artifacts and the record into a
+  temp folder and renames it into place, so readers see the old output or the new one, never half of one. A stage whose folder also holds state that
   outlives one record (the review stage's label store) uses :meth:`commit_in_place`: each file atomically,
   the record last.
 """
@@ -224,10 +225,25 @@ class StageRun(Generic[R]):
         return {"record_id": new_record_id(kind), "run_id": self.store.run_id, "inputs": list(self.inputs),
                 "config": {**(self.config or {}), **extra}, "fingerprint": fingerprint}
 
+    def _check_inputs_unchanged(self) -> None:
+        """Hash every file opened by :meth:`file` or :meth:`tree` again before the record is written. Some
+        inputs are read by path after they were hashed, by a library that takes only a path (lm-eval's task
+        files, detoxify's checkpoint, a training file loaded by datasets); one edited or replaced in between
+        would make a record whose inputs name bytes the work never read. A file changed and then put back
+        before the commit is not caught here; :meth:`read` catches it for the inputs read through it."""
+        for path, digest in self.hashed.items():
+            if not path.is_file():
+                raise InputError(f"{path}: removed while {self.stage}/{self.name} was running (after its content "
+                                 "hash was taken); nothing was written; rerun when it is back")
+            if sha256_file(path) != digest:
+                raise InputError(f"{path}: changed while {self.stage}/{self.name} was running (after its content "
+                                 "hash was taken); nothing was written; rerun when it no longer changes")
+
     def commit(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str | bytes | Callable[[Path], None]]
                | None = None) -> R:
         """Write ``files`` (JSON Lines rows, text, bytes, or a function that fills a path) and the record,
         last, into the stage folder in one rename; drop the resume state."""
+        self._check_inputs_unchanged()
         with atomic_dir(self.folder) as tmp:
             for relative, content in (files or {}).items():
                 target = tmp / relative
@@ -249,6 +265,7 @@ class StageRun(Generic[R]):
     def commit_in_place(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str] | None = None) -> R:
         """Like :meth:`commit`, for a folder that holds more than this record: each file is replaced
         atomically and the record is written last, while everything else in the folder stays."""
+        self._check_inputs_unchanged()
         for relative, content in (files or {}).items():
             if isinstance(content, str):
                 atomic_write_text(self.folder / relative, content)

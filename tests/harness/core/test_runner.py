@@ -129,6 +129,38 @@ def test_read_gives_the_hashed_bytes_and_refuses_a_file_edited_since(tmp_path):
         run.read(tmp_path / "other.txt")
 
 
+
+@pytest.mark.parametrize("change", ["edited", "removed", "file in a tree edited"])
+def test_an_input_read_by_path_and_changed_before_the_commit_writes_nothing(tmp_path, change):
+    """A library that takes only a path (lm-eval's task files, detoxify's checkpoint) reads after the hash;
+    the commit hashes every input again, so the record never names bytes the work did not read."""
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\ntwo\n")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "t.yaml").write_text("task: x\n")
+    run = StageRun(store, "toy", "one", ToyRecord)
+    run.file(prompts, kind="prompt_set")
+    run.tree(tasks, kind="tasks")
+    assert run.cached({}) is None
+    run.progress.save("model-a", {"outputs": [1]})
+    if change == "edited":
+        edit_in_place(prompts, b"two", b"TWO")  # same size and mtime
+    elif change == "removed":
+        prompts.unlink()
+    else:
+        (tasks / "t.yaml").write_text("task: y\n")
+    verb = "removed" if change == "removed" else "changed"
+    name = "t.yaml" if change.startswith("file in") else "p.txt"
+    with pytest.raises(InputError, match=rf"{name}: {verb} while toy/one was running .*nothing was written"):
+        run.commit(ToyRecord(**run.header(), lines=2), {"rows.jsonl": [{"line": "one"}]})
+    assert not store.stage_dir("toy", "one").exists()
+    assert run.progress.load("model-a") == {"outputs": [1]}  # the finished work is kept for the rerun
+    with pytest.raises(InputError, match=rf"{name}: {verb} while"):
+        run.commit_in_place(ToyRecord(**run.header(), lines=2))
+    assert not (store.stage_dir("toy", "one") / "record.json").exists()
+
 def test_a_record_input_is_parsed_from_the_bytes_it_is_pinned_by(tmp_path):
     store = RunStore("r", tmp_path)
     folder = tmp_path / "other"
