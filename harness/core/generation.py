@@ -348,7 +348,6 @@ class TransformersGenerator:
                 finish_reason="length" if stop is None else "stop")
         return results
 
-
     def _generate_with_cache(self, **kwargs: Any) -> Any:
         """``model.generate`` with this generator's KV cache. A model whose static cache fails (custom modelling
         code, a cache layout transformers cannot size) generates with the default cache instead, from this batch
@@ -367,6 +366,7 @@ class TransformersGenerator:
                 f"({type(exc).__name__}: {str(exc)[:200]}); using the default cache from now on")
             self.cache_implementation = None
             return self.model.generate(**kwargs)
+
 
 class OpenAIGenerator:
     """Chat completions over HTTP. Failed rows come back with ``error`` set; the builder applies the policy."""

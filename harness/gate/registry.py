@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness.core.errors import InputError
 from harness.core.records import canonical_json, sha256_bytes
@@ -140,7 +140,7 @@ class Registry:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _open_lock(self, exclusive: bool):
+    def _open_lock(self, exclusive: bool) -> IO[str] | None:
         """The lock file, created if need be. A reader without write access opens it read-only (flock works on
         any descriptor); None when it neither exists nor can be created."""
         lock = self.folder / LOCK_FILE
