@@ -266,7 +266,7 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
         if not train or not held:
             continue
         low, high = independent_difference_interval(train, held, iterations=config.bootstrap_iterations,
-                                        confidence=config.confidence, seed=config.seed)
+                                                    confidence=config.confidence, seed=config.seed)
         out[f"memorization.gap.{measure}"] = Estimate(
             value=sum(train) / len(train) - sum(held) / len(held), ci_low=low, ci_high=high,
             n=len(train) + len(held), interval=None if low is None else BOOTSTRAP_PERCENTILE)
@@ -302,7 +302,7 @@ def paired_deltas(results: dict[str, _ModelResults], candidate: str, config: Aud
             if not train or not held:
                 continue
             low, high = independent_difference_interval(train, held, iterations=config.bootstrap_iterations,
-                                            confidence=config.confidence, seed=config.seed)
+                                                        confidence=config.confidence, seed=config.seed)
             deltas.append(MetricDelta(
                 metric=f"memorization.gap.{measure}", candidate=candidate, baseline=baseline,
                 difference=sum(train) / len(train) - sum(held) / len(held), ci_low=low, ci_high=high,

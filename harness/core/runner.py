@@ -23,9 +23,9 @@ Every stage does the same five things, and doing them by hand is how a stage for
   ``<stage>/_work/<name>-<fingerprint>/`` so a crashed stage restarts at the next unit.
 * Commit: :meth:`commit` hashes every input file again (one read by path since, by a library, must still be
   the bytes the fingerprint names, or nothing is written), then writes the artifacts and the record into a
-  temp folder and renames it into place, so readers see the old output or the new one, never half of one. A stage whose folder also holds state that
-  outlives one record (the review stage's label store) uses :meth:`commit_in_place`: each file atomically,
-  the record last.
+  temp folder and renames it into place, so readers see the old output or the new one, never half of one. A
+  stage whose folder also holds state that outlives one record (the review stage's label store) uses
+  :meth:`commit_in_place`: each file atomically, the record last.
 """
 
 from __future__ import annotations
@@ -156,9 +156,12 @@ class StageRun(Generic[R]):
             raise RuntimeError(f"{self.stage}/{self.name}: {path} was not opened with file() or tree()")
         data = read_bytes(path, "input file")
         if sha256_bytes(data) != self.hashed[resolved]:
-            raise InputError(f"{path}: changed while {self.stage}/{self.name} was running (after its content hash "
-                             "was taken); rerun when it no longer changes")
+            raise self._changed(path, "changed", "rerun when it no longer changes")
         return data
+
+    def _changed(self, path: Path | str, how: str, then: str) -> InputError:
+        return InputError(f"{path}: {how} while {self.stage}/{self.name} was running (after its content hash was "
+                          f"taken); {then}")
 
     def model(self, spec: str, resolve: ModelResolver, allow_pickle: bool = False):
         """A model spec resolved by ``resolve`` (content hash of its weights); returns the ResolvedModel."""
@@ -233,11 +236,9 @@ class StageRun(Generic[R]):
         before the commit is not caught here; :meth:`read` catches it for the inputs read through it."""
         for path, digest in self.hashed.items():
             if not path.is_file():
-                raise InputError(f"{path}: removed while {self.stage}/{self.name} was running (after its content "
-                                 "hash was taken); nothing was written; rerun when it is back")
+                raise self._changed(path, "removed", "nothing was written; rerun when it is back")
             if sha256_file(path) != digest:
-                raise InputError(f"{path}: changed while {self.stage}/{self.name} was running (after its content "
-                                 "hash was taken); nothing was written; rerun when it no longer changes")
+                raise self._changed(path, "changed", "nothing was written; rerun when it no longer changes")
 
     def commit(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str | bytes | Callable[[Path], None]]
                | None = None) -> R:
