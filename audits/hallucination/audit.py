@@ -427,14 +427,14 @@ def _load_suites(run: StageRun, hall: HallucinationAuditConfig, lm_eval_settings
     suites = _Suites()
     if hall.closed_book.enabled:
         path, sha = _suite_file(run, hall.closed_book.questions, "closed_book")
-        _, suites.closed_book = load_closed_book(str(path), hall.closed_book.limit)
+        _, suites.closed_book = load_closed_book(str(path), hall.closed_book.limit, run.read)
         suites.info["closed_book"] = SuiteInfo(source=str(path), sha256=sha, items=len(suites.closed_book))
     else:
         suites.skipped["closed_book"] = "disabled (audit.hallucination.closed_book.enabled)"
     he = hall.halueval
     if he.path and (he.qa or he.discrimination):
         path, sha = _suite_file(run, he.path, "halueval")
-        _, suites.halueval = load_halueval(str(path), he.limit)
+        _, suites.halueval = load_halueval(str(path), he.limit, run.read)
         suites.info["halueval"] = SuiteInfo(source=str(path), sha256=sha, items=len(suites.halueval))
     else:
         suites.skipped["halueval"] = "no audit.hallucination.halueval.path" if not he.path else "disabled"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import read_jsonl
+from harness.core.store import parse_jsonl, read_bytes
 
 
 class ClosedBookQuestion(BaseModel):
@@ -27,11 +28,12 @@ class HaluEvalItem(BaseModel):
     hallucinated_answer: str
 
 
-def _rows(spec: str, what: str) -> tuple[Path, list[dict]]:
+def _rows(spec: str, what: str, read: Callable[[Path], bytes] | None) -> tuple[Path, list[dict]]:
     path = resolve_asset(spec)
     if not path.exists():
         raise InputError(f"{path}: {what} not found")
-    rows = read_jsonl(path)  # malformed JSON names file and line
+    data = read(path) if read is not None else read_bytes(path, what)
+    rows = parse_jsonl(data, path)  # malformed JSON names file and line
     if not rows:
         raise InputError(f"{path}: {what} is empty")
     return path, rows
@@ -44,10 +46,11 @@ def _text(path: Path, number: int, row: dict, field: str) -> str:
     return value
 
 
-def load_closed_book(spec: str, limit: int | None = None) -> tuple[Path, list[ClosedBookQuestion]]:
+def load_closed_book(spec: str, limit: int | None = None,
+                     read: Callable[[Path], bytes] | None = None) -> tuple[Path, list[ClosedBookQuestion]]:
     """Factual questions need at least one gold answer; unanswerable ones have none. ``limit`` keeps the
-    first N of each kind."""
-    path, rows = _rows(spec, "closed-book question set")
+    first N of each kind. ``read`` gives the file's bytes (a stage passes ``StageRun.read``)."""
+    path, rows = _rows(spec, "closed-book question set", read)
     questions, per_kind = [], {"factual": 0, "unanswerable": 0}
     for number, row in enumerate(rows, 1):
         kind = row.get("kind")
@@ -66,9 +69,11 @@ def load_closed_book(spec: str, limit: int | None = None) -> tuple[Path, list[Cl
     return path, questions
 
 
-def load_halueval(spec: str, limit: int | None = None) -> tuple[Path, list[HaluEvalItem]]:
-    """HaluEval's QA records (qa_data.json and the generation samples are JSON Lines despite the name)."""
-    path, rows = _rows(spec, "HaluEval QA file")
+def load_halueval(spec: str, limit: int | None = None,
+                  read: Callable[[Path], bytes] | None = None) -> tuple[Path, list[HaluEvalItem]]:
+    """HaluEval's QA records (qa_data.json and the generation samples are JSON Lines despite the name).
+    ``read`` gives the file's bytes (a stage passes ``StageRun.read``)."""
+    path, rows = _rows(spec, "HaluEval QA file", read)
     items = []
     for number, row in enumerate(rows[:limit] if limit else rows, 1):
         fields = {f: _text(path, number, row, f) for f in ("knowledge", "question", "right_answer",

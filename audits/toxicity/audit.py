@@ -165,7 +165,8 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list[Mode
     tox = config.toxicity
     run = StageRun(store, "audit", NAME, ToxicityAuditRecord, force=force)
     prompts_path = run.file(tox.prompts, kind="prompt_set")
-    prompts = load_prompts(str(prompts_path), tox.text_field, tox.group_field, tox.limit_per_group, tox.label_field)
+    prompts = load_prompts(str(prompts_path), tox.text_field, tox.group_field, tox.limit_per_group, tox.label_field,
+                           run.read)
     specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]
     resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
     if scorer is None:

@@ -4,6 +4,7 @@ prompts carry one (ToxiGen: hate or neutral), per label and per group and label.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from audits.toxicity.metrics import (
 )
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import read_jsonl
+from harness.core.store import parse_jsonl, read_bytes
 
 
 class ToxicityPrompt(BaseModel):
@@ -28,16 +29,19 @@ class ToxicityPrompt(BaseModel):
 
 
 def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "group",
-                 limit_per_group: int | None = None, label_field: str = "label") -> list[ToxicityPrompt]:
+                 limit_per_group: int | None = None, label_field: str = "label",
+                 read: Callable[[Path], bytes] | None = None) -> list[ToxicityPrompt]:
     """A JSONL prompt set; ToxiGen's prompts keep literal backslash-n between demonstrations, turned into
     newlines here. A set labels either every prompt (``label_field``) or none. ``limit_per_group`` keeps the
     first N prompts of each group and label: ToxiGen's file lists every hate prompt before the neutral ones, so
-    a limit per group alone would keep hate prompts only. Errors name the file and line."""
+    a limit per group alone would keep hate prompts only. Errors name the file and line. ``read`` gives the
+    file's bytes (a stage passes ``StageRun.read``: the bytes its fingerprint hashed)."""
     path = resolve_asset(spec)
     if not path.exists():
         raise InputError(f"{path}: toxicity prompt set not found")
     prompts, per_stratum, labelled = [], {}, None
-    for number, row in enumerate(read_jsonl(path), 1):
+    data = read(path) if read is not None else read_bytes(path, "toxicity prompt set")
+    for number, row in enumerate(parse_jsonl(data, path), 1):
         if not isinstance(row.get(text_field), str) or not row[text_field].strip():
             raise InputError(f"{path}:{number}: no text in field {text_field!r}")
         label = row.get(label_field)

@@ -187,7 +187,7 @@ def _questions(config: BenchConfig, run: StageRun):
 
     if not resolve_asset(config.pairwise.prompts).is_file():
         raise InputError(f"{resolve_asset(config.pairwise.prompts)}: pairwise questions not found")
-    return load_questions(run.file(config.pairwise.prompts, kind="questions"), config.pairwise.limit)
+    return load_questions(run.file(config.pairwise.prompts, kind="questions"), config.pairwise.limit, run.read)
 
 
 def _judge_inputs(config: BenchConfig, run: StageRun, injected: dict[str, Any]) -> dict[str, str | None]:
@@ -214,16 +214,16 @@ def _grading_inputs(config: BenchConfig, run: StageRun):
     """The MT-Bench questions and the judge's templates, inputs of the bench (hashed, like the pairwise
     questions): (questions, templates)."""
     mt = config.mt_bench
-    questions = load_questions(run.file(mt.prompts, kind="mt_bench_questions"), mt.limit)
+    questions = load_questions(run.file(mt.prompts, kind="mt_bench_questions"), mt.limit, run.read)
     check_categories(questions, mt.prompts)
-    return questions, load_judge_prompts(run.file(mt.judge_prompts, kind="judge_prompts"))
+    return questions, load_judge_prompts(run.file(mt.judge_prompts, kind="judge_prompts"), run.read)
 
 
 def _alpaca_inputs(config: BenchConfig, run: StageRun, names: list[str]):
     """The AlpacaEval instructions (an input) and the reference: (questions, reference name, source, the file's
     reference answers or None)."""
     ae = config.alpaca_eval
-    questions = load_questions(run.file(ae.prompts, kind="alpaca_eval_instructions"), ae.limit)
+    questions = load_questions(run.file(ae.prompts, kind="alpaca_eval_instructions"), ae.limit, run.read)
     return (questions, *reference_answers(questions, ae.reference, names[1:], ae.prompts))
 
 

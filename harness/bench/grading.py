@@ -26,6 +26,7 @@ published structure of FastChat's ``single-v1``, ``single-math-v1`` and their mu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -75,11 +76,12 @@ def parse_rating(reply: str) -> float | None:
     return rating if 1 <= rating <= 10 else None
 
 
-def load_judge_prompts(path: Path) -> dict[str, str]:
+def load_judge_prompts(path: Path, read: Callable[[Path], bytes] | None = None) -> dict[str, str]:
     """The grading templates of a JSONL file (``name``, ``template`` rows), by name; all four of
-    :data:`TEMPLATE_NAMES` are required."""
+    :data:`TEMPLATE_NAMES` are required. ``read`` gives the file's bytes (a stage passes ``StageRun.read``)."""
     templates = {}
-    for line, row in numbered_jsonl(read_bytes(path, "judge prompt file"), path):
+    data = read(path) if read is not None else read_bytes(path, "judge prompt file")
+    for line, row in numbered_jsonl(data, path):
         if not isinstance(row.get("name"), str) or not isinstance(row.get("template"), str):
             raise InputError(f"{path}:{line}: a judge prompt needs 'name' and 'template' (strings)")
         templates[row["name"]] = row["template"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,10 +108,9 @@ MT_BENCH_FIELDS = ("question_id", "category", "turns", "reference")
 ALPACA_EVAL_FIELDS = ("instruction", "output", "generator", "dataset")
 
 
-def _numbered_rows(path: Path) -> tuple[list[tuple[int, Any]], bool]:
+def _numbered_rows(path: Path, data: bytes) -> tuple[list[tuple[int, Any]], bool]:
     """(line, row) of a JSON Lines file or of a JSON array (AlpacaEval publishes arrays), and whether it was an
     array; errors name file and line of a row that is not UTF-8 or JSON."""
-    data = read_bytes(path, "question file")
     text = decode_utf8(data, path)
     if not text.lstrip().startswith("["):
         return list(numbered_jsonl(data, path)), False
@@ -166,14 +166,16 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
     return Question(id=qid, turns=turns, category=category, reference=reference)
 
 
-def load_questions(spec: str | Path, limit: int | None) -> list[Question]:
+def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], bytes] | None = None) -> list[Question]:
     """Questions of a file (``embedded:`` names a shipped one), the first ``limit`` of them: JSON Lines or a JSON
     array of rows in nift-gate's format (``id``, ``turns``), MT-Bench's (``question_id``, ``category``, ``turns``,
-    optional ``reference``) or AlpacaEval's (``instruction``, ``output``, ``generator``, ``dataset``), as published."""
+    optional ``reference``) or AlpacaEval's (``instruction``, ``output``, ``generator``, ``dataset``), as published.
+    ``read`` gives the file's bytes (a stage passes ``StageRun.read``: the bytes its fingerprint hashed)."""
     path = resolve_asset(str(spec))
     if not path.exists():
         raise InputError(f"{path}: pairwise questions not found")
-    rows, array = _numbered_rows(path)  # errors name the row's line in the file, not its position
+    data = read(path) if read is not None else read_bytes(path, "question file")
+    rows, array = _numbered_rows(path, data)  # errors name the row's line in the file, not its position
     questions, seen = [], {}
     for position, (line, row) in enumerate(rows, 1):
         # a row without an id is known by its line (JSON Lines) or its position (a JSON array)

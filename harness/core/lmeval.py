@@ -61,6 +61,8 @@ from harness.core.store import (
     atomic_write_bytes,
     atomic_write_jsonl,
     atomic_write_text,
+    decode_utf8,
+    read_bytes,
     read_jsonl,
     read_record,
 )
@@ -171,10 +173,10 @@ def task_data_paths(configs: dict[Path, Any]) -> list[Path]:
     return list(found)
 
 
-def _truthfulqa_rows(path: Path) -> list[dict]:
+def _truthfulqa_rows(path: Path, data: bytes) -> list[dict]:
     """TruthfulQA's mc_task.json ({choice: label} maps) -> lm-eval's fields (choices and labels lists)."""
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = json.loads(decode_utf8(data, path))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     rows = []
@@ -195,6 +197,11 @@ def _input_file(run: StageRun | None, spec: str, missing: str, id: str) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: {missing}")
     return run.file(spec, kind="task_data", id=id) if run is not None else path
+
+
+def _read(run: StageRun | None, path: Path) -> bytes:
+    """The bytes of an input file: through ``run`` (so exactly the bytes it hashed) when there is one."""
+    return run.read(path) if run is not None else read_bytes(path, "task data")
 
 
 def _content_named_copy(folder: Path, name: str, content: bytes, digest: str) -> Path:
@@ -225,7 +232,8 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
         wanted = bool(TRUTHFULQA_TASKS & set(settings.tasks))
         source = _input_file(run if wanted else None, settings.truthfulqa_path, "TruthfulQA file not found",
                              f"truthfulqa:{settings.truthfulqa_path}")
-        truthfulqa_rows = "".join(json.dumps(r) + "\n" for r in _truthfulqa_rows(source)).encode()
+        rows = _truthfulqa_rows(source, _read(run if wanted else None, source))
+        truthfulqa_rows = "".join(json.dumps(r) + "\n" for r in rows).encode()
     # Every project task whose data is at hand is written (so its name is known and suggested); one that
     # is asked for without its data is an error.
     for task in sorted(PROJECT_TASKS):
@@ -234,7 +242,7 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
             spec = "embedded:suites/instruction_following.jsonl"
             source = _input_file(run if wanted else None, spec, f"data for task {task} not found",
                                  f"{task}:{resolve_asset(spec).name}")
-            name, content = source.name, source.read_bytes()
+            name, content = source.name, _read(run if wanted else None, source)
         elif task == "nift_ifeval_local":
             if not settings.ifeval_path:
                 if wanted:
@@ -242,7 +250,7 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
                 continue
             source = _input_file(run if wanted else None, settings.ifeval_path, f"data for task {task} not found",
                                  f"{task}:{resolve_asset(settings.ifeval_path).name}")
-            name, content = source.name, source.read_bytes()
+            name, content = source.name, _read(run if wanted else None, source)
         else:
             if truthfulqa_rows is None:
                 if wanted:
@@ -261,7 +269,8 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
                 template_ref = run.inputs[-1]
             refs.append(template_ref)
         data = _content_named_copy(folder, name, content, digest)
-        template = Template(template_path.read_text(encoding="utf-8"))
+        template_bytes = _read(run if wanted else None, template_path)
+        template = Template(decode_utf8(template_bytes, template_path))
         _write_when_changed(folder / f"{task}.yaml", template.substitute(
             lm_eval_tasks=lm_eval_tasks, data_file=data.resolve(), max_gen_toks=settings.max_gen_toks))
     return str(folder), refs

@@ -71,7 +71,8 @@ class ResolvedModel(BaseModel):
     source: str = Field(description="'embedded', 'gguf', 'local' or 'hub'.")
     path: str = Field(description="Folder or file loaded, or the hub id.")
     gguf_file: str | None = Field(None, description="File name inside `path` for GGUF sources.")
-    sha256: str = Field(description="Hash over the weight files (hub: the id plus revision 'main').")
+    sha256: str = Field(description="Hash over every file of the model folder: weights, config, tokenizer, chat "
+                                    "template (GGUF: the file; hub: the id plus revision 'main').")
 
 
 @dataclass
@@ -81,17 +82,26 @@ class LoadedModel:
     resolved: ResolvedModel
 
 
-def _weights_hash(folder: Path, verify: bool = False) -> str:
-    """Hash of the weight files' content hashes.
+def _model_files(folder: Path) -> list[Path]:
+    """Every file of a model folder that loading it can read: the weights, and beside them the config,
+    generation config, tokenizer and chat template, each of which changes what the model answers. Every
+    top-level file but hidden ones is taken, so a file no list foresaw (a chat_template.jinja, remote code)
+    is never left out of the hash."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not any(p.suffix in {".safetensors", ".gguf", *PICKLE_SUFFIXES} for p in files):
+        raise ModelLoadError(f"{folder}: no weight files (*.safetensors) in this folder")
+    return files
+
+
+def _model_hash(folder: Path, verify: bool = False) -> str:
+    """Hash of the content hashes of every file of a model folder (:func:`_model_files`), by name.
 
     Hashing a 540 MB fp32 checkpoint takes about half a second, so hashes are cached per file, keyed by
     inode, size, mtime *and ctime*: a program can set a file's mtime back after rewriting it, but not its
     ctime, which the kernel moves on every write or metadata change. ``verify`` skips the cache and rehashes
     every byte (for a gate that must not trust a cache file it did not write).
     """
-    files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".gguf", *PICKLE_SUFFIXES})
-    if not files:
-        raise ModelLoadError(f"{folder}: no weight files (*.safetensors) in this folder")
+    files = _model_files(folder)
     cache_file = cache_home() / "hashes.json"
     try:
         cache = json.loads(cache_file.read_text())
@@ -110,16 +120,25 @@ def _weights_hash(folder: Path, verify: bool = False) -> str:
     return sha256_bytes("\n".join(parts).encode())
 
 
-def current_weights_sha256(resolved: ResolvedModel) -> str | None:
-    """The content hash of the weights ``resolved`` points at now, every byte read again (no cache): what a gate
-    compares with the hash its evidence names before it releases them. None for a hub model, which has no
+def model_files(resolved: ResolvedModel) -> list[Path]:
+    """The local files ``resolved``'s content hash covers (none for a hub model)."""
+    if resolved.source == "hub":
+        return []
+    if resolved.gguf_file:
+        return [Path(resolved.path) / resolved.gguf_file]
+    return _model_files(Path(resolved.path))
+
+
+def current_model_sha256(resolved: ResolvedModel) -> str | None:
+    """The content hash of the model files ``resolved`` points at now, every byte read again (no cache): what a
+    gate compares with the hash its evidence names before it releases them. None for a hub model, which has no
     local bytes (it is pinned by id only)."""
     if resolved.source == "hub":
         return None
     path = Path(resolved.path) / resolved.gguf_file if resolved.gguf_file else Path(resolved.path)
     if not path.exists():
         raise ModelLoadError(f"{path}: the weights of {resolved.spec!r} are gone")
-    return sha256_file(path) if resolved.gguf_file else _weights_hash(path, verify=True)
+    return sha256_file(path) if resolved.gguf_file else _model_hash(path, verify=True)
 
 
 def embedded_gguf_path(name: str) -> Path:
@@ -182,7 +201,7 @@ def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
     """Find what ``spec`` names without loading it; raise ModelLoadError with a way forward if nothing."""
     if spec in EMBEDDED_MODELS:
         folder = embedded_model_dir(spec)
-        return ResolvedModel(spec=spec, source="embedded", path=str(folder), sha256=_weights_hash(folder))
+        return ResolvedModel(spec=spec, source="embedded", path=str(folder), sha256=_model_hash(folder))
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return ResolvedModel(spec=spec, source="gguf", path=str(path.parent), gguf_file=path.name,
@@ -196,7 +215,7 @@ def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
             raise ModelLoadError(
                 f"{path}: only pickle weights ({', '.join(sorted(pickled))}); loading them can run arbitrary "
                 f"code. Convert them to safetensors, or, if you trust this folder, set {PICKLE_OPTIONS}.")
-        return ResolvedModel(spec=spec, source="local", path=str(path), sha256=_weights_hash(path))
+        return ResolvedModel(spec=spec, source="local", path=str(path), sha256=_model_hash(path))
     if path.exists():
         raise ModelLoadError(f"{path}: expected a model folder or a .gguf file")
     if HUB_ID.match(spec) and not spec.startswith((".", "/")):

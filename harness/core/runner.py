@@ -68,6 +68,14 @@ R = TypeVar("R", bound=Record)
 ModelResolver = Callable[..., tuple[Any, InputRef]]
 
 
+def file_identity(path: Path) -> tuple[int, int, int, int, int]:
+    """Device, inode, size, mtime and ctime of ``path``. The kernel moves a file's ctime on every write, rename
+    or metadata change, and no program can set it back: a file whose identity is unchanged has not been
+    written since, even one changed and then put back byte for byte."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
 def tree_sha256(folder: Path, pattern: str = "**/*") -> str:
     """Content hash of a folder: every file's relative path and content hash, in sorted order."""
     return _tree_hashes(folder, pattern)[0]
@@ -114,6 +122,8 @@ class StageRun(Generic[R]):
         self.inputs: list[InputRef] = []
         #: Content hash of every file opened by :meth:`file` or :meth:`tree`, by resolved path (see :meth:`read`).
         self.hashed: dict[Path, str] = {}
+        #: :func:`file_identity` of every input file (those above and a model's files) when it was hashed.
+        self.identities: dict[Path, tuple[int, int, int, int, int]] = {}
         self.config: dict[str, Any] | None = None
         self.fingerprint: str | None = None
         self.log = get_logger(label or f"{stage}.{name}")
@@ -132,7 +142,9 @@ class StageRun(Generic[R]):
         resolved = resolve_asset(str(path))
         if not resolved.is_file():
             raise InputError(f"{resolved}: {kind} file not found")
+        before = self._identity(resolved)
         digest = sha256_file(resolved)
+        self._steady(resolved, before)
         self.add(InputRef(kind=kind, id=id or str(path), sha256=digest))
         self.hashed[resolved.resolve()] = digest
         return resolved
@@ -142,7 +154,12 @@ class StageRun(Generic[R]):
         resolved = resolve_asset(str(path))
         if not resolved.is_dir():
             raise InputError(f"{resolved}: {kind} folder not found")
+        before = {p: self._identity(p) for p in resolved.glob(pattern) if p.is_file()}
         digest, files = _tree_hashes(resolved, pattern)
+        if set(files) != set(before):
+            raise self._changed(resolved, "had files added or removed", "rerun when it no longer changes")
+        for file, identity in before.items():
+            self._steady(file, identity)
         self.add(InputRef(kind=kind, id=id or str(path), sha256=digest))
         self.hashed.update({p.resolve(): h for p, h in files.items()})
         return resolved
@@ -163,10 +180,29 @@ class StageRun(Generic[R]):
         return InputError(f"{path}: {how} while {self.stage}/{self.name} was running (after its content hash was "
                           f"taken); {then}")
 
+    def _identity(self, path: Path) -> tuple[int, int, int, int, int]:
+        try:
+            return file_identity(path)
+        except FileNotFoundError:
+            raise self._changed(path, "removed", "rerun when it is back") from None
+
+    def _steady(self, path: Path, before: tuple[int, int, int, int, int]) -> None:
+        """Keep ``path``'s identity from before its hash, refusing a file written to while it was hashed (the
+        hash could mix two versions)."""
+        if self._identity(path) != before:
+            raise InputError(f"{path}: written to while {self.stage}/{self.name} hashed it; rerun when it no "
+                             "longer changes")
+        self.identities[path.resolve()] = before
+
     def model(self, spec: str, resolve: ModelResolver, allow_pickle: bool = False):
-        """A model spec resolved by ``resolve`` (content hash of its weights); returns the ResolvedModel."""
+        """A model spec resolved by ``resolve`` (content hash of its files); returns the ResolvedModel. The
+        libraries that load it read its files by path later; the commit checks they were not written since."""
+        from harness.core.models import model_files
+
         resolved, ref = resolve(spec, self.store, allow_pickle)
         self.add(ref)
+        for file in model_files(resolved):
+            self.identities.setdefault(file.resolve(), self._identity(file))
         return resolved
 
     def record(self, path: Path, cls: type[Record], kind: str | None = None) -> Record:
@@ -229,14 +265,19 @@ class StageRun(Generic[R]):
                 "config": {**(self.config or {}), **extra}, "fingerprint": fingerprint}
 
     def _check_inputs_unchanged(self) -> None:
-        """Hash every file opened by :meth:`file` or :meth:`tree` again before the record is written. Some
-        inputs are read by path after they were hashed, by a library that takes only a path (lm-eval's task
-        files, detoxify's checkpoint, a training file loaded by datasets); one edited or replaced in between
-        would make a record whose inputs name bytes the work never read. A file changed and then put back
-        before the commit is not caught here; :meth:`read` catches it for the inputs read through it."""
-        for path, digest in self.hashed.items():
+        """Before the record is written: no input file was written to, replaced or removed since it was hashed.
+        Some inputs are read by path after they were hashed, by a library that takes only a path (model
+        weights, detoxify's checkpoint, a user's lm-eval task files); one edited in between would make a
+        record whose inputs name bytes the work never read. Each file's :func:`file_identity` is compared,
+        which catches a file changed and then put back; each file opened by :meth:`file` or :meth:`tree` is
+        also hashed again, in case a file system keeps no true ctime."""
+        for path, identity in self.identities.items():
             if not path.is_file():
                 raise self._changed(path, "removed", "nothing was written; rerun when it is back")
+            if file_identity(path) != identity:
+                raise self._changed(path, "changed", "it was written to or replaced, even if its bytes are back; "
+                                    "nothing was written; rerun when it no longer changes")
+        for path, digest in self.hashed.items():
             if sha256_file(path) != digest:
                 raise self._changed(path, "changed", "nothing was written; rerun when it no longer changes")
 

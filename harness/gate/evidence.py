@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.core.errors import InputError, NiftError
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
-from harness.core.models import ResolvedModel, current_weights_sha256
+from harness.core.models import ResolvedModel, current_model_sha256
 from harness.core.records import StoredRecord
 from harness.core.store import RunStore
 from harness.gate.record import (
@@ -144,22 +144,24 @@ def _check_same_candidate_model(evidence: Evidence) -> None:
 
 
 def _check_weights_unchanged(evidence: Evidence) -> None:
-    """The candidate's weights on disk now, hashed without the hash cache, are the ones the bench record (and
-    so, by :func:`_check_same_candidate_model`, every audit) names. A hub model has no local bytes to hash."""
+    """The candidate's model files on disk now (weights, config, tokenizer, chat template), hashed without the
+    hash cache, are the ones the bench record (and so, by :func:`_check_same_candidate_model`, every audit)
+    names. A hub model has no local bytes to hash."""
     named = evidence.candidate_model()
     if not named.get("sha256"):
         return
     bench = next(e for e in evidence.stored if e.record.kind == "bench")
     try:
         resolved = ResolvedModel.model_validate(named)
-        now = current_weights_sha256(resolved)
+        now = current_model_sha256(resolved)
     except (NiftError, ValueError, OSError) as exc:
         raise InputError(f"{bench.path}: cannot check the candidate's weights against the records: {exc}; the "
                          f"gate decides only on weights it can hash") from None
     if now is not None and now != resolved.sha256:
-        raise InputError(f"{resolved.path}: the candidate's weights changed after they were measured: they hash to "
-                         f"{now[:12]}..., the bench record {bench.record.record_id} measured {resolved.sha256[:12]}...; "
-                         f"rerun bench and the audits on these weights (or restore the measured ones)")
+        raise InputError(f"{resolved.path}: the candidate's model files (weights, config, tokenizer, chat template) "
+                         f"changed after they were measured: they hash to {now[:12]}..., the bench record "
+                         f"{bench.record.record_id} measured {resolved.sha256[:12]}...; rerun bench and the audits on "
+                         f"this model (or restore the measured files)")
 
 
 def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> Evidence:

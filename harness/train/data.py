@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.records import InputRef, sha256_file
-from harness.core.store import RunStore
+from harness.core.store import RunStore, decode_utf8, numbered_jsonl, read_bytes
 from harness.data.record import DATA_PREFIX, dataset_pairs
 
 if TYPE_CHECKING:
@@ -38,25 +38,17 @@ class TrainingRows:
     conversations: int = 0  # source rows; equal to len(rows) when every conversation has one assistant turn
 
 
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs from a JSONL file or a JSON array file."""
+def _read_rows(path: Path, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs from the bytes of a JSONL file or a JSON array file."""
     if path.suffix == ".json":
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            rows = json.loads(decode_utf8(data, path))
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(rows, list):
             raise InputError(f"{path}: expected a JSON array of rows")
         return list(enumerate(rows, 1))
-    numbered, number = [], 0
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    numbered.append((number, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-    return numbered
+    return list(numbered_jsonl(data, path))
 
 
 def detect_format(row: dict[str, Any], where: str = "training data") -> str:
@@ -108,7 +100,7 @@ def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageR
 
     ``run``: the training run whose input the file becomes (hashed by content before it is read)."""
     path, source = open_training_data(spec, store, run)
-    numbered = _read_rows(path)
+    numbered = _read_rows(path, run.read(path) if run is not None else read_bytes(path, "training data"))
     if not numbered:
         raise InputError(f"{path}: no training rows")
     fmt = detect_format(numbered[0][1], f"{path}:{numbered[0][0]}") if data_format == "auto" else data_format

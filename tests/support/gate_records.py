@@ -16,7 +16,7 @@ from harness.bench.pairwise import PairwiseResult
 from harness.bench.record import BenchRecord, EvaluatedModel
 from harness.core.lmeval import TaskScores
 from harness.core.metrics import MetricCatalogue, MetricDelta, MetricSpec, MetricValue
-from harness.core.models import ResolvedModel, current_weights_sha256
+from harness.core.models import ResolvedModel, current_model_sha256
 from harness.core.records import Record
 from harness.core.samples import AuditSample
 from harness.core.stats import PairedComparison
@@ -31,18 +31,21 @@ BASELINES = ("base-a", "base-b")
 SHA = {"base-a": "a" * 64, "base-b": "b" * 64}
 CREATED = "2026-11-30T10:00:00+00:00"
 WEIGHTS = b"the candidate's weights, as bench measured them\n"
+TOKENIZER_CONFIG = '{"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}\n'
 
 
 def candidate_weights() -> ResolvedModel:
     """The candidate's weights: a folder with one weight file under ``$NIFT_HOME/_weights/cand`` (each test has
-    its own, see conftest), written on first use. The gate hashes them again when it decides, so the records
-    below name their real content hash; overwrite ``model.safetensors`` to change the weights after the bench."""
+    its own, see conftest), written on first use with a tokenizer config. The gate hashes them again when it
+    decides, so the records below name their real content hash; overwrite a file to change the model after
+    the bench."""
     folder = Path(os.environ["NIFT_HOME"]) / "_weights" / CANDIDATE
     if not (folder / "model.safetensors").exists():
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.safetensors").write_bytes(WEIGHTS)
+        (folder / "tokenizer_config.json").write_text(TOKENIZER_CONFIG)
     resolved = ResolvedModel(spec=f"train:{CANDIDATE}", source="local", path=str(folder), sha256="")
-    return resolved.model_copy(update={"sha256": current_weights_sha256(resolved)})
+    return resolved.model_copy(update={"sha256": current_model_sha256(resolved)})
 
 
 def _model(name: str, sha: str | None = None) -> ResolvedModel:

@@ -81,3 +81,21 @@ def test_weights_rewritten_in_place_with_the_mtime_kept_get_a_new_hash(tiny_mode
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert weights.stat().st_mtime_ns == stat.st_mtime_ns and weights.stat().st_size == stat.st_size
     assert resolve_model(str(folder)).sha256 != before
+
+
+@pytest.mark.parametrize("name", ["tokenizer_config.json", "config.json", "generation_config.json"])
+def test_the_files_beside_the_weights_are_in_the_model_hash(tiny_model, tmp_path, name):
+    """A chat template, config or generation default edited changes the answers, so it changes the hash."""
+    import json
+
+    folder = tmp_path / "edited"
+    shutil.copytree(tiny_model, folder)
+    before = resolve_model(str(folder)).sha256
+    path = folder / name
+    settings = json.loads(path.read_text()) if path.exists() else {}
+    settings["edited_by_test"] = True
+    path.write_text(json.dumps(settings))
+    edited = resolve_model(str(folder)).sha256
+    assert edited != before
+    (folder / ".hidden-note").write_text("not read by transformers")  # hidden files are not the model's
+    assert resolve_model(str(folder)).sha256 == edited

@@ -130,10 +130,12 @@ def test_read_gives_the_hashed_bytes_and_refuses_a_file_edited_since(tmp_path):
 
 
 
-@pytest.mark.parametrize("change", ["edited", "removed", "file in a tree edited"])
+@pytest.mark.parametrize("change", ["edited", "edited and put back", "replaced and put back", "removed",
+                                    "file in a tree edited"])
 def test_an_input_read_by_path_and_changed_before_the_commit_writes_nothing(tmp_path, change):
     """A library that takes only a path (lm-eval's task files, detoxify's checkpoint) reads after the hash;
-    the commit hashes every input again, so the record never names bytes the work did not read."""
+    the commit checks every input's identity (ctime included) and hashes it again, so the record never names
+    bytes the work did not read, even when the file is put back before the commit."""
     store = RunStore("r", tmp_path)
     prompts = tmp_path / "p.txt"
     prompts.write_text("one\ntwo\n")
@@ -147,6 +149,13 @@ def test_an_input_read_by_path_and_changed_before_the_commit_writes_nothing(tmp_
     run.progress.save("model-a", {"outputs": [1]})
     if change == "edited":
         edit_in_place(prompts, b"two", b"TWO")  # same size and mtime
+    elif change == "edited and put back":  # a library could have read TWO in between
+        edit_in_place(prompts, b"two", b"TWO")
+        edit_in_place(prompts, b"TWO", b"two")
+    elif change == "replaced and put back":
+        prompts.rename(tmp_path / "aside.txt")
+        prompts.write_text("one\nTWO\n")
+        (tmp_path / "aside.txt").replace(prompts)
     elif change == "removed":
         prompts.unlink()
     else:
@@ -160,6 +169,46 @@ def test_an_input_read_by_path_and_changed_before_the_commit_writes_nothing(tmp_
     with pytest.raises(InputError, match=rf"{name}: {verb} while"):
         run.commit_in_place(ToyRecord(**run.header(), lines=2))
     assert not (store.stage_dir("toy", "one") / "record.json").exists()
+
+
+def test_a_model_file_written_after_the_model_was_resolved_stops_the_commit(tiny_model, tmp_path):
+    """Weights and tokenizer files are read by transformers by path: one rewritten (even with its bytes put
+    back) after the model's hash was taken means the work may have loaded other files than the hash names."""
+    import shutil
+
+    from harness.train.record import resolve_base
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    store = RunStore("r", tmp_path / "home")
+    run = StageRun(store, "toy", "one", ToyRecord)
+    run.model(str(folder), resolve_base)
+    assert run.cached({}) is None
+    template = folder / "tokenizer_config.json"
+    template.write_bytes(template.read_bytes())  # same bytes, written again
+    with pytest.raises(InputError, match=r"tokenizer_config.json: changed while toy/one was running .*even if its "
+                                         r"bytes are back"):
+        run.commit(ToyRecord(**run.header(), lines=0))
+    assert not store.stage_dir("toy", "one").exists()
+
+
+def test_a_file_written_while_it_is_hashed_is_refused(tmp_path, monkeypatch):
+    import harness.core.runner as runner
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\ntwo\n")
+    real = runner.sha256_file
+
+    def hash_then_edit(path):
+        digest = real(path)
+        edit_in_place(prompts, b"two", b"TWO")
+        return digest
+
+    monkeypatch.setattr(runner, "sha256_file", hash_then_edit)
+    run = StageRun(RunStore("r", tmp_path), "toy", "one", ToyRecord)
+    with pytest.raises(InputError, match=r"p.txt: written to while toy/one hashed it"):
+        run.file(prompts, kind="prompt_set")
+
 
 def test_a_record_input_is_parsed_from_the_bytes_it_is_pinned_by(tmp_path):
     store = RunStore("r", tmp_path)

@@ -110,11 +110,29 @@ def test_weights_overwritten_after_the_bench_are_refused_never_promoted(tmp_path
     stat = file.stat()
     file.write_bytes(WEIGHTS.replace(b"bench", b"later"))
     os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    with pytest.raises(InputError, match=r"_weights/cand: the candidate's weights changed after they were measured: "
-                                         rf"they hash to .*, the bench record bench-hand-1 measured {weights.sha256[:12]}"):
+    with pytest.raises(InputError, match=r"_weights/cand: the candidate's model files .* changed after they were "
+                                         rf"measured: they hash to .*, the bench record bench-hand-1 measured "
+                                         rf"{weights.sha256[:12]}"):
         decide_run(setup, store)
     assert not (store.root / "gate").exists() and not (tmp_path / "runs" / "registry" / "log.jsonl").exists()
     file.write_bytes(WEIGHTS)  # the measured weights back: the gate decides again
+    assert decide_run(setup, store).decision == "PROMOTE"
+
+
+def test_a_chat_template_edited_after_the_bench_is_refused_never_promoted(tmp_path):
+    """The weights are not the whole model: the chat template (like the config and tokenizer) changes every
+    answer, so the files beside the weights are in the hash the gate checks."""
+    from gate_records import TOKENIZER_CONFIG, decide_run
+
+    store = standard_run(tmp_path / "runs")
+    setup = config_for(tmp_path / "runs", write_policy(tmp_path))
+    template = tmp_path / "runs" / "_weights" / CANDIDATE / "tokenizer_config.json"
+    template.write_text(TOKENIZER_CONFIG.replace("m.content", "m.role"))
+    with pytest.raises(InputError, match=r"_weights/cand: the candidate's model files .* changed after they were "
+                                         r"measured"):
+        decide_run(setup, store)
+    assert not (store.root / "gate").exists()
+    template.write_text(TOKENIZER_CONFIG)
     assert decide_run(setup, store).decision == "PROMOTE"
 
 

@@ -146,7 +146,7 @@ def test_shipped_instruction_set_loads():
     ([{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]}], "no assistant turn"),
     ([], "no training rows"),
     ([{"text": "plain text is no format"}], r"pairs.jsonl:1: cannot tell the data format from fields \['text'\]"),
-    ([["a", "list"]], r"pairs.jsonl:1: expected a JSON object per row, got list"),
+    ([["a", "list"]], r"pairs.jsonl:1: expected a JSON object per line, got list"),
 ])
 def test_bad_training_data_is_refused_before_anything_is_written(tiny_model, tmp_path, rows, message):
     data = _pairs_file(tmp_path, rows)
