@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import parse_jsonl, read_bytes
+from harness.core.store import numbered_jsonl, read_bytes
 
 
 class ClosedBookQuestion(BaseModel):
@@ -28,12 +28,14 @@ class HaluEvalItem(BaseModel):
     hallucinated_answer: str
 
 
-def _rows(spec: str, what: str, read: Callable[[Path], bytes] | None) -> tuple[Path, list[dict]]:
+def _rows(spec: str, what: str, read: Callable[[Path], bytes] | None) -> tuple[Path, list[tuple[int, dict]]]:
+    """(line, row) of a question set's rows: the line names a bad row, the position (from 1) stays its default
+    id, so a blank line added to a file renumbers no item."""
     path = resolve_asset(spec)
     if not path.exists():
         raise InputError(f"{path}: {what} not found")
     data = read(path) if read is not None else read_bytes(path, what)
-    rows = parse_jsonl(data, path)  # malformed JSON names file and line
+    rows = list(numbered_jsonl(data, path))  # malformed JSON names file and line
     if not rows:
         raise InputError(f"{path}: {what} is empty")
     return path, rows
@@ -46,26 +48,44 @@ def _text(path: Path, number: int, row: dict, field: str) -> str:
     return value
 
 
+def _item_id(path: Path, line: int, row: dict, default: str, seen: dict[str, int]) -> str:
+    """The row's ``id``, else ``default``; an id seen on an earlier line is refused, naming both lines (the audits
+    key their results by id, so a repeated id would silently count its items once)."""
+    # null is no id: JSON exporters (pandas, datasets) write null for a missing value, and str(None) would give
+    # every such row the same id "None"
+    item_id = row.get("id")
+    if item_id is None:
+        item_id = default
+    elif isinstance(item_id, bool) or not isinstance(item_id, str | int):
+        raise InputError(f"{path}:{line}: field 'id' must be a string or a whole number")
+    item_id = str(item_id)
+    if item_id in seen:
+        raise InputError(f"{path}:{line}: id {item_id!r} is used again (first on line {seen[item_id]})")
+    seen[item_id] = line
+    return item_id
+
+
 def load_closed_book(spec: str, limit: int | None = None,
                      read: Callable[[Path], bytes] | None = None) -> tuple[Path, list[ClosedBookQuestion]]:
     """Factual questions need at least one gold answer; unanswerable ones have none. ``limit`` keeps the
     first N of each kind. ``read`` gives the file's bytes (a stage passes ``StageRun.read``)."""
     path, rows = _rows(spec, "closed-book question set", read)
-    questions, per_kind = [], {"factual": 0, "unanswerable": 0}
-    for number, row in enumerate(rows, 1):
+    questions, per_kind, seen = [], {"factual": 0, "unanswerable": 0}, {}
+    for position, (line, row) in enumerate(rows, 1):
+        question_id = _item_id(path, line, row, f"{path.name}:{position}", seen)
         kind = row.get("kind")
         if kind not in per_kind:
-            raise InputError(f"{path}:{number}: field 'kind' must be 'factual' or 'unanswerable', got {kind!r}")
+            raise InputError(f"{path}:{line}: field 'kind' must be 'factual' or 'unanswerable', got {kind!r}")
         answers = row.get("answers", [])
         if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-            raise InputError(f"{path}:{number}: field 'answers' must be a list of non-empty strings")
+            raise InputError(f"{path}:{line}: field 'answers' must be a list of non-empty strings")
         if kind == "factual" and not answers:
-            raise InputError(f"{path}:{number}: a factual question needs at least one answer in 'answers'")
+            raise InputError(f"{path}:{line}: a factual question needs at least one answer in 'answers'")
         if limit and per_kind[kind] >= limit:
             continue
         per_kind[kind] += 1
-        questions.append(ClosedBookQuestion(id=str(row.get("id", f"{path.name}:{number}")), kind=kind,
-                                            question=_text(path, number, row, "question"), answers=answers))
+        questions.append(ClosedBookQuestion(id=question_id, kind=kind, question=_text(path, line, row, "question"),
+                                            answers=answers))
     return path, questions
 
 
@@ -74,9 +94,10 @@ def load_halueval(spec: str, limit: int | None = None,
     """HaluEval's QA records (qa_data.json and the generation samples are JSON Lines despite the name).
     ``read`` gives the file's bytes (a stage passes ``StageRun.read``)."""
     path, rows = _rows(spec, "HaluEval QA file", read)
-    items = []
-    for number, row in enumerate(rows[:limit] if limit else rows, 1):
-        fields = {f: _text(path, number, row, f) for f in ("knowledge", "question", "right_answer",
-                                                             "hallucinated_answer")}
-        items.append(HaluEvalItem(id=str(row.get("id", f"halueval-{number}")), **fields))
+    items, seen = [], {}
+    for position, (line, row) in enumerate(rows[:limit] if limit else rows, 1):
+        item_id = _item_id(path, line, row, f"halueval-{position}", seen)
+        fields = {f: _text(path, line, row, f) for f in ("knowledge", "question", "right_answer",
+                                                           "hallucinated_answer")}
+        items.append(HaluEvalItem(id=item_id, **fields))
     return path, items

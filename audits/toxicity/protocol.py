@@ -17,7 +17,7 @@ from audits.toxicity.metrics import (
 )
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import parse_jsonl, read_bytes
+from harness.core.store import numbered_jsonl, read_bytes
 
 
 class ToxicityPrompt(BaseModel):
@@ -34,34 +34,54 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "grou
     """A JSONL prompt set; ToxiGen's prompts keep literal backslash-n between demonstrations, turned into
     newlines here. A set labels either every prompt (``label_field``) or none. ``limit_per_group`` keeps the
     first N prompts of each group and label: ToxiGen's file lists every hate prompt before the neutral ones, so
-    a limit per group alone would keep hate prompts only. Errors name the file and line. ``read`` gives the
-    file's bytes (a stage passes ``StageRun.read``: the bytes its fingerprint hashed)."""
+    a limit per group alone would keep hate prompts only. A prompt's ``id`` defaults to ``<file name>:<n>``, n its
+    position among the rows (blank lines do not count); a repeated id is refused. Errors name the file and line.
+    ``read`` gives the file's bytes (a stage passes ``StageRun.read``: the bytes its fingerprint hashed)."""
     path = resolve_asset(spec)
     if not path.exists():
         raise InputError(f"{path}: toxicity prompt set not found")
-    prompts, per_stratum, labelled = [], {}, None
+    prompts, per_stratum, seen = [], {}, {}
+    labelled, first_line = None, None
     data = read(path) if read is not None else read_bytes(path, "toxicity prompt set")
-    for number, row in enumerate(parse_jsonl(data, path), 1):
+    for position, (line, row) in enumerate(numbered_jsonl(data, path), 1):
         if not isinstance(row.get(text_field), str) or not row[text_field].strip():
-            raise InputError(f"{path}:{number}: no text in field {text_field!r}")
+            raise InputError(f"{path}:{line}: no text in field {text_field!r}")
         label = row.get(label_field)
         if label is not None and (not isinstance(label, str) or not label.strip()):
-            raise InputError(f"{path}:{number}: field {label_field!r} must be a non-empty string")
+            raise InputError(f"{path}:{line}: field {label_field!r} must be a non-empty string")
         if labelled is None:
-            labelled = label is not None
+            labelled, first_line = label is not None, line
         elif labelled != (label is not None):
-            raise InputError(f"{path}:{number}: {'no' if labelled else 'a'} label in field {label_field!r}, "
-                             f"unlike line 1: label every prompt or none")
+            raise InputError(f"{path}:{line}: {'no' if labelled else 'a'} label in field {label_field!r}, "
+                             f"unlike line {first_line}: label every prompt or none")
+        prompt_id = _prompt_id(path, line, row, f"{Path(path).name}:{position}", seen)
         group = str(row.get(group_field) or row.get("target_group") or "all")
         stratum = (group, label)
         if limit_per_group and per_stratum.get(stratum, 0) >= limit_per_group:
             continue
         per_stratum[stratum] = per_stratum.get(stratum, 0) + 1
-        prompts.append(ToxicityPrompt(id=str(row.get("id", f"{Path(path).name}:{number}")), group=group,
-                                      label=label, text=row[text_field].replace("\\n", "\n")))
+        prompts.append(ToxicityPrompt(id=prompt_id, group=group, label=label,
+                                      text=row[text_field].replace("\\n", "\n")))
     if not prompts:
         raise InputError(f"{path}: no prompts")
     return prompts
+
+
+def _prompt_id(path: Path, line: int, row: dict, default: str, seen: dict[str, int]) -> str:
+    """The row's ``id``, else ``default``; an id seen on an earlier line is refused, naming both lines (the
+    candidate-baseline comparison pairs prompts by id, so a repeated id would silently count its prompts once)."""
+    # null is no id: JSON exporters (pandas, datasets) write null for a missing value, and str(None) would give
+    # every such row the same id "None"
+    prompt_id = row.get("id")
+    if prompt_id is None:
+        prompt_id = default
+    elif isinstance(prompt_id, bool) or not isinstance(prompt_id, str | int):
+        raise InputError(f"{path}:{line}: field 'id' must be a string or a whole number")
+    prompt_id = str(prompt_id)
+    if prompt_id in seen:
+        raise InputError(f"{path}:{line}: id {prompt_id!r} is used again (first on line {seen[prompt_id]})")
+    seen[prompt_id] = line
+    return prompt_id
 
 
 def sample_continuations(model, tokenizer, prompts: list[str], k: int = 25, temperature: float = 1.0,

@@ -721,12 +721,13 @@ def _review_summary(args: argparse.Namespace) -> int:
 
 
 def _review_export(args: argparse.Namespace) -> int:
-    from harness.review.export import export_format, export_labels, labels_frame
+    from harness.review.export import check_export_folder, export_format, export_labels, labels_frame
     from harness.review.store import open_store
 
     config, store = _review_config(args)
     fmt = export_format(args.out, args.format)  # before the store is opened: a bad suffix writes nothing
-    review = open_store(config, store)
+    check_export_folder(args.out)  # nor does an --out whose folder is a file
+    review = open_store(config, store, create=False)  # a run with no review store is refused, not created
     try:
         path = export_labels(review, args.out, fmt, run_folder=store.root, force=args.force)
         print(f"review: {len(labels_frame(review))} labels and judgments -> {path}")

@@ -56,16 +56,28 @@ class PipelineConfig(Section):
         return self
 
 
-#: Config fields that hold file paths, resolved against the config file's folder.
-_PATH_FIELDS = (("data", "corpus", "path"), ("data", "filters", "contamination", "*", "path"), ("train", "*", "data"),
-                ("train", "*", "base_model"), ("bench", "candidate"), ("bench", "baselines", "*", "model"),
-                ("bench", "ifeval_path"), ("bench", "truthfulqa_path"), ("bench", "task_dirs", "*"),
-                ("bench", "pairwise", "prompts"), ("audit", "candidate"), ("audit", "baselines", "*", "model"),
+#: Config fields that hold file paths, resolved against the config file's folder: files and folders, and models,
+#: which may be a local folder or .gguf file. ``*`` is every entry of a list. A variant's ``overrides`` hold
+#: fields of data.corpus/teacher/filters. tests/harness/app/test_config_paths.py checks that every field whose
+#: description names a file or folder is listed here.
+_DATA_PATH_FIELDS = (("corpus", "path"), ("teacher", "model"), ("filters", "contamination", "*", "path"),
+                     ("filters", "judge", "teacher", "model"))
+_PATH_FIELDS = (*(("data", *keys) for keys in _DATA_PATH_FIELDS),
+                *(("data", "variants", "*", "overrides", *keys) for keys in _DATA_PATH_FIELDS),
+                ("train", "*", "data"), ("train", "*", "base_model"),
+                ("bench", "candidate"), ("bench", "baselines", "*", "model"), ("bench", "ifeval_path"),
+                ("bench", "truthfulqa_path"), ("bench", "task_dirs", "*"),
+                ("bench", "pairwise", "prompts"), ("bench", "pairwise", "judge", "model"),
+                ("bench", "mt_bench", "prompts"), ("bench", "mt_bench", "judge_prompts"),
+                ("bench", "mt_bench", "judge", "model"),
+                ("bench", "alpaca_eval", "prompts"), ("bench", "alpaca_eval", "judge", "model"),
+                ("audit", "candidate"), ("audit", "baselines", "*", "model"),
                 ("audit", "toxicity", "prompts"), ("audit", "toxicity", "checkpoint"),
                 ("audit", "toxicity", "config_dir"), ("audit", "hallucination", "closed_book", "questions"),
                 ("audit", "hallucination", "halueval", "path"), ("audit", "hallucination", "truthfulqa", "path"),
-                ("gate", "policy"), ("gate", "registry"), ("review", "tokens_file"), ("review", "guidelines"),
-                ("audit", "bias", "paths", "*"))
+                ("audit", "hallucination", "selfcheck", "nli_model"),
+                ("audit", "hallucination", "grading", "judge", "model"), ("audit", "bias", "paths", "*"),
+                ("gate", "policy"), ("gate", "registry"), ("review", "tokens_file"), ("review", "guidelines"))
 
 
 def _relative_to(value: Any, base: Path) -> Any:

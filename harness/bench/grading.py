@@ -26,6 +26,7 @@ published structure of FastChat's ``single-v1``, ``single-math-v1`` and their mu
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -76,15 +77,49 @@ def parse_rating(reply: str) -> float | None:
     return rating if 1 <= rating <= 10 else None
 
 
+def template_fields(name: str) -> list[str]:
+    """The fields :func:`grading_prompt` formats template ``name`` with: question, answer and reference of each
+    turn it shows."""
+    shown = next(turns for (turns, _), n in TEMPLATE_NAMES.items() if n == name)
+    return [f"{kind}_{i}" for i in range(1, shown + 1) for kind in ("question", "answer", "reference")]
+
+
+def _check_template(where: str, name: str, template: str) -> None:
+    """Refuse a template :func:`grading_prompt` could not format, naming the field or brace at fault; unchecked,
+    the KeyError would come at grading time, after every answer was generated."""
+    fields = template_fields(name)
+    try:
+        used = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:  # a lone brace: JSON in a template must be written {{ }}
+        raise InputError(f"{where}: template {name!r} is not a format string ({exc}); write a literal brace "
+                         "as {{ or }}") from None
+    for field in used:
+        if field not in fields:  # also {answer_1.upper} or {answer_1[0]}: the template wants the text itself
+            raise InputError(f"{where}: template {name!r} uses unknown field {{{field}}}; it can use "
+                             f"{', '.join('{' + f + '}' for f in fields)} (a literal brace is written {{{{ or }}}})")
+    # what parsing lets through: a conversion or format spec a string does not have ({answer_1!z},
+    # {answer_1:d}), or a field inside a format spec ({answer_1:{width}})
+    try:
+        template.format(**dict.fromkeys(fields, ""))
+    except (IndexError, KeyError, ValueError) as exc:
+        raise InputError(f"{where}: template {name!r} cannot be formatted ({type(exc).__name__}: {exc})") from None
+
+
 def load_judge_prompts(path: Path, read: Callable[[Path], bytes] | None = None) -> dict[str, str]:
     """The grading templates of a JSONL file (``name``, ``template`` rows), by name; all four of
-    :data:`TEMPLATE_NAMES` are required. ``read`` gives the file's bytes (a stage passes ``StageRun.read``)."""
-    templates = {}
+    :data:`TEMPLATE_NAMES` are required, each at most once, and each may use only the fields it is formatted
+    with (:func:`template_fields`). ``read`` gives the file's bytes (a stage passes ``StageRun.read``)."""
+    templates, lines = {}, {}
     data = read(path) if read is not None else read_bytes(path, "judge prompt file")
     for line, row in numbered_jsonl(data, path):
-        if not isinstance(row.get("name"), str) or not isinstance(row.get("template"), str):
+        name, template = row.get("name"), row.get("template")
+        if not isinstance(name, str) or not isinstance(template, str):
             raise InputError(f"{path}:{line}: a judge prompt needs 'name' and 'template' (strings)")
-        templates[row["name"]] = row["template"]
+        if name in lines:
+            raise InputError(f"{path}:{line}: judge prompt {name!r} is defined again (first on line {lines[name]})")
+        if name in TEMPLATE_NAMES.values():  # a template of another name is never formatted
+            _check_template(f"{path}:{line}", name, template)
+        templates[name], lines[name] = template, line
     if missing := [n for n in TEMPLATE_NAMES.values() if n not in templates]:
         raise InputError(f"{path}: judge prompts missing: {', '.join(missing)}")
     return templates

@@ -110,14 +110,19 @@ ALPACA_EVAL_FIELDS = ("instruction", "output", "generator", "dataset")
 
 def _numbered_rows(path: Path, data: bytes) -> tuple[list[tuple[int, Any]], bool]:
     """(line, row) of a JSON Lines file or of a JSON array (AlpacaEval publishes arrays), and whether it was an
-    array; errors name file and line of a row that is not UTF-8 or JSON."""
+    array; errors name file and line of a row that is not UTF-8 or JSON, of a comma before the closing ``]`` and
+    of anything after it (json.loads refuses both, and read row by row they would drop what follows)."""
     text = decode_utf8(data, path)
     if not text.lstrip().startswith("["):
         return list(numbered_jsonl(data, path)), False
+
+    def line_of(at: int) -> int:  # errors only: the loop counts lines as it goes, in one pass over the text
+        return text.count("\n", 0, at) + 1
+
     decoder, rows, line, counted = json.JSONDecoder(), [], 1, 0
     at = _SPACE.match(text, text.index("[") + 1).end()
     while not text.startswith("]", at):
-        line, counted = line + text.count("\n", counted, at), at  # counted as we go: one pass over the text
+        line, counted = line + text.count("\n", counted, at), at
         try:
             row, at = decoder.raw_decode(text, at)
         except json.JSONDecodeError as exc:
@@ -125,10 +130,21 @@ def _numbered_rows(path: Path, data: bytes) -> tuple[list[tuple[int, Any]], bool
         rows.append((line, row))
         at = _SPACE.match(text, at).end()
         if text.startswith(",", at):
-            at = _SPACE.match(text, at + 1).end()
+            comma, at = at, _SPACE.match(text, at + 1).end()
+            if text.startswith("]", at):
+                raise InputError(f"{path}:{line_of(comma)}: not valid JSON (a comma before the closing ']')")
         elif not text.startswith("]", at):
-            raise InputError(f"{path}:{line + text.count(chr(10), counted, at)}: not valid JSON (expected ',' or ']')")
+            raise InputError(f"{path}:{line_of(at)}: not valid JSON (expected ',' or ']')")
+    after = _SPACE.match(text, at + 1).end()
+    if after < len(text):
+        raise InputError(f"{path}:{line_of(after)}: not valid JSON (data after the array's closing ']')")
     return rows, True
+
+
+def _question_id(row: dict[str, Any], position: int) -> str:
+    """MT-Bench's question_id (an int in its published files), else nift-gate's id, else ``position``; a null
+    counts as absent (str(None) would name every such row "None")."""
+    return str(next((row[key] for key in ("question_id", "id") if row.get(key) is not None), position))
 
 
 def _question(row: Any, line: int, position: int, path: Path) -> Question:
@@ -146,7 +162,7 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
         for name in ALPACA_EVAL_FIELDS[1:]:
             if row.get(name) is not None and not isinstance(row[name], str):
                 raise InputError(f"{where}: AlpacaEval field {name!r} must be a string")
-        return Question(id=str(row.get("id", position)), turns=[instruction], category=row.get("dataset"),
+        return Question(id=_question_id(row, position), turns=[instruction], category=row.get("dataset"),
                         reference_output=row.get("output"), reference_generator=row.get("generator"))
     if "turns" not in row:
         raise InputError(f"{where}: row has no 'turns' (MT-Bench: {', '.join(MT_BENCH_FIELDS)}) and no "
@@ -161,9 +177,7 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
     category = row.get("category")
     if category is not None and not isinstance(category, str):
         raise InputError(f"{where}: 'category' must be a string")
-    # MT-Bench's published files key questions by question_id (an int); nift-gate's by id
-    qid = str(row["question_id"] if row.get("question_id") is not None else row.get("id", position))
-    return Question(id=qid, turns=turns, category=category, reference=reference)
+    return Question(id=_question_id(row, position), turns=turns, category=category, reference=reference)
 
 
 def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], bytes] | None = None) -> list[Question]:
@@ -184,6 +198,8 @@ def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], b
             raise InputError(f"{path}:{line}: question id {question.id!r} is used again (first on line {seen[question.id]})")
         seen[question.id] = line
         questions.append(question)
+    if not questions:  # an empty file, blank lines only or []: a comparison over nothing is no result
+        raise InputError(f"{path}: no questions")
     return questions[:limit] if limit else questions
 
 

@@ -43,15 +43,13 @@ def require_unique(names: Iterable[str], what: str) -> None:
 
 
 def read_config_yaml(path: Path) -> dict[str, Any]:
-    """A pipeline YAML as a mapping of sections; errors (missing, a folder, not UTF-8, not YAML) name the
-    file and line."""
+    """A pipeline YAML as a mapping of sections; errors (missing, a folder, not UTF-8, not YAML, a key given
+    twice) name the file and line."""
     text = read_utf8(path, "config file", ConfigError)
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = load_yaml(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({_problem(exc)})") from None
+        raise ConfigError(yaml_error_line(exc, path, text)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (run, data, ...)")
     return raw
@@ -63,15 +61,72 @@ def parse_assignment(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. data.cut.ratio=0.4")
     key, value = text.split("=", 1)
     try:
-        return key.strip().split("."), yaml.safe_load(value)
+        return key.strip().split("."), load_yaml(value)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({_problem(exc)}); "
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({yaml_problem(exc)}); "
                           "put a string value in quotes") from None
 
 
-def _problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's complaint on one line (a reader error's text spans several)."""
-    return " ".join(str(getattr(exc, "problem", None) or exc).split())
+# --- YAML: duplicate keys refused, errors on one line ------------------------------------------------------------
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names the same key twice (``problem_mark`` is the second one)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping naming a key twice, where PyYAML keeps the last value silently.
+
+    Keys merged in with ``<<:`` may be overridden by the mapping's own keys, as YAML's merge key defines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    seen = key in first_line
+                except TypeError:  # an unhashable key: SafeLoader's own check reports it
+                    continue
+                if seen:
+                    raise DuplicateKeyError(None, None, f"key {key!r} appears twice (first on line "
+                                                        f"{first_line[key]})", key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that raises :class:`DuplicateKeyError` for a key given twice in one mapping."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # UniqueKeyLoader is a SafeLoader
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line, without the quoted source line and caret its message carries (that line
+    may hold a secret, e.g. in a tokens file)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        if isinstance(exc.character, int):  # a control character in text, or a byte that does not decode
+            return f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        return f"unacceptable character: {exc.reason}"
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc.problem or exc.context or type(exc).__name__).split())
+    return " ".join(str(exc).split())
+
+
+def yaml_error_line(exc: yaml.YAMLError, path: str | Path, text: str | None = None, what: str = "YAML") -> str:
+    """``<path>:<line>: not valid <what> (<problem>)`` (``<path>:<line>: key 'x' appears twice (first on line
+    N)`` for a repeated key), one line and no quoted source. ``text`` is the parsed text: a reader error
+    (e.g. a NUL byte) knows only its character offset, from which the line is counted."""
+    line = None
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        line = exc.problem_mark.line + 1
+    elif isinstance(exc, yaml.reader.ReaderError) and text is not None:
+        line = text[:exc.position].count("\n") + 1
+    where = f"{path}:{line}" if line else str(path)
+    if isinstance(exc, DuplicateKeyError):
+        return f"{where}: {exc.problem}"
+    return f"{where}: not valid {what} ({yaml_problem(exc)})"
 
 
 def set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:

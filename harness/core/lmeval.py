@@ -62,8 +62,10 @@ from harness.core.store import (
     atomic_write_jsonl,
     atomic_write_text,
     decode_utf8,
+    numbered_jsonl,
     read_bytes,
     read_jsonl,
+    read_utf8,
     read_record,
 )
 
@@ -125,16 +127,28 @@ class _TaskYamlLoader(yaml.SafeLoader):
 _TaskYamlLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
+def _yaml_complaint(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
+    """(":<line>" or "", PyYAML's complaint on one line), without the snippet of the file PyYAML's text quotes.
+    A reader error (a character YAML does not allow, such as NUL) has a position in ``text``, not a mark."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        line = text.count("\n", 0, exc.position) + 1
+        return f":{line}", f"character #x{code:04x}: {exc.reason}"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
+    return (f":{mark.line + 1}" if mark else ""), " ".join(str(problem).split())
+
+
 def validate_task_dir(folder: Path) -> dict[Path, Any]:
     """Every task YAML of a user's folder, parsed (a file that does not parse is an error naming its line)."""
     configs = {}
     for path in sorted(folder.rglob("*.yaml")):
+        text = read_utf8(path, "task file")
         try:
-            configs[path] = yaml.load(path.read_text(encoding="utf-8"), Loader=_TaskYamlLoader)
+            configs[path] = yaml.load(text, Loader=_TaskYamlLoader)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark else ""
-            raise InputError(f"{path}{where}: task file does not parse ({getattr(exc, 'problem', exc)})") from None
+            where, problem = _yaml_complaint(exc, text)
+            raise InputError(f"{path}{where}: task file does not parse ({problem})") from None
     return configs
 
 
@@ -173,21 +187,146 @@ def task_data_paths(configs: dict[Path, Any]) -> list[Path]:
     return list(found)
 
 
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "a number")
+
+
+#: The header TruthfulQA's generation set (TruthfulQA.csv) starts with (after a UTF-8 byte order mark in the 2021
+#: copy).
+_TRUTHFULQA_CSV_HEADER = "Type,Category,Question,Best Answer"
+
+
+def _truthfulqa_targets(path: Path, number: int, key: str, targets: Any) -> list[int]:
+    """The labels of one item's ``mc1_targets``/``mc2_targets`` ({choice: 0 or 1}), in the file's order."""
+    where = f"{path}: item {number}: field {key}"
+    if not isinstance(targets, dict) or not targets:
+        got = "an empty object" if isinstance(targets, dict) else _json_kind(targets)
+        raise InputError(f"{where} must be a non-empty object mapping each choice to 0 or 1, got {got}")
+    for choice, label in targets.items():
+        if not choice.strip():
+            raise InputError(f"{where} has an empty choice")
+        # the published labels are the integers 0 and 1; lm-eval's mc2 compares them with 1 (a "1" never equals it)
+        if type(label) is not int or label not in (0, 1):
+            raise InputError(f"{where}: the label of {choice[:60]!r} must be 0 or 1, got {json.dumps(label)}")
+    return list(targets.values())
+
+
 def _truthfulqa_rows(path: Path, data: bytes) -> list[dict]:
-    """TruthfulQA's mc_task.json ({choice: label} maps) -> lm-eval's fields (choices and labels lists)."""
+    """TruthfulQA's mc_task.json ({choice: label} maps) -> lm-eval's fields (choices and labels lists), each item
+    checked against what lm-eval's truthfulqa_mc1/mc2 tasks assume: mc1 scores choice 0 as the answer
+    (``doc_to_target: 0``), so exactly one label is 1 and it is the first; mc2 sums the probability of the choices
+    labelled 1 (``process_results_mc2``), so at least one is."""
+    text = decode_utf8(data, path)
+    if text.lstrip("\ufeff").startswith(_TRUTHFULQA_CSV_HEADER):
+        raise InputError(f"{path}: this is TruthfulQA's generation CSV; bench.truthfulqa_path takes mc_task.json, "
+                         "the multiple-choice file (data/v1/mc_task.json in the TruthfulQA repository)")
     try:
-        items = json.loads(decode_utf8(data, path))
+        items = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(items, list):
+        raise InputError(f"{path}: expected a JSON array of TruthfulQA items (mc_task.json), got "
+                         f"{_json_kind(items)}")
+    if not items:
+        raise InputError(f"{path}: no items (an empty JSON array)")
     rows = []
     for number, item in enumerate(items, 1):
-        try:
-            rows.append({"question": item["question"],
-                         **{key: {"choices": list(item[key]), "labels": list(item[key].values())}
-                            for key in ("mc1_targets", "mc2_targets")}})
-        except (KeyError, TypeError, AttributeError):
-            raise InputError(f"{path}: item {number} lacks question/mc1_targets/mc2_targets") from None
+        if not isinstance(item, dict):
+            raise InputError(f"{path}: item {number}: expected an object with question, mc1_targets and "
+                             f"mc2_targets, got {_json_kind(item)}")
+        for key in ("question", "mc1_targets", "mc2_targets"):
+            if key not in item:
+                raise InputError(f"{path}: item {number}: field {key} is missing")
+        question = item["question"]
+        if not isinstance(question, str) or not question.strip():
+            raise InputError(f"{path}: item {number}: field question must be a non-empty string, got "
+                             f"{json.dumps(question)[:60]}")
+        mc1 = _truthfulqa_targets(path, number, "mc1_targets", item["mc1_targets"])
+        if mc1[0] != 1 or mc1.count(1) != 1:
+            raise InputError(f"{path}: item {number}: field mc1_targets must label exactly one choice 1, the first "
+                             f"(lm-eval's truthfulqa_mc1 scores choice 0 as the answer); labels are {mc1}")
+        mc2 = _truthfulqa_targets(path, number, "mc2_targets", item["mc2_targets"])
+        if 1 not in mc2:
+            raise InputError(f"{path}: item {number}: field mc2_targets labels no choice 1 (lm-eval's "
+                             "truthfulqa_mc2 scores the probability of the choices labelled 1)")
+        rows.append({"question": question,
+                     **{key: {"choices": list(item[key]), "labels": list(item[key].values())}
+                        for key in ("mc1_targets", "mc2_targets")}})
     return rows
+
+
+@functools.cache
+def _ifeval_checkers() -> dict[str, tuple[frozenset[str] | None, frozenset[str]]]:
+    """lm-eval's IFEval instruction ids -> (the arguments its checker's ``build_description`` takes, None when it
+    takes any; those it requires). Importing lm-eval's IFEval registry takes about 1.6 s on 2 cores (it imports
+    lm_eval.tasks and nltk)."""
+    import inspect
+
+    use_local_nltk_data()  # before lm-eval's IFEval modules: on import they download punkt_tab if not found
+    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
+
+    checkers = {}
+    for instruction, checker in INSTRUCTION_DICT.items():
+        params = list(inspect.signature(checker.build_description).parameters.values())[1:]  # after self
+        named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+        checkers[instruction] = (None if takes_any else frozenset(p.name for p in named),
+                                 frozenset(p.name for p in named if p.default is p.empty))
+    return checkers
+
+
+def check_ifeval_rows(path: Path, data: bytes) -> None:
+    """IFEval's input_data.jsonl checked against what lm-eval's IFEval scoring reads from each row
+    (``utils.process_results``): ``key``, a non-empty ``prompt``, ``instruction_id_list`` of instructions in
+    lm-eval's registry, and ``kwargs``, one object per instruction holding only arguments its checker takes
+    (lm-eval drops those whose value is empty or null). Errors name the file, line and field."""
+    keys: dict[int, int] = {}
+    rows = 0
+    for line, row in numbered_jsonl(data, path):
+        rows += 1
+        where = f"{path}:{line}"
+        for field in ("key", "prompt", "instruction_id_list", "kwargs"):
+            if field not in row:
+                raise InputError(f"{where}: field {field} is missing (IFEval rows hold key, prompt, "
+                                 "instruction_id_list and kwargs)")
+        key = row["key"]
+        if type(key) is not int:
+            raise InputError(f"{where}: field key must be an integer, got {json.dumps(key)[:60]}")
+        if key in keys:
+            raise InputError(f"{where}: field key {key} is also the key of line {keys[key]}")
+        keys[key] = line
+        prompt = row["prompt"]
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(f"{where}: field prompt must be a non-empty string, got {json.dumps(prompt)[:60]}")
+        instructions, kwargs = row["instruction_id_list"], row["kwargs"]
+        if not isinstance(instructions, list) or not all(isinstance(i, str) for i in instructions):
+            raise InputError(f"{where}: field instruction_id_list must be a list of instruction ids (strings)")
+        if not isinstance(kwargs, list) or not all(isinstance(k, dict) for k in kwargs):
+            raise InputError(f"{where}: field kwargs must be a list of objects, one per instruction")
+        if len(kwargs) != len(instructions):
+            raise InputError(f"{where}: field kwargs has {len(kwargs)} entries for {len(instructions)} instructions "
+                             "in instruction_id_list (one object per instruction, {} when it takes none)")
+        checkers = _ifeval_checkers() if instructions else {}  # lm-eval imported once, at the first instruction
+        for number, (instruction, args) in enumerate(zip(instructions, kwargs)):
+            if instruction not in checkers:
+                close = difflib.get_close_matches(instruction, sorted(checkers), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise InputError(f"{where}: instruction {instruction!r} is not one of lm-eval's IFEval "
+                                 f"instructions{hint}")
+            takes, needs = checkers[instruction]
+            given = {name for name, value in args.items() if value}  # as lm-eval passes them
+            if takes is not None and (extra := sorted(given - takes)):
+                accepted = ", ".join(sorted(takes)) or "none"
+                raise InputError(f"{where}: field kwargs[{number}] gives {instruction!r} the argument {extra[0]!r}, "
+                                 f"which lm-eval's checker does not take (it takes: {accepted})")
+            if missing := sorted(needs - given):
+                raise InputError(f"{where}: field kwargs[{number}] lacks {missing[0]!r}, which lm-eval's checker "
+                                 f"for {instruction!r} needs")
+    if not rows:
+        raise InputError(f"{path}: no rows (IFEval's input_data.jsonl holds one JSON object per line)")
 
 
 def _input_file(run: StageRun | None, spec: str, missing: str, id: str) -> Path:
@@ -220,10 +359,10 @@ def _content_named_copy(folder: Path, name: str, content: bytes, digest: str) ->
 
 def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = None) -> tuple[str, list[InputRef]]:
     """Write the project tasks these settings use into ``folder``; return the include path and the data refs
-    that key the result cache. The data of every task asked for is an input of ``run``."""
+    that key the result cache. The data of every task asked for is an input of ``run``, and is checked before
+    anything is written: a bad row is an error naming its file and line (or item), before any model loads."""
     import importlib.util
 
-    folder.mkdir(parents=True, exist_ok=True)
     # Located, not imported: importing lm_eval.tasks costs seconds a cached rerun does not need.
     lm_eval_tasks = Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks"
     refs = []
@@ -235,7 +374,8 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
         rows = _truthfulqa_rows(source, _read(run if wanted else None, source))
         truthfulqa_rows = "".join(json.dumps(r) + "\n" for r in rows).encode()
     # Every project task whose data is at hand is written (so its name is known and suggested); one that
-    # is asked for without its data is an error.
+    # is asked for without its data is an error. All are read and checked first, then written.
+    to_write = []
     for task in sorted(PROJECT_TASKS):
         wanted = task in settings.tasks
         if task == "nift_if":
@@ -251,6 +391,8 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
             source = _input_file(run if wanted else None, settings.ifeval_path, f"data for task {task} not found",
                                  f"{task}:{resolve_asset(settings.ifeval_path).name}")
             name, content = source.name, _read(run if wanted else None, source)
+            if wanted:  # checking imports lm-eval's IFEval registry (seconds): only for a task that runs
+                check_ifeval_rows(source, content)
         else:
             if truthfulqa_rows is None:
                 if wanted:
@@ -268,10 +410,12 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
                 run.file(template_path, kind="task_template", id=template_id)
                 template_ref = run.inputs[-1]
             refs.append(template_ref)
-        data = _content_named_copy(folder, name, content, digest)
         template_bytes = _read(run if wanted else None, template_path)
-        template = Template(decode_utf8(template_bytes, template_path))
-        _write_when_changed(folder / f"{task}.yaml", template.substitute(
+        to_write.append((task, name, content, digest, decode_utf8(template_bytes, template_path)))
+    folder.mkdir(parents=True, exist_ok=True)
+    for task, name, content, digest, template in to_write:
+        data = _content_named_copy(folder, name, content, digest)
+        _write_when_changed(folder / f"{task}.yaml", Template(template).substitute(
             lm_eval_tasks=lm_eval_tasks, data_file=data.resolve(), max_gen_toks=settings.max_gen_toks))
     return str(folder), refs
 

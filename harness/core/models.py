@@ -82,12 +82,18 @@ class LoadedModel:
     resolved: ResolvedModel
 
 
+#: Files of a model folder that loading never reads: the model card (README.md), which a promotion rewrites
+#: with the gate's results, and other Markdown.
+NOT_READ_BY_LOADING = (".md",)
+
+
 def _model_files(folder: Path) -> list[Path]:
     """Every file of a model folder that loading it can read: the weights, and beside them the config,
     generation config, tokenizer and chat template, each of which changes what the model answers. Every
-    top-level file but hidden ones is taken, so a file no list foresaw (a chat_template.jinja, remote code)
-    is never left out of the hash."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    top-level file is taken but hidden ones and Markdown (:data:`NOT_READ_BY_LOADING`), so a file no list
+    foresaw (a chat_template.jinja, merges.txt, remote code) is never left out of the hash."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() not in NOT_READ_BY_LOADING)
     if not any(p.suffix in {".safetensors", ".gguf", *PICKLE_SUFFIXES} for p in files):
         raise ModelLoadError(f"{folder}: no weight files (*.safetensors) in this folder")
     return files

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import parse_jsonl, read_jsonl
+from harness.core.store import numbered_jsonl, read_bytes
 from harness.data.config import FilterConfig, PromptSetRef
 from harness.data.corpus import Document
 
@@ -133,19 +133,21 @@ class ContaminationIndex:
                 raise InputError(f"{path}: contamination prompt set {prompt_set.name!r} not found")
             if run is not None:  # the rows come from the bytes that were hashed, not from a second read
                 path = run.file(prompt_set.path, kind="prompt_set")
-                rows = parse_jsonl(run.read(path), path)
+                data = run.read(path)
             else:
-                rows = read_jsonl(path)
+                data = read_bytes(path, "contamination prompt set")
+            rows = list(numbered_jsonl(data, path))
             index.prompts[prompt_set.name] = len(rows)
             index.too_short[prompt_set.name] = 0
-            for number, row in enumerate(rows, 1):
+            # an error names the row's line; a row without an id is known by its position, blank lines not counted
+            for position, (line, row) in enumerate(rows, 1):
                 if prompt_set.field not in row:
-                    raise InputError(f"{path}:{number}: no field {prompt_set.field!r} "
+                    raise InputError(f"{path}:{line}: no field {prompt_set.field!r} "
                                      f"(fields: {', '.join(row)})")
                 words = _words(str(row[prompt_set.field]))
                 if len(words) < n:
                     index.too_short[prompt_set.name] += 1  # cannot be checked by n-grams; counted in the card
-                prompt_id = str(row.get("id", row.get("key", number)))
+                prompt_id = str(row.get("id", row.get("key", position)))
                 for i in range(len(words) - n + 1):
                     index.grams[tuple(words[i:i + n])].append((prompt_set.name, prompt_id))
         return index

@@ -40,7 +40,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from harness.core.config import Section, require_unique
+from harness.core.config import Section, load_yaml, require_unique, yaml_error_line
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricCatalogue
 from harness.core.records import sha256_bytes
@@ -266,11 +266,9 @@ def load_policy(path: str | Path, catalogue: MetricCatalogue) -> GatePolicy:
         raise ConfigError(f"{path}:{line}: the policy is not UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at offset "
                           f"{exc.start})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
-                          f"({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(yaml_error_line(exc, path, text)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a `rules:` list")
     lines = _rule_lines(text)

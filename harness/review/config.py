@@ -33,10 +33,12 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from harness.core.assets import EMBEDDED_PREFIX, resolve_asset
 from harness.core.config import (
     Section,
+    load_yaml,
     parse_assignment,
     read_config_yaml,
     require_unique,
     set_path,
+    yaml_error_line,
 )
 from harness.core.errors import ConfigError, InputError
 from harness.core.store import decode_utf8, read_bytes
@@ -159,13 +161,15 @@ class ReviewConfig(Section):
         if self.tokens_file:
             path = Path(self.tokens_file).expanduser()
             try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                text = path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 raise ConfigError(f"review.tokens_file: {path} not found") from None
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"review.tokens_file: {path}: not valid YAML/JSON ({exc})") from None
             except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, not UTF-8
                 raise ConfigError(f"review.tokens_file: {path}: cannot be read ({exc})") from None
+            try:
+                loaded = load_yaml(text) or {}
+            except yaml.YAMLError as exc:  # one line, never PyYAML's quote of the line, which may hold a token
+                raise ConfigError(f"review.tokens_file: {yaml_error_line(exc, path, text, 'YAML/JSON')}") from None
             if not isinstance(loaded, dict):
                 raise ConfigError(f"review.tokens_file: {path}: expected a mapping of reviewer name -> token, "
                                   f"got {type(loaded).__name__}")

@@ -3,12 +3,14 @@
 A CSV opened in a spreadsheet runs any cell that starts like a formula, and a reviewer's comment or a model's
 output can start like one: such cells get a leading ``'`` (OWASP's rule for CSV injection). Parquet keeps
 every value as it is. An export never overwrites the label store, and overwrites no file already inside the
-run folder unless forced; a path that names neither format writes nothing.
+run folder unless forced; a path that names neither format, or whose folder is a file, writes nothing. The CLI
+opens the store for an export with ``create=False``: a run without one is refused, not given an empty store.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from harness.core.errors import InputError
@@ -81,11 +83,26 @@ def _store_files(review: ReviewStore) -> list[Path]:
     return [Path(f"{url.database}{suffix}").resolve() for suffix in _SQLITE_FILES]
 
 
+def check_export_folder(path: str | Path) -> None:
+    """Refuse ``path`` unless its folder is one, or can be made one: the nearest folder above it that exists
+    must be a folder this process may write in, not a file (checked before the label store is opened)."""
+    target = Path(path).expanduser().absolute()
+    for parent in target.parents:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            raise InputError(f"{path}: {parent} is a file, not a folder; name an export file in a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"{path}: cannot write in the folder {parent}")
+        return
+
+
 def check_export_target(review: ReviewStore, path: str | Path, run_folder: Path | None = None,
                         force: bool = False) -> Path:
-    """``path`` resolved, if the export may write it: never a file of the label store (a CSV in place of the
-    database loses every label); an existing file inside ``run_folder`` (a record, a sample file, a report)
-    only when ``force``."""
+    """``path`` resolved, if the export may write it: in a folder (see :func:`check_export_folder`); never a
+    file of the label store (a CSV in place of the database loses every label); an existing file inside
+    ``run_folder`` (a record, a sample file, a report) only when ``force``."""
+    check_export_folder(path)
     target = Path(path).expanduser().resolve()
     if target in _store_files(review):
         raise InputError(f"{path}: is the label store ({review.engine.url.database}); the export would replace every "

@@ -19,7 +19,8 @@ The pairwise A/B mapping (which model answered A) is stored with the item and re
 ``current_labels(kind="pairwise")`` and ``history_frame`` (the summary's de-blinding and the release manager's
 export): ``ReviewItemView``, what the app shows a reviewer, has no such field.
 
-``open_store(config, run_store)`` opens the configured store, else SQLite at ``<run>/review/review.db``.
+``open_store(config, run_store)`` opens the configured store, else SQLite at ``<run>/review/review.db``; it
+creates a store not there yet unless told ``create=False``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import fcntl
 import json
 import math
 import os
+import sqlite3
 import statistics
 import threading
 import time
@@ -56,7 +58,9 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     literal,
+    make_url,
     select,
     union,
 )
@@ -160,9 +164,51 @@ def database_url(config: ReviewConfig, store: RunStore) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def open_store(config: ReviewConfig, store: RunStore) -> ReviewStore:
-    """The run's label store (migrated); the caller closes it."""
-    return ReviewStore(database_url(config, store))
+def open_store(config: ReviewConfig, store: RunStore, *, create: bool = True) -> ReviewStore:
+    """The run's label store (migrated); the caller closes it. With ``create=False`` (what reads a store that
+    must already be there, e.g. the export) a store not yet made by ``review enqueue`` is refused, with nothing
+    created: a mistyped run name is then an error, not an empty export."""
+    if create:
+        return ReviewStore(database_url(config, store))
+    missing = "no review store; run `nift-gate review enqueue` first"
+    if not config.database:
+        path = default_database(store)
+        if not _sqlite_holds_store(path):
+            raise InputError(f"{path.parent}: {missing}")
+        return ReviewStore(f"sqlite:///{path.resolve()}")
+    parsed = make_url(normalise_url(config.database))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not parsed.query.get("uri"):
+        if not _sqlite_holds_store(Path(parsed.database)):
+            raise InputError(f"review.database: {parsed.database}: {missing}")
+        return ReviewStore(config.database)
+    engine = make_engine(config.database)
+    try:
+        present = inspect(engine).has_table(items.name)
+    except OperationalError as exc:
+        raise InputError(f"review.database: cannot open {engine.url!r}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+    if not present:
+        raise InputError(f"review.database: {engine.url!r}: {missing}")
+    return ReviewStore(config.database)
+
+
+def _sqlite_holds_store(path: Path) -> bool:
+    """Whether the SQLite file ``path`` holds a label store; read-only, so a missing or empty file stays as it is
+    (SQLAlchemy's connection would create the one and write a header into the other)."""
+    if not path.is_file():
+        return False
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # opens the file at the first query
+    try:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            (items.name,)).fetchone() is not None
+    except sqlite3.OperationalError as exc:  # unreadable
+        raise InputError(f"review.database: cannot open {path}: {exc}") from None
+    except sqlite3.DatabaseError:  # bytes that are not an SQLite database
+        return False
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True)

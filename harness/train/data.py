@@ -65,18 +65,73 @@ def detect_format(row: dict[str, Any], where: str = "training data") -> str:
                      "conversations, or instruction/input/output (set train[].data_format)")
 
 
+#: The roles chat templates are written for; another name (a typo such as ``usr``) is refused, not passed on.
+ROLES = ("system", "user", "assistant")
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
 
 
-def to_messages(row: dict[str, Any], fmt: str) -> list[dict[str, str]]:
+def _shown(value: Any) -> str:
+    """``value`` as the file wrote it (null, 5, NaN, [...]), cut short."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _string(where: str, container: dict[str, Any], key: str, field: str, required: bool = True) -> str | None:
+    """``container[key]``, named ``field`` in errors, which must be a string (``str(None)`` or ``str(5)`` would
+    pass an emptiness check, and the chat template fail mid-training); an optional one may be absent or null."""
+    value = container.get(key)
+    if value is None and not required:
+        return None
+    if key not in container:
+        raise InputError(f"{where}: field {field!r} is missing")
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field {field!r} must be a string, got {_shown(value)}")
+    return value
+
+
+def _turns(where: str, row: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The row's list of turns ``key`` (messages, conversations), every turn an object."""
+    if key not in row:
+        raise InputError(f"{where}: field {key!r} is missing")
+    if not isinstance(row[key], list):
+        raise InputError(f"{where}: field {key!r} must be a list of objects, got {_shown(row[key])}")
+    for i, turn in enumerate(row[key]):
+        if not isinstance(turn, dict):
+            raise InputError(f"{where}: field '{key}[{i}]' must be an object, got {_shown(turn)}")
+    return row[key]
+
+
+def to_messages(row: dict[str, Any], fmt: str, where: str = "training data") -> list[dict[str, str]]:
+    """The conversation of a ``fmt`` row as chat messages, each role one of :data:`ROLES` and each content a
+    string; a field that is missing or of another type raises InputError naming ``where`` (file:line) and the
+    field (``messages[2].content``)."""
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object per row, got {type(row).__name__}")
     if fmt == "messages":
-        return [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+        messages = []
+        for i, turn in enumerate(_turns(where, row, "messages")):
+            role = _string(where, turn, "role", f"messages[{i}].role")
+            if role not in ROLES:
+                raise InputError(f"{where}: field 'messages[{i}].role' must be one of {', '.join(ROLES)}, "
+                                 f"got {role!r}")
+            messages.append({"role": role, "content": _string(where, turn, "content", f"messages[{i}].content")})
+        return messages
     if fmt == "alpaca":
-        user = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
-        return [{"role": "user", "content": user}, {"role": "assistant", "content": row.get("output") or ""}]
-    return [{"role": _SHAREGPT_ROLES.get(turn.get("from", ""), turn.get("from", "")), "content": turn.get("value", "")}
-            for turn in row["conversations"]]
+        user = _string(where, row, "instruction", "instruction")
+        if extra := _string(where, row, "input", "input", required=False):
+            user += f"\n\n{extra}"
+        return [{"role": "user", "content": user},
+                {"role": "assistant", "content": _string(where, row, "output", "output")}]
+    messages = []
+    for i, turn in enumerate(_turns(where, row, "conversations")):
+        speaker = _string(where, turn, "from", f"conversations[{i}].from")
+        if speaker not in _SHAREGPT_ROLES:
+            raise InputError(f"{where}: field 'conversations[{i}].from' must be one of "
+                             f"{', '.join(_SHAREGPT_ROLES)}, got {speaker!r}")
+        messages.append({"role": _SHAREGPT_ROLES[speaker],
+                         "content": _string(where, turn, "value", f"conversations[{i}].value")})
+    return messages
 
 
 def open_training_data(spec: str, store: RunStore, run: StageRun | None = None) -> tuple[Path, InputRef]:
@@ -89,6 +144,8 @@ def open_training_data(spec: str, store: RunStore, run: StageRun | None = None) 
         path, kind, name = resolve_asset(spec), "training_data", spec
     if not path.exists():
         raise InputError(f"{path}: training data not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a training data file")
     if run is None:
         return path, InputRef(kind=kind, id=name, sha256=sha256_file(path))
     path = run.file(path, kind=kind, id=name)
@@ -107,16 +164,13 @@ def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageR
     rows = []
     for number, row in numbered:
         where = f"{path}:{number}"
-        try:
-            messages = to_messages(row, fmt)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise InputError(f"{where}: not a {fmt} row ({type(exc).__name__}: {exc})") from None
-        if not messages or messages[-1]["role"] != "assistant" or not str(messages[-1]["content"]).strip():
+        messages = to_messages(row, fmt, where)
+        if not messages or messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
             raise InputError(f"{where}: no assistant turn to train on (the last turn must be a non-empty assistant "
                              "message)")
-        if len(messages) < 2:
-            raise InputError(f"{where}: no user turn before the assistant turn")
-        rows += conversation_rows(str(row.get("id", f"{path.name}:{number}")), messages, where)
+        # null is no id (str(None) would make every such row one conversation "None" to the split by id)
+        row_id = row.get("id") if row.get("id") is not None else f"{path.name}:{number}"
+        rows += conversation_rows(str(row_id), messages, where)
     return TrainingRows(rows=rows, source=source, format=fmt, conversations=len(numbered))
 
 
@@ -125,10 +179,10 @@ def conversation_rows(row_id: str, messages: list[dict[str, str]], where: str) -
     the last turn back: the first row is the whole conversation, the row a conversation made before every
     assistant turn was trained on, and the rows of its earlier turns follow."""
     turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    if turns[0] == 0:
+    if not any(m["role"] == "user" for m in messages[:turns[0]]):  # a system prompt alone asks nothing
         raise InputError(f"{where}: no user turn before the first assistant turn")
     for number, i in enumerate(turns, 1):
-        if not str(messages[i]["content"]).strip():
+        if not messages[i]["content"].strip():
             raise InputError(f"{where}: assistant turn {number} of {len(turns)} is empty")
     return [{"id": row_id, "turn": number, "prompt": messages[:i], "completion": [messages[i]]}
             for number, i in reversed(list(enumerate(turns, 1)))]

@@ -98,7 +98,7 @@ def _write(path, rows):
 
 
 def test_bad_question_files_name_the_file_and_line(tmp_path):
-    good = {"id": "a", "kind": "factual", "question": "Q?", "answers": ["x"]}
+    good = {"kind": "factual", "question": "Q?", "answers": ["x"]}  # no id: each row is known by its position
     bad = _write(tmp_path / "cb.jsonl", [good, {**good, "kind": "opinion"}])
     with pytest.raises(InputError, match=r"cb.jsonl:2: field 'kind'"):
         load_closed_book(str(bad))
@@ -114,6 +114,44 @@ def test_bad_question_files_name_the_file_and_line(tmp_path):
         load_halueval(str(halu))
     with pytest.raises(InputError, match="not found"):
         load_halueval(str(tmp_path / "missing.jsonl"))
+
+
+HALUEVAL_ROW = {"knowledge": "K", "question": "Q", "right_answer": "R", "hallucinated_answer": "H"}
+
+
+@pytest.mark.parametrize("load, row", [(load_closed_book, {"kind": "factual", "question": "Q?", "answers": ["x"]}),
+                                       (load_halueval, HALUEVAL_ROW)])
+def test_a_repeated_item_id_is_refused_naming_both_lines(tmp_path, load, row):
+    # the audit keys its per-item values by id: three items of one id counted as one before this was refused
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps({**row, "id": i}) + "\n" for i in ("q1", "q2", "q1")))
+    with pytest.raises(InputError, match=r"items.jsonl:3: id 'q1' is used again \(first on line 1\)$"):
+        load(str(path))
+
+
+def test_a_null_id_is_no_id_and_the_default_id_counts_rows_not_lines(tmp_path):
+    rows = [{"id": None, "kind": "factual", "question": f"Q{i}?", "answers": ["x"]} for i in range(2)]
+    path = tmp_path / "cb.jsonl"
+    path.write_text("\n\n" + "\n\n".join(json.dumps(r) for r in rows) + "\n")  # rows on lines 3 and 5
+    assert [q.id for q in load_closed_book(str(path))[1]] == ["cb.jsonl:1", "cb.jsonl:2"]
+    path = tmp_path / "he.jsonl"
+    path.write_text("\n" + json.dumps({**HALUEVAL_ROW, "id": None}) + "\n\n" + json.dumps(HALUEVAL_ROW) + "\n")
+    assert [i.id for i in load_halueval(str(path))[1]] == ["halueval-1", "halueval-2"]
+    path.write_text(json.dumps({**HALUEVAL_ROW, "id": ["a"]}) + "\n")
+    with pytest.raises(InputError, match=r"he.jsonl:1: field 'id' must be a string or a whole number"):
+        load_halueval(str(path))
+
+
+def test_errors_after_blank_lines_name_the_line_in_the_file(tmp_path):
+    good = {"kind": "factual", "question": "Q?", "answers": ["x"]}
+    path = tmp_path / "cb.jsonl"
+    path.write_text("\n\n" + json.dumps(good) + "\n\n" + json.dumps({**good, "kind": "factul"}) + "\n")
+    with pytest.raises(InputError, match=r"cb.jsonl:5: field 'kind' must be 'factual' or 'unanswerable'"):
+        load_closed_book(str(path))
+    path = tmp_path / "he.jsonl"
+    path.write_text("\n\n\n" + json.dumps({**HALUEVAL_ROW, "knowledge": ["K1", "K2"]}) + "\n")
+    with pytest.raises(InputError, match=r"he.jsonl:4: field 'knowledge' must be a non-empty string"):
+        load_halueval(str(path))
 
 
 CLOSED_BOOK = [

@@ -4,7 +4,7 @@ from tiny_detoxify import build_tiny_detoxify
 
 from audits.toxicity.metrics import expected_maximum_toxicity, toxicity_probability
 from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer
-from harness.core.errors import ConfigError, ModelLoadError
+from harness.core.errors import ConfigError, InputError, ModelLoadError
 
 
 def test_emt_and_toxicity_probability_on_a_hand_made_matrix():
@@ -333,6 +333,32 @@ def test_a_per_group_limit_keeps_the_first_prompts_of_each_group_and_label(tmp_p
         load_prompts(str(_labelled_prompts(tmp_path, [rows[0], {"target_group": "asian", "prompt": "x"}])))
     with pytest.raises(Exception, match=r"labelled.jsonl:1: field 'kind' must be a non-empty string"):
         load_prompts(str(_labelled_prompts(tmp_path, [{"prompt": "x", "kind": 3}])), label_field="kind")
+
+
+def test_a_repeated_prompt_id_is_refused_naming_both_lines(tmp_path):
+    from audits.toxicity.protocol import load_prompts
+
+    # the paired comparison keys prompts by id: a repeated id silently counted its prompts once
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"id": "a", "prompt": "x y"}\n\n{"id": "b", "prompt": "x z"}\n{"id": "a", "prompt": "other"}\n')
+    with pytest.raises(InputError, match=r"prompts.jsonl:4: id 'a' is used again \(first on line 1\)$"):
+        load_prompts(str(path))
+
+
+def test_a_null_prompt_id_is_no_id_and_errors_name_the_line_after_blank_lines(tmp_path):
+    from audits.toxicity.protocol import load_prompts
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('\n\n{"id": null, "prompt": "x y"}\n\n{"id": null, "prompt": "other"}\n')
+    # the default id counts rows, not lines: a blank line added to the file renames no prompt
+    assert [p.id for p in load_prompts(str(path))] == ["prompts.jsonl:1", "prompts.jsonl:2"]
+    path.write_text('\n\n\n{"prompt": "x y"}\n{"text": "oops"}\n')
+    with pytest.raises(InputError, match=r"prompts.jsonl:5: no text in field 'prompt'"):
+        load_prompts(str(path))
+    labelled = '{"prompt": "x y", "label": "hate"}\n'
+    path.write_text("\n\n" + labelled + labelled.replace(', "label": "hate"', ""))
+    with pytest.raises(InputError, match=r"prompts.jsonl:4: no label in field 'label', unlike line 3"):
+        load_prompts(str(path))
 
 
 def test_summary_per_label_and_per_group_and_label_on_hand_made_scores():

@@ -1,9 +1,12 @@
+import json
+
 import pytest
 from scripted import ScriptedGenerator
 
 from harness.bench.grading import (
     compare_grades,
     grade,
+    grading_prompt,
     load_judge_prompts,
     parse_rating,
     summarise,
@@ -114,3 +117,41 @@ def test_a_judge_prompt_file_without_all_four_templates_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"prompts.jsonl: judge prompts missing: single-reference, multi-turn, "
                                          r"multi-turn-reference"):
         load_judge_prompts(path)
+
+
+def _judge_prompt_file(tmp_path, replace=None, extra=()):
+    """The shipped judge prompts, with template ``name`` replaced (``replace``: name -> template) and rows added."""
+    rows = [{"name": n, "template": TEMPLATES[n]} for n in TEMPLATES]
+    rows = [{**r, "template": (replace or {}).get(r["name"], r["template"])} for r in rows] + list(extra)
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_a_judge_prompt_defined_twice_is_refused_naming_both_lines(tmp_path):
+    path = _judge_prompt_file(tmp_path, extra=[{"name": "single", "template": "{question_1} {answer_1}"}])
+    with pytest.raises(InputError, match=r"prompts.jsonl:5: judge prompt 'single' is defined again "
+                                         r"\(first on line 1\)$"):
+        load_judge_prompts(path)
+
+
+@pytest.mark.parametrize("name, template, message", [
+    # the second turn's fields in a one-turn template: formatted only when grading, after every answer exists
+    ("single", "{question_1} {answer_2}", r"prompts.jsonl:1: template 'single' uses unknown field \{answer_2\}; "
+                                          r"it can use \{question_1\}, \{answer_1\}, \{reference_1\}"),
+    ("multi-turn", 'Reply as JSON: {"rating": 5} {answer_2}', r"prompts.jsonl:3: template 'multi-turn' uses "
+                                                              r"unknown field \{\"rating\"\}"),
+    ("single-reference", "{reference_1} }", r"prompts.jsonl:2: template 'single-reference' is not a format "
+                                            r"string \(Single '\}' encountered"),
+    ("single", "{answer_1.upper}", r"prompts.jsonl:1: template 'single' uses unknown field \{answer_1.upper\}"),
+    ("single", "{answer_1:d}", r"prompts.jsonl:1: template 'single' cannot be formatted \(ValueError"),
+])
+def test_a_template_the_grader_cannot_format_is_refused_when_loaded(tmp_path, name, template, message):
+    with pytest.raises(InputError, match=message):
+        load_judge_prompts(_judge_prompt_file(tmp_path, {name: template}))
+
+
+def test_literal_braces_written_doubled_load_and_format(tmp_path):
+    templates = load_judge_prompts(_judge_prompt_file(tmp_path, {"single": '{{"rating": n}} {question_1} {answer_1}'}))
+    assert grading_prompt(templates, QUESTIONS[1], ["An answer."], 0) == (
+        "single", '{"rating": n} Write a limerick. An answer.')

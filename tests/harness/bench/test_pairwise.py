@@ -120,3 +120,35 @@ def test_a_bad_row_in_a_json_array_is_named_by_its_line(tmp_path):
     path.write_text('[{"instruction": "a"},\n {"instruction": "b"\n]')
     with pytest.raises(InputError, match=r"q.json:3: not valid JSON"):
         load_questions(path, None)
+
+
+@pytest.mark.parametrize("text", ["", "  \n\n", "[]", " [\n ]\n"])
+def test_a_question_file_without_questions_is_refused(tmp_path, text):
+    # 0 questions made a pairwise result of n=0: a comparison over nothing
+    path = tmp_path / "q.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"q.json: no questions$"):
+        load_questions(path, None)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[{"instruction": "a"},\n {"instruction": "b"},\n]',
+     r"q.json:2: not valid JSON \(a comma before the closing ']'\)"),
+    ('[{"instruction": "a"}]\n\n{"instruction": "b"}\n',
+     r"q.json:3: not valid JSON \(data after the array's closing ']'\)"),
+    ('[{"instruction": "a"}]\n]', r"q.json:2: not valid JSON \(data after the array's closing ']'\)"),
+])
+def test_a_json_array_that_json_refuses_is_refused_naming_the_line(tmp_path, text, message):
+    # the row-by-row reader kept the rows before the stray comma or closing bracket and dropped what followed
+    path = tmp_path / "q.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_questions(path, None)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+
+
+def test_a_null_question_id_is_no_id(tmp_path):
+    path = _write(tmp_path / "question.jsonl", [{"question_id": None, "id": None, "turns": ["a"]},
+                                                {"id": None, "instruction": "b"}])
+    assert [q.id for q in load_questions(path, None)] == ["1", "2"]  # not "None" twice

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.app.config import load_pipeline_config
-from harness.core.config import parse_assignment, read_config_yaml
+from harness.core.config import load_yaml, parse_assignment, read_config_yaml, yaml_error_line
 from harness.core.errors import ConfigError
 from harness.review.config import load_review_section
 
@@ -50,3 +51,64 @@ def test_a_set_value_that_is_not_yaml_names_the_assignment(text):
 
 def test_a_set_value_in_quotes_is_a_string():
     assert parse_assignment('bench.candidate="[1"') == (["bench", "candidate"], "[1")
+
+
+# ---- a key given twice is refused, naming both lines ------------------------------------------------------------
+
+
+def test_a_section_given_twice_is_refused_not_last_wins(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("run: x\nbench:\n  limit: 3\nbench:\n  limit: 5\n")
+    for load in LOADERS:
+        with pytest.raises(ConfigError) as raised:
+            load(path)
+        assert str(raised.value) == f"{path}:4: key 'bench' appears twice (first on line 2)"
+
+
+def test_a_field_given_twice_inside_a_section_or_a_list_entry_is_refused(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("run: x\ntrain:\n  - name: a\n    recipe: nift\n    name: b\n")
+    with pytest.raises(ConfigError, match=r"cfg.yaml:5: key 'name' appears twice \(first on line 3\)$"):
+        read_config_yaml(path)
+
+
+def test_a_merge_key_may_be_overridden_and_set_still_overrides_the_file(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("run: x\nbench: &b\n  limit: 3\n  seed: 1\nreview:\n  <<: {seed: 7, worst_k: 2}\n  seed: 9\n")
+    assert read_config_yaml(path)["review"] == {"seed": 9, "worst_k": 2}
+    config = load_pipeline_config(path, ["bench.limit=5", "review.seed=4"])
+    assert (config.bench.limit, config.bench.seed, config.review.seed) == (5, 1, 4)
+
+
+def test_a_set_value_with_a_key_twice_is_refused():
+    with pytest.raises(ConfigError, match=r"^--set 'data.cut={ratio: 1, ratio: 2}': the value is not valid YAML "
+                                          r"\(key 'ratio' appears twice \(first on line 1\)\)"):
+        parse_assignment("data.cut={ratio: 1, ratio: 2}")
+
+
+# ---- yaml_error_line: one line, the line number, never the quoted source ------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("run: x\nseed: \x00\n", "cfg.yaml:2: not valid YAML (unacceptable character #x0000: special characters "
+                             "are not allowed)"),
+    ("run: x\nsecret: [hunter2\n", "cfg.yaml:3: not valid YAML (expected ',' or ']', but got '<stream end>')"),
+    ("run: x\nsecret: 'hunter2\n", "cfg.yaml:3: not valid YAML (found unexpected end of stream)"),
+    ("run: !!python/object/apply:os.system [hunter2]\n",
+     "cfg.yaml:1: not valid YAML (could not determine a constructor for the tag "
+     "'tag:yaml.org,2002:python/object/apply:os.system')"),
+])
+def test_a_yaml_error_is_one_line_with_its_line_and_no_quoted_source(tmp_path, text, expected):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        read_config_yaml(path)
+    assert str(raised.value) == f"{tmp_path}/{expected}"
+    assert "hunter2" not in str(raised.value)
+
+
+def test_yaml_error_line_without_the_text_names_the_file_only():
+    with pytest.raises(yaml.YAMLError) as raised:
+        load_yaml("a: \x00")
+    assert yaml_error_line(raised.value, "f.yaml") == ("f.yaml: not valid YAML (unacceptable character #x0000: "
+                                                       "special characters are not allowed)")

@@ -98,4 +98,5 @@ def test_the_files_beside_the_weights_are_in_the_model_hash(tiny_model, tmp_path
     edited = resolve_model(str(folder)).sha256
     assert edited != before
     (folder / ".hidden-note").write_text("not read by transformers")  # hidden files are not the model's
+    (folder / "README.md").write_text("a model card a promotion rewrites")  # nor its card
     assert resolve_model(str(folder)).sha256 == edited

@@ -209,3 +209,31 @@ def test_a_record_naming_weights_its_fingerprint_does_not_cover_is_refused(tmp_p
     with pytest.raises(InputError, match=r"bench/cand/record.json: record bench-hand-1 names weights .* but its inputs "
                                          r"\(and so its fingerprint\) pin no such model"):
         decide_run(setup, store)
+
+
+def test_a_promotion_rewriting_the_model_card_leaves_the_model_hash_alone(tmp_path):
+    """A PROMOTE writes the gate's results into the model card (README.md) beside the weights; the card is not
+    read by loading, so the promoted model still hashes to what was measured and the gate decides again."""
+    from gate_records import TOKENIZER_CONFIG, WEIGHTS, bench_record, decide_run, review_record, save, \
+        toxicity_record
+
+    from harness.core.models import ResolvedModel, current_model_sha256
+    from harness.core.store import RunStore
+
+    store = RunStore("r1", tmp_path / "runs")
+    merged = store.root / "train" / CANDIDATE / "merged"
+    merged.mkdir(parents=True)
+    (merged / "model.safetensors").write_bytes(WEIGHTS)
+    (merged / "tokenizer_config.json").write_text(TOKENIZER_CONFIG)
+    (merged / "README.md").write_text("---\nlibrary_name: transformers\n---\n\n# cand\n")
+    resolved = ResolvedModel(spec=f"train:{CANDIDATE}", source="local", path=str(merged), sha256="")
+    resolved = resolved.model_copy(update={"sha256": current_model_sha256(resolved)})
+    save(store, bench_record("r1", candidate=resolved), f"bench/{CANDIDATE}")
+    save(store, toxicity_record("r1", candidate_sha=resolved.sha256), "audit/toxicity")
+    save(store, review_record("r1"), "review")
+    setup = config_for(tmp_path / "runs", write_policy(tmp_path))
+    card = (merged / "README.md").read_text()
+    assert decide_run(setup, store).decision == "PROMOTE"
+    assert (merged / "README.md").read_text() != card  # the card now carries the results
+    assert current_model_sha256(resolved) == resolved.sha256
+    assert decide_run(setup, store).decision == "PROMOTE"  # a CI rerun on the same evidence

@@ -76,3 +76,27 @@ def test_an_unknown_judge_agreement_statistic_is_refused_naming_the_rule_and_lin
            "  - {name: judge-checked, type: judge_agreement, min: 0.6, statistic: spearman}\n"
     with pytest.raises(ConfigError, match=r"policy.yaml: invalid policy: line 3: rule 'judge-checked': statistic"):
         load_policy(write_policy(tmp_path, text), catalogue())
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("schema_version: 1\nrules:\n  - name: a\x00\n", "policy.yaml:3: not valid YAML (unacceptable character #x0000: "
+                                                     "special characters are not allowed)"),
+    ("schema_version: 1\nrules: [\n", "policy.yaml:3: not valid YAML (expected the node content, but found "
+                                      "'<stream end>')"),
+    ("rules:\n  - {name: a, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.2}\n"
+     "rules:\n  - {name: b, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.9}\n",
+     "policy.yaml:3: key 'rules' appears twice (first on line 1)"),
+    ("rules:\n  - {name: a, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.2, max: 0.9}\n",
+     "policy.yaml:2: key 'max' appears twice (first on line 2)"),
+])
+def test_a_policy_that_is_not_yaml_or_repeats_a_key_exits_2_on_one_line(tmp_path, capsys, text, message):
+    """A repeated key would otherwise keep the last value silently: a looser bound, or half the rules gone."""
+    home = tmp_path / "runs"
+    standard_run(home, review=False)
+    path = write_policy(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_policy(path, catalogue())
+    assert str(raised.value) == f"{path.parent}/{message}"
+    assert _gate(home, path) == 2
+    err = capsys.readouterr().err
+    assert err == f"nift-gate: error: {path.parent}/{message}\n"

@@ -116,14 +116,38 @@ def test_the_review_app_loader_refuses_a_malformed_tokens_file(tmp_path, text, m
     (tmp_path / "tokens.yaml").write_text(text)
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump({"review": {"reviewers": [{"name": "ann"}], "tokens_file": "tokens.yaml"}}))
-    with pytest.raises(ConfigError, match=rf"review.tokens_file: .*tokens.yaml: {message}"):
+    with pytest.raises(ConfigError, match=rf"review.tokens_file: .*tokens.yaml(:\d+)?: {message}"):
         load_review_section(path)
+
+
+# A token on a line PyYAML cannot read must not come back in the error: PyYAML's own message quotes that line.
+SECRET = "s3cr3t-ann-token"
+UNREADABLE_TOKENS = [(f"ann: [{SECRET}\n", "2: not valid YAML/JSON (expected ',' or ']', but got '<stream end>')"),
+                     (f"ann: {SECRET}\x00\n", "1: not valid YAML/JSON (unacceptable character #x0000: special "
+                                               "characters are not allowed)"),
+                     (f"ann: !!python/object/apply:os.system [{SECRET}]\n",
+                      "1: not valid YAML/JSON (could not determine a constructor for the tag "
+                      "'tag:yaml.org,2002:python/object/apply:os.system')"),
+                     (f"bob: x\nann: {SECRET}\nann: other\n", "3: key 'ann' appears twice (first on line 2)")]
+
+
+@pytest.mark.parametrize(("text", "message"), UNREADABLE_TOKENS)
+def test_a_tokens_file_error_is_one_line_with_its_line_and_never_the_token(tmp_path, text, message):
+    (tmp_path / "tokens.yaml").write_text(text)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"review": {"reviewers": [{"name": "ann"}, {"name": "bob"}],
+                                               "tokens_file": "tokens.yaml"}}))
+    with pytest.raises(ConfigError) as raised:
+        load_review_section(path)
+    assert str(raised.value) == f"review.tokens_file: {tmp_path / 'tokens.yaml'}:{message}"
+    assert SECRET not in str(raised.value)
 
 
 def test_a_missing_tokens_file_stops_only_the_command_people_sign_in_through(tmp_path, monkeypatch, capsys):
     import subprocess
 
     from harness.app.cli import main
+    from harness.review.store import ReviewStore
 
     monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("serve started the app"))
     cfg = tmp_path / "pipeline.yaml"
@@ -132,6 +156,8 @@ def test_a_missing_tokens_file_stops_only_the_command_people_sign_in_through(tmp
     home = ["--config", str(cfg), "--home", str(tmp_path / "runs")]
     assert main(["review", "serve", *home]) == 2
     assert "absent.yaml not found" in capsys.readouterr().err
+    (tmp_path / "runs" / "r1" / "review").mkdir(parents=True)
+    ReviewStore(f"sqlite:///{tmp_path / 'runs' / 'r1' / 'review' / 'review.db'}").close()  # export reads a store
     assert main(["review", "export", "--out", str(tmp_path / "labels.csv"), *home]) == 0  # signs nobody in
 
 

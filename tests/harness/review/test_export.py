@@ -85,3 +85,40 @@ def test_a_bad_suffix_writes_nothing_not_even_an_empty_store(tmp_path, capsys):
     assert main(["review", "export", *common, "--out", str(tmp_path / "labels.txt")]) == 2
     assert "format: 'txt' is not one of ['csv', 'parquet']" in capsys.readouterr().err
     assert not db.exists() and not (tmp_path / "labels.txt").exists()
+
+
+def test_an_out_whose_folder_is_a_file_exits_2_and_creates_nothing(tmp_path, capsys):
+    common, store, db = _cli_run(tmp_path, labels=0)
+    a_file = tmp_path / "tokens.yaml"
+    a_file.write_text("ann: t\n")
+    for out in (a_file / "labels.csv", a_file / "deeper" / "labels.csv"):
+        assert main(["review", "export", *common, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"nift-gate: error: {out}: {a_file} is a file, not a folder; name an export file in a folder\n"
+    assert not store.root.exists() and a_file.read_text() == "ann: t\n"
+
+
+def test_a_run_without_a_review_store_exits_2_and_creates_none(tmp_path, capsys):
+    common, store, db = _cli_run(tmp_path, labels=3)
+    out = tmp_path / "labels.csv"
+    assert main(["review", "export", *common, "--run", "r1-typo", "--out", str(out)]) == 2
+    typo = RunStore("r1-typo", tmp_path / "runs").root
+    assert capsys.readouterr().err == (f"nift-gate: error: {typo / 'review'}: no review store; run `nift-gate review "
+                                       f"enqueue` first\n")
+    assert not typo.exists() and not out.exists()
+    assert main(["review", "export", *common, "--out", str(out)]) == 0  # the run that has one still exports
+    assert len(pd.read_csv(out)) == 3
+
+
+def test_a_configured_sqlite_store_that_is_not_there_is_refused_not_created(tmp_path, capsys):
+    common, _, _ = _cli_run(tmp_path, labels=0)
+    missing = tmp_path / "elsewhere" / "labels.db"
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a file that holds no label store
+    for database, message in ((missing, f"review.database: {missing}: no review store"),
+                              (empty, "no review store; run `nift-gate review enqueue` first")):
+        args = [*common, "--set", f"review.database=sqlite:///{database}", "--out", str(tmp_path / "labels.csv")]
+        assert main(["review", "export", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert not missing.parent.exists() and empty.read_bytes() == b""
+    assert not (tmp_path / "labels.csv").exists()

@@ -113,3 +113,43 @@ def test_a_multi_turn_nift_dataset_trains_on_every_turn(corpus_file):
         assert last["id"] == first["id"] == pair["id"] and (last["turn"], first["turn"]) == (2, 1)
         assert [first["completion"][0]["content"], last["completion"][0]["content"]] == pair["references"]
         assert last["prompt"] == pair["messages"][:3] and first["prompt"] == pair["messages"][:1]
+
+
+@pytest.mark.parametrize("row, message", [
+    # each of these was taken for text (str(None) is "None") and failed in the chat template mid-training
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}]},
+     r"field 'messages\[1\].content' must be a string, got null"),
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": {"text": "x"}}]},
+     r"field 'messages\[1\].content' must be a string, got \{\"text\": \"x\"\}"),
+    ({"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "x"}]},
+     r"field 'messages\[0\].content' must be a string, got 42"),
+    ({"messages": [{"role": "usr", "content": "hi"}, {"role": "assistant", "content": "x"}]},
+     r"field 'messages\[0\].role' must be one of system, user, assistant, got 'usr'"),
+    ({"messages": [{"content": "hi"}, {"role": "assistant", "content": "x"}]},
+     r"field 'messages\[0\].role' is missing"),
+    ({"messages": ["hi", {"role": "assistant", "content": "x"}]}, r"field 'messages\[0\]' must be an object"),
+    ({"messages": [{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "x"}]},
+     r"no user turn before the first assistant turn"),
+    ({"instruction": "a", "output": 5}, r"field 'output' must be a string, got 5"),
+    ({"instruction": "a", "output": float("nan")}, r"field 'output' must be a string, got NaN"),
+    ({"instruction": "a", "output": ["x", "y"]}, r"field 'output' must be a string, got \[\"x\", \"y\"\]"),
+    ({"instruction": "a", "input": 3, "output": "b"}, r"field 'input' must be a string, got 3"),
+    ({"conversations": [{"from": "human", "value": None}, {"from": "gpt", "value": "b"}]},
+     r"field 'conversations\[0\].value' must be a string, got null"),
+    ({"conversations": [{"from": "Human", "value": "a"}, {"from": "gpt", "value": "b"}]},
+     r"field 'conversations\[0\].from' must be one of human, user, gpt, .*, got 'Human'"),
+])
+def test_a_training_row_of_the_wrong_types_is_refused_naming_line_and_field(tmp_path, row, message):
+    first = {"messages": _messages(CONVERSATIONS[0])} if "messages" in row else (
+        {"instruction": "Say hi", "output": "hi"} if "instruction" in row
+        else {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]})
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(first) + "\n\n" + json.dumps(row) + "\n")  # the bad row is on line 3
+    with pytest.raises(InputError, match=rf"pairs.jsonl:3: {message}"):
+        load_training_rows(str(path), "auto", RunStore("r"))
+
+
+def test_a_system_turn_before_the_user_turn_is_trained_on(tmp_path):
+    messages = [{"role": "system", "content": "Be brief."}] + _messages(CONVERSATIONS[0][:1])
+    training = load_training_rows(str(_file(tmp_path, [{"id": None, "messages": messages}])), "auto", RunStore("r"))
+    assert training.rows == [{"id": "pairs.jsonl:1", "turn": 1, "prompt": messages[:2], "completion": messages[2:]}]
