@@ -42,7 +42,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from harness.core.assets import assets_dir, resolve_asset
-from harness.core.config import Section
+from harness.core.config import Section, yaml_error_line
 from harness.core.errors import ConfigError, InputError
 from harness.core.log import get_logger
 from harness.core.models import ResolvedModel
@@ -127,18 +127,6 @@ class _TaskYamlLoader(yaml.SafeLoader):
 _TaskYamlLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def _yaml_complaint(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
-    """(":<line>" or "", PyYAML's complaint on one line), without the snippet of the file PyYAML's text quotes.
-    A reader error (a character YAML does not allow, such as NUL) has a position in ``text``, not a mark."""
-    if isinstance(exc, yaml.reader.ReaderError):
-        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        line = text.count("\n", 0, exc.position) + 1
-        return f":{line}", f"character #x{code:04x}: {exc.reason}"
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
-    return (f":{mark.line + 1}" if mark else ""), " ".join(str(problem).split())
-
-
 def validate_task_dir(folder: Path) -> dict[Path, Any]:
     """Every task YAML of a user's folder, parsed (a file that does not parse is an error naming its line)."""
     configs = {}
@@ -147,8 +135,7 @@ def validate_task_dir(folder: Path) -> dict[Path, Any]:
         try:
             configs[path] = yaml.load(text, Loader=_TaskYamlLoader)
         except yaml.YAMLError as exc:
-            where, problem = _yaml_complaint(exc, text)
-            raise InputError(f"{path}{where}: task file does not parse ({problem})") from None
+            raise InputError(yaml_error_line(exc, path, text, what="task YAML")) from None
     return configs
 
 

@@ -187,7 +187,7 @@ def test_unknown_task_suggests_close_names(tiny_model, second_tiny_model, toy_ta
 
 def test_task_file_that_does_not_parse_names_file_and_line(tiny_model, second_tiny_model, toy_task):
     (toy_task / "broken.yaml").write_text("task: broken\ndataset_path: json\n  bad: [\n")
-    with pytest.raises(InputError, match=r"broken.yaml:3: task file does not parse"):
+    with pytest.raises(InputError, match=r"broken.yaml:3: not valid task YAML"):
         run_bench(_config(tiny_model, second_tiny_model, toy_task), RunStore("r"))
 
 

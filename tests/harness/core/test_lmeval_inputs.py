@@ -126,9 +126,9 @@ def test_truthfulqas_generation_csv_is_named_as_such(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("task: mine\ndataset_path: json\x00\n", r":2: task file does not parse \(character #x0000: special characters "
+    ("task: mine\ndataset_path: json\x00\n", r":2: not valid task YAML \(unacceptable character #x0000: special characters "
                                              r"are not allowed\)$"),
-    ("task: mine\nmetric_list: [acc\n", r":3: task file does not parse \(.+\)$"),
+    ("task: mine\nmetric_list: [acc\n", r":3: not valid task YAML \(.+\)$"),
 ])
 def test_a_task_yaml_that_does_not_parse_is_one_line_naming_its_line(tmp_path, text, message):
     (tmp_path / "mine.yaml").write_text(text)
