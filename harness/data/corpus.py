@@ -1,18 +1,25 @@
 """Reading a corpus into clean documents, with errors that name the file and line.
 
-Files and hub datasets are read through ``datasets`` (JSON Lines, JSON, Parquet, plain text; hub
-datasets by streaming). When ``datasets`` rejects a local file, the file is re-read line by line to
-name the exact problem, because pyarrow's messages do not say where it is.
+Files and hub datasets are read through ``datasets`` (JSON Lines, JSON, Parquet, plain text, each
+optionally gzip, bzip2 or xz compressed; hub datasets by streaming). When ``datasets`` rejects a local
+file, the file is re-read line by line to name the exact problem, because pyarrow's messages do not say
+where it is.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
 import json
+import logging
+import lzma
 import re
 import tempfile
 import unicodedata
+import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +35,13 @@ if TYPE_CHECKING:
 
 SUFFIX_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text", ".raw": "text",
                   ".text": "text", ".md": "text"}
+
+#: Compression suffixes ``datasets`` undoes by itself when it reads ``data_files`` (``c4-….json.gz`` is
+#: JSON Lines); the standard library undoes them again only to name a bad line.
+COMPRESSIONS: dict[str, Callable[[bytes], bytes]] = {".gz": gzip.decompress, ".bz2": bz2.decompress,
+                                                     ".xz": lzma.decompress}
+#: Compressions ``datasets`` reads only with packages nift-gate does not install.
+UNREAD_COMPRESSIONS = (".zst", ".zstd", ".lz4")
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,15 @@ def normalise(text: str) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
+def _format_suffix(path: Path) -> str:
+    """The suffix that names the format: the one before a compression suffix (``.json`` of ``x.json.gz``)."""
+    return Path(path.stem).suffix if path.suffix in COMPRESSIONS else path.suffix
+
+
+def _is_corpus_file(path: Path) -> bool:
+    return _format_suffix(path) in SUFFIX_FORMATS
+
+
 def corpus_root(config: CorpusConfig) -> Path:
     """The corpus file or folder the config names (the embedded corpus when it names none)."""
     return resolve_asset(config.path) if config.path else embedded_corpus_dir()
@@ -61,9 +84,10 @@ def corpus_files(config: CorpusConfig, root: Path | None = None) -> list[Path]:
     root = root or corpus_root(config)
     if not root.exists():
         raise InputError(f"{root}: corpus path does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix in SUFFIX_FORMATS) if root.is_dir() else [root]
+    files = sorted(p for p in root.rglob("*") if _is_corpus_file(p)) if root.is_dir() else [root]
     if not files:
-        raise InputError(f"{root}: no corpus files ({', '.join(SUFFIX_FORMATS)}) in this folder")
+        raise InputError(f"{root}: no corpus files ({', '.join(SUFFIX_FORMATS)}, each also as "
+                         f"{'/'.join(COMPRESSIONS)}) in this folder")
     return files
 
 
@@ -73,15 +97,21 @@ def unread_files(root: Path | None) -> list[str]:
     if root is None or not root.is_dir():
         return []
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
-                  and p.suffix not in SUFFIX_FORMATS)
+                  and not _is_corpus_file(p))
 
 
 def source_names(files: list[Path], root: Path) -> dict[Path, str]:
     """How each corpus file is named in the ids of its documents (``<name>:<row>``): its path under the corpus
-    folder without the suffix (``part-a``, ``news/part-a``), so equal file names in two folders stay apart;
-    with the suffix where two files would share a name (``x.jsonl``, ``x.txt``). A corpus file: its stem."""
+    folder without the suffix (``part-a``, ``news/part-a``; ``c4-train.00000-of-01024`` of its ``.json.gz``), so
+    equal file names in two folders stay apart; with the suffixes where two files would share a name
+    (``x.jsonl``, ``x.txt``). A corpus file: its stem."""
     base = root if root.is_dir() else root.parent
-    names = {p: p.relative_to(base).with_suffix("").as_posix() for p in files}
+
+    def bare(path: Path) -> Path:
+        path = path.with_suffix("") if path.suffix in COMPRESSIONS else path
+        return path.with_suffix("")
+
+    names = {p: bare(p.relative_to(base)).as_posix() for p in files}
     taken = Counter(names.values())
     return {p: p.relative_to(base).as_posix() if taken[name] > 1 else name for p, name in names.items()}
 
@@ -113,18 +143,28 @@ def open_corpus(config: CorpusConfig, run: StageRun) -> Path | None:
 def _file_format(config: CorpusConfig, path: Path) -> str:
     if config.format != "auto":
         return config.format
-    return SUFFIX_FORMATS.get(path.suffix, "text")
+    return SUFFIX_FORMATS.get(_format_suffix(path), "text")
 
 
 def _diagnose(path: Path, raw: bytes, fmt: str, text_field: str) -> None:
     """Re-read a file's bytes the slow way and raise InputError naming the first bad line, if there is one."""
+    if decompress := COMPRESSIONS.get(path.suffix):
+        try:
+            raw = decompress(raw)
+        except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
+            raise InputError(f"{path}: not a valid {path.suffix} file ({exc})") from None
     text = decode_utf8(raw, path)
-    if fmt == "json" and path.suffix == ".json":
+    if not text.strip():
+        raise InputError(f"{path}: no {'text' if fmt == 'text' else 'rows'} "
+                         f"(the file is {'only whitespace' if text else 'empty'})")
+    if fmt == "json" and _format_suffix(path) == ".json":
         try:
             json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        return
+            if exc.msg != "Extra data":  # more than one value: JSON Lines named .json (as C4 ships), read below
+                raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        else:
+            return
     if fmt != "json":
         return
     for number, row in numbered_jsonl(raw, path):
@@ -133,33 +173,86 @@ def _diagnose(path: Path, raw: bytes, fmt: str, text_field: str) -> None:
                              "set --text-field")
 
 
+#: A WikiText heading line, stripped: ``= Robert Boulter =``, ``= = Career = =`` (as many '=' after the title
+#: as before it).
+_WIKITEXT_HEADING = re.compile(r"(=(?: =)*) [^=\s](?:.*[^=\s])? \1")
+
+
+def paragraphs(lines: Iterable[str]) -> list[str]:
+    """The blocks of ``lines`` between blank (whitespace-only) lines and WikiText heading lines, which belong
+    to no block."""
+    blocks: list[str] = []
+    block: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped and not _WIKITEXT_HEADING.fullmatch(stripped):
+            block.append(line)
+        elif block:
+            blocks.append("\n".join(block))
+            block = []
+    if block:
+        blocks.append("\n".join(block))
+    return blocks
+
+
+@contextlib.contextmanager
+def _datasets_silenced():
+    """Keep ``datasets``' own log lines about a bad file off stderr: they name the private copy, and the
+    InputError raised instead names the user's file."""
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list | None]:
     """Texts (and ids, if configured) of one file, whose bytes are ``raw``, read through ``datasets``."""
     import datasets
 
     datasets.disable_progress_bars()  # nift-gate draws its own bars; these would interleave with them
+    if path.suffix in UNREAD_COMPRESSIONS:
+        raise InputError(f"{path}: {path.suffix} files are not read; decompress it, or compress it as "
+                         f"{'/'.join(COMPRESSIONS)}")
     fmt = _file_format(config, path)
     field = "text" if fmt == "text" else config.text_field
-    kwargs = {"sample_by": config.text_mode, "encoding_errors": "strict"} if fmt == "text" else {}
+    if fmt == "text" and config.id_field:
+        raise InputError(f"{path}: a plain-text file has no fields, so no corpus.id_field {config.id_field!r}")
+    # Plain text is read by line and cut into paragraphs by paragraphs(): datasets' sample_by="paragraph" cuts
+    # only at an exact "\n\n", so WikiText (blocks between " = Heading = " lines and lines holding a space)
+    # would be one document.
+    kwargs = {"sample_by": "line", "encoding_errors": "strict"} if fmt == "text" else {}
     try:
         # datasets reads files by path: it reads a private copy of the bytes that were hashed, so an edit to
-        # the corpus during the build cannot slip in. It is converted afresh each time (only when a variant
-        # must be built): datasets' cache, keyed by path and mtime, is never the right one.
-        with tempfile.TemporaryDirectory(prefix="nift-corpus-") as tmp:
+        # the corpus during the build cannot slip in. The copy keeps the file's name, whose suffix tells
+        # datasets how to decompress it. It is converted afresh each time (only when a variant must be
+        # built): datasets' cache, keyed by path and mtime, is never the right one.
+        with tempfile.TemporaryDirectory(prefix="nift-corpus-") as tmp, _datasets_silenced():
             copy = Path(tmp) / path.name
             copy.write_bytes(raw)
             dataset = datasets.load_dataset(fmt, data_files=str(copy), split="train",
                                             download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD, **kwargs)
+        fields = ", ".join(dataset.column_names)
         if field not in dataset.column_names:
-            raise InputError(f"{path}: no field {field!r} (fields: {', '.join(dataset.column_names)}); "
-                             "set --text-field")
+            raise InputError(f"{path}: no field {field!r} (fields: {fields}); set --text-field")
+        if config.id_field and config.id_field not in dataset.column_names:
+            raise InputError(f"{path}: no field {config.id_field!r} for corpus.id_field (fields: {fields})")
         texts = list(dataset[field])  # pyarrow decodes strings here: bad bytes surface now, not at load time
-        ids = list(dataset[config.id_field]) if config.id_field in dataset.column_names else None
+        ids = list(dataset[config.id_field]) if config.id_field else None
     except InputError:
         raise
     except Exception as exc:  # datasets wraps pyarrow errors in several types; diagnose, else re-raise
         _diagnose(path, raw, fmt, config.text_field)
         raise InputError(f"{path}: could not read as {fmt}: {exc}") from exc
+    if fmt == "text" and config.text_mode == "paragraph":
+        texts = paragraphs(texts)
+    if fmt == "text" and not any(text.strip() for text in texts):
+        headings = " and WikiText headings" if config.text_mode == "paragraph" else ""
+        raise InputError(f"{path}: no text (blank lines{headings} only)")
+    if not texts:
+        raise InputError(f"{path}: no rows")
     return texts, ids
 
 
@@ -176,8 +269,13 @@ def _rows(config: CorpusConfig, root: Path | None, read: Callable[[Path], bytes]
         try:
             stream = datasets.load_dataset(config.hub_dataset, config.hub_config, split=config.split, streaming=True)
             for number, row in enumerate(stream, 1):
+                if config.id_field and config.id_field not in row:
+                    raise InputError(f"hub dataset {config.hub_dataset!r} row {number}: no field "
+                                     f"{config.id_field!r} for corpus.id_field (fields: {', '.join(row)})")
                 yield (config.hub_dataset, Path(config.hub_dataset).stem, number, row.get(config.text_field),
                        row.get(config.id_field or ""))
+        except InputError:
+            raise
         except Exception as exc:
             raise InputError(f"hub dataset {config.hub_dataset!r} could not be read ({type(exc).__name__}: "
                              f"{exc}). Offline (HF_HUB_OFFLINE), download it elsewhere and pass corpus.path.") from exc
