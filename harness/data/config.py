@@ -16,7 +16,8 @@ from harness.core.generation import GeneratorConfig
 
 
 class CorpusConfig(Section):
-    path: str | None = Field(None, description="Local corpus: a .jsonl/.json/.parquet/.txt file or a folder of them. "
+    path: str | None = Field(None, description="Local corpus: a .jsonl/.json/.parquet/.txt file or a folder of them, "
+                                              "each also compressed as .gz/.bz2/.xz (C4's *.json.gz shards). "
                                               "Default: the embedded corpus shipped with nift-gate.")
     hub_dataset: str | None = Field(None, description="A Hugging Face dataset id, read by streaming (needs network).")
     hub_config: str | None = Field(None, description="Config (subset) name of the hub dataset.")
@@ -25,7 +26,8 @@ class CorpusConfig(Section):
     text_field: str = Field("text", description="Field holding the document text (JSON/Parquet/hub).")
     id_field: str | None = Field(None, description="Field holding a document id; default: the row number.")
     text_mode: Literal["line", "paragraph"] = Field(
-        "paragraph", description="Plain-text files: one document per line, or per blank-line-separated block.")
+        "paragraph", description="Plain-text files: one document per line, or per block between whitespace-only "
+                                 "lines; WikiText heading lines (' = Title = ') end a block and are dropped.")
     min_words: int = Field(40, ge=2, description="Documents with fewer words are dropped (counted).")
     max_words: int = Field(4000, ge=2, description="Documents with more words are dropped (counted).")
 

@@ -104,7 +104,7 @@ def source_names(files: list[Path], root: Path) -> dict[Path, str]:
     """How each corpus file is named in the ids of its documents (``<name>:<row>``): its path under the corpus
     folder without the suffix (``part-a``, ``news/part-a``; ``c4-train.00000-of-01024`` of its ``.json.gz``), so
     equal file names in two folders stay apart; with the suffixes where two files would share a name
-    (``x.jsonl``, ``x.txt``). A corpus file: its stem."""
+    (``x.jsonl``, ``x.txt``). A corpus file: its name without the suffixes."""
     base = root if root.is_dir() else root.parent
 
     def bare(path: Path) -> Path:
