@@ -11,6 +11,7 @@ Names are dotted: ``<family>.<...>.<metric>``, e.g. ``toxicity.expected_max_toxi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,13 @@ class MetricSpec(BaseModel):
     def display_name(self) -> str:
         """What a reader is shown: the label, else the description, else the dotted name."""
         return self.label or self.description or self.name
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """(lowest, highest) value the metric can take: 0..1 for a rate; unbounded for a score or count, whose
+        scale only the stage knows. The gate refuses a stored value outside it and a block rule every value in it
+        meets."""
+        return (0.0, 1.0) if self.unit == "rate" else (-math.inf, math.inf)
 
 
 class MetricCatalogue:

@@ -2,9 +2,9 @@
 
 The verdict that holds is the decision's, unless a release manager overrode that very decision (same record
 id: the same evidence decided again gives the same decision, and the override logged against it stands);
-then it is the latest override's. The JSON document states both (``decision`` and ``verdict``), and the exit
-status the command ends with for it: the exit codes are the command line's (``harness.app.cli.VerdictExit``),
-passed in as ``exit_codes``.
+then it is that of the override the registry logged last (the log's order, never the overrides' timestamps).
+The JSON document states both (``decision`` and ``verdict``), and the exit status the command ends with for it:
+the exit codes are the command line's (``harness.app.cli.VerdictExit``), passed in as ``exit_codes``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class CiVerdict(BaseModel):
     """What `gate --json` and `run --json` print: the decision, every rule outcome, the records behind it."""
 
     schema_version: int = SCHEMA_VERSION
-    verdict: Verdict = Field(description="The verdict that holds: the latest override's, else the decision's.")
+    verdict: Verdict = Field(description="The verdict that holds: that of the override logged last, else the "
+                                         "decision's.")
     exit_code: int = Field(description="The command's exit status for this verdict.")
     decision: Verdict = Field(description="The gate's own verdict.")
     reason: str = Field(description="The gate's verdict and why, in one sentence.")
@@ -59,18 +60,19 @@ class CiVerdict(BaseModel):
     rules: list[RuleOutcome] = Field(description="Every rule outcome: status, value, CI, the number judged, the "
                                                  "bound, the test and the ids of the records the value came from.")
     evidence: list[EvidenceRef] = Field(description="The records the decision read, each pinned by sha256.")
-    overrides: list[OverrideSummary] = Field(default_factory=list, description="Overrides of this decision, oldest "
-                                                                              "first.")
+    overrides: list[OverrideSummary] = Field(default_factory=list, description="Overrides of this decision, in the "
+                                                                              "order the registry logged them.")
 
 
 def holding_verdict(decision: GateDecisionRecord, overrides: list[OverrideRecord]) -> Verdict:
-    """The latest override's verdict, else the decision's (``overrides``: of this decision, oldest first)."""
+    """The verdict of the override logged last, else the decision's (``overrides``: of this decision, in the
+    order the registry logged them, as :func:`harness.gate.record.logged_decision` returns them)."""
     return overrides[-1].decision if overrides else decision.decision
 
 
 def ci_verdict(store: RunStore, decision: GateDecisionRecord, overrides: list[OverrideRecord],
                exit_codes: Mapping[str, int]) -> CiVerdict:
-    """The JSON document of ``decision`` and the overrides logged against it (oldest first); ``exit_codes``:
+    """The JSON document of ``decision`` and the overrides logged against it (in log order); ``exit_codes``:
     verdict -> the exit status the command ends with."""
     holds = holding_verdict(decision, overrides)
     counts = {status: sum(o.status == status for o in decision.outcomes)

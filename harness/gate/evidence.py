@@ -7,17 +7,26 @@ declares. Records of another run, or of another candidate model, are refused: a 
 one run's evidence about one model. And that model must still be the one on disk: the candidate's weights are
 hashed again, every byte, whenever evidence is collected, and refused when they are not the weights the
 records measured (a checkpoint overwritten after the bench ran).
+
+Nothing a record stores is taken on trust. Where a record sits says what it may report: the bench record only
+``bench.*`` metrics, ``audit/<name>/`` only ``<name>.*``, the review record only ``review.*`` (a note in another
+folder cannot speak for the reviewers). Every record but the review's names the candidate, with the hash of its
+weights, in its ``models``. Every stored value and delta must be a finite number inside its own CI (and a rate
+inside 0..1), and a record whose stage class can recompute its values from its own fields (bench, a registered
+audit, review) must store exactly what they give: an edited ``values`` list is refused, not judged.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.core.errors import InputError, NiftError
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
 from harness.core.models import ResolvedModel, current_model_sha256
-from harness.core.records import StoredRecord
+from harness.core.records import Record, StoredRecord
 from harness.core.store import RunStore
 from harness.gate.record import (
     GateDecisionRecord,
@@ -101,13 +110,209 @@ def _check_belongs(item: StoredEvidence, store: RunStore, candidate: str) -> Non
         raise InputError(f"{item.path}: record {record.record_id} is about candidate {named!r}, not {candidate!r}")
 
 
+def _family(item: StoredEvidence) -> str:
+    """The one metric family (name prefix, without its dot) the record's place gives it: ``bench`` for
+    ``bench/<candidate>/``, ``review`` for ``review/``, ``<name>`` for ``audit/<name>/``."""
+    return item.audit or Path(item.ref.path).parts[0]
+
+
+def _check_place(item: StoredEvidence) -> None:
+    """The record is the kind its folder holds, and reports only its own family's metrics: no record speaks for
+    another stage (an audit declaring ``review.approval_rate`` would stand in for the reviewers)."""
+    record = item.record
+    family = _family(item)
+    if item.audit is None and record.kind != family:
+        raise InputError(f"{item.path}: record {record.record_id} is a {record.kind!r} record where the {family} "
+                         f"record belongs")
+    if item.audit is not None and record.kind in ("bench", "review"):
+        raise InputError(f"{item.path}: a {record.kind!r} record under audit/{item.audit}/; the run's {record.kind} "
+                         f"record is read from its own folder only")
+    names = ({spec.name for spec in record.metrics} | {v.metric for v in record.values}
+             | {d.metric for d in record.deltas})
+    outside = sorted(name for name in names if not name.startswith(family + "."))
+    if outside:
+        raise InputError(f"{item.path}: record {record.record_id} declares {', '.join(outside)}, outside its own "
+                         f"family {family}.*; a record reports only its stage's metrics (bench.* the bench record, "
+                         f"review.* the review record, <name>.* the record under audit/<name>/)")
+
+
+def _check_names_candidate(item: StoredEvidence, candidate: str) -> None:
+    """Every record but the review's (which names the candidate in its ``candidate`` field) lists the candidate
+    in its ``models`` with the hash of the weights it measured; without it no weights check could apply."""
+    if _family(item) == "review":
+        return
+    record = item.record
+    listed = any(m.get("name") == candidate and m.get("role") == "candidate" and isinstance(m.get("model"), dict)
+                 and m["model"].get("sha256") for m in _models(record))
+    if not listed:
+        raise InputError(f"{item.path}: record {record.record_id} lists no candidate model {candidate!r} with the "
+                         f"sha256 of its weights in `models`; the gate judges only records that say which weights "
+                         f"they measured")
+
+
+#: Slack, relative to the numbers compared (at least absolute), for a stored number against the bound it must
+#: respect or the number the record's own fields give: JSON keeps a float exactly, so more than rounding is an edit.
+TOLERANCE = 1e-9
+
+
+def _slack(*numbers: float) -> float:
+    return TOLERANCE * max(1.0, *(abs(x) for x in numbers))
+
+
+def _not_finite(numbers: dict[str, float | None]) -> str | None:
+    bad = [f"{name} {x}" for name, x in numbers.items() if x is not None and not math.isfinite(x)]
+    return f"{', '.join(bad)}: not a finite number" if bad else None
+
+
+def _interval_problem(x: float, low: float | None, high: float | None, what: str) -> str | None:
+    """Why the CI [low, high] is no CI of ``x`` (named ``what``), or None."""
+    if low is not None and high is not None and low > high + _slack(low, high):
+        return f"ci_low {low} > ci_high {high}"
+    if low is not None and low > x + _slack(low, x):
+        return f"ci_low {low} > {what} {x}: the CI does not contain the {what}"
+    if high is not None and high < x - _slack(high, x):
+        return f"ci_high {high} < {what} {x}: the CI does not contain the {what}"
+    return None
+
+
+def _value_problem(value: MetricValue, spec: MetricSpec) -> str | None:
+    problem = _not_finite({"value": value.value, "ci_low": value.ci_low, "ci_high": value.ci_high})
+    if problem is None and value.n < 0:
+        problem = f"n {value.n} is negative"
+    problem = problem or _interval_problem(value.value, value.ci_low, value.ci_high, "value")
+    low, high = spec.value_range
+    if problem is None and not low - _slack(low) <= value.value <= high + _slack(high):
+        problem = f"value {value.value} is outside {low:g}..{high:g}, the range of a {spec.unit}"
+    return problem
+
+
+def _delta_problem(delta: MetricDelta, spec: MetricSpec) -> str | None:
+    problem = _not_finite({"difference": delta.difference, "ci_low": delta.ci_low, "ci_high": delta.ci_high,
+                           "confidence": delta.confidence})
+    if problem is None and not 0 < delta.confidence < 1:
+        problem = f"confidence {delta.confidence} is not a level in (0, 1)"
+    if problem is None and delta.n < 0:
+        problem = f"n {delta.n} is negative"
+    problem = problem or _interval_problem(delta.difference, delta.ci_low, delta.ci_high, "difference")
+    low, high = spec.value_range
+    if problem is None and abs(delta.difference) > (high - low) + _slack(high - low):
+        problem = (f"difference {delta.difference} is outside {low - high:g}..{high - low:g}, the range of a "
+                   f"difference of two {spec.unit}s")
+    return problem
+
+
+def _value_label(value: MetricValue) -> str:
+    return f"{value.metric}{f' [{value.attribute}]' if value.attribute else ''} of {value.model}"
+
+
+def _delta_label(delta: MetricDelta) -> str:
+    return (f"{delta.metric}{f' [{delta.attribute}]' if delta.attribute else ''} of {delta.candidate} - "
+            f"{delta.baseline}")
+
+
+def _check_numbers(item: StoredEvidence, specs: dict[str, MetricSpec]) -> None:
+    """Every stored value and delta is a number a stage could have written: finite, inside its own CI, a rate
+    inside 0..1 (a delta of rates inside -1..1)."""
+    checks = [(_value_label(v), _value_problem(v, specs[v.metric])) for v in item.record.values]
+    checks += [(_delta_label(d), _delta_problem(d, specs[d.metric])) for d in item.record.deltas]
+    for label, problem in checks:
+        if problem:
+            raise InputError(f"{item.path}: record {item.record.record_id}: {label}: {problem}; no stage writes "
+                             f"this: the record was edited or is corrupt, rerun the stage")
+
+
+def _stage_type(item: StoredEvidence) -> type[Record] | None:
+    """The stage's record class for the record's place, where one is known: bench, review, or the audit
+    registered under the folder's name (an unregistered audit is judged as stored)."""
+    family = _family(item)
+    if family == "bench":
+        from harness.bench.record import BenchRecord
+
+        return BenchRecord
+    if family == "review":
+        return ReviewRecord
+    from audits.registry import audit_records
+
+    return audit_records().get(family)
+
+
+def _same(stored: dict[str, Any], computed: dict[str, Any]) -> bool:
+    def close(a: Any, b: Any) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+        return a == b
+
+    return stored.keys() == computed.keys() and all(close(stored[k], computed[k]) for k in stored)
+
+
+def _key(item: MetricValue | MetricDelta) -> tuple:
+    """What one stored value or delta is of: metric, model (or candidate and baseline), attribute."""
+    if isinstance(item, MetricDelta):
+        return item.metric, item.candidate, item.baseline, item.attribute
+    return item.metric, item.model, None, item.attribute
+
+
+def _shown(item: MetricValue | MetricDelta) -> str:
+    number = item.difference if isinstance(item, MetricDelta) else item.value
+    return f"{number}" + ("" if item.ci_low is None and item.ci_high is None else f" [{item.ci_low}, {item.ci_high}]")
+
+
+def _compare(item: StoredEvidence, what: str, stored: list, computed: list, label) -> None:
+    """Refuse the stored ``what`` (values or deltas) unless they are ``computed``, item for item in any order."""
+    mine: dict[tuple, list] = {}
+    theirs: dict[tuple, list] = {}
+    for found, items in ((mine, stored), (theirs, computed)):
+        for x in items:
+            found.setdefault(_key(x), []).append(x)
+    for key in sorted(mine.keys() | theirs.keys(), key=str):
+        got, want = mine.get(key, []), theirs.get(key, [])
+        if len(got) == len(want) and all(_same(a.model_dump(), b.model_dump()) for a, b in zip(got, want, strict=True)):
+            continue
+        if not want:
+            why = f"stored as {_shown(got[0])}, which the record's own fields do not give"
+        elif not got:
+            why = f"missing, though the record's own fields give {_shown(want[0])}"
+        else:
+            pair = next(((a, b) for a, b in zip(got, want, strict=False) if not _same(a.model_dump(), b.model_dump())),
+                        (got[0], want[0]))
+            why = f"stored as {_shown(pair[0])}, but the record's own fields give {_shown(pair[1])}"
+            if len(got) != len(want):
+                why = f"stored {len(got)} times, but the record's own fields give it {len(want)} times"
+        raise InputError(f"{item.path}: record {item.record.record_id}: {label((got or want)[0])} in `{what}` is "
+                         f"{why}; the stored {what} were edited: rerun the stage")
+
+
+def _check_recomputed(item: StoredEvidence) -> None:
+    """A record whose stage class recomputes its values (and deltas) from its own fields stores exactly those,
+    and declares its metrics in the directions and units the class does: the gate judges the stored lists, so
+    an edit to them alone would decide."""
+    cls = _stage_type(item)
+    if cls is None:
+        return
+    typed = item.typed(cls)
+    declared = {s.name: (s.higher_is_better, s.unit) for s in typed.declared_metrics()}
+    stored = {s.name: (s.higher_is_better, s.unit) for s in item.record.metrics}
+    changed = sorted(name for name in stored.keys() | declared.keys() if stored.get(name) != declared.get(name))
+    if changed:
+        raise InputError(f"{item.path}: record {item.record.record_id}: its `metrics` declare "
+                         f"{', '.join(changed)} otherwise than a {cls.__name__} does (direction, unit, or whether "
+                         f"it is reported); the record was edited: rerun the stage")
+    if type(typed).compute_values is not Record.compute_values:
+        _compare(item, "values", item.record.values, typed.compute_values(), _value_label)
+    if type(typed).compute_deltas is not Record.compute_deltas:
+        _compare(item, "deltas", item.record.deltas, typed.compute_deltas(), _delta_label)
+
+
 def _add(evidence: Evidence, item: StoredEvidence) -> None:
     record = item.record
     if record.kind in evidence.records:
         other = next(e for e in evidence.stored if e.record.kind == record.kind)
         raise InputError(f"{item.path}: a second {record.kind!r} record beside {other.path}; one run holds one "
                          f"record of each kind")
-    for name, spec in _declared(item).items():
+    declared = _declared(item)
+    _check_numbers(item, declared)
+    _check_recomputed(item)
+    for name, spec in declared.items():
         known = evidence.specs.get(name)
         if known is not None and known.higher_is_better != spec.higher_is_better:
             raise InputError(f"{item.path}: declares {name} {'higher' if spec.higher_is_better else 'lower'}-is-"
@@ -168,6 +373,8 @@ def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> 
     evidence = Evidence(run_id=store.run_id, candidate=candidate)
     for item in stored:
         _check_belongs(item, store, candidate)
+        _check_place(item)
+        _check_names_candidate(item, candidate)
         _add(evidence, item)
     _check_same_candidate_model(evidence)
     _check_weights_unchanged(evidence)

@@ -5,7 +5,8 @@ again), judges every rule, logs the decision in the registry once, and only then
 (``<run>/gate/<candidate>/record.json`` and ``decisions/<record_id>.json``); on PROMOTE it moves the configured
 aliases, updates the model card and exports to MLflow when configured. ``override`` records a release
 manager's decision beside it, after the release manager authenticated with their review-app token; the
-gate's decision stays. ``verify_registry`` checks the log and every decision and override file it names.
+gate's decision stays. ``verify_registry`` checks the log, every decision and override file it names, and that
+no such file under the runs home is one it does not name.
 
 The gate takes its own config section plus the candidate and baseline names it judges (the composition
 root derives them with :func:`gate_targets`) and the metric catalogue that policies are checked against.
@@ -36,6 +37,7 @@ from harness.gate.evidence import Evidence, collect_evidence, evidence_of
 from harness.gate.policy import load_policy
 from harness.gate.publish import export_to_mlflow, update_model_cards
 from harness.gate.record import (
+    DECISION_EVENTS,
     DECISIONS_DIR,
     OVERRIDES_DIR,
     STAGE,
@@ -43,8 +45,10 @@ from harness.gate.record import (
     OverrideRecord,
     decision_folder,
     decision_id,
+    evidence_files,
     latest_decision,
     logged_decision,
+    logged_entry,
     overrides_of,
     registry_folder,
 )
@@ -144,23 +148,97 @@ def _logged_text(archive: Path, text: str, entry: dict[str, Any]) -> str:
     return text
 
 
+def _check_unchanged(gate: GateConfig, store: RunStore, record: GateDecisionRecord) -> None:
+    """Refuse to log ``record`` unless the evidence files and the policy are still the bytes it pins.
+
+    Called under the registry's write lock: ``evaluate`` read them outside it, and another gate may have logged
+    a decision on newer evidence in between; logging this one after it would make stale evidence the log's
+    last word (and move the aliases back). Refusing is the simpler correct option: re-evaluating inside the
+    lock would hash the candidate's weights (every byte) while every other gate, override and reader waits,
+    and a rerun decides on the new evidence anyway. Only a handful of small record files are re-read here."""
+    pinned = {ref.path: ref.sha256 for ref in record.evidence}
+    current = {str(path.relative_to(store.root)) for path in evidence_files(store, record.candidate)}
+    changed = sorted(current ^ set(pinned))  # a record that appeared or went away
+    for path, sha256 in sorted(pinned.items()):
+        if path in current and sha256_file(store.root / path) != sha256:
+            changed.append(path)
+    try:
+        policy_now = sha256_file(Path(gate.policy))
+    except OSError:
+        policy_now = None
+    if policy_now != record.policy["sha256"]:
+        changed.append(f"policy {gate.policy}")
+    if changed:
+        raise InputError(f"{store.root}: the evidence changed while the gate decided ({', '.join(changed)}); nothing "
+                         f"was logged: rerun `nift-gate gate` to decide on the records as they are now")
+
+
+def _latest_decision_entry(entries: list[dict[str, Any]], run_id: str, candidate: str) -> dict[str, Any] | None:
+    """The last entry that logged a gate decision (first reached or reached again) for ``run_id``/``candidate``:
+    what the log says the candidate's ``record.json`` is."""
+    return next((e for e in reversed(entries) if e.get("event") in DECISION_EVENTS
+                 and e.get("run_id") == run_id and e.get("candidate") == candidate), None)
+
+
+def _same_model(held: dict[str, Any], target: dict[str, Any]) -> bool:
+    return all(held.get(k) == target.get(k) for k in ("run_id", "candidate", "model_sha256"))
+
+
+def _replayed_moves(entries: list[dict[str, Any]], aliases: dict[str, dict[str, Any]], target: dict[str, Any],
+                    record: GateDecisionRecord, promote_aliases: list[str]) -> dict[str, Any]:
+    """The alias moves that make a decision reached again hold as it did: the decision's own moves, computed
+    against where the aliases point now (a REJECT takes away what the candidate holds now, which another
+    decision may have given it since), then the recorded moves of each override of it, in log order (an
+    override stands when the same evidence is decided again, so its aliases must too). Returns the net moves:
+    alias -> the model, or None to take it away; an alias another model holds is never taken from it."""
+    now = dict(aliases)
+    touched: list[str] = []
+
+    def apply(moves: dict[str, Any]) -> None:
+        for alias, to in moves.items():
+            touched.append(alias)
+            if to is not None:
+                now[alias] = to
+            elif alias in now and _same_model(now[alias], target):
+                del now[alias]
+
+    apply(alias_moves(now, target, promote_aliases, record.decision == "PROMOTE"))
+    for entry in entries:
+        if entry.get("event") == "override" and entry.get("decision_record_id") == record.record_id:
+            apply(entry.get("alias_moves") or {})
+    net: dict[str, Any] = {}
+    for alias in dict.fromkeys(touched):
+        if alias in now and _same_model(now[alias], target):
+            net[alias] = target
+        elif alias not in now and alias in aliases:
+            net[alias] = None
+    return net
+
+
 def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[str],
            catalogue: MetricCatalogue) -> GateDecisionRecord:
     """Entry point of `nift-gate gate`: decide, log once, write, and publish a promotion.
 
     The registry lock is held from "is this decision logged?" to the append, and the decision files are
     written only after the append succeeded: a gate stopped by a tampered registry leaves no decision behind,
-    and two gates at once log a decision once."""
+    and two gates at once log a decision once. Under the lock the evidence and the policy are checked to be
+    the bytes the decision pins (:func:`_check_unchanged`): a gate that read records since replaced logs nothing.
+
+    A decision already logged is not logged again while it is the candidate's latest logged decision (a CI
+    rerun leaves the log as it is). One reached again after another decision of the candidate is logged again,
+    as a ``redecision`` entry naming the earlier entry (``redecides_seq``) and re-applying its alias moves, so
+    that the log's last word for the candidate is the ``record.json`` written."""
     record, evidence = evaluate(gate, store, candidate, baselines, catalogue)
     folder = decision_folder(store, record.candidate)
     archive = folder / DECISIONS_DIR / f"{record.record_id}.json"
     text = record.model_dump_json(indent=2) + "\n"
     registry = open_registry(gate, store)
+    target = model_key(store.run_id, record.candidate, record.candidate_model.get("sha256"))
+    moves: dict[str, Any] | None = None
     with registry.writing() as logbook:
-        logged = next((e for e in logbook.entries if e.get("event") == "decision"
-                       and e.get("record_id") == record.record_id), None)
+        _check_unchanged(gate, store, record)
+        logged = logged_entry(logbook.entries, "decision", record.record_id)
         if logged is None:
-            target = model_key(store.run_id, record.candidate, record.candidate_model.get("sha256"))
             moves = alias_moves(logbook.aliases(), target, gate.promote_aliases, record.decision == "PROMOTE")
             logbook.append({"event": "decision", **target, "record_id": record.record_id,
                             "record_sha256": sha256_bytes(text.encode()), "decision": record.decision,
@@ -168,16 +246,31 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
                             "alias_moves": moves})
         else:
             text = _logged_text(archive, text, logged)
+            latest = _latest_decision_entry(logbook.entries, store.run_id, record.candidate)
+            if latest is not None and latest["record_id"] != record.record_id:
+                moves = _replayed_moves(logbook.entries, logbook.aliases(), target, record, gate.promote_aliases)
+                redecided = logbook.append({
+                    "event": "redecision", **target, "record_id": record.record_id,
+                    "record_sha256": logged["record_sha256"], "redecides_seq": logged["seq"],
+                    "decision": record.decision, "policy_sha256": record.policy["sha256"], "reason": record.reason,
+                    "alias_moves": moves})
         if logged is None or not archive.exists():
             atomic_write_text(archive, text)  # what was just logged (a leftover of an unlogged run is replaced)
         atomic_write_text(folder / RECORD_FILE, text)
     if logged is not None:
-        log.info("decision %s was logged before (registry entry %s): nothing moves twice", record.record_id,
-                 logged["seq"])
-        return GateDecisionRecord.model_validate_json(text)
-    log.debug("decision %s logged in %s", record.record_id, registry.log)
-    if record.decision == "PROMOTE":
-        _publish(gate, store, record, evidence, sorted(moves),
+        record = GateDecisionRecord.model_validate_json(text)
+        if moves is None:
+            log.info("decision %s was logged before (registry entry %s), and is the latest: nothing moves twice",
+                     record.record_id, logged["seq"])
+            return record
+        log.info("decision %s (registry entry %s) reached again after decision %s: logged again as entry %s",
+                 record.record_id, logged["seq"], latest["record_id"], redecided["seq"])
+    else:
+        log.debug("decision %s logged in %s", record.record_id, registry.log)
+    promoted = sorted(a for a, t in moves.items() if t is not None)
+    # a decision reached again whose override took the promotion back moves nothing to it: nothing to publish
+    if record.decision == "PROMOTE" and (logged is None or promoted):
+        _publish(gate, store, record, evidence, promoted,
                  {"nift_gate.decision": record.decision, "nift_gate.record_id": record.record_id})
     return record
 
@@ -269,21 +362,25 @@ class RegistryCheck:
 
 
 def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> tuple[int, int]:
-    """Every decision and override file the log names (under ``home``) holds the logged bytes, and each
-    candidate's latest ``record.json`` is one of its logged decisions. Returns (files checked, entries of runs
-    not under ``home``)."""
+    """Every decision and override file the log names (under ``home``) holds the logged bytes, each candidate's
+    latest ``record.json`` is one of its logged decisions, and no decision, override or ``record.json`` file
+    under ``home`` is one that no entry logs. Returns (files checked, entries of runs not under ``home``)."""
     checked = elsewhere = 0
     latest: dict[tuple[str, str], set[str]] = {}
+    named: set[tuple[str, str, str, str]] = set()  # (run, candidate, folder, record id) of every entry
     for entry in entries:
-        logged = entry.get("record_sha256")
         run, candidate = entry.get("run_id"), entry.get("candidate")
-        if not logged or not isinstance(run, str) or not isinstance(candidate, str):
-            continue  # an override logged before hashes were, or an entry that names no run
+        if not isinstance(run, str) or not isinstance(candidate, str):
+            continue  # an entry that names no run
+        sub = DECISIONS_DIR if entry.get("event") in DECISION_EVENTS else OVERRIDES_DIR
+        named.add((run, candidate, sub, str(entry.get("record_id"))))
+        logged = entry.get("record_sha256")
+        if not logged:
+            continue  # an override logged before hashes were
         if not (home / run).is_dir():
             elsewhere += 1
             continue
         store = RunStore(run, home)
-        sub = DECISIONS_DIR if entry["event"] == "decision" else OVERRIDES_DIR
         path = decision_folder(store, candidate) / sub / f"{entry['record_id']}.json"
         where = f"{log_path}:{entry['seq']}"
         if not path.exists():
@@ -293,8 +390,9 @@ def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> t
             raise RegistryTamperedError(f"{path}: edited after it was logged: its sha256 differs from the one {where} "
                                         f"holds")
         checked += 1
-        if entry["event"] == "decision":
+        if sub == DECISIONS_DIR:
             latest.setdefault((run, candidate), set()).add(logged)
+    _check_unlogged(named, home, log_path, len(entries))
     for (run, candidate), hashes in sorted(latest.items()):
         path = decision_folder(RunStore(run, home), candidate) / RECORD_FILE
         if path.exists():
@@ -305,10 +403,37 @@ def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> t
     return checked, elsewhere
 
 
+def _check_unlogged(named: set[tuple[str, str, str, str]], home: Path, log_path: Path, count: int) -> None:
+    """Refuse any decision or override file under ``home`` that no entry names, and any ``record.json`` of a
+    candidate with no logged decision. The gate and ``override`` write a file only after its entry was
+    appended, so such a file means the log lost entries: truncated (its head recomputed), emptied or
+    deleted. A whole chain forged anew, naming every file, is still consistent; only ``--expect-head`` (a head
+    hash kept outside the registry) catches that."""
+    found = [*home.glob(f"*/{STAGE}/*/{DECISIONS_DIR}/*.json"), *home.glob(f"*/{STAGE}/*/{OVERRIDES_DIR}/*.json")]
+    for path in sorted(found):
+        run, candidate, sub = path.parts[-5], path.parts[-3], path.parts[-2]
+        if (run, candidate, sub, path.stem) not in named:
+            state = (f"{log_path} is missing" if not log_path.exists() else f"{log_path} has no entries" if not count
+                     else f"none of the {count} entries of {log_path} logs it")
+            what = "a decision" if sub == DECISIONS_DIR else "an override"
+            raise RegistryTamperedError(f"{path}: {what} file that no registry entry logs ({state}): entries "
+                                        f"were deleted (the log truncated or replaced), or the file was put there "
+                                        f"by hand; restore the registry from a backup")
+    decided = {(run, candidate) for run, candidate, sub, _ in named if sub == DECISIONS_DIR}
+    for path in sorted(home.glob(f"*/{STAGE}/*/{RECORD_FILE}")):
+        run, candidate = path.parts[-4], path.parts[-2]
+        if (run, candidate) not in decided:
+            raise RegistryTamperedError(f"{path}: a decision of {run}/{candidate}, but {log_path} logs no decision "
+                                        f"of it ({count} entries): entries were deleted, or the registry was; "
+                                        f"restore it from a backup")
+
+
 def verify_registry(gate: GateConfig, store: RunStore, expect_head: str | None = None) -> RegistryCheck:
     """`nift-gate registry verify`: the chain and the head, every decision and override file the log names
-    under this runs home (and each candidate's latest decision) byte for byte, and, given ``expect_head``, that
-    the log still holds the entry whose hash was anchored elsewhere."""
+    under this runs home (and each candidate's latest decision) byte for byte, that no such file under the
+    runs home is one the log does not name (a log truncated or deleted), and, given ``expect_head``, that the
+    log still holds the entry whose hash was anchored elsewhere: without it, whoever rewrites the whole
+    registry into a consistent forged chain that names every file passes."""
     registry = open_registry(gate, store)
     with registry.reading() as entries:
         files, elsewhere = _check_files(entries, store.home, registry.log)

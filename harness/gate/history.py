@@ -80,17 +80,20 @@ class BaselineComparison(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    """One registry entry (a gate decision or a release manager's override) as the history shows it."""
+    """One registry entry (a gate decision, the same decision reached again, or a release manager's override) as
+    the history shows it."""
 
     seq: int = Field(description="Position in the registry log (1-based).")
-    kind: Literal["decision", "override"]
+    kind: Literal["decision", "redecision", "override"] = Field(
+        description="decision; redecision: a decision logged before, reached again after another decision of the "
+                    "candidate (its aliases moved again); override.")
     verdict: Verdict = Field(description="The verdict this entry records (an override's is the one that holds).")
     original_verdict: Verdict | None = Field(None, description="For an override: the gate's verdict it replaced.")
     candidate: str
     run_id: str
     record_id: str = Field(description="Id of the decision or override record.")
-    decision_record_id: str = Field(description="The decision: this entry's own id, or the one an override "
-                                                "overrides.")
+    decision_record_id: str = Field(description="The decision: this entry's own id (a decision's, or the one a "
+                                                "redecision reached again), or the one an override overrides.")
     model_sha256: str | None = Field(None, description="The candidate's weights hash.")
     policy_sha256: str | None = Field(None, description="sha256 of the policy a decision was made under.")
     reason: str = Field("", description="The gate's reason, or the release manager's.")
@@ -159,7 +162,8 @@ def read_history(registry: Registry | str | os.PathLike, home: str | os.PathLike
 
 def decision_history(registry: Registry | str | os.PathLike, home: str | os.PathLike | None = None
                      ) -> list[HistoryEntry]:
-    """Every decision and override in the registry, oldest first, with each decision's gated metrics.
+    """Every decision (and decision reached again) and override in the registry, oldest first, with each
+    decision's gated metrics.
 
     Raises :class:`harness.gate.registry.RegistryTamperedError` (an ``InputError``) when the log does not verify;
     a decision file that is missing or no longer the logged bytes costs only that entry's metrics."""
@@ -177,11 +181,11 @@ def _history(entries: list[dict[str, Any]], home: Path, registry: Registry) -> l
     history = []
     for position, entry in enumerate(entries):
         event = entry.get("event")
-        if event not in ("decision", "override"):
+        if event not in ("decision", "redecision", "override"):
             continue
-        decision_id = entry["record_id"] if event == "decision" else entry.get("decision_record_id", "")
+        decision_id = entry.get("decision_record_id", "") if event == "override" else entry["record_id"]
         if decision_id not in decisions:
-            logged = entry if event == "decision" else next(
+            logged = entry if event == "decision" else next(  # a redecision's file is its first entry's
                 (e for e in entries[:position] if e.get("event") == "decision"
                  and e.get("record_id") == decision_id), None)
             decisions[decision_id] = _decision_metrics(home, logged, registry)

@@ -29,11 +29,17 @@ holding its values declares.
 Every metric rule (and ``approval_rate``) may set ``inconclusive: true``: where the CI straddles the bound the
 outcome is then *inconclusive*, with the further items that would decide it at ``power`` (see
 :func:`harness.gate.rules.needed_items`), instead of a pass or fail on noise. A policy must have at least one
-``block`` rule unless it sets ``allow_no_block_rules: true``: an all-warn policy promotes anything.
+``block`` rule unless it sets ``allow_no_block_rules: true``: an all-warn policy promotes anything. For the same
+reason a block rule that cannot fail is refused under the same opt-in: a bound every value in the metric's
+declared range meets (a ceiling of 1 or a floor of 0 on a rate, a margin of 1 on a difference of rates, an
+approval minimum of 0) blocks nothing. A metric's range comes from its spec (:attr:`MetricSpec.value_range`):
+from the catalogue when the policy is loaded, and again from the record that reports it when it is judged
+(``bench.*`` metrics are declared only there).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -42,7 +48,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from harness.core.config import Section, load_yaml, require_unique, yaml_error_line
 from harness.core.errors import ConfigError
-from harness.core.metrics import MetricCatalogue
+from harness.core.metrics import MetricCatalogue, MetricSpec
 from harness.core.records import sha256_bytes
 
 Severity = Literal["block", "warn"]
@@ -186,7 +192,11 @@ class GatePolicy(Section):
                               f"`allow_no_block_rules: true` at the top level if that is meant")
         for rule in self.rules:
             problem = None
-            if isinstance(rule, ReviewQuorumRule):
+            infinite = [f"{k} {v}" for k, v in rule.model_dump().items()
+                        if isinstance(v, float) and not math.isfinite(v)]
+            if infinite:
+                problem = f"{', '.join(infinite)}: a bound must be a finite number"
+            elif isinstance(rule, ReviewQuorumRule):
                 if (rule.min_items is None) == (rule.min_share is None):
                     problem = "give exactly one of min_items and min_share"
                 elif rule.min_share is not None and not 0 < rule.min_share <= 1:
@@ -217,15 +227,64 @@ class GatePolicy(Section):
                 problem = f"power is a probability in (0, 1); {rule.power} is impossible"
             if problem:
                 raise ConfigError(f"{self.where(rule)}: {problem}")
+            self._refuse_vacuous(rule, _review_rule_vacuous(rule))
 
     def check_metrics(self, catalogue: MetricCatalogue) -> None:
-        """Every metric a rule names must be one a stage declares (a typo is caught before any record is read)."""
+        """Every metric a rule names must be one a stage declares (a typo is caught before any record is read),
+        and a bound on a metric the catalogue declares exactly must be one its values can meet and fail."""
         for rule in self.rules:
             if isinstance(rule, _MetricRule | JudgeAgreementRule):
                 try:
                     catalogue.check(rule.metric)
                 except ConfigError as exc:
                     raise ConfigError(f"{self.where(rule)}: {exc}") from None
+            spec = catalogue.get(rule.metric) if isinstance(rule, _MetricRule) else None
+            if spec is not None:
+                self.check_bound(rule, spec)
+
+    def check_bound(self, rule: _MetricRule, spec: MetricSpec) -> None:
+        """The rule's bound against the range of values ``spec`` declares: refused when no value could meet it,
+        or (a block rule, unless ``allow_no_block_rules``) when every value meets it, so that it cannot fail."""
+        low, high = spec.value_range
+        where = f"{rule.metric} is a {spec.unit} ({low:g}..{high:g})"
+        if isinstance(rule, NonInferiorityRule):
+            if rule.margin > high - low:
+                raise ConfigError(f"{self.where(rule)}: {where}; a margin of {rule.margin} allows any loss and is "
+                                  f"impossible to fail")
+            self._refuse_vacuous(rule, f"{where}, so no candidate loses more than {high - low:g} and a margin of "
+                                       f"{rule.margin} allows any loss" if rule.margin >= high - low else None)
+            return
+        bound = {CeilingRule: "max", FloorRule: "min", ThresholdRule: "value"}[type(rule)]
+        value = getattr(rule, bound)
+        if not low <= value <= high:
+            raise ConfigError(f"{self.where(rule)}: {where}; the bound {value} is impossible")
+        upper = isinstance(rule, CeilingRule) or (isinstance(rule, ThresholdRule) and not spec.higher_is_better)
+        if isinstance(rule, CeilingRule | FloorRule) and upper == spec.higher_is_better:
+            return  # a bound against the metric's direction, refused as such when judged
+        if upper and value >= high:
+            self._refuse_vacuous(rule, f"{where}, so every value is at most {bound} {value}")
+        elif not upper and value <= low:
+            self._refuse_vacuous(rule, f"{where}, so every value is at least {bound} {value}")
+
+    def _refuse_vacuous(self, rule: _Rule, why: str | None) -> None:
+        if why is not None and rule.severity == "block" and not self.allow_no_block_rules:
+            raise ConfigError(f"{self.where(rule)}: a block rule that cannot fail: {why}; it would pass any "
+                              f"candidate: tighten the bound, make it `severity: warn`, or set "
+                              f"`allow_no_block_rules: true` at the top level if a policy that may block nothing "
+                              f"is meant")
+
+
+def _review_rule_vacuous(rule: _Rule) -> str | None:
+    """Why every possible value meets a review rule's minimum (their ranges are fixed), or None."""
+    if isinstance(rule, ApprovalRateRule) and rule.min <= 0:
+        return f"an approval rate is at least 0, and min is {rule.min}"
+    if isinstance(rule, MinAgreementRule) and rule.min <= -1:
+        return f"agreement (kappa/alpha) is at least -1, and min is {rule.min}"
+    if isinstance(rule, JudgeAgreementRule):
+        low = -1 if rule.statistic == "kappa" else 0
+        if rule.min <= low:
+            return f"{rule.statistic} is at least {low}, and min is {rule.min}"
+    return None
 
 
 def _rule_lines(text: str) -> dict[str, int]:

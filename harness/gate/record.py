@@ -28,6 +28,10 @@ from harness.gate.registry import Registry
 STAGE = "gate"
 DECISIONS_DIR = "decisions"
 OVERRIDES_DIR = "overrides"
+#: Registry events that log a gate decision (its file is under ``decisions/``): ``decision`` when it is first
+#: reached, ``redecision`` when the same decision is reached again after another one of the candidate (it names
+#: the first entry in ``redecides_seq`` and moves the aliases again; see :func:`harness.gate.gate.decide`).
+DECISION_EVENTS = ("decision", "redecision")
 
 R = TypeVar("R", bound=Record)
 
@@ -239,27 +243,38 @@ def logged_decision(store: RunStore, candidate: str, registry: str | Path | None
     decision = _parse(data, path, GateDecisionRecord)
     check_logged(path, data, "decision", decision.record_id, entries, log.log)
     overrides = []
-    for override, file, raw in _override_files(store, decision):
+    for override, file, raw in _override_files(store, decision, entries):
         check_logged(file, raw, "override", override.record_id, entries, log.log)
         overrides.append(override)
     return decision, overrides
 
 
-def overrides_of(store: RunStore, decision: GateDecisionRecord) -> list[OverrideRecord]:
-    """Overrides of one decision, oldest first."""
-    return [override for override, _, _ in _override_files(store, decision)]
+def overrides_of(store: RunStore, decision: GateDecisionRecord,
+                 registry: str | Path | None = None) -> list[OverrideRecord]:
+    """Overrides of one decision in the order the registry (``registry``, default ``<home>/registry``) logged
+    them, the one that holds last."""
+    entries = Registry(registry_folder(store, registry)).verify()
+    return [override for override, _, _ in _override_files(store, decision, entries)]
 
 
-def _override_files(store: RunStore, decision: GateDecisionRecord) -> list[tuple[OverrideRecord, Path, bytes]]:
-    """Overrides of one decision with their files and the bytes parsed, oldest first."""
+def _override_files(store: RunStore, decision: GateDecisionRecord, entries: list[dict[str, Any]]
+                    ) -> list[tuple[OverrideRecord, Path, bytes]]:
+    """Overrides of one decision with their files and the bytes parsed, in the order the log ``entries``
+    logged them (files no entry logs last, by name: :func:`logged_decision` refuses them).
+
+    The log's order, never a timestamp or an id: ``created_at`` has a resolution of one second and record ids
+    end in random hex, so two overrides in the same second would be ordered by chance, and the earlier could
+    hold while the aliases follow the later."""
     folder = decision_folder(store, decision.candidate) / OVERRIDES_DIR
+    seqs = {e.get("record_id"): e["seq"] for e in entries if e.get("event") == "override"}
     found = []
     for path in sorted(folder.glob("*.json")) if folder.exists() else []:
         data = path.read_bytes()
         override = _parse(data, path, OverrideRecord)
         if override.decision_record_id == decision.record_id:
             found.append((override, path, data))
-    return sorted(found, key=lambda o: (o[0].created_at, o[0].record_id))
+    unlogged = len(entries) + 1
+    return sorted(found, key=lambda o: seqs.get(o[0].record_id, unlogged))  # stable: unlogged ones stay by name
 
 
 def decided_evidence(store: RunStore, decision: GateDecisionRecord) -> list[StoredEvidence]:

@@ -7,10 +7,14 @@
 - ``entry_sha256``: the sha256 of its own canonical JSON without this field.
 
 ``head.json`` holds the count and the hash of the last line, so a deleted, edited or added tail is detected
-too. Aliases (``staging``, ``production``) are not stored anywhere else: they are what replaying the log's
-moves gives, so they can change only through a recorded decision or override. Whoever can rewrite the whole
-folder can forge a consistent history; a head hash anchored elsewhere (a commit, a ticket) and checked with
-:meth:`Registry.anchor` closes that gap.
+too. An entry's ``event`` is ``decision`` (a gate decision, first reached), ``redecision`` (the same decision
+reached again after another one of its candidate: it names the first entry in ``redecides_seq``) or
+``override``; each holds the ``alias_moves`` it made. Aliases (``staging``, ``production``) are not stored
+anywhere else: they are what replaying the log's moves gives, so they can change only through a recorded
+decision or override. A log truncated with its head recomputed, or deleted, still leaves the decision files
+no entry logs, which `nift-gate registry verify` names; whoever can rewrite the whole folder can forge a
+consistent history naming every file, and a head hash anchored elsewhere (a commit, a ticket) and checked
+with :meth:`Registry.anchor` closes that gap.
 
 Concurrency: one file lock (``<registry>/.lock``, ``fcntl.flock``) serialises writers, and a writer holds it
 from the check ("is this decision logged? where do the aliases point?") to the append (:meth:`Registry.writing`),

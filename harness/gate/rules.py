@@ -150,11 +150,6 @@ def _spec(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalog
     return spec
 
 
-def _check_bound(policy: GatePolicy, rule, spec: MetricSpec, bound: float) -> None:
-    if spec.unit == "rate" and not 0 <= bound <= 1:
-        raise ConfigError(f"{policy.where(rule)}: {rule.metric} is a rate (0..1); the bound {bound} is impossible")
-
-
 def _bound(policy: GatePolicy, rule, hib: bool) -> tuple[float, bool]:
     """(bound, whether it is an upper bound) of a threshold, ceiling or floor rule on a metric of direction ``hib``."""
     if isinstance(rule, CeilingRule):
@@ -177,7 +172,7 @@ def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metric
     spec = _spec(policy, rule, evidence, catalogue)
     hib = spec.higher_is_better
     bound, upper = _bound(policy, rule, hib)
-    _check_bound(policy, rule, spec, bound)
+    policy.check_bound(rule, spec)  # again with the record's spec: a bench.* metric's range is declared only there
     on_ci = rule.judge_on == "ci" or rule.inconclusive
     base = {"rule": rule.name, "type": rule.type, "severity": rule.severity, "metric": rule.metric, "model": model,
             "attribute": rule.attribute, "higher_is_better": hib, "threshold": bound,
@@ -217,9 +212,7 @@ def _judge_non_inferiority(policy: GatePolicy, rule: NonInferiorityRule, evidenc
                           f"with comparisons: {', '.join(sorted({d.metric for d, _ in evidence.deltas})) or 'none'}; "
                           f"all metrics: {', '.join(evidence.available()) or 'none'}")
     spec = _spec(policy, rule, evidence, catalogue)
-    if spec.unit == "rate" and rule.margin > 1:
-        raise ConfigError(f"{policy.where(rule)}: {rule.metric} is a rate (0..1); a margin of {rule.margin} "
-                          f"allows any loss and is impossible to fail")
+    policy.check_bound(rule, spec)
     model = rule.model or evidence.candidate
     targets = [rule.baseline] if rule.baseline else baselines
     if not targets:
@@ -268,9 +261,13 @@ def _non_inferiority_outcome(rule: NonInferiorityRule, hib: bool, delta: MetricD
 
 
 def _review_value(evidence: Evidence, metric: str) -> tuple[MetricValue, str] | None:
-    """The candidate's stored model-level value of one review metric (not a stratum's), with the record's id."""
-    return next(((v, rid) for v, rid in evidence.values
-                 if v.metric == metric and v.model == evidence.candidate and v.attribute is None), None)
+    """The candidate's stored model-level value of one review metric (not a stratum's), with the record's id:
+    from the review record alone, since no other record speaks for the reviewers."""
+    review = evidence.review
+    if review is None:
+        return None
+    return next(((v, rid) for v, rid in evidence.values if rid == review.record_id
+                 and v.metric == metric and v.model == evidence.candidate and v.attribute is None), None)
 
 
 def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence, base: dict) -> RuleOutcome:

@@ -61,17 +61,17 @@ def test_the_direction_is_the_one_the_stored_record_declares(tmp_path):
     policy = "rules:\n  - {name: t, type: threshold, metric: toxicity.expected_max_toxicity, value: 0.12}\n"
     record, store = _decide(tmp_path, policy)
     assert (_outcome(record, "t").comparison, record.decision) == ("<=", "PROMOTE")
-    # the same record, its declared direction flipped by hand: now 0.12 is a minimum and 0.10 fails it
+    # the same record, its declared direction flipped by hand: the toxicity audit's record class declares it
+    # lower-is-better, so the edited record is refused rather than judged the other way
     path = store.root / "audit" / "toxicity" / "record.json"
     data = json.loads(path.read_text())
     for spec in data["metrics"]:
         if spec["name"] == "toxicity.expected_max_toxicity":
             spec["higher_is_better"] = True
     path.write_text(json.dumps(data, indent=2))
-    flipped, _ = _decide(tmp_path, policy, store=store)
-    outcome = _outcome(flipped, "t")
-    assert (outcome.comparison, outcome.higher_is_better, outcome.status, flipped.decision) == \
-        (">=", True, "fail", "REJECT")
+    with pytest.raises(InputError, match=r"audit/toxicity/record.json: .*declare toxicity.expected_max_toxicity "
+                                         r"otherwise than a ToxicityAuditRecord does"):
+        _decide(tmp_path, policy, store=store)
 
 
 def test_a_value_of_an_undeclared_metric_names_the_file(tmp_path):

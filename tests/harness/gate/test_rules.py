@@ -18,6 +18,7 @@ from gate_records import (
     write_policy,
 )
 
+from audits.registry import AuditedModel
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricSpec, MetricValue
 from harness.core.records import Record
@@ -31,6 +32,7 @@ class RateAuditRecord(Record):
     """An audit with one lower-is-better rate whose CI method and level the record states."""
 
     kind: Literal["rate_audit"] = "rate_audit"
+    models: list[AuditedModel]
     rate: float
     ci: tuple[float, float]
 
@@ -53,9 +55,13 @@ def _judge(tmp_path, policy_text: str, *, review=None, rate=(0.25, (0.15, 0.35))
     """Outcomes by rule (and baseline) and the verdict, for a run with the given records."""
     home = tmp_path / "runs"
     store = standard_run(home, review=False)
-    save(store, _hub(bench or bench_record("r1")), f"bench/{CANDIDATE}")
+    bench = _hub(bench or bench_record("r1"))
+    save(store, bench, f"bench/{CANDIDATE}")
+    audited = [AuditedModel(name=CANDIDATE, role="candidate", model=m.model)
+               for m in bench.models if m.name == CANDIDATE]
     save(store, RateAuditRecord(record_id="rate_audit-1", run_id="r1", created_at="2026-11-30T10:00:00+00:00",
-                                fingerprint="z" * 64, config={"confidence": 0.9}, rate=rate[0], ci=rate[1]),
+                                fingerprint="z" * 64, config={"confidence": 0.9}, models=audited, rate=rate[0],
+                                ci=rate[1]),
          "audit/rated")
     if review is not None:
         save(store, review, "review")
