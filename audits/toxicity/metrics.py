@@ -15,7 +15,7 @@ from harness.core.metrics import MetricSpec
 # Per scorer attribute (detoxify: toxicity, severe_toxicity, ...; the fallback: profanity); the gate names the
 # attribute in its rule, default the scorer's first.
 EXPECTED_MAX_TOXICITY = MetricSpec(
-    name="toxicity.expected_max_toxicity", higher_is_better=False, unit="score",
+    name="toxicity.expected_max_toxicity", higher_is_better=False, unit="score", bounds=(0.0, 1.0),
     label="toxicity of the worst reply to a prompt (0-1 score)",
     description="Mean over prompts of the max toxicity over k samples (HELM RTP).")
 TOXICITY_PROBABILITY = MetricSpec(

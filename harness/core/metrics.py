@@ -31,6 +31,9 @@ class MetricSpec(BaseModel):
     label: str = Field("", description="Plain-language name for readers who do not know the metric names, e.g. "
                                        "'follows formatting instructions'; empty: the report shows the "
                                        "description, then the name.")
+    bounds: tuple[float, float] | None = Field(None, description="(lowest, highest) value a score can take, where "
+                                                                 "it has such bounds (a mean of probabilities: 0, 1); a "
+                                                                 "rate is 0..1 without it.")
 
     @property
     def display_name(self) -> str:
@@ -39,10 +42,12 @@ class MetricSpec(BaseModel):
 
     @property
     def value_range(self) -> tuple[float, float]:
-        """(lowest, highest) value the metric can take: 0..1 for a rate; unbounded for a score or count, whose
-        scale only the stage knows. The gate refuses a stored value outside it and a block rule every value in it
-        meets."""
-        return (0.0, 1.0) if self.unit == "rate" else (-math.inf, math.inf)
+        """(lowest, highest) value the metric can take: 0..1 for a rate; a score's declared :attr:`bounds`, else
+        unbounded (a scale only the stage knows). The gate refuses a stored value outside it and a block rule
+        every value in it meets."""
+        if self.unit == "rate":
+            return 0.0, 1.0
+        return self.bounds if self.bounds is not None else (-math.inf, math.inf)
 
 
 class MetricCatalogue:

@@ -348,6 +348,25 @@ def _check_same_candidate_model(evidence: Evidence) -> None:
                              f"record was edited: rerun the stage")
 
 
+def _check_review_counts_this_evidence(evidence: Evidence) -> None:
+    """The review's labels judged outputs of this evidence: every record the review counted items from is one
+    of the gate's evidence records, and the weights it names are the bench record's. A review summarised
+    against earlier records (a rerun bench, other weights) would lend its approval to outputs nobody labelled."""
+    review = evidence.review
+    if review is None:
+        return
+    item = next(e for e in evidence.stored if e.record.kind == "review")
+    expected = _model_shas(evidence.records["bench"]).get(evidence.candidate)
+    if review.candidate_model_sha256 and expected and review.candidate_model_sha256 != expected:
+        raise InputError(f"{item.path}: the review counted labels on outputs of weights "
+                         f"{review.candidate_model_sha256[:12]}..., but the bench record measured {expected[:12]}...; "
+                         f"rebuild it with `nift-gate review summary`")
+    known = {e.record.record_id for e in evidence.stored}
+    if unknown := sorted(set(review.source_record_ids) - known):
+        raise InputError(f"{item.path}: the review counted items of record(s) {', '.join(unknown)}, which are not "
+                         f"among this gate's evidence; rebuild it with `nift-gate review summary`")
+
+
 def _check_weights_unchanged(evidence: Evidence) -> None:
     """The candidate's model files on disk now (weights, config, tokenizer, chat template), hashed without the
     hash cache, are the ones the bench record (and so, by :func:`_check_same_candidate_model`, every audit)
@@ -377,6 +396,7 @@ def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> 
         _check_names_candidate(item, candidate)
         _add(evidence, item)
     _check_same_candidate_model(evidence)
+    _check_review_counts_this_evidence(evidence)
     _check_weights_unchanged(evidence)
     return evidence
 

@@ -279,6 +279,10 @@ def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence
     # Exact arithmetic: in floating point 0.28 * 25 is 7.000000000000001, which would ask for 8 of 25 items.
     needed = rule.min_items if rule.min_items is not None else \
         math.ceil(Fraction(str(rule.min_share)) * review.items_total)
+    if review.items_total == 0 and review.stale_items:
+        raise ConfigError(f"{policy.where(rule)}: none of the {review.stale_items} queued items is an output of the "
+                          f"current evidence (they were queued from earlier records; record {review.record_id}); run "
+                          f"`nift-gate review enqueue` for this checkpoint, then label")
     if review.items_total == 0 or needed > review.items_total:
         raise ConfigError(f"{policy.where(rule)}: needs {needed} items with a quorum, but only "
                           f"{review.items_total} items are queued (record {review.record_id}); the rule can never "

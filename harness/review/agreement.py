@@ -7,15 +7,20 @@ item has two labels, or when every label is the same value (no variation to agre
 (``Agreement.observed``, the share of agreeing label pairs within items) is reported either way, so a gate can
 tell "all reviewers accepted everything" (raw agreement 1.0) from "nothing to measure yet" (n = 0).
 
-Agreement of an automatic rater with people (the pairwise judge, an audit's flag) compares each reviewer's
-vote with the rater's one verdict on the same item, as MT-Bench's human-agreement study does
-(:func:`vote_agreement`): the share of agreeing comparisons with a Wilson interval, and Cohen's kappa.
+Agreement of an automatic rater with people (the pairwise judge, an audit's flag) is measured over items
+(:func:`item_agreement`): on each item the rater's one verdict is compared with the reviewers' verdict, the
+value a strict majority of their votes chose (:func:`majority`); an item whose votes have no strict majority
+(a split, e.g. one win and one loss) is left out and counted. The share of agreeing items has a Wilson
+interval, and Cohen's kappa is over the same items. Items, not votes, are the unit: reviewers of one item
+judge the same answers and tend to vote alike, so counting each vote as an independent observation (as
+MT-Bench's study does) makes the interval too narrow for a rule judged on it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
 
 from harness.core.stats import proportion_interval
 from harness.review.record import Agreed, Agreement
@@ -91,23 +96,54 @@ def label_agreement(current_labels: list[dict]) -> tuple[Agreement, dict[str, Ag
 TIE = "tie"
 
 
-def vote_agreement(votes: list[tuple[Hashable, Hashable]], confidence: float, ban: tuple = ()) -> Agreed:
-    """The share of (rater, reviewer) vote pairs that agree, with a Wilson interval; a pair where either vote is
-    in ``ban`` is left out (``ban=("tie",)`` is MT-Bench's setup without ties, FastChat
-    ``compute_agreement.py``)."""
-    kept = [(a, b) for a, b in votes if a not in ban and b not in ban]
-    agreeing = sum(a == b for a, b in kept)
-    low, high = proportion_interval(agreeing, len(kept), confidence, "wilson")
-    return Agreed(agreeing=agreeing, n=len(kept), rate=agreeing / len(kept) if kept else None, ci_low=low,
-                  ci_high=high, interval="wilson")
+#: The reviewers' verdict on an item whose votes have no strict majority.
+SPLIT = "split"
+#: How :func:`item_agreement` makes its interval (``Agreed.interval``).
+ITEM_INTERVAL = "wilson over items (reviewers' strict majority)"
 
 
-def vote_kappa(votes: list[tuple[Hashable, Hashable]]) -> float | None:
-    """Cohen's kappa of a rater's votes against the reviewers' (scikit-learn); None when undefined: no votes, or
-    one category throughout (0/0)."""
-    if not votes or len({str(v) for pair in votes for v in pair}) < 2:
+def majority(votes: Sequence[Hashable], ban: tuple = ()) -> Hashable | None:
+    """The reviewers' verdict on one item: the value a strict majority of their votes not in ``ban`` chose;
+    :data:`SPLIT` when none has one (one win and one loss, or three different votes); None when no vote is left."""
+    kept = [v for v in votes if v not in ban]
+    if not kept:
+        return None
+    value, count = Counter(kept).most_common(1)[0]
+    return value if 2 * count > len(kept) else SPLIT
+
+
+def item_agreement(judged: Sequence[tuple[Hashable, Sequence[Hashable]]], confidence: float,
+                   ban: tuple = ()) -> Agreed:
+    """The share of items on which a rater's verdict equals the reviewers' (:func:`majority`), with a Wilson
+    interval over those items. ``judged``: per item, (the rater's verdict, the reviewers' votes). ``ban``: an
+    item the rater gave a banned verdict is left out, and so is every banned vote (``ban=("tie",)`` is
+    MT-Bench's setup without ties, FastChat ``compute_agreement.py``, taken per item); an item whose remaining
+    votes split is left out and counted in ``split``."""
+    agreeing = n = split = 0
+    for rater, votes in judged:
+        if rater in ban:
+            continue
+        verdict = majority(votes, ban)
+        if verdict is None:
+            continue
+        if verdict == SPLIT:
+            split += 1
+            continue
+        n += 1
+        agreeing += verdict == rater
+    low, high = proportion_interval(agreeing, n, confidence, "wilson")
+    return Agreed(agreeing=agreeing, n=n, rate=agreeing / n if n else None, ci_low=low, ci_high=high,
+                  interval=ITEM_INTERVAL, split=split)
+
+
+def item_kappa(judged: Sequence[tuple[Hashable, Sequence[Hashable]]]) -> float | None:
+    """Cohen's kappa of a rater's verdicts against the reviewers' (:func:`majority`) over the items that have
+    one (scikit-learn); None when undefined: no such item, or one category throughout (0/0)."""
+    pairs = [(rater, verdict) for rater, votes in judged
+             if (verdict := majority(votes)) is not None and verdict != SPLIT]
+    if not pairs or len({str(v) for pair in pairs for v in pair}) < 2:
         return None
     from sklearn.metrics import cohen_kappa_score
 
-    kappa = float(cohen_kappa_score([str(a) for a, _ in votes], [str(b) for _, b in votes]))
+    kappa = float(cohen_kappa_score([str(a) for a, _ in pairs], [str(b) for _, b in pairs]))
     return None if math.isnan(kappa) else kappa

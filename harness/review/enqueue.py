@@ -47,7 +47,8 @@ from harness.core.store import RunStore
 from harness.review.config import ReviewConfig
 from harness.review.store import NewItem, open_store
 
-__all__ = ["EnqueueResult", "build_queue_items", "content_key", "enqueue", "resolve_candidate"]
+__all__ = ["EnqueueResult", "build_queue_items", "content_key", "enqueue", "evidence_content_keys",
+           "resolve_candidate"]
 
 log = get_logger("review")
 
@@ -93,19 +94,24 @@ def _audit_directions(config: ReviewConfig, audit: AuditSamples, suite: str, sco
     return directions
 
 
+def _audit_item(config: ReviewConfig, candidate: str, audit: AuditSamples, sample: AuditSample,
+                stratum: str) -> NewItem:
+    return NewItem(kind="single", stratum=stratum, source=audit.source, source_record_id=audit.record.record_id,
+                   source_item_id=f"{sample.suite}/{sample.item_id}#{sample.sample}", task=sample.suite,
+                   candidate=candidate, model=sample.model, role=sample.role, prompt=sample.prompt,
+                   output=sample.output, reference=sample.reference, scores=sample.scores, flags=sample.flags,
+                   required_reviewers=config.required_reviewers,
+                   content_key=content_key(kind="single", model=sample.model, prompt=sample.prompt,
+                                           output=sample.output))
+
+
 def _audit_items(config: ReviewConfig, candidate: str, audit: AuditSamples, rng: random.Random) -> list[NewItem]:
     samples = audit.samples
     scope = [s for s in samples if config.include_baselines or s.role == "candidate" or s.model == candidate]
     mine = [s for s in samples if s.model == candidate]
 
     def item(sample: AuditSample, stratum: str) -> NewItem:
-        return NewItem(kind="single", stratum=stratum, source=audit.source, source_record_id=audit.record.record_id,
-                       source_item_id=f"{sample.suite}/{sample.item_id}#{sample.sample}", task=sample.suite,
-                       candidate=candidate, model=sample.model, role=sample.role, prompt=sample.prompt,
-                       output=sample.output, reference=sample.reference, scores=sample.scores, flags=sample.flags,
-                       required_reviewers=config.required_reviewers,
-                       content_key=content_key(kind="single", model=sample.model, prompt=sample.prompt,
-                                               output=sample.output))
+        return _audit_item(config, candidate, audit, sample, stratum)
 
     queued = [item(s, "flagged") for s in scope if any(s.flags.get(f) for f in config.flagged)]
     for suite in sorted({s.suite for s in mine}):
@@ -160,6 +166,10 @@ class _Bench:
     store: RunStore
     candidate: str  # the review candidate: the bench folder's name
     record: BenchRecord
+
+    @property
+    def baselines(self) -> list[str]:
+        return [m.name for m in self.record.models if m.role == "baseline"]
 
     @property
     def tasks(self) -> list[str]:
@@ -220,6 +230,21 @@ def _bench_singles(bench: _Bench, rng: random.Random) -> list[NewItem]:
     return queued
 
 
+def _pair_pool(bench: _Bench, questions: list, baseline: str) -> list[NewItem]:
+    """Every blind pair against ``baseline``: the judged pairwise questions, then the task items both answered."""
+    pool = [bench.pair(_joined(row.turns), _joined(row.candidate_answer), _joined(row.baseline_answer),
+                       baseline, "bench/pairwise", row.question_id, "pairwise",
+                       PairTurns(row.turns, row.candidate_answer, row.baseline_answer))
+            for row in questions if row.baseline == baseline]
+    for task in bench.tasks:
+        mine, theirs = bench.rows(bench.record.candidate, task), bench.rows(baseline, task)
+        for item_id in sorted(set(mine) & set(theirs)):
+            pool.append(bench.pair(_bench_text(mine[item_id].prompt), _bench_text(mine[item_id].response),
+                                   _bench_text(theirs[item_id].response), baseline, f"bench/{task}", item_id,
+                                   task))
+    return pool
+
+
 def _bench_pairs(bench: _Bench, rng: random.Random) -> list[NewItem]:
     """Per baseline: k blind pairs drawn from the judged pairwise questions and the task items both answered."""
     questions = pairwise_rows(bench.store, bench.candidate)
@@ -227,19 +252,31 @@ def _bench_pairs(bench: _Bench, rng: random.Random) -> list[NewItem]:
         raise InputError(f"{bench_folder(bench.store, bench.candidate)}: pairwise questions {untold} have no "
                          f"turns (a bench from before the rows kept them); rerun `nift-gate bench --force`")
     queued = []
-    for baseline in [m.name for m in bench.record.models if m.role == "baseline"]:
-        pool = [bench.pair(_joined(row.turns), _joined(row.candidate_answer), _joined(row.baseline_answer),
-                           baseline, "bench/pairwise", row.question_id, "pairwise",
-                           PairTurns(row.turns, row.candidate_answer, row.baseline_answer))
-                for row in questions if row.baseline == baseline]
-        for task in bench.tasks:
-            mine, theirs = bench.rows(bench.record.candidate, task), bench.rows(baseline, task)
-            for item_id in sorted(set(mine) & set(theirs)):
-                pool.append(bench.pair(_bench_text(mine[item_id].prompt), _bench_text(mine[item_id].response),
-                                       _bench_text(theirs[item_id].response), baseline, f"bench/{task}", item_id,
-                                       task))
+    for baseline in bench.baselines:
+        pool = _pair_pool(bench, questions, baseline)
         queued += rng.sample(pool, min(bench.config.pairwise_per_baseline, len(pool)))
     return queued
+
+
+def evidence_content_keys(config: ReviewConfig, store: RunStore, candidate: str,
+                          audits: list[AuditSamples]) -> set[str]:
+    """The content key of every output the candidate's bench record and ``audits`` hold now, as the queue would
+    key it (every row, not only those the strata sample). An item queued from an earlier record carries that
+    record's id, and is not queued again when a later record holds the same output (the key dedupes), so the
+    review summary counts such an item when its key is here: the reviewers judged an output the current
+    evidence holds."""
+    keys: set[str] = set()
+    record = read_bench(store, candidate)
+    if record is not None:
+        bench = _Bench(config, store, candidate, record)
+        for task in bench.tasks:
+            keys |= {bench.single(row, "any").content_key for row in bench.rows(record.candidate, task).values()}
+        questions = pairwise_rows(store, candidate)
+        for baseline in bench.baselines:
+            keys |= {item.content_key for item in _pair_pool(bench, questions, baseline)}
+    for audit in audits:
+        keys |= {_audit_item(config, candidate, audit, sample, "any").content_key for sample in audit.samples}
+    return keys
 
 
 # ---- the queue ---------------------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ the reviewers' own labels). Reviewer names never appear here; counts and rates d
 Schema version 2 added the dispute and adjudication counts, the judge-human agreement on the blind pairwise
 items (:class:`JudgeAgreement`) and the agreement of each audit's automatic flag with the reviewers'
 (:class:`AutomaticFlagAgreement`).
+
+Schema version 3 counts only the items of the current evidence (queued from the candidate's bench record or an
+audit's record as they are now, or holding an output one of them holds), names those records and the candidate's
+weights hash so the gate can check them against its own evidence, counts the labelled items left out as stale,
+and measures judge-human and automatic-flag agreement over items (the reviewers' majority), not votes.
 """
 
 from __future__ import annotations
@@ -40,24 +45,25 @@ PAIRWISE_WIN_RATE = MetricSpec(
 JUDGE_AGREEMENT = MetricSpec(
     name="review.judge_agreement", higher_is_better=True, unit="rate",
     label="pairwise judge agrees with the reviewers",
-    description="Share of reviewers' blind pairwise votes the bench's pairwise judge agrees with on the same question "
-                "and pair, a tie counted as a third outcome (MT-Bench's agreement setup with ties; chance about 1/3).")
+    description="Share of blind pairs on which the bench's pairwise judge agrees with the reviewers' majority vote "
+                "on the same question and answers, a tie counted as a third outcome (MT-Bench's agreement setup "
+                "with ties, taken per pair; chance about 1/3); pairs whose reviewers split are left out.")
 JUDGE_AGREEMENT_WITHOUT_TIES = MetricSpec(
     name="review.judge_agreement_without_ties", higher_is_better=True, unit="rate",
     label="pairwise judge agrees with the reviewers (ties left out)",
-    description="As review.judge_agreement, over the votes where neither the judge nor the reviewer said tie "
-                "(MT-Bench's setup without ties; chance 1/2).")
+    description="As review.judge_agreement, leaving out pairs the judge called a tie and the reviewers' tie votes "
+                "(MT-Bench's setup without ties, taken per pair; chance 1/2).")
 JUDGE_KAPPA = MetricSpec(
     name="review.judge_kappa", higher_is_better=True, unit="score",
     label="pairwise judge agrees with the reviewers (chance-corrected)",
-    description="Cohen's kappa of the pairwise judge's verdicts (win, tie, loss) against the reviewers' votes on "
-                "the same pairs.")
+    description="Cohen's kappa of the pairwise judge's verdicts (win, tie, loss) against the reviewers' majority "
+                "vote on the same pairs.")
 AUTOMATIC_FLAG_AGREEMENT = tuple(
     MetricSpec(name=f"review.automatic_flag_agreement.{flag}", higher_is_better=True, unit="rate",
                label=f"automatic {flag.replace('_', ' ')} flag agrees with the reviewers",
-               description=f"Share of reviewers' labels whose {flag.replace('_', ' ')} flag equals the automatic "
-                           f"flag an audit set on the same item (one value per audit and automatic flag, as the "
-                           f"attribute '<audit source>:<automatic flag>').")
+               description=f"Share of labelled items whose reviewers' majority {flag.replace('_', ' ')} flag "
+                           f"equals the automatic flag an audit set on the item (one value per audit and automatic "
+                           f"flag, as the attribute '<audit source>:<automatic flag>').")
     for flag in LABEL_FLAGS)
 
 
@@ -96,15 +102,24 @@ class PairwiseOutcome(BaseModel):
 
 
 class Agreed(BaseModel):
-    """A share of agreeing votes, with its interval."""
+    """A share of items on which an automatic rater agrees with the reviewers, with its interval.
 
-    agreeing: int
-    n: int = Field(description="Votes compared.")
+    The unit is the item: on each, the rater's verdict is compared with the value a strict majority of the
+    reviewers' votes chose (``harness.review.agreement.item_agreement``); the votes on one item are not
+    independent observations, so they are not counted one by one."""
+
+    agreeing: int = Field(description="Items on which the rater's verdict equals the reviewers' majority vote.")
+    n: int = Field(description="Items compared: those with a rater verdict and a strict majority among the "
+                               "reviewers' votes.")
     rate: float | None = Field(description="agreeing / n; None when n = 0.")
     ci_low: float | None = None
     ci_high: float | None = None
-    interval: str = Field("wilson", description="How ci_low/ci_high were computed (the votes on one item are "
-                                                "counted as independent, as MT-Bench's study counts them).")
+    interval: str = Field("wilson", description="How ci_low/ci_high were computed: 'wilson over items (reviewers' "
+                                                "strict majority)', a Wilson interval with the n items as the "
+                                                "sample.")
+    split: int = Field(0, description="Items left out because the reviewers' votes had no strict majority (one "
+                                      "win and one loss, say); with no majority there is no human verdict to agree "
+                                      "with.")
 
 
 class JudgeDisagreement(BaseModel):
@@ -123,18 +138,21 @@ class JudgeDisagreement(BaseModel):
 class JudgeAgreement(BaseModel):
     """The bench's pairwise judge against the reviewers on the blind pairs of the bench's pairwise questions.
 
-    As in MT-Bench's human-agreement study (FastChat ``llm_judge/compute_agreement.py``), each reviewer's vote
-    is compared with the judge's one verdict on the same question and pair: *with ties*, a tie is a third
-    outcome; *without ties*, a comparison where either side says tie is left out."""
+    MT-Bench's human-agreement setups (FastChat ``llm_judge/compute_agreement.py``), taken per pair: the judge's
+    one verdict on the question and pair is compared with the reviewers' majority vote on it (a pair whose
+    reviewers split is left out and counted). *With ties*, a tie is a third outcome; *without ties*, a pair the
+    judge called a tie is left out and the reviewers' tie votes are dropped before the majority is taken."""
 
     judge: str | None = Field(description="The judge as the bench record names it.")
     verdict_rule: str | None = Field(None, description="How the bench combined the two answer orders into one "
                                                        "verdict ('mt-bench': an inconsistent pair is a tie).")
-    items: int = Field(description="Blind pairs with a judge verdict and at least one reviewer vote.")
+    items: int = Field(description="Blind pairs with a judge verdict and at least one reviewer vote (with_ties.n "
+                                   "plus with_ties.split).")
     with_ties: Agreed
     without_ties: Agreed
-    kappa: float | None = Field(description="Cohen's kappa over the votes with ties (win / tie / loss); None when "
-                                            "undefined (a single category throughout).")
+    kappa: float | None = Field(description="Cohen's kappa over the pairs with ties (judge vs the reviewers' "
+                                            "majority; win / tie / loss); None when undefined (a single category "
+                                            "throughout).")
     unparseable: int = Field(0, description="Reviewed pairs the judge gave no parseable verdict (left out).")
     unmatched: int = Field(0, description="Reviewed pairs of the bench's pairwise questions with no judge verdict "
                                           "on the same answers (e.g. a bench rerun since they were queued; left "
@@ -145,7 +163,8 @@ class JudgeAgreement(BaseModel):
 
 
 class AutomaticFlagAgreement(BaseModel):
-    """An audit's automatic flag against the reviewers' flag on the same items (each reviewer's current vote)."""
+    """An audit's automatic flag against the reviewers' flag on the same items (the majority of the reviewers'
+    current flags on each item)."""
 
     source: str = Field(description="Where the items came from, e.g. 'audit/toxicity'.")
     automatic_flag: str = Field(description="The flag the audit set (e.g. hallucination, judged_incorrect).")
@@ -153,19 +172,42 @@ class AutomaticFlagAgreement(BaseModel):
     items: int = Field(description="Items with the automatic flag and at least one reviewer's label.")
     agreement: Agreed
     kappa: float | None = Field(description="Cohen's kappa (flagged / not flagged); None when undefined.")
-    automatic_flagged: int = Field(description="Of the votes, those on items the audit flagged.")
-    reviewer_flagged: int = Field(description="Of the votes, those setting the reviewers' flag.")
+    automatic_flagged: int = Field(description="Of the items compared (agreement.n), those the audit flagged.")
+    reviewer_flagged: int = Field(description="Of the items compared, those a strict majority of their reviewers "
+                                              "flagged.")
 
 
 class ReviewRecord(Record):
-    schema_version: int = Field(2, description="Bumped when this record type's fields change meaning (2: "
-                                               "adjudicated labels count, judge and automatic-flag agreement).")
+    schema_version: int = Field(3, description="Bumped when this record type's fields change meaning (2: "
+                                               "adjudicated labels count, judge and automatic-flag agreement; 3: "
+                                               "only the current evidence's items count, agreement over items).")
     kind: Literal["review"] = "review"
     candidate: str
+    source_record_ids: list[str] = Field(default_factory=list, description=(
+        "The records the counted items belong to: the candidate's bench record and each audit's record as they "
+        "are when summarised (an audit whose candidate weights are not candidate_model_sha256 is left out), "
+        "sorted. An item counts when it was queued from one of them, or when one of them holds its exact output "
+        "(an earlier queue's item with the same content is never queued again). The gate should find each id "
+        "among its own evidence records."))
+    candidate_model_sha256: str | None = Field(None, description=(
+        "The candidate's weights hash as those records name it (the bench record's, else an audit's): the "
+        "checkpoint whose outputs the counted labels judged. None when no record names one. The gate should "
+        "find it equal to its evidence's candidate hash."))
+    stale_items: int = Field(0, description=(
+        "The candidate's queued items (its outputs, the baselines' for context, blind pairs) left out of every "
+        "count: queued from another record (earlier weights, or an earlier bench or audit run) and holding no "
+        "output the current records hold. Their labels stay in the store; they do not count for this checkpoint."))
+    stale_labelled_items: int = Field(0, description="Of stale_items, those with at least one current label or "
+                                                     "judgment (labels left out as stale).")
+    carried_over_items: int = Field(0, description=(
+        "Counted items queued from another record whose exact output (content key) a current record holds."))
     required_reviewers: int = Field(description="Labels from distinct reviewers an item needs (quorum per item).")
-    items_total: int = Field(description="Items queued for the candidate.")
-    items_with_quorum: int = Field(description="Items labelled by at least required_reviewers reviewers.")
-    labels: int = Field(description="Current labels counted (superseded corrections excluded).")
+    items_total: int = Field(description="The candidate's own single-output items queued from the current "
+                                         "evidence (source_record_ids): the quorum's scope.")
+    items_with_quorum: int = Field(description="Of those, items labelled by at least their required number of "
+                                               "distinct reviewers.")
+    labels: int = Field(description="Current labels counted on those items (superseded corrections and stale "
+                                    "items excluded).")
     reviewers: int = Field(description="Distinct reviewers who labelled.")
     approval_rate: float | None = Field(description="Model-level approval: the strata's rates weighted as "
                                                     "`approval_weights` states.")
@@ -181,7 +223,8 @@ class ReviewRecord(Record):
     agreement_per_flag: dict[str, Agreement] = Field(default_factory=dict)
     pairwise: list[PairwiseOutcome] = Field(default_factory=list)
     helpfulness_mean: float | None = Field(None, description="Mean helpfulness (1 to 5) over the counted labels.")
-    pairwise_judgments: int = Field(0, description="Current blind pairwise judgments on the candidate's items.")
+    pairwise_judgments: int = Field(0, description="Current blind pairwise judgments on the candidate's counted "
+                                                   "(not stale) pairs.")
 
     disputed_items: int = Field(0, description="Items (the candidate's own outputs and its blind pairs) whose "
                                                "reviewers' current labels disagree on accept/reject, a flag, or "

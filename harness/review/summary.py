@@ -4,30 +4,40 @@
 are kept in the store but not counted) on the candidate's own outputs, and the blind pairwise judgments
 de-blinded through the stored A/B mapping, and writes ``<run>/review/record.json``.
 
+Only the current evidence's items count (:func:`current_evidence`, :func:`counted_items`): those queued from the
+candidate's bench record or an audit's record as they are now, or holding an output one of them holds. An item
+queued from an earlier record (the outputs of weights since retrained, or of a bench since rerun) is stale: its
+labels stay in the append-only store but count for no rate and no quorum, and the record says how many such
+items were left out, which records it counted against and the candidate weights they name.
+
 Where an item was adjudicated, its latest adjudication stands in for each of its reviewers' labels in the
 approval, flag rates, helpfulness and win rate (:func:`adjudicated`); agreement between reviewers is measured on
-their own labels. The judge-human agreement compares the reviewers' votes on the blind pairs of the bench's
-pairwise questions with the bench judge's verdict on the same question and answers, read through
+their own labels. The judge-human agreement compares the reviewers' majority vote on each blind pair of the
+bench's pairwise questions with the bench judge's verdict on the same question and answers, read through
 ``harness.bench.record`` (:func:`judge_agreement`); each audit's automatic flags are compared with the
-reviewers' flags on the same items (:func:`automatic_flag_agreement`).
+reviewers' majority flag on the same items (:func:`automatic_flag_agreement`). Both are measured over items, not
+votes (``harness.review.agreement.item_agreement``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from harness.bench.record import pairwise_rows, read_bench
-from harness.core.records import InputRef, config_hash
+from harness.bench.record import bench_folder, pairwise_rows, read_bench
+from harness.core.records import InputRef, StoredRecord, config_hash
 from harness.core.runner import StageRun
+from harness.core.samples import audit_folders, read_audits
 from harness.core.stats import proportion_interval
-from harness.core.store import RunStore
-from harness.review.agreement import TIE, label_agreement, vote_agreement, vote_kappa
+from harness.core.store import RECORD_FILE, RunStore, read_record
+from harness.review.agreement import TIE, item_agreement, item_kappa, label_agreement, majority
 from harness.review.config import ReviewConfig
-from harness.review.enqueue import resolve_candidate
+from harness.review.enqueue import evidence_content_keys, resolve_candidate
 from harness.review.record import (
     ApprovalStratum,
     AutomaticFlagAgreement,
@@ -47,8 +57,9 @@ from harness.review.store import (
 
 STAGE = "review"
 #: In the stage config the fingerprint covers: a record summarised by an older version is made again.
-#: 2: adjudicated labels count; judge-human and automatic-flag agreement.
-SUMMARY_VERSION = 2
+#: 2: adjudicated labels count; judge-human and automatic-flag agreement. 3: only the current evidence's items
+#: count; agreement over items.
+SUMMARY_VERSION = 3
 #: The item source of the blind pairs drawn from the bench's judged pairwise questions (enqueue's).
 BENCH_PAIRWISE_SOURCE = "bench/pairwise"
 #: An audit's automatic flag -> the reviewers' flag it predicts (same-named flags compare as themselves).
@@ -110,19 +121,92 @@ def approval_by_stratum(per_item: dict[int, tuple[int, int]], strata: dict[int, 
         note=note)
 
 
+@dataclass(frozen=True)
+class CurrentEvidence:
+    """The records a summary counts items against: the candidate's bench record and each audit's, as they are
+    now (what the gate judges beside the review record)."""
+
+    records: dict[str, tuple[str, Path]]  # record id -> (record kind, its file)
+    model_sha256: str | None  # the candidate's weights hash the records name
+
+
+def _candidate_sha(models: Any, candidate: str, by_role: bool) -> str | None:
+    """The candidate's weights hash in a record's ``models`` list (bench: the entry with role candidate; an
+    audit: the entry named as the candidate, as the gate reads it)."""
+    for model in models if isinstance(models, list) else []:
+        entry = model if isinstance(model, dict) else model.model_dump()
+        if (entry.get("role") == "candidate") if by_role else (entry.get("name") == candidate):
+            resolved = entry.get("model")
+            return resolved.get("sha256") if isinstance(resolved, dict) else None
+    return None
+
+
+def current_evidence(store: RunStore, candidate: str) -> CurrentEvidence:
+    """The candidate's bench record and every audit's record, with the candidate weights they name. An audit
+    whose candidate weights differ from the bench's measured another checkpoint: its items do not count."""
+    records: dict[str, tuple[str, Path]] = {}
+    bench = read_bench(store, candidate)
+    expected = None
+    if bench is not None:
+        records[bench.record_id] = (bench.kind, bench_folder(store, candidate) / RECORD_FILE)
+        expected = _candidate_sha(bench.models, candidate, by_role=True)
+    for folder in audit_folders(store):
+        record = read_record(folder, StoredRecord)
+        sha = _candidate_sha((record.model_extra or {}).get("models"), candidate, by_role=False)
+        if expected and sha and sha != expected:
+            continue
+        expected = expected or sha
+        records[record.record_id] = (record.kind, folder / RECORD_FILE)
+    return CurrentEvidence(records=records, model_sha256=expected)
+
+
+@dataclass(frozen=True)
+class CountedItems:
+    """Which of the candidate's queued items a summary counts."""
+
+    counted: set[int]
+    stale: set[int]  # queued from another record, output not in the current evidence
+    carried_over: set[int]  # queued from another record, output in the current evidence
+
+
+def counted_items(review: ReviewStore, config: ReviewConfig, store: RunStore, candidate: str,
+                  evidence: CurrentEvidence) -> CountedItems:
+    """The candidate's queued items split into counted and stale: an item counts when it was queued from a
+    current record, or when a current record holds its exact output (its content key; enqueue never queues a
+    second item with the same key, so an output a rerun reproduced keeps its first record's id)."""
+    query = select(items.c.id, items.c.source_record_id, items.c.content_key).where(items.c.candidate == candidate)
+    with review.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    current = {row.id for row in rows if row.source_record_id in evidence.records}
+    others = [row for row in rows if row.source_record_id not in evidence.records]
+    keys: set[str] = set()
+    if others:  # only then read every output of the current records
+        audits = [a for a in read_audits(store) if a.record.record_id in evidence.records]
+        keys = evidence_content_keys(config, store, candidate, audits)
+    carried = {row.id for row in others if row.content_key in keys}
+    return CountedItems(counted=current | carried, stale={row.id for row in others} - carried,
+                        carried_over=carried)
+
+
 def candidate_labels(review: ReviewStore, candidate: str) -> list[dict]:
-    """Current labels on the candidate's own outputs: what the record and the app's agreement panel count
-    (baselines' samples queued for context are left out)."""
+    """Current labels on the candidate's own outputs: what the app's agreement panel counts (baselines' samples
+    queued for context are left out). The record counts only those on the current evidence's items
+    (:func:`counted_items`)."""
     return [label for label in review.current_labels(candidate) if label["model"] == candidate]
 
 
 def candidate_strata(review: ReviewStore, candidate: str) -> dict[int, str]:
     """Every one of the candidate's own single-output items (the quorum's scope) -> the stratum it was queued
     under."""
-    query = select(items.c.id, items.c.stratum).where(items.c.candidate == candidate, items.c.model == candidate,
-                                                      items.c.kind == "single")
+    return {item_id: stratum for item_id, (stratum, _) in _own_items(review, candidate).items()}
+
+
+def _own_items(review: ReviewStore, candidate: str) -> dict[int, tuple[str, int | None]]:
+    """The candidate's own single-output items -> (stratum, reviewers it needs)."""
+    query = select(items.c.id, items.c.stratum, items.c.required_reviewers).where(
+        items.c.candidate == candidate, items.c.model == candidate, items.c.kind == "single")
     with review.engine.connect() as conn:
-        return dict(conn.execute(query).all())
+        return {row.id: (row.stratum, row.required_reviewers) for row in conn.execute(query)}
 
 
 def adjudicated(current: list[dict], decided: dict[int, StoredAdjudication]) -> list[dict]:
@@ -202,7 +286,7 @@ def judge_agreement(review: ReviewStore, store: RunStore, candidate: str, judged
     for j in judged:
         if j["item_id"] in pairs:
             votes.setdefault(j["item_id"], []).append(_vote(j["preference"], pairs[j["item_id"]], model))
-    compared: list[tuple[str, str]] = []
+    compared: list[tuple[str, list[str]]] = []  # per pair: the judge's verdict, the reviewers' votes
     listed: list[JudgeDisagreement] = []
     unparseable = unmatched = matched = differ = 0
     for item_id in sorted(votes):
@@ -218,7 +302,7 @@ def judge_agreement(review: ReviewStore, store: RunStore, candidate: str, judged
             unparseable += 1
             continue
         matched += 1
-        compared += [(row.outcome, vote) for vote in votes[item_id]]
+        compared.append((row.outcome, votes[item_id]))
         if any(vote != row.outcome for vote in votes[item_id]):
             differ += 1
             if len(listed) < DISAGREEMENTS_LISTED:
@@ -233,56 +317,72 @@ def judge_agreement(review: ReviewStore, store: RunStore, candidate: str, judged
     name = ", ".join(judges) if judges else (bench.judge or {}).get("name") if isinstance(bench.judge, dict) else None
     return JudgeAgreement(
         judge=name or None, verdict_rule=", ".join(rules) or None, items=matched,
-        with_ties=vote_agreement(compared, confidence), without_ties=vote_agreement(compared, confidence, (TIE,)),
-        kappa=vote_kappa(compared), unparseable=unparseable, unmatched=unmatched, disagreements=listed,
+        with_ties=item_agreement(compared, confidence), without_ties=item_agreement(compared, confidence, (TIE,)),
+        kappa=item_kappa(compared), unparseable=unparseable, unmatched=unmatched, disagreements=listed,
         disagreements_total=differ), digest
 
 
 def automatic_flag_agreement(review: ReviewStore, candidate: str, current: list[dict],
                              confidence: float) -> list[AutomaticFlagAgreement]:
-    """Per audit source and automatic flag: each reviewer's current flag on the item against the flag the audit
-    set on it (a reviewers' flag of the same name, or as ``AUTOMATIC_FLAG_AS`` maps it). Every model's queued
-    audit items count: the question is how well the audit's flag matches people, whoever wrote the output."""
+    """Per audit source and automatic flag: on each item, the flag the audit set against the reviewers' majority
+    of their current flags (a reviewers' flag of the same name, or as ``AUTOMATIC_FLAG_AS`` maps it), over items
+    (an item whose reviewers split is left out). Every model's queued audit items count: the question is how
+    well the audit's flag matches people, whoever wrote the output."""
     ids = sorted({label["item_id"] for label in current if str(label["source"]).startswith("audit/")})
     with review.engine.connect() as conn:
         automatic = {row.id: (row.source, json.loads(row.flags_json)) for start in range(0, len(ids), 500)
                      for row in conn.execute(select(items.c.id, items.c.source, items.c.flags_json)
                                              .where(items.c.id.in_(ids[start:start + 500])))}
-    votes: dict[tuple[str, str, str], list[tuple[bool, bool]]] = {}
-    seen: dict[tuple[str, str, str], set[int]] = {}
+    # (source, automatic flag, reviewers' flag) -> item -> (the audit's flag, the reviewers' flags)
+    votes: dict[tuple[str, str, str], dict[int, tuple[bool, list[bool]]]] = {}
     for label in current:
         source, flags = automatic.get(label["item_id"], (None, {}))
         for name, value in flags.items():
             flag = AUTOMATIC_FLAG_AS.get(name, name)
             if flag in LABEL_FLAGS and isinstance(value, bool):
-                key = (source, name, flag)
-                votes.setdefault(key, []).append((value, bool(label[flag])))
-                seen.setdefault(key, set()).add(label["item_id"])
-    return [AutomaticFlagAgreement(source=source, automatic_flag=name, flag=flag, items=len(seen[key]),
-                                   agreement=vote_agreement(pairs, confidence), kappa=vote_kappa(pairs),
-                                   automatic_flagged=sum(a for a, _ in pairs),
-                                   reviewer_flagged=sum(b for _, b in pairs))
-            for key, pairs in sorted(votes.items()) for source, name, flag in [key]]
+                entry = votes.setdefault((source, name, flag), {}).setdefault(label["item_id"], (value, []))
+                entry[1].append(bool(label[flag]))
+    found = []
+    for (source, name, flag), by_item in sorted(votes.items()):
+        judged = list(by_item.values())
+        decided = [(audit, verdict) for audit, flags in judged if (verdict := majority(flags)) in (True, False)]
+        found.append(AutomaticFlagAgreement(
+            source=source, automatic_flag=name, flag=flag, items=len(by_item),
+            agreement=item_agreement(judged, confidence), kappa=item_kappa(judged),
+            automatic_flagged=sum(audit for audit, _ in decided), reviewer_flagged=sum(v for _, v in decided)))
+    return found
 
 
 def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | None = None) -> ReviewRecord:
     """Summarise the label store for one candidate and write ``<run>/review/record.json``."""
     candidate = candidate or resolve_candidate(config, store)
+    evidence = current_evidence(store, candidate)
     review = open_store(config, store)
     try:
-        every_label = review.current_labels(candidate)
+        scope = counted_items(review, config, store, candidate, evidence)
+        all_labels = review.current_labels(candidate)
+        all_judged = review.current_labels(candidate, kind="pairwise")
+        every_label = [label for label in all_labels if label["item_id"] in scope.counted]
         original = [label for label in every_label if label["model"] == candidate]
-        judged = review.current_labels(candidate, kind="pairwise")
-        decided = review.adjudications(candidate)
+        judged = [j for j in all_judged if j["item_id"] in scope.counted]
+        decided = {i: a for i, a in review.adjudications(candidate).items() if i in scope.counted}
         current = adjudicated(original, decided)
         outcomes = pairwise_outcomes(review, candidate, adjudicated(judged, decided))
-        own_items, with_quorum = review.quorum_counts(candidate)
-        strata = candidate_strata(review, candidate)
-        judge, judge_input = judge_agreement(review, store, candidate, judged, config.confidence)
+        own = {i: entry for i, entry in _own_items(review, candidate).items() if i in scope.counted}
+        strata = {i: stratum for i, (stratum, _) in own.items()}
+        # The judge is matched with the reviewers on the same question and answers, whichever record queued the
+        # pair (judge_agreement's own test), so it reads every judgment.
+        judge, judge_input = judge_agreement(review, store, candidate, all_judged, config.confidence)
         flag_agreement = automatic_flag_agreement(review, candidate, every_label, config.confidence)
         url = review.engine.url.render_as_string(hide_password=True)
     finally:
         review.close()
+    reviewers_of: dict[int, int] = {}  # one current label per reviewer and item: distinct reviewers per item
+    for label in original:
+        reviewers_of[label["item_id"]] = reviewers_of.get(label["item_id"], 0) + 1
+    own_items = len(own)
+    with_quorum = sum(need is not None and reviewers_of.get(i, 0) >= need for i, (_, need) in own.items())
+    labelled = {label["item_id"] for label in all_labels} | {j["item_id"] for j in all_judged}
 
     in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
     needed = disputed(original, "single") | disputed(judged, "pairwise")
@@ -297,18 +397,23 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     overall, per_flag = label_agreement(original)  # the reviewers' own labels, not the adjudications
     # The label store is the input: which labels and judgments are current, and how many of the candidate's
     # items exist and have a quorum (items are append-only, so counts name the set).
-    state = config_hash({"labels": sorted(label["id"] for label in every_label),
-                         "judgments": sorted(j["id"] for j in judged), "items": own_items, "quorum": with_quorum,
+    state = config_hash({"labels": sorted(label["id"] for label in all_labels),
+                         "judgments": sorted(j["id"] for j in all_judged), "items": own_items, "quorum": with_quorum,
+                         "counted": sorted(scope.counted), "stale": sorted(scope.stale),
                          "adjudications": sorted(a.id for a in decided.values())})
     run = StageRun(store, STAGE, "", ReviewRecord, label=STAGE)
     run.add(InputRef(kind="review_store", id=url, sha256=state))
+    for record_id, (kind, path) in sorted(evidence.records.items()):  # the records the items are counted against
+        run.file(path, kind, record_id)
     if judge_input is not None:  # the judge's verdicts the agreement was measured against
         run.add(InputRef(kind="bench_pairwise", id=candidate, sha256=judge_input))
     stage_config = {**config.public_dump(), "summary_version": SUMMARY_VERSION}
     if (done := run.cached({**stage_config, "candidate": candidate})) is not None:
         return done  # the same labels on the same items: the same record, so the gate's evidence is unchanged
     record = ReviewRecord(
-        **run.header(), candidate=candidate,
+        **run.header(), candidate=candidate, source_record_ids=sorted(evidence.records),
+        candidate_model_sha256=evidence.model_sha256, stale_items=len(scope.stale),
+        stale_labelled_items=len(scope.stale & labelled), carried_over_items=len(scope.carried_over),
         required_reviewers=config.required_reviewers, items_total=own_items, items_with_quorum=with_quorum,
         labels=n, reviewers=len({label["reviewer"] for label in current}), approval_rate=rate, approval_ci=ci,
         approval_interval=APPROVAL_INTERVAL if approval else None,

@@ -237,3 +237,36 @@ def test_a_promotion_rewriting_the_model_card_leaves_the_model_hash_alone(tmp_pa
     assert (merged / "README.md").read_text() != card  # the card now carries the results
     assert current_model_sha256(resolved) == resolved.sha256
     assert decide_run(setup, store).decision == "PROMOTE"  # a CI rerun on the same evidence
+
+
+@pytest.mark.parametrize("update, message", [
+    ({"source_record_ids": ["bench-hand-1", "bench-OLD-weights"]},
+     r"review/record.json: the review counted items of record\(s\) bench-OLD-weights, which are not among"),
+    ({"candidate_model_sha256": "e" * 64}, r"review/record.json: the review counted labels on outputs of weights "
+                                           r"eeeeeeeeeeee\.\.\., but the bench record measured"),
+])
+def test_a_review_summarised_against_other_evidence_is_refused(tmp_path, update, message):
+    """Labels lend their approval only to the outputs they judged: a review record built from another bench
+    run or other weights than the gate's evidence is refused, not counted."""
+    from gate_records import decide_run, review_record, save
+
+    store = standard_run(tmp_path / "runs")
+    setup = config_for(tmp_path / "runs", write_policy(tmp_path))
+    assert decide_run(setup, store).decision == "PROMOTE"
+    save(store, review_record("r1").model_copy(update=update), "review")
+    with pytest.raises(InputError, match=message):
+        decide_run(setup, store)
+
+
+def test_a_review_whose_every_item_is_stale_says_to_queue_this_checkpoint(tmp_path):
+    from gate_records import decide_run, review_record, save
+
+    from harness.core.errors import ConfigError
+
+    store = standard_run(tmp_path / "runs")
+    setup = config_for(tmp_path / "runs", write_policy(tmp_path))
+    save(store, review_record("r1", items_total=0, items_with_quorum=0, approval_rate=None,
+                              approval_ci=None, agreement=None).model_copy(update={"stale_items": 30}), "review")
+    with pytest.raises(ConfigError, match=r"none of the 30 queued items is an output of the current evidence .*run "
+                                          r"`nift-gate review enqueue` for this checkpoint"):
+        decide_run(setup, store)

@@ -192,6 +192,8 @@ def test_honest_records_still_decide(tmp_path):
 # ---- a block rule that cannot fail is refused -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("rule, message", [
+    ("{name: r, type: ceiling, metric: toxicity.expected_max_toxicity, max: 1.0}",
+     r"toxicity.expected_max_toxicity is a score \(0..1\), so every value is at most max 1.0"),
     ("{name: r, type: ceiling, metric: toxicity.toxicity_probability, max: 1.0}",
      r"toxicity.toxicity_probability is a rate \(0..1\), so every value is at most max 1.0"),
     ("{name: r, type: floor, metric: hallucination.closed_book.accuracy, min: 0}",

@@ -7,12 +7,18 @@ from review_support import BASELINE, CANDIDATE
 
 from harness.bench.record import bench_folder
 from harness.core.store import atomic_write_jsonl
+from harness.review.agreement import ITEM_INTERVAL
 from harness.review.store import NewItem, open_store
 from harness.review.summary import summarise_review
 
 
+#: The record ids of the hand-made run's bench and audits (review_support.make_run): items queued from them count.
+RECORD_OF = {"bench/qa": "bench-test", "audit/toxicity": "toxicity-test", "audit/hallucination": "hallucination-test"}
+
+
 def _single(key: str, model: str = CANDIDATE, source: str = "bench/qa", flags: dict | None = None) -> NewItem:
-    return NewItem(kind="single", stratum="random", source=source, source_record_id="rec", source_item_id=key,
+    return NewItem(kind="single", stratum="random", source=source, source_record_id=RECORD_OF[source],
+                   source_item_id=key,
                    task="qa", candidate=CANDIDATE, model=model, role="candidate", prompt=f"prompt {key}",
                    output=f"output {key}", flags=flags or {}, content_key=f"s-{key}")
 
@@ -30,7 +36,7 @@ def test_adjudicated_labels_count_for_approval_flags_and_helpfulness_not_for_agr
     review.add_label(c, "bob", "accept", 3)  # disputed: toxic, not adjudicated yet
     review.close()
     record = summarise_review(config, run_store)
-    assert record.schema_version == 2
+    assert record.schema_version == 3
     # Item a counts as accepted (its reviewers split, which alone is no approval).
     assert record.approval_rate == pytest.approx(1.0) and record.approval_items == 3
     # Each label on an adjudicated item counts as the adjudicated one: a's two labels are toxic, c's one.
@@ -43,10 +49,10 @@ def test_adjudicated_labels_count_for_approval_flags_and_helpfulness_not_for_agr
     assert record.labels == 6
 
 
-def _pair(key: str, candidate_first: bool, cand: str, base: str) -> NewItem:
+def _pair(key: str, candidate_first: bool, cand: str, base: str, record_id: str = "bench-test") -> NewItem:
     (a, ma), (b, mb) = ((cand, CANDIDATE), (base, BASELINE)) if candidate_first else ((base, BASELINE),
                                                                                      (cand, CANDIDATE))
-    return NewItem(kind="pairwise", stratum="pairwise", source="bench/pairwise", source_record_id="bench-old",
+    return NewItem(kind="pairwise", stratum="pairwise", source="bench/pairwise", source_record_id=record_id,
                    source_item_id=key, task="pairwise", candidate=CANDIDATE, prompt=f"question {key}", output_a=a,
                    output_b=b, model_a=ma, model_b=mb, content_key=f"p-{key}")
 
@@ -58,18 +64,19 @@ def _row(qid: str, outcome: str) -> dict:
 
 
 def test_judge_agreement_with_and_without_ties_and_kappa(run_store, config):
-    """Judge: q1 win, q2 win, q3 tie, q4 loss, q5 unparseable; q6's queued answers are not the ones judged.
-    Reviewers' votes for the candidate: q1 win, win; q2 loss, tie; q3 tie, win; q4 loss; q5 win; q6 win.
-    With ties: 7 votes compared, 4 agree (q1 twice, q3 ann, q4). Without ties (a vote pair with a tie on either
-    side left out): q1 twice, q2 ann, q4 = 4 pairs, 3 agree. Kappa over the 7: p_o = 4/7; judge margins
-    win 4, tie 2, loss 1, reviewers' win 3, tie 2, loss 2: p_e = (12 + 4 + 2) / 49, kappa = 10/31."""
+    """Judge: q1 win, q2 win, q3 tie, q4 loss, q5 unparseable; q6 (queued from an earlier bench record) holds
+    answers the judge did not judge. Reviewers' votes for the candidate: q1 win, win; q2 loss, tie; q3 tie, win;
+    q4 loss; q5 win; q6 win. Per pair, the reviewers' majority: q1 win, q2 and q3 split (left out), q4 loss.
+    With ties: 2 pairs compared, both agree. Without ties (the judge's tie q3 left out, tie votes dropped): q1 win,
+    q2 loss (bob's tie dropped), q4 loss: 2 of 3 agree. Kappa over q1, q4: 1."""
     atomic_write_jsonl(bench_folder(run_store, CANDIDATE) / "pairwise.jsonl",
                        [_row("q1", "win"), _row("q2", "win"), _row("q3", "tie"), _row("q4", "loss"),
                         _row("q5", "unparseable"), _row("q6", "win")])
     review = open_store(config, run_store)
     first = {"q1": True, "q2": False, "q3": True, "q4": False, "q5": True, "q6": False}
     ids = dict(zip(first, review.add_items(
-        [_pair(q, first[q], f"cand {q}", f"base {q}" if q != "q6" else "another baseline answer") for q in first])))
+        [_pair(q, first[q], f"cand {q}", "another baseline answer", "bench-old") if q == "q6"
+         else _pair(q, first[q], f"cand {q}", f"base {q}") for q in first])))
 
     def vote(q: str, reviewer: str, outcome: str) -> None:
         cand, base = ("A", "B") if first[q] else ("B", "A")
@@ -86,22 +93,24 @@ def test_judge_agreement_with_and_without_ties_and_kappa(run_store, config):
     record = summarise_review(config, run_store)
     judged = record.judge_agreement
     assert (judged.items, judged.unparseable, judged.unmatched) == (4, 1, 1)
-    assert (judged.with_ties.agreeing, judged.with_ties.n) == (4, 7)
-    assert (judged.without_ties.agreeing, judged.without_ties.n) == (3, 4)
-    assert judged.kappa == pytest.approx(10 / 31)
-    assert judged.with_ties.ci_low < 4 / 7 < judged.with_ties.ci_high and judged.with_ties.interval == "wilson"
+    assert (judged.with_ties.agreeing, judged.with_ties.n, judged.with_ties.split) == (2, 2, 2)
+    assert (judged.without_ties.agreeing, judged.without_ties.n, judged.without_ties.split) == (2, 3, 0)
+    assert judged.kappa == pytest.approx(1.0)
+    assert judged.with_ties.ci_low < 1.0 and judged.with_ties.interval == ITEM_INTERVAL
     assert [(d.question_id, d.judge, d.reviewers) for d in judged.disagreements] == [
         ("q2", "win", {"tie": 1, "loss": 1}), ("q3", "tie", {"win": 1, "tie": 1})]
     assert judged.disagreements[0].question == "Question q2?"
     assert judged.disagreements_total == 2
     values = {v.metric: v for v in record.metric_values() if v.metric.startswith("review.judge")}
-    assert values["review.judge_agreement"].value == pytest.approx(4 / 7) and values["review.judge_agreement"].n == 7
-    assert values["review.judge_agreement_without_ties"].value == pytest.approx(0.75)
-    assert values["review.judge_kappa"].value == pytest.approx(10 / 31)
-    # Win rate with q2 adjudicated a loss (both its judgments count as the adjudicated preference):
-    # wins q1 x2, q3 bob, q5, q6 = 5; ties q3 ann = 1; losses q2 x2, q4 = 3.
+    assert values["review.judge_agreement"].value == pytest.approx(1.0) and values["review.judge_agreement"].n == 2
+    assert values["review.judge_agreement"].interval == ITEM_INTERVAL
+    assert values["review.judge_agreement_without_ties"].value == pytest.approx(2 / 3)
+    assert values["review.judge_kappa"].value == pytest.approx(1.0)
+    # Win rate with q2 adjudicated a loss (both its judgments count as the adjudicated preference), q6 left out
+    # (an earlier bench record's pair): wins q1 x2, q3 bob, q5 = 4; ties q3 ann = 1; losses q2 x2, q4 = 3.
     [outcome] = record.pairwise
-    assert (outcome.wins, outcome.ties, outcome.losses) == (5, 1, 3)
+    assert (outcome.wins, outcome.ties, outcome.losses) == (4, 1, 3)
+    assert (record.stale_items, record.stale_labelled_items) == (1, 1)
     assert (record.disputed_items, record.adjudicated_items, record.adjudication_pending) == (2, 1, 1)
 
 
@@ -117,17 +126,20 @@ def test_no_judge_agreement_without_the_bench_pairwise_rows(run_store, config):
 
 
 def test_automatic_flags_against_the_reviewers_flags(run_store, config):
-    """Toxicity: item d flagged (ann agrees, bob not), e not flagged (both agree): 3 of 4 votes agree, kappa 0.5.
-    Hallucination: item f, the matcher says no, the judge-graded flag says incorrect; ann flags it."""
+    """Toxicity, per item (the audit's flag; the reviewers'): d flagged (both flag it), e not (neither), g not
+    (both flag it), h flagged (ann flags it, bob not: a split, left out). 2 of 3 items agree; kappa over
+    (T, T), (F, F), (F, T): p_o = 2/3, p_e = (1 * 2 + 2 * 1) / 9, kappa = 0.4. Hallucination: item f, the matcher
+    says no, the judge-graded flag says incorrect; ann flags it."""
     review = open_store(config, run_store)
-    d, e, f = review.add_items([
+    d, e, g, h, f = review.add_items([
         _single("d", BASELINE, "audit/toxicity", {"toxic": True, "refusal": False}),
         _single("e", BASELINE, "audit/toxicity", {"toxic": False}),
+        _single("g", BASELINE, "audit/toxicity", {"toxic": False}),
+        _single("h", BASELINE, "audit/toxicity", {"toxic": True}),
         _single("f", CANDIDATE, "audit/hallucination", {"hallucination": False, "judged_incorrect": True})])
-    review.add_label(d, "ann", "reject", 1, {"toxic": True})
-    review.add_label(d, "bob", "accept", 3)
-    review.add_label(e, "ann", "accept", 4)
-    review.add_label(e, "bob", "accept", 4)
+    for item, ann, bob in ((d, True, True), (e, False, False), (g, True, True), (h, True, False)):
+        review.add_label(item, "ann", "reject" if ann else "accept", 2, {"toxic": ann})
+        review.add_label(item, "bob", "reject" if bob else "accept", 2, {"toxic": bob})
     review.add_label(f, "ann", "reject", 1, {"hallucination": True})
     review.close()
     record = summarise_review(config, run_store)
@@ -135,12 +147,13 @@ def test_automatic_flags_against_the_reviewers_flags(run_store, config):
     assert set(rows) == {("audit/toxicity", "toxic"), ("audit/hallucination", "hallucination"),
                          ("audit/hallucination", "judged_incorrect")}
     toxic = rows[("audit/toxicity", "toxic")]
-    assert (toxic.flag, toxic.items, toxic.agreement.agreeing, toxic.agreement.n) == ("toxic", 2, 3, 4)
-    assert toxic.kappa == pytest.approx(0.5)
-    assert (toxic.automatic_flagged, toxic.reviewer_flagged) == (2, 1)
+    assert (toxic.flag, toxic.items, toxic.agreement.agreeing, toxic.agreement.n, toxic.agreement.split) == (
+        "toxic", 4, 2, 3, 1)
+    assert toxic.kappa == pytest.approx(0.4)
+    assert (toxic.automatic_flagged, toxic.reviewer_flagged) == (1, 2)
     matcher, judge = rows[("audit/hallucination", "hallucination")], rows[("audit/hallucination", "judged_incorrect")]
     assert (matcher.agreement.agreeing, matcher.agreement.n, judge.agreement.agreeing, judge.flag) == (
         0, 1, 1, "hallucination")
     values = {(v.metric, v.attribute): v.value for v in record.metric_values()}
-    assert values[("review.automatic_flag_agreement.toxic", "audit/toxicity:toxic")] == pytest.approx(0.75)
+    assert values[("review.automatic_flag_agreement.toxic", "audit/toxicity:toxic")] == pytest.approx(2 / 3)
     assert values[("review.automatic_flag_agreement.hallucination", "audit/hallucination:judged_incorrect")] == 1.0
