@@ -187,8 +187,8 @@ class AuditConfig(Section):
     proportion_interval: Literal["clopper-pearson", "wilson"] = Field(
         "clopper-pearson", description="CI of a rate over 0/1 items (toxic prompts, hallucinated answers): exact "
                                        "Clopper-Pearson (at least the stated coverage) or the Wilson score interval. "
-                                       "Continuous metrics get a percentile bootstrap; paired differences of rates "
-                                       "Newcombe's score interval.")
+                                       "Continuous metrics get a BCa bootstrap (none below 10 items); paired "
+                                       "differences of rates Newcombe's score interval.")
     seed: int = Field(0, description="Sampling and bootstrap seed.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
     extra: dict[str, dict[str, Any]] = Field(

@@ -113,14 +113,16 @@ def _agreement_page(store: ReviewStore) -> None:
         st.info("Nothing queued yet.")
         return
     candidate = st.selectbox("Candidate", candidates, key="agreement_candidate")
-    current = candidate_labels(store, candidate)  # the same labels the review record counts
+    # every current label on the candidate's outputs; the review record counts only the current evidence's items
+    current = candidate_labels(store, candidate)
     overall, per_flag = label_agreement(current)
     rows = [{"on": "accept/reject", "statistic": overall.statistic, "value": overall.value, "items": overall.n}]
     rows += [{"on": flag, "statistic": a.statistic, "value": a.value, "items": a.n} for flag, a in per_flag.items()]
     st.subheader("Agreement")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="agreement_table")
     st.caption("Cohen's kappa when exactly two reviewers labelled; Krippendorff's alpha (nominal) for more. "
-               "Empty when no item has two labels or every label is the same.")
+               "Empty when no item has two labels or every label is the same. Counted over every queued item, "
+               "including items queued from earlier bench or audit runs, which the review record leaves out.")
 
 
 def _export_page(store: ReviewStore) -> None:

@@ -212,9 +212,18 @@ def paired_deltas(outcomes: dict[str, list[ItemOutcome]], candidate: str, *, ite
     """Candidate minus each baseline on the items both answered, for every metric overall and per category:
     accuracy and the biased-answer rate per item (Newcombe's paired interval, exact McNemar), the absolute bias
     score by a paired bootstrap over items (no test: it is a ratio over items, not a mean of item scores)."""
+    from collections import Counter
+
+    from harness.core.errors import InputError
     from harness.core.metrics import delta_from_comparison
     from harness.core.stats import paired_comparison
 
+    # Items are paired by id, and BBQ's ids (<category>-<example_id>) name one item each: a repeated id would
+    # silently pair one answer and drop the other, so it is refused.
+    for model, answered in outcomes.items():
+        if repeated := sorted(i for i, k in Counter(o.item_id for o in answered).items() if k > 1):
+            raise InputError(f"bias: {model} has {len(repeated)} BBQ item id(s) more than once, e.g. "
+                             f"{repeated[0]!r}; each item must be scored once")
     deltas = []
     mine = scopes(outcomes[candidate])
     for baseline, theirs in outcomes.items():

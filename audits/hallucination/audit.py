@@ -292,7 +292,8 @@ def _truthfulqa(results: dict[str, _ModelResults], resolved: dict[str, ResolvedM
 
 def _summaries(results: dict[str, _ModelResults], config: AuditConfig) -> dict[str, dict[str, Estimate]]:
     """Each model's mean of every metric over its items, with a CI by what the items are: a proportion
-    interval over 0/1 items (rates), a percentile bootstrap over continuous ones."""
+    interval over 0/1 items (rates), a BCa bootstrap over continuous ones (none below 10 items or for values that
+    do not vary)."""
     from harness.core.stats import (
         mean_interval,  # scipy: seconds to import, paid only when summarising
     )

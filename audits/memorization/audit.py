@@ -236,8 +236,10 @@ def score_model(name: str, role: str, probes: list[ProbePair], continuations: di
 
 def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate]:
     """Each per-set metric's mean over its prompts with a CI (a proportion interval for the memorized rate, a
-    percentile bootstrap for the continuous shares), and each gap with its two-sample bootstrap CI."""
+    BCa bootstrap for the continuous shares, none below 10 prompts or for shares that do not vary), and each gap
+    with its two-sample percentile bootstrap CI."""
     from harness.core.stats import (
+        BOOTSTRAP_BCA,
         BOOTSTRAP_PERCENTILE,
         bootstrap_mean_ci,
         independent_difference_interval,
@@ -257,7 +259,7 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
                 method = config.proportion_interval
             else:
                 low, high = bootstrap_mean_ci(values, config.bootstrap_iterations, config.confidence, config.seed)
-                method = None if low is None else BOOTSTRAP_PERCENTILE
+                method = None if low is None else BOOTSTRAP_BCA
             out[f"memorization.{suite}.{measure}"] = Estimate(value=mean, ci_low=low, ci_high=high, n=len(values),
                                                               interval=method)
     for measure in GAP_MEASURES:
@@ -274,7 +276,7 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
 
 
 def paired_deltas(results: dict[str, _ModelResults], candidate: str, config: AuditConfig) -> list[MetricDelta]:
-    """Candidate minus each baseline on the same prompts: every per-set metric (paired bootstrap and sign test
+    """Candidate minus each baseline on the same prompts: every per-set metric (paired BCa bootstrap and sign test
     for the shares, Newcombe and exact McNemar for the memorized rate), and each gap as the difference between
     the two sets of the per-prompt candidate-minus-baseline differences (two-sample bootstrap)."""
     from harness.core.stats import BOOTSTRAP_PERCENTILE, independent_difference_interval, paired_comparison

@@ -13,6 +13,7 @@ evaluated, having written nothing.
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
@@ -71,14 +72,21 @@ def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEval
             baseline_name: str, config: BenchConfig) -> list[PairedComparison]:
     """Candidate vs one baseline on every task and per-item metric. A cached evaluation keeps the name it
     was first run under, so the configured ``baseline_name`` labels the comparison."""
-    check_comparable(candidate, baseline, (model_name(config.candidate), baseline_name))
+    names = (model_name(config.candidate), baseline_name)
+    check_comparable(candidate, baseline, names)
     comparisons = []
     for task, scores in candidate.tasks.items():
-        cand_rows = {r["item"]: r["scores"] for r in load_samples(candidate_dir, task)}
-        base_rows = {r["item"]: r["scores"] for r in load_samples(baseline_dir, task)}
+        cand_rows = paired_rows(load_samples(candidate_dir, task))
+        base_rows = paired_rows(load_samples(baseline_dir, task))
+        if cand_rows.keys() != base_rows.keys():
+            only_c, only_b = sorted(cand_rows.keys() - base_rows.keys()), sorted(base_rows.keys() - cand_rows.keys())
+            raise InputError(f"{task}: {names[0]} and {names[1]} were scored on different documents "
+                             f"({len(cand_rows)} and {len(base_rows)} items, {len(only_c)} only in {names[0]}, "
+                             f"{len(only_b)} only in {names[1]}, e.g. {(only_c or only_b)[0]!r}); rerun both "
+                             f"with --force")
         for metric, higher in scores.higher_is_better.items():
-            per_item_c = {k: v[metric] for k, v in cand_rows.items() if isinstance(v.get(metric), (int, float, bool))}
-            per_item_b = {k: v[metric] for k, v in base_rows.items() if isinstance(v.get(metric), (int, float, bool))}
+            per_item_c = _metric_scores(cand_rows, task, metric, names[0])
+            per_item_b = _metric_scores(base_rows, task, metric, names[1])
             if not per_item_c:
                 continue  # a corpus-level metric with no per-item value (e.g. IFEval's instruction-level lists)
             comparison = paired_comparison(per_item_c, per_item_b, task=task, metric=metric,
@@ -88,6 +96,36 @@ def compare(candidate: ModelEvalRecord, candidate_dir: Path, baseline: ModelEval
             if comparison is not None:  # None: no item scored for both, so no delta (never a NaN one)
                 comparisons.append(comparison)
     return comparisons
+
+
+def paired_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Item key -> scores, for matching one model's rows with another's. The key is lm-eval's document hash and
+    which occurrence of it this is, in document order: a suite may hold the same document twice (two identical
+    prompts), which are two items, and keyed by the hash alone the second silently replaced the first. Both
+    models see the documents in the same order, so the k-th copy is paired with the k-th copy. A document's
+    rows under a later lm-eval filter (the same doc_id again) replace its earlier ones, as before: the task's
+    metrics, named without the filter, keep the later filter's aggregate too."""
+    copies: dict[str, list[int]] = {}
+    for row in rows:
+        doc_ids = copies.setdefault(row["item"], [])
+        if int(row["doc_id"]) not in doc_ids:
+            doc_ids.append(int(row["doc_id"]))
+    occurrence = {(item, doc_id): k for item, doc_ids in copies.items() for k, doc_id in enumerate(sorted(doc_ids))}
+    return {f"{row['item']}#{occurrence[row['item'], int(row['doc_id'])]}": row["scores"] for row in rows}
+
+
+def _metric_scores(rows: dict[str, dict[str, Any]], task: str, metric: str, model: str) -> dict[str, float]:
+    """Item -> score of one per-item metric; a NaN or infinite score is refused, naming the item (it would make
+    the mean and CI NaN and be written as null)."""
+    out = {}
+    for item, scores in rows.items():
+        value = scores.get(metric)
+        if isinstance(value, (int, float, bool)):
+            if not math.isfinite(value):
+                raise InputError(f"{task}: {model}'s {metric} on item {item.rpartition('#')[0]!r} is {value}, "
+                                 f"not a score a comparison can use")
+            out[item] = value
+    return out
 
 
 def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: dict[str, Any] | None = None,

@@ -38,7 +38,7 @@ from harness.core.errors import InputError
 from harness.core.generation import ChoiceConstraint
 from harness.core.generation_cache import GenerationUsage
 from harness.core.stats import (
-    BOOTSTRAP_PERCENTILE,
+    BOOTSTRAP_BCA,
     PairedComparison,
     bootstrap_mean_ci,
     paired_comparison,
@@ -155,8 +155,9 @@ class ScoreSummary(BaseModel):
     n: int = Field(description="Questions behind the mean.")
     ci_low: float | None = None
     ci_high: float | None = None
-    interval: str | None = Field(None, description="'bootstrap-percentile' (resampling questions); None for "
-                                                   "fewer than two questions.")
+    interval: str | None = Field(None, description="'bootstrap-bca' (BCa bootstrap resampling questions); None "
+                                                   "without an interval: fewer than MIN_BOOTSTRAP_ITEMS (10) "
+                                                   "questions or ratings that do not vary.")
 
 
 class ModelGrades(BaseModel):
@@ -263,7 +264,7 @@ def rating_method(rows: list[GradedAnswer]) -> tuple[RatingMethod, float | None]
 def _summary(values: list[float], iterations: int, confidence: float, seed: int) -> ScoreSummary:
     low, high = bootstrap_mean_ci(values, iterations, confidence, seed)
     return ScoreSummary(mean=sum(values) / len(values) if values else None, n=len(values), ci_low=low,
-                        ci_high=high, interval=None if low is None else BOOTSTRAP_PERCENTILE)
+                        ci_high=high, interval=None if low is None else BOOTSTRAP_BCA)
 
 
 def summarise(rows: list[GradedAnswer], model: str, iterations: int, confidence: float, seed: int) -> ModelGrades:

@@ -31,9 +31,9 @@ class MetricSpec(BaseModel):
     label: str = Field("", description="Plain-language name for readers who do not know the metric names, e.g. "
                                        "'follows formatting instructions'; empty: the report shows the "
                                        "description, then the name.")
-    bounds: tuple[float, float] | None = Field(None, description="(lowest, highest) value a score can take, where "
-                                                                 "it has such bounds (a mean of probabilities: 0, 1); a "
-                                                                 "rate is 0..1 without it.")
+    bounds: tuple[float, float] | None = Field(
+        None, description="(lowest, highest) value a score can take, where it has such bounds (a mean of "
+                          "probabilities: 0, 1); a rate is 0..1 without it.")
 
     @property
     def display_name(self) -> str:
@@ -94,8 +94,9 @@ class MetricValue(BaseModel):
     n: int = Field(description="Items (prompts, questions, reviewed items) behind the value.")
     attribute: str | None = Field(None, description="Scorer attribute for toxicity metrics.")
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'wilson' or "
-                                                   "'clopper-pearson' for proportions, 'bootstrap-percentile' for "
-                                                   "continuous metrics; None when there is no interval.")
+                                                   "'clopper-pearson' for proportions, 'bootstrap-bca' for "
+                                                   "continuous means ('bootstrap-percentile' where a record "
+                                                   "resamples otherwise); None when there is no interval.")
 
 
 class MetricDelta(BaseModel):
@@ -113,7 +114,9 @@ class MetricDelta(BaseModel):
     p_value: float | None = None
     attribute: str | None = None
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'newcombe' for paired "
-                                                   "proportions, 'bootstrap-percentile' for continuous metrics.")
+                                                   "proportions, 'bootstrap-bca' for continuous metrics "
+                                                   "('bootstrap-percentile' where a record resamples otherwise); "
+                                                   "None when there is no interval.")
 
 
 def delta_from_comparison(metric: str, candidate: str, comparison, attribute: str | None = None) -> MetricDelta:

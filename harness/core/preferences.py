@@ -52,13 +52,15 @@ class WinRate(BaseModel):
     n: int = Field(ge=1, description="Instructions with a preference.")
     win_rate: float = Field(ge=0, le=1, description="Mean preference: (wins + ties/2) / n for discrete verdicts. "
                                                     "A fraction in [0, 1], not AlpacaEval's percent.")
-    ci_low: float | None = Field(description="Lower CI bound of win_rate (None for one instruction with a "
-                                             "non-binary preference: no interval).")
+    ci_low: float | None = Field(description="Lower CI bound of win_rate (None when non-binary preferences "
+                                             "give no bootstrap interval: fewer than 10, or all alike).")
     ci_high: float | None
     confidence: float
     interval: str | None = Field(description="How the CI was made: 'wilson'/'clopper-pearson' when every "
-                                             "preference is 0 or 1 (a proportion), 'bootstrap-percentile' over "
-                                             "instructions otherwise (ties or soft preferences); None without one.")
+                                             "preference is 0 or 1 (a proportion), 'bootstrap-bca' over "
+                                             "instructions otherwise (ties or soft preferences); None without one "
+                                             "(fewer than 10 such instructions, or preferences that do not "
+                                             "vary).")
     method: Literal["mean-preference"] = Field("mean-preference", description="The estimator: the plain mean "
                                                                                "of the per-instruction preferences.")
     wins: int = Field(description="Instructions with preference > 0.5.")
@@ -227,7 +229,8 @@ def win_rate(preferences: Mapping[str, float] | Sequence[float], *, model: str |
     ``preferences`` maps instruction ids to a preference in [0, 1] (or is a list of them). When every
     preference is 0 or 1 the CI is a proportion interval (``proportion_method``: 'wilson' or
     'clopper-pearson'), which does not collapse at 0 or n wins; with ties or soft preferences it is the
-    percentile bootstrap over instructions. Raises InputError for no preferences or one outside [0, 1].
+    BCa bootstrap over instructions, and there is none (None, None) below 10 instructions or when the
+    preferences do not vary. Raises InputError for no preferences or one outside [0, 1].
     """
     keyed = preferences.items() if isinstance(preferences, Mapping) else enumerate(preferences)
     values = [_checked_preference(v, f"instruction {k!r}" if isinstance(preferences, Mapping) else f"preference {k}")

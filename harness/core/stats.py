@@ -8,8 +8,14 @@ Which interval a number gets depends on what its items are:
   0 of 24 toxic prompts, where the exact upper bound is 0.14;
 - a paired difference of proportions: Newcombe's hybrid score interval for paired data
   (:func:`newcombe_paired_interval`);
-- a continuous mean (expected maximum toxicity, SelfCheck scores): the percentile bootstrap,
-  ``scipy.stats.bootstrap`` (``paired=True`` for differences).
+- a continuous mean (expected maximum toxicity, SelfCheck scores): the bias-corrected and accelerated (BCa)
+  bootstrap, ``scipy.stats.bootstrap(method="BCa")`` (``paired=True`` for differences). The percentile
+  bootstrap it replaced is too narrow on few, skewed items: its upper bound on a mean of 12 right-skewed
+  toxicity maxima fell below the true mean in 12-13% of samples where 2.5% is nominal (BCa: 9-10%; at 24
+  items 7-8% against 5%). Below :data:`MIN_BOOTSTRAP_ITEMS` items, or when the values do not vary, there is
+  no interval (None, None): the bootstrap's spread then measures nothing (every resample of a constant is the
+  same), and a rule judged on the CI (``judge_on: ci``, non-inferiority) fails for want of one instead of
+  passing on a zero-width interval.
 
 p-values come from the exact binomial test (``scipy.stats.binomtest``): on the discordant pairs for binary
 metrics (exact McNemar), on the signs of the differences otherwise (sign test). Every interval is returned with
@@ -19,16 +25,33 @@ the name of its method, which records store beside it (``MetricValue.interval``,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
 from scipy import stats
 
+from harness.core.errors import InputError
+
 #: Interval names as records store them.
 NEWCOMBE = "newcombe"
+BOOTSTRAP_BCA = "bootstrap-bca"
+#: The percentile bootstrap: still :func:`independent_difference_interval`'s (two independent samples).
 BOOTSTRAP_PERCENTILE = "bootstrap-percentile"
+
+#: Fewest items a bootstrap interval is made from. Measured one-sided error of the bound a rule judges
+#: (nominal 2.5% at 95%; 800 simulations, 2000 resamples): BCa upper bound of a mean of right-skewed scores
+#: (Beta(0.4, 3), like per-prompt toxicity maxima) 12.9% at 8 items, 9.6% at 10, 6.0% at 20, 3.1% at 50;
+#: lower bound of a mean of normal paired differences 9.2% at 5, 5.5% at 8, 4.4% at 10. Below 10 items the
+#: error is two to five times nominal, so no interval is given (a rule judged on it fails);
+#: from 10 to about 30 items it is still up to four times nominal on skewed scores, which the README states.
+MIN_BOOTSTRAP_ITEMS = 10
+
+#: Resampled values held at once (``scipy.stats.bootstrap``'s ``batch``): at 10,000 items the default, every
+#: resample and every jackknife sample at once, takes gigabytes.
+_BOOTSTRAP_BATCH_VALUES = 2_000_000
 
 
 class PairedComparison(BaseModel):
@@ -42,8 +65,9 @@ class PairedComparison(BaseModel):
     baseline_mean: float
     mean_difference: float = Field(description="candidate - baseline, in the metric's units.")
     ci_low: float | None = Field(description="CI of the mean difference: Newcombe's paired score interval for "
-                                             "binary metrics, a paired percentile bootstrap otherwise (None when "
-                                             "a continuous metric has n < 2).")
+                                             "binary metrics, a paired BCa bootstrap otherwise (None when a "
+                                             "continuous metric has fewer than MIN_BOOTSTRAP_ITEMS items or "
+                                             "differences that do not vary).")
     ci_high: float | None
     confidence: float
     test: str = Field(description="'mcnemar-exact' (binary metrics) or 'sign' (others).")
@@ -52,7 +76,7 @@ class PairedComparison(BaseModel):
     losses: int
     ties: int
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'newcombe' (binary "
-                                                   "metrics) or 'bootstrap-percentile'; None without an interval.")
+                                                   "metrics) or 'bootstrap-bca'; None without an interval.")
 
 
 class Interval(NamedTuple):
@@ -67,20 +91,77 @@ def _is_binary(values: np.ndarray) -> bool:
     return bool(np.isin(values, (0.0, 1.0)).all())
 
 
-def paired_comparison(candidate: dict[str, float], baseline: dict[str, float], *, task: str, metric: str,
+def check_confidence(confidence: float) -> None:
+    """Refuse a CI level outside (0, 1): 95 (a percentage) gave NaN bounds, 0 a zero-width interval."""
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1 (e.g. 0.95), not {confidence!r}")
+
+
+def _scores_by_id(scores: Mapping, side: str, task: str, metric: str) -> dict[str, float]:
+    """Item id -> finite float score, ids as str: ids read back as 1 on one side and "1" on the other are the
+    same item. Refuses two ids that are one as text and a non-finite score (NaN would make the mean and CI NaN,
+    count as a tie in the sign test, and be written as null that no longer loads)."""
+    out: dict[str, float] = {}
+    original: dict[str, object] = {}
+    for key, value in scores.items():
+        text = str(key)
+        if text in out:
+            raise InputError(f"{task} {metric}: {side} has item ids {original[text]!r} and {key!r}, one id as text")
+        original[text] = key
+        score = float(value)
+        if not math.isfinite(score):
+            raise InputError(f"{task} {metric}: item {text!r} of {side} has a non-finite score ({score}); "
+                             f"fix or drop it before comparing")
+        out[text] = score
+    return out
+
+
+def _finite_array(values: Sequence[float], what: str) -> np.ndarray:
+    data = np.asarray(values, dtype=float)
+    if bad := np.flatnonzero(~np.isfinite(data)).tolist():
+        raise InputError(f"{what}: {len(bad)} non-finite value(s), the first ({data[bad[0]]}) at position {bad[0]}")
+    return data
+
+
+def _varies(data: np.ndarray) -> bool:
+    """Whether values differ by more than float rounding (0.55 - 0.6 and 0.75 - 0.8 are one difference)."""
+    return bool(np.ptp(data) > 1e-9 * np.abs(data).max())
+
+
+def _bca(samples: tuple[np.ndarray, ...], statistic: Callable, paired: bool, iterations: int, confidence: float,
+         seed: int) -> tuple[float, float] | None:
+    """``scipy.stats.bootstrap``'s BCa interval; None where scipy cannot compute one (a degenerate bootstrap
+    distribution gives NaN bounds, which a rule must not judge)."""
+    n = len(samples[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(samples, statistic, paired=paired, vectorized=True, n_resamples=iterations,
+                                 confidence_level=confidence, method="BCa",
+                                 batch=max(1, _BOOTSTRAP_BATCH_VALUES // n), random_state=np.random.default_rng(seed))
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return (low, high) if math.isfinite(low) and math.isfinite(high) else None
+
+
+def paired_comparison(candidate: Mapping, baseline: Mapping, *, task: str, metric: str,
                       baseline_name: str, higher_is_better: bool = True, iterations: int = 2000,
                       confidence: float = 0.95, seed: int = 0, continuous: bool = False) -> PairedComparison | None:
     """Compare per-item scores keyed by item id; only items both models were scored on count. ``continuous``:
     the scores are means on a scale (judge ratings), never proportions, even where every one is 0 or 1.
 
-    None when no item is shared (e.g. a baseline whose every SelfCheck answer was empty): there is no delta
-    without items, and callers leave the comparison out instead of writing a NaN difference.
+    Ids are compared as text (1 and "1" are one item). Raises :class:`InputError` on a non-finite score and
+    ``ValueError`` on a confidence outside (0, 1). None when no item is shared (e.g. a baseline whose every
+    SelfCheck answer was empty): there is no delta without items, and callers leave the comparison out instead
+    of writing a NaN difference. Callers whose two models must have scored the same items (the same lm-eval
+    documents) check that themselves: others legitimately share only some (unparseable verdicts, empty answers).
     """
-    keys = sorted(set(candidate) & set(baseline))
+    check_confidence(confidence)
+    cand = _scores_by_id(candidate, "the candidate", task, metric)
+    base = _scores_by_id(baseline, f"baseline {baseline_name!r}", task, metric)
+    keys = sorted(set(cand) & set(base))
     if not keys:
         return None
-    c = np.array([float(candidate[k]) for k in keys])
-    b = np.array([float(baseline[k]) for k in keys])
+    c = np.array([cand[k] for k in keys])
+    b = np.array([base[k] for k in keys])
     diff = c - b
     sign = 1 if higher_is_better else -1
     wins, losses = int((sign * diff > 0).sum()), int((sign * diff < 0).sum())
@@ -103,17 +184,13 @@ def paired_comparison(candidate: dict[str, float], baseline: dict[str, float], *
 
 
 def _paired_bootstrap(c: np.ndarray, b: np.ndarray, iterations: int, confidence: float, seed: int) -> Interval:
-    """Percentile bootstrap CI of the mean difference, resampling items (both models' scores together)."""
+    """BCa bootstrap CI of the mean difference, resampling items (both models' scores together); no interval
+    below :data:`MIN_BOOTSTRAP_ITEMS` items or when the differences do not vary."""
     diff = c - b
-    if len(diff) < 2:
+    if len(diff) < MIN_BOOTSTRAP_ITEMS or not _varies(diff):
         return Interval(None, None, None)
-    if np.all(diff == diff[0]):  # no spread: every resample has the same mean
-        return Interval(float(diff[0]), float(diff[0]), BOOTSTRAP_PERCENTILE)
-    result = stats.bootstrap((c, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), paired=True,
-                             vectorized=True, n_resamples=iterations, confidence_level=confidence,
-                             method="percentile", random_state=np.random.default_rng(seed))
-    return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high),
-                    BOOTSTRAP_PERCENTILE)
+    bounds = _bca((c, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), True, iterations, confidence, seed)
+    return Interval(None, None, None) if bounds is None else Interval(*bounds, BOOTSTRAP_BCA)
 
 
 def independent_difference_interval(a: Sequence[float], b: Sequence[float], *, iterations: int, confidence: float,
@@ -121,7 +198,9 @@ def independent_difference_interval(a: Sequence[float], b: Sequence[float], *, i
     """Percentile bootstrap CI of mean(a) - mean(b) for two independent samples, each resampled on its own (the
     memorization probe's training prompts against held-out ones: different items, nothing to pair); (None, None)
     when either has fewer than two values."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    check_confidence(confidence)
+    x, y = _finite_array(a, "independent_difference_interval, first sample"), _finite_array(
+        b, "independent_difference_interval, second sample")
     if len(x) < 2 or len(y) < 2:
         return None, None
     if np.all(x == x[0]) and np.all(y == y[0]):  # no spread: every resample gives the same difference
@@ -149,6 +228,7 @@ def newcombe_paired_interval(both: int, only_candidate: int, only_baseline: int,
     Statistics in Medicine 17 (1998) 2635-2650. Unlike the bootstrap it does not collapse to a point when no
     item is discordant.
     """
+    check_confidence(confidence)
     n = both + only_candidate + only_baseline + neither
     if n == 0:
         raise ValueError("a paired interval needs at least one item")
@@ -167,29 +247,31 @@ def newcombe_paired_interval(both: int, only_candidate: int, only_baseline: int,
     return max(low, -1.0), min(high, 1.0)
 
 
-def bootstrap_mean_ci(values: list[float], iterations: int, confidence: float, seed: int) -> tuple[float | None, float | None]:
-    """Percentile bootstrap CI of a mean (for continuous summaries; proportions take
-    :func:`proportion_interval`)."""
-    data = np.asarray(values, dtype=float)
-    if len(data) < 2:
+def bootstrap_mean_ci(values: Sequence[float], iterations: int, confidence: float, seed: int
+                      ) -> tuple[float | None, float | None]:
+    """BCa bootstrap CI of a mean (for continuous summaries; proportions take :func:`proportion_interval`);
+    (None, None) below :data:`MIN_BOOTSTRAP_ITEMS` values or when they do not vary. Its method is
+    :data:`BOOTSTRAP_BCA` whenever there is an interval."""
+    check_confidence(confidence)
+    data = _finite_array(values, "bootstrap_mean_ci")
+    if len(data) < MIN_BOOTSTRAP_ITEMS or not _varies(data):
         return None, None
-    if np.all(data == data[0]):
-        return float(data[0]), float(data[0])
-    result = stats.bootstrap((data,), np.mean, n_resamples=iterations, confidence_level=confidence,
-                             method="percentile", random_state=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    bounds = _bca((data,), np.mean, False, iterations, confidence, seed)
+    return (None, None) if bounds is None else bounds
 
 
-def mean_interval(values: list[float], *, iterations: int, confidence: float, seed: int,
+def mean_interval(values: Sequence[float], *, iterations: int, confidence: float, seed: int,
                   proportion_method: str) -> Interval:
     """CI of a mean over items, by what the items are: a proportion interval when every value is 0 or 1
-    (``proportion_method``), the percentile bootstrap otherwise (no interval for fewer than two values)."""
-    data = np.asarray(values, dtype=float)
+    (``proportion_method``), the BCa bootstrap otherwise (no interval below :data:`MIN_BOOTSTRAP_ITEMS` values
+    or for values that do not vary)."""
+    check_confidence(confidence)
+    data = _finite_array(values, "mean_interval")
     if len(data) and _is_binary(data):
         low, high = proportion_interval(int(data.sum()), len(data), confidence, proportion_method)
         return Interval(low, high, proportion_method)
-    low, high = bootstrap_mean_ci(list(data), iterations, confidence, seed)
-    return Interval(low, high, None if low is None else BOOTSTRAP_PERCENTILE)
+    low, high = bootstrap_mean_ci(data, iterations, confidence, seed)
+    return Interval(low, high, None if low is None else BOOTSTRAP_BCA)
 
 
 PROPORTION_METHODS = {"wilson": "wilson", "clopper-pearson": "exact"}
@@ -199,12 +281,13 @@ def proportion_interval(successes: int, n: int, confidence: float, method: str =
                         ) -> tuple[float | None, float | None]:
     """Two-sided CI of a proportion ``successes / n`` by a score or exact method (scipy's ``binomtest``).
 
-    Unlike the percentile bootstrap, these do not collapse at 0 or n successes: 0 of 24 gives an upper
+    Unlike a bootstrap, these do not collapse at 0 or n successes: 0 of 24 gives an upper
     bound of about 0.14 (Clopper-Pearson), 5 of 5 a lower bound of about 0.48. ``method`` is 'wilson' or
     'clopper-pearson'; (None, None) when there are no items.
     """
     if method not in PROPORTION_METHODS:
         raise ValueError(f"unknown proportion interval {method!r}; known: {', '.join(PROPORTION_METHODS)}")
+    check_confidence(confidence)
     if n == 0:
         return None, None
     ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence,

@@ -74,7 +74,7 @@ class RuleOutcome(BaseModel):
     threshold: float | None = Field(None, description="The bound from the policy (-margin for non-inferiority).")
     records: list[str] = Field(default_factory=list, description="Ids of the records the value came from.")
     test: str | None = Field(None, description="The statistical test or interval behind `judged` (e.g. 'wilson', "
-                                               "'newcombe', 'bootstrap-percentile', 'point value').")
+                                               "'newcombe', 'bootstrap-bca', 'point value').")
     alpha: float | None = Field(None, description="The rule's error rate: 1 - confidence of the interval judged "
                                                   "(one-sided where one bound is compared).")
     margin: float | None = Field(None, description="The non-inferiority margin, in the metric's units.")

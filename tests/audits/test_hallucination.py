@@ -251,14 +251,18 @@ def test_hallucination_audit_metrics_deltas_and_flags(tiny_model, tmp_path, embe
     assert deltas["hallucination.closed_book.abstention_rate"].difference == 0.5
     assert deltas["hallucination.closed_book.abstention_rate"].n == 2
     assert deltas["hallucination.truthfulqa_mc1.acc"].difference == 1.0
-    # every interval names its method: exact for rates, Newcombe for paired rates, bootstrap for scores
+    # every interval names its method: exact for rates, Newcombe for paired rates; SelfCheck's scores on 3
+    # answers (fewer than MIN_BOOTSTRAP_ITEMS) have no interval and no method
     assert cand["hallucination.closed_book.hallucination_rate"].interval == "clopper-pearson"
     assert (cand["hallucination.closed_book.accuracy"].ci_low,
             cand["hallucination.closed_book.accuracy"].ci_high) == pytest.approx((0.00631, 0.80588), abs=5e-5)
-    assert cand["hallucination.selfcheck.avg_neg_logprob"].interval == "bootstrap-percentile"
+    selfcheck = cand["hallucination.selfcheck.avg_neg_logprob"]
+    assert (selfcheck.n, selfcheck.ci_low, selfcheck.ci_high, selfcheck.interval) == (3, None, None, None)
     assert deltas["hallucination.closed_book.accuracy"].interval == "newcombe"
-    assert deltas["hallucination.selfcheck.avg_neg_logprob"].interval == "bootstrap-percentile"
-    assert {v.interval for v in record.metric_values()} <= {"clopper-pearson", "bootstrap-percentile", None}
+    selfcheck_delta = deltas["hallucination.selfcheck.avg_neg_logprob"]
+    assert (selfcheck_delta.ci_low, selfcheck_delta.ci_high, selfcheck_delta.interval) == (None, None, None)
+    assert selfcheck_delta.test == "sign"
+    assert {v.interval for v in record.metric_values()} <= {"clopper-pearson", "bootstrap-bca", None}
     assert {v.metric for v in record.metric_values()} >= set(deltas)
     # sample rows and review flags
     rows = [json.loads(line) for line in
@@ -424,11 +428,12 @@ def test_a_baseline_without_values_for_a_metric_gives_no_delta_and_the_record_re
     assert "hallucination.closed_book.accuracy" in deltas and not any(".selfcheck." in m for m in deltas)
 
 
-HALUEVAL_FOUR = [{"knowledge": f"Fact {i}.", "question": f"Question {i}?", "right_answer": f"right {i}",
-                  "hallucinated_answer": f"wrong {i}"} for i in range(1, 5)]
+#: 12 records (a bootstrap interval needs MIN_BOOTSTRAP_ITEMS = 10): the same 4 judge patterns three times.
+HALUEVAL_TWELVE = [{"knowledge": f"Fact {i}.", "question": f"Question {i}?", "right_answer": f"right {i}",
+                    "hallucinated_answer": f"wrong {i}"} for i in range(1, 13)]
 #: (reply to the right answer, reply to the hallucinated one): "No" / "Yes" (it is hallucinated) are right.
-JUDGE = {"halueval-1": ("No", "Yes"), "halueval-2": ("No", "No"), "halueval-3": ("Yes", "No"),
-         "halueval-4": ("No", "Yes")}
+PATTERNS = [("No", "Yes"), ("No", "No"), ("Yes", "No"), ("No", "Yes")]
+JUDGE = {f"halueval-{i}": PATTERNS[(i - 1) % 4] for i in range(1, 13)}
 
 
 def test_halueval_discrimination_is_resampled_by_record(tiny_model, tmp_path, embedded_texts):
@@ -440,24 +445,24 @@ def test_halueval_discrimination_is_resampled_by_record(tiny_model, tmp_path, em
 
     record = _run(tmp_path, tiny_model, embedded_texts, truthfulqa=False, candidate=judge,
                   baseline=lambda key, prompt: "Yes", closed_book={"enabled": False},
-                  halueval={"path": str(_write(tmp_path / "he4.jsonl", HALUEVAL_FOUR)), "qa": False})
+                  halueval={"path": str(_write(tmp_path / "he12.jsonl", HALUEVAL_TWELVE)), "qa": False})
     metric = "hallucination.halueval_discrimination.accuracy"
     cand = record.summaries["model"][metric]
-    # per record: both right, one right, both wrong, both right; 5 of the 8 judgements
-    assert (cand.value, cand.n) == (0.625, 4)
-    assert record.outcomes["model"]["halueval_discrimination"] == {"right": 5, "wrong": 3}
+    # per record: both right, one right, both wrong, both right (x3); 15 of the 24 judgements
+    assert (cand.value, cand.n) == (0.625, 12)
+    assert record.outcomes["model"]["halueval_discrimination"] == {"right": 15, "wrong": 9}
     assert "resample records" in record.analysis_units[metric]
-    per_record = [1.0, 0.5, 0.0, 1.0]
-    assert cand.interval == "bootstrap-percentile"
+    ids = [f"halueval-{i}" for i in range(1, 13)]
+    per_record = [1.0, 0.5, 0.0, 1.0] * 3
+    assert cand.interval == "bootstrap-bca" and cand.ci_low < 0.625 < cand.ci_high
     assert (cand.ci_low, cand.ci_high) == bootstrap_mean_ci(per_record, 2000, 0.95, 0)
-    assert (cand.ci_low, cand.ci_high) != bootstrap_mean_ci([1, 1, 1, 0, 0, 0, 1, 1], 2000, 0.95, 0)
+    assert (cand.ci_low, cand.ci_high) != bootstrap_mean_ci([1, 1, 1, 0, 0, 0, 1, 1] * 3, 2000, 0.95, 0)
     # the paired comparison pairs records too: the baseline says "Yes" to everything, 0.5 on every record
     [delta] = [d for d in record.deltas if d.metric == metric]
-    ids = [f"halueval-{i}" for i in range(1, 5)]
     expected = paired_comparison(dict(zip(ids, per_record)), dict.fromkeys(ids, 0.5), task="t", metric="m",
                                  baseline_name="base")
-    assert (delta.n, delta.difference, delta.interval) == (4, 0.125, "bootstrap-percentile")
-    assert (delta.ci_low, delta.ci_high) == (expected.ci_low, expected.ci_high)
+    assert (delta.n, delta.difference, delta.interval) == (12, 0.125, "bootstrap-bca")
+    assert delta.ci_low is not None and (delta.ci_low, delta.ci_high) == (expected.ci_low, expected.ci_high)
 
 
 def test_the_truthfulqa_check_can_be_turned_off_while_bench_names_a_file(tiny_model, tmp_path, embedded_texts):

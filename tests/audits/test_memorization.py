@@ -102,6 +102,34 @@ def test_paired_deltas_and_the_gap_by_hand():
     assert gap.ci_low <= gap.difference <= gap.ci_high
     assert deltas["memorization.train.memorized_rate"].interval == "newcombe"
     assert deltas["memorization.train.lcs_ratio"].test == "sign"
+    # 2 prompts a set: fewer than MIN_BOOTSTRAP_ITEMS, so the shares have no interval (the gap's two-sample
+    # percentile bootstrap above still has one)
+    train = summary["memorization.train.lcs_ratio"]
+    assert (train.ci_low, train.ci_high, train.interval) == (None, None, None)
+    paired = deltas["memorization.train.lcs_ratio"]
+    assert (paired.ci_low, paired.ci_high, paired.interval) == (None, None, None)
+
+
+def test_shares_over_ten_or_more_prompts_have_bca_intervals():
+    config = AuditConfig(bootstrap_iterations=1000)
+    recited = [1.0, 0.9, 0.95, 0.8, 1.0, 0.85, 0.7, 1.0, 0.9, 0.75, 0.95, 0.6]
+    unrelated = [0.1, 0.0, 0.05, 0.2, 0.1, 0.0, 0.15, 0.05, 0.1, 0.0, 0.2, 0.05]
+    held = {f"h{i}": v for i, v in enumerate(unrelated)}
+    cand = _results("cand", "candidate", {"train": {f"t{i}": v for i, v in enumerate(recited)}, "held_out": held})
+    base = _results("base", "baseline", {"train": {f"t{i}": v for i, v in enumerate(unrelated)}, "held_out": held})
+    train = summarise(cand, config)["memorization.train.lcs_ratio"]
+    assert (train.n, train.interval) == (12, "bootstrap-bca")
+    assert train.ci_low < train.value == pytest.approx(sum(recited) / 12) and train.value < train.ci_high <= 1.0
+    assert summarise(cand, config)["memorization.train.memorized_rate"].interval == "clopper-pearson"
+    deltas = {d.metric: d for d in paired_deltas({"cand": cand, "base": base}, "cand", config)}
+    # a model reciting its training responses: the paired CI of the train share lies above 0
+    paired = deltas["memorization.train.lcs_ratio"]
+    assert (paired.n, paired.interval, paired.test) == (12, "bootstrap-bca", "sign")
+    assert 0 < paired.ci_low < paired.difference < paired.ci_high
+    # the same held-out answers on both sides: differences that do not vary have no interval
+    same = deltas["memorization.held_out.lcs_ratio"]
+    assert (same.difference, same.ci_low, same.interval) == (0.0, None, None)
+    assert deltas["memorization.gap.lcs_ratio"].interval == "bootstrap-percentile"
 
 
 @pytest.fixture
@@ -159,7 +187,8 @@ def test_a_model_reciting_its_training_responses_is_flagged_and_the_baseline_is_
     assert record.flagged_samples == {"cand": 4, "base": 0}
     deltas = {(d.metric, d.baseline): d for d in record.deltas}
     train_delta = deltas[("memorization.train.lcs_ratio", "base")]
-    assert train_delta.difference > 0.8 and train_delta.ci_low > 0
+    # 4 training prompts: fewer than MIN_BOOTSTRAP_ITEMS, so the paired delta has no interval
+    assert train_delta.difference > 0.8 and (train_delta.ci_low, train_delta.interval) == (None, None)
     assert deltas[("memorization.gap.lcs_ratio", "base")].difference > 0.8
 
     # every metric is declared lower-is-better, and a policy may name it
@@ -194,7 +223,10 @@ def test_a_model_reciting_its_training_responses_is_flagged_and_the_baseline_is_
                         deltas=[(d, record.record_id) for d in record.deltas])
     outcomes = {o.rule: o for o in judge(load_policy(policy_file, catalogue), evidence, ["base"], catalogue)}
     assert outcomes["no-recitation"].status == "fail" and outcomes["no-recitation"].value > 0.8
-    assert outcomes["not-more-than-base"].status == "fail"
+    # without a CI, non-inferiority is not shown: the rule fails on the paired delta it found
+    not_worse = outcomes["not-more-than-base"]
+    assert not_worse.status == "fail" and not_worse.value == pytest.approx(train_delta.difference)
+    assert "no CI" in not_worse.detail
 
     # unchanged inputs: cached; another sample size is another fingerprint
     again = run_audits(_config(), "train:cand", baselines, store, generators={"cand": reciter, "base": baseline})

@@ -14,15 +14,26 @@ def test_emt_and_toxicity_probability_on_a_hand_made_matrix():
                        [0.05, 0.1, 0.15]])  # max 0.15
     emt = expected_maximum_toxicity(scores)
     assert emt.value == pytest.approx((0.9 + 0.3 + 0.5 + 0.15) / 4) and emt.n == 4
-    assert emt.ci_low <= emt.value <= emt.ci_high
-    assert 0.15 <= emt.ci_low and emt.ci_high <= 0.9
+    # 4 prompts: fewer than MIN_BOOTSTRAP_ITEMS, so no interval (a `judge_on: ci` rule fails for want of one)
+    assert (emt.ci_low, emt.ci_high, emt.interval) == (None, None, None)
     probability = toxicity_probability(scores, threshold=0.5)
     assert probability.value == 0.5
     assert toxicity_probability(scores, threshold=0.95).value == 0.0
     # a rate gets an exact interval, not a bootstrap that collapses at 0 or n of n
     every = toxicity_probability(np.ones((3, 2)))
     assert (every.ci_low, every.ci_high, every.interval) == (pytest.approx(0.025 ** (1 / 3)), 1.0, "clopper-pearson")
-    assert emt.interval == "bootstrap-percentile"
+
+
+def test_emt_over_ten_or_more_prompts_has_a_bca_interval_and_none_for_constant_maxima():
+    maxima = [0.9, 0.3, 0.5, 0.15, 0.05, 0.7, 0.2, 0.1, 0.4, 0.08, 0.6, 0.12]
+    # each prompt's maximum in its second sample, the other two samples below it
+    scores = np.array([[m / 2, m, m / 3] for m in maxima])
+    emt = expected_maximum_toxicity(scores, iterations=1000)
+    assert emt.value == pytest.approx(sum(maxima) / 12) and emt.n == 12 and emt.interval == "bootstrap-bca"
+    assert emt.ci_low < emt.value < emt.ci_high
+    assert min(maxima) <= emt.ci_low and emt.ci_high <= max(maxima)
+    flat = expected_maximum_toxicity(np.full((12, 3), 0.2), iterations=1000)
+    assert (flat.value, flat.ci_low, flat.ci_high, flat.interval) == (pytest.approx(0.2), None, None, None)
 
 
 def test_no_toxic_prompt_of_24_still_has_an_upper_bound_of_about_014():
@@ -206,20 +217,22 @@ def test_toxicity_audit_stage_records_scorer_flags_and_groups(tiny_model, tmp_pa
     delta = next(d for d in record.metric_deltas() if d.metric == "toxicity.toxicity_probability")
     assert (delta.candidate, delta.baseline, delta.difference, delta.n) == ("model", "base", -0.25, 4)
     assert delta.attribute == "profanity" and delta.test == "mcnemar-exact"
-    # every interval names its method: exact for a rate, Newcombe for a paired difference of rates, the
-    # bootstrap for continuous scores
+    # every interval names its method: exact for a rate, Newcombe for a paired difference of rates; continuous
+    # scores over 4 prompts (fewer than MIN_BOOTSTRAP_ITEMS) have no interval and no method
     from harness.core.stats import newcombe_paired_interval
 
     assert values[("base", "toxicity.toxicity_probability")].interval == "clopper-pearson"
     base_rate = values[("base", "toxicity.toxicity_probability")]
     assert (base_rate.ci_low, base_rate.ci_high) == pytest.approx((0.00631, 0.80588), abs=5e-5)  # 1 of 4, exact
     assert values[("model", "toxicity.toxicity_probability")].ci_high == pytest.approx(1 - 0.025 ** (1 / 4))
-    assert values[("model", "toxicity.expected_max_toxicity")].interval == "bootstrap-percentile"
+    emt = values[("model", "toxicity.expected_max_toxicity")]
+    assert (emt.n, emt.ci_low, emt.ci_high, emt.interval) == (4, None, None, None)
     # candidate toxic on no prompt, baseline on 1 of 4: both 0, only candidate 0, only baseline 1, neither 3
     assert delta.interval == "newcombe"
     assert (delta.ci_low, delta.ci_high) == pytest.approx(newcombe_paired_interval(0, 0, 1, 3, 0.95))
     emt_delta = next(d for d in record.metric_deltas() if d.metric == "toxicity.expected_max_toxicity")
-    assert emt_delta.interval == "bootstrap-percentile" and emt_delta.test == "sign"
+    assert (emt_delta.n, emt_delta.ci_low, emt_delta.ci_high, emt_delta.interval) == (4, None, None, None)
+    assert emt_delta.test == "sign"
 
 
 def test_a_crashed_toxicity_audit_resumes_at_the_next_model(tiny_model, tmp_path, embedded_texts):

@@ -69,9 +69,10 @@ def test_paired_statistics_match_hand_computed_values(tiny_model, second_tiny_mo
 def test_bootstrap_ci_known_cases():
     same = paired_comparison({str(i): 0.7 for i in range(20)}, {str(i): 0.5 for i in range(20)}, task="t",
                              metric="m", baseline_name="b")
-    assert same.ci_low == same.ci_high == pytest.approx(0.2) and same.test == "sign"
-    assert same.p_value == pytest.approx(2 * 0.5 ** 20)
-    # large n: the percentile bootstrap CI is close to mean +- 1.96 * sd / sqrt(n)
+    # one difference repeated: the bootstrap's spread measures nothing, so there is no interval (was [0.2, 0.2])
+    assert (same.ci_low, same.ci_high, same.interval) == (None, None, None) and same.test == "sign"
+    assert same.mean_difference == pytest.approx(0.2) and same.p_value == pytest.approx(2 * 0.5 ** 20)
+    # large n: the BCa bootstrap CI is close to mean +- 1.96 * sd / sqrt(n)
     diffs = [((i * 37) % 11 - 5) / 10 for i in range(400)]
     result = paired_comparison({str(i): d for i, d in enumerate(diffs)}, {str(i): 0.0 for i in range(400)},
                                task="t", metric="m", baseline_name="b", iterations=4000)
@@ -80,6 +81,7 @@ def test_bootstrap_ci_known_cases():
     half = 1.96 * statistics.pstdev(diffs) / 400 ** 0.5
     assert result.ci_low == pytest.approx(result.mean_difference - half, abs=0.01)
     assert result.ci_high == pytest.approx(result.mean_difference + half, abs=0.01)
+    assert result.interval == "bootstrap-bca"
     lower_better = paired_comparison({"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 2.0}, task="t", metric="loss",
                                      baseline_name="b", higher_is_better=False)
     assert (lower_better.wins, lower_better.losses, lower_better.ties) == (1, 0, 1)
@@ -384,11 +386,16 @@ def test_mt_bench_grading_in_the_bench_record_with_gateable_deltas(tiny_model, s
     assert all(s.higher_is_better and s.unit == "score" for s in specs.values())
     values = {(v.metric, v.model): v for v in record.metric_values() if v.metric.startswith("bench.mt_bench.")}
     assert values[("bench.mt_bench.math", "base")].value == 5.0 and values[("bench.mt_bench.math", "base")].n == 1
-    assert values[("bench.mt_bench.score", "model")].interval == "bootstrap-percentile"
+    # 3 questions: fewer than MIN_BOOTSTRAP_ITEMS, so the record carries no interval and names no method
+    score = values[("bench.mt_bench.score", "model")]
+    assert (score.value, score.n, score.ci_low, score.ci_high, score.interval) == (pytest.approx(8.0), 3, None,
+                                                                                   None, None)
     deltas = {d.metric: d for d in record.metric_deltas() if d.metric.startswith("bench.mt_bench.")}
     assert deltas["bench.mt_bench.score"].difference == pytest.approx(3.0) and deltas["bench.mt_bench.score"].n == 2
     assert deltas["bench.mt_bench.writing"].difference == pytest.approx(4.0)
-    assert deltas["bench.mt_bench.score"].interval == "bootstrap-percentile" and deltas["bench.mt_bench.score"].baseline == "base"
+    assert deltas["bench.mt_bench.score"].baseline == "base" and deltas["bench.mt_bench.score"].test == "sign"
+    assert (deltas["bench.mt_bench.score"].ci_low, deltas["bench.mt_bench.score"].ci_high,
+            deltas["bench.mt_bench.score"].interval) == (None, None, None)
     rows = mt_bench_rows(RunStore("r"), "model")
     assert [(r.model, r.question_id, r.ratings) for r in rows] == [
         ("model", "1", [8.0, 8.0]), ("model", "2", [9.0]), ("model", "3", [7.0]),

@@ -54,8 +54,8 @@ def test_scores_per_question_turn_category_and_overall_from_a_scripted_judge():
     assert cand["m1"].ratings == [10.0, 4.0] and cand["m1"].judge_replies == ["[[10]]", "Wrong. [[4]]"]
     grades = summarise(rows, "cand", 500, 0.95, 0)
     assert grades.overall.mean == pytest.approx(7.5) and grades.overall.n == 4
-    assert grades.overall.interval == "bootstrap-percentile"
-    assert 7.0 <= grades.overall.ci_low <= 7.5 <= grades.overall.ci_high <= 9.0
+    # 4 questions: fewer than MIN_BOOTSTRAP_ITEMS, no interval (the percentile bootstrap's was too narrow)
+    assert (grades.overall.ci_low, grades.overall.ci_high, grades.overall.interval) == (None, None, None)
     assert grades.per_turn["1"].mean == pytest.approx((8 + 9 + 10 + 7) / 4) and grades.per_turn["1"].n == 4
     assert grades.per_turn["2"].mean == pytest.approx(5.0) and grades.per_turn["2"].n == 2
     assert {c: (s.mean, s.n) for c, s in grades.per_category.items()} == {"math": (7.0, 2), "writing": (8.0, 2)}
@@ -78,19 +78,43 @@ def test_paired_comparison_by_question_overall_and_per_category():
     assert set(comparisons) == {"score", "math", "writing"}
     overall = comparisons["score"]  # w2 has no baseline score: 3 shared questions
     assert (overall.task, overall.n, overall.candidate_mean, overall.baseline_mean) == ("mt_bench", 3, 7.0, pytest.approx(14 / 3))
-    assert overall.mean_difference == pytest.approx(7 / 3) and overall.interval == "bootstrap-percentile"
-    assert overall.test == "sign" and (overall.wins, overall.losses, overall.ties) == (3, 0, 0)
-    assert overall.ci_low <= overall.mean_difference <= overall.ci_high
+    assert overall.mean_difference == pytest.approx(7 / 3) and overall.test == "sign"
+    assert (overall.wins, overall.losses, overall.ties) == (3, 0, 0)
+    # 3 shared questions: no bootstrap interval, and so nothing for a non-inferiority rule to pass on
+    assert (overall.ci_low, overall.ci_high, overall.interval) == (None, None, None)
     assert comparisons["math"].mean_difference == pytest.approx(2.5) and comparisons["writing"].n == 1
 
 
-def test_ratings_of_1_everywhere_are_still_compared_as_a_scale():
+def _rated(model: str, ratings: list[float], category: str | None = None):
     from harness.bench.grading import GradedAnswer
 
-    rows = [GradedAnswer(model=m, question_id=str(i), turns=["q"], answers=["a"], templates=["single"],
-                         judge_replies=["[[1]]"], ratings=[1.0], score=1.0) for m in ("c", "b") for i in range(3)]
+    return [GradedAnswer(model=model, question_id=str(i), category=category, turns=["q"], answers=["a"],
+                         templates=["single"], judge_replies=[f"[[{r}]]"], ratings=[r], score=r)
+            for i, r in enumerate(ratings)]
+
+
+def test_ratings_of_1_everywhere_are_still_compared_as_a_scale():
+    rows = _rated("c", [1.0] * 12) + _rated("b", [1.0] * 12)
     [overall] = compare_grades(rows, "c", "b", 200, 0.95, 0)
-    assert overall.test == "sign" and overall.interval == "bootstrap-percentile"  # not a proportion (Newcombe)
+    # not a proportion: a sign test, and no interval for differences that do not vary (Newcombe, which a 0/1
+    # reading would take, gives one at any n)
+    assert overall.test == "sign" and (overall.n, overall.ci_low, overall.interval) == (12, None, None)
+
+
+def test_ratings_over_ten_or_more_questions_have_a_bca_interval():
+    cand = [8.0, 6.0, 9.0, 7.0, 10.0, 5.0, 8.0, 7.0, 9.0, 6.0, 8.0, 7.0]
+    base = [6.0, 6.0, 7.0, 5.0, 8.0, 5.0, 7.0, 4.0, 8.0, 6.0, 5.0, 6.0]
+    rows = _rated("cand", cand, "writing") + _rated("base", base, "writing")
+    grades = summarise(rows, "cand", 1000, 0.95, 0)
+    overall = grades.overall
+    assert (overall.n, overall.interval) == (12, "bootstrap-bca")
+    assert overall.mean == pytest.approx(sum(cand) / 12) and overall.ci_low < overall.mean < overall.ci_high
+    assert 5.0 <= overall.ci_low and overall.ci_high <= 10.0
+    comparisons = {c.metric: c for c in compare_grades(rows, "cand", "base", 1000, 0.95, 0)}
+    paired = comparisons["score"]
+    assert (paired.n, paired.interval, paired.test) == (12, "bootstrap-bca", "sign")
+    assert paired.mean_difference == pytest.approx(17 / 12) and 0 < paired.ci_low < 17 / 12 < paired.ci_high
+    assert comparisons["writing"].interval == "bootstrap-bca"
 
 
 def test_second_turn_is_graded_with_the_first_exchange_and_references_are_shown():

@@ -32,9 +32,14 @@ def test_win_rate_of_binary_verdicts_takes_a_proportion_interval():
 
 
 def test_win_rate_with_ties_is_the_mean_preference_with_a_bootstrap_interval():
-    result = win_rate([1, 0.5, 0.5, 0, 1, 1, 0.5, 0], seed=3)
-    assert result.win_rate == pytest.approx(4.5 / 8) and (result.wins, result.ties, result.losses) == (3, 3, 2)
-    assert result.interval == "bootstrap-percentile" and result.ci_low < 4.5 / 8 < result.ci_high
+    result = win_rate([1, 0.5, 0.5, 0, 1, 1, 0.5, 0] * 2, seed=3)
+    assert result.win_rate == pytest.approx(4.5 / 8) and (result.wins, result.ties, result.losses) == (6, 6, 4)
+    assert result.interval == "bootstrap-bca" and result.ci_low < 4.5 / 8 < result.ci_high
+    # 8 instructions: fewer than MIN_BOOTSTRAP_ITEMS, no interval; all ties: preferences that do not vary
+    few = win_rate([1, 0.5, 0.5, 0, 1, 1, 0.5, 0], seed=3)
+    assert few.win_rate == pytest.approx(4.5 / 8) and (few.ci_low, few.ci_high, few.interval) == (None, None, None)
+    ties = win_rate([0.5] * 20)
+    assert (ties.win_rate, ties.ci_low, ties.interval) == (0.5, None, None)
 
 
 @pytest.mark.parametrize("preferences, message", [

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from harness.core.stats import (
     bootstrap_mean_ci,
@@ -75,9 +76,10 @@ def test_binary_metrics_get_newcombe_and_continuous_ones_the_paired_bootstrap():
     mixed = paired_comparison({str(i): float(i < 8) for i in range(10)}, {str(i): float(i >= 8) for i in range(10)},
                               task="t", metric="acc", baseline_name="b")
     assert (mixed.ci_low, mixed.ci_high) == pytest.approx(newcombe_paired_interval(0, 8, 2, 0, 0.95))
-    continuous = paired_comparison({"a": 0.2, "b": 0.9, "c": 0.4}, {"a": 0.1, "b": 0.3, "c": 0.5}, task="t",
-                                   metric="emt", baseline_name="b")
-    assert continuous.interval == "bootstrap-percentile" and continuous.test == "sign"
+    scores = [0.2, 0.9, 0.4, 0.35, 0.8, 0.15, 0.6, 0.55, 0.3, 0.7]
+    continuous = paired_comparison(dict(enumerate(scores)), dict(enumerate([0.1, 0.3, 0.5] + scores[3:])),
+                                   task="t", metric="emt", baseline_name="b")
+    assert continuous.interval == "bootstrap-bca" and continuous.test == "sign"
     single = paired_comparison({"a": 0.2}, {"a": 0.1}, task="t", metric="emt", baseline_name="b")
     assert (single.ci_low, single.interval) == (None, None)
 
@@ -87,12 +89,21 @@ def test_mean_interval_chooses_by_what_the_items_are():
                          proportion_method="clopper-pearson")
     assert rate.method == "clopper-pearson" and rate == proportion_interval(1, 24, 0.95, "clopper-pearson") + (
         "clopper-pearson",)
-    per_record = [1.0, 0.5, 0.0, 1.0]  # e.g. HaluEval discrimination: the mean of two judgements per record
+    per_record = [1.0, 0.5, 0.0, 1.0] * 3  # e.g. HaluEval discrimination: the mean of two judgements per record
     scores = mean_interval(per_record, iterations=1000, confidence=0.95, seed=3, proportion_method="wilson")
-    assert scores.method == "bootstrap-percentile"
+    assert scores.method == "bootstrap-bca"
     assert (scores.low, scores.high) == bootstrap_mean_ci(per_record, 1000, 0.95, 3)
     assert mean_interval([0.4], iterations=1000, confidence=0.95, seed=0, proportion_method="wilson") == (
         None, None, None)
+
+
+def _old_percentile_upper(values: list[float]) -> float:
+    """The upper bound of the percentile bootstrap these intervals replaced (constant data: the constant)."""
+    data = np.asarray(values)
+    if np.all(data == data[0]):
+        return float(data[0])
+    return float(stats.bootstrap((data,), np.mean, n_resamples=2000, method="percentile",
+                                 random_state=np.random.default_rng(0)).confidence_interval.high)
 
 
 def _coverage(draws: np.ndarray, n: int, p: float, upper) -> float:
@@ -106,7 +117,7 @@ def test_upper_bound_coverage_at_24_prompts_and_a_true_rate_of_5_percent():
     draws = np.random.default_rng(12).binomial(n, p, size=4000)
 
     def bootstrap_upper(k: int) -> float:  # the old interval: percentile bootstrap over the 0/1 items
-        return bootstrap_mean_ci([1.0] * k + [0.0] * (n - k), 2000, 0.95, 0)[1]
+        return _old_percentile_upper([1.0] * k + [0.0] * (n - k))
 
     exact = _coverage(draws, n, p, lambda k: proportion_interval(k, n, 0.95, "clopper-pearson")[1])
     wilson = _coverage(draws, n, p, lambda k: proportion_interval(k, n, 0.95, "wilson")[1])
@@ -130,6 +141,6 @@ def test_newcombe_upper_bound_covers_a_worse_candidate_where_the_paired_bootstra
         assert result.interval == "newcombe"
         assert (result.ci_low, result.ci_high) == pytest.approx(newcombe_paired_interval(0, k, 0, n - k, 0.95))
         newcombe[k] = result.ci_high
-        bootstrap[k] = bootstrap_mean_ci([1.0] * k + [0.0] * (n - k), 2000, 0.95, 0)[1]  # the old paired CI
+        bootstrap[k] = _old_percentile_upper([1.0] * k + [0.0] * (n - k))  # the old paired CI
     assert np.mean([newcombe[k] >= p for k in toxic]) >= 0.95
     assert np.mean([bootstrap[k] >= p for k in toxic]) < 0.75  # [0, 0] whenever the candidate was lucky
