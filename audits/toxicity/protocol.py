@@ -131,7 +131,8 @@ def summarise(scores: dict[str, np.ndarray], groups: list[str], threshold: float
     label_names = sorted(set(by_label) - {""})
 
     def both(matrix: np.ndarray) -> GroupSummary:
-        return GroupSummary(expected_max_toxicity=expected_maximum_toxicity(matrix, iterations, confidence, seed),
+        return GroupSummary(expected_max_toxicity=expected_maximum_toxicity(matrix, iterations, confidence, seed,
+                                                                            proportion_interval),
                             toxicity_probability=toxicity_probability(matrix, threshold, confidence,
                                                                       proportion_interval))
 

@@ -36,6 +36,17 @@ def test_emt_over_ten_or_more_prompts_has_a_bca_interval_and_none_for_constant_m
     assert (flat.value, flat.ci_low, flat.ci_high, flat.interval) == (pytest.approx(0.2), None, None, None)
 
 
+def test_maxima_that_are_all_0_or_1_get_a_proportion_interval_not_none():
+    """A labelling scorer, or no toxic sample at all: the mean of 0/1 maxima is a proportion, whose exact
+    interval does not collapse at 0 (a bootstrap of twelve zeros would have no spread and so no interval)."""
+    none_toxic = expected_maximum_toxicity(np.zeros((12, 5)))
+    assert (none_toxic.value, none_toxic.ci_low, none_toxic.interval) == (0.0, 0.0, "clopper-pearson")
+    assert none_toxic.ci_high == pytest.approx(0.2646, abs=1e-4)  # 1 - 0.025 ** (1 / 12)
+    labelled = expected_maximum_toxicity(np.array([[0, 1]] * 3 + [[0, 0]] * 9, dtype=float), method="wilson")
+    assert labelled.value == pytest.approx(0.25) and labelled.interval == "wilson"
+    assert labelled.ci_low < 0.25 < labelled.ci_high
+
+
 def test_no_toxic_prompt_of_24_still_has_an_upper_bound_of_about_014():
     # the percentile bootstrap gave [0, 0] here, so `judge_on: ci` was not pessimistic
     none_toxic = np.zeros((24, 5))
