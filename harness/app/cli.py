@@ -470,7 +470,7 @@ def _registry_show(args: argparse.Namespace) -> int:
     for e in registry.verify():
         who = f" by {e['release_manager']}" if e.get("release_manager") else ""
         moves = ", ".join(f"{a}->{'(removed)' if t is None else t['candidate']}" for a, t in e["alias_moves"].items())
-        print(f"{e['seq']:>4} {e['logged_at']} {e['event']:8} {e['run_id']}/{e['candidate']} {e['decision']}{who}"
+        print(f"{e['seq']:>4} {e['logged_at']} {e['event']:10} {e['run_id']}/{e['candidate']} {e['decision']}{who}"
               f"{f' [{moves}]' if moves else ''}  {e['record_id']}")
     for alias, target in sorted(registry.aliases().items()):
         print(f"alias {alias}: {target['run_id']}/{target['candidate']} (entry {target['seq']})")

@@ -41,7 +41,7 @@ def test_gate_override_and_registry_from_the_command_line(tmp_path, capsys, monk
     assert "2 entries, chain and head verified" in capsys.readouterr().out
     assert main(_args(home, policy, "registry", "show")) == 0
     shown = capsys.readouterr().out
-    assert "override r1/cand PROMOTE by Ada [production->cand]" in shown
+    assert "override   r1/cand PROMOTE by Ada [production->cand]" in shown  # events padded to "redecision"
     assert "alias production: r1/cand (entry 2)" in shown
     log = home / "registry" / "log.jsonl"
     log.write_text(log.read_text().replace("release meeting", "release meating"))
