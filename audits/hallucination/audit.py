@@ -84,8 +84,8 @@ from harness.train.record import resolve_base
 NAME = "hallucination"
 #: Bump when a shipped question set, a prompt, the answer matching or the scoring change (2: proportion and
 #: Newcombe CIs; HaluEval discrimination per record; 3: matching of place adjectives, negation, measurements and
-#: "not known"; judge-graded correctness).
-VERSION = "3"
+#: "not known"; judge-graded correctness; 4: BCa intervals, none below 10 items).
+VERSION = "4"
 log = get_logger(f"audit.{NAME}")
 _SPECS = {spec.name: spec for spec in HALLUCINATION_METRICS}
 #: Metrics whose item is not one question, and what it is instead (stated in every record that has them).

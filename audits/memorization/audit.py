@@ -59,8 +59,8 @@ from harness.train.record import (
 )
 
 NAME = "memorization"
-#: Bump when the prompt sampling, the overlap measures or the flagging change.
-VERSION = "1"
+#: Bump when the prompt sampling, the overlap measures or the flagging change (2: BCa intervals).
+VERSION = "2"
 log = get_logger(f"audit.{NAME}")
 TOKENS = "lower-cased words (\\w+), punctuation dropped"
 

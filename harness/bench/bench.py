@@ -56,6 +56,10 @@ from harness.core.stats import PairedComparison, paired_comparison
 from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
+#: The stage's code version, in every fingerprint: bump it when the record changes for the same inputs and
+#: config (2: BCa intervals, none below 10 items; identical documents paired by occurrence).
+VERSION = "2"
+
 
 def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord, names: tuple[str, str] | None = None) -> None:
     """Refuse to compare results made differently, naming the fields that differ."""
@@ -149,7 +153,7 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
     helper = ranks is not None and not ranks.is_main_process
     # Rank 0 first: it writes the task files (and the weights' hash cache) the others then find unchanged.
     with ranks.main_process_first() if ranks is not None else nullcontext():
-        run = StageRun(store, STAGE, names[0], BenchRecord, force=force, label=STAGE)
+        run = StageRun(store, STAGE, names[0], BenchRecord, force=force, label=STAGE, version=VERSION)
         resolved = {name: run.model(spec, resolve_base) for name, _, spec in specs}
         settings = config.lm_eval_settings()
         # the questions first: a bad question file stops the bench before any task file is written

@@ -187,7 +187,9 @@ def embedded_model_dir(name: str) -> Path:
     get_logger("models").info(f"converting {gguf.name} to safetensors in {target} (once, ~40 s)")
     with atomic_dir(target) as tmp:
         _dequantise_gguf(gguf, tmp)
-        atomic_write_json(tmp / "nift-source.json", {"gguf": str(gguf), "gguf_sha256": sha256_file(gguf)})
+        # the source by name and content, not by path: the file is in the model's hash, which must not depend
+        # on where the package was installed
+        atomic_write_json(tmp / "nift-source.json", {"gguf": gguf.name, "gguf_sha256": sha256_file(gguf)})
     return target
 
 

@@ -162,5 +162,31 @@ class StoredRecord(Record):
         return []
 
 
-def stage_fingerprint(inputs: list[InputRef], config: dict[str, Any]) -> str:
-    return config_hash({"inputs": [i.model_dump() for i in inputs], "config": config})
+def stage_fingerprint(inputs: list[InputRef], config: dict[str, Any], code: dict[str, Any] | None = None) -> str:
+    """Hash of what a stage's output is made from: its inputs, its config and, given ``code``, the versions of
+    the code that makes it (:func:`result_code_versions`)."""
+    return config_hash({"inputs": [i.model_dump() for i in inputs], "config": config,
+                        **({"code": code} if code is not None else {})})
+
+
+#: Libraries whose upgrade can change a stage's numbers (a new lm-eval task YAML, transformers' generation,
+#: scipy's bootstrap): part of every stage's fingerprint, so an upgrade recomputes instead of reusing a record.
+#: The ones that only draw (pandas, streamlit) are recorded in ``versions`` but not hashed.
+RESULT_LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "peft", "trl", "lm-eval", "detoxify",
+                    "safetensors", "gguf", "numpy", "scipy", "scikit-learn")
+
+
+def result_code_versions(stage_version: str) -> dict[str, Any]:
+    """What a fingerprint holds of the code: the stage's own version (bumped when its output changes for the
+    same inputs and config) and the :data:`RESULT_LIBRARIES` installed."""
+    libraries = {name: version for name in RESULT_LIBRARIES
+                 if (version := _installed_version(name)) is not None}
+    return {"stage": stage_version, "libraries": libraries}
+
+
+@lru_cache(maxsize=None)
+def _installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None

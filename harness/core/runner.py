@@ -46,6 +46,7 @@ from harness.core.records import (
     InputRef,
     Record,
     new_record_id,
+    result_code_versions,
     sha256_bytes,
     sha256_file,
     stage_fingerprint,
@@ -114,9 +115,12 @@ class StageRun(Generic[R]):
 
     def __init__(self, store: RunStore, stage: str, name: str, record_type: type[R], *, force: bool = False,
                  on_change: Literal["replace", "refuse"] = "replace", refusal: str | None = None,
-                 label: str | None = None):
-        """``refusal`` words the error when ``on_change="refuse"`` keeps a folder (default: a generic one)."""
+                 label: str | None = None, version: str = "1"):
+        """``refusal`` words the error when ``on_change="refuse"`` keeps a folder (default: a generic one).
+        ``version``: the stage's code version, in the fingerprint with the result libraries' versions; bump it
+        when the stage's output changes for the same inputs and config."""
         self.store, self.stage, self.name, self.record_type = store, stage, name, record_type
+        self.version = version
         self.force, self.on_change, self.refusal = force, on_change, refusal
         self.folder = store.stage_dir(stage, name)
         self.inputs: list[InputRef] = []
@@ -220,7 +224,7 @@ class StageRun(Generic[R]):
     def cached(self, config: dict[str, Any] | BaseModel) -> R | None:
         """Fix the fingerprint from the inputs so far and ``config``; the finished record if it matches."""
         self.config = config.model_dump() if isinstance(config, BaseModel) else dict(config)
-        self.fingerprint = stage_fingerprint(self.inputs, self.config)
+        self.fingerprint = stage_fingerprint(self.inputs, self.config, result_code_versions(self.version))
         if self.force:
             return None
         if done := completed_record(self.folder, self.record_type, self.fingerprint):

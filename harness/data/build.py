@@ -66,6 +66,10 @@ from harness.data.record import STAGE, JudgeSummary, NiftDatasetRecord, NiftPair
 
 log = get_logger("data")
 
+#: The stage's code version, in every fingerprint: bump it when the pairs change for the same inputs and config
+#: (2: plain-text paragraphs split at whitespace-only lines, WikiText headings dropped).
+VERSION = "2"
+
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
@@ -550,7 +554,8 @@ def build_pairs(config: DataConfig, store: RunStore, force: bool = False,
     records = []
     for variant in resolved:
         # An existing dataset is expensive and trained on: made from other inputs, it is kept unless --force.
-        run = StageRun(store, STAGE, variant.name, NiftDatasetRecord, force=force, on_change="refuse")
+        run = StageRun(store, STAGE, variant.name, NiftDatasetRecord, force=force, on_change="refuse",
+                       version=VERSION)
         root = open_corpus(variant.corpus, run)
         key = config_hash({"corpus": variant.corpus.model_dump(), "content": _corpus_input(run).sha256})
         unread = unread_files(root)

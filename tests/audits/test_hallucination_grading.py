@@ -91,7 +91,7 @@ def test_the_judge_grades_correctness_and_the_record_reports_its_agreement_with_
     judge = ScriptedJudge(lambda key, prompt: "")
     record = _audit(tmp_path, tiny_model, judge, {"judge": {"backend": "openai", "model": "grader-x",
                                                             "base_url": "http://127.0.0.1:9/v1"}})
-    assert record.version == VERSION == "3"
+    assert record.version == VERSION == "4"
     assert record.grader == {"model": "grader-x", "backend": "openai", "note": ""}
     # factual closed-book questions and HaluEval QA only: the unanswerable question is not graded
     assert [r.key for r in judge.requests] == [f"closed_book:k{i}" for i in range(1, 8)] + [

@@ -218,3 +218,28 @@ def test_a_record_input_is_parsed_from_the_bytes_it_is_pinned_by(tmp_path):
     (folder / "record.json").write_bytes(data.replace(b'"r"', b'"\xe9"'))
     with pytest.raises(InputError, match=r"record.json:\d+: not UTF-8"):
         StageRun(store, "toy", "one", ToyRecord).record(folder, ToyRecord)
+
+
+def test_a_new_stage_version_or_library_version_is_not_up_to_date(tmp_path, monkeypatch):
+    """The code that made a record is in its fingerprint: a stage whose output changed (its version bumped) or
+    an upgraded library that changes numbers (lm-eval, transformers, scipy) recomputes instead of reusing."""
+    import harness.core.records as records
+
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\n")
+
+    def run(version="1"):
+        run = StageRun(store, "toy", "one", ToyRecord, version=version)
+        run.file(prompts, kind="prompt_set")
+        done = run.cached({"setting": 1})
+        return done if done is not None else run.commit(ToyRecord(**run.header(), lines=1))
+
+    first = run()
+    assert run().record_id == first.record_id  # same code: reused
+    assert run(version="2").fingerprint != first.fingerprint
+    bumped = run(version="2")
+    real = records._installed_version
+    monkeypatch.setattr(records, "_installed_version",
+                        lambda name: "99.0" if name == "lm-eval" else real(name))
+    assert run(version="2").fingerprint != bumped.fingerprint
