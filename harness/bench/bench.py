@@ -37,6 +37,7 @@ from harness.bench.record import (
     EvaluatedModel,
     bench_candidates,
     bench_folder,
+    pairwise_file,
     pairwise_rows,
 )
 from harness.core.config import require_unique
@@ -283,7 +284,9 @@ def _earlier_candidates(config: BenchConfig, run: StageRun, store: RunStore, nam
         entry = EarlierCandidate(name=other, record_id=record.record_id, included=False)
         earlier = EarlierAnswers(entry=entry, spec=record.config.get("candidate", other),
                                  model=next((m.model for m in record.models if m.role == "candidate"), None))
-        asked = {r.question_id: r for r in pairwise_rows(store, other)}
+        if (answers := pairwise_file(store, other)).exists():  # their answers feed the ratings: an input too
+            run.file(answers, kind="earlier_bench_answers", id=f"{other}:pairwise")
+        asked = {r.question_id: r for r in pairwise_rows(store, other, run.read)}
         theirs = record.config.get("pairwise") or {}
         if other in names:
             entry.reason = "named like a baseline of this bench"

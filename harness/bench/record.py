@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any, ClassVar, Literal
@@ -40,7 +41,7 @@ from harness.core.stats import (
     PairedComparison,
     proportion_interval,
 )
-from harness.core.store import RECORD_FILE, RunStore, read_jsonl, read_record
+from harness.core.store import RECORD_FILE, RunStore, parse_jsonl, read_jsonl, read_record
 
 STAGE = "bench"
 SAMPLES_DIR = "samples"
@@ -363,10 +364,19 @@ def instruction_results(store: RunStore, candidate: str, model: str, task: str) 
     return results
 
 
-def pairwise_rows(store: RunStore, candidate: str) -> list[PairwiseItem]:
-    """Every judged pairwise question of the candidate's bench (empty when pairwise was off)."""
-    path = bench_folder(store, candidate) / PAIRWISE_FILE
-    return [PairwiseItem.model_validate(row) for row in read_jsonl(path)] if path.exists() else []
+def pairwise_file(store: RunStore, candidate: str) -> Path:
+    """Where the candidate's bench keeps its judged pairwise questions."""
+    return bench_folder(store, candidate) / PAIRWISE_FILE
+
+
+def pairwise_rows(store: RunStore, candidate: str, read: Callable[[Path], bytes] | None = None) -> list[PairwiseItem]:
+    """Every judged pairwise question of the candidate's bench (empty when pairwise was off). ``read`` gives the
+    file's bytes (a stage that takes these answers as an input passes ``StageRun.read``)."""
+    path = pairwise_file(store, candidate)
+    if not path.exists():
+        return []
+    rows = parse_jsonl(read(path), path) if read is not None else read_jsonl(path)
+    return [PairwiseItem.model_validate(row) for row in rows]
 
 
 def mt_bench_rows(store: RunStore, candidate: str) -> list[GradedAnswer]:

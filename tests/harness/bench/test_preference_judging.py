@@ -228,6 +228,7 @@ def test_an_earlier_candidate_of_the_run_joins_the_arena_from_its_stored_answers
     assert [e.model_dump() for e in arena.earlier_candidates] == [
         {"name": "older", "record_id": arena.earlier_candidates[0].record_id, "included": True, "reason": ""}]
     assert any(i.kind == "earlier_bench" for i in record.inputs)  # its record is pinned by content
+    assert any(i.kind == "earlier_bench_answers" for i in record.inputs)  # and the answers it lends
     assert [r.model for r in arena.ratings.ratings] == ["model", "older", "base", "weak"]
     assert arena.battles == 6 * 40
     # its answers came from its bench folder: the older model was never asked anything by this bench
