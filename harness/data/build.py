@@ -43,7 +43,7 @@ from harness.core.generation import (
     token_budget,
 )
 from harness.core.log import get_logger
-from harness.core.records import InputRef, config_hash
+from harness.core.records import InputRef, config_hash, result_code_versions
 from harness.core.runner import StageRun
 from harness.core.store import RunStore, atomic_write_json
 from harness.data.card import render_card
@@ -138,13 +138,15 @@ class _Teachers:
 
 
 def _generate_sharded(teacher: Generator, requests: list[GenerationRequest], variant: ResolvedVariant,
-                      work_dir: Path, ranks: _Ranks, turn: int = 0) -> tuple[list[Generation], dict[str, Any]]:
+                      work_dir: Path, ranks: _Ranks, turn: int = 0, force: bool = False
+                      ) -> tuple[list[Generation], dict[str, Any]]:
     """Generate this rank's shards, skipping those already on disk, then collect every rank's. Returns the
     generations of all shards in request order (on every rank).
 
     ``turn`` (0-based) is the round of a multi-turn build; round 0 names and seeds its shards as one-turn
     builds always have, so their shards keep their names. A shard's name and seed are functions of the
-    config and its requests, never of the rank."""
+    config and its requests, never of the rank. A shard is named also by the code and the device that made it
+    (sampled text differs between a GPU and a CPU); ``force`` (``--force``) makes every shard again."""
     settings = _generation_settings(variant.teacher)
     size = variant.shard_size
     shards = [requests[i:i + size] for i in range(0, len(requests), size)]
@@ -152,11 +154,12 @@ def _generate_sharded(teacher: Generator, requests: list[GenerationRequest], var
     for index, shard in enumerate(shards):
         content = config_hash({"settings": settings, "identity": teacher.identity.get("sha256"), "seed": variant.seed,
                                "index": index, "requests": [r.model_dump() for r in shard],
+                               "device": teacher.identity.get("device"), "code": result_code_versions(VERSION),
                                **({"turn": turn} if turn else {})})
         paths.append(work_dir / (f"shard-{index:05d}-turn{turn + 1}-{content[:16]}.json" if turn
                                  else f"shard-{index:05d}-{content[:16]}.json"))
     mine = [i for i in range(len(shards)) if ranks.owns(i)]
-    done = {i for i in mine if paths[i].exists()}
+    done = set() if force else {i for i in mine if paths[i].exists()}
     which = f" turn {turn + 1}/{variant.turns}" if variant.turns > 1 else ""
     rank = f" rank {ranks.index}/{ranks.count}" if ranks.count > 1 else ""
     bar = tqdm(total=sum(len(shards[i]) for i in mine), initial=sum(len(shards[i]) for i in done), unit="rows",
@@ -300,7 +303,7 @@ class _Responses:
 
 
 def _respond(variant: ResolvedVariant, segmented: dict[str, Segments], teachers: _Teachers,
-             store: RunStore, ranks: _Ranks) -> _Responses:
+             store: RunStore, ranks: _Ranks, force: bool = False) -> _Responses:
     """The teacher's reply to every user turn, one batched round per turn. A round's request for a document
     carries the conversation so far; a document whose reply failed or came back empty gets no later turn."""
     if not (variant.distill and segmented):
@@ -317,7 +320,7 @@ def _respond(variant: ResolvedVariant, segmented: dict[str, Segments], teachers:
                     for doc_id in going]
         if not requests:
             break
-        results, stats = _generate_sharded(teacher, requests, variant, work_dir, ranks, turn)
+        results, stats = _generate_sharded(teacher, requests, variant, work_dir, ranks, turn, force)
         for key in out.stats:
             out.stats[key] += stats[key]
         going = []
@@ -496,7 +499,7 @@ def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
     kept = outcome.kept[: variant.limit] if variant.limit else outcome.kept
     # 2. cut (and, for several turns, the later user turns' openings), 3. responses, 4. pairs, contamination
     segmented = _cut_documents(kept, variant)
-    responses = _respond(variant, segmented.segments, teachers, run.store, ranks)
+    responses = _respond(variant, segmented.segments, teachers, run.store, ranks, run.force)
     pairs = _make_pairs(variant, segmented.segments, responses, corpus_id, contamination)
     counts = _counts(documents, outcome, len(kept), segmented, pairs, variant.turns)
     _refuse_no_pairs(variant, counts, segmented.segments, pairs)  # on every rank: each exits as rank 0 does

@@ -53,7 +53,10 @@ def test_unchanged_build_is_skipped_and_force_rebuilds(corpus_file, tiny_teacher
     caplog.set_level("INFO", logger="nift_gate")
     again = build_pairs(config, store)[0]
     assert "up to date" in caplog.text and again.record_id == first.record_id
-    assert build_pairs(config, store, force=True)[0].record_id != first.record_id
+    forced = build_pairs(config, store, force=True)[0]
+    assert forced.record_id != first.record_id
+    # --force asks the teacher again: no shard of the first build is taken back
+    assert forced.generation["shards"] > 0 and forced.generation["resumed_shards"] == 0
 
 
 def test_a_different_config_does_not_silently_replace_a_dataset(corpus_file, tiny_teacher):
