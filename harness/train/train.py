@@ -36,7 +36,7 @@ from harness.core.models import (
     ResolvedModel,
     load_model,
 )
-from harness.core.records import InputRef, sha256_file
+from harness.core.records import InputRef, config_hash, sha256_file
 from harness.core.runner import StageRun
 from harness.core.store import RunStore
 from harness.core.threads import choose_threads
@@ -290,6 +290,17 @@ def _trainer_without_token_metrics():
     return LeanSFTTrainer
 
 
+def _hardware(config: TrainConfig) -> dict[str, Any]:
+    """Where the weights are made and in what precision, as resolved on this machine (``bf16: None`` is on
+    where a GPU supports it): in the fingerprint, since a GPU bf16 run and a CPU fp32 run of one config give
+    other weights."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    return {"device": "cuda" if cuda else "cpu", "bf16": bf16}
+
+
 def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], held_out: list[dict[str, Any]],
              work: Path, callbacks: list | None, batching: str):
     """TRL's SFTTrainer over the rows, evaluating on the held-out rows, checkpointing into ``work``."""
@@ -298,7 +309,7 @@ def _trainer(config: TrainConfig, model, tokenizer, rows: list[dict[str, Any]], 
     from trl import SFTConfig, SFTTrainer
 
     cuda = torch.cuda.is_available()
-    bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    bf16 = _hardware(config)["bf16"]
     if bf16 and not cuda:
         raise ConfigError("bf16 training on CPU is ~20x slower than fp32 here; set bf16: false")
     checkpointing = config.gradient_checkpointing
@@ -402,11 +413,14 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     # Inputs first: bad data or a missing base fails before anything is written.
     base = run.model(config.base_model, resolve_base, config.allow_pickle)
     training = load_training_rows(config.data, config.data_format, store, run)
+    hardware = _hardware(config)
+    run.add(InputRef(kind="hardware", id=f"{hardware['device']}, bf16 {'on' if hardware['bf16'] else 'off'}",
+                     sha256=config_hash(hardware)))
     if (done := run.cached(config)) is not None:
         return done
     trained, held_out = split_rows(training.rows, config.eval_share, config.seed)
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = hardware["device"]
     threads = choose_threads("train", config.threads)
     model, tokenizer, chat_template = _prepare_model(config, base)
     over, no_completion = _check_lengths(config, training.rows, tokenizer)

@@ -93,7 +93,8 @@ def test_record_and_model_card_are_complete_and_load_back(tiny_model, corpus_fil
     assert record.steps == 6 and len(record.loss_curve) == 6 and record.tokens_seen > 0
     assert record.wall_seconds > 0 and record.tokens_per_s > 0 and record.peak_memory_mb > 0
     assert record.threads.threads == 1 and record.base_model.sha256 and record.chat_template == "model"
-    assert [i.kind for i in record.inputs] == ["model", "nift_dataset"]
+    assert [i.kind for i in record.inputs] == ["model", "nift_dataset", "hardware"]
+    assert record.inputs[2].id == "cpu, bf16 off"  # a GPU bf16 run of this config is another checkpoint
     assert record.inputs[1].id.startswith("nift_dataset-")
     assert set(record.weights) == {"model/adapter_model.safetensors", "merged/model.safetensors"}
     assert all(len(h) == 64 for h in record.weights.values())
