@@ -354,10 +354,11 @@ def automatic_flag_agreement(review: ReviewStore, candidate: str, current: list[
 
 
 def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | None = None) -> ReviewRecord:
-    """Summarise the label store for one candidate and write ``<run>/review/record.json``."""
+    """Summarise the label store for one candidate and write ``<run>/review/record.json``. A run with no label
+    store (nothing queued, or a mistyped run name) is refused: summarising would create an empty one."""
     candidate = candidate or resolve_candidate(config, store)
     evidence = current_evidence(store, candidate)
-    review = open_store(config, store)
+    review = open_store(config, store, create=False)
     try:
         scope = counted_items(review, config, store, candidate, evidence)
         all_labels = review.current_labels(candidate)

@@ -240,3 +240,15 @@ def test_the_record_is_rebuilt_only_when_labels_or_items_change(config, run_stor
     labelled = summarise_review(config, run_store, CANDIDATE)
     assert labelled.record_id != first.record_id and labelled.labels == first.labels + 1
     assert read_record(run_store.root / "review", ReviewRecord).record_id == labelled.record_id
+
+
+def test_a_summary_of_a_run_with_nothing_queued_is_refused_and_creates_no_store(run_store, config):
+    """A mistyped run name, or a summary before `review enqueue`: refused, not an empty store and record."""
+    from pathlib import Path
+
+    from harness.core.errors import InputError
+
+    with pytest.raises(InputError, match=r"review.db: no review store; run `nift-gate review enqueue` first"):
+        summarise_review(config, run_store, CANDIDATE)
+    assert not Path(config.database.removeprefix("sqlite:///")).exists()  # the configured SQLite file
+    assert not (run_store.root / "review" / "record.json").exists()
