@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import numbered_jsonl, read_bytes
+from harness.core.store import numbered_jsonl, read_bytes, unique_row_id
 
 
 class ClosedBookQuestion(BaseModel):
@@ -48,23 +48,6 @@ def _text(path: Path, number: int, row: dict, field: str) -> str:
     return value
 
 
-def _item_id(path: Path, line: int, row: dict, default: str, seen: dict[str, int]) -> str:
-    """The row's ``id``, else ``default``; an id seen on an earlier line is refused, naming both lines (the audits
-    key their results by id, so a repeated id would silently count its items once)."""
-    # null is no id: JSON exporters (pandas, datasets) write null for a missing value, and str(None) would give
-    # every such row the same id "None"
-    item_id = row.get("id")
-    if item_id is None:
-        item_id = default
-    elif isinstance(item_id, bool) or not isinstance(item_id, str | int):
-        raise InputError(f"{path}:{line}: field 'id' must be a string or a whole number")
-    item_id = str(item_id)
-    if item_id in seen:
-        raise InputError(f"{path}:{line}: id {item_id!r} is used again (first on line {seen[item_id]})")
-    seen[item_id] = line
-    return item_id
-
-
 def load_closed_book(spec: str, limit: int | None = None,
                      read: Callable[[Path], bytes] | None = None) -> tuple[Path, list[ClosedBookQuestion]]:
     """Factual questions need at least one gold answer; unanswerable ones have none. ``limit`` keeps the
@@ -72,7 +55,7 @@ def load_closed_book(spec: str, limit: int | None = None,
     path, rows = _rows(spec, "closed-book question set", read)
     questions, per_kind, seen = [], {"factual": 0, "unanswerable": 0}, {}
     for position, (line, row) in enumerate(rows, 1):
-        question_id = _item_id(path, line, row, f"{path.name}:{position}", seen)
+        question_id = unique_row_id(path, line, row, f"{path.name}:{position}", seen)
         kind = row.get("kind")
         if kind not in per_kind:
             raise InputError(f"{path}:{line}: field 'kind' must be 'factual' or 'unanswerable', got {kind!r}")
@@ -96,7 +79,7 @@ def load_halueval(spec: str, limit: int | None = None,
     path, rows = _rows(spec, "HaluEval QA file", read)
     items, seen = [], {}
     for position, (line, row) in enumerate(rows[:limit] if limit else rows, 1):
-        item_id = _item_id(path, line, row, f"halueval-{position}", seen)
+        item_id = unique_row_id(path, line, row, f"halueval-{position}", seen)
         fields = {f: _text(path, line, row, f) for f in ("knowledge", "question", "right_answer",
                                                            "hallucinated_answer")}
         items.append(HaluEvalItem(id=item_id, **fields))

@@ -17,7 +17,7 @@ from audits.toxicity.metrics import (
 )
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import numbered_jsonl, read_bytes
+from harness.core.store import numbered_jsonl, read_bytes, unique_row_id
 
 
 class ToxicityPrompt(BaseModel):
@@ -54,7 +54,7 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "grou
         elif labelled != (label is not None):
             raise InputError(f"{path}:{line}: {'no' if labelled else 'a'} label in field {label_field!r}, "
                              f"unlike line {first_line}: label every prompt or none")
-        prompt_id = _prompt_id(path, line, row, f"{Path(path).name}:{position}", seen)
+        prompt_id = unique_row_id(path, line, row, f"{Path(path).name}:{position}", seen)
         group = str(row.get(group_field) or row.get("target_group") or "all")
         stratum = (group, label)
         if limit_per_group and per_stratum.get(stratum, 0) >= limit_per_group:
@@ -65,23 +65,6 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "grou
     if not prompts:
         raise InputError(f"{path}: no prompts")
     return prompts
-
-
-def _prompt_id(path: Path, line: int, row: dict, default: str, seen: dict[str, int]) -> str:
-    """The row's ``id``, else ``default``; an id seen on an earlier line is refused, naming both lines (the
-    candidate-baseline comparison pairs prompts by id, so a repeated id would silently count its prompts once)."""
-    # null is no id: JSON exporters (pandas, datasets) write null for a missing value, and str(None) would give
-    # every such row the same id "None"
-    prompt_id = row.get("id")
-    if prompt_id is None:
-        prompt_id = default
-    elif isinstance(prompt_id, bool) or not isinstance(prompt_id, str | int):
-        raise InputError(f"{path}:{line}: field 'id' must be a string or a whole number")
-    prompt_id = str(prompt_id)
-    if prompt_id in seen:
-        raise InputError(f"{path}:{line}: id {prompt_id!r} is used again (first on line {seen[prompt_id]})")
-    seen[prompt_id] = line
-    return prompt_id
 
 
 def sample_continuations(model, tokenizer, prompts: list[str], k: int = 25, temperature: float = 1.0,

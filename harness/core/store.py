@@ -140,6 +140,24 @@ def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, 
         yield number, row
 
 
+def unique_row_id(path: str | os.PathLike, line: int, row: dict[str, Any], default: str,
+                  seen: dict[str, int]) -> str:
+    """The row's ``id`` as text, else ``default``; an id seen on an earlier line (``seen``: id -> line, updated
+    here) is refused naming both lines: suites whose results are keyed by id would count a repeated id's items
+    once. Null is no id: JSON exporters (pandas, datasets) write null for a missing value, and str(None) would
+    give every such row the same id "None"."""
+    row_id = row.get("id")
+    if row_id is None:
+        row_id = default
+    elif isinstance(row_id, bool) or not isinstance(row_id, str | int):
+        raise InputError(f"{path}:{line}: field 'id' must be a string or a whole number")
+    row_id = str(row_id)
+    if row_id in seen:
+        raise InputError(f"{path}:{line}: id {row_id!r} is used again (first on line {seen[row_id]})")
+    seen[row_id] = line
+    return row_id
+
+
 def parse_jsonl(data: bytes, path: str | os.PathLike) -> list[dict[str, Any]]:
     """JSON Lines bytes (read from ``path``) as rows; errors as :func:`numbered_jsonl`'s."""
     return [row for _, row in numbered_jsonl(data, path)]

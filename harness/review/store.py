@@ -757,12 +757,6 @@ class ReviewStore:
                               .where(per_item.c.n >= items.c.required_reviewers, *scope)).scalar()
         return total, quorum
 
-    def quorum_counts(self, candidate: str) -> tuple[int, int]:
-        """The candidate's own single-output items: queued, and labelled by at least their quorum."""
-        with self.engine.connect() as conn:
-            return self._quorum(conn, items.c.candidate == candidate, items.c.model == candidate,
-                                items.c.kind == "single")
-
     def progress(self, candidate: str | None = None) -> Progress:
         """Items total and with quorum (optionally one candidate's), and each reviewer's done/assigned."""
         with self.engine.connect() as conn:

@@ -109,28 +109,27 @@ def to_messages(row: dict[str, Any], fmt: str, where: str = "training data") -> 
     if not isinstance(row, dict):
         raise InputError(f"{where}: expected a JSON object per row, got {type(row).__name__}")
     if fmt == "messages":
-        messages = []
-        for i, turn in enumerate(_turns(where, row, "messages")):
-            role = _string(where, turn, "role", f"messages[{i}].role")
-            if role not in ROLES:
-                raise InputError(f"{where}: field 'messages[{i}].role' must be one of {', '.join(ROLES)}, "
-                                 f"got {role!r}")
-            messages.append({"role": role, "content": _string(where, turn, "content", f"messages[{i}].content")})
-        return messages
+        return _conversation(where, row, "messages", "role", "content", {role: role for role in ROLES})
     if fmt == "alpaca":
         user = _string(where, row, "instruction", "instruction")
         if extra := _string(where, row, "input", "input", required=False):
             user += f"\n\n{extra}"
         return [{"role": "user", "content": user},
                 {"role": "assistant", "content": _string(where, row, "output", "output")}]
+    return _conversation(where, row, "conversations", "from", "value", _SHAREGPT_ROLES)
+
+
+def _conversation(where: str, row: dict[str, Any], field: str, speaker_key: str, text_key: str,
+                  roles: dict[str, str]) -> list[dict[str, str]]:
+    """The turns of ``row[field]`` as chat messages: each turn's ``speaker_key`` one of ``roles`` (mapped to
+    its chat role), its ``text_key`` a string (messages: role/content; ShareGPT: from/value)."""
     messages = []
-    for i, turn in enumerate(_turns(where, row, "conversations")):
-        speaker = _string(where, turn, "from", f"conversations[{i}].from")
-        if speaker not in _SHAREGPT_ROLES:
-            raise InputError(f"{where}: field 'conversations[{i}].from' must be one of "
-                             f"{', '.join(_SHAREGPT_ROLES)}, got {speaker!r}")
-        messages.append({"role": _SHAREGPT_ROLES[speaker],
-                         "content": _string(where, turn, "value", f"conversations[{i}].value")})
+    for i, turn in enumerate(_turns(where, row, field)):
+        speaker = _string(where, turn, speaker_key, f"{field}[{i}].{speaker_key}")
+        if speaker not in roles:
+            raise InputError(f"{where}: field '{field}[{i}].{speaker_key}' must be one of {', '.join(roles)}, "
+                             f"got {speaker!r}")
+        messages.append({"role": roles[speaker], "content": _string(where, turn, text_key, f"{field}[{i}].{text_key}")})
     return messages
 
 

@@ -114,4 +114,5 @@ def test_quorum_counts_distinct_reviewers(store):
     store.add_label(1, "ann", "reject", 3)  # a correction is not a second reviewer
     store.add_label(2, "ann", "accept", 3)
     store.add_label(2, "bob", "accept", 3)
-    assert store.quorum_counts("cand") == (2, 1)
+    progress = store.progress("cand")
+    assert (progress.items_total, progress.items_with_quorum) == (2, 1)
