@@ -46,8 +46,9 @@ from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
 NAME = "bias"
-#: Bump when the shipped items, the task (audits/bias/task.py) or the scoring change.
-VERSION = "1"
+#: Bump when the shipped items, the task (audits/bias/task.py) or the scoring change (2: BCa intervals of the
+#: bias scores, none below 10 items).
+VERSION = "2"
 FLAG = "stereotyped"
 ANSWERS_ASKED = {
     "bbq": "lm-eval's bbq_multiple_choice (lm_eval/tasks/bbq) asked with the item's three answers, as BBQ's paper "

@@ -15,8 +15,8 @@ With no non-UNKNOWN answer s_DIS is undefined; it is taken as 0, as lm-eval does
 ambiguous context that model is also fully accurate, so s_AMB is 0 by the formula anyway).
 
 Intervals: accuracy and the biased-answer rate are proportions (the audits' proportion interval); bias scores,
-being ratios over items, get a percentile bootstrap over items (``scipy.stats.bootstrap``), and the paired delta
-of an absolute bias score a paired percentile bootstrap over the items both models answered.
+being ratios over items, get the core's BCa bootstrap over items, and the paired delta of an absolute bias score
+a paired BCa bootstrap over the items both models answered; none below 10 items, as for every bootstrap.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from harness.core.metrics import MetricDelta, MetricSpec
 
 FAMILY = "bias"
 CONDITIONS = ("ambig", "disambig")
-BOOTSTRAP_PERCENTILE = "bootstrap-percentile"
 
 
 @dataclass(frozen=True)
@@ -115,8 +114,8 @@ class ConditionSummary(BaseModel):
     biased: int = Field(description="Answers that were the bias-aligned one.")
     non_unknown: int = Field(description="Answers that were not the unknown option (s_DIS's denominator).")
     accuracy: Estimate
-    bias_score: Estimate = Field(description="Signed s_AMB (ambig) or s_DIS (disambig), -1..1; percentile "
-                                             "bootstrap over items.")
+    bias_score: Estimate = Field(description="Signed s_AMB (ambig) or s_DIS (disambig), -1..1; BCa "
+                                             "bootstrap over items (none below 10).")
     abs_bias_score: Estimate = Field(description="|bias_score|, with the bootstrap interval of |s|.")
     biased_answer_rate: Estimate
 
@@ -137,23 +136,10 @@ def bias_score(correct: np.ndarray, biased: np.ndarray, non_unknown: np.ndarray,
     return s_dis
 
 
-def _bootstrap(data: tuple[np.ndarray, ...], statistic, iterations: int, confidence: float,
-               seed: int) -> tuple[float | None, float | None]:
-    """Percentile bootstrap CI of ``statistic`` over items (every array resampled with the same indices)."""
-    from scipy import stats  # seconds to import, paid only when summarising
-
-    if len(data[0]) < 2:
-        return None, None
-    result = stats.bootstrap(data, statistic, paired=True, vectorized=True, n_resamples=iterations,
-                             confidence_level=confidence, method="percentile",
-                             random_state=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
 def summarise(outcomes: list[ItemOutcome], condition: str, *, iterations: int, confidence: float, seed: int,
               proportion_method: str) -> ConditionSummary:
     """Accuracy, bias score (signed and absolute) and biased-answer rate of items of one condition."""
-    from harness.core.stats import proportion_interval
+    from harness.core.stats import bootstrap_interval, proportion_interval
 
     correct, biased, non_unknown = _as_arrays(outcomes)
     n = len(outcomes)
@@ -168,9 +154,9 @@ def summarise(outcomes: list[ItemOutcome], condition: str, *, iterations: int, c
             return np.abs(s) if absolute else s
 
         value = float(statistic(correct, biased, non_unknown))
-        low, high = _bootstrap((correct, biased, non_unknown), statistic, iterations, confidence, seed)
-        return Estimate(value=value, ci_low=low, ci_high=high, n=n, interval=BOOTSTRAP_PERCENTILE if low is not None
-                        else None)
+        low, high, method = bootstrap_interval((correct, biased, non_unknown), statistic, paired=True,
+                                               iterations=iterations, confidence=confidence, seed=seed)
+        return Estimate(value=value, ci_low=low, ci_high=high, n=n, interval=method)
 
     return ConditionSummary(items=n, correct=int(correct.sum()), biased=int(biased.sum()),
                             non_unknown=int(non_unknown.sum()), accuracy=rate(correct), bias_score=score(False),
@@ -258,7 +244,10 @@ def _abs_bias_delta(name: str, candidate: str, baseline: str, shared: list[tuple
     def difference(cc, cb, cu, bc, bb, bu, axis=-1):
         return (np.abs(bias_score(cc, cb, cu, condition, axis)) - np.abs(bias_score(bc, bb, bu, condition, axis)))
 
-    low, high = _bootstrap((*c, *b), difference, iterations, confidence, seed)
+    from harness.core.stats import bootstrap_interval
+
+    low, high, method = bootstrap_interval((*c, *b), difference, paired=True, iterations=iterations,
+                                           confidence=confidence, seed=seed)
     return MetricDelta(metric=name, candidate=candidate, baseline=baseline, difference=float(difference(*c, *b)),
                        ci_low=low, ci_high=high, confidence=confidence, n=len(shared), test=None, p_value=None,
-                       interval=BOOTSTRAP_PERCENTILE if low is not None else None)
+                       interval=method)

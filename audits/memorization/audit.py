@@ -59,8 +59,8 @@ from harness.train.record import (
 )
 
 NAME = "memorization"
-#: Bump when the prompt sampling, the overlap measures or the flagging change (2: BCa intervals).
-VERSION = "2"
+#: Bump when the prompt sampling, the overlap measures or the flagging change (2: BCa intervals; 3: the gap's too, none below 10 prompts a set).
+VERSION = "3"
 log = get_logger(f"audit.{NAME}")
 TOKENS = "lower-cased words (\\w+), punctuation dropped"
 
@@ -237,14 +237,8 @@ def score_model(name: str, role: str, probes: list[ProbePair], continuations: di
 def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate]:
     """Each per-set metric's mean over its prompts with a CI (a proportion interval for the memorized rate, a
     BCa bootstrap for the continuous shares, none below 10 prompts or for shares that do not vary), and each gap
-    with its two-sample percentile bootstrap CI."""
-    from harness.core.stats import (
-        BOOTSTRAP_BCA,
-        BOOTSTRAP_PERCENTILE,
-        bootstrap_mean_ci,
-        independent_difference_interval,
-        proportion_interval,
-    )
+    with its two-sample BCa bootstrap CI (none below 10 prompts in either set)."""
+    from harness.core.stats import BOOTSTRAP_BCA, bootstrap_mean_ci, independent_difference_interval, proportion_interval
 
     out = {}
     for suite in SUITES:
@@ -267,11 +261,11 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
         held = list(results.metric("held_out", measure).values())
         if not train or not held:
             continue
-        low, high = independent_difference_interval(train, held, iterations=config.bootstrap_iterations,
-                                                    confidence=config.confidence, seed=config.seed)
+        low, high, method = independent_difference_interval(train, held, iterations=config.bootstrap_iterations,
+                                                            confidence=config.confidence, seed=config.seed)
         out[f"memorization.gap.{measure}"] = Estimate(
             value=sum(train) / len(train) - sum(held) / len(held), ci_low=low, ci_high=high,
-            n=len(train) + len(held), interval=None if low is None else BOOTSTRAP_PERCENTILE)
+            n=len(train) + len(held), interval=method)
     return out
 
 
@@ -279,7 +273,7 @@ def paired_deltas(results: dict[str, _ModelResults], candidate: str, config: Aud
     """Candidate minus each baseline on the same prompts: every per-set metric (paired BCa bootstrap and sign test
     for the shares, Newcombe and exact McNemar for the memorized rate), and each gap as the difference between
     the two sets of the per-prompt candidate-minus-baseline differences (two-sample bootstrap)."""
-    from harness.core.stats import BOOTSTRAP_PERCENTILE, independent_difference_interval, paired_comparison
+    from harness.core.stats import independent_difference_interval, paired_comparison
 
     deltas = []
     mine = results[candidate]
@@ -303,13 +297,12 @@ def paired_deltas(results: dict[str, _ModelResults], candidate: str, config: Aud
             train, held = differences["train"], differences["held_out"]
             if not train or not held:
                 continue
-            low, high = independent_difference_interval(train, held, iterations=config.bootstrap_iterations,
-                                                        confidence=config.confidence, seed=config.seed)
+            low, high, method = independent_difference_interval(
+                train, held, iterations=config.bootstrap_iterations, confidence=config.confidence, seed=config.seed)
             deltas.append(MetricDelta(
                 metric=f"memorization.gap.{measure}", candidate=candidate, baseline=baseline,
                 difference=sum(train) / len(train) - sum(held) / len(held), ci_low=low, ci_high=high,
-                confidence=config.confidence, n=len(train) + len(held),
-                interval=None if low is None else BOOTSTRAP_PERCENTILE))
+                confidence=config.confidence, n=len(train) + len(held), interval=method))
     return deltas
 
 

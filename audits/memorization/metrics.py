@@ -1,6 +1,6 @@
-"""Memorization metrics, declared with their directions (lower is better for every one), and the one interval
-the shared statistics do not cover: the difference of two means over different items (the train-minus-held-out
-gap), by scipy's two-sample percentile bootstrap.
+"""Memorization metrics, declared with their directions (lower is better for every one). The train-minus-held-out
+gap is a difference of two means over different items: its interval is the core's two-sample BCa bootstrap
+(``harness.core.stats.independent_difference_interval``, none below 10 prompts in either set).
 
 Each per-set metric is a mean over prompts of a per-prompt value, so it gets a CI over prompts and a paired
 comparison between models asked the same prompts.

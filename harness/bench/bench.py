@@ -58,8 +58,9 @@ from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
 #: The stage's code version, in every fingerprint: bump it when the record changes for the same inputs and
-#: config (2: BCa intervals, none below 10 items; identical documents paired by occurrence).
-VERSION = "2"
+#: config (2: BCa intervals, none below 10 items; identical documents paired by occurrence; 3: no arena or
+#: length-controlled interval below 10 questions or instructions).
+VERSION = "3"
 
 
 def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord, names: tuple[str, str] | None = None) -> None:

@@ -33,7 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from harness.core.errors import InputError
-from harness.core.stats import BOOTSTRAP_PERCENTILE, mean_interval
+from harness.core.stats import BOOTSTRAP_PERCENTILE, MIN_BOOTSTRAP_ITEMS, mean_interval
 
 #: Elo scale of arena ratings: a gap of ``ELO_SCALE`` points means odds of ``ELO_BASE`` to 1.
 ELO_BASE = 10.0
@@ -293,7 +293,8 @@ def length_controlled_win_rate(judgements: Sequence[PreferenceJudgement], model:
     the result says so. The length-controlled win rate (their eq. 2) is the mean over instructions of
     logistic(theta + psi * gamma_x): the length term set to zero. The identity term is unpenalised; phi and psi
     take scikit-learn's L2 penalty with ``inverse_regularization`` as C. Its CI resamples ``model``'s
-    instructions with replacement and refits (the difficulties and the length unit stay those of the full data).
+    instructions with replacement and refits (the difficulties and the length unit stay those of the full data);
+    there is none below :data:`~harness.core.stats.MIN_BOOTSTRAP_ITEMS` instructions.
 
     Raises InputError when ``model`` has no judgements, an instruction is judged twice for one model, the
     judgements name more than one reference, or a preference lies outside [0, 1].
@@ -309,7 +310,7 @@ def length_controlled_win_rate(judgements: Sequence[PreferenceJudgement], model:
     n = len(own)
     estimate, fit = glm.estimate(np.ones(n))
     low = high = None
-    if n >= 2 and iterations > 0:
+    if n >= MIN_BOOTSTRAP_ITEMS and iterations > 0:  # no interval from fewer, as for every bootstrap
         rng = np.random.default_rng(seed)
         # resampling instructions with replacement = refitting with multinomial counts as row weights
         replicates = np.array([glm.estimate(rng.multinomial(n, np.full(n, 1.0 / n)).astype(float))[0]
@@ -387,7 +388,8 @@ def length_controlled_difference(judgements: Sequence[PreferenceJudgement], mode
                                  inverse_regularization: float = 1.0) -> LengthControlledDifference:
     """``model``'s length-controlled win rate minus ``baseline``'s, both against the same reference, over the
     instructions both were judged on: each model's GLM as in :func:`length_controlled_win_rate` (difficulty
-    estimated across every model of ``judgements``), its CI from resampling those instructions for both at once.
+    estimated across every model of ``judgements``), its CI from resampling those instructions for both at once
+    (none below :data:`~harness.core.stats.MIN_BOOTSTRAP_ITEMS` shared instructions).
     Raises InputError for the inputs :func:`length_controlled_win_rate` refuses, or no shared instruction."""
     rows, references = _checked_judgements(judgements)
     mine = {j.instruction: j for j in rows if j.model == model}
@@ -405,7 +407,7 @@ def length_controlled_difference(judgements: Sequence[PreferenceJudgement], mode
     n = len(shared)
     ours, other = gap(np.ones(n))
     low = high = None
-    if n >= 2 and iterations > 0:
+    if n >= MIN_BOOTSTRAP_ITEMS and iterations > 0:  # no interval from fewer, as for every bootstrap
         rng = np.random.default_rng(seed)
         replicates = np.array([np.subtract(*gap(rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)))
                                for _ in range(iterations)])
@@ -432,7 +434,8 @@ def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confi
     their mean is 1000. The default L2 penalty (C = ``inverse_regularization``) keeps a model that won every
     battle finite: 48 wins in 48 battles against one opponent put it about 800 points above it, where the
     unpenalised fit (None, Arena-Hard's choice) diverges. CIs: percentiles of the ratings refitted on battles
-    resampled with replacement (``iterations`` times, seeded); with ``resample="questions"`` the questions are
+    resampled with replacement (``iterations`` times, seeded; none below
+    :data:`~harness.core.stats.MIN_BOOTSTRAP_ITEMS` battles or questions); with ``resample="questions"`` the questions are
     resampled, each drawn question bringing all its battles (every battle must then name its question).
     ``versus`` adds the gap from that model to every other, with its CI from the same resamples.
 
@@ -488,6 +491,8 @@ def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confi
     count = int(units.max()) + 1
     point = ratings(np.ones(len(battles)))
     rng = np.random.default_rng(seed)
+    # no interval from fewer resampled units than any bootstrap of the project is made from
+    iterations = iterations if count >= MIN_BOOTSTRAP_ITEMS else 0
     replicates = np.array([ratings(rng.multinomial(count, np.full(count, 1.0 / count)).astype(float)[units])
                            for _ in range(iterations)]).reshape(iterations, len(models))
     used = int((~np.isnan(replicates).all(axis=1)).sum()) if iterations > 0 else 0

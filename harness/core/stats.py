@@ -38,7 +38,7 @@ from harness.core.errors import InputError
 #: Interval names as records store them.
 NEWCOMBE = "newcombe"
 BOOTSTRAP_BCA = "bootstrap-bca"
-#: The percentile bootstrap: still :func:`independent_difference_interval`'s (two independent samples).
+#: The percentile bootstrap: still the arena's (resampled battles).
 BOOTSTRAP_PERCENTILE = "bootstrap-percentile"
 
 #: Fewest items a bootstrap interval is made from. Measured one-sided error of the bound a rule judges
@@ -193,22 +193,28 @@ def _paired_bootstrap(c: np.ndarray, b: np.ndarray, iterations: int, confidence:
     return Interval(None, None, None) if bounds is None else Interval(*bounds, BOOTSTRAP_BCA)
 
 
-def independent_difference_interval(a: Sequence[float], b: Sequence[float], *, iterations: int, confidence: float,
-                                    seed: int) -> tuple[float | None, float | None]:
-    """Percentile bootstrap CI of mean(a) - mean(b) for two independent samples, each resampled on its own (the
-    memorization probe's training prompts against held-out ones: different items, nothing to pair); (None, None)
-    when either has fewer than two values."""
+def bootstrap_interval(samples: Sequence[Sequence[float]], statistic: Callable, *, paired: bool, iterations: int,
+                       confidence: float, seed: int) -> Interval:
+    """BCa bootstrap CI of ``statistic`` over items, for statistics that are not a mean of one score per item
+    (a ratio over items, a difference between two independent samples). ``paired``: the samples are columns of
+    the same items, resampled with the same indices; else each sample is resampled on its own. No interval when
+    a sample has fewer than :data:`MIN_BOOTSTRAP_ITEMS` items, when no sample's values vary (every resample
+    gives the same statistic), or where scipy's BCa is undefined."""
     check_confidence(confidence)
-    x, y = _finite_array(a, "independent_difference_interval, first sample"), _finite_array(
-        b, "independent_difference_interval, second sample")
-    if len(x) < 2 or len(y) < 2:
-        return None, None
-    if np.all(x == x[0]) and np.all(y == y[0]):  # no spread: every resample gives the same difference
-        return float(x[0] - y[0]), float(x[0] - y[0])
-    result = stats.bootstrap((x, y), lambda p, q, axis=-1: np.mean(p, axis=axis) - np.mean(q, axis=axis),
-                             paired=False, vectorized=True, n_resamples=iterations, confidence_level=confidence,
-                             method="percentile", random_state=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    data = tuple(_finite_array(sample, f"bootstrap_interval, sample {k + 1}") for k, sample in enumerate(samples))
+    if min(len(sample) for sample in data) < MIN_BOOTSTRAP_ITEMS or not any(map(_varies, data)):
+        return Interval(None, None, None)
+    bounds = _bca(data, statistic, paired, iterations, confidence, seed)
+    return Interval(None, None, None) if bounds is None else Interval(*bounds, BOOTSTRAP_BCA)
+
+
+def independent_difference_interval(a: Sequence[float], b: Sequence[float], *, iterations: int, confidence: float,
+                                    seed: int) -> Interval:
+    """BCa bootstrap CI of mean(a) - mean(b) for two independent samples, each resampled on its own (the
+    memorization probe's training prompts against held-out ones: different items, nothing to pair); none when
+    either has fewer than :data:`MIN_BOOTSTRAP_ITEMS` values or neither varies."""
+    return bootstrap_interval((a, b), lambda p, q, axis=-1: np.mean(p, axis=axis) - np.mean(q, axis=axis),
+                              paired=False, iterations=iterations, confidence=confidence, seed=seed)
 
 
 def newcombe_paired_interval(both: int, only_candidate: int, only_baseline: int, neither: int,

@@ -68,12 +68,19 @@ def test_the_lcs_ratio_is_normalised_by_the_response_length_cut_to_the_budget():
 
 
 def test_the_gap_interval_is_a_two_sample_bootstrap():
-    low, high = independent_difference_interval([0.9, 0.8, 1.0, 0.7], [0.1, 0.0, 0.2, 0.1], iterations=500, confidence=0.95,
-                                    seed=0)
-    assert 0.5 <= low < 0.75 < high <= 0.95
-    assert independent_difference_interval([0.5, 0.5], [0.1, 0.1], iterations=500, confidence=0.95, seed=0) == \
-        pytest.approx((0.4, 0.4))
-    assert independent_difference_interval([0.5], [0.1, 0.2], iterations=500, confidence=0.95, seed=0) == (None, None)
+    train = [0.9, 0.8, 1.0, 0.7, 0.95, 0.85, 0.75, 0.9, 1.0, 0.8, 0.7, 0.9]
+    held = [0.1, 0.0, 0.2, 0.1, 0.05, 0.15, 0.1, 0.0, 0.2, 0.1]
+    low, high, method = independent_difference_interval(train, held, iterations=1000, confidence=0.95, seed=0)
+    gap = sum(train) / len(train) - sum(held) / len(held)
+    assert method == "bootstrap-bca" and 0.6 < low < gap < high < 0.85
+    # below 10 prompts in either set, or when neither set varies, there is no interval (the percentile
+    # bootstrap this replaced gave [0.4, 0.4] for the second and an interval from 2 prompts a set)
+    none = (None, None, None)
+    assert independent_difference_interval(train[:9], held, iterations=500, confidence=0.95, seed=0) == none
+    assert independent_difference_interval([0.5] * 10, [0.1] * 10, iterations=500, confidence=0.95, seed=0) == none
+    # one varying set is enough for an interval
+    assert independent_difference_interval([0.5] * 10, held, iterations=500, confidence=0.95, seed=0)[2] == \
+        "bootstrap-bca"
 
 
 def _results(name, role, values):
@@ -98,14 +105,15 @@ def test_paired_deltas_and_the_gap_by_hand():
     assert deltas["memorization.held_out.lcs_ratio"].difference == pytest.approx(0.1)  # (0.0 + 0.2) / 2
     # the candidate's extra reproduction on training prompts beyond what it differs by on held-out ones
     gap = deltas["memorization.gap.lcs_ratio"]
-    assert gap.difference == pytest.approx(0.8 - 0.1) and gap.n == 4 and gap.interval == "bootstrap-percentile"
-    assert gap.ci_low <= gap.difference <= gap.ci_high
+    assert gap.difference == pytest.approx(0.8 - 0.1) and gap.n == 4
     assert deltas["memorization.train.memorized_rate"].interval == "newcombe"
     assert deltas["memorization.train.lcs_ratio"].test == "sign"
-    # 2 prompts a set: fewer than MIN_BOOTSTRAP_ITEMS, so the shares have no interval (the gap's two-sample
-    # percentile bootstrap above still has one)
+    # 2 prompts a set: fewer than MIN_BOOTSTRAP_ITEMS, so neither the shares nor the gap has an interval (the
+    # gap's percentile bootstrap this replaced gave one from 2 prompts a set)
     train = summary["memorization.train.lcs_ratio"]
     assert (train.ci_low, train.ci_high, train.interval) == (None, None, None)
+    assert (gap.ci_low, gap.ci_high, gap.interval) == (None, None, None)
+    assert summary["memorization.gap.lcs_ratio"].interval is None
     paired = deltas["memorization.train.lcs_ratio"]
     assert (paired.ci_low, paired.ci_high, paired.interval) == (None, None, None)
 
@@ -129,7 +137,10 @@ def test_shares_over_ten_or_more_prompts_have_bca_intervals():
     # the same held-out answers on both sides: differences that do not vary have no interval
     same = deltas["memorization.held_out.lcs_ratio"]
     assert (same.difference, same.ci_low, same.interval) == (0.0, None, None)
-    assert deltas["memorization.gap.lcs_ratio"].interval == "bootstrap-percentile"
+    gap = deltas["memorization.gap.lcs_ratio"]
+    assert gap.interval == "bootstrap-bca" and gap.ci_low < gap.difference < gap.ci_high
+    own_gap = summarise(cand, config)["memorization.gap.lcs_ratio"]
+    assert own_gap.interval == "bootstrap-bca" and 0 < own_gap.ci_low < own_gap.value < own_gap.ci_high
 
 
 @pytest.fixture

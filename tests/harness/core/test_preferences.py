@@ -219,3 +219,24 @@ def test_a_model_with_only_wins_gets_a_finite_rating():
 def test_bradley_terry_refuses_unusable_battles(battles, anchor, message):
     with pytest.raises(InputError, match=message):
         bradley_terry(battles, anchor=anchor, iterations=0)
+
+
+def test_no_preference_interval_from_fewer_than_ten_resampled_units():
+    # like every bootstrap of the project, these give no interval below MIN_BOOTSTRAP_ITEMS instructions or
+    # battles (the percentile bootstrap used to give one from 2)
+    def judged(k):
+        return PreferenceJudgement(instruction=f"x{k}", model="m", reference="ref", preference=float(k % 2),
+                                   model_length=100.0 + k, reference_length=100.0)
+
+    few = length_controlled_win_rate([judged(k) for k in range(9)], "m", iterations=200)
+    assert (few.ci_low, few.ci_high, few.interval, few.iterations) == (None, None, None, 0)
+    enough = length_controlled_win_rate([judged(k) for k in range(10)], "m", iterations=200)
+    assert enough.interval == "bootstrap-percentile"
+    assert enough.ci_low < enough.length_controlled_win_rate < enough.ci_high
+
+    battles = [Battle(model_a="a", model_b="b", winner="a" if k % 3 else "b") for k in range(10)]
+    few_battles = bradley_terry(battles[:9], anchor="b", iterations=200)
+    assert few_battles.iterations == few_battles.resamples_used == 0
+    assert all(r.ci_low is None for r in few_battles.ratings)
+    rated = {r.model: r for r in bradley_terry(battles, anchor="b", iterations=200).ratings}
+    assert rated["a"].ci_low < rated["a"].rating < rated["a"].ci_high
