@@ -47,6 +47,7 @@ from harness.gate.record import (
     decision_id,
     evidence_files,
     latest_decision,
+    latest_decision_entry,
     logged_decision,
     logged_entry,
     overrides_of,
@@ -173,13 +174,6 @@ def _check_unchanged(gate: GateConfig, store: RunStore, record: GateDecisionReco
                          f"was logged: rerun `nift-gate gate` to decide on the records as they are now")
 
 
-def _latest_decision_entry(entries: list[dict[str, Any]], run_id: str, candidate: str) -> dict[str, Any] | None:
-    """The last entry that logged a gate decision (first reached or reached again) for ``run_id``/``candidate``:
-    what the log says the candidate's ``record.json`` is."""
-    return next((e for e in reversed(entries) if e.get("event") in DECISION_EVENTS
-                 and e.get("run_id") == run_id and e.get("candidate") == candidate), None)
-
-
 def _same_model(held: dict[str, Any], target: dict[str, Any]) -> bool:
     return all(held.get(k) == target.get(k) for k in ("run_id", "candidate", "model_sha256"))
 
@@ -246,7 +240,7 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
                             "alias_moves": moves})
         else:
             text = _logged_text(archive, text, logged)
-            latest = _latest_decision_entry(logbook.entries, store.run_id, record.candidate)
+            latest = latest_decision_entry(logbook.entries, store.run_id, record.candidate)
             if latest is not None and latest["record_id"] != record.record_id:
                 moves = _replayed_moves(logbook.entries, logbook.aliases(), target, record, gate.promote_aliases)
                 redecided = logbook.append({
@@ -363,10 +357,10 @@ class RegistryCheck:
 
 def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> tuple[int, int]:
     """Every decision and override file the log names (under ``home``) holds the logged bytes, each candidate's
-    latest ``record.json`` is one of its logged decisions, and no decision, override or ``record.json`` file
+    ``record.json`` is the decision logged last for it, and no decision, override or ``record.json`` file
     under ``home`` is one that no entry logs. Returns (files checked, entries of runs not under ``home``)."""
     checked = elsewhere = 0
-    latest: dict[tuple[str, str], set[str]] = {}
+    latest: dict[tuple[str, str], tuple[str, int]] = {}  # (run, candidate) -> (sha256, seq) of its last decision
     named: set[tuple[str, str, str, str]] = set()  # (run, candidate, folder, record id) of every entry
     for entry in entries:
         run, candidate = entry.get("run_id"), entry.get("candidate")
@@ -391,14 +385,14 @@ def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> t
                                         f"holds")
         checked += 1
         if sub == DECISIONS_DIR:
-            latest.setdefault((run, candidate), set()).add(logged)
+            latest[(run, candidate)] = (logged, entry["seq"])  # entries in log order: the last one stays
     _check_unlogged(named, home, log_path, len(entries))
-    for (run, candidate), hashes in sorted(latest.items()):
+    for (run, candidate), (logged, seq) in sorted(latest.items()):
         path = decision_folder(RunStore(run, home), candidate) / RECORD_FILE
         if path.exists():
-            if sha256_file(path) not in hashes:
-                raise RegistryTamperedError(f"{path}: edited after it was logged: it is none of the decisions "
-                                            f"{log_path} logged for {run}/{candidate}")
+            if sha256_file(path) != logged:
+                raise RegistryTamperedError(f"{path}: not the decision {log_path}:{seq} logged last for "
+                                            f"{run}/{candidate}: edited, or an earlier decision put back")
             checked += 1
     return checked, elsewhere
 

@@ -203,6 +203,13 @@ def logged_entry(entries: list[dict[str, Any]], event: str, record_id: str) -> d
     return next((e for e in entries if e.get("event") == event and e.get("record_id") == record_id), None)
 
 
+def latest_decision_entry(entries: list[dict[str, Any]], run_id: str, candidate: str) -> dict[str, Any] | None:
+    """The last entry that logged a gate decision (first reached or reached again) for ``run_id``/``candidate``:
+    what the log says the candidate's ``record.json`` is."""
+    return next((e for e in reversed(entries) if e.get("event") in DECISION_EVENTS
+                 and e.get("run_id") == run_id and e.get("candidate") == candidate), None)
+
+
 def check_logged(path: Path, data: bytes, event: str, record_id: str, entries: list[dict[str, Any]],
                  log: Path) -> dict[str, Any]:
     """Refuse the bytes ``data`` of the decision or override file ``path`` unless the registry ``log`` logged
@@ -235,13 +242,21 @@ def _latest_bytes(store: RunStore, candidate: str) -> tuple[bytes, Path]:
 def logged_decision(store: RunStore, candidate: str, registry: str | Path | None = None,
                     entries: list[dict[str, Any]] | None = None) -> tuple[GateDecisionRecord, list[OverrideRecord]]:
     """The candidate's latest decision and the overrides of it, each refused unless its file holds exactly the
-    bytes the registry (``registry``, default ``<home>/registry``) logged for it: what is shown, overridden or
-    published is what was decided. ``entries``: the verified log, for a caller that holds the registry lock."""
+    bytes the registry (``registry``, default ``<home>/registry``) logged for it, and the decision is the one
+    the log logged last for the candidate: what is shown, overridden or published is what was decided last.
+    ``entries``: the verified log, for a caller that holds the registry lock."""
     log = Registry(registry_folder(store, registry))
     entries = log.verify() if entries is None else entries
     data, path = _latest_bytes(store, candidate)
     decision = _parse(data, path, GateDecisionRecord)
     check_logged(path, data, "decision", decision.record_id, entries, log.log)
+    # An earlier decision's file copied back over record.json holds logged bytes, yet the log decided since.
+    latest = latest_decision_entry(entries, store.run_id, candidate)
+    if latest is not None and latest.get("record_id") != decision.record_id:
+        raise InputError(f"{path}: decision {decision.record_id} is not the latest for {candidate!r}: {log.log} "
+                         f"entry seq {latest['seq']} logged {latest.get('record_id')} ({latest.get('decision')}) "
+                         f"after it (the file was put back, or was written before this check existed): rerun "
+                         f"`nift-gate gate`")
     overrides = []
     for override, file, raw in _override_files(store, decision, entries):
         check_logged(file, raw, "override", override.record_id, entries, log.log)
@@ -281,7 +296,8 @@ def decided_evidence(store: RunStore, decision: GateDecisionRecord) -> list[Stor
     """The stored evidence of ``decision``, refused when any of its records changed, appeared or went away
     since it was made: what is shown or published must rest on the evidence that was decided on."""
     evidence = read_evidence(store, evidence_files(store, decision.candidate))
-    if sorted(e.ref.sha256 for e in evidence) != sorted(r.sha256 for r in decision.evidence):
+    # which file holds which bytes, not only the bytes: a record moved to another folder is another audit
+    if sorted((e.ref.path, e.ref.sha256) for e in evidence) != sorted((r.path, r.sha256) for r in decision.evidence):
         raise InputError(f"{decision_folder(store, decision.candidate) / RECORD_FILE}: the records changed since "
                          f"the gate decided ({decision.record_id}); rerun `nift-gate gate` so what is shown or "
                          f"published rests on the evidence that was decided on")

@@ -51,8 +51,8 @@ def test_an_edited_reject_is_caught_by_report_override_and_registry_verify(tmp_p
     with pytest.raises(InputError, match=edited):
         override_as(setup, store, "PROMOTE", "Ada Lovelace", "it says PROMOTE now", ["production"])
     assert len(open_registry(setup.gate, store).verify()) == 1 and open_registry(setup.gate, store).aliases() == {}
-    with pytest.raises(RegistryTamperedError, match=r"gate/cand/record.json: edited after it was logged: it is none "
-                                                    r"of the decisions .*log.jsonl logged for r1/cand"):
+    with pytest.raises(RegistryTamperedError, match=r"gate/cand/record.json: not the decision .*log.jsonl:1 logged "
+                                                    r"last for r1/cand: edited"):
         verify_registry(setup.gate, store)
 
 
@@ -138,4 +138,36 @@ def test_a_decision_the_registry_never_logged_is_not_reported(tmp_path):
     shutil.rmtree(tmp_path / "runs" / "registry")
     with pytest.raises(InputError, match=r"gate/cand/record.json: decision gate_decision-\w+ is not in the registry "
                                          r"log"):
+        write_report(setup.report, store, CANDIDATE)
+
+
+def test_an_earlier_logged_decision_put_back_is_refused_by_report_override_and_registry_verify(tmp_path):
+    # PROMOTE under a lenient policy, then REJECT under a strict one, then the PROMOTE's archived file copied
+    # back over record.json: bytes the registry logged, but not what it decided last
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    promoted = decide_run(config_for(home, write_policy(tmp_path, POLICY, "lenient.yaml")), store)
+    setup = config_for(home, write_policy(tmp_path, STRICT, "strict.yaml"))
+    assert (promoted.decision, decide_run(setup, store).decision) == ("PROMOTE", "REJECT")
+    shutil.copy(_folder(store) / "decisions" / f"{promoted.record_id}.json", _folder(store) / "record.json")
+    put_back = rf"gate/cand/record.json: decision {promoted.record_id} is not the latest for 'cand': .*log.jsonl " \
+               rf"entry seq 2 logged gate_decision-.* \(REJECT\) after it"
+    with pytest.raises(InputError, match=put_back):
+        write_report(setup.report, store, CANDIDATE)
+    with pytest.raises(InputError, match=put_back):
+        override_as(setup, store, "PROMOTE", "Ada Lovelace", "it says PROMOTE", ["production"])
+    with pytest.raises(RegistryTamperedError, match=r"gate/cand/record.json: not the decision .*log.jsonl:2 logged "
+                                                    r"last for r1/cand: edited, or an earlier decision put back"):
+        verify_registry(setup.gate, store)
+    # the gate itself writes the latest decision back, and everything reads again
+    assert decide_run(setup, store).decision == "REJECT"
+    verify_registry(setup.gate, store)
+    assert write_report(setup.report, store, CANDIDATE).exists()
+
+
+def test_evidence_moved_to_another_folder_after_the_decision_is_refused_by_the_report(tmp_path):
+    # the same bytes under another name: the set of hashes is unchanged, but audit/zz is not the toxicity audit
+    setup, store, _ = _rejected(tmp_path)
+    (store.root / "audit" / "toxicity").rename(store.root / "audit" / "zz-renamed")
+    with pytest.raises(InputError, match=r"gate/cand/record.json: the records changed since the gate decided"):
         write_report(setup.report, store, CANDIDATE)
