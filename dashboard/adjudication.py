@@ -5,6 +5,9 @@ flag, or on the preference of a blind pair), shows every label with its author, 
 label with a required reason as a new append-only row (``add_adjudication``); a second one supersedes the first.
 The review record counts the adjudicated label where there is one. Pairs stay blind here too: A and B only.
 An adjudicator who labelled the item themselves does not decide it.
+
+The items listed, and the count waiting, are the disputes the review record counts (``dashboard.counting``);
+the others (stale items, baselines' outputs, other candidates') are counted apart and listed on request, marked.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import uuid
 import pandas as pd
 import streamlit as st
 
+from dashboard.counting import NO_RECORD, record_progress
 from dashboard.views import FLAG_TITLES, label_rows, show_guidelines, show_item
-from harness.review.config import Guidelines
+from harness.core.store import RunStore
+from harness.review.config import Guidelines, ReviewConfig
 from harness.review.store import (
     LABEL_FLAGS,
     PREFERENCES,
@@ -25,6 +30,9 @@ from harness.review.store import (
 )
 
 DISAGREEMENT_TITLES = {"verdict": "verdict", "preference": "preference", **FLAG_TITLES}
+NOT_COUNTED_DISPUTE = ("Not counted: the review record does not count this dispute (the item was queued from an "
+                       "earlier bench or audit record, is a baseline's output, or another candidate's). An "
+                       "adjudication is kept, but changes nothing the gate judges.")
 
 
 def _adjudication_row(adjudication: StoredAdjudication) -> dict:
@@ -78,22 +86,40 @@ def _form(store: ReviewStore, disputed: DisputedItem, author: str, guidelines_sh
     st.rerun()
 
 
-def adjudication_page(store: ReviewStore, author: str, guidelines: Guidelines) -> None:
+def adjudication_page(store: ReviewStore, config: ReviewConfig, run: RunStore, author: str,
+                      guidelines: Guidelines) -> None:
     ack = st.session_state.pop("adj_ack", None)
     if ack:
         st.success(f"Saved: adjudication {ack['id']} on item {ack['item_id']}.")
     include_done = st.toggle("Also show items already adjudicated", key="adjudication_all")
-    disputed = store.disputed_items(pending_only=not include_done)
-    pending = sum(d.adjudication is None for d in disputed)
+    progress = record_progress(store, config, run)
+    every = store.disputed_items(pending_only=not include_done)
+    # The record counts disputes on the candidate's outputs and blind pairs of the current evidence only.
+    counted = every if progress is None else [d for d in every if d.item_id in progress.disputed]
+    others = [] if progress is None else [d for d in every if d.item_id not in progress.disputed]
+    include_others = bool(others) and st.toggle(
+        "Also show disputed items the review record does not count", key="adjudication_uncounted")
+    disputed = counted + others if include_others else counted
+    disputed.sort(key=lambda d: d.item_id)
+    pending = sum(d.adjudication is None for d in counted)
+    if progress is None:
+        st.caption(NO_RECORD)
     if not disputed:
         with st.container(key="adjudication_empty"):
             st.info("No disputed items wait for adjudication." if not include_done else "No item is disputed.")
+    else:
+        st.text(f"{pending} disputed item(s) wait for adjudication"
+                + (f", {len(counted) - pending} adjudicated" if include_done else ""))
+    if others:
+        st.caption(f"Besides these, {len(others)} disputed item(s) the review record does not count (stale: "
+                   f"queued from an earlier bench or audit record; baselines' outputs; another candidate's)"
+                   + (": listed below, marked counted False." if include_others else "."))
+    if not disputed:
         return
-    st.text(f"{pending} disputed item(s) wait for adjudication"
-            + (f", {len(disputed) - pending} adjudicated" if include_done else ""))
     st.dataframe(pd.DataFrame([{"item": d.item_id, "kind": d.kind, "source": d.source, "task": d.task,
                                 "disagree on": ", ".join(DISAGREEMENT_TITLES.get(x, x) for x in d.disagreements),
                                 "labels": len(d.labels), "adjudicated": d.adjudication is not None}
+                               | ({"counted": d.item_id in progress.disputed} if progress is not None else {})
                                for d in disputed]), hide_index=True, height=min(38 + 35 * len(disputed), 250),
                  key="disputed_table")
     by_id = {d.item_id: d for d in disputed}
@@ -106,6 +132,9 @@ def adjudication_page(store: ReviewStore, author: str, guidelines: Guidelines) -
         show_guidelines(guidelines)
         st.session_state["adj_guidelines_shown"] = guidelines.sha256
     with main:
+        if progress is not None and choice not in progress.disputed:
+            with st.container(key=f"not_counted_{choice}"):
+                st.warning(NOT_COUNTED_DISPUTE)
         show_item(store.item(choice))
         st.caption("Disagree on: " + ", ".join(DISAGREEMENT_TITLES.get(x, x) for x in current.disagreements))
         st.caption("Every reviewer's current label")

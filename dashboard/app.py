@@ -11,7 +11,9 @@ and ``NIFT_HOME``. The app reads only the run name and the ``review:`` section o
 - ``dashboard.guidelines``: the guidelines' Markdown with HTML and script links neutralised;
 - ``dashboard.views``: items, guidelines and labels on the page, everything from a model or a person as text;
 - ``dashboard.labelling``: the queue (one item at a time, keyboard shortcuts, skip) and corrections;
-- ``dashboard.adjudication``: disputed items, for release managers and ``review.adjudicators``.
+- ``dashboard.adjudication``: disputed items, for release managers and ``review.adjudicators``;
+- ``dashboard.counting``: the items the review record counts, so progress, disputes and agreement are the
+  record's figures (``harness.review.summary.review_progress``).
 
 Sign-in failures lock the name out for a growing interval (``SignInGuard``, one per store and process, shared
 by every session). A visitor sees no error detail: a bad config shows one generic line and the reason goes to
@@ -29,6 +31,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.adjudication import adjudication_page
+from dashboard.counting import NO_RECORD, record_progress
 from dashboard.labelling import corrections_page, queue_page
 from harness.core.errors import NiftError
 from harness.core.log import get_logger
@@ -57,11 +60,12 @@ def _sign_in_guard(url: str) -> SignInGuard:
     return SignInGuard()
 
 
-def _settings() -> tuple[ReviewConfig, ReviewStore, Guidelines]:
+def _settings() -> tuple[ReviewConfig, ReviewStore, RunStore, Guidelines]:
     """Read at every run: an edited config, tokens file or guidelines file takes effect without a restart."""
     assignments = json.loads(os.environ.get("NIFT_REVIEW_SET") or "[]")
-    run, config = load_review_section(os.environ.get("NIFT_REVIEW_CONFIG") or None, assignments)
-    return config, _open_store(database_url(config, RunStore(run))), config.guidelines_document()
+    name, config = load_review_section(os.environ.get("NIFT_REVIEW_CONFIG") or None, assignments)
+    run = RunStore(name)
+    return config, _open_store(database_url(config, run)), run, config.guidelines_document()
 
 
 def _unavailable(exc: Exception) -> NoReturn:
@@ -103,7 +107,7 @@ def _sign_in(config: ReviewConfig, store: ReviewStore) -> None:
     st.stop()
 
 
-def _agreement_page(store: ReviewStore) -> None:
+def _agreement_page(store: ReviewStore, config: ReviewConfig, run: RunStore) -> None:
     # Imported on the page that needs them: the summary reads bench records, which the sign-in page does not.
     from harness.review.agreement import label_agreement
     from harness.review.summary import candidate_labels
@@ -113,16 +117,22 @@ def _agreement_page(store: ReviewStore) -> None:
         st.info("Nothing queued yet.")
         return
     candidate = st.selectbox("Candidate", candidates, key="agreement_candidate")
-    # every current label on the candidate's outputs; the review record counts only the current evidence's items
-    current = candidate_labels(store, candidate)
+    progress = record_progress(store, config, run, candidate)
+    # the labels the review record measures agreement on; where it cannot be made, every label on the outputs
+    current = progress.labels if progress is not None else candidate_labels(store, candidate)
     overall, per_flag = label_agreement(current)
     rows = [{"on": "accept/reject", "statistic": overall.statistic, "value": overall.value, "items": overall.n}]
     rows += [{"on": flag, "statistic": a.statistic, "value": a.value, "items": a.n} for flag, a in per_flag.items()]
     st.subheader("Agreement")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="agreement_table")
     st.caption("Cohen's kappa when exactly two reviewers labelled; Krippendorff's alpha (nominal) for more. "
-               "Empty when no item has two labels or every label is the same. Counted over every queued item, "
-               "including items queued from earlier bench or audit runs, which the review record leaves out.")
+               "Empty when no item has two labels or every label is the same.")
+    if progress is None:
+        st.caption(NO_RECORD)
+    else:
+        st.caption(f"Counted as the review record counts it (review.agreement): the candidate's outputs queued "
+                   f"from the current evidence ({', '.join(progress.source_record_ids)}); "
+                   f"{len(progress.scope.stale)} stale item(s), queued from earlier records, left out.")
 
 
 def _export_page(store: ReviewStore) -> None:
@@ -136,7 +146,7 @@ def _export_page(store: ReviewStore) -> None:
 def main() -> None:
     st.set_page_config(page_title="nift-gate review", layout="wide")
     try:
-        config, store, guidelines = _settings()
+        config, store, run, guidelines = _settings()
     except NiftError as exc:  # a path or a field name is no business of a visitor's
         _unavailable(exc)
     reviewer = st.session_state.get("reviewer")
@@ -154,10 +164,10 @@ def main() -> None:
         pages = (["Queue", "Corrections"] + (["Adjudication"] if config.may_adjudicate(reviewer) else [])
                  + (["Agreement", "Export"] if manager else []))
         page = st.radio("Page", pages, key="page")
-    {"Queue": lambda: queue_page(store, config, reviewer, manager, guidelines),
-     "Corrections": lambda: corrections_page(store, reviewer, guidelines),
-     "Adjudication": lambda: adjudication_page(store, reviewer, guidelines),
-     "Agreement": lambda: _agreement_page(store), "Export": lambda: _export_page(store)}[page]()
+    {"Queue": lambda: queue_page(store, config, run, reviewer, manager, guidelines),
+     "Corrections": lambda: corrections_page(store, config, run, reviewer, guidelines),
+     "Adjudication": lambda: adjudication_page(store, config, run, reviewer, guidelines),
+     "Agreement": lambda: _agreement_page(store, config, run), "Export": lambda: _export_page(store)}[page]()
 
 
 main()

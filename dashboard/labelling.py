@@ -6,19 +6,28 @@ item alone (``queue(limit=skipped + 1)``), never for the whole queue. Choices ar
 (clickable, and what ``bench/review_app_load.py`` drives); the shortcut buttons beside them set the same
 widgets. A label is acknowledged only after ``add_label`` / ``add_judgment`` has committed it; it records the
 sha256 of the guidelines shown and the seconds from the item being shown to the submit.
+
+The progress bars count what the review record counts (``dashboard.counting``); an item it does not count
+(stale, or another candidate's) is still served, with a warning that its label counts for nothing.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
+from dashboard.counting import NO_RECORD, NOT_COUNTED, record_progress
 from dashboard.views import FLAG_TITLES, show_guidelines, show_item, show_others
+from harness.core.store import RunStore
 from harness.review.config import Guidelines, ReviewConfig
 from harness.review.store import LABEL_FLAGS, PREFERENCES, ReviewItemView, ReviewStore
+
+if TYPE_CHECKING:
+    from harness.review.summary import ReviewProgress
 
 VERDICT_KEYS = {"accept": "Y", "reject": "N"}  # "R" is reserved by Streamlit (rerun)
 FLAG_KEYS = {"toxic": "T", "hallucination": "H", "unhelpful_refusal": "U", "off_topic": "O"}
@@ -128,8 +137,9 @@ def _submit(store: ReviewStore, item: ReviewItemView, reviewer: str, guidelines_
 
 
 def _panel(store: ReviewStore, item: ReviewItemView, reviewer: str, guidelines: Guidelines, page: str,
-           skip: bool) -> None:
-    """The item beside the guidelines, the choices and the submit."""
+           skip: bool, counted: bool = True) -> None:
+    """The item beside the guidelines, the choices and the submit; ``counted``: whether the review record
+    counts it (an item it does not is still labelled, marked as such)."""
     # A showing: when the item was first drawn (for the time per item) and the client key of its label.
     showing = st.session_state.setdefault(f"showing_{page}_{item.id}",
                                           {"at": time.monotonic(), "client_key": uuid.uuid4().hex})
@@ -137,6 +147,9 @@ def _panel(store: ReviewStore, item: ReviewItemView, reviewer: str, guidelines: 
     with side:
         show_guidelines(guidelines)
     with main:
+        if not counted:
+            with st.container(key=f"not_counted_{item.id}"):
+                st.warning(NOT_COUNTED)
         show_item(item)
         _choices(item)
         if skip:
@@ -156,20 +169,42 @@ def _unskip() -> None:
     st.session_state["skipped"] = []
 
 
-def _progress(store: ReviewStore, reviewer: str, manager: bool) -> None:
-    progress = store.progress()
-    done, assigned = progress.per_reviewer.get(reviewer, (0, 0))
-    pace = progress.lead_time_s.get(reviewer)
+def _progress(store: ReviewStore, reviewer: str, manager: bool, counted: ReviewProgress | None) -> None:
+    """The reviewer's and everyone's progress over the items the review record counts (``counted``), with the
+    rest of the label store beside it; over the whole store, said so, where no record can be made."""
+    whole = store.progress()
+    pace = whole.lead_time_s.get(reviewer)
+    per_reviewer = counted.per_reviewer if counted is not None else whole.per_reviewer
+    done, assigned = per_reviewer.get(reviewer, (0, 0))
     st.progress(done / assigned if assigned else 1.0,
                 text=f"Your queue: {done} of {assigned} labelled"
                      + (f" · {pace:.0f} s per item (median)" if pace is not None else ""))
-    total = progress.items_total
-    st.progress(progress.items_with_quorum / total if total else 1.0,
-                text=f"All reviewers: {progress.items_with_quorum} of {total} items have their quorum")
+    if counted is None:
+        st.progress(whole.items_with_quorum / whole.items_total if whole.items_total else 1.0,
+                    text=f"All reviewers: {whole.items_with_quorum} of {whole.items_total} items have their "
+                         f"quorum (whole label store)")
+        st.caption(NO_RECORD)
+    else:
+        all_done, all_assigned = whole.per_reviewer.get(reviewer, (0, 0))
+        if all_assigned > assigned:
+            st.caption(f"Besides these, {all_assigned - assigned} item(s) in your queue are not counted by the "
+                       f"review record (stale, or another candidate's); you labelled {all_done - done} of them.")
+        total = counted.items_total
+        st.progress(counted.items_with_quorum / total if total else 1.0,
+                    text=f"All reviewers: {counted.items_with_quorum} of {total} items have their quorum "
+                         f"(the candidate's outputs the review record counts)")
+        st.caption(f"Whole label store (stale items, baselines' outputs, blind pairs and other candidates' "
+                   f"included): {whole.items_with_quorum} of {whole.items_total} items have their quorum.")
     if manager:
-        st.dataframe(pd.DataFrame([{"reviewer": r, "labelled": d, "assigned": n,
-                                    "s per item (median)": progress.lead_time_s.get(r)}
-                                   for r, (d, n) in progress.per_reviewer.items()]), hide_index=True)
+        rows = []
+        for r, (d, n) in whole.per_reviewer.items():
+            row = {"reviewer": r, "labelled": d, "assigned": n}
+            if counted is not None:
+                mine, theirs = counted.per_reviewer.get(r, (0, 0))
+                row = {"reviewer": r, "labelled": mine, "assigned": theirs, "not counted: labelled": d - mine,
+                       "not counted: assigned": n - theirs}
+            rows.append(row | {"s per item (median)": whole.lead_time_s.get(r)})
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 def _acknowledge(store: ReviewStore, reviewer: str) -> None:
@@ -181,10 +216,11 @@ def _acknowledge(store: ReviewStore, reviewer: str) -> None:
 
 
 @st.fragment
-def queue_page(store: ReviewStore, config: ReviewConfig, reviewer: str, manager: bool,
+def queue_page(store: ReviewStore, config: ReviewConfig, run: RunStore, reviewer: str, manager: bool,
                guidelines: Guidelines) -> None:
     """The next item of the reviewer's queue; submitting or skipping reruns this fragment only."""
-    _progress(store, reviewer, manager)
+    counted = record_progress(store, config, run)
+    _progress(store, reviewer, manager, counted)
     _acknowledge(store, reviewer)
     skipped = st.session_state.setdefault("skipped", [])
     entry = next((q for q in store.queue(reviewer, limit=len(skipped) + 1) if q.item_id not in skipped), None)
@@ -199,10 +235,12 @@ def queue_page(store: ReviewStore, config: ReviewConfig, reviewer: str, manager:
         return
     if skipped:
         st.caption(f"{len(skipped)} item(s) skipped for later")
-    _panel(store, store.item(entry.item_id), reviewer, guidelines, "queue", skip=True)
+    _panel(store, store.item(entry.item_id), reviewer, guidelines, "queue", skip=True,
+           counted=counted is None or entry.item_id in counted.scope.counted)
 
 
-def corrections_page(store: ReviewStore, reviewer: str, guidelines: Guidelines) -> None:
+def corrections_page(store: ReviewStore, config: ReviewConfig, run: RunStore, reviewer: str,
+                     guidelines: Guidelines) -> None:
     history = store.my_history(reviewer)
     if not history:
         st.info("You have not labelled anything yet.")
@@ -217,4 +255,6 @@ def corrections_page(store: ReviewStore, reviewer: str, guidelines: Guidelines) 
     st.dataframe(pd.DataFrame([{k: v for k, v in mine.__dict__.items()
                                 if k not in ("item_id", "reviewer", "guidelines_sha256")}]), hide_index=True)
     show_others(store.others_labels(item.id, reviewer))
-    _panel(store, item, reviewer, guidelines, "corrections", skip=False)
+    counted = record_progress(store, config, run)
+    _panel(store, item, reviewer, guidelines, "corrections", skip=False,
+           counted=counted is None or item.id in counted.scope.counted)

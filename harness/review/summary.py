@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from harness.bench.record import bench_folder, pairwise_rows, read_bench
 from harness.core.records import InputRef, StoredRecord, config_hash
@@ -50,6 +50,7 @@ from harness.review.store import (
     LABEL_FLAGS,
     ReviewStore,
     StoredAdjudication,
+    assignments,
     disagreements,
     items,
     open_store,
@@ -351,6 +352,89 @@ def automatic_flag_agreement(review: ReviewStore, candidate: str, current: list[
             agreement=item_agreement(judged, confidence), kappa=item_kappa(judged),
             automatic_flagged=sum(audit for audit, _ in decided), reviewer_flagged=sum(v for _, v in decided)))
     return found
+
+
+@dataclass(frozen=True)
+class ReviewProgress:
+    """The review record's counts, live from the label store (:func:`review_progress`): what the review app
+    shows, so that its figures are the ones the gate judges."""
+
+    candidate: str
+    source_record_ids: tuple[str, ...]  # the records the items are counted against (the record's)
+    scope: CountedItems  # the candidate's queued items, counted and stale (:func:`counted_items`)
+    items_total: int  # the record's items_total: the candidate's own single-output items that count
+    items_with_quorum: int  # the record's items_with_quorum
+    #: reviewer -> (labelled, assigned) over the counted items (every reviewer with an assignment in the store)
+    per_reviewer: dict[str, tuple[int, int]]
+    disputed: frozenset[int]  # the record's disputed_items, as ids
+    adjudicated: frozenset[int]  # the record's adjudicated_items, as ids
+    labels: list[dict]  # the reviewers' current labels the record's agreement is measured on
+
+    @property
+    def pending(self) -> frozenset[int]:
+        """The record's adjudication_pending, as ids: disputed items not adjudicated yet."""
+        return self.disputed - self.adjudicated
+
+
+#: How many scopes a caller's cache (``review_progress(cache=...)``) keeps: one per candidate and evidence.
+SCOPES_CACHED = 16
+
+
+def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, candidate: str | None = None, *,
+                    cache: dict | None = None) -> ReviewProgress:
+    """How far the review of ``candidate`` (default: :func:`resolve_candidate`'s) is, counted as
+    :func:`summarise_review` counts it, from the same readers (:func:`current_evidence`, :func:`counted_items`,
+    :func:`disputed`): quorum over the candidate's own counted single-output items, disputes and adjudications
+    over the counted items, each reviewer's labelled and assigned items over the counted ones. Nothing is
+    written, so the review app can show the record's figures as labels arrive.
+
+    ``cache``: a dict the caller keeps (the review app: one per process) for the counted items, the slow part
+    (with stale items it reads every output of the current records); an entry serves while the candidate, the
+    config, the queued items (append-only, so their number) and the evidence records (ids, files' size and
+    mtime) are the same."""
+    candidate = candidate or resolve_candidate(config, store)
+    evidence = current_evidence(store, candidate)
+    key = None
+    if cache is not None:
+        with review.engine.connect() as conn:
+            queued = conn.execute(select(func.count()).select_from(items)
+                                  .where(items.c.candidate == candidate)).scalar()
+        files = sorted((record_id, kind, str(path), path.stat().st_size, path.stat().st_mtime_ns)
+                       for record_id, (kind, path) in evidence.records.items())
+        key = config_hash([review.url, candidate, config.public_dump(), queued, files, evidence.model_sha256])
+    scope = cache.get(key) if cache is not None else None
+    if scope is None:
+        scope = counted_items(review, config, store, candidate, evidence)
+        if cache is not None:
+            if len(cache) >= SCOPES_CACHED:
+                cache.clear()
+            cache[key] = scope
+    all_labels = review.current_labels(candidate)  # as summarise_review reads them
+    original = [label for label in all_labels if label["item_id"] in scope.counted and label["model"] == candidate]
+    judged = [j for j in review.current_labels(candidate, kind="pairwise") if j["item_id"] in scope.counted]
+    own = {i: need for i, (_, need) in _own_items(review, candidate).items() if i in scope.counted}
+    reviewers_of: dict[int, int] = {}
+    for label in original:
+        reviewers_of[label["item_id"]] = reviewers_of.get(label["item_id"], 0) + 1
+    in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
+    decided = {i for i in review.adjudications(candidate) if i in scope.counted}
+    # An assigned item is done once its reviewer labelled it (the store's queue rule), a baseline's output too.
+    done = {(label["item_id"], label["reviewer"]) for label in all_labels} | {
+        (j["item_id"], j["reviewer"]) for j in judged}
+    with review.engine.connect() as conn:
+        assigned = conn.execute(select(assignments.c.item_id, assignments.c.reviewer)).all()
+    per_reviewer: dict[str, list[int]] = {}
+    for item_id, reviewer in assigned:
+        entry = per_reviewer.setdefault(reviewer, [0, 0])
+        if item_id in scope.counted:
+            entry[0] += (item_id, reviewer) in done
+            entry[1] += 1
+    return ReviewProgress(
+        candidate=candidate, source_record_ids=tuple(sorted(evidence.records)), scope=scope, items_total=len(own),
+        items_with_quorum=sum(need is not None and reviewers_of.get(i, 0) >= need for i, need in own.items()),
+        per_reviewer={r: (d, n) for r, (d, n) in sorted(per_reviewer.items())},
+        disputed=frozenset(disputed(original, "single") | disputed(judged, "pairwise")),
+        adjudicated=frozenset(decided & in_scope), labels=original)
 
 
 def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | None = None) -> ReviewRecord:

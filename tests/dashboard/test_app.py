@@ -1,7 +1,8 @@
 """The review app through streamlit.testing's AppTest: sign-in, labelling one item at a time (shortcut buttons,
 skip, the next item without reading the whole queue), conversations as turns, blind pairwise, blindness to
 others' labels until submitting, corrections, guidelines beside every item and their version on every label,
-adjudication of disputed items, the agreement panel against hand-computed values, export."""
+adjudication of disputed items, the agreement panel against hand-computed values, export; and every count the
+app shows is the review record's (stale items and other candidates' outside it, shown and marked)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from review_support import BASELINE, CANDIDATE, TOKENS, review_config
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from dashboard.counting import NO_RECORD, NOT_COUNTED
 from harness.review.config import ReviewConfig
 from harness.review.enqueue import enqueue
 from harness.review.store import NewItem, ReviewStore, items, open_store
+from harness.review.summary import summarise_review
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PLAIN_PAGE_ELEMENTS = ("text", "code", "caption", "success", "error", "info", "warning")
@@ -474,6 +477,13 @@ javascript:alert(9))
 [r]: javascript:alert(10)
 [r2]:
    data:text/html,x
+
+[l] [m]
+
+> [l]: javascript:alert(11)
+
+- [m]:
+  javascript:alert(12)
 """
 
 
@@ -566,3 +576,141 @@ def test_an_adjudicator_does_not_decide_an_item_they_labelled(team_env):
     at.selectbox(key="adjudication_choice").set_value(2).run()
     assert [w.value for w in at.warning] == ["You labelled this item yourself: another adjudicator decides it."]
     assert not [b for b in at.button if (b.key or "").startswith("adj_record_")]
+
+
+# ---- what the app counts: the review record's items --------------------------------------------------------
+# The Queue page's progress, the Adjudication page's disputed items and the Agreement page are over the
+# candidate's items of the current evidence, as `nift-gate review summary` counts them; stale items (queued from
+# an earlier bench or audit record), baselines' outputs and other candidates' items are left out of those
+# figures, still shown, and marked.
+
+
+def _counted_single(key: str, record_id: str, model: str = CANDIDATE) -> NewItem:
+    return NewItem(kind="single", stratum="random", source="bench/qa", source_record_id=record_id,
+                   source_item_id=key, task="qa", candidate=CANDIDATE, model=model,
+                   role="candidate" if model == CANDIDATE else "baseline", prompt=f"prompt {key}",
+                   output=f"output {key}", content_key=f"s-{key}", required_reviewers=2)
+
+
+@pytest.fixture
+def mixed(tmp_path, monkeypatch, config, run_store):
+    """The auditor's store (expG): 10 items of the current bench (5 with quorum, 1 of them disputed), 10 stale
+    items of earlier weights and 5 baseline outputs, all with quorum; disputes on 3 stale and 2 baseline items."""
+    write_app_config(tmp_path, monkeypatch, config)
+    review = ReviewStore(config.database)
+    current = review.add_items([_counted_single(f"now{i}", "bench-test") for i in range(10)])
+    stale = review.add_items([_counted_single(f"old{i}", "bench-OLD-weights") for i in range(10)])
+    baseline = review.add_items([_counted_single(f"b{i}", "bench-test", model=BASELINE) for i in range(5)])
+    review.assign(["ann", "bob"], 2)
+    for item in current[:4] + stale + baseline:
+        review.add_label(item, "ann", "accept", 4)
+        review.add_label(item, "bob", "accept", 4)
+    for item in stale[:3] + baseline[:2]:
+        review.add_label(item, "bob", "reject", 1)
+    review.add_label(current[4], "ann", "accept", 4)
+    review.add_label(current[4], "bob", "reject", 1)
+    return config, run_store, review, {"current": current, "stale": stale, "baseline": baseline}
+
+
+def _progress_texts(at) -> list[str]:
+    return [p.proto.text for p in at.get("progress")]
+
+
+def test_the_queue_pages_progress_is_the_review_records(mixed):
+    config, run_store, review, ids = mixed
+    record = summarise_review(config, run_store)
+    assert (record.items_with_quorum, record.items_total) == (5, 10)
+    at = sign_in("meg")
+    mine, everyone = _progress_texts(at)
+    assert everyone == ("All reviewers: 5 of 10 items have their quorum (the candidate's outputs the review record "
+                        "counts)")  # the whole store's 19 of 25 before
+    captions = [c.value for c in at.caption]
+    assert ("Whole label store (stale items, baselines' outputs, blind pairs and other candidates' included): "
+            "20 of 25 items have their quorum.") in captions  # labelled as the whole store's
+    manager = table(at, "not counted: assigned").set_index("reviewer")
+    # counted: the 10 current items and the 5 baseline outputs of the current bench; not counted: the 10 stale
+    assert manager.loc["ann"].tolist()[:4] == [4 + 1 + 5, 15, 10, 10]
+    assert manager.loc["bob"].tolist()[:4] == [4 + 1 + 5, 15, 10, 10]
+    ann = sign_in("ann")
+    assert _progress_texts(ann)[0] == "Your queue: 10 of 15 labelled"  # 20 of 25 over the whole store
+    assert ("Besides these, 10 item(s) in your queue are not counted by the review record (stale, or another "
+            "candidate's); you labelled 10 of them.") in [c.value for c in ann.caption]
+
+
+def test_the_adjudication_page_waits_on_the_records_disputes_and_lists_the_others_apart(mixed):
+    config, run_store, review, ids = mixed
+    record = summarise_review(config, run_store)
+    assert (record.disputed_items, record.adjudication_pending) == (1, 1)
+    at = sign_in("meg").sidebar.radio(key="page").set_value("Adjudication").run()
+    assert "1 disputed item(s) wait for adjudication" in [t.value for t in at.text]  # 6 before
+    assert table(at, "disagree on")["item"].tolist() == [ids["current"][4]]
+    assert ("Besides these, 5 disputed item(s) the review record does not count (stale: queued from an earlier "
+            "bench or audit record; baselines' outputs; another candidate's).") in [c.value for c in at.caption]
+    # still there, on request, marked
+    at.toggle(key="adjudication_uncounted").set_value(True).run()
+    listed = table(at, "disagree on")
+    expected = sorted([ids["current"][4], *ids["stale"][:3], *ids["baseline"][:2]])
+    assert listed["item"].tolist() == expected
+    assert dict(zip(listed["item"], listed["counted"])) == {i: i == ids["current"][4] for i in expected}
+    assert "1 disputed item(s) wait for adjudication" in [t.value for t in at.text]
+    at.selectbox(key="adjudication_choice").set_value(ids["stale"][0]).run()
+    assert [w.value for w in at.warning][0].startswith("Not counted: the review record does not count this dispute")
+
+
+def test_a_stale_item_is_still_served_and_marked_as_counted_for_nothing(tmp_path, monkeypatch, config, run_store):
+    write_app_config(tmp_path, monkeypatch, config)
+    review = ReviewStore(config.database)
+    [current] = review.add_items([_counted_single("now", "bench-test")])
+    [stale] = review.add_items([_counted_single("old", "bench-OLD-weights")])
+    review.assign(["ann"], 1)
+    at = sign_in("ann")
+    assert shown_item(at) == current and NOT_COUNTED not in [w.value for w in at.warning]
+    assert _progress_texts(at)[0] == "Your queue: 0 of 1 labelled"
+    at.radio(key=f"verdict_{current}").set_value("accept")
+    at.radio(key=f"helpfulness_{current}").set_value(4)
+    at.button(key=f"submit_{current}").click().run()
+    assert shown_item(at) == stale  # served, not hidden
+    assert [w.value for w in at.warning] == [NOT_COUNTED]
+    assert _progress_texts(at)[0].startswith("Your queue: 1 of 1 labelled")
+    assert CANDIDATE not in page_text(at) and BASELINE not in page_text(at)  # blind: no model name in the mark
+    at.radio(key=f"verdict_{stale}").set_value("reject")
+    at.radio(key=f"helpfulness_{stale}").set_value(1)
+    at.button(key=f"submit_{stale}").click().run()
+    assert review.my_label(stale, "ann").verdict == "reject"  # kept, counted for nothing
+    corrections = at.sidebar.radio(key="page").set_value("Corrections").run()
+    assert corrections.selectbox(key="correction_choice").value == stale
+    assert [w.value for w in corrections.warning] == [NOT_COUNTED]
+
+
+def test_the_agreement_page_is_the_review_records_agreement(tmp_path, monkeypatch, config, run_store):
+    """Stale items on which the reviewers always agree would lift the page's kappa above the record's."""
+    write_app_config(tmp_path, monkeypatch, config)
+    review = ReviewStore(config.database)
+    current = review.add_items([_counted_single(f"now{i}", "bench-test") for i in range(6)])
+    stale = review.add_items([_counted_single(f"old{i}", "bench-OLD-weights") for i in range(6)])
+    for item, (ann, bob) in zip(current + stale, ["yy", "yn", "nn", "ny", "yy", "nn"] + ["yy", "nn"] * 3):
+        review.add_label(item, "ann", "accept" if ann == "y" else "reject", 3)
+        review.add_label(item, "bob", "accept" if bob == "y" else "reject", 3)
+    record = summarise_review(config, run_store)
+    at = sign_in("meg").sidebar.radio(key="page").set_value("Agreement").run()
+    shown = at.dataframe[0].value.set_index("on").loc["accept/reject"]
+    assert (shown["statistic"], shown["items"]) == (record.agreement.statistic, record.agreement.n) == (
+        "cohen_kappa", 6)
+    assert shown["value"] == pytest.approx(record.agreement.value)
+    assert any(c.value.startswith("Counted as the review record counts it (review.agreement)") and
+               "6 stale item(s), queued from earlier records, left out" in c.value for c in at.caption)
+
+
+def test_without_a_record_to_count_against_the_figures_say_they_are_the_whole_stores(tmp_path, monkeypatch,
+                                                                                        config):
+    """No bench or audit record in the run: nothing can be counted as the record would, so the bars are over
+    the whole label store and say so."""
+    write_app_config(tmp_path, monkeypatch, config)
+    review = ReviewStore(config.database)
+    review.add_items([_counted_single(f"k{i}", "r") for i in range(2)])
+    review.assign(["ann"], 1)
+    at = sign_in("ann")
+    assert _progress_texts(at) == ["Your queue: 0 of 2 labelled",
+                                   "All reviewers: 0 of 2 items have their quorum (whole label store)"]
+    assert NO_RECORD in [c.value for c in at.caption]
+    assert not at.warning  # no item is marked: what counts is unknown

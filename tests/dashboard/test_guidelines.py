@@ -35,6 +35,28 @@ def test_no_link_or_image_that_runs_or_embeds_something_survives(link):
     assert "<svg" not in html
 
 
+@pytest.mark.parametrize("markdown", [
+    "> [x]: javascript:alert(1)", ">[x]: javascript:alert(1)", "   > [x]: javascript:alert(1)",
+    "- [x]: javascript:alert(1)", "-\t[x]: javascript:alert(1)", "1. [x]: javascript:alert(1)",
+    "> - [x]: javascript:alert(1)", "- > [y]\n  >\n  > [x]: javascript:alert(1)",
+    "> [x]:\n> javascript:alert(1)", "> [x]:\njavascript:alert(1)", "- [x]:\n  data:text/html,hi",
+    "[x\ny]: javascript:alert(1)", "> [x\n> y]: javascript:alert(1)", "[x]:\r\njavascript:alert(1)",
+    "[x]:\rjavascript:alert(1)",
+], ids=lambda m: m.replace("\n", "|").replace("\r", "<CR>"))
+def test_a_reference_definition_inside_a_container_or_over_lines_is_neutralised_too(markdown):
+    """A definition counts inside a block quote or a list item, and a label or the space before the destination
+    may span lines: each was a way past a check that read definitions at a line's start only."""
+    html = _render(safe_markdown(f"[x] [x y]\n\n{markdown}\n"))
+    assert "<a " in _render(f"[x] [x y]\n\n{markdown}\n")  # it is a link before
+    assert "javascript:" not in html and "data:" not in html, html
+    assert BLOCKED in html
+
+
+def test_an_inline_link_inside_a_block_quote_over_two_lines_is_neutralised():
+    html = _render(safe_markdown("> [k](\n> javascript:alert(9))\n"))
+    assert "javascript:" not in html and f'href="{BLOCKED}"' in html, html
+
+
 @pytest.mark.parametrize("html", ["<script>alert(1)</script>", '<img src=x onerror="alert(1)">',
                                   '<a href="javascript:alert(1)">x</a>', "<!-- hidden -->", "<iframe src=x>"])
 def test_raw_html_is_shown_as_text(html):
