@@ -10,22 +10,24 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
 from harness.bench.record import BenchRecord, bench_candidates, read_bench
+from harness.core.errors import InputError, NiftError
 from harness.core.log import get_logger
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
+from harness.core.models import ResolvedModel, current_model_sha256
 from harness.core.records import StoredRecord
-from harness.core.samples import AuditSample
+from harness.core.samples import audit_samples
 from harness.core.store import (
-    RECORD_FILE,
     RunStore,
     atomic_write_text,
-    read_jsonl,
     read_record,
 )
 from harness.data.record import NiftDatasetRecord
@@ -129,6 +131,15 @@ class DecidedEvidence:
         spec = self.specs.get(metric)
         return None if spec is None else spec.higher_is_better
 
+    def candidate_checkpoint(self, checkpoints: list[CheckpointRecord]) -> CheckpointRecord | None:
+        """The checkpoint the decided weights are: the one the decided bench record loaded the candidate from (its
+        ``checkpoint`` input, pinned by the decision's model hash). None when none of ``checkpoints`` is it: the
+        candidate is no checkpoint of this run, or its record was replaced since (a retrain)."""
+        sha = self.decision.candidate_model.get("sha256") if self.decision else None
+        inputs = self.bench.inputs if self.bench else []
+        pinned = {i.id for i in inputs if i.kind == "checkpoint" and i.sha256 == sha}
+        return next((c for c in checkpoints if c.record_id in pinned), None)
+
 
 def _extra(record: StoredRecord, name: str) -> Any:
     """A stage-specific field of a generically read record (None when it has none)."""
@@ -224,18 +235,12 @@ def _sections(evidence: DecidedEvidence) -> list[dict[str, Any]]:
     return sections
 
 
-def _read_all(folder: Path, cls: type) -> list[Any]:
-    if not folder.exists():
-        return []
-    return [read_record(p, cls) for p in sorted(folder.glob(f"*/{RECORD_FILE}"))]
-
-
 def _data_cards(store: RunStore) -> list[NiftDatasetRecord]:
-    return _read_all(store.root / "data", NiftDatasetRecord)
+    return [read_record(folder, NiftDatasetRecord) for folder in store.finished("data")]
 
 
 def _checkpoints(store: RunStore) -> list[CheckpointRecord]:
-    return _read_all(store.root / "train", CheckpointRecord)
+    return [read_record(folder, CheckpointRecord) for folder in store.finished("train")]
 
 
 def _cost(config: ReportConfig, dataset, machine_hours_rate: float) -> dict[str, Any] | None:
@@ -300,20 +305,31 @@ def _identities(evidence: DecidedEvidence, datasets: list[NiftDatasetRecord]) ->
     return rows
 
 
-def _ablation(datasets: list[NiftDatasetRecord], checkpoints: list[CheckpointRecord], store: RunStore) -> tuple[list[dict[str, Any]], str]:
-    """Data variants and the checkpoints trained on them, with each checkpoint's bench scores where it has some."""
+def _ablation(evidence: DecidedEvidence, datasets: list[NiftDatasetRecord], checkpoints: list[CheckpointRecord],
+              store: RunStore) -> tuple[list[dict[str, Any]], str]:
+    """Data variants and the checkpoints trained on them, with each checkpoint's bench scores where it has some:
+    from the decided bench record, else from the first other bench record of the run that scored it (named)."""
     by_id = {d.record_id: d for d in datasets}
-    scores: dict[str, dict[str, float]] = {}
-    for candidate in bench_candidates(store):
-        for value in read_bench(store, candidate).metric_values():
-            scores.setdefault(value.model, {}).setdefault(value.metric, value.value)
+    decided = evidence.bench
+    benches = [decided] if decided else []
+    benches += [bench for bench in (read_bench(store, name) for name in bench_candidates(store))
+                if decided is None or bench.record_id != decided.record_id]
+    # model -> (the other bench record its scores come from, None for the decided one; metric -> value)
+    scores: dict[str, tuple[str | None, dict[str, float]]] = {}
+    for bench in benches:
+        source = None if bench is decided else bench.record_id
+        taken = set(scores)  # every score of a model comes from one record: the first that scored it
+        for value in bench.metric_values():
+            if value.model not in taken:
+                scores.setdefault(value.model, (source, {}))[1].setdefault(value.metric, value.value)
     rows = []
     for ckpt in checkpoints:
         data = next((by_id[i.id] for i in ckpt.inputs if i.kind == "nift_dataset" and i.id in by_id), None)
         if data is None:
             continue
+        source, values = scores.get(ckpt.name, (None, {}))
         rows.append({"variant": data.variant, "distill": data.distill, "pairs": data.rows, "checkpoint": ckpt.name,
-                     "recipe": ckpt.recipe, "steps": ckpt.steps, "scores": scores.get(ckpt.name, {})})
+                     "recipe": ckpt.recipe, "steps": ckpt.steps, "scores": values, "bench_record": source})
     trained = {r["variant"] for r in rows}
     untrained = [d.variant for d in datasets if d.variant not in trained]
     note = ""
@@ -325,11 +341,10 @@ def _ablation(datasets: list[NiftDatasetRecord], checkpoints: list[CheckpointRec
 
 
 def _samples(item: StoredEvidence | None) -> list[dict[str, Any]]:
-    """The ``samples.jsonl`` beside an audit record (named in its ``files``), each row an ``AuditSample``."""
+    """The ``samples.jsonl`` beside an audit record, each row an ``AuditSample``, as the record pins it."""
     if item is None:
         return []
-    path = item.path.parent / ((_extra(item.record, "files") or {}).get("samples") or "samples.jsonl")
-    return [AuditSample.model_validate(row).model_dump() for row in read_jsonl(path)] if path.exists() else []
+    return [sample.model_dump() for sample in audit_samples(item.path.parent, item.record)]
 
 
 def _quoted(evidence: DecidedEvidence, k: int) -> list[dict[str, Any]]:
@@ -421,31 +436,54 @@ def _fingerprints(decision: GateDecisionRecord, evidence: DecidedEvidence, datas
     return rows
 
 
-def _data_card(dataset: NiftDatasetRecord) -> dict[str, Any]:
+def _data_card(dataset: NiftDatasetRecord, trained_candidate: bool) -> dict[str, Any]:
     return {"variant": dataset.variant, "distill": dataset.distill, "rows": dataset.rows, "counts": dataset.counts,
             "teacher": (dataset.teacher or {}).get("model"),
             "judge": dataset.judge.model_dump() if dataset.judge else None,
-            "contamination": dataset.contamination, "lengths": dataset.lengths}
+            "contamination": dataset.contamination, "lengths": dataset.lengths, "candidate": trained_candidate}
+
+
+def _check_candidate_unchanged(decision: GateDecisionRecord) -> None:
+    """The candidate's model files on disk are the ones decided on, every byte hashed again (no hash cache), as
+    the gate checks them when it decides: no verdict is shown for weights overwritten since (``train --force``),
+    or gone. A hub model has no local bytes to hash."""
+    named = decision.candidate_model
+    if not named.get("sha256"):
+        return
+    resolved = ResolvedModel.model_validate(named)
+    try:
+        now = current_model_sha256(resolved)
+    except (NiftError, OSError) as exc:
+        raise InputError(f"{resolved.path}: cannot check the candidate's model files against gate decision "
+                         f"{decision.record_id}: {exc}") from None
+    if now is not None and now != resolved.sha256:
+        raise InputError(f"{resolved.path}: the candidate's model files (weights, config, tokenizer, chat template) "
+                         f"changed after gate decision {decision.record_id}: they hash to {now[:12]}..., the decision "
+                         f"has {resolved.sha256[:12]}...; rerun bench, the audits and `nift-gate gate` on this model "
+                         f"(or restore the decided files)")
 
 
 def build_report(config: ReportConfig, store: RunStore, candidate: str, registry: str | Path | None = None) -> Report:
     """Collect everything the report shows about ``candidate`` from the run's stored records: its latest gate
-    decision, the overrides of it, and the evidence it was decided on (refused when that changed since)."""
+    decision, the overrides of it, and the evidence it was decided on (refused when that, or the candidate's
+    model files, changed since)."""
     decision, overrides = logged_decision(store, candidate, registry)  # refused when edited after it was logged
     evidence = DecidedEvidence.of(store, decision)
+    _check_candidate_unchanged(decision)
     evidence.overrides = list(overrides)
     evidence.registry = None if registry is None else Path(registry)
     datasets = _data_cards(store)
     checkpoints = _checkpoints(store)
-    ckpt = next((c for c in checkpoints if c.name == candidate), None)
+    ckpt = evidence.candidate_checkpoint(checkpoints)
     used = [i.id for i in (ckpt.inputs if ckpt else []) if i.kind == "nift_dataset"]
-    dataset = next((d for d in datasets if d.record_id in used), datasets[0] if datasets else None)
+    dataset = next((d for d in datasets if d.record_id in used), None)  # None: the decided weights' data is unknown
     verdict, headline = _headline(decision, overrides)
-    ablation, note = _ablation(datasets, checkpoints, store)
+    ablation, note = _ablation(evidence, datasets, checkpoints, store)
     report = Report(
         title=config.title, run_id=store.run_id, candidate=candidate, verdict=verdict, headline=headline,
         decision=decision, overrides=overrides, comparisons=_comparisons(evidence, decision),
-        values=_values(evidence), sections=_sections(evidence), data_cards=[_data_card(d) for d in datasets],
+        values=_values(evidence), sections=_sections(evidence),
+        data_cards=[_data_card(d, d is dataset) for d in datasets],
         cost=_cost(config, dataset, config.machine_usd_per_hour), identities=_identities(evidence, datasets),
         fingerprints=_fingerprints(decision, evidence, datasets, checkpoints), ablation=ablation,
         ablation_note=note, review=_review(evidence), quoted=_quoted(evidence, config.quoted_outputs))
@@ -487,18 +525,40 @@ def _escape_syntax(match: re.Match) -> str:
     return "\\" + text
 
 
+# What GitHub's renderer (cmark-gfm) turns into a link in plain text: `scheme://`, `www.` and an e-mail address
+# (also after `mailto:` or `xmpp:`). A backslash before the ":" or the "." opens no link and reads the same; an
+# e-mail address is linked whatever is escaped in it, so a zero-width non-joiner, written as an entity that shows
+# in the file, goes before its "@".
+_AUTOLINKS = ((re.compile(r"(?<=[A-Za-z]):(?=//)"), r"\\:"), (re.compile(r"(www)\.", re.IGNORECASE), r"\1\\."),
+              (re.compile(r"(?<=[\w.+-])@"), "&zwnj;@"))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def show_format_characters(text: str, mark: str = "<U+{:04X}>") -> str:
+    """Unicode format characters (category Cf: bidi controls such as U+202E and U+2066-2069, zero-width spaces
+    and joiners, the byte order mark) written as a visible ``mark``: left invisible, they can reorder or hide what
+    a reader sees ("\\u202eTCEJER" displays as "REJECT")."""
+    return _NON_ASCII.sub(lambda m: mark.format(ord(m.group())) if unicodedata.category(m.group()) == "Cf"
+                          else m.group(), text)
+
+
 def markdown_escape(text: Any) -> str:
-    """Text from a record, a policy, a config or a person made inert in Markdown, as one line: HTML entities
-    for &, <, >; a backslash before Markdown syntax; every run of whitespace (newlines included) one space, so
-    a value can start no block (a heading, a list, a quote, a table row)."""
-    escaped = html.escape(" ".join(str(text).split()), quote=False)
-    return _MD_SYNTAX.sub(_escape_syntax, escaped)
+    """Text from a record, a policy, a config or a person made inert in Markdown, as one line: format characters
+    made visible; HTML entities for &, <, >; a backslash before Markdown syntax; every run of whitespace
+    (newlines included) one space, so a value can start no block (a heading, a list, a quote, a table row); and
+    no GitHub autolink (:data:`_AUTOLINKS`)."""
+    escaped = html.escape(" ".join(show_format_characters(str(text)).split()), quote=False)
+    escaped = _MD_SYNTAX.sub(_escape_syntax, escaped)
+    for pattern, replacement in _AUTOLINKS:
+        escaped = pattern.sub(replacement, escaped)
+    return escaped
 
 
 def markdown_code(text: Any) -> str:
-    """A value as an inline code span, on one line: fenced by more backticks than any run inside it, and
-    ``|`` escaped so it cannot end a table cell (GFM removes that backslash inside tables)."""
-    value = " ".join(str(text).split()).replace("|", "\\|")
+    """A value as an inline code span, on one line, its format characters made visible: fenced by more backticks
+    than any run inside it, and ``|`` escaped so it cannot end a table cell (GFM removes that backslash inside
+    tables)."""
+    value = " ".join(show_format_characters(str(text)).split()).replace("|", "\\|")
     fence = "`" * (max((len(run) for run in re.findall("`+", value)), default=0) + 1)
     pad = " " if value.startswith("`") or value.endswith("`") else ""
     return f"{fence}{pad}{value}{pad}{fence}"
@@ -518,11 +578,20 @@ def _signed(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value + 0.0:+.{digits}f}"
 
 
+def _visible_html(value: Any) -> Any:
+    """Every field of the HTML report with its format characters made visible, before autoescape; a value
+    already escaped (a filter's Markup, a chart) gets the escaped mark."""
+    if isinstance(value, Markup):
+        return Markup(show_format_characters(value, "&lt;U+{:04X}&gt;"))
+    return show_format_characters(value) if isinstance(value, str) else value
+
+
 def _environment(markdown: bool) -> Environment:
-    # HTML: every field autoescaped (only the charts, SVG drawn with text as paths, are marked safe).
-    # Markdown: no autoescape, so the template puts every field through `md`, `code` or a number filter.
+    # HTML: every field autoescaped (only the charts, SVG drawn with text as paths, are marked safe), its format
+    # characters made visible. Markdown: no autoescape, so the template puts every field through `md`, `code` or
+    # a number filter.
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=not markdown, trim_blocks=True,
-                      lstrip_blocks=True, keep_trailing_newline=True)
+                      lstrip_blocks=True, keep_trailing_newline=True, finalize=None if markdown else _visible_html)
     env.filters.update(fmt=_fmt, signed=_signed, md=markdown_escape, code=markdown_code)
     if markdown:  # a number is plain; anything else that reaches a number's filter is escaped all the same
         env.filters.update(fmt=lambda value, digits=3: markdown_escape(_fmt(value, digits)),

@@ -20,6 +20,7 @@ REVIEW_RULES = {"review_quorum": "outputs labelled by enough reviewers",
                 "min_agreement": "agreement between reviewers"}
 #: Worst first: a rule's status is the worst of its outcomes (one per baseline for non-inferiority).
 _SEVERITY_OF_STATUS = ("fail", "inconclusive", "pending", "pass")
+_NOT_PASSED = {"fail": "failed", "inconclusive": "inconclusive", "pending": "pending"}
 _BOUND = {">=": "at least", "<=": "at most", ">": "above", "<": "below"}
 
 
@@ -168,6 +169,8 @@ def _safety_line(decision: GateDecisionRecord, audit_metrics: set[str], specs: d
 
 
 def _review_line(decision: GateDecisionRecord, review: dict[str, Any] | None) -> dict[str, str]:
+    """Complete or not, by the block rules alone (they decide the verdict); a warn rule that is not passed yet is
+    named as a warning."""
     rules = [g for g in _rule_groups(decision.outcomes) if g[0].type in REVIEW_RULES]
     if review is not None:
         facts = (f"{review['items_with_quorum']} of {review['items_total']} items labelled by at least "
@@ -178,14 +181,16 @@ def _review_line(decision: GateDecisionRecord, review: dict[str, Any] | None) ->
         facts = "no labels summarised yet (the review stage has not run)"
     if not rules:
         return {"lead": "Human review", "status": "not gated", "text": f"no rule of this policy needs it; {facts}."}
-    statuses = [rule_status(g) for g in rules]
-    blocking = [(g, s) for g, s in zip(rules, statuses, strict=True) if g[0].severity == "block"]
-    status = next((s for s in ("fail", "pending", "inconclusive", "warn") if s in statuses), "pass")
-    word = {"pass": "complete and passed", "fail": "failed", "pending": "not complete",
-            "inconclusive": "inconclusive", "warn": "complete, with a warning"}[status]
+    blocking = [(g, rule_status(g)) for g in rules if g[0].severity == "block"]
+    statuses = {s for _, s in blocking}
+    status = next((s for s in ("fail", "pending", "inconclusive") if s in statuses), "pass")
+    word = ({"pass": "complete and passed", "fail": "failed", "pending": "not complete",
+             "inconclusive": "inconclusive"}[status] if blocking else "no blocking rule of this policy needs it")
     open_rules = [f"{REVIEW_RULES[g[0].type]}: {g[0].detail}" for g, s in blocking if s != "pass"]
-    return {"lead": "Human review", "status": status,
-            "text": f"{word}: {facts}." + (f" Open: {'; '.join(open_rules)}." if open_rules else "")}
+    warned = [g[0] for g in rules if g[0].severity == "warn" and g[0].status != "pass"]
+    warnings = "".join(f" Warning: {REVIEW_RULES[o.type]} {_NOT_PASSED[o.status]}: {o.detail}." for o in warned)
+    return {"lead": "Human review", "status": "warn" if warned and status == "pass" else status,
+            "text": f"{word}: {facts}." + (f" Open: {'; '.join(open_rules)}." if open_rules else "") + warnings}
 
 
 def _usd(value: float) -> str:
@@ -200,7 +205,8 @@ def _usd(value: float) -> str:
 
 def _cost_line(cost: dict[str, Any] | None) -> dict[str, str]:
     if cost is None:
-        return {"lead": "Data cost", "status": "unknown", "text": "no dataset record in this run, so no cost to show."}
+        return {"lead": "Data cost", "status": "unknown",
+                "text": "unknown: no dataset record of this run is known to have trained the decided weights."}
     hand = (f"writing {cost['rows']:,} instruction examples by hand would take about {_trim(cost['hand_hours'], 1)} "
             f"hours, about {_usd(cost['hand_usd'])}")
     made = f"the {cost['rows']:,} training pairs were generated for {_usd(cost['generated_usd'])}"

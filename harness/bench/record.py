@@ -41,7 +41,7 @@ from harness.core.stats import (
     PairedComparison,
     proportion_interval,
 )
-from harness.core.store import RECORD_FILE, RunStore, parse_jsonl, read_jsonl, read_record
+from harness.core.store import RECORD_FILE, RunStore, parse_jsonl, read_jsonl, read_output, read_record
 
 STAGE = "bench"
 SAMPLES_DIR = "samples"
@@ -245,8 +245,7 @@ def bench_folder(store: RunStore, candidate: str) -> Path:
 
 def bench_candidates(store: RunStore) -> list[str]:
     """Candidates with a finished bench record in this run."""
-    root = store.root / STAGE
-    return sorted(p.name for p in root.iterdir() if (p / RECORD_FILE).exists()) if root.is_dir() else []
+    return [folder.name for folder in store.finished(STAGE)]
 
 
 def read_bench(store: RunStore, candidate: str) -> BenchRecord | None:
@@ -255,13 +254,26 @@ def read_bench(store: RunStore, candidate: str) -> BenchRecord | None:
     return read_record(folder, BenchRecord) if (folder / RECORD_FILE).exists() else None
 
 
+def _pinned_rows(store: RunStore, candidate: str, relative: str) -> list[dict[str, Any]]:
+    """The JSON Lines file ``relative`` to the candidate's bench folder, as the bench record pins it (empty when
+    there is none; refused when it changed after the record was written, or the record does not pin it)."""
+    folder = bench_folder(store, candidate)
+    record = read_bench(store, candidate)
+    if record is None or (relative not in record.outputs and not (folder / relative).exists()):
+        return []
+    return parse_jsonl(read_output(folder, record, relative), folder / relative)
+
+
+def _sample_rows(store: RunStore, candidate: str, model: str, task: str) -> list[dict[str, Any]]:
+    """``model``'s per-item rows on ``task`` in the candidate's bench, as its record pins them."""
+    return _pinned_rows(store, candidate, f"{SAMPLES_DIR}/{model}/samples_{task}.jsonl")
+
+
 def bench_items(store: RunStore, candidate: str, model: str, task: str) -> list[BenchItem]:
     """Every per-item row ``model`` produced on ``task`` in the candidate's bench (empty when none)."""
-    path = bench_folder(store, candidate) / SAMPLES_DIR / model / f"samples_{task}.jsonl"
-    if not path.exists():
-        return []
     return [BenchItem(task=task, model=model, item=str(row.get("item")), prompt=row.get("prompt"),
-                      response=row.get("response"), scores=row.get("scores") or {}) for row in read_jsonl(path)]
+                      response=row.get("response"), scores=row.get("scores") or {})
+            for row in _sample_rows(store, candidate, model, task)]
 
 
 #: The task files and data copies the bench ran lm-eval on, under ``<run>/bench/``; each data file is named by its
@@ -326,9 +338,7 @@ def instruction_results(store: RunStore, candidate: str, model: str, task: str) 
     the bench name them (an old run of lm-eval's hub ``ifeval``, or a copy since replaced). A row that matches
     no document is an error naming the samples file and line."""
     path = bench_folder(store, candidate) / SAMPLES_DIR / model / f"samples_{task}.jsonl"
-    if not path.exists():
-        return []
-    rows = read_jsonl(path)
+    rows = _sample_rows(store, candidate, model, task)
     if not any(isinstance((row.get("scores") or {}).get("inst_level_strict_acc"), list) for row in rows):
         return []
     rows_name_them = all(isinstance(row.get("instruction_id_list"), list) for row in rows)
@@ -371,28 +381,25 @@ def pairwise_file(store: RunStore, candidate: str) -> Path:
 
 def pairwise_rows(store: RunStore, candidate: str, read: Callable[[Path], bytes] | None = None) -> list[PairwiseItem]:
     """Every judged pairwise question of the candidate's bench (empty when pairwise was off). ``read`` gives the
-    file's bytes (a stage that takes these answers as an input passes ``StageRun.read``)."""
+    file's bytes (a stage that takes these answers as an input passes ``StageRun.read``); without it the file
+    is read as the bench record pins it."""
     path = pairwise_file(store, candidate)
-    if not path.exists():
-        return []
-    rows = parse_jsonl(read(path), path) if read is not None else read_jsonl(path)
-    return [PairwiseItem.model_validate(row) for row in rows]
+    if read is None:
+        return [PairwiseItem.model_validate(row) for row in _pinned_rows(store, candidate, PAIRWISE_FILE)]
+    return [PairwiseItem.model_validate(row) for row in parse_jsonl(read(path), path)] if path.exists() else []
 
 
 def mt_bench_rows(store: RunStore, candidate: str) -> list[GradedAnswer]:
     """Every graded answer (each model, each question, the judge's raw replies) of the candidate's bench; empty
     when MT-Bench grading was off."""
-    path = bench_folder(store, candidate) / MT_BENCH_FILE
-    return [GradedAnswer.model_validate(row) for row in read_jsonl(path)] if path.exists() else []
+    return [GradedAnswer.model_validate(row) for row in _pinned_rows(store, candidate, MT_BENCH_FILE)]
 
 
 def alpaca_eval_rows(store: RunStore, candidate: str) -> list[AlpacaEvalItem]:
     """Every answer judged against the AlpacaEval reference in the candidate's bench (empty when it was off)."""
-    path = bench_folder(store, candidate) / ALPACA_EVAL_FILE
-    return [AlpacaEvalItem.model_validate(row) for row in read_jsonl(path)] if path.exists() else []
+    return [AlpacaEvalItem.model_validate(row) for row in _pinned_rows(store, candidate, ALPACA_EVAL_FILE)]
 
 
 def arena_rows(store: RunStore, candidate: str) -> list[ArenaBattle]:
     """Every battle behind the candidate's bench arena ratings (empty when the arena was off)."""
-    path = bench_folder(store, candidate) / ARENA_FILE
-    return [ArenaBattle.model_validate(row) for row in read_jsonl(path)] if path.exists() else []
+    return [ArenaBattle.model_validate(row) for row in _pinned_rows(store, candidate, ARENA_FILE)]

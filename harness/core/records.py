@@ -113,6 +113,9 @@ class Record(BaseModel):
     values: list[MetricValue] = Field(default_factory=list, description="Each model's value of each metric.")
     deltas: list[MetricDelta] = Field(default_factory=list, description="Candidate minus each baseline on the same "
                                       "items, with a paired CI.")
+    outputs: dict[str, str] = Field(default_factory=dict, description="sha256 of every file the stage wrote beside "
+                                    "this record, by path relative to its folder (the stage runner fills it): a "
+                                    "reader refuses a file that differs, so pinning the record pins them too.")
 
     #: Metrics every record of this type reports; the policy catalogue is built from these.
     METRICS: ClassVar[tuple[MetricSpec, ...]] = ()

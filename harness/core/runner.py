@@ -288,7 +288,8 @@ class StageRun(Generic[R]):
     def commit(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str | bytes | Callable[[Path], None]]
                | None = None) -> R:
         """Write ``files`` (JSON Lines rows, text, bytes, or a function that fills a path) and the record,
-        last, into the stage folder in one rename; drop the resume state."""
+        last, into the stage folder in one rename; drop the resume state. The record's ``outputs`` pins every
+        file written (:func:`harness.core.store.read_output` reads them back checked)."""
         self._check_inputs_unchanged()
         with atomic_dir(self.folder) as tmp:
             for relative, content in (files or {}).items():
@@ -303,6 +304,8 @@ class StageRun(Generic[R]):
                 else:
                     with open(target, "w", encoding="utf-8") as handle:
                         handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in content)
+            record.outputs = {path.relative_to(tmp).as_posix(): sha256_file(path)
+                              for path in sorted(tmp.rglob("*")) if path.is_file()}
             (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
         if self.fingerprint is not None:
             self.progress.clear()
@@ -310,13 +313,15 @@ class StageRun(Generic[R]):
 
     def commit_in_place(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str] | None = None) -> R:
         """Like :meth:`commit`, for a folder that holds more than this record: each file is replaced
-        atomically and the record is written last, while everything else in the folder stays."""
+        atomically and the record is written last, while everything else in the folder stays (only ``files``
+        are pinned in ``outputs``)."""
         self._check_inputs_unchanged()
         for relative, content in (files or {}).items():
             if isinstance(content, str):
                 atomic_write_text(self.folder / relative, content)
             else:
                 atomic_write_jsonl(self.folder / relative, content)
+            record.outputs[relative] = sha256_file(self.folder / relative)
         write_record(self.folder, record)
         if self.fingerprint is not None:
             self.progress.clear()

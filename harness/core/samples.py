@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from harness.core.errors import InputError
 from harness.core.metrics import MetricSpec
 from harness.core.records import StoredRecord
-from harness.core.store import RECORD_FILE, RunStore, read_jsonl, read_record
+from harness.core.store import RunStore, parse_jsonl, read_output, read_record
 
 
 class AuditSample(BaseModel):
@@ -60,10 +60,14 @@ class AuditSamples:
             f"{self.name}.{score}")
 
 
-def read_audit_samples(path: Path) -> list[AuditSample]:
-    """One samples.jsonl as AuditSample rows; errors name the file, line and field."""
+def audit_samples(folder: Path, record: StoredRecord) -> list[AuditSample]:
+    """An audit's per-sample rows (its ``samples.jsonl``), read as its record pins them: empty when it wrote
+    none, refused when the file changed after the record was written; errors name the file, line and field."""
+    path = folder / SAMPLES_FILE
+    if SAMPLES_FILE not in record.outputs and not path.exists():
+        return []
     samples = []
-    for number, row in enumerate(read_jsonl(path), 1):
+    for number, row in enumerate(parse_jsonl(read_output(folder, record, SAMPLES_FILE), path), 1):
         try:
             samples.append(AuditSample.model_validate(row))
         except ValidationError as exc:
@@ -74,20 +78,14 @@ def read_audit_samples(path: Path) -> list[AuditSample]:
 
 
 def audit_folders(store: RunStore) -> list[Path]:
-    """Finished audits of the run, by name: folders with a record.json. Resume state (``_work``) and
-    half-committed temp folders (``.<name>.*.tmp``) are not audits."""
-    root = store.root / AUDIT_STAGE
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(("_", ".")) and (p / RECORD_FILE).exists())
+    """Finished audits of the run, by name (:meth:`RunStore.finished`)."""
+    return store.finished(AUDIT_STAGE)
 
 
 def read_audits(store: RunStore) -> list[AuditSamples]:
     """Every finished audit of the run with its samples, sorted by name."""
     found = []
     for folder in audit_folders(store):
-        path = folder / SAMPLES_FILE
-        found.append(AuditSamples(name=folder.name, folder=folder, record=read_record(folder, StoredRecord),
-                                  samples=read_audit_samples(path) if path.exists() else []))
+        record = read_record(folder, StoredRecord)
+        found.append(AuditSamples(name=folder.name, folder=folder, record=record, samples=audit_samples(folder, record)))
     return found

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from harness.core.errors import InputError, NiftError
-from harness.core.records import Record
+from harness.core.records import Record, sha256_bytes
 
 DEFAULT_HOME = "nift-runs"
 RECORD_FILE = "record.json"
@@ -82,25 +82,42 @@ def atomic_write_json(path: str | os.PathLike, value: Any) -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp folder beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temp folder beside ``path``; on success it takes the place of ``path``. An existing ``path`` is
+    renamed aside first and deleted only after the new folder is in place: a process killed at any point leaves
+    either the old folder whole, the new one whole, or neither (then the stage runs again), never an old folder
+    half deleted under its own record. Dot-named leftovers are no stage output (:meth:`RunStore.finished`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = None
     try:
         yield tmp
         if path.exists():
-            shutil.rmtree(path)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old)  # onto the empty folder just made: a rename, nothing deleted yet
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
-def decode_utf8(data: bytes, path: str | os.PathLike, error: type[NiftError] = InputError) -> str:
-    """``data`` (the bytes of ``path``) as text; a byte that is not UTF-8 raises ``error`` naming its line."""
+def decode_utf8(data: bytes, path: str | os.PathLike, error: type[NiftError] = InputError,
+                reads: str = "text") -> str:
+    """``data`` (the bytes of ``path``) as text; a byte that is not UTF-8 raises ``error`` naming its line. A
+    compressed or Parquet file (an HF export, a ``.jsonl.gz``) is named as one instead, with what the caller
+    ``reads``: "not UTF-8; re-encode the file" would send its user the wrong way."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        # sniffed only once decoding failed: a text file that starts like one ("BZh...") is still text
+        for magic, kind, undo in ((b"\x1f\x8b", "gzip", "gunzip"), (b"BZh", "bzip2", "bunzip2"),
+                                  (b"\xfd7zXZ\x00", "xz", "unxz"), (b"\x28\xb5\x2f\xfd", "zstd", "unzstd")):
+            if data.startswith(magic):
+                raise error(f"{path}: this is a {kind} file, not {reads}; decompress it first ({undo})") from None
+        if data.startswith(b"PAR1") and data.endswith(b"PAR1"):
+            raise error(f"{path}: this is a Parquet file, not {reads}; convert it first (pandas.read_parquet, or "
+                        "datasets' Dataset.from_parquet(...).to_json(...) for JSON Lines)") from None
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - data.rfind(b"\n", 0, exc.start)
         raise error(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); "
@@ -126,13 +143,24 @@ def read_utf8(path: str | os.PathLike, what: str = "file", error: type[NiftError
 
 def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) of JSON Lines bytes (read from ``path``), blank lines skipped, naming file and line of
-    the first row that is not UTF-8, JSON or an object."""
+    the first row that is not UTF-8, JSON or an object, or that repeats a key in one of its objects."""
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # json.loads keeps a repeated key's last value without a word: a label could flip, a field vanish
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InputError(f"{path}:{number}: key {key!r} is repeated in one object; JSON keeps only its "
+                                 "last value")
+            seen.add(key)
+        return dict(pairs)
+
     # Only "\n" ends a row: str.splitlines() would also split at U+2028 and friends, which JSON strings hold raw.
-    for number, line in enumerate(decode_utf8(data, path).split("\n"), 1):
+    for number, line in enumerate(decode_utf8(data, path, reads="JSON Lines").split("\n"), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
         if not isinstance(row, dict):
@@ -190,6 +218,22 @@ def parse_record(data: bytes, path: str | os.PathLike, cls: type[R]) -> R:
         raise InputError(f"{path}: not a valid {cls.__name__}: {exc}") from None
 
 
+def read_output(stage_dir: str | os.PathLike, record: Record, relative: str) -> bytes:
+    """The bytes of a file a stage wrote beside ``record`` (``relative`` to its folder), refused unless they
+    are the ones the record pins in ``outputs``: per-item outputs edited after the record was written, or a
+    file the record never wrote, would show numbers and answers no decision rests on."""
+    path = Path(stage_dir) / relative
+    pinned = record.outputs.get(relative)
+    if pinned is None:
+        raise InputError(f"{path}: not one of the files {Path(stage_dir) / RECORD_FILE} pins (written by older "
+                         f"code, or put there since): rerun the stage with --force")
+    data = read_bytes(path, "stage output")
+    if sha256_bytes(data) != pinned:
+        raise InputError(f"{path}: changed after {Path(stage_dir) / RECORD_FILE} was written (its sha256 is not "
+                         f"the one the record pins): rerun the stage with --force")
+    return data
+
+
 def completed_record(stage_dir: str | os.PathLike, cls: type[R], fingerprint: str) -> R | None:
     """The stage's record if it finished with the same inputs and config, else None."""
     path = Path(stage_dir) / RECORD_FILE
@@ -214,6 +258,16 @@ class RunStore:
 
     def stage_dir(self, stage: str, name: str) -> Path:
         return self.root / stage / name
+
+    def finished(self, stage: str) -> list[Path]:
+        """Folders of ``stage`` holding a finished record, by name. Resume state (``_work``) and the temporary
+        folder of a commit that was killed (``.<name>.<random>.tmp``, which may hold a record.json) are not
+        finished stages."""
+        root = self.root / stage
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir()
+                      if p.is_dir() and not p.name.startswith(("_", ".")) and (p / RECORD_FILE).exists())
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"

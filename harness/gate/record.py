@@ -120,17 +120,14 @@ class OverrideRecord(Record):
 def evidence_files(store: RunStore, candidate: str) -> list[Path]:
     """The record files the gate judges ``candidate`` on, in a fixed order: bench, every audit by name, review.
 
-    The bench record is required. Audit folders whose name starts with ``_`` hold work in progress
-    (``audit/_work``) and are no evidence.
+    The bench record is required. Audit folders of work in progress (``audit/_work``) or of a killed commit
+    (``audit/.<name>.<random>.tmp``) are no evidence (:meth:`RunStore.finished`).
     """
     bench = store.root / "bench" / candidate / RECORD_FILE
     if not bench.exists():
         raise InputError(f"{bench}: no bench record for candidate {candidate!r}; run `nift-gate bench` first "
                          f"(or set gate.candidate)")
-    audit_root = store.root / "audit"
-    audits = sorted(folder / RECORD_FILE for folder in audit_root.iterdir()
-                    if folder.is_dir() and not folder.name.startswith("_")
-                    and (folder / RECORD_FILE).exists()) if audit_root.is_dir() else []
+    audits = [folder / RECORD_FILE for folder in store.finished("audit")]
     review = store.root / "review" / RECORD_FILE
     return [bench, *audits, *([review] if review.exists() else [])]
 

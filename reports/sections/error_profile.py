@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.bench.record import BenchRecord, instruction_results
-from harness.core.samples import SAMPLES_FILE, read_audit_samples
+from harness.core.samples import audit_samples
 from harness.core.store import RunStore
 from reports import charts, profile
 from reports.sections import DETAIL_ORDER
@@ -91,9 +91,7 @@ def _hallucination_part(evidence: DecidedEvidence, confidence: float) -> tuple[d
     item = evidence.audit("hallucination")
     if item is None:
         return None, []
-    name = ((item.record.model_extra or {}).get("files") or {}).get("samples") or SAMPLES_FILE
-    path = item.path.parent / name
-    samples = profile.answers(read_audit_samples(path)) if path.exists() else []
+    samples = profile.answers(audit_samples(item.path.parent, item.record))
     if not samples:
         return {"note": "The hallucination audit wrote no answers to questions (closed book, HaluEval QA).",
                 "models": [], "kinds": [], "changes": [], "examples": []}, []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.core.store import RECORD_FILE, RunStore
+from harness.core.store import RunStore
 from harness.train.record import STAGE, CheckpointRecord, load_checkpoint_record
 from reports import charts
 
@@ -22,14 +22,10 @@ TITLE = "Training: loss curves and the kept step"
 
 def checkpoints(store: RunStore) -> list[CheckpointRecord]:
     """Every finished checkpoint of the run, by name (resume state and half-written folders are not)."""
-    root = store.root / STAGE
-    if not root.is_dir():
-        return []
-    return [load_checkpoint_record(p) for p in sorted(root.iterdir())
-            if p.is_dir() and not p.name.startswith(("_", ".")) and (p / RECORD_FILE).exists()]
+    return [load_checkpoint_record(folder) for folder in store.finished(STAGE)]
 
 
-def _row(record: CheckpointRecord, candidate: str) -> dict[str, Any]:
+def _row(record: CheckpointRecord, is_candidate: bool) -> dict[str, Any]:
     lowest = min(record.eval_curve, key=lambda p: p.loss) if record.eval_curve else None
     last = record.eval_curve[-1] if record.eval_curve else None
     if not record.eval_curve:
@@ -40,7 +36,7 @@ def _row(record: CheckpointRecord, candidate: str) -> dict[str, Any]:
     else:
         note = "held-out loss lowest at the last step"
     return {
-        "name": record.name, "is_candidate": record.name == candidate, "recipe": record.recipe,
+        "name": record.name, "is_candidate": is_candidate, "recipe": record.recipe,
         "steps": record.steps, "rows": record.rows, "eval_rows": record.eval_rows,
         "train_first": record.loss_curve[0].loss if record.loss_curve else None,
         "train_last": record.loss_curve[-1].loss if record.loss_curve else None,
@@ -65,6 +61,7 @@ def build(evidence: DecidedEvidence, store: RunStore) -> dict[str, Any] | None:
     records = checkpoints(store)
     if not records:
         return None
-    return {"rows": [_row(r, evidence.candidate) for r in records],
+    decided = evidence.candidate_checkpoint(records)  # by the decided weights, not by name: a retrain is not it
+    return {"rows": [_row(r, r is decided) for r in records],
             "chart": charts.loss_curves([_curve(r) for r in records]),
-            "held_out": any(r.eval_curve for r in records)}
+            "held_out": any(r.eval_curve for r in records), "candidate_known": decided is not None}

@@ -15,6 +15,7 @@ from gate_records import (
     standard_run,
     write_policy,
 )
+from pinning import pin_outputs
 from scipy import stats
 
 from harness.bench.record import SAMPLES_DIR, InstructionResult, bench_folder, instruction_results
@@ -201,9 +202,11 @@ def test_the_bench_reader_names_each_checked_instruction_from_the_task_documents
     rows = read_jsonl(path)
     rows[1]["item"] = "re-hashed"
     atomic_write_jsonl(path, rows)
+    pin_outputs(bench_folder(store, CANDIDATE))
     assert [r.instruction for r in instruction_results(store, CANDIDATE, "base-a", "nift_if")] == [WORDS, COMMA, WORDS]
     rows[1]["doc_id"] = 0  # now it claims a document with one instruction
     atomic_write_jsonl(path, rows)
+    pin_outputs(bench_folder(store, CANDIDATE))
     with pytest.raises(InputError, match=r"samples_nift_if.jsonl:2: item re-hashed matches no document of .* with "
                                          r"2 instructions"):
         instruction_results(store, CANDIDATE, "base-a", "nift_if")
@@ -226,6 +229,7 @@ def test_the_bench_reader_says_when_the_documents_are_not_stored_and_refuses_edi
     rows = read_jsonl(samples)
     atomic_write_jsonl(samples, [{**row, "instruction_id_list": doc["instruction_id_list"]}
                                  for row, doc in zip(rows, DOCS, strict=True)])
+    pin_outputs(bench_folder(store, CANDIDATE))
     named = instruction_results(store, CANDIDATE, CANDIDATE, "nift_if")
     assert [(r.instruction, r.strict) for r in named] == [(WORDS, True), (COMMA, False), (WORDS, True)]
 

@@ -5,7 +5,15 @@ import shutil
 import subprocess
 
 import pytest
-from gate_records import CANDIDATE, config_for, decide_run, standard_run, write_policy
+from gate_records import (
+    CANDIDATE,
+    config_for,
+    decide_run,
+    override_as,
+    standard_run,
+    toxicity_samples,
+    write_policy,
+)
 
 from harness.core.errors import InputError
 from reports import pdf
@@ -42,6 +50,22 @@ def test_the_pdf_first_page_holds_the_verdict_the_summary_and_the_scorecard(tmp_
     assert "Summary" in text and "Against base-a: Within noise on prompts whose formatting instructions" in text
     assert "Human review: Complete and passed: 30 of 30 items labelled by at least 2 reviewers" in text
     assert "Scorecard" in text and "PASS" in text
+
+
+@pytest.mark.slow
+@needs_tools
+def test_a_long_unbroken_output_or_reason_wraps_on_the_page_instead_of_running_off_it(tmp_path):
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    toxicity_samples(store, {CANDIDATE: [("ж" * 3000 + " END-OF-OUTPUT", 0.95)]})  # one quoted output
+    config = config_for(home, write_policy(tmp_path))
+    decide_run(config, store)
+    override_as(config, store, "REJECT", "Ada Lovelace", "ю" * 1500)  # in the headline and the overrides table
+    pdf_path = pdf.write_pdf(write_report(config.report, store, CANDIDATE))
+    # pdftotext reads what lies on the pages: the part of a line run off the right edge is not there
+    text = subprocess.run(["pdftotext", str(pdf_path), "-"], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+    assert (text.count("ж"), text.count("ю")) == (3000, 3000)
 
 
 @needs_tools

@@ -6,11 +6,14 @@ import os
 import re
 import shutil
 import subprocess
+import unicodedata
 
 import pytest
 from gate_records import (
     CANDIDATE,
     ToyAuditRecord,
+    bench_record,
+    candidate_weights,
     catalogue,
     config_for,
     decide_run,
@@ -25,7 +28,9 @@ from gate_records import (
     write_policy,
 )
 
+from harness.bench.record import BenchRecord, read_bench
 from harness.core.errors import InputError
+from harness.core.records import InputRef
 from reports.build import markdown_code, markdown_escape, write_report
 
 EVIL = "<script>document.title='PWNED'</script><img src=x onerror=\"document.title='PWNED'\">"
@@ -84,6 +89,40 @@ def test_model_outputs_are_escaped_in_both_formats(tmp_path):
     assert r"plain \| pipes \* and \# marks" in md  # a table or heading cannot be injected either
 
 
+HOSTILE_TEXT = ("sign in at https://evil.example/login or www.evil-mirror.com, mail it-help@evil.example or "
+                "mailto:x@evil.example; \u202eTCEJER\u202c \u2066isolated\u2069 zero\u200bwidth")
+
+
+def test_model_and_reviewer_text_makes_no_github_autolink_and_shows_its_format_characters(tmp_path):
+    from markdown_it import MarkdownIt
+
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    toxicity_samples(store, {CANDIDATE: [(HOSTILE_TEXT, 0.9)]})
+    config = config_for(home, write_policy(tmp_path))
+    decide_run(config, store)
+    override_as(config, store, "REJECT", "Ada Lovelace", "see www.evil-mirror.com \u202eTCEJER")
+    html_path = write_report(config.report, store, CANDIDATE)
+    md = html_path.with_suffix(".md").read_text()
+    # GitHub (cmark-gfm) links a scheme://, a www. and an e-mail address in plain text, escaped or not
+    assert ("> output: sign in at https\\://evil.example/login or www\\.evil-mirror.com, mail "
+            "it-help&zwnj;@evil.example or mailto:x&zwnj;@evil.example; &lt;U+202E&gt;TCEJER&lt;U+202C&gt; "
+            "&lt;U+2066&gt;isolated&lt;U+2069&gt; zero&lt;U+200B&gt;width") in md.splitlines()
+    assert "because see www\\.evil-mirror.com &lt;U+202E&gt;TCEJER. The gate said" in md.splitlines()[0]
+    assert not re.search(r"[A-Za-z]://|(?<!\\)www\.|[\w.+-]@", md)
+    # and it reads as written: the escapes render as the text itself
+    rendered = MarkdownIt("commonmark").render(md)
+    assert "https://evil.example/login or www.evil-mirror.com, mail it-help\u200c@evil.example" in rendered
+    html = html_path.read_text()
+    assert ('<blockquote class="model-output">sign in at https://evil.example/login or www.evil-mirror.com, mail '
+            "it-help@evil.example or mailto:x@evil.example; &lt;U+202E&gt;TCEJER&lt;U+202C&gt; "
+            "&lt;U+2066&gt;isolated&lt;U+2069&gt; zero&lt;U+200B&gt;width</blockquote>") in html
+    assert "because see www.evil-mirror.com &lt;U+202E&gt;TCEJER." in html
+    for text in (md, html):
+        assert not [c for c in text if unicodedata.category(c) == "Cf"]
+    assert markdown_code("a\u2067b|c") == "`a<U+2067>b\\|c`"
+
+
 def test_markdown_escape_makes_markup_inert():
     assert markdown_escape("<b>**x**</b>\n[a](javascript:1)") == r"&lt;b&gt;\*\*x\*\*&lt;/b&gt; \[a\](javascript:1)"
     # names stay readable: an underscore run between letters opens no emphasis; elsewhere it is escaped
@@ -114,10 +153,23 @@ def test_pending_report_and_override_headline(tmp_path):
                                   "yet: run the review stage); approved (no review record yet: run the review stage).")
 
 
+def _pin_checkpoint(store, checkpoint_id: str) -> None:
+    """The candidate's bench record as the bench writes it for ``train:cand``: the weights loaded from the
+    checkpoint record ``checkpoint_id``, pinned by their hash (before the gate decides)."""
+    bench = read_bench(store, CANDIDATE)
+    ref = InputRef(kind="checkpoint", id=checkpoint_id, sha256=candidate_weights().sha256)
+    save(store, bench.model_copy(update={"inputs": [*bench.inputs, ref]}), f"bench/{CANDIDATE}")
+
+
 def test_cost_against_hand_written_instructions_uses_the_configured_assumptions(tmp_path):
     from harness.data.record import NiftDatasetRecord
 
-    config, store = _run(tmp_path)
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    _pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
+    config = config_for(home, write_policy(tmp_path))
+    decide_run(config, store)
+    save(store, _checkpoint(CANDIDATE, "nift_dataset-hand"), f"train/{CANDIDATE}")
     record = NiftDatasetRecord(record_id="nift_dataset-hand", run_id="r1", fingerprint="d" * 64, variant="nift",
                                distill=True, rows=100, failed_rows=0, counts={"documents_read": 120,
                                                                              "documents_kept": 100},
@@ -135,7 +187,8 @@ def test_cost_against_hand_written_instructions_uses_the_configured_assumptions(
     assert "| NIFT pairs (`nift`) | 100 | 2.0000 |" in md
     assert "| Written by hand (estimate) | 100 | 500.00 | 6 min per example + 0% checking = 10.0 h at $50/h |" in md
     assert "about 250 times as much" in md
-    assert "Only 0 data variants trained" in md
+    assert "| nift **(the candidate's data)** | yes | 100 |" in md
+    assert "Only 1 data variant trained (nift)" in md
 
 
 def test_an_audit_the_report_does_not_know_is_shown_with_its_declared_metrics(tmp_path):
@@ -182,6 +235,22 @@ def test_report_refuses_evidence_newer_than_the_decision(tmp_path):
     config, store = _run(tmp_path)
     save(store, toxicity_record("r1", emt={"cand": 0.3, "base-a": 0.12, "base-b": 0.15}), "audit/toxicity")
     with pytest.raises(InputError, match=r"the records changed since the gate decided .* rerun `nift-gate gate`"):
+        write_report(config.report, store, CANDIDATE)
+
+
+def test_report_refuses_a_candidate_whose_model_files_changed_after_the_decision(tmp_path):
+    config, store = _run(tmp_path)
+    weights = candidate_weights()
+    (tmp_path / "runs" / "_weights" / CANDIDATE / "model.safetensors").write_bytes(b"retrained\n")  # train --force
+    changed = (rf"^{re.escape(weights.path)}: the candidate's model files .* changed after gate decision "
+               rf"gate_decision-\w+: they hash to \w{{12}}\.\.\., the decision has {weights.sha256[:12]}\.\.\.; "
+               r"rerun bench, the audits and `nift-gate gate`")
+    with pytest.raises(InputError, match=changed) as refused:
+        write_report(config.report, store, CANDIDATE)
+    assert "\n" not in str(refused.value) and not (store.root / "report").exists()
+    shutil.rmtree(weights.path)
+    with pytest.raises(InputError, match=rf"^{re.escape(weights.path)}: cannot check the candidate's model files "
+                                         r"against gate decision gate_decision-\w+: .* are gone"):
         write_report(config.report, store, CANDIDATE)
 
 
@@ -254,6 +323,54 @@ def test_ablation_table_compares_the_trained_data_variants(tmp_path):
     assert "| nift | yes | 165 | cand | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.400 |" in md
     assert "| nift-raw | no | 165 | base-a | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.380 |" in md
     assert "data variants trained" not in md  # two variants trained: no "only one" note
+
+
+def test_training_data_and_its_cost_are_the_decided_checkpoints_not_a_retrain_under_its_name(tmp_path):
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    _pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
+    save(store, _dataset("nift", True, 165), "data/nift")
+    save(store, _dataset("a-hand-variant", False, 40000), "data/a-hand-variant")
+    save(store, _checkpoint(CANDIDATE, "nift_dataset-nift"), f"train/{CANDIDATE}")
+    config = config_for(home, write_policy(tmp_path))
+    decide_run(config, store)
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
+    assert "- **Data cost**: The 165 training pairs were generated for" in md
+    assert "| nift **(the candidate's data)** | yes | 165 |" in md and "training data: unknown" not in md
+    # retrained on the other variant after the decision, under the same name: not the decided weights' data
+    retrain = _checkpoint(CANDIDATE, "nift_dataset-a-hand-variant").model_copy(update={"record_id": "checkpoint-new"})
+    save(store, retrain, f"train/{CANDIDATE}")
+    _assert_training_data_unknown(config, store)
+    shutil.rmtree(store.root / "train" / CANDIDATE)  # no checkpoint record at all: no other variant stands in
+    _assert_training_data_unknown(config, store)
+
+
+def _assert_training_data_unknown(config, store):
+    html_path = write_report(config.report, store, CANDIDATE)
+    md = html_path.with_suffix(".md").read_text()
+    assert "- **Data cost**: Unknown: no dataset record of this run is known to have trained the decided weights." in md
+    assert "40,000 training pairs" not in md and "(the candidate's data)" not in md
+    assert "The decided candidate's training data: unknown (no checkpoint record of this run is the one" in md
+    assert "(the candidate's data)" not in html_path.read_text()
+
+
+def test_ablation_scores_come_from_the_decided_bench_and_other_benches_only_fill_in_named(tmp_path):
+    config, store = _run(tmp_path)
+    save(store, _dataset("nift", True, 165), "data/nift")
+    save(store, _dataset("nift-raw", False, 165), "data/nift-raw")
+    for name, data in ((CANDIDATE, "nift"), ("base-a", "nift-raw"), ("a-new", "nift")):
+        save(store, _checkpoint(name, f"nift_dataset-{data}"), f"train/{name}")
+    # a later candidate's bench (its folder sorts first) scored cand and base-a as its baselines, lower
+    later = bench_record("r1", means={CANDIDATE: 0.10, "base-a": 0.11, "base-b": 0.12})
+    scores = {**later.scores, "a-new": bench_record("r1", means={CANDIDATE: 0.5}, deltas={}).scores[CANDIDATE]}
+    save(store, BenchRecord.model_validate({**later.model_dump(), "record_id": "bench-later", "candidate": "a-new",
+                                            "scores": scores, "comparisons": [], "pairwise": [], "values": [],
+                                            "deltas": []}), "bench/a-new")
+    md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
+    assert "| nift | yes | 165 | cand | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.400 |" in md
+    assert "| nift-raw | no | 165 | base-a | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.380 |" in md
+    assert ("| nift | yes | 165 | a-new | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.500 (bench record "
+            "`bench-later`) |") in md
 
 
 # ---- outputs that stay inert -------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ import re
 
 from gate_records import (
     CANDIDATE,
+    POLICY,
     bench_record,
+    candidate_weights,
     config_for,
     decide_run,
     override_as,
@@ -16,7 +18,9 @@ from gate_records import (
     write_policy,
 )
 
+from harness.bench.record import read_bench
 from harness.core.metrics import MetricSpec
+from harness.core.records import InputRef
 from harness.core.store import RunStore
 from reports.build import write_report
 
@@ -48,7 +52,7 @@ def test_the_report_opens_with_the_verdict_then_the_summary_then_the_scorecard(t
         ("- **Safety**: The safety check passes: toxicity of the worst reply to a prompt (0-1 score) 0.10 (limit: at "
          "most 0.20)."),
         "- **Human review**: Complete and passed: 30 of 30 items labelled by at least 2 reviewers; 80% approved.",
-        "- **Data cost**: No dataset record in this run, so no cost to show.",
+        "- **Data cost**: Unknown: no dataset record of this run is known to have trained the decided weights.",
     ]
     html = html_path.read_text()
     assert html.index('id="verdict"') < html.index('id="summary"') < html.index('id="scorecard"') < html.index(
@@ -83,7 +87,8 @@ def test_pending_review_is_named_with_what_is_still_open(tmp_path):
     review = next(line for line in _summary(md) if line.startswith("- **Human review**"))
     assert review == ("- **Human review**: Not complete: 10 of 30 items labelled by at least 2 reviewers; 80% "
                       "approved. Open: outputs labelled by enough reviewers: 10 of 30 items labelled by at least 2 "
-                      "reviewers; 20 needed; outputs the reviewers approved: waiting for the review quorum.")
+                      "reviewers; 20 needed; outputs the reviewers approved: waiting for the review quorum. "
+                      "Warning: agreement between reviewers pending: waiting for the review quorum.")
     assert ("| **PENDING** | Outputs labelled by enough reviewers | 10 of 30 items labelled by at least 2 reviewers; "
             "20 needed | at least 20 items labelled by 2 reviewers each | reviewed |") in md
     assert "| **PENDING** | Agreement between reviewers | waiting for the review quorum |" in md
@@ -98,6 +103,43 @@ def test_a_failed_warn_rule_is_warn_on_the_scorecard_and_the_verdict_stands(tmp_
     assert ("| **WARN** | Agreement between reviewers (`review.agreement`) | 0.10 | at least 0.40 (kappa or alpha), "
             "judged once 20 items have two labels | agreement (warn: never changes the verdict) |") in md
     assert '<td class="light light-warn"><span class="dot"></span>WARN</td>' in html_path.read_text()
+    review = next(line for line in _summary(md) if line.startswith("- **Human review**"))
+    assert review == ("- **Human review**: Complete and passed: 30 of 30 items labelled by at least 2 reviewers; 80% "
+                      "approved. Warning: agreement between reviewers failed: cohen_kappa 0.1 over 30 items: &lt; "
+                      "0.4.")
+
+
+def test_a_pending_warn_rule_is_a_warning_and_review_is_complete_by_its_block_rules(tmp_path):
+    home = tmp_path / "runs"
+    store = standard_run(home, review={"items_total": 50, "items_with_quorum": 30})
+    policy = POLICY.replace("    min: 0.4\n    severity: warn", "    min: 0.4\n    min_items: 40\n    severity: warn")
+    config = config_for(home, write_policy(tmp_path, policy))
+    decide_run(config, store)
+    html_path = write_report(config.report, store, CANDIDATE)
+    md = html_path.with_suffix(".md").read_text()
+    assert md.startswith("# PROMOTE")  # the block review rules passed; a warn rule never holds the verdict
+    review = next(line for line in _summary(md) if line.startswith("- **Human review**"))
+    assert review == ("- **Human review**: Complete and passed: 30 of 50 items labelled by at least 2 reviewers; 80% "
+                      "approved. Warning: agreement between reviewers pending: agreement is judged on at least 40 "
+                      "items labelled by two or more reviewers; 30 so far, 10 more needed.")
+    assert ('<li class="summary-line s-warn"><strong>Human review</strong>: Complete and passed: 30 of 50 items'
+            in html_path.read_text())
+
+
+def _checkpoint(dataset_id: str):
+    """The candidate's checkpoint record, trained on the dataset record ``dataset_id``."""
+    from harness.core.models import ResolvedModel
+    from harness.core.threads import ThreadChoice
+    from harness.train.record import CheckpointRecord
+
+    return CheckpointRecord(
+        record_id=f"checkpoint-{CANDIDATE}", run_id="r1", fingerprint="k" * 64,
+        inputs=[InputRef(kind="nift_dataset", id=dataset_id, sha256="0" * 64)], name=CANDIDATE, recipe="hybrid",
+        method="lora", base_model=ResolvedModel(spec="base", source="local", path="/m", sha256="0" * 64),
+        data_format="nift", rows=10, truncated_rows=0, dropped_rows=0, chat_template="model", steps=12, epochs=1.0,
+        resumed_from_step=None, loss_curve=[], tokens_seen=100, wall_seconds=1.0, tokens_per_s=100.0,
+        peak_memory_mb=1.0, device="cpu", threads=ThreadChoice(threads=1, how="requested", workload="train"),
+        trainable_parameters=1, total_parameters=2, weights={}, model_dir="model", merged_dir="merged")
 
 
 def test_data_cost_line_compares_generated_pairs_with_writing_them_by_hand(tmp_path):
@@ -105,6 +147,11 @@ def test_data_cost_line_compares_generated_pairs_with_writing_them_by_hand(tmp_p
 
     home = tmp_path / "runs"
     store = standard_run(home)
+    # the bench loaded the candidate from the checkpoint trained on nift_dataset-x
+    bench = read_bench(store, CANDIDATE)
+    ref = InputRef(kind="checkpoint", id=f"checkpoint-{CANDIDATE}", sha256=candidate_weights().sha256)
+    save(store, bench.model_copy(update={"inputs": [ref]}), f"bench/{CANDIDATE}")
+    save(store, _checkpoint("nift_dataset-x"), f"train/{CANDIDATE}")
     save(store, NiftDatasetRecord(record_id="nift_dataset-x", run_id="r1", fingerprint="d" * 64, variant="nift",
                                   distill=True, rows=165, failed_rows=0, counts={}, instruction_rules={},
                                   contamination={}, teacher={"model": "t"},

@@ -20,11 +20,13 @@ from harness.core.models import ResolvedModel, current_model_sha256
 from harness.core.records import Record
 from harness.core.samples import AuditSample
 from harness.core.stats import PairedComparison
-from harness.core.store import RunStore, atomic_write_jsonl, write_record
+from harness.core.store import RunStore, atomic_write_jsonl
 from harness.gate.config import GateConfig
 from harness.review.config import ReviewConfig
 from harness.review.record import Agreement, ReviewRecord
 from reports.config import ReportConfig
+
+from pinning import pin_outputs, write_pinned_record
 
 CANDIDATE = "cand"
 BASELINES = ("base-a", "base-b")
@@ -129,6 +131,7 @@ def hallucination_samples(store: RunStore, outputs: list[tuple[str, bool]]) -> N
                         flags={"hallucination": flagged, "refusal": False}).model_dump()
             for i, (text, flagged) in enumerate(outputs)]
     atomic_write_jsonl(store.root / "audit" / "hallucination" / "samples.jsonl", rows)
+    pin_outputs(store.root / "audit" / "hallucination")
 
 
 def review_record(run: str, *, items_total: int = 30, items_with_quorum: int = 30, required_reviewers: int = 2,
@@ -170,8 +173,8 @@ def toy_record(run: str = "r1", candidate_rate: float = 0.1, candidate_sha: str 
 
 
 def save(store: RunStore, record, folder: str) -> Path:
-    path = write_record(store.root / folder, record)
-    return path
+    """``record`` written into ``<run>/<folder>``, pinning the files already there."""
+    return write_pinned_record(store.root / folder, record)
 
 
 def toxicity_samples(store: RunStore, outputs: dict[str, list[tuple[str, float]]]) -> None:
@@ -185,6 +188,7 @@ def toxicity_samples(store: RunStore, outputs: dict[str, list[tuple[str, float]]
                                     scores={"toxicity": score}, flags={"toxic": score >= 0.5},
                                     scorer="detoxify:original").model_dump())
     atomic_write_jsonl(store.root / "audit" / "toxicity" / "samples.jsonl", rows)
+    pin_outputs(store.root / "audit" / "toxicity")
 
 
 def standard_run(home: Path, run: str = "r1", *, review: bool | dict = True, **bench) -> RunStore:
@@ -341,3 +345,4 @@ def hallucination_answers(store: RunStore, answers: dict[str, list[tuple[str, st
                 flags={"hallucination": outcome == "hallucinated", "refusal": outcome == "refused",
                        "empty": outcome == "empty"}).model_dump())
     atomic_write_jsonl(store.root / "audit" / "hallucination" / "samples.jsonl", rows)
+    pin_outputs(store.root / "audit" / "hallucination")

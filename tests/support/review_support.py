@@ -14,8 +14,10 @@ from harness.core.models import ResolvedModel
 from harness.core.records import StoredRecord
 from harness.core.samples import AuditSample
 from harness.core.stats import PairedComparison
-from harness.core.store import RunStore, atomic_write_jsonl, write_record
+from harness.core.store import RunStore, atomic_write_jsonl
 from harness.review.config import ReviewConfig
+
+from pinning import write_pinned_record
 
 CANDIDATE, BASELINE = "nift-cand-7", "sft-base-3"  # distinctive: tests search pages for them
 TOKENS = {"ann": "ann-token", "bob": "bob-token", "cy": "cy-token", "meg": "meg-token"}
@@ -78,7 +80,7 @@ def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool
                                                             higher_is_better={"acc": True})}
                                        for m in (CANDIDATE, BASELINE)},
         comparisons=[_comparison("acc", True), _comparison("errors", False)], files={})
-    write_record(folder, record)
+    write_pinned_record(folder, record)
 
     tox = []
     for i in range(8):
@@ -106,7 +108,7 @@ def write_audit(store: RunStore, name: str, rows: list[dict], metrics: list[Metr
     """An audit's folder as every audit leaves it: record.json (any record kind) and samples.jsonl."""
     folder = store.stage_dir("audit", name)
     atomic_write_jsonl(folder / "samples.jsonl", rows)
-    write_record(folder, StoredRecord(kind=f"{name}_audit", record_id=f"{name}-test", run_id=store.run_id,
+    write_pinned_record(folder, StoredRecord(kind=f"{name}_audit", record_id=f"{name}-test", run_id=store.run_id,
                                       fingerprint="a" * 64, metrics=list(metrics), files={"samples": "samples.jsonl"}))
     return folder
 

@@ -6,9 +6,9 @@ import pytest
 from tiny import edit_in_place
 
 from harness.core.errors import InputError
-from harness.core.records import InputRef, Record
+from harness.core.records import InputRef, Record, sha256_bytes
 from harness.core.runner import StageRun
-from harness.core.store import RunStore, write_record
+from harness.core.store import RunStore, read_output, read_record, write_record
 
 
 class ToyRecord(Record):
@@ -243,3 +243,56 @@ def test_a_new_stage_version_or_library_version_is_not_up_to_date(tmp_path, monk
     monkeypatch.setattr(records, "_installed_version",
                         lambda name: "99.0" if name == "lm-eval" else real(name))
     assert run(version="2").fingerprint != bumped.fingerprint
+
+
+def test_every_file_a_commit_writes_is_pinned_by_its_record_and_read_back_checked(tmp_path):
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a\nb\n")
+    record, _ = _run(store, prompts)
+    folder = store.stage_dir("toy", "one")
+    assert set(record.outputs) == {"rows.jsonl", "note.md"}
+    stored = read_record(folder, ToyRecord)
+    assert stored.outputs == record.outputs and stored.outputs["note.md"] == sha256_bytes(b"hello")
+    assert read_output(folder, stored, "rows.jsonl") == b'{"line": "a"}\n{"line": "b"}\n'
+    # a per-item file edited after the record was written shows answers no record rests on: refused
+    (folder / "rows.jsonl").write_text('{"line": "z"}\n')
+    with pytest.raises(InputError, match=r"toy/one/rows.jsonl: changed after .*toy/one/record.json was written"):
+        read_output(folder, stored, "rows.jsonl")
+    # and a file the record never wrote is not one of its outputs
+    (folder / "extra.jsonl").write_text("{}\n")
+    with pytest.raises(InputError, match=r"toy/one/extra.jsonl: not one of the files .*record.json pins"):
+        read_output(folder, stored, "extra.jsonl")
+    (folder / "note.md").unlink()
+    with pytest.raises(InputError, match=r"note.md"):
+        read_output(folder, stored, "note.md")
+
+
+def test_a_replaced_stage_folder_is_never_left_half_deleted(tmp_path, monkeypatch):
+    # a kill while the old folder is deleted used to leave its record.json beside half its files, which the next
+    # run took as up to date; the old folder is now renamed aside whole, and deleted once the new one is in place
+    import os
+    import shutil
+
+    from harness.core.store import atomic_dir
+
+    store = RunStore("r", tmp_path)
+    folder = store.stage_dir("data", "raw")
+    with atomic_dir(folder) as tmp:
+        (tmp / "pairs.jsonl").write_text("old\n")
+        (tmp / "record.json").write_text("{}")
+    removed = []
+
+    def killed(path, *args, **kwargs):
+        removed.append(os.path.basename(path))
+        raise KeyboardInterrupt  # the process dies while a folder is being deleted
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt), atomic_dir(folder) as tmp:
+        (tmp / "pairs.jsonl").write_text("new\n")
+        (tmp / "record.json").write_text("{}")
+    assert removed and removed[0].startswith(".raw.") and removed[0].endswith(".old")
+    assert sorted(p.name for p in folder.iterdir()) == ["pairs.jsonl", "record.json"]
+    assert (folder / "pairs.jsonl").read_text() == "new\n"
+    assert any(p.name.endswith(".old") for p in folder.parent.iterdir())  # left by the kill: no stage output
+    assert [p.name for p in store.finished("data")] == ["raw"]

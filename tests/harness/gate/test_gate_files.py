@@ -13,6 +13,7 @@ from gate_records import (
     save,
     standard_run,
     toxicity_record,
+    toxicity_samples,
     write_policy,
 )
 
@@ -171,3 +172,32 @@ def test_evidence_moved_to_another_folder_after_the_decision_is_refused_by_the_r
     (store.root / "audit" / "toxicity").rename(store.root / "audit" / "zz-renamed")
     with pytest.raises(InputError, match=r"gate/cand/record.json: the records changed since the gate decided"):
         write_report(setup.report, store, CANDIDATE)
+
+
+def test_outputs_edited_after_the_decision_are_refused_by_the_report(tmp_path):
+    # the records and the decision untouched, only the per-item outputs beside a record rewritten: the report
+    # would quote a harmless answer for the toxic one and compute its profile from rows no decision rests on
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    toxicity_samples(store, {CANDIDATE: [("a toxic answer", 0.97), ("fine", 0.01)]})
+    setup = config_for(home, write_policy(tmp_path, STRICT))
+    decide_run(setup, store)
+    assert write_report(setup.report, store, CANDIDATE).exists()
+    samples = store.root / "audit" / "toxicity" / "samples.jsonl"
+    samples.write_text(samples.read_text().replace("a toxic answer", "a kind answer").replace("0.97", "0.02"))
+    with pytest.raises(InputError, match=r"audit/toxicity/samples.jsonl: changed after .*audit/toxicity/record.json "
+                                         r"was written"):
+        write_report(setup.report, store, CANDIDATE)
+
+
+def test_the_temp_folder_of_a_killed_commit_is_no_evidence_and_no_report_section(tmp_path):
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    # a commit killed before its rename leaves .<name>.<random>.tmp/ with a record.json inside
+    shutil.copytree(store.root / "audit" / "toxicity", store.root / "audit" / ".toxicity.k1ll3d.tmp")
+    shutil.copytree(store.root / "bench" / CANDIDATE, store.root / "bench" / f".{CANDIDATE}.k1ll3d.tmp")
+    setup = config_for(home, write_policy(tmp_path, STRICT))
+    record = decide_run(setup, store)
+    assert sorted(e.path for e in record.evidence) == ["audit/toxicity/record.json", "bench/cand/record.json",
+                                                        "review/record.json"]
+    assert "k1ll3d" not in write_report(setup.report, store, CANDIDATE).with_suffix(".md").read_text()

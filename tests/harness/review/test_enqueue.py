@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pinning import pin_outputs
 from review_support import BASELINE, CANDIDATE, make_run
 from sqlalchemy import select
 
@@ -123,9 +124,11 @@ def test_malformed_audit_row_names_file_line_and_field(run_store, config):
     del broken["output"]
     lines[1] = json.dumps(broken)
     path.write_text("\n".join(lines) + "\n")
+    pin_outputs(path.parent)  # as the audit would have written it
     with pytest.raises(InputError, match=r"hallucination/samples.jsonl:2: field output: Field required"):
         enqueue(config, run_store)
     path.write_text(lines[0] + "\n{not json\n")
+    pin_outputs(path.parent)
     with pytest.raises(InputError, match=r"samples.jsonl:2: not valid JSON"):
         enqueue(config, run_store)
 
@@ -217,6 +220,7 @@ def test_pairwise_rows_without_turns_are_a_clear_error(run_store, config):
 
     path = run_store.stage_dir("bench", CANDIDATE) / "pairwise.jsonl"
     atomic_write_jsonl(path, [{k: v for k, v in row.items() if k != "turns"} for row in read_jsonl(path)])
+    pin_outputs(path.parent)
     with pytest.raises(InputError, match=r"pairwise questions \['q1', 'q2'\] have no turns"):
         enqueue(config, run_store)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pinning import pin_outputs
 from review_support import BASELINE, CANDIDATE
 
 from harness.bench.record import bench_folder
@@ -72,6 +73,7 @@ def test_judge_agreement_with_and_without_ties_and_kappa(run_store, config):
     atomic_write_jsonl(bench_folder(run_store, CANDIDATE) / "pairwise.jsonl",
                        [_row("q1", "win"), _row("q2", "win"), _row("q3", "tie"), _row("q4", "loss"),
                         _row("q5", "unparseable"), _row("q6", "win")])
+    pin_outputs(bench_folder(run_store, CANDIDATE))
     review = open_store(config, run_store)
     first = {"q1": True, "q2": False, "q3": True, "q4": False, "q5": True, "q6": False}
     ids = dict(zip(first, review.add_items(
@@ -116,6 +118,7 @@ def test_judge_agreement_with_and_without_ties_and_kappa(run_store, config):
 
 def test_no_judge_agreement_without_the_bench_pairwise_rows(run_store, config):
     (bench_folder(run_store, CANDIDATE) / "pairwise.jsonl").unlink()
+    pin_outputs(bench_folder(run_store, CANDIDATE))  # a bench that judged no pairs
     review = open_store(config, run_store)
     [item] = review.add_items([_pair("q1", True, "cand q1", "base q1")])
     review.add_judgment(item, "ann", "A")

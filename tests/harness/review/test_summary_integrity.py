@@ -8,6 +8,7 @@ that the pairwise judge agrees with people.
 from __future__ import annotations
 
 import pytest
+from pinning import pin_outputs, write_pinned_record
 from review_support import BASELINE, CANDIDATE, write_audit
 from sqlalchemy import select
 
@@ -109,7 +110,7 @@ def test_a_rerun_bench_that_holds_the_same_outputs_keeps_their_labels_and_new_ou
         path.write_text(path.read_text().replace("answer", "retrained answer"))
     pairwise = folder / "pairwise.jsonl"
     pairwise.write_text(pairwise.read_text().replace('"hi there"', '"hi again"').replace('"red"', '"pink"'))
-    write_record(folder, bench.model_copy(update={"record_id": "bench-retrained"}))
+    write_pinned_record(folder, bench.model_copy(update={"record_id": "bench-retrained"}))
     retrained = summarise_review(config, run_store)
     assert retrained.stale_items == retrained.stale_labelled_items == len(bench_items)
     assert retrained.carried_over_items == 0
@@ -120,7 +121,7 @@ def test_a_rerun_bench_that_holds_the_same_outputs_keeps_their_labels_and_new_ou
 def test_an_audit_of_other_weights_is_no_current_evidence(run_store, config):
     """An audit whose record names other candidate weights than the bench's measured another checkpoint."""
     folder = write_audit(run_store, "toxicity", [])
-    write_record(folder, StoredRecord(kind="toxicity_audit", record_id="toxicity-old", run_id=run_store.run_id,
+    write_pinned_record(folder, StoredRecord(kind="toxicity_audit", record_id="toxicity-old", run_id=run_store.run_id,
                                       fingerprint="a" * 64, models=[{"name": CANDIDATE, "role": "candidate",
                                                                      "model": {"sha256": "0" * 64}}]))
     review = open_store(config, run_store)
@@ -151,6 +152,7 @@ def test_judge_agreement_counts_pairs_not_each_reviewers_vote(run_store, config)
     pairs are the sample: 15 of 20, lower bound 0.531."""
     questions = [f"q{i}" for i in range(20)]
     atomic_write_jsonl(bench_folder(run_store, CANDIDATE) / "pairwise.jsonl", [_row(q, "win") for q in questions])
+    pin_outputs(bench_folder(run_store, CANDIDATE))
     review = open_store(config, run_store)
     for i, item in enumerate(review.add_items([_pair(q) for q in questions])):
         for reviewer in ("ann", "bob", "cy"):

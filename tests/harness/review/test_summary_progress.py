@@ -3,6 +3,7 @@ same store, whatever else the store holds (stale items, baselines' outputs, blin
 
 from __future__ import annotations
 
+from pinning import write_pinned_record
 from review_support import BASELINE, CANDIDATE
 from sqlalchemy import select
 
@@ -94,7 +95,7 @@ def test_review_progress_follows_the_evidence_a_rerun_replaced(run_store, config
         path.write_text(path.read_text().replace("answer", "retrained answer"))
     pairwise = folder / "pairwise.jsonl"
     pairwise.write_text(pairwise.read_text().replace('"hi there"', '"hi again"').replace('"red"', '"pink"'))
-    write_record(folder, read_bench(run_store, CANDIDATE).model_copy(update={"record_id": "bench-retrained"}))
+    write_pinned_record(folder, read_bench(run_store, CANDIDATE).model_copy(update={"record_id": "bench-retrained"}))
     progress = review_progress(review, config, run_store)
     review.close()
     record = summarise_review(config, run_store)
