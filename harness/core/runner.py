@@ -30,10 +30,12 @@ Every stage does the same five things, and doing them by hand is how a stage for
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
@@ -75,6 +77,14 @@ def file_identity(path: Path) -> tuple[int, int, int, int, int]:
     written since, even one changed and then put back byte for byte."""
     stat = path.stat()
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def _record_identity(folder: Path) -> tuple[int, int, int, int, int] | None:
+    """:func:`file_identity` of ``folder``'s record.json; None when it has none."""
+    try:
+        return file_identity(folder / RECORD_FILE)
+    except FileNotFoundError:
+        return None
 
 
 def tree_sha256(folder: Path, pattern: str = "**/*") -> str:
@@ -130,6 +140,8 @@ class StageRun(Generic[R]):
         self.identities: dict[Path, tuple[int, int, int, int, int]] = {}
         self.config: dict[str, Any] | None = None
         self.fingerprint: str | None = None
+        #: :func:`file_identity` of the folder's record.json when :meth:`cached` looked (None: there was none).
+        self.found: tuple[int, int, int, int, int] | None = None
         self.log = get_logger(label or f"{stage}.{name}")
 
     # --- inputs -------------------------------------------------------------------------------------------
@@ -225,6 +237,7 @@ class StageRun(Generic[R]):
         """Fix the fingerprint from the inputs so far and ``config``; the finished record if it matches."""
         self.config = config.model_dump() if isinstance(config, BaseModel) else dict(config)
         self.fingerprint = stage_fingerprint(self.inputs, self.config, result_code_versions(self.version))
+        self.found = _record_identity(self.folder)
         if self.force:
             return None
         if done := completed_record(self.folder, self.record_type, self.fingerprint):
@@ -241,6 +254,12 @@ class StageRun(Generic[R]):
     def _stamped_elsewhere(self) -> bool:
         stamp = self.folder / "_work" / "fingerprint.txt"
         return stamp.exists() and stamp.read_text().strip() != self.fingerprint
+
+    def discard(self) -> None:
+        """Delete the folder before work done in place (``train --force``): the record this run found there is
+        gone by its own hand, so its commit is not taken for another process's write."""
+        shutil.rmtree(self.folder)
+        self.found = None
 
     def stamp_work(self) -> Path:
         """``<folder>/_work/`` for a stage that works in place (training checkpoints), stamped with the
@@ -285,12 +304,34 @@ class StageRun(Generic[R]):
             if sha256_file(path) != digest:
                 raise self._changed(path, "changed", "nothing was written; rerun when it no longer changes")
 
+    @contextlib.contextmanager
+    def _committing(self) -> Iterator[None]:
+        """Held while a commit writes: one commit of this folder at a time (an exclusive lock on
+        ``.<name>.lock`` beside it, waited for), and refused when the folder's record changed since
+        :meth:`cached` looked: another process ran the same stage into it meanwhile, and this one would silently
+        replace an output that process reported, or report an output that is not the folder's."""
+        self._check_inputs_unchanged()
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.folder.parent / f".{self.folder.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.fingerprint is not None and _record_identity(self.folder) != self.found:
+                    raise InputError(f"{self.folder}: another process wrote this {self.stage} while this run worked "
+                                     f"(its record.json changed since this run checked it); nothing was written: "
+                                     f"rerun to reuse or redo what is there")
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def commit(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str | bytes | Callable[[Path], None]]
                | None = None) -> R:
         """Write ``files`` (JSON Lines rows, text, bytes, or a function that fills a path) and the record,
         last, into the stage folder in one rename; drop the resume state. The record's ``outputs`` pins every
         file written (:func:`harness.core.store.read_output` reads them back checked)."""
-        self._check_inputs_unchanged()
+        with self._committing():
+            return self._commit(record, files)
+
+    def _commit(self, record: R, files: dict[str, Any] | None) -> R:
         with atomic_dir(self.folder) as tmp:
             for relative, content in (files or {}).items():
                 target = tmp / relative
@@ -315,7 +356,10 @@ class StageRun(Generic[R]):
         """Like :meth:`commit`, for a folder that holds more than this record: each file is replaced
         atomically and the record is written last, while everything else in the folder stays (only ``files``
         are pinned in ``outputs``)."""
-        self._check_inputs_unchanged()
+        with self._committing():
+            return self._commit_in_place(record, files)
+
+    def _commit_in_place(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str] | None) -> R:
         for relative, content in (files or {}).items():
             if isinstance(content, str):
                 atomic_write_text(self.folder / relative, content)

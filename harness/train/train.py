@@ -432,7 +432,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     # other rank looks for a checkpoint in it.
     with trainer.args.main_process_first(local=False, desc="resume state"):
         if force and trainer.is_world_process_zero() and run.folder.exists():
-            shutil.rmtree(run.folder)
+            run.discard()
         if trainer.is_world_process_zero():
             work = run.stamp_work()  # from here on, a crash leaves resume state, never a record
     last = get_last_checkpoint(str(work)) if work.is_dir() else None

@@ -296,3 +296,27 @@ def test_a_replaced_stage_folder_is_never_left_half_deleted(tmp_path, monkeypatc
     assert (folder / "pairs.jsonl").read_text() == "new\n"
     assert any(p.name.endswith(".old") for p in folder.parent.iterdir())  # left by the kill: no stage output
     assert [p.name for p in store.finished("data")] == ["raw"]
+
+
+def test_a_second_run_of_the_same_stage_into_the_same_folder_writes_nothing_once_the_first_committed(tmp_path):
+    # two processes building one folder at once: the later commit used to replace the earlier one's output (or
+    # crash with a traceback while both replaced it), and the earlier one had already reported its own result
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a\nb\n")
+    first, second = (StageRun(store, "toy", "one", ToyRecord, force=True) for _ in range(2))
+    for run in (first, second):
+        run.file(prompts, kind="prompt_set")
+        assert run.cached({"setting": 1}) is None
+    second.commit(ToyRecord(**second.header(), lines=2), {"rows.jsonl": [{"from": "second"}]})
+    with pytest.raises(InputError, match=r"toy/one: another process wrote this toy while this run worked"):
+        first.commit(ToyRecord(**first.header(), lines=2), {"rows.jsonl": [{"from": "first"}]})
+    folder = store.stage_dir("toy", "one")
+    assert (folder / "rows.jsonl").read_text() == '{"from": "second"}\n'
+    assert (folder.parent / ".one.lock").exists() and [p.name for p in store.finished("toy")] == ["one"]
+    # a run that looked after that commit replaces it as usual
+    third = StageRun(store, "toy", "one", ToyRecord, force=True)
+    third.file(prompts, kind="prompt_set")
+    third.cached({"setting": 1})
+    third.commit(ToyRecord(**third.header(), lines=2), {"rows.jsonl": [{"from": "third"}]})
+    assert (folder / "rows.jsonl").read_text() == '{"from": "third"}\n'
