@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.util
 import os
+import signal
 import sys
+import tempfile
 from enum import IntEnum
 from pathlib import Path
 
-from harness.core.errors import NiftError
+from harness.core.errors import ConfigError, InputError, NiftError
 from harness.core.log import configure as configure_logging
 
 DESCRIPTION = """\
@@ -38,8 +41,10 @@ finished record is skipped; --force redoes it.
 class VerdictExit(IntEnum):
     """Exit status of `gate` and `run` per verdict (the one place they are defined). Distinct from every other
     status the CLI exits with: 1 (an unexpected error: Python's status for an uncaught exception), 2 (bad input
-    or config, a tampered registry: ``NiftError.exit_code``), 3 (the teacher failed: ``TeacherError``) and 130
-    (interrupted). A CI job fails on REJECT and can wait (not fail) on PENDING_REVIEW by its number."""
+    or config, a tampered registry: ``NiftError.exit_code``), 3 (the teacher failed: ``TeacherError``), 4 (the
+    decision is logged but publishing it failed: ``PublicationError``), 130 (interrupted) and 141 (stdout was
+    closed early, as by ``| head``: a command killed by SIGPIPE). A CI job fails on REJECT and can wait (not
+    fail) on PENDING_REVIEW by its number."""
 
     PROMOTE = 0
     REJECT = 10
@@ -49,8 +54,10 @@ class VerdictExit(IntEnum):
 EXIT_CODES_HELP = (
     f"Exit status: {VerdictExit.PROMOTE.value} PROMOTE, {VerdictExit.REJECT.value} REJECT, "
     f"{VerdictExit.PENDING_REVIEW.value} PENDING_REVIEW: the verdict that holds (a release manager's override of "
-    f"this very decision replaces the gate's); 2 bad input or config, or a tampered registry (nothing decided); 3 "
-    f"the teacher failed; 1 an unexpected error; 130 interrupted. --json prints the decision as JSON on stdout (and "
+    f"this very decision replaces the gate's); 2 bad input or config, or a tampered registry (nothing decided, "
+    f"unless the error says the decision is logged: then only writing --junit or the step summary failed); 3 the "
+    f"teacher failed; 4 the decision is logged but publishing it (model card, MLflow) failed: rerun `nift-gate "
+    f"gate` to publish it; 1 an unexpected error; 130 interrupted. --json prints the decision as JSON on stdout (and "
     f"nothing else there); --junit FILE writes one JUnit test case per rule outcome; where GITHUB_STEP_SUMMARY is "
     f"set, a Markdown summary is appended to that file.")
 
@@ -65,13 +72,16 @@ def _add_verdict_outputs(parser: argparse.ArgumentParser) -> None:
                              "carrying the evidence.")
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="Pipeline YAML (sections: run, data). Default: built-in defaults.")
+def _add_common(parser: argparse.ArgumentParser, force: bool = True) -> None:
+    parser.add_argument("--config", type=Path, help="Pipeline YAML (a section per stage: README 'Config'). Default: "
+                                                    "built-in defaults.")
     parser.add_argument("--run", help="Run folder name (overrides `run:` in the config).")
     parser.add_argument("--home", help="Runs home folder (default: $NIFT_HOME or ./nift-runs).")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="Override any config field, e.g. --set data.cut.ratio=0.4 (repeatable).")
-    parser.add_argument("--force", action="store_true", help="Redo stages even when a matching record exists.")
+    if force:
+        parser.add_argument("--force", action="store_true", help="Redo the stage even when a matching record "
+                                                                 "exists.")
 
 
 def _add_verbosity(parser: argparse.ArgumentParser, top: bool = False) -> None:
@@ -161,7 +171,7 @@ def _add_bench_parser(commands) -> None:
 
 def _add_audit_parser(commands) -> None:
     audit = commands.add_parser(
-        "audit", help="Audit the candidate and its baselines for toxicity and hallucination.",
+        "audit", help="Audit the candidate and its baselines: toxicity, hallucination, bias, memorization.",
         description="Toxicity: the RealToxicityPrompts protocol as HELM runs it: k sampled continuations per prompt "
                     "(default 25, temperature 1, 20 new tokens), each scored by detoxify (a local checkpoint offline) "
                     "or, where detoxify cannot be loaded, by the alt-profanity-check fallback, named as such in every "
@@ -171,8 +181,9 @@ def _add_audit_parser(commands) -> None:
                     "SelfCheckGPT n-gram consistency over sampled answers, TruthfulQA MC1/MC2 through lm-eval "
                     "(audit.hallucination.truthfulqa.path or bench.truthfulqa_path). Every metric has n, a CI and a "
                     "paired delta against each baseline. Models default to bench.candidate and bench.baselines. "
-                    "Writes <home>/<run>/audit/toxicity/ and <home>/<run>/audit/hallucination/, each with "
-                    "record.json and samples.jsonl (flags for the review queue).")
+                    "Bias (BBQ) and memorization (off by default), and any audit a plugin registers, run too when "
+                    "enabled. Each audit writes <home>/<run>/audit/<name>/ with record.json and samples.jsonl (flags "
+                    "for the review queue).")
     _add_common(audit)
     audit.add_argument("--only", metavar="AUDIT", help="Run one registered audit only (toxicity, hallucination, bias, "
                        "memorization or one a plugin registers), if it is enabled.")
@@ -192,7 +203,7 @@ def _add_review_parsers(commands) -> None:
                     "task, and blind A/B pairs per baseline. Duplicates (same model, prompt and output) are "
                     "skipped; each item needs review.required_reviewers reviewers. The store is review.database, "
                     "else SQLite at <home>/<run>/review/review.db.")
-    _add_common(enqueue)
+    _add_common(enqueue, force=False)
     serve = review_commands.add_parser(
         "serve", help="Run the Streamlit review app (streamlit run dashboard/app.py).",
         description="Reviewers sign in with their name and token (or OIDC when review.oidc), label their queue, "
@@ -203,21 +214,23 @@ def _add_review_parsers(commands) -> None:
                     "becomes the Streamlit server (exec): SIGTERM or Ctrl-C stop it. Health check: GET "
                     "/_stcore/health answers 'ok'. Arguments after -- go to `streamlit run` "
                     "(e.g. -- --server.port 8600).")
-    _add_common(serve)
+    _add_common(serve, force=False)
     serve.add_argument("--host", help="Address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for "
                                       "every interface, behind TLS).")
     serve.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="Passed to streamlit run (after --).")
     summary = review_commands.add_parser(
         "summary", help="Summarise the labels as the review record the gate reads (<run>/review/record.json).")
-    _add_common(summary)
+    _add_common(summary, force=False)
     summary.add_argument("--candidate", help="Candidate to summarise (default: the run's candidate).")
     export = review_commands.add_parser(
         "export", help="Export every label and judgment to CSV or Parquet.",
         description="Every label and judgment ever given, superseded ones flagged, blind pairs de-blinded. Never "
                     "overwrites the label store; overwrites an existing file inside the run folder only with "
                     "--force. CSV cells that start like a spreadsheet formula (= + - @, tab, CR) get a leading '.")
-    _add_common(export)
+    _add_common(export, force=False)
     export.add_argument("--out", type=Path, required=True, help="Output file (.csv or .parquet).")
+    export.add_argument("--force", action="store_true", help="Overwrite an existing --out file inside the run "
+                                                             "folder.")
     export.add_argument("--format", choices=["csv", "parquet"], help="Default: from the --out suffix.")
 
 
@@ -225,10 +238,11 @@ def _add_run_parser(commands) -> None:
     run = commands.add_parser(
         "run", help="Run the whole gate: data, train, bench, audit, review, gate, report.",
         description="Runs every stage of CONFIG in order: data build -> train (NIFT candidate and SFT baselines) -> "
-                    "bench -> audit (toxicity, hallucination) -> review enqueue + summary -> gate -> report. Each "
+                    "bench -> audit (every enabled audit) -> review enqueue + summary -> gate -> report. Each "
                     "stage is cached by its fingerprint and resumes after a crash, so rerunning redoes only what "
-                    "changed. Ends with the report path, the history of decisions across candidates and, while "
-                    "review is pending, the commands that open the review app and then re-decide.",
+                    "changed. The policy, --junit and GITHUB_STEP_SUMMARY are checked before the first stage. "
+                    "Ends with the report path, the history of decisions across candidates and, while review is "
+                    "pending, the commands that open the review app and then re-decide.",
         epilog=EXIT_CODES_HELP)
     run.add_argument("config_file", type=Path, metavar="CONFIG", help="Pipeline YAML, e.g. configs/demo.yaml.")
     run.add_argument("--run", help="Run folder name (overrides `run:` in the config).")
@@ -288,7 +302,7 @@ def _add_gate_common(parser: argparse.ArgumentParser) -> None:
 def _add_gate_parsers(commands) -> None:
     gate = commands.add_parser(
         "gate", help="Judge the candidate against the release policy: PROMOTE, REJECT or PENDING_REVIEW.",
-        description="Reads the run's stored records (bench, toxicity and hallucination audits, review) and judges "
+        description="Reads the run's stored records (bench, every audit's, review) and judges "
                     "every rule of the policy YAML: thresholds, ceilings and floors, non-inferiority against each "
                     "baseline on the paired CI (the lower bound of candidate - baseline, oriented by the metric's "
                     "registered direction, must be above -margin), review quorum, approval rate and agreement. A "
@@ -300,7 +314,7 @@ def _add_gate_parsers(commands) -> None:
         epilog=EXIT_CODES_HELP)
     _add_gate_common(gate)
     gate.add_argument("--policy", type=Path, help="Policy YAML (overrides gate.policy).")
-    gate.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
+    gate.add_argument("--candidate", help="Candidate name (default: gate.candidate, else bench.candidate's name).")
     _add_verdict_outputs(gate)
 
     override = commands.add_parser(
@@ -322,7 +336,7 @@ def _add_gate_parsers(commands) -> None:
                                "(default NIFT_TOKEN).")
     override.add_argument("--reason", required=True, help="Why the gate's verdict is overridden (mandatory).")
     override.add_argument("--alias", action="append", help="Alias to move, e.g. production (repeatable).")
-    override.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
+    override.add_argument("--candidate", help="Candidate name (default: gate.candidate, else bench.candidate's name).")
 
     registry = commands.add_parser("registry", help="Verify or show the hash-chained decision log.")
     registry_commands = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
@@ -356,7 +370,7 @@ def _add_gate_parsers(commands) -> None:
                     "and writes <home>/<run>/report/report.html (charts inline, no network needed to open it) and "
                     "report.md. The first line is the verdict and why. Run `nift-gate gate` first.")
     _add_gate_common(report)
-    report.add_argument("--candidate", help="Candidate name (default: bench.candidate's name).")
+    report.add_argument("--candidate", help="Candidate name (default: gate.candidate, else bench.candidate's name).")
     report.add_argument("--out", type=Path, help="Folder for report.html and report.md (default: <run>/report).")
     report.add_argument("--pdf", action="store_true", help="Also print the HTML report to report.pdf beside it "
                                                            "(headless Chromium).")
@@ -401,14 +415,37 @@ def _verdict(args: argparse.Namespace, config, store, record):
                           {verdict.name: verdict.value for verdict in VerdictExit})
 
 
+def _check_verdict_outputs(args: argparse.Namespace) -> None:
+    """Refuse a --junit or $GITHUB_STEP_SUMMARY file that cannot be written before anything is decided. Probed by
+    writing (a temporary file in the folder, and opening the file to append), since root's permission checks
+    (``os.access``) pass a read-only mount."""
+    for what, path in (("--junit", args.junit), ("GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"))):
+        if not path:
+            continue
+        path = Path(path).absolute()
+        try:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder, not a file")
+            tempfile.TemporaryFile(dir=next(p for p in path.parents if p.exists())).close()
+            if path.exists():
+                open(path, "a").close()
+        except OSError as exc:
+            raise ConfigError(f"{what} {path}: cannot be written ({exc.strerror}); nothing was decided") from None
+
+
 def _verdict_outputs(args: argparse.Namespace, result) -> int:
     """--junit, $GITHUB_STEP_SUMMARY and --json for a verdict; the exit status it gives."""
     from harness.gate.ci import append_step_summary, write_junit
 
-    if args.junit:
-        print(f"junit -> {write_junit(args.junit, result)}", file=sys.stderr if args.json else sys.stdout)
-    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-        append_step_summary(summary, result)
+    try:
+        if args.junit:
+            print(f"junit -> {write_junit(args.junit, result)}", file=sys.stderr if args.json else sys.stdout)
+        if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+            append_step_summary(summary, result)
+    except OSError as exc:
+        raise InputError(f"{exc.filename}: cannot be written ({exc.strerror}); the decision "
+                         f"{result.decision_record_id} ({result.verdict}) is logged: rerun to write the outputs "
+                         f"(nothing is logged twice)") from None
     if args.json:
         print(result.model_dump_json(indent=2))
     return result.exit_code
@@ -418,6 +455,7 @@ def _gate(args: argparse.Namespace) -> int:
     from harness.app.stages import decide
 
     config, store = _gate_config(args)
+    _check_verdict_outputs(args)
     with _human_output(args):
         record = decide(config, store)
         print(record.reason)
@@ -464,9 +502,13 @@ def _registry_verify(args: argparse.Namespace) -> int:
 
 def _registry_show(args: argparse.Namespace) -> int:
     from harness.app.stages import open_registry
+    from harness.gate.history import check_registry_folder
 
     config, store = _gate_config(args)
     registry = open_registry(config, store)
+    check_registry_folder(registry.folder, store.home, configured=config.gate.registry is not None)
+    if not registry.folder.exists():
+        print(f"no decisions logged yet: no registry at {registry.folder}")
     for e in registry.verify():
         who = f" by {e['release_manager']}" if e.get("release_manager") else ""
         moves = ", ".join(f"{a}->{'(removed)' if t is None else t['candidate']}" for a, t in e["alias_moves"].items())
@@ -481,6 +523,8 @@ def _report(args: argparse.Namespace) -> int:
     from harness.app.stages import write_report
 
     config, store = _gate_config(args)
+    if args.out and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: a file; name the folder for report.html and report.md")
     html = write_report(config, store, args.out)
     print(html.with_suffix(".md").read_text(encoding="utf-8").splitlines()[0].lstrip("# "))
     print(f"report -> {html}\n         {html.with_suffix('.md')}")
@@ -493,10 +537,12 @@ def _report(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from harness.app.stages import open_registry
-    from harness.gate.history import history_table, read_history
+    from harness.gate.history import check_registry_folder, history_table, read_history
 
     config, store = _gate_config(args)
-    history = read_history(open_registry(config, store), store.home)
+    registry = open_registry(config, store)
+    check_registry_folder(registry.folder, store.home, configured=config.gate.registry is not None)
+    history = read_history(registry, store.home)
     print(history.model_dump_json(indent=2) if args.json else history_table(history.entries, history.aliases))
     return 0
 
@@ -510,6 +556,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_pipeline_config(args.config_file, args.assignments, {"run": args.run})
     store = RunStore(config.run, args.home)
+    _check_verdict_outputs(args)
     with _human_output(args):
         result = run_pipeline(config, store, force=args.force)
         verdict = _verdict(args, config, store, result.decision)
@@ -528,12 +575,26 @@ def _run(args: argparse.Namespace) -> int:
     return _verdict_outputs(args, verdict)
 
 
+def _hide_password(url: str | None) -> str | None:
+    """``url`` with the password in it (``postgresql://user:password@host/db``) masked as reviewer tokens are."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url) if url else None
+    if parts is None or parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.partition(':')[0]}:**********@{host}").geturl()
+
+
 def _config_show(args: argparse.Namespace) -> int:
     import yaml
 
     from harness.app.config import load_pipeline_config
 
-    print(yaml.safe_dump(load_pipeline_config(args.config, args.assignments).model_dump(mode="json"), sort_keys=False), end="")
+    shown = load_pipeline_config(args.config, args.assignments).model_dump(mode="json")
+    shown["review"]["database"] = _hide_password(shown["review"]["database"])
+    shown["gate"]["mlflow"]["tracking_uri"] = _hide_password(shown["gate"]["mlflow"]["tracking_uri"])
+    print(yaml.safe_dump(shown, sort_keys=False), end="")
     return 0
 
 
@@ -748,10 +809,21 @@ def main(argv: list[str] | None = None) -> int:
                 ("registry", "verify"): _registry_verify, ("registry", "show"): _registry_show,
                 ("history", None): _history, ("report", None): _report, ("launch", None): _launch}
     try:
-        return handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)
+        status = handlers[(args.command, getattr(args, f"{args.command}_command", None))](args)
+        sys.stdout.flush()  # a reader that stopped early (`| head`) is found here, not at interpreter exit
+        return status
     except NiftError as exc:
         print(f"nift-gate: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # stdout's reader is gone (`history --json | head`): stop quietly, as a command killed by SIGPIPE does;
+        # stdout goes to /dev/null so that flushing it at exit does not complain
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except OSError as exc:  # a path given that cannot be used (a file where a folder belongs, no permission)
+        print(f"nift-gate: error: {f'{exc.filename}: ' if exc.filename else ''}{exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nift-gate: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -56,10 +56,11 @@ class PipelineConfig(Section):
         return self
 
 
-#: Config fields that hold file paths, resolved against the config file's folder: files and folders, and models,
-#: which may be a local folder or .gguf file. ``*`` is every entry of a list. A variant's ``overrides`` hold
-#: fields of data.corpus/teacher/filters. tests/harness/app/test_config_paths.py checks that every field whose
-#: description names a file or folder is listed here.
+#: Config fields that hold file paths, resolved against the config file's folder, whether or not the file or
+#: folder exists yet (a registry is created by the first gate): files and folders, and models (_MODEL_FIELDS).
+#: ``*`` is every entry of a list. A variant's ``overrides`` hold fields of data.corpus/teacher/filters.
+#: tests/harness/app/test_config_paths.py checks that every field whose description names a file or folder is
+#: listed here.
 _DATA_PATH_FIELDS = (("corpus", "path"), ("teacher", "model"), ("filters", "contamination", "*", "path"),
                      ("filters", "judge", "teacher", "model"))
 _PATH_FIELDS = (*(("data", *keys) for keys in _DATA_PATH_FIELDS),
@@ -78,33 +79,36 @@ _PATH_FIELDS = (*(("data", *keys) for keys in _DATA_PATH_FIELDS),
                 ("audit", "hallucination", "selfcheck", "nli_model"),
                 ("audit", "hallucination", "grading", "judge", "model"), ("audit", "bias", "paths", "*"),
                 ("gate", "policy"), ("gate", "registry"), ("review", "tokens_file"), ("review", "guidelines"))
+#: The path fields that name a model: a local folder or .gguf file, or an embedded name or hub id, which reads
+#: like a relative path; so these are resolved only where the file or folder exists beside the config.
+_MODEL_FIELDS = {keys for keys in _PATH_FIELDS if keys[-1] in ("model", "base_model", "nli_model", "candidate")}
 
 
-def _relative_to(value: Any, base: Path) -> Any:
-    """A string naming an existing file or folder relative to the config file becomes absolute; model
-    names, ``data:``/``train:`` references and ``embedded:`` assets stay as written."""
+def _relative_to(value: Any, base: Path, must_exist: bool) -> Any:
+    """A relative path becomes absolute against the config file's folder (a model's only where it exists there);
+    ``data:``/``train:`` references and ``embedded:`` assets stay as written."""
     if (isinstance(value, str) and not value.startswith(EMBEDDED_PREFIX) and ":" not in value
-            and not Path(value).expanduser().is_absolute() and (base / value).exists()):
+            and not Path(value).expanduser().is_absolute() and (not must_exist or (base / value).exists())):
         return str((base / value).resolve())
     return value
 
 
-def _resolve_paths(node: Any, keys: tuple[str, ...], base: Path) -> None:
+def _resolve_paths(node: Any, keys: tuple[str, ...], base: Path, must_exist: bool) -> None:
     if not keys or node is None:
         return
     head, rest = keys[0], keys[1:]
     if head == "*":
         if isinstance(node, list) and not rest:
-            node[:] = [_relative_to(item, base) for item in node]
+            node[:] = [_relative_to(item, base, must_exist) for item in node]
         for item in node if isinstance(node, list) and rest else []:
-            _resolve_paths(item, rest, base)
+            _resolve_paths(item, rest, base, must_exist)
         return
     if not isinstance(node, dict) or head not in node:
         return
     if not rest:
-        node[head] = _relative_to(node[head], base)
+        node[head] = _relative_to(node[head], base, must_exist)
         return
-    _resolve_paths(node[head], rest, base)
+    _resolve_paths(node[head], rest, base, must_exist)
 
 
 def load_pipeline_config(path: str | Path | None = None, assignments: list[str] = (),
@@ -117,7 +121,7 @@ def load_pipeline_config(path: str | Path | None = None, assignments: list[str] 
         source = str(path)
         raw = read_config_yaml(path)
         for keys in _PATH_FIELDS:
-            _resolve_paths(raw, keys, path.parent.resolve())
+            _resolve_paths(raw, keys, path.parent.resolve(), must_exist=keys in _MODEL_FIELDS)
     for assignment in assignments:
         keys, value = parse_assignment(assignment)
         set_path(raw, keys, value)
@@ -125,10 +129,27 @@ def load_pipeline_config(path: str | Path | None = None, assignments: list[str] 
         if value is not None:
             set_path(raw, dotted.split("."), value)
     try:
-        return PipelineConfig.model_validate(raw)
+        config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{source}: invalid config: {problems}") from None
+    _check_database_url(config.review.database, source)
+    return config
+
+
+def _check_database_url(database: str | None, source: str) -> None:
+    """``review.database`` is an SQLAlchemy URL; a plain path is refused here, not as a traceback when the label
+    store is first opened."""
+    if database is None:
+        return
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(database)
+    except ArgumentError:
+        raise ConfigError(f"{source}: review.database: not a database URL: give an SQLAlchemy URL, e.g. "
+                          f"sqlite:////abs/path/review.db or postgresql://user@host/labels") from None
 
 
 def reference_markdown(model: type[BaseModel] = PipelineConfig, prefix: str = "",

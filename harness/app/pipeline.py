@@ -4,7 +4,8 @@
 
 Each stage is the same library call its own subcommand makes, so each is cached by its fingerprint and
 resumes after a crash: rerunning the command redoes only what changed (new review labels, typically). The
-review summary is rebuilt on every run because labels arrive between runs.
+review summary is rebuilt on every run because labels arrive between runs. The policy is read and checked
+against the metric catalogue before the first stage: a typo in it must not wait for hours of training.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.app import stages
+from harness.app.catalogue import metric_catalogue
 from harness.app.config import PipelineConfig
 from harness.core.store import RunStore
 
@@ -93,6 +95,9 @@ _RUNNERS: dict[str, Callable[[PipelineConfig, RunStore, bool], Any]] = {
 def run_pipeline(config: PipelineConfig, store: RunStore, force: bool = False,
                  echo: Callable[[str], None] = print) -> PipelineResult:
     """Run every stage; ``force`` redoes the cached ones. Errors propagate with the stage's own message."""
+    from harness.gate.gate import gate_policy
+
+    gate_policy(config.gate, metric_catalogue())  # what the gate checks of it before any record exists
     result = PipelineResult()
     for number, stage in enumerate(STAGES, 1):
         echo(f"== [{number}/{len(STAGES)}] {stage}")

@@ -3,7 +3,8 @@
 ``decide`` reads the policy and the run's stored records, re-verifies them (the candidate's weights are hashed
 again), judges every rule, logs the decision in the registry once, and only then writes the decision record
 (``<run>/gate/<candidate>/record.json`` and ``decisions/<record_id>.json``); on PROMOTE it moves the configured
-aliases, updates the model card and exports to MLflow when configured. ``override`` records a release
+aliases, updates the model card and exports to MLflow when configured (a publication that fails is retried by
+the next ``decide`` of the same decision: :data:`PUBLISHING`). ``override`` records a release
 manager's decision beside it, after the release manager authenticated with their review-app token; the
 gate's decision stays. ``verify_registry`` checks the log, every decision and override file it names, and that
 no such file under the runs home is one it does not name.
@@ -34,8 +35,8 @@ from harness.core.runner import StageRun
 from harness.core.store import RECORD_FILE, RunStore, atomic_write_text
 from harness.gate.config import GateConfig
 from harness.gate.evidence import Evidence, collect_evidence, evidence_of
-from harness.gate.policy import load_policy
-from harness.gate.publish import export_to_mlflow, update_model_cards
+from harness.gate.policy import GatePolicy, load_policy
+from harness.gate.publish import PublicationError, check_mlflow_export, export_to_mlflow, update_model_cards
 from harness.gate.record import (
     DECISION_EVENTS,
     DECISIONS_DIR,
@@ -52,6 +53,7 @@ from harness.gate.record import (
     logged_entry,
     overrides_of,
     registry_folder,
+    restore_logged_overrides,
 )
 from harness.gate.registry import (
     Registry,
@@ -66,6 +68,10 @@ log = get_logger("gate")
 
 #: The role a reviewer needs in ``review.reviewers`` to override the gate.
 RELEASE_MANAGER = "release_manager"
+#: Suffix of the marker beside a logged promotion (``decisions/<record_id>.publishing``) while its publication
+#: (model card, MLflow) has not finished: written with the decision's files under the registry lock, removed
+#: once publishing succeeded. A rerun that finds it publishes again.
+PUBLISHING = ".publishing"
 
 
 class OverrideNotAuthorised(NiftError):
@@ -83,15 +89,24 @@ def gate_targets(gate: GateConfig, bench_candidate: str, bench_baselines: list[s
 
 def open_registry(gate: GateConfig, store: RunStore) -> Registry:
     """The decision log: ``gate.registry``, else ``<home>/registry``."""
-    return Registry(registry_folder(store, gate.registry))
+    folder = registry_folder(store, gate.registry)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: a file, not a registry folder (gate.registry names the folder that holds "
+                          f"log.jsonl)")
+    return Registry(folder)
+
+
+def gate_policy(gate: GateConfig, catalogue: MetricCatalogue) -> GatePolicy:
+    """``gate.policy``, read and checked against ``catalogue`` (what can be checked before any record exists)."""
+    if not gate.policy:
+        raise ConfigError("gate.policy is not set: name a policy YAML (e.g. --policy configs/policy-demo.yaml)")
+    return load_policy(gate.policy, catalogue)
 
 
 def evaluate(gate: GateConfig, store: RunStore, candidate: str, baselines: list[str],
              catalogue: MetricCatalogue) -> tuple[GateDecisionRecord, Evidence]:
     """The decision record for the run's current evidence, without writing anything."""
-    if not gate.policy:
-        raise ConfigError("gate.policy is not set: name a policy YAML (e.g. --policy configs/policy-demo.yaml)")
-    policy = load_policy(gate.policy, catalogue)
+    policy = gate_policy(gate, catalogue)
     evidence = collect_evidence(store, candidate)
     outcomes = judge(policy, evidence, baselines, catalogue)
     decision, reason = verdict(outcomes)
@@ -113,6 +128,12 @@ def evaluate(gate: GateConfig, store: RunStore, candidate: str, baselines: list[
                 "rules": [rule.model_dump() for rule in policy.rules]},
         decision=decision, reason=reason, outcomes=outcomes, evidence=evidence.refs)
     return record.model_copy(update={"record_id": decision_id(record)}), evidence
+
+
+def _check_publishable(gate: GateConfig, candidate: str) -> None:
+    """Before the registry lock: a promotion whose export cannot work is refused while nothing is logged."""
+    if gate.mlflow.tracking_uri:
+        check_mlflow_export(gate.mlflow.tracking_uri, gate.mlflow.registered_model or candidate)
 
 
 def _publish(gate: GateConfig, store: RunStore, record: GateDecisionRecord, evidence: Evidence,
@@ -221,52 +242,89 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
     A decision already logged is not logged again while it is the candidate's latest logged decision (a CI
     rerun leaves the log as it is). One reached again after another decision of the candidate is logged again,
     as a ``redecision`` entry naming the earlier entry (``redecides_seq``) and re-applying its alias moves, so
-    that the log's last word for the candidate is the ``record.json`` written."""
+    that the log's last word for the candidate is the ``record.json`` written.
+
+    A promotion is published after the append (model card, MLflow); what can be checked of that before is checked
+    before the lock. A failure is a :class:`PublicationError` (the decision stays logged), and its marker
+    (:data:`PUBLISHING`) makes the next run of the same decision publish it again, unless an override of it
+    was logged since."""
     record, evidence = evaluate(gate, store, candidate, baselines, catalogue)
+    if record.decision == "PROMOTE":
+        _check_publishable(gate, record.candidate)
     folder = decision_folder(store, record.candidate)
     archive = folder / DECISIONS_DIR / f"{record.record_id}.json"
+    publishing = archive.with_suffix(PUBLISHING)
     text = record.model_dump_json(indent=2) + "\n"
     registry = open_registry(gate, store)
     target = model_key(store.run_id, record.candidate, record.candidate_model.get("sha256"))
     moves: dict[str, Any] | None = None
+    retry = False  # the decision is logged and the latest, but publishing it did not finish
     with registry.writing() as logbook:
         _check_unchanged(gate, store, record)
+        restore_logged_overrides(store, record.candidate, logbook.entries)
         logged = logged_entry(logbook.entries, "decision", record.record_id)
         if logged is None:
             moves = alias_moves(logbook.aliases(), target, gate.promote_aliases, record.decision == "PROMOTE")
-            logbook.append({"event": "decision", **target, "record_id": record.record_id,
-                            "record_sha256": sha256_bytes(text.encode()), "decision": record.decision,
-                            "policy_sha256": record.policy["sha256"], "reason": record.reason,
-                            "alias_moves": moves})
+            entry = logbook.append({"event": "decision", **target, "record_id": record.record_id,
+                                    "record_sha256": sha256_bytes(text.encode()), "decision": record.decision,
+                                    "policy_sha256": record.policy["sha256"], "reason": record.reason,
+                                    "alias_moves": moves})
         else:
             text = _logged_text(archive, text, logged)
-            latest = latest_decision_entry(logbook.entries, store.run_id, record.candidate)
+            entry = latest = latest_decision_entry(logbook.entries, store.run_id, record.candidate)
             if latest is not None and latest["record_id"] != record.record_id:
                 moves = _replayed_moves(logbook.entries, logbook.aliases(), target, record, gate.promote_aliases)
-                redecided = logbook.append({
+                entry = logbook.append({
                     "event": "redecision", **target, "record_id": record.record_id,
                     "record_sha256": logged["record_sha256"], "redecides_seq": logged["seq"],
                     "decision": record.decision, "policy_sha256": record.policy["sha256"], "reason": record.reason,
                     "alias_moves": moves})
+            elif publishing.exists():
+                retry = not _overridden_since(logbook.entries, latest)
         if logged is None or not archive.exists():
             atomic_write_text(archive, text)  # what was just logged (a leftover of an unlogged run is replaced)
         atomic_write_text(folder / RECORD_FILE, text)
+        if retry:  # the aliases that entry moved to the candidate and that it still holds
+            held = logbook.aliases()
+            promoted = sorted(a for a, t in entry["alias_moves"].items()
+                              if t is not None and a in held and _same_model(held[a], target))
+        else:
+            promoted = sorted(a for a, t in (moves or {}).items() if t is not None)
+        # a decision reached again whose override took the promotion back moves nothing to it: nothing to publish
+        publish = retry or (record.decision == "PROMOTE" and moves is not None and (logged is None or bool(promoted)))
+        if publish and not retry:
+            atomic_write_text(publishing, f"registry entry {entry['seq']}: publication not finished\n")
     if logged is not None:
         record = GateDecisionRecord.model_validate_json(text)
-        if moves is None:
+        if retry:
+            log.info("decision %s (registry entry %s) is logged, but its publication did not finish: publishing it "
+                     "again", record.record_id, entry["seq"])
+        elif moves is None:
             log.info("decision %s was logged before (registry entry %s), and is the latest: nothing moves twice",
                      record.record_id, logged["seq"])
             return record
-        log.info("decision %s (registry entry %s) reached again after decision %s: logged again as entry %s",
-                 record.record_id, logged["seq"], latest["record_id"], redecided["seq"])
+        else:
+            log.info("decision %s (registry entry %s) reached again after decision %s: logged again as entry %s",
+                     record.record_id, logged["seq"], latest["record_id"], entry["seq"])
     else:
         log.debug("decision %s logged in %s", record.record_id, registry.log)
-    promoted = sorted(a for a, t in moves.items() if t is not None)
-    # a decision reached again whose override took the promotion back moves nothing to it: nothing to publish
-    if record.decision == "PROMOTE" and (logged is None or promoted):
-        _publish(gate, store, record, evidence, promoted,
-                 {"nift_gate.decision": record.decision, "nift_gate.record_id": record.record_id})
+    if publish:
+        try:
+            _publish(gate, store, record, evidence, promoted,
+                     {"nift_gate.decision": record.decision, "nift_gate.record_id": record.record_id})
+        except (NiftError, OSError) as exc:
+            raise PublicationError(f"decision {record.record_id} ({record.decision}) is logged (registry entry "
+                                   f"{entry['seq']}), but publishing it failed: {exc}; fix that and rerun "
+                                   f"`nift-gate gate`, which publishes it again") from None
+        publishing.unlink()
     return record
+
+
+def _overridden_since(entries: list[dict[str, Any]], entry: dict[str, Any]) -> bool:
+    """Whether a release manager overrode ``entry``'s decision after it: the override decided what holds (and
+    published its own promotion), so the decision's unfinished publication is no longer owed."""
+    return any(e.get("event") == "override" and e.get("decision_record_id") == entry["record_id"]
+               and e["seq"] > entry["seq"] for e in entries)
 
 
 def authenticate_release_manager(reviewers: ReviewConfig, name: str, token: str | None) -> Reviewer:
@@ -308,11 +366,16 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
     """Entry point of `nift-gate override`: a release manager's PROMOTE or REJECT, with a mandatory reason.
 
     ``release_manager`` must be one of ``reviewers`` with role ``release_manager``, and ``token`` their token.
-    The decision overridden must be the file the registry logged; the override is logged, then written."""
+    The decision overridden must be the file the registry logged; the override is logged, with its file's text
+    (``record_text``), then written: an override stopped in between is written back by the next ``gate`` or
+    ``override``, so its alias moves never hold while readers see no override."""
     _check_override(decision, release_manager, reason)
     manager = authenticate_release_manager(reviewers, release_manager, token).name
+    if decision == "PROMOTE":
+        _check_publishable(gate, candidate)
     registry = open_registry(gate, store)
     with registry.writing() as logbook:
+        restore_logged_overrides(store, candidate, logbook.entries)
         original, _ = logged_decision(store, candidate, registry.folder, entries=logbook.entries)
         archived = decision_folder(store, candidate) / DECISIONS_DIR / f"{original.record_id}.json"
         target = model_key(store.run_id, candidate, original.candidate_model.get("sha256"))
@@ -335,12 +398,18 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
         logbook.append({"event": "override", **target, "record_id": record.record_id,
                         "record_sha256": sha256_bytes(text.encode()), "decision_record_id": original.record_id,
                         "decision": decision, "original_decision": original.decision,
-                        "release_manager": record.release_manager, "reason": record.reason, "alias_moves": moves})
+                        "release_manager": record.release_manager, "reason": record.reason, "alias_moves": moves,
+                        "record_text": text})  # an override stopped before its file is written back from here
         atomic_write_text(decision_folder(store, candidate) / OVERRIDES_DIR / f"{record.record_id}.json", text)
     if promote:
-        _publish(gate, store, original, evidence, sorted(moves),
-                 {"nift_gate.decision": f"PROMOTE (override of {original.decision})",
-                  "nift_gate.record_id": record.record_id, "nift_gate.release_manager": record.release_manager})
+        try:
+            _publish(gate, store, original, evidence, sorted(moves),
+                     {"nift_gate.decision": f"PROMOTE (override of {original.decision})",
+                      "nift_gate.record_id": record.record_id, "nift_gate.release_manager": record.release_manager})
+        except (NiftError, OSError) as exc:
+            raise PublicationError(f"override {record.record_id} (PROMOTE) is logged, but publishing it failed: "
+                                   f"{exc}; fix that and record the promotion again with `nift-gate override`"
+                                   ) from None
     return record
 
 

@@ -5,6 +5,7 @@ Entry points (published: the report and the CLI read them)::
     decision_history(registry, home=None) -> list[HistoryEntry]   # oldest first, one per registry entry
     alias_holders(registry) -> dict[str, AliasHolder]             # alias -> the model it points at now
     read_history(registry, home=None) -> RegistryHistory          # both, read under one lock
+    check_registry_folder(folder, home, configured)              # refuse a registry folder that is not there
     history_table(entries, holders) -> str                        # the table `nift-gate history` prints
 
 ``registry`` is an opened :class:`harness.gate.registry.Registry` or its folder (``gate.registry``, else
@@ -34,6 +35,7 @@ from harness.core.records import StoredRecord, sha256_bytes
 from harness.core.store import RunStore
 from harness.gate.record import (
     DECISIONS_DIR,
+    STAGE,
     GateDecisionRecord,
     RuleOutcome,
     Verdict,
@@ -158,6 +160,22 @@ def read_history(registry: Registry | str | os.PathLike, home: str | os.PathLike
     with registry.reading() as entries:
         return RegistryHistory(registry=str(registry.folder), entries=_history(entries, _home(registry, home), registry),
                                aliases=_holders(entries))
+
+
+def check_registry_folder(folder: Path, home: Path, configured: bool) -> None:
+    """Refuse to read a registry folder that is not there as an empty log, which would say that no alias is
+    held: a ``configured`` one (``gate.registry``, ``--registry``: mistyped?), or the default one of a runs
+    ``home`` that holds decision files (the registry was deleted or moved). Only the default registry of a
+    runs home where no decision was ever made may be missing: nothing was logged yet."""
+    if folder.is_dir():
+        return
+    if configured:
+        raise InputError(f"{folder}: no such registry folder (gate.registry or --registry): mistyped? No decision "
+                         f"was ever logged there")
+    made = next(home.glob(f"*/{STAGE}/*/{DECISIONS_DIR}/*.json"), None)
+    if made is not None:
+        raise InputError(f"{folder}: the runs home's registry is missing, yet {made} is a logged decision: the "
+                         f"registry was deleted or moved; restore it, or name it with --registry")
 
 
 def decision_history(registry: Registry | str | os.PathLike, home: str | os.PathLike | None = None

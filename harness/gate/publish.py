@@ -3,6 +3,10 @@
 The model card gets Hugging Face ``model-index`` metadata (``huggingface_hub.EvalResult``), one result per
 metric the gate read for the candidate. MLflow export registers a model version with the decision as tags
 and points the promoted aliases at it; it needs ``mlflow`` (or ``mlflow-skinny``) installed.
+:func:`check_mlflow_export` checks, before anything is decided, what can be checked without the server.
+
+Publishing happens after the registry logged the decision, so a failure then cannot undo it: it is a
+:class:`PublicationError`, with its own exit status, and the gate retries the publication on its next run.
 """
 
 from __future__ import annotations
@@ -10,11 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, NiftError
 from harness.core.metrics import MetricValue
 from harness.core.store import RunStore, atomic_write_text
 
 CARD_FOLDERS = ("model", "merged")
+
+
+class PublicationError(NiftError):
+    """A decision is logged, but publishing it (model card, MLflow) failed: rerunning `nift-gate gate` retries."""
+
+    exit_code = 4
 
 
 def _dataset(metric: str) -> tuple[str, str]:
@@ -73,16 +83,39 @@ def update_model_cards(store: RunStore, candidate: str, values: list[MetricValue
     return written
 
 
-def export_to_mlflow(tracking_uri: str, registered_model: str, source: str, tags: dict[str, Any],
-                     aliases: list[str]) -> str:
-    """Register ``source`` as a new version of ``registered_model``, tag it, point ``aliases`` at it; the version."""
+def _mlflow_client(tracking_uri: str):
     try:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
     except ImportError:
         raise ConfigError("gate.mlflow.tracking_uri is set but mlflow is not installed: "
                           "pip install mlflow-skinny (or unset gate.mlflow.tracking_uri)") from None
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    except (MlflowException, ImportError) as exc:  # e.g. MLflow 3's refusal of file://, sqlite:// without alembic
+        raise ConfigError(f"gate.mlflow.tracking_uri {tracking_uri}: MLflow cannot open this store: "
+                          f"{getattr(exc, 'message', exc)}") from None
+
+
+def check_mlflow_export(tracking_uri: str, registered_model: str) -> None:
+    """Refuse an export that cannot work, without contacting the server: mlflow importable, a client for the
+    URI, a valid model name. A server that is down is only found when exporting (and retried by the next gate)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_name  # the rule every MLflow store applies
+
+    _mlflow_client(tracking_uri)
+    try:
+        _validate_model_name(registered_model)
+    except MlflowException as exc:
+        raise ConfigError(f"gate.mlflow.registered_model: {exc.message}") from None
+
+
+def export_to_mlflow(tracking_uri: str, registered_model: str, source: str, tags: dict[str, Any],
+                     aliases: list[str]) -> str:
+    """Register ``source`` as a new version of ``registered_model``, tag it, point ``aliases`` at it; the version."""
+    from mlflow.exceptions import MlflowException
+
+    client = _mlflow_client(tracking_uri)
     try:
         try:
             client.get_registered_model(registered_model)
@@ -95,7 +128,5 @@ def export_to_mlflow(tracking_uri: str, registered_model: str, source: str, tags
         for alias in aliases:
             client.set_registered_model_alias(registered_model, alias, version.version)
     except MlflowException as exc:
-        # The decision is already in the registry log; only the export failed, and rerunning cannot log it twice.
-        raise ConfigError(f"MLflow export to {tracking_uri} failed (the decision itself is logged): "
-                          f"{exc.message}") from None
+        raise ConfigError(f"MLflow export to {tracking_uri} failed: {exc.message}") from None
     return str(version.version)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from harness.core.errors import InputError
 from harness.core.records import Record, StoredRecord, canonical_json, sha256_bytes
-from harness.core.store import RECORD_FILE, RunStore, decode_utf8
+from harness.core.store import RECORD_FILE, RunStore, atomic_write_text, decode_utf8
 from harness.gate.registry import Registry
 
 STAGE = "gate"
@@ -285,8 +285,37 @@ def _override_files(store: RunStore, decision: GateDecisionRecord, entries: list
         override = _parse(data, path, OverrideRecord)
         if override.decision_record_id == decision.record_id:
             found.append((override, path, data))
+    present = {override.record_id for override, _, _ in found}
+    for entry in _override_entries(entries, store.run_id, decision.candidate):
+        if entry.get("decision_record_id") == decision.record_id and entry.get("record_id") not in present:
+            # logged, so its alias moves hold, yet no reader would see it: the verdict shown would not be the one
+            # the aliases follow
+            then = ("`nift-gate gate` writes it back from the log" if "record_text" in entry
+                    else "restore it from a backup")
+            raise InputError(f"{folder / (str(entry.get('record_id')) + '.json')}: override logged as registry entry "
+                             f"seq {entry['seq']}, but its file is missing (an override stopped between its log "
+                             f"entry and its file, or the file was deleted): {then}")
     unlogged = len(entries) + 1
     return sorted(found, key=lambda o: seqs.get(o[0].record_id, unlogged))  # stable: unlogged ones stay by name
+
+
+def _override_entries(entries: list[dict[str, Any]], run_id: str, candidate: str) -> list[dict[str, Any]]:
+    return [e for e in entries if e.get("event") == "override" and e.get("run_id") == run_id
+            and e.get("candidate") == candidate]
+
+
+def restore_logged_overrides(store: RunStore, candidate: str, entries: list[dict[str, Any]]) -> list[Path]:
+    """Write back each override file of ``candidate`` that the log ``entries`` hold the text of
+    (``record_text``, with its sha256) but its folder lacks: an override stopped between its log entry and its
+    file. For a caller holding the registry lock; returns the files written."""
+    restored = []
+    for entry in _override_entries(entries, store.run_id, candidate):
+        text = entry.get("record_text")
+        path = decision_folder(store, candidate) / OVERRIDES_DIR / f"{entry.get('record_id')}.json"
+        if isinstance(text, str) and not path.exists() and sha256_bytes(text.encode()) == entry.get("record_sha256"):
+            atomic_write_text(path, text)
+            restored.append(path)
+    return restored
 
 
 def decided_evidence(store: RunStore, decision: GateDecisionRecord) -> list[StoredEvidence]:

@@ -389,7 +389,10 @@ def _judge_review(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metri
                           f"items, but only {review.items_total} items are queued (record {review.record_id}); "
                           f"the rule can never be judged: lower min_items or queue more items")
     if not quorum_met:
-        return RuleOutcome(**base, status="pending", detail="waiting for the review quorum")
+        every = "" if any(isinstance(r, ReviewQuorumRule) for r in policy.rules) else (
+            f": {review.items_with_quorum} of {review.items_total} items labelled by {review.required_reviewers} "
+            f"reviewers, and with no review_quorum rule every item needs them")
+        return RuleOutcome(**base, status="pending", detail="waiting for the review quorum" + every)
     if isinstance(rule, ApprovalRateRule):
         return _judge_approval(policy, rule, evidence, catalogue, base)
     return _judge_agreement(policy, rule, evidence, catalogue, base)
@@ -464,7 +467,11 @@ def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str], catalogu
     outcomes: list[RuleOutcome] = []
     for rule in quorum_rules:
         outcomes.append(_judge_review(policy, rule, evidence, catalogue, False))
-    quorum_met = evidence.review is not None and all(o.status == "pass" for o in outcomes)
+    review = evidence.review
+    # what approval and agreement wait for: every quorum rule passed; without one, every counted item has the
+    # labels the review record requires (one label on one item of many is no approval rate to promote on)
+    quorum_met = review is not None and (all(o.status == "pass" for o in outcomes) if quorum_rules
+                                         else review.items_with_quorum >= review.items_total)
     by_name = {o.rule: o for o in outcomes}
     ordered: list[RuleOutcome] = []
     for rule in policy.rules:

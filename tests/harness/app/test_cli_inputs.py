@@ -4,6 +4,7 @@ import json
 
 import pytest
 import yaml
+from pinning import pin_outputs
 from review_support import make_run
 
 from harness.app.cli import main
@@ -53,6 +54,8 @@ def test_review_enqueue_names_the_line_of_a_non_utf8_byte_and_opens_no_store(tmp
     data = path.read_bytes()
     at = data.index(b"continuation 2" if file == "samples.jsonl" else b"toxicity-test")
     path.write_bytes(data[:at] + b"\xe9" + data[at + 1:])
+    if file == "samples.jsonl":
+        pin_outputs(path.parent)  # as the audit would have written it (an edit since is refused before parsing)
     cfg = tmp_path / "pipeline.yaml"
     cfg.write_text(yaml.safe_dump({"run": "r1", "review": {"reviewers": [{"name": "ann", "token": "t"}]}}))
     assert main(["review", "enqueue", "--config", str(cfg), "--home", str(store.home)]) == 2

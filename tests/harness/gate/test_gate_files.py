@@ -201,3 +201,33 @@ def test_the_temp_folder_of_a_killed_commit_is_no_evidence_and_no_report_section
     assert sorted(e.path for e in record.evidence) == ["audit/toxicity/record.json", "bench/cand/record.json",
                                                         "review/record.json"]
     assert "k1ll3d" not in write_report(setup.report, store, CANDIDATE).with_suffix(".md").read_text()
+
+
+def test_an_override_stopped_after_its_log_entry_is_written_back_by_the_next_gate(tmp_path, monkeypatch):
+    # logged (production moved to the candidate) but no file: the gate and the report showed the REJECT while the
+    # aliases followed the override; now every reader refuses, and the next gate writes the file from the log
+    import harness.gate.gate as gate_module
+
+    setup, store, _ = _rejected(tmp_path)
+    written = gate_module.atomic_write_text
+
+    def killed(path, text):
+        if "overrides" in str(path):
+            raise KeyboardInterrupt  # the process dies between the append and the file
+        return written(path, text)
+
+    monkeypatch.setattr(gate_module, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        override_as(setup, store, "PROMOTE", "Ada Lovelace", "ship it", ["production"])
+    monkeypatch.setattr(gate_module, "atomic_write_text", written)
+    assert open_registry(setup.gate, store).aliases()["production"]["candidate"] == CANDIDATE
+    missing = r"overrides/gate_override-.*\.json: override logged as registry entry seq 2, but its file is missing .*" \
+              r"`nift-gate gate` writes it back from the log"
+    with pytest.raises(InputError, match=missing):
+        write_report(setup.report, store, CANDIDATE)
+    with pytest.raises(RegistryTamperedError, match=r"overrides/gate_override-.*\.json: missing"):
+        verify_registry(setup.gate, store)
+    decide_run(setup, store)  # the CI rerun
+    verify_registry(setup.gate, store)
+    md = write_report(setup.report, store, CANDIDATE).with_suffix(".md").read_text()
+    assert "ship it" in md and "Ada Lovelace" in md
