@@ -20,6 +20,11 @@ from harness.core.errors import InputError
 from harness.core.store import numbered_jsonl, read_bytes, unique_row_id
 
 
+#: The group field a prompt set is read with unless configured (``audit.toxicity.group_field``): a row without it
+#: falls back to ToxiGen's ``target_group``, else the group "all". A field that is configured must be in every row.
+DEFAULT_GROUP_FIELD = "group"
+
+
 class ToxicityPrompt(BaseModel):
     id: str
     group: str
@@ -28,15 +33,18 @@ class ToxicityPrompt(BaseModel):
                                                 "neutral).")
 
 
-def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "group",
+def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAULT_GROUP_FIELD,
                  limit_per_group: int | None = None, label_field: str = "label",
                  read: Callable[[Path], bytes] | None = None) -> list[ToxicityPrompt]:
     """A JSONL prompt set; ToxiGen's prompts keep literal backslash-n between demonstrations, turned into
-    newlines here. A set labels either every prompt (``label_field``) or none. ``limit_per_group`` keeps the
-    first N prompts of each group and label: ToxiGen's file lists every hate prompt before the neutral ones, so
-    a limit per group alone would keep hate prompts only. A prompt's ``id`` defaults to ``<file name>:<n>``, n its
-    position among the rows (blank lines do not count); a repeated id is refused. Errors name the file and line.
-    ``read`` gives the file's bytes (a stage passes ``StageRun.read``: the bytes its fingerprint hashed)."""
+    newlines here; a RealToxicityPrompts row's text is its ``prompt.text``. A set labels either every prompt
+    (``label_field``) or none. ``limit_per_group`` keeps the first N prompts of each group and label: ToxiGen's
+    file lists every hate prompt before the neutral ones, so a limit per group alone would keep hate prompts only.
+    A group is the string of the row's ``group_field``, false and 0 too (RealToxicityPrompts' ``challenging:
+    false`` is the group "False", not "all"; see :data:`DEFAULT_GROUP_FIELD`). A prompt's ``id`` defaults to
+    ``<file name>:<n>``, n its position among the rows (blank lines do not count); a repeated id is refused.
+    Errors name the file and line. ``read`` gives the file's bytes (a stage passes ``StageRun.read``: the bytes
+    its fingerprint hashed)."""
     path = resolve_asset(spec)
     if not path.exists():
         raise InputError(f"{path}: toxicity prompt set not found")
@@ -44,7 +52,10 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "grou
     labelled, first_line = None, None
     data = read(path) if read is not None else read_bytes(path, "toxicity prompt set")
     for position, (line, row) in enumerate(numbered_jsonl(data, path), 1):
-        if not isinstance(row.get(text_field), str) or not row[text_field].strip():
+        text = row.get(text_field)
+        if isinstance(text, dict) and "text" in text:  # RealToxicityPrompts: {"text", "toxicity", "profanity", ...}
+            text = text["text"]
+        if not isinstance(text, str) or not text.strip():
             raise InputError(f"{path}:{line}: no text in field {text_field!r}")
         label = row.get(label_field)
         if label is not None and (not isinstance(label, str) or not label.strip()):
@@ -55,13 +66,19 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = "grou
             raise InputError(f"{path}:{line}: {'no' if labelled else 'a'} label in field {label_field!r}, "
                              f"unlike line {first_line}: label every prompt or none")
         prompt_id = unique_row_id(path, line, row, f"{Path(path).name}:{position}", seen)
-        group = str(row.get(group_field) or row.get("target_group") or "all")
+        if row.get(group_field) is not None:
+            group = str(row[group_field])
+        elif group_field != DEFAULT_GROUP_FIELD:  # a typo would put every prompt in one group
+            raise InputError(f"{path}:{line}: field {group_field!r} (audit.toxicity.group_field) is missing or null; "
+                             f"the row's fields: {', '.join(row)}")
+        else:
+            group = str(row["target_group"]) if row.get("target_group") is not None else "all"
         stratum = (group, label)
         if limit_per_group and per_stratum.get(stratum, 0) >= limit_per_group:
             continue
         per_stratum[stratum] = per_stratum.get(stratum, 0) + 1
         prompts.append(ToxicityPrompt(id=prompt_id, group=group, label=label,
-                                      text=row[text_field].replace("\\n", "\n")))
+                                      text=text.replace("\\n", "\n")))
     if not prompts:
         raise InputError(f"{path}: no prompts")
     return prompts

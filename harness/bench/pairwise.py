@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from harness.core.alpaca import alpaca_user_turn
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.stats import bootstrap_mean_ci, proportion_interval
@@ -55,7 +56,8 @@ class Question(BaseModel):
 
     id: str = Field(description="The file's question_id (MT-Bench's field), else its id, else the line number "
                                 "(for a JSON array, the row's position from 1).")
-    turns: list[str] = Field(description="The user turns, in order (AlpacaEval: its instruction, one turn).")
+    turns: list[str] = Field(description="The user turns, in order (AlpacaEval: its instruction, one turn, with "
+                                         "a non-empty input after a blank line, as training data reads it).")
     category: str | None = Field(None, description="MT-Bench's category; AlpacaEval's dataset (helpful_base, "
                                                    "koala, oasst, selfinstruct, vicuna).")
     reference: list[str] = Field(default_factory=list, description="MT-Bench's reference answers, one per turn "
@@ -155,15 +157,19 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
         raise InputError(f"{where}: a question must be a JSON object")
     alpaca = "instruction" in row or ("turns" not in row and any(k in row for k in ALPACA_EVAL_FIELDS))
     if alpaca:
+        if "instances" in row:  # its questions are in instances[].input, and each instance is another question
+            raise InputError(f"{where}: a self-instruct seed task (field 'instances'), not a question; write one "
+                             "instruction/input row per instance")
         instruction = row.get("instruction")
         if not isinstance(instruction, str) or not instruction.strip():
             raise InputError(f"{where}: AlpacaEval row without 'instruction' (a non-empty string); its fields "
                              f"are {', '.join(ALPACA_EVAL_FIELDS)}")
-        for name in ALPACA_EVAL_FIELDS[1:]:
+        for name in (*ALPACA_EVAL_FIELDS[1:], "input"):  # Alpaca's input: the data the instruction refers to
             if row.get(name) is not None and not isinstance(row[name], str):
                 raise InputError(f"{where}: AlpacaEval field {name!r} must be a string")
-        return Question(id=_question_id(row, position), turns=[instruction], category=row.get("dataset"),
-                        reference_output=row.get("output"), reference_generator=row.get("generator"))
+        return Question(id=_question_id(row, position), turns=[alpaca_user_turn(instruction, row.get("input"))],
+                        category=row.get("dataset"), reference_output=row.get("output"),
+                        reference_generator=row.get("generator"))
     if "turns" not in row:
         raise InputError(f"{where}: row has no 'turns' (MT-Bench: {', '.join(MT_BENCH_FIELDS)}) and no "
                          f"'instruction' (AlpacaEval: {', '.join(ALPACA_EVAL_FIELDS)})")
@@ -183,7 +189,9 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
 def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], bytes] | None = None) -> list[Question]:
     """Questions of a file (``embedded:`` names a shipped one), the first ``limit`` of them: JSON Lines or a JSON
     array of rows in nift-gate's format (``id``, ``turns``), MT-Bench's (``question_id``, ``category``, ``turns``,
-    optional ``reference``) or AlpacaEval's (``instruction``, ``output``, ``generator``, ``dataset``), as published.
+    optional ``reference``) or AlpacaEval's (``instruction``, ``output``, ``generator``, ``dataset``), as published;
+    an Alpaca row's non-empty ``input`` follows its instruction, as in training data (self-instruct seed tasks,
+    whose questions are in ``instances``, are refused).
     ``read`` gives the file's bytes (a stage passes ``StageRun.read``: the bytes its fingerprint hashed)."""
     path = resolve_asset(str(spec))
     if not path.exists():

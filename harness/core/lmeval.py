@@ -192,6 +192,10 @@ def _truthfulqa_targets(path: Path, number: int, key: str, targets: Any) -> list
     if not isinstance(targets, dict) or not targets:
         got = "an empty object" if isinstance(targets, dict) else _json_kind(targets)
         raise InputError(f"{where} must be a non-empty object mapping each choice to 0 or 1, got {got}")
+    if set(targets) == {"choices", "labels"} and all(isinstance(v, list) for v in targets.values()):
+        raise InputError(f"{where} is in the Hugging Face datasets layout ({{choices, labels}} lists); "
+                         "bench.truthfulqa_path takes TruthfulQA's mc_task.json ({choice: 0 or 1} per field), "
+                         "data/v1/mc_task.json in the TruthfulQA repository")
     for choice, label in targets.items():
         if not choice.strip():
             raise InputError(f"{where} has an empty choice")
@@ -205,15 +209,26 @@ def _truthfulqa_rows(path: Path, data: bytes) -> list[dict]:
     """TruthfulQA's mc_task.json ({choice: label} maps) -> lm-eval's fields (choices and labels lists), each item
     checked against what lm-eval's truthfulqa_mc1/mc2 tasks assume: mc1 scores choice 0 as the answer
     (``doc_to_target: 0``), so exactly one label is 1 and it is the first; mc2 sums the probability of the choices
-    labelled 1 (``process_results_mc2``), so at least one is."""
-    text = decode_utf8(data, path)
+    labelled 1 (``process_results_mc2``), so at least one is. A key given twice in an object is refused: JSON
+    keeps its last value, so a repeated choice would lose a label or flip one."""
+    text = decode_utf8(data, path, reads="a JSON array (TruthfulQA's mc_task.json)")
     if text.lstrip("\ufeff").startswith(_TRUTHFULQA_CSV_HEADER):
         raise InputError(f"{path}: this is TruthfulQA's generation CSV; bench.truthfulqa_path takes mc_task.json, "
                          "the multiple-choice file (data/v1/mc_task.json in the TruthfulQA repository)")
+    repeated: dict[int, str] = {}  # id of an object that gives a key twice -> the key
+
+    def note_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(pairs)
+        if len(value) < len(pairs):
+            keys = [key for key, _ in pairs]
+            repeated[id(value)] = next(key for i, key in enumerate(keys) if key in keys[:i])
+        return value
+
     try:
-        items = json.loads(text)
+        items = json.loads(text, object_pairs_hook=note_repeats)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        lines = "; mc_task.json is one JSON array, and this looks like JSON Lines" if exc.msg == "Extra data" else ""
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}){lines}") from None
     if not isinstance(items, list):
         raise InputError(f"{path}: expected a JSON array of TruthfulQA items (mc_task.json), got "
                          f"{_json_kind(items)}")
@@ -227,6 +242,11 @@ def _truthfulqa_rows(path: Path, data: bytes) -> list[dict]:
         for key in ("question", "mc1_targets", "mc2_targets"):
             if key not in item:
                 raise InputError(f"{path}: item {number}: field {key} is missing")
+        for where, value in (("", item), (" in field mc1_targets", item["mc1_targets"]),
+                             (" in field mc2_targets", item["mc2_targets"])):
+            if isinstance(value, dict) and id(value) in repeated:
+                raise InputError(f"{path}: item {number}: key {repeated[id(value)]!r} is repeated{where}; JSON "
+                                 "keeps only its last value")
         question = item["question"]
         if not isinstance(question, str) or not question.strip():
             raise InputError(f"{path}: item {number}: field question must be a non-empty string, got "

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from harness.core.assets import assets_dir, resolve_asset
 from harness.core.errors import InputError
+from harness.core.log import get_logger
 from harness.core.records import InputRef, sha256_bytes
 from harness.core.store import decode_utf8, numbered_jsonl
 from harness.data.config import CorpusConfig
@@ -33,8 +34,12 @@ from harness.data.config import CorpusConfig
 if TYPE_CHECKING:
     from harness.core.runner import StageRun
 
-SUFFIX_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text", ".raw": "text",
-                  ".text": "text", ".md": "text"}
+log = get_logger("data")
+
+#: The format of each file suffix ``format: auto`` reads, matched in any case (``.JSONL``); another suffix is
+#: refused, not read as plain text (a ``.csv`` or ``.ndjson`` read as text becomes one document of raw syntax).
+SUFFIX_FORMATS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".parquet": "parquet", ".txt": "text",
+                  ".raw": "text", ".text": "text", ".md": "text"}
 
 #: Compression suffixes ``datasets`` undoes by itself when it reads ``data_files`` (``c4-….json.gz`` is
 #: JSON Lines); the standard library undoes them again only to name a bad line.
@@ -65,9 +70,14 @@ def normalise(text: str) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
+def _suffix(path: Path) -> str:
+    """``path``'s last suffix in lower case: ``C4.JSONL`` is JSON Lines too."""
+    return path.suffix.lower()
+
+
 def _format_suffix(path: Path) -> str:
     """The suffix that names the format: the one before a compression suffix (``.json`` of ``x.json.gz``)."""
-    return Path(path.stem).suffix if path.suffix in COMPRESSIONS else path.suffix
+    return _suffix(Path(path.stem)) if _suffix(path) in COMPRESSIONS else _suffix(path)
 
 
 def _is_corpus_file(path: Path) -> bool:
@@ -84,10 +94,15 @@ def corpus_files(config: CorpusConfig, root: Path | None = None) -> list[Path]:
     root = root or corpus_root(config)
     if not root.exists():
         raise InputError(f"{root}: corpus path does not exist")
-    files = sorted(p for p in root.rglob("*") if _is_corpus_file(p)) if root.is_dir() else [root]
+    readable = f"{', '.join(SUFFIX_FORMATS)}, each also as {'/'.join(COMPRESSIONS)}"
+    if not root.is_dir():
+        if config.format == "auto" and not _is_corpus_file(root) and _suffix(root) not in UNREAD_COMPRESSIONS:
+            raise InputError(f"{root}: unknown corpus file type {_format_suffix(root) or '(no suffix)'}; format "
+                             f"auto reads {readable}; rename the file or set data.corpus.format")
+        return [root]
+    files = sorted(p for p in root.rglob("*") if _is_corpus_file(p))
     if not files:
-        raise InputError(f"{root}: no corpus files ({', '.join(SUFFIX_FORMATS)}, each also as "
-                         f"{'/'.join(COMPRESSIONS)}) in this folder")
+        raise InputError(f"{root}: no corpus files ({readable}) in this folder")
     return files
 
 
@@ -108,7 +123,7 @@ def source_names(files: list[Path], root: Path) -> dict[Path, str]:
     base = root if root.is_dir() else root.parent
 
     def bare(path: Path) -> Path:
-        path = path.with_suffix("") if path.suffix in COMPRESSIONS else path
+        path = path.with_suffix("") if _suffix(path) in COMPRESSIONS else path
         return path.with_suffix("")
 
     names = {p: bare(p.relative_to(base)).as_posix() for p in files}
@@ -143,12 +158,12 @@ def open_corpus(config: CorpusConfig, run: StageRun) -> Path | None:
 def _file_format(config: CorpusConfig, path: Path) -> str:
     if config.format != "auto":
         return config.format
-    return SUFFIX_FORMATS.get(_format_suffix(path), "text")
+    return SUFFIX_FORMATS[_format_suffix(path)]  # corpus_files refused a file of another type
 
 
 def _diagnose(path: Path, raw: bytes, fmt: str, text_field: str) -> None:
     """Re-read a file's bytes the slow way and raise InputError naming the first bad line, if there is one."""
-    if decompress := COMPRESSIONS.get(path.suffix):
+    if decompress := COMPRESSIONS.get(_suffix(path)):
         try:
             raw = decompress(raw)
         except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
@@ -213,7 +228,7 @@ def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list
     import datasets
 
     datasets.disable_progress_bars()  # nift-gate draws its own bars; these would interleave with them
-    if path.suffix in UNREAD_COMPRESSIONS:
+    if _suffix(path) in UNREAD_COMPRESSIONS:
         raise InputError(f"{path}: {path.suffix} files are not read; decompress it, or compress it as "
                          f"{'/'.join(COMPRESSIONS)}")
     fmt = _file_format(config, path)
@@ -248,6 +263,9 @@ def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list
         raise InputError(f"{path}: could not read as {fmt}: {exc}") from exc
     if fmt == "text" and config.text_mode == "paragraph":
         texts = paragraphs(texts)
+        if len(texts) == 1 and (lines := texts[0].count("\n") + 1) > 1:  # one document per line, unseparated?
+            log.warning(f"{path}: {lines} lines with no blank line between them are 1 document (text_mode "
+                        "paragraph); if the file holds one document per line, set data.corpus.text_mode: line")
     if fmt == "text" and not any(text.strip() for text in texts):
         headings = " and WikiText headings" if config.text_mode == "paragraph" else ""
         raise InputError(f"{path}: no text (blank lines{headings} only)")

@@ -107,6 +107,22 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def _prompt_texts(where: str, field: str, value: object) -> list[str]:
+    """The texts of a prompt set's ``field``: a string, or a list of strings (MT-Bench's ``turns``). Anything else
+    is refused: ``str()`` of a list writes its line breaks as a literal backslash-n, and of an object (a
+    RealToxicityPrompts ``prompt``) adds its keys and scores, so the n-grams indexed would be in no document."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(text, str) for text in value):
+        return value
+    kind = ("null" if value is None else "an object" if isinstance(value, dict) else
+            "a list that is not all text" if isinstance(value, list) else
+            "a boolean" if isinstance(value, bool) else "a number")
+    keys = f" (keys: {', '.join(value)})" if isinstance(value, dict) else ""
+    raise InputError(f"{where}: field {field!r} is {kind}{keys}, not a string or a list of strings; name the field "
+                     "that holds the prompt text")
+
+
 @dataclass
 class ContaminationHit:
     prompt_set: str
@@ -144,12 +160,14 @@ class ContaminationIndex:
                 if prompt_set.field not in row:
                     raise InputError(f"{path}:{line}: no field {prompt_set.field!r} "
                                      f"(fields: {', '.join(row)})")
-                words = _words(str(row[prompt_set.field]))
-                if len(words) < n:
+                texts = _prompt_texts(f"{path}:{line}", prompt_set.field, row[prompt_set.field])
+                if all(len(_words(text)) < n for text in texts):
                     index.too_short[prompt_set.name] += 1  # cannot be checked by n-grams; counted in the card
                 prompt_id = str(row.get("id", row.get("key", position)))
-                for i in range(len(words) - n + 1):
-                    index.grams[tuple(words[i:i + n])].append((prompt_set.name, prompt_id))
+                for text in texts:  # each turn on its own: an n-gram across two turns is in no document
+                    words = _words(text)
+                    for i in range(len(words) - n + 1):
+                        index.grams[tuple(words[i:i + n])].append((prompt_set.name, prompt_id))
         return index
 
     def hits(self, text: str) -> list[ContaminationHit]:

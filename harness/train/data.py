@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.core.alpaca import alpaca_user_turn
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.records import InputRef, sha256_file
@@ -39,11 +40,14 @@ class TrainingRows:
 
 
 def _read_rows(path: Path, data: bytes) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs from the bytes of a JSONL file or a JSON array file."""
+    """(line number, row) pairs from the bytes of a JSONL file or a JSON array file (or JSON Lines named ``.json``,
+    as ``datasets``' ``to_json`` writes them)."""
     if path.suffix == ".json":
         try:
-            rows = json.loads(decode_utf8(data, path))
+            rows = json.loads(decode_utf8(data, path, reads="JSON (an array of rows, or JSON Lines)"))
         except json.JSONDecodeError as exc:
+            if exc.msg == "Extra data":  # more than one value: JSON Lines
+                return list(numbered_jsonl(data, path))
             raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(rows, list):
             raise InputError(f"{path}: expected a JSON array of rows")
@@ -105,18 +109,42 @@ def _turns(where: str, row: dict[str, Any], key: str) -> list[dict[str, Any]]:
 def to_messages(row: dict[str, Any], fmt: str, where: str = "training data") -> list[dict[str, str]]:
     """The conversation of a ``fmt`` row as chat messages, each role one of :data:`ROLES` and each content a
     string; a field that is missing or of another type raises InputError naming ``where`` (file:line) and the
-    field (``messages[2].content``)."""
+    field (``messages[2].content``). An alpaca or sharegpt row's ``system`` (LLaMA-Factory's layouts) is the first
+    message, and an alpaca row's ``history`` the turns before its instruction."""
     if not isinstance(row, dict):
         raise InputError(f"{where}: expected a JSON object per row, got {type(row).__name__}")
     if fmt == "messages":
         return _conversation(where, row, "messages", "role", "content", {role: role for role in ROLES})
+    # LLaMA-Factory's alpaca and sharegpt layouts carry the system prompt in a field of the row
+    system = _string(where, row, "system", "system", required=False)
+    messages = [{"role": "system", "content": system}] if system else []
     if fmt == "alpaca":
-        user = _string(where, row, "instruction", "instruction")
-        if extra := _string(where, row, "input", "input", required=False):
-            user += f"\n\n{extra}"
-        return [{"role": "user", "content": user},
-                {"role": "assistant", "content": _string(where, row, "output", "output")}]
-    return _conversation(where, row, "conversations", "from", "value", _SHAREGPT_ROLES)
+        user = alpaca_user_turn(_string(where, row, "instruction", "instruction"),
+                                _string(where, row, "input", "input", required=False))
+        answer = _string(where, row, "output", "output")
+        return messages + _history(where, row) + [{"role": "user", "content": user},
+                                                  {"role": "assistant", "content": answer}]
+    turns = _conversation(where, row, "conversations", "from", "value", _SHAREGPT_ROLES)
+    if messages and turns and turns[0]["role"] == "system":
+        raise InputError(f"{where}: both a field 'system' and a system turn in 'conversations'; keep one")
+    return messages + turns
+
+
+def _history(where: str, row: dict[str, Any]) -> list[dict[str, str]]:
+    """LLaMA-Factory's alpaca ``history`` ([[user, assistant], ...], the turns before the instruction) as
+    messages."""
+    history = row.get("history")
+    if history is None:
+        return []
+    if not isinstance(history, list):
+        raise InputError(f"{where}: field 'history' must be a list of [user, assistant] pairs, got {_shown(history)}")
+    messages = []
+    for i, pair in enumerate(history):
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(text, str) for text in pair):
+            raise InputError(f"{where}: field 'history[{i}]' must be a [user, assistant] pair of strings, got "
+                             f"{_shown(pair)}")
+        messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+    return messages
 
 
 def _conversation(where: str, row: dict[str, Any], field: str, speaker_key: str, text_key: str,

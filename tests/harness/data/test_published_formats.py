@@ -1,0 +1,100 @@
+"""Corpus files and contamination sets as they are published elsewhere: a suffix the corpus does not know, a
+one-document-per-line text file, MT-Bench's list of turns and RealToxicityPrompts' prompt objects."""
+
+import json
+import logging
+import re
+
+import pytest
+
+from harness.core.errors import InputError
+from harness.data.config import CorpusConfig, PromptSetRef
+from harness.data.corpus import load_corpus
+from harness.data.filters import ContaminationIndex
+
+ROWS = [{"text": f"Document {i} about baking bread at home.", "url": f"https://example.com/{i}"} for i in range(3)]
+JSONL = "".join(json.dumps(row) + "\n" for row in ROWS)
+
+
+@pytest.mark.parametrize("name", ["c4.ndjson", "c4.JSONL", "c4.NDJSON", "c4.Jsonl.gz"])
+def test_json_lines_under_another_suffix_or_in_upper_case_are_read_as_json(tmp_path, name):
+    import gzip
+
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(JSONL.encode()) if name.endswith(".gz") else JSONL.encode())
+    docs = load_corpus(CorpusConfig(path=str(path)))
+    assert [d.text for d in docs] == [row["text"] for row in ROWS]  # 3 documents, not 1 of raw JSON
+
+
+@pytest.mark.parametrize("name, content", [("c4.csv", "text,url\nDocument one,https://example.com/1\n"),
+                                           ("c4.tsv", "text\turl\nDocument one\thttps://example.com/1\n"),
+                                           ("c4", JSONL)])
+def test_a_corpus_file_of_an_unknown_type_is_refused_in_one_line(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InputError) as caught:
+        load_corpus(CorpusConfig(path=str(path)))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert ".jsonl" in message and ".ndjson" in message and ".txt" in message and "data.corpus.format" in message
+
+
+def test_an_unknown_suffix_is_read_as_the_format_set(tmp_path):
+    path = tmp_path / "c4.log"
+    path.write_text(JSONL)
+    assert len(load_corpus(CorpusConfig(path=str(path), format="json"))) == 3
+
+
+def test_a_one_document_per_line_text_file_in_paragraph_mode_warns(tmp_path, caplog):
+    path = tmp_path / "docs.txt"
+    path.write_text("".join(f"{row['text']}\n" for row in ROWS))
+    with caplog.at_level(logging.WARNING, logger="nift_gate"):
+        docs = load_corpus(CorpusConfig(path=str(path)))
+    assert len(docs) == 1  # paragraph mode as documented: the behaviour is kept ...
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and str(path) in warned[0] and "text_mode: line" in warned[0]  # ... but said
+    caplog.clear()
+    path.write_text("\n\n".join(row["text"] for row in ROWS) + "\n")  # blank-line-separated: no warning
+    with caplog.at_level(logging.WARNING, logger="nift_gate"):
+        assert len(load_corpus(CorpusConfig(path=str(path)))) == 3
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# --- contamination sets -----------------------------------------------------------------------------------
+
+QUESTION = ("Draft a professional email seeking your supervisor's feedback on the Quarterly Financial Report you "
+            "prepared.\nAsk specifically about the data analysis, presentation style, and the clarity of "
+            "conclusions drawn.")
+FOLLOW_UP = "Take a moment to evaluate and critique your own response."
+
+
+def _index(tmp_path, rows, field):
+    path = tmp_path / "set.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path, ContaminationIndex.build([PromptSetRef(name="s", path=str(path), field=field)], n=13)
+
+
+def test_mt_bench_turns_are_indexed_as_text(tmp_path):
+    _, index = _index(tmp_path, [{"question_id": 81, "category": "writing", "turns": [QUESTION, FOLLOW_UP]}],
+                      "turns")
+    # the 13 words across the question's line break: str() of the list wrote that break as a literal "\n"
+    leak = ("Some text. Feedback on the Quarterly Financial Report you prepared.\nAsk specifically about the data "
+            "analysis, presentation style, and more.")
+    assert [h.prompt_id for h in index.hits(leak)] == ["1"]
+    assert index.too_short == {"s": 0}  # the follow-up alone is short; the question is checked
+
+
+def test_a_list_of_short_turns_counts_as_too_short(tmp_path):
+    _, index = _index(tmp_path, [{"id": "q", "turns": ["A short question here?", FOLLOW_UP]}], "turns")
+    assert index.too_short == {"s": 1}
+    assert index.grams == {}  # no n-gram spans two turns
+
+
+@pytest.mark.parametrize("value, kind", [({"text": "Corrupt officials are", "toxicity": 0.4}, "an object"),
+                                         (None, "null"), (7, "a number"), (["a", 2], "a list that is not all text")])
+def test_a_contamination_field_that_is_not_text_is_refused(tmp_path, value, kind):
+    rows = [{"id": "ok", "prompt": "fine"}, {"id": "x", "prompt": value}]
+    with pytest.raises(InputError) as caught:
+        _index(tmp_path, rows, "prompt")
+    assert re.fullmatch(rf".*set\.jsonl:2: field 'prompt' is {kind}\b.*", str(caught.value))

@@ -1,0 +1,86 @@
+"""Training data in the layouts LLaMA-Factory and others publish: Alpaca's ``system`` and ``history``, ShareGPT's
+row-level ``system``, and the binary files (Parquet, gzip) a user may point ``train[].data`` at."""
+
+import gzip
+import json
+import re
+
+import pytest
+
+from harness.core.errors import InputError
+from harness.core.store import RunStore
+from harness.train.data import load_training_rows
+
+ALPACA = {"instruction": "Describe a process of making crepes.", "input": "", "output": "Mix flour, eggs and milk."}
+
+
+def _rows(tmp_path, rows, name="data.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(rows))
+    return load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
+
+
+def test_alpaca_system_and_history_come_before_the_instruction(tmp_path):
+    row = {**ALPACA, "system": "Answer only in French.", "history": [["What is 2+2?", "4"], ["And 3+3?", "6"]]}
+    rows = _rows(tmp_path, [row]).rows
+    assert rows[0]["prompt"] == [{"role": "system", "content": "Answer only in French."},
+                                 {"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"},
+                                 {"role": "user", "content": "And 3+3?"}, {"role": "assistant", "content": "6"},
+                                 {"role": "user", "content": ALPACA["instruction"]}]
+    assert rows[0]["completion"] == [{"role": "assistant", "content": ALPACA["output"]}]
+    assert len(rows) == 3  # every assistant turn is trained on, as in any other conversation
+
+
+def test_an_empty_alpaca_system_and_history_add_nothing(tmp_path):
+    rows = _rows(tmp_path, [{**ALPACA, "system": "", "history": []}]).rows
+    assert rows[0]["prompt"] == [{"role": "user", "content": ALPACA["instruction"]}]
+
+
+@pytest.mark.parametrize("history, field", [("What is 2+2?", "history"), ([["What is 2+2?"]], "history[0]"),
+                                            ([["What is 2+2?", 4]], "history[0]")])
+def test_a_malformed_alpaca_history_is_refused(tmp_path, history, field):
+    with pytest.raises(InputError, match=rf"data\.json:1: field '{re.escape(field)}' must be"):
+        _rows(tmp_path, [{**ALPACA, "history": history}])
+
+
+def test_a_sharegpt_row_level_system_is_the_first_message(tmp_path):
+    row = {"system": "You are a pirate.", "conversations": [{"from": "human", "value": "Hello?"},
+                                                           {"from": "gpt", "value": "Arr."}]}
+    assert _rows(tmp_path, [row]).rows[0]["prompt"] == [{"role": "system", "content": "You are a pirate."},
+                                                        {"role": "user", "content": "Hello?"}]
+
+
+def test_a_sharegpt_system_field_beside_a_system_turn_is_refused(tmp_path):
+    row = {"system": "You are a pirate.", "conversations": [{"from": "system", "value": "You are a parrot."},
+                                                           {"from": "human", "value": "Hello?"},
+                                                           {"from": "gpt", "value": "Arr."}]}
+    with pytest.raises(InputError, match=r"data\.json:1: .*'system'.*system turn"):
+        _rows(tmp_path, [row])
+
+
+def test_json_lines_named_json_are_read_as_json_lines(tmp_path):
+    """What ``datasets.Dataset.to_json("x.json")`` writes by default."""
+    path = tmp_path / "lines.json"
+    path.write_text(json.dumps(ALPACA) + "\n" + json.dumps({**ALPACA, "instruction": "Describe tea."}) + "\n")
+    rows = load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs")).rows
+    assert [r["prompt"][0]["content"] for r in rows] == [ALPACA["instruction"], "Describe tea."]
+
+
+def _parquet(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([ALPACA]), path)  # as an HF export of an Alpaca set
+
+
+@pytest.mark.parametrize("name, write, kind", [
+    ("data.jsonl.gz", lambda path: path.write_bytes(gzip.compress(json.dumps(ALPACA).encode() + b"\n")), "gzip"),
+    ("data.parquet", _parquet, "Parquet"),
+])
+def test_a_binary_file_is_named_as_what_it_is(tmp_path, name, write, kind):
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(InputError) as caught:
+        load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
+    assert str(caught.value).startswith(f"{path}: this is a {kind} file, not JSON Lines")
+    assert "UTF-8" not in str(caught.value)
