@@ -59,7 +59,7 @@ from harness.train.record import resolve_base
 
 #: The stage's code version, in every fingerprint: bump it when the record changes for the same inputs and
 #: config (2: BCa intervals, none below 10 items; identical documents paired by occurrence; 3: no arena or
-#: length-controlled interval below 10 questions or instructions).
+#: length-controlled interval below 10 questions or instructions; Alpaca question files keep their input).
 VERSION = "3"
 
 

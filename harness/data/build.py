@@ -67,8 +67,9 @@ from harness.data.record import STAGE, JudgeSummary, NiftDatasetRecord, NiftPair
 log = get_logger("data")
 
 #: The stage's code version, in every fingerprint: bump it when the pairs change for the same inputs and config
-#: (2: plain-text paragraphs split at whitespace-only lines, WikiText headings dropped).
-VERSION = "2"
+#: (2: plain-text paragraphs split at whitespace-only lines, WikiText headings dropped; 3: .ndjson read, list
+#: fields of contamination sets checked turn by turn).
+VERSION = "3"
 
 # --- helpers ---------------------------------------------------------------------------------------------
 

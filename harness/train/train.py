@@ -55,6 +55,9 @@ from harness.train.record import (
 )
 
 log = get_logger("train")
+#: The stage's code version, in every fingerprint: bump it when the trained rows change for the same inputs and
+#: config (2: LLaMA-Factory alpaca `system`/`history` and ShareGPT row-level `system` become turns).
+VERSION = "2"
 
 #: ChatML, used only for a base model without a template when `default_chat_template` is on; recorded.
 DEFAULT_CHAT_TEMPLATE = (
@@ -409,7 +412,7 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
 
     # A checkpoint is expensive and later stages load it: made from other inputs, it is kept unless --force.
     run = StageRun(store, STAGE, config.name, CheckpointRecord, force=force, on_change="refuse",
-                   refusal="a different training run (other data, base or config)")
+                   refusal="a different training run (other data, base or config)", version=VERSION)
     # Inputs first: bad data or a missing base fails before anything is written.
     base = run.model(config.base_model, resolve_base, config.allow_pickle)
     training = load_training_rows(config.data, config.data_format, store, run)
