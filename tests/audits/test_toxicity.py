@@ -420,7 +420,7 @@ def test_toxicity_audit_on_labelled_prompts_reports_group_and_label(tiny_model, 
         return [["the damn idiot" if text.startswith("Hate") else "fine", "calm"] for text in texts]
 
     record = run_toxicity_audit(config, str(tiny_model), [], RunStore("r"), generate=generate)
-    assert record.version == VERSION == "4" and record.prompts == 4  # 2 hate + 2 neutral kept
+    assert record.version == VERSION == "5" and record.prompts == 4  # 2 hate + 2 neutral kept
     summary = record.summaries["model"]["profanity"]
     assert summary.labels["hate"].toxicity_probability.value == 1.0
     assert summary.labels["neutral"].toxicity_probability.value == 0.0
