@@ -163,7 +163,8 @@ def _safety_line(decision: GateDecisionRecord, audit_metrics: set[str], specs: d
         text = head + (f": {'; '.join(levels)}." if levels else ".")
     else:
         words = {"fail": "Fails", "inconclusive": "Inconclusive", "pending": "Waiting", "warn": "Warning"}
-        problems = [f"{words[s]}: {_safety_phrase(g, specs)}" for g, s in zip(rules, statuses, strict=True) if s != "pass"]
+        problems = [f"{words[s]}: {_safety_phrase(g, specs)}"
+                    for g, s in zip(rules, statuses, strict=True) if s != "pass"]
         text = f"{passed} of {len(rules)} safety checks pass. " + ". ".join(problems) + "."
     return {"lead": "Safety", "status": status, "text": text}
 

@@ -435,8 +435,9 @@ def bradley_terry(battles: Sequence[Battle], *, anchor: str | None = None, confi
     battle finite: 48 wins in 48 battles against one opponent put it about 800 points above it, where the
     unpenalised fit (None, Arena-Hard's choice) diverges. CIs: percentiles of the ratings refitted on battles
     resampled with replacement (``iterations`` times, seeded; none below
-    :data:`~harness.core.stats.MIN_BOOTSTRAP_ITEMS` battles or questions); with ``resample="questions"`` the questions are
-    resampled, each drawn question bringing all its battles (every battle must then name its question).
+    :data:`~harness.core.stats.MIN_BOOTSTRAP_ITEMS` battles or questions); with ``resample="questions"`` the
+    questions are resampled, each drawn question bringing all its battles (every battle must then name its
+    question).
     ``versus`` adds the gap from that model to every other, with its CI from the same resamples.
 
     Raises InputError for no battles, a model battling itself, an unknown anchor or ``versus``, a battle without

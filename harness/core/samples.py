@@ -87,5 +87,6 @@ def read_audits(store: RunStore) -> list[AuditSamples]:
     found = []
     for folder in audit_folders(store):
         record = read_record(folder, StoredRecord)
-        found.append(AuditSamples(name=folder.name, folder=folder, record=record, samples=audit_samples(folder, record)))
+        found.append(AuditSamples(name=folder.name, folder=folder, record=record,
+                                  samples=audit_samples(folder, record)))
     return found

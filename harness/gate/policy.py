@@ -39,6 +39,7 @@ from the catalogue when the policy is loaded, and again from the record that rep
 
 from __future__ import annotations
 
+import difflib
 import math
 from pathlib import Path
 from typing import Annotated, Literal
@@ -238,9 +239,23 @@ class GatePolicy(Section):
                     catalogue.check(rule.metric)
                 except ConfigError as exc:
                     raise ConfigError(f"{self.where(rule)}: {exc}") from None
+            if isinstance(rule, JudgeAgreementRule):
+                self._check_applies_to(rule, catalogue)
             spec = catalogue.get(rule.metric) if isinstance(rule, _MetricRule) else None
             if spec is not None:
                 self.check_bound(rule, spec)
+
+    def _check_applies_to(self, rule: JudgeAgreementRule, catalogue: MetricCatalogue) -> None:
+        """Each prefix must name judge-based metrics: within a known judge's family (``bench.pairwise.``, ...)
+        or the start of a declared metric. A typo (``bench.pairwse.``) would hold no rule, so a judge-based
+        rule would decide on a judge nobody checked."""
+        for prefix in rule.applies_to:
+            declared = any(name.startswith(prefix) for name in catalogue.specs)
+            if not (prefix.startswith(JUDGE_BASED_PREFIXES) or declared):
+                close = difflib.get_close_matches(prefix, JUDGE_BASED_PREFIXES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{self.where(rule)}: applies_to {prefix!r} names no judge-based metric{hint}; "
+                                  f"known: {', '.join(JUDGE_BASED_PREFIXES)} or the start of a declared metric")
 
     def check_bound(self, rule: _MetricRule, spec: MetricSpec) -> None:
         """The rule's bound against the range of values ``spec`` declares: refused when no value could meet it,

@@ -100,3 +100,17 @@ def test_a_policy_that_is_not_yaml_or_repeats_a_key_exits_2_on_one_line(tmp_path
     assert _gate(home, path) == 2
     err = capsys.readouterr().err
     assert err == f"nift-gate: error: {path.parent}/{message}\n"
+
+
+def test_a_judge_agreement_prefix_that_names_no_judged_metric_is_refused(tmp_path):
+    # a typo held no rule: the judge-based rule it meant to hold decided on an unchecked judge
+    text = ("rules:\n  - {name: tox, type: ceiling, metric: toxicity.expected_max_toxicity, max: 0.2}\n"
+            "  - {name: judge-checked, type: judge_agreement, min: 0.6, applies_to: [bench.pairwse.]}\n")
+    with pytest.raises(ConfigError, match=r"rule 'judge-checked'.*applies_to 'bench.pairwse.' names no judge-based "
+                                          r"metric \(did you mean 'bench.pairwise.'\?\)"):
+        load_policy(write_policy(tmp_path, text), catalogue())
+    # a judge's family, or the start of a declared metric, is fine
+    for prefix in ("bench.mt_bench.turn_1", "toxicity.expected"):
+        good = text.replace("bench.pairwse.", prefix)
+        [_, rule] = load_policy(write_policy(tmp_path, good), catalogue()).rules
+        assert rule.applies_to == [prefix]
