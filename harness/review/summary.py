@@ -355,6 +355,39 @@ def automatic_flag_agreement(review: ReviewStore, candidate: str, current: list[
 
 
 @dataclass(frozen=True)
+class _Tally:
+    """The counted items' labels and their counts, as the review record and the app's progress both take them."""
+
+    all_labels: list[dict]  # every current label of the candidate's items, counted or not
+    all_judged: list[dict]  # every current blind-pair judgment, counted or not
+    original: list[dict]  # the reviewers' current labels on the candidate's own counted outputs
+    judged: list[dict]  # the judgments of counted pairs
+    decided: dict[int, StoredAdjudication]  # the latest adjudication of each counted item
+    own: dict[int, tuple[str, int | None]]  # the candidate's own counted single-output items -> (stratum, need)
+    with_quorum: int  # own items with at least their required number of distinct reviewers
+    disputed: set[int]  # counted items whose current labels (or judgments) disagree
+    adjudicated: set[int]  # disputed or not, counted items that were adjudicated and have labels
+
+
+def _tally(review: ReviewStore, candidate: str, scope: CountedItems) -> _Tally:
+    all_labels = review.current_labels(candidate)
+    all_judged = review.current_labels(candidate, kind="pairwise")
+    original = [label for label in all_labels if label["item_id"] in scope.counted and label["model"] == candidate]
+    judged = [j for j in all_judged if j["item_id"] in scope.counted]
+    decided = {i: a for i, a in review.adjudications(candidate).items() if i in scope.counted}
+    own = {i: entry for i, entry in _own_items(review, candidate).items() if i in scope.counted}
+    reviewers_of: dict[int, int] = {}  # one current label per reviewer and item: distinct reviewers per item
+    for label in original:
+        reviewers_of[label["item_id"]] = reviewers_of.get(label["item_id"], 0) + 1
+    in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
+    return _Tally(all_labels=all_labels, all_judged=all_judged, original=original, judged=judged, decided=decided,
+                  own=own, with_quorum=sum(need is not None and reviewers_of.get(i, 0) >= need
+                                           for i, (_, need) in own.items()),
+                  disputed=disputed(original, "single") | disputed(judged, "pairwise"),
+                  adjudicated=set(decided) & in_scope)
+
+
+@dataclass(frozen=True)
 class ReviewProgress:
     """The review record's counts, live from the label store (:func:`review_progress`): what the review app
     shows, so that its figures are the ones the gate judges."""
@@ -409,18 +442,10 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
             if len(cache) >= SCOPES_CACHED:
                 cache.clear()
             cache[key] = scope
-    all_labels = review.current_labels(candidate)  # as summarise_review reads them
-    original = [label for label in all_labels if label["item_id"] in scope.counted and label["model"] == candidate]
-    judged = [j for j in review.current_labels(candidate, kind="pairwise") if j["item_id"] in scope.counted]
-    own = {i: need for i, (_, need) in _own_items(review, candidate).items() if i in scope.counted}
-    reviewers_of: dict[int, int] = {}
-    for label in original:
-        reviewers_of[label["item_id"]] = reviewers_of.get(label["item_id"], 0) + 1
-    in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
-    decided = {i for i in review.adjudications(candidate) if i in scope.counted}
+    tally = _tally(review, candidate, scope)
     # An assigned item is done once its reviewer labelled it (the store's queue rule), a baseline's output too.
-    done = {(label["item_id"], label["reviewer"]) for label in all_labels} | {
-        (j["item_id"], j["reviewer"]) for j in judged}
+    done = {(label["item_id"], label["reviewer"]) for label in tally.all_labels} | {
+        (j["item_id"], j["reviewer"]) for j in tally.judged}
     with review.engine.connect() as conn:
         assigned = conn.execute(select(assignments.c.item_id, assignments.c.reviewer)).all()
     per_reviewer: dict[str, list[int]] = {}
@@ -430,11 +455,10 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
             entry[0] += (item_id, reviewer) in done
             entry[1] += 1
     return ReviewProgress(
-        candidate=candidate, source_record_ids=tuple(sorted(evidence.records)), scope=scope, items_total=len(own),
-        items_with_quorum=sum(need is not None and reviewers_of.get(i, 0) >= need for i, need in own.items()),
+        candidate=candidate, source_record_ids=tuple(sorted(evidence.records)), scope=scope,
+        items_total=len(tally.own), items_with_quorum=tally.with_quorum,
         per_reviewer={r: (d, n) for r, (d, n) in sorted(per_reviewer.items())},
-        disputed=frozenset(disputed(original, "single") | disputed(judged, "pairwise")),
-        adjudicated=frozenset(decided & in_scope), labels=original)
+        disputed=frozenset(tally.disputed), adjudicated=frozenset(tally.adjudicated), labels=tally.original)
 
 
 def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | None = None) -> ReviewRecord:
@@ -445,16 +469,12 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     review = open_store(config, store, create=False)
     try:
         scope = counted_items(review, config, store, candidate, evidence)
-        all_labels = review.current_labels(candidate)
-        all_judged = review.current_labels(candidate, kind="pairwise")
+        tally = _tally(review, candidate, scope)
+        all_labels, all_judged, original, judged = tally.all_labels, tally.all_judged, tally.original, tally.judged
         every_label = [label for label in all_labels if label["item_id"] in scope.counted]
-        original = [label for label in every_label if label["model"] == candidate]
-        judged = [j for j in all_judged if j["item_id"] in scope.counted]
-        decided = {i: a for i, a in review.adjudications(candidate).items() if i in scope.counted}
-        current = adjudicated(original, decided)
-        outcomes = pairwise_outcomes(review, candidate, adjudicated(judged, decided))
-        own = {i: entry for i, entry in _own_items(review, candidate).items() if i in scope.counted}
-        strata = {i: stratum for i, (stratum, _) in own.items()}
+        current = adjudicated(original, tally.decided)
+        outcomes = pairwise_outcomes(review, candidate, adjudicated(judged, tally.decided))
+        strata = {i: stratum for i, (stratum, _) in tally.own.items()}
         # The judge is matched with the reviewers on the same question and answers, whichever record queued the
         # pair (judge_agreement's own test), so it reads every judgment.
         judge, judge_input = judge_agreement(review, store, candidate, all_judged, config.confidence)
@@ -462,16 +482,9 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
         url = review.engine.url.render_as_string(hide_password=True)
     finally:
         review.close()
-    reviewers_of: dict[int, int] = {}  # one current label per reviewer and item: distinct reviewers per item
-    for label in original:
-        reviewers_of[label["item_id"]] = reviewers_of.get(label["item_id"], 0) + 1
-    own_items = len(own)
-    with_quorum = sum(need is not None and reviewers_of.get(i, 0) >= need for i, (_, need) in own.items())
+    own_items, with_quorum = len(tally.own), tally.with_quorum
     labelled = {label["item_id"] for label in all_labels} | {j["item_id"] for j in all_judged}
-
-    in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
-    needed = disputed(original, "single") | disputed(judged, "pairwise")
-    used = set(decided) & in_scope
+    needed, used = tally.disputed, tally.adjudicated
     per_item: dict[int, tuple[int, int]] = {}
     for label in current:
         accepts, labels = per_item.get(label["item_id"], (0, 0))
@@ -485,7 +498,7 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     state = config_hash({"labels": sorted(label["id"] for label in all_labels),
                          "judgments": sorted(j["id"] for j in all_judged), "items": own_items, "quorum": with_quorum,
                          "counted": sorted(scope.counted), "stale": sorted(scope.stale),
-                         "adjudications": sorted(a.id for a in decided.values())})
+                         "adjudications": sorted(a.id for a in tally.decided.values())})
     run = StageRun(store, STAGE, "", ReviewRecord, label=STAGE)
     run.add(InputRef(kind="review_store", id=url, sha256=state))
     for record_id, (kind, path) in sorted(evidence.records.items()):  # the records the items are counted against
