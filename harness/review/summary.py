@@ -190,9 +190,9 @@ def counted_items(review: ReviewStore, config: ReviewConfig, store: RunStore, ca
 
 
 def candidate_labels(review: ReviewStore, candidate: str) -> list[dict]:
-    """Current labels on the candidate's own outputs: what the app's agreement panel counts (baselines' samples
-    queued for context are left out). The record counts only those on the current evidence's items
-    (:func:`counted_items`)."""
+    """Current labels on the candidate's own outputs, every item (baselines' samples queued for context are left
+    out): what the app's Agreement page counts where no review record can be made yet. The record counts only
+    those on the current evidence's items (:func:`counted_items`, :func:`review_progress`)."""
     return [label for label in review.current_labels(candidate) if label["model"] == candidate]
 
 
