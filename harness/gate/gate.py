@@ -294,30 +294,32 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
         publish = retry or (record.decision == "PROMOTE" and moves is not None and (logged is None or bool(promoted)))
         if publish and not retry:
             atomic_write_text(publishing, f"registry entry {entry['seq']}: publication not finished\n")
-    if logged is not None:
-        record = GateDecisionRecord.model_validate_json(text)
-        if retry:
-            log.info("decision %s (registry entry %s) is logged, but its publication did not finish: publishing it "
-                     "again", record.record_id, entry["seq"])
-        elif moves is None:
-            log.info("decision %s was logged before (registry entry %s), and is the latest: nothing moves twice",
-                     record.record_id, logged["seq"])
-            return record
+        # Published under the lock: a concurrent rerun of the same decision would otherwise see the marker of a
+        # publication still under way and publish it a second time.
+        if logged is not None:
+            record = GateDecisionRecord.model_validate_json(text)
+            if retry:
+                log.info("decision %s (registry entry %s) is logged, but its publication did not finish: publishing it "
+                         "again", record.record_id, entry["seq"])
+            elif moves is None:
+                log.info("decision %s was logged before (registry entry %s), and is the latest: nothing moves twice",
+                         record.record_id, logged["seq"])
+                return record
+            else:
+                log.info("decision %s (registry entry %s) reached again after decision %s: logged again as entry %s",
+                         record.record_id, logged["seq"], latest["record_id"], entry["seq"])
         else:
-            log.info("decision %s (registry entry %s) reached again after decision %s: logged again as entry %s",
-                     record.record_id, logged["seq"], latest["record_id"], entry["seq"])
-    else:
-        log.debug("decision %s logged in %s", record.record_id, registry.log)
-    if publish:
-        try:
-            _publish(gate, store, record, evidence, promoted,
-                     {"nift_gate.decision": record.decision, "nift_gate.record_id": record.record_id})
-        except (NiftError, OSError) as exc:
-            raise PublicationError(f"decision {record.record_id} ({record.decision}) is logged (registry entry "
-                                   f"{entry['seq']}), but publishing it failed: {exc}; fix that and rerun "
-                                   f"`nift-gate gate`, which publishes it again") from None
-        publishing.unlink()
-    return record
+            log.debug("decision %s logged in %s", record.record_id, registry.log)
+        if publish:
+            try:
+                _publish(gate, store, record, evidence, promoted,
+                         {"nift_gate.decision": record.decision, "nift_gate.record_id": record.record_id})
+            except (NiftError, OSError) as exc:
+                raise PublicationError(f"decision {record.record_id} ({record.decision}) is logged (registry entry "
+                                       f"{entry['seq']}), but publishing it failed: {exc}; fix that and rerun "
+                                       f"`nift-gate gate`, which publishes it again") from None
+            publishing.unlink()
+        return record
 
 
 def _overridden_since(entries: list[dict[str, Any]], entry: dict[str, Any]) -> bool:
