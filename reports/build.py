@@ -22,7 +22,7 @@ from harness.bench.record import BenchRecord, bench_candidates, read_bench
 from harness.core.errors import InputError, NiftError
 from harness.core.log import get_logger
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
-from harness.core.models import ResolvedModel, current_model_sha256
+from harness.core.models import changed_model_files
 from harness.core.records import StoredRecord
 from harness.core.samples import audit_samples
 from harness.core.store import (
@@ -447,16 +447,13 @@ def _check_candidate_unchanged(decision: GateDecisionRecord) -> None:
     """The candidate's model files on disk are the ones decided on, every byte hashed again (no hash cache), as
     the gate checks them when it decides: no verdict is shown for weights overwritten since (``train --force``),
     or gone. A hub model has no local bytes to hash."""
-    named = decision.candidate_model
-    if not named.get("sha256"):
-        return
-    resolved = ResolvedModel.model_validate(named)
     try:
-        now = current_model_sha256(resolved)
-    except (NiftError, OSError) as exc:
-        raise InputError(f"{resolved.path}: cannot check the candidate's model files against gate decision "
-                         f"{decision.record_id}: {exc}") from None
-    if now is not None and now != resolved.sha256:
+        changed = changed_model_files(decision.candidate_model)
+    except (NiftError, ValueError, OSError) as exc:
+        raise InputError(f"{decision.candidate_model.get('path')}: cannot check the candidate's model files against "
+                         f"gate decision {decision.record_id}: {exc}") from None
+    if changed is not None:
+        resolved, now = changed
         raise InputError(f"{resolved.path}: the candidate's model files (weights, config, tokenizer, chat template) "
                          f"changed after gate decision {decision.record_id}: they hash to {now[:12]}..., the decision "
                          f"has {resolved.sha256[:12]}...; rerun bench, the audits and `nift-gate gate` on this model "

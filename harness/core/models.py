@@ -147,6 +147,18 @@ def current_model_sha256(resolved: ResolvedModel) -> str | None:
     return sha256_file(path) if resolved.gguf_file else _model_hash(path, verify=True)
 
 
+def changed_model_files(named: dict[str, Any]) -> tuple[ResolvedModel, str] | None:
+    """The model a record names (``named``: a :class:`ResolvedModel`'s fields) and the hash of its files now,
+    when they no longer hash to what it names; None when they do, or for a model named without a hash (a hub
+    model: no local bytes). Every byte is read again (:func:`current_model_sha256`); raises what reading the
+    files or the fields raises (gone, unreadable, not a model entry)."""
+    if not named.get("sha256"):
+        return None
+    resolved = ResolvedModel.model_validate(named)
+    now = current_model_sha256(resolved)
+    return (resolved, now) if now is not None and now != resolved.sha256 else None
+
+
 def embedded_gguf_path(name: str) -> Path:
     entry = EMBEDDED_MODELS[name]
     spec = importlib.util.find_spec(entry.package)  # do not import it: it imports the `llm` CLI

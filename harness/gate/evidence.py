@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.core.errors import InputError, NiftError
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
-from harness.core.models import ResolvedModel, current_model_sha256
+from harness.core.models import changed_model_files
 from harness.core.records import Record, StoredRecord
 from harness.core.store import RunStore
 from harness.gate.record import (
@@ -371,17 +371,14 @@ def _check_weights_unchanged(evidence: Evidence) -> None:
     """The candidate's model files on disk now (weights, config, tokenizer, chat template), hashed without the
     hash cache, are the ones the bench record (and so, by :func:`_check_same_candidate_model`, every audit)
     names. A hub model has no local bytes to hash."""
-    named = evidence.candidate_model()
-    if not named.get("sha256"):
-        return
     bench = next(e for e in evidence.stored if e.record.kind == "bench")
     try:
-        resolved = ResolvedModel.model_validate(named)
-        now = current_model_sha256(resolved)
+        changed = changed_model_files(evidence.candidate_model())
     except (NiftError, ValueError, OSError) as exc:
         raise InputError(f"{bench.path}: cannot check the candidate's weights against the records: {exc}; the "
                          f"gate decides only on weights it can hash") from None
-    if now is not None and now != resolved.sha256:
+    if changed is not None:
+        resolved, now = changed
         raise InputError(f"{resolved.path}: the candidate's model files (weights, config, tokenizer, chat template) "
                          f"changed after they were measured: they hash to {now[:12]}..., the bench record "
                          f"{bench.record.record_id} measured {resolved.sha256[:12]}...; rerun bench and the audits on "

@@ -15,11 +15,13 @@ from gate_records import (
     bench_record,
     candidate_weights,
     catalogue,
+    checkpoint_record,
     config_for,
     decide_run,
     hallucination_record,
     hallucination_samples,
     override_as,
+    pin_checkpoint,
     save,
     standard_run,
     toxicity_record,
@@ -28,9 +30,8 @@ from gate_records import (
     write_policy,
 )
 
-from harness.bench.record import BenchRecord, read_bench
+from harness.bench.record import BenchRecord
 from harness.core.errors import InputError
-from harness.core.records import InputRef
 from reports.build import markdown_code, markdown_escape, write_report
 
 EVIL = "<script>document.title='PWNED'</script><img src=x onerror=\"document.title='PWNED'\">"
@@ -153,23 +154,15 @@ def test_pending_report_and_override_headline(tmp_path):
                                   "yet: run the review stage); approved (no review record yet: run the review stage).")
 
 
-def _pin_checkpoint(store, checkpoint_id: str) -> None:
-    """The candidate's bench record as the bench writes it for ``train:cand``: the weights loaded from the
-    checkpoint record ``checkpoint_id``, pinned by their hash (before the gate decides)."""
-    bench = read_bench(store, CANDIDATE)
-    ref = InputRef(kind="checkpoint", id=checkpoint_id, sha256=candidate_weights().sha256)
-    save(store, bench.model_copy(update={"inputs": [*bench.inputs, ref]}), f"bench/{CANDIDATE}")
-
-
 def test_cost_against_hand_written_instructions_uses_the_configured_assumptions(tmp_path):
     from harness.data.record import NiftDatasetRecord
 
     home = tmp_path / "runs"
     store = standard_run(home)
-    _pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
+    pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
     config = config_for(home, write_policy(tmp_path))
     decide_run(config, store)
-    save(store, _checkpoint(CANDIDATE, "nift_dataset-hand"), f"train/{CANDIDATE}")
+    save(store, checkpoint_record(CANDIDATE, "nift_dataset-hand"), f"train/{CANDIDATE}")
     record = NiftDatasetRecord(record_id="nift_dataset-hand", run_id="r1", fingerprint="d" * 64, variant="nift",
                                distill=True, rows=100, failed_rows=0, counts={"documents_read": 120,
                                                                              "documents_kept": 100},
@@ -296,29 +289,13 @@ def _dataset(variant: str, distill: bool, rows: int):
                              generation={"estimated_cost_usd": 0.01, "seconds": 10}, lengths={}, files={})
 
 
-def _checkpoint(name: str, dataset_id: str):
-    from harness.core.models import ResolvedModel
-    from harness.core.records import InputRef
-    from harness.core.threads import ThreadChoice
-    from harness.train.record import CheckpointRecord
-
-    return CheckpointRecord(
-        record_id=f"checkpoint-{name}", run_id="r1", fingerprint="k" * 64,
-        inputs=[InputRef(kind="nift_dataset", id=dataset_id, sha256="0" * 64)], name=name, recipe="hybrid",
-        method="lora", base_model=ResolvedModel(spec="base", source="local", path="/m", sha256="0" * 64),
-        data_format="nift", rows=10, truncated_rows=0, dropped_rows=0, chat_template="model", steps=12, epochs=1.0,
-        resumed_from_step=None, loss_curve=[], tokens_seen=100, wall_seconds=1.0, tokens_per_s=100.0,
-        peak_memory_mb=1.0, device="cpu", threads=ThreadChoice(threads=1, how="requested", workload="train"),
-        trainable_parameters=1, total_parameters=2, weights={}, model_dir="model", merged_dir="merged")
-
-
 def test_ablation_table_compares_the_trained_data_variants(tmp_path):
     config, store = _run(tmp_path)
     save(store, _dataset("nift", True, 165), "data/nift")
     save(store, _dataset("nift-raw", False, 165), "data/nift-raw")
-    save(store, _checkpoint(CANDIDATE, "nift_dataset-nift"), f"train/{CANDIDATE}")
+    save(store, checkpoint_record(CANDIDATE, "nift_dataset-nift"), f"train/{CANDIDATE}")
     # base-a stands for the checkpoint trained on the no-distillation variant; bench scored it as a baseline
-    save(store, _checkpoint("base-a", "nift_dataset-nift-raw"), "train/base-a")
+    save(store, checkpoint_record("base-a", "nift_dataset-nift-raw"), "train/base-a")
     md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert "| nift | yes | 165 | cand | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.400 |" in md
     assert "| nift-raw | no | 165 | base-a | hybrid | 12 | bench.nift_if.prompt_level_strict_acc 0.380 |" in md
@@ -328,17 +305,17 @@ def test_ablation_table_compares_the_trained_data_variants(tmp_path):
 def test_training_data_and_its_cost_are_the_decided_checkpoints_not_a_retrain_under_its_name(tmp_path):
     home = tmp_path / "runs"
     store = standard_run(home)
-    _pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
+    pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
     save(store, _dataset("nift", True, 165), "data/nift")
     save(store, _dataset("a-hand-variant", False, 40000), "data/a-hand-variant")
-    save(store, _checkpoint(CANDIDATE, "nift_dataset-nift"), f"train/{CANDIDATE}")
+    save(store, checkpoint_record(CANDIDATE, "nift_dataset-nift"), f"train/{CANDIDATE}")
     config = config_for(home, write_policy(tmp_path))
     decide_run(config, store)
     md = write_report(config.report, store, CANDIDATE).with_suffix(".md").read_text()
     assert "- **Data cost**: The 165 training pairs were generated for" in md
     assert "| nift **(the candidate's data)** | yes | 165 |" in md and "training data: unknown" not in md
     # retrained on the other variant after the decision, under the same name: not the decided weights' data
-    retrain = _checkpoint(CANDIDATE, "nift_dataset-a-hand-variant").model_copy(update={"record_id": "checkpoint-new"})
+    retrain = checkpoint_record(CANDIDATE, "nift_dataset-a-hand-variant").model_copy(update={"record_id": "checkpoint-new"})
     save(store, retrain, f"train/{CANDIDATE}")
     _assert_training_data_unknown(config, store)
     shutil.rmtree(store.root / "train" / CANDIDATE)  # no checkpoint record at all: no other variant stands in
@@ -359,7 +336,7 @@ def test_ablation_scores_come_from_the_decided_bench_and_other_benches_only_fill
     save(store, _dataset("nift", True, 165), "data/nift")
     save(store, _dataset("nift-raw", False, 165), "data/nift-raw")
     for name, data in ((CANDIDATE, "nift"), ("base-a", "nift-raw"), ("a-new", "nift")):
-        save(store, _checkpoint(name, f"nift_dataset-{data}"), f"train/{name}")
+        save(store, checkpoint_record(name, f"nift_dataset-{data}"), f"train/{name}")
     # a later candidate's bench (its folder sorts first) scored cand and base-a as its baselines, lower
     later = bench_record("r1", means={CANDIDATE: 0.10, "base-a": 0.11, "base-b": 0.12})
     scores = {**later.scores, "a-new": bench_record("r1", means={CANDIDATE: 0.5}, deltas={}).scores[CANDIDATE]}

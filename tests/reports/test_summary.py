@@ -7,10 +7,11 @@ from gate_records import (
     CANDIDATE,
     POLICY,
     bench_record,
-    candidate_weights,
+    checkpoint_record,
     config_for,
     decide_run,
     override_as,
+    pin_checkpoint,
     review_record,
     save,
     standard_run,
@@ -18,9 +19,7 @@ from gate_records import (
     write_policy,
 )
 
-from harness.bench.record import read_bench
 from harness.core.metrics import MetricSpec
-from harness.core.records import InputRef
 from harness.core.store import RunStore
 from reports.build import write_report
 
@@ -126,32 +125,14 @@ def test_a_pending_warn_rule_is_a_warning_and_review_is_complete_by_its_block_ru
             in html_path.read_text())
 
 
-def _checkpoint(dataset_id: str):
-    """The candidate's checkpoint record, trained on the dataset record ``dataset_id``."""
-    from harness.core.models import ResolvedModel
-    from harness.core.threads import ThreadChoice
-    from harness.train.record import CheckpointRecord
-
-    return CheckpointRecord(
-        record_id=f"checkpoint-{CANDIDATE}", run_id="r1", fingerprint="k" * 64,
-        inputs=[InputRef(kind="nift_dataset", id=dataset_id, sha256="0" * 64)], name=CANDIDATE, recipe="hybrid",
-        method="lora", base_model=ResolvedModel(spec="base", source="local", path="/m", sha256="0" * 64),
-        data_format="nift", rows=10, truncated_rows=0, dropped_rows=0, chat_template="model", steps=12, epochs=1.0,
-        resumed_from_step=None, loss_curve=[], tokens_seen=100, wall_seconds=1.0, tokens_per_s=100.0,
-        peak_memory_mb=1.0, device="cpu", threads=ThreadChoice(threads=1, how="requested", workload="train"),
-        trainable_parameters=1, total_parameters=2, weights={}, model_dir="model", merged_dir="merged")
-
-
 def test_data_cost_line_compares_generated_pairs_with_writing_them_by_hand(tmp_path):
     from harness.data.record import NiftDatasetRecord
 
     home = tmp_path / "runs"
     store = standard_run(home)
     # the bench loaded the candidate from the checkpoint trained on nift_dataset-x
-    bench = read_bench(store, CANDIDATE)
-    ref = InputRef(kind="checkpoint", id=f"checkpoint-{CANDIDATE}", sha256=candidate_weights().sha256)
-    save(store, bench.model_copy(update={"inputs": [ref]}), f"bench/{CANDIDATE}")
-    save(store, _checkpoint("nift_dataset-x"), f"train/{CANDIDATE}")
+    pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
+    save(store, checkpoint_record(CANDIDATE, "nift_dataset-x"), f"train/{CANDIDATE}")
     save(store, NiftDatasetRecord(record_id="nift_dataset-x", run_id="r1", fingerprint="d" * 64, variant="nift",
                                   distill=True, rows=165, failed_rows=0, counts={}, instruction_rules={},
                                   contamination={}, teacher={"model": "t"},

@@ -2,17 +2,15 @@
 
 from gate_records import (
     CANDIDATE,
-    candidate_weights,
     config_for,
     decide_run,
+    pin_checkpoint,
     save,
     standard_run,
     write_policy,
 )
 
-from harness.bench.record import read_bench
 from harness.core.models import ResolvedModel
-from harness.core.records import InputRef
 from harness.core.threads import ThreadChoice
 from harness.train.record import CheckpointRecord, EvalPoint, LossPoint
 from reports.build import write_report
@@ -31,18 +29,10 @@ def _checkpoint(name, train, held_out, kept_step, kept_by):
         trainable_parameters=1, total_parameters=2, weights={}, model_dir="model", merged_dir="merged")
 
 
-def _pin_checkpoint(store, checkpoint_id: str) -> None:
-    """The candidate's bench record as the bench writes it for ``train:cand``: the weights loaded from the
-    checkpoint record ``checkpoint_id``, pinned by their hash (before the gate decides)."""
-    bench = read_bench(store, CANDIDATE)
-    ref = InputRef(kind="checkpoint", id=checkpoint_id, sha256=candidate_weights().sha256)
-    save(store, bench.model_copy(update={"inputs": [*bench.inputs, ref]}), f"bench/{CANDIDATE}")
-
-
 def test_the_loss_curves_and_the_kept_step_are_shown_for_every_checkpoint(tmp_path):
     home = tmp_path / "runs"
     store = standard_run(home)
-    _pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
+    pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
     setup = config_for(home, write_policy(tmp_path))
     save(store, _checkpoint(CANDIDATE, [2.0, 1.5, 1.1, 0.8, 0.6, 0.4], [(2, 1.9), (4, 1.7), (6, 1.8)], 4,
                             "lowest_eval_loss"), f"train/{CANDIDATE}")
@@ -64,7 +54,7 @@ def test_the_loss_curves_and_the_kept_step_are_shown_for_every_checkpoint(tmp_pa
 def test_the_candidate_is_the_checkpoint_the_decision_pinned_not_a_retrain_under_its_name(tmp_path):
     home = tmp_path / "runs"
     store = standard_run(home)
-    _pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
+    pin_checkpoint(store, f"checkpoint-{CANDIDATE}")
     setup = config_for(home, write_policy(tmp_path))
     save(store, _checkpoint(CANDIDATE, [2.0, 1.0], [], 2, "last"), f"train/{CANDIDATE}")
     decide_run(setup, store)

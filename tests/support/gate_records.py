@@ -346,3 +346,30 @@ def hallucination_answers(store: RunStore, answers: dict[str, list[tuple[str, st
                        "empty": outcome == "empty"}).model_dump())
     atomic_write_jsonl(store.root / "audit" / "hallucination" / "samples.jsonl", rows)
     pin_outputs(store.root / "audit" / "hallucination")
+
+
+def checkpoint_record(name: str, dataset_id: str):
+    """A checkpoint record of ``name``, trained on the dataset record ``dataset_id``."""
+    from harness.core.records import InputRef
+    from harness.core.threads import ThreadChoice
+    from harness.train.record import CheckpointRecord
+
+    return CheckpointRecord(
+        record_id=f"checkpoint-{name}", run_id="r1", fingerprint="k" * 64,
+        inputs=[InputRef(kind="nift_dataset", id=dataset_id, sha256="0" * 64)], name=name, recipe="hybrid",
+        method="lora", base_model=ResolvedModel(spec="base", source="local", path="/m", sha256="0" * 64),
+        data_format="nift", rows=10, truncated_rows=0, dropped_rows=0, chat_template="model", steps=12, epochs=1.0,
+        resumed_from_step=None, loss_curve=[], tokens_seen=100, wall_seconds=1.0, tokens_per_s=100.0,
+        peak_memory_mb=1.0, device="cpu", threads=ThreadChoice(threads=1, how="requested", workload="train"),
+        trainable_parameters=1, total_parameters=2, weights={}, model_dir="model", merged_dir="merged")
+
+
+def pin_checkpoint(store: RunStore, checkpoint_id: str) -> None:
+    """The candidate's bench record as the bench writes it for ``train:cand``: the weights loaded from the
+    checkpoint record ``checkpoint_id``, pinned by their hash (before the gate decides)."""
+    from harness.bench.record import read_bench
+    from harness.core.records import InputRef
+
+    bench = read_bench(store, CANDIDATE)
+    ref = InputRef(kind="checkpoint", id=checkpoint_id, sha256=candidate_weights().sha256)
+    save(store, bench.model_copy(update={"inputs": [*bench.inputs, ref]}), f"bench/{CANDIDATE}")
