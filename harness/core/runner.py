@@ -63,6 +63,7 @@ from harness.core.store import (
     completed_record,
     parse_record,
     read_bytes,
+    remove_leftovers,
     write_record,
 )
 
@@ -332,6 +333,10 @@ class StageRun(Generic[R]):
             return self._commit(record, files)
 
     def _commit(self, record: R, files: dict[str, Any] | None) -> R:
+        # Under the commit lock no live process writes this folder's temp or renamed-aside folders: any there
+        # were left by a killed commit.
+        for leftover in remove_leftovers(self.folder):
+            self.log.info(f"deleted {leftover.name}, left beside {self.folder.name} by a commit that was stopped")
         with atomic_dir(self.folder) as tmp:
             for relative, content in (files or {}).items():
                 target = tmp / relative

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,40 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file under ``folder``, then every folder, deepest first (a folder's entries name its files)."""
+    folders = [folder]
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            folders.append(path)
+        elif path.is_file() and not path.is_symlink():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in reversed(folders):
+        _fsync_dir(path)
+
+
+def leftovers(path: str | os.PathLike) -> list[Path]:
+    """The folders :func:`atomic_dir` leaves beside ``path`` when its process is killed: its temp folder
+    (``.<name>.<8 random>.tmp``) and the old folder renamed aside (``.old``). Only ``path``'s own: the pattern
+    is exact, so a sibling named ``<name>.x`` or another stage's leftovers never match."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir()
+                  if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete :func:`leftovers` of ``path``. Call it only where no live process can be writing them: under the
+    lock every writer of ``path`` holds (the stage runner's commit lock)."""
+    found = leftovers(path)
+    for leftover in found:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return found
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -85,17 +120,24 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp folder beside ``path``; on success it takes the place of ``path``. An existing ``path`` is
     renamed aside first and deleted only after the new folder is in place: a process killed at any point leaves
     either the old folder whole, the new one whole, or neither (then the stage runs again), never an old folder
-    half deleted under its own record. Dot-named leftovers are no stage output (:meth:`RunStore.finished`)."""
+    half deleted under its own record. Dot-named leftovers are no stage output (:meth:`RunStore.finished`);
+    :func:`remove_leftovers` deletes them where no live process can own them.
+
+    Every file and folder written into the temp folder is fsynced before the rename that publishes it, and
+    the parent after it: after a power loss the folder is the old one or the new one with all its bytes, never
+    a record naming files whose data never reached the disk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     old = None
     try:
         yield tmp
+        _fsync_tree(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old)  # onto the empty folder just made: a rename, nothing deleted yet
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():

@@ -1,5 +1,6 @@
 """The stage runner: every input it opens is in the fingerprint, by content."""
 
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -320,3 +321,56 @@ def test_a_second_run_of_the_same_stage_into_the_same_folder_writes_nothing_once
     third.cached({"setting": 1})
     third.commit(ToyRecord(**third.header(), lines=2), {"rows.jsonl": [{"from": "third"}]})
     assert (folder / "rows.jsonl").read_text() == '{"from": "third"}\n'
+
+
+def test_a_commit_deletes_the_folders_a_killed_commit_left_beside_its_folder_and_nothing_else(tmp_path):
+    # a commit killed mid-way leaves its temp folder (.<name>.<random>.tmp) or the old folder renamed aside
+    # (.old); readers skip them, and the next commit of the same folder, under its lock, now deletes them
+    import tempfile
+
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a\n")
+    parent = store.stage_dir("toy", "one").parent
+    parent.mkdir(parents=True)
+    killed = [Path(tempfile.mkdtemp(prefix=".one.", suffix=suffix, dir=parent)) for suffix in (".tmp", ".old")]
+    for folder in killed:
+        (folder / "record.json").write_text("{}")
+    kept = [Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent)) for prefix in (".two.", ".one.x.")]
+    (parent / ".one.abcdefgh.tmp").write_text("a file, not a commit's folder")
+    _run(store, prompts)
+    assert not any(folder.exists() for folder in killed)
+    assert all(folder.is_dir() for folder in kept) and (parent / ".one.abcdefgh.tmp").is_file()
+    assert [p.name for p in store.finished("toy")] == ["one"]
+
+
+def test_a_commit_reaches_the_disk_before_the_rename_that_publishes_it(tmp_path, monkeypatch):
+    # without fsync a power loss after the rename could leave record.json naming files whose bytes never
+    # reached the disk; every file and folder of the new folder is synced before it is renamed into place
+    import os
+
+    import harness.core.store as store_module
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.fspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(store_module.os, "fsync", fsync)
+    monkeypatch.setattr(store_module.os, "replace", replace)
+    store = RunStore("r", tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a\n")
+    _run(store, prompts)
+    folder = store.stage_dir("toy", "one")
+    publish = events.index(("replace", os.fspath(folder)))
+    synced_before = {Path(path).name for kind, path in events[:publish] if kind == "fsync"}
+    assert {"rows.jsonl", "note.md", "record.json"} <= synced_before
+    assert any(name.startswith(".one.") and name.endswith(".tmp") for name in synced_before)  # the folder itself
+    assert ("fsync", os.path.realpath(folder.parent)) in events[publish:]
