@@ -59,6 +59,7 @@ from harness.gate.registry import (
     Registry,
     RegistryTamperedError,
     alias_moves,
+    aliases_of,
     model_key,
 )
 from harness.gate.rules import judge, verdict
@@ -247,7 +248,8 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
     A promotion is published after the append (model card, MLflow); what can be checked of that before is checked
     before the lock. A failure is a :class:`PublicationError` (the decision stays logged), and its marker
     (:data:`PUBLISHING`) makes the next run of the same decision publish it again, unless an override of it
-    was logged since."""
+    was logged since. An override PROMOTE whose publication did not finish is published by the next gate while
+    it still holds (:func:`_publish_owed_override`)."""
     record, evidence = evaluate(gate, store, candidate, baselines, catalogue)
     if record.decision == "PROMOTE":
         _check_publishable(gate, record.candidate)
@@ -284,6 +286,7 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
         if logged is None or not archive.exists():
             atomic_write_text(archive, text)  # what was just logged (a leftover of an unlogged run is replaced)
         atomic_write_text(folder / RECORD_FILE, text)
+        _publish_owed_override(gate, store, record.candidate, logbook.entries)
         if retry:  # the aliases that entry moved to the candidate and that it still holds
             held = logbook.aliases()
             promoted = sorted(a for a, t in entry["alias_moves"].items()
@@ -370,7 +373,9 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
     ``release_manager`` must be one of ``reviewers`` with role ``release_manager``, and ``token`` their token.
     The decision overridden must be the file the registry logged; the override is logged, with its file's text
     (``record_text``), then written: an override stopped in between is written back by the next ``gate`` or
-    ``override``, so its alias moves never hold while readers see no override."""
+    ``override``, so its alias moves never hold while readers see no override. A PROMOTE is published under the
+    registry lock; one whose publication fails (:class:`PublicationError`) is published by the next ``gate`` or
+    ``override`` while it still holds."""
     _check_override(decision, release_manager, reason)
     manager = authenticate_release_manager(reviewers, release_manager, token).name
     if decision == "PROMOTE":
@@ -397,22 +402,56 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
             original_decision=original.decision, decision=decision, release_manager=manager,
             reason=reason.strip(), aliases=sorted(moves))
         text = record.model_dump_json(indent=2) + "\n"
-        logbook.append({"event": "override", **target, "record_id": record.record_id,
+        entry = logbook.append({"event": "override", **target, "record_id": record.record_id,
                         "record_sha256": sha256_bytes(text.encode()), "decision_record_id": original.record_id,
                         "decision": decision, "original_decision": original.decision,
                         "release_manager": record.release_manager, "reason": record.reason, "alias_moves": moves,
                         "record_text": text})  # an override stopped before its file is written back from here
-        atomic_write_text(decision_folder(store, candidate) / OVERRIDES_DIR / f"{record.record_id}.json", text)
-    if promote:
-        try:
-            _publish(gate, store, original, evidence, sorted(moves),
-                     {"nift_gate.decision": f"PROMOTE (override of {original.decision})",
-                      "nift_gate.record_id": record.record_id, "nift_gate.release_manager": record.release_manager})
-        except (NiftError, OSError) as exc:
-            raise PublicationError(f"override {record.record_id} (PROMOTE) is logged, but publishing it failed: "
-                                   f"{exc}; fix that and record the promotion again with `nift-gate override`"
-                                   ) from None
+        overrides = decision_folder(store, candidate) / OVERRIDES_DIR
+        atomic_write_text(overrides / f"{record.record_id}.json", text)
+        if promote:
+            atomic_write_text(overrides / f"{record.record_id}{PUBLISHING}",
+                              f"registry entry {entry['seq']}: publication not finished\n")
+        # under the lock, as a decision's: a concurrent retry would otherwise publish it a second time
+        _publish_owed_override(gate, store, candidate, logbook.entries, evidence)
     return record
+
+
+def _publish_owed_override(gate: GateConfig, store: RunStore, candidate: str, entries: list[dict[str, Any]],
+                           evidence: Evidence | None = None) -> None:
+    """Publish an override PROMOTE whose publication did not finish (its :data:`PUBLISHING` marker is there),
+    while it is still what holds: the log's last decision or override entry for the candidate. A marker of an
+    override that a later decision or override superseded is removed unpublished: publishing it now would
+    announce a promotion the log no longer holds. For a caller holding the registry lock; ``evidence``: the
+    decided evidence, when the caller has it read already."""
+    folder = decision_folder(store, candidate) / OVERRIDES_DIR
+    markers = sorted(folder.glob(f"*{PUBLISHING}")) if folder.is_dir() else []
+    if not markers:
+        return
+    latest = next((e for e in reversed(entries) if e.get("event") in (*DECISION_EVENTS, "override")
+                   and e.get("run_id") == store.run_id and e.get("candidate") == candidate), None)
+    for marker in markers:
+        record_id = marker.name.removesuffix(PUBLISHING)
+        if latest is None or latest.get("event") != "override" or latest.get("record_id") != record_id:
+            log.info("override %s: its publication did not finish, and registry entry %s has decided since: not "
+                     "published", record_id, latest["seq"] if latest else "?")
+            marker.unlink()
+            continue
+        original = GateDecisionRecord.model_validate_json(
+            (decision_folder(store, candidate) / DECISIONS_DIR / f"{latest['decision_record_id']}.json").read_text())
+        target = model_key(store.run_id, candidate, original.candidate_model.get("sha256"))
+        held = aliases_of(entries)
+        promoted = sorted(a for a, t in (latest.get("alias_moves") or {}).items()
+                          if t is not None and a in held and _same_model(held[a], target))
+        try:
+            _publish(gate, store, original, evidence or evidence_of(store, original), promoted,
+                     {"nift_gate.decision": f"PROMOTE (override of {original.decision})",
+                      "nift_gate.record_id": record_id, "nift_gate.release_manager": latest["release_manager"]})
+        except (NiftError, OSError) as exc:
+            raise PublicationError(f"override {record_id} (PROMOTE) is logged (registry entry {latest['seq']}), but "
+                                   f"publishing it failed: {exc}; fix that and rerun `nift-gate gate` or "
+                                   f"`nift-gate override`, which publish it again") from None
+        marker.unlink()
 
 
 @dataclass(frozen=True)

@@ -91,3 +91,57 @@ def test_an_override_since_the_failed_export_decides_instead(tmp_path, monkeypat
     override_as(config, store, "REJECT", "Ada Lovelace", "not this one after all")
     decide_run(config, store)
     assert _versions(uri) == []  # the REJECT that holds is not published as a promotion
+
+
+def _rejected_with_mlflow(tmp_path):
+    from gate_records import POLICY
+
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    uri = (tmp_path / "mlruns").as_uri()
+    strict = write_policy(tmp_path, POLICY.replace("max: 0.2", "max: 0.05"))  # the toxicity ceiling fails
+    config = config_for(home, strict, **{"mlflow.tracking_uri": uri})
+    assert decide_run(config, store).decision == "REJECT"
+    return store, config, uri
+
+
+def _failed_override_promote(config, store, monkeypatch):
+    with monkeypatch.context() as outage:
+        _failing_export(outage)
+        with pytest.raises(PublicationError, match=r"override gate_override-[\w-]+ \(PROMOTE\) is logged \(registry "
+                                                   r"entry 2\), but publishing it failed: .*503 Service Unavailable; "
+                                                   r"fix that and rerun `nift-gate gate` or `nift-gate override`"
+                                                   ) as failed:
+            override_as(config, store, "PROMOTE", "Ada Lovelace", "the ceiling is being revised", ["production"])
+    assert failed.value.exit_code == 4
+
+
+def test_an_override_promote_whose_export_failed_is_published_once_by_the_next_gate(tmp_path, monkeypatch):
+    # it used to stay unpublished for good: the next gate published nothing, and the error said to override again
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store, config, uri = _rejected_with_mlflow(tmp_path)
+    _failed_override_promote(config, store, monkeypatch)
+    assert _versions(uri) == []
+    overrides = store.root / "gate" / CANDIDATE / "overrides"
+    assert len(list(overrides.glob("*.publishing"))) == 1
+
+    decide_run(config, store)  # the same REJECT, still overridden: the promotion that holds is published
+    assert _versions(uri) == ["1"]
+    from mlflow import MlflowClient
+    production = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(CANDIDATE, "production")
+    assert production.tags["nift_gate.release_manager"] == "Ada Lovelace"
+    assert list(overrides.glob("*.publishing")) == []
+    decide_run(config, store)  # finished: nothing is published twice
+    assert _versions(uri) == ["1"]
+    assert len(open_registry(config.gate, store).verify()) == 2
+
+
+def test_an_override_promote_whose_export_failed_is_not_published_once_another_override_decided(tmp_path,
+                                                                                                 monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store, config, uri = _rejected_with_mlflow(tmp_path)
+    _failed_override_promote(config, store, monkeypatch)
+    override_as(config, store, "REJECT", "Ada Lovelace", "not this one after all")
+    decide_run(config, store)
+    assert _versions(uri) == []  # the REJECT that holds now is not published as a promotion
+    assert list((store.root / "gate" / CANDIDATE / "overrides").glob("*.publishing")) == []
