@@ -4,10 +4,12 @@
 again), judges every rule, logs the decision in the registry once, and only then writes the decision record
 (``<run>/gate/<candidate>/record.json`` and ``decisions/<record_id>.json``); on PROMOTE it moves the configured
 aliases, updates the model card and exports to MLflow when configured (a publication that fails is retried by
-the next ``decide`` of the same decision: :data:`PUBLISHING`). ``override`` records a release
-manager's decision beside it, after the release manager authenticated with their review-app token; the
-gate's decision stays. ``verify_registry`` checks the log, every decision and override file it names, and that
-no such file under the runs home is one it does not name.
+the next ``decide`` of the same decision: :data:`PUBLISHING`). ``override`` records a release manager's
+decision beside it, after the release manager authenticated with their review-app token; the gate's decision
+stays. An override PROMOTE is published as a decision's promotion is, and one whose publication fails is
+published by the next ``gate`` or ``override`` of the candidate while it still holds. ``verify_registry`` checks
+the log, every decision and override file it names, and that no such file under the runs home is one it does
+not name.
 
 The gate takes its own config section plus the candidate and baseline names it judges (the composition
 root derives them with :func:`gate_targets`) and the metric catalogue that policies are checked against.
@@ -69,10 +71,13 @@ log = get_logger("gate")
 
 #: The role a reviewer needs in ``review.reviewers`` to override the gate.
 RELEASE_MANAGER = "release_manager"
-#: Suffix of the marker beside a logged promotion (``decisions/<record_id>.publishing``) while its publication
-#: (model card, MLflow) has not finished: written with the decision's files under the registry lock, removed
-#: once publishing succeeded. A rerun that finds it publishes again.
+#: Suffix of the marker beside a logged promotion (``decisions/<record_id>.publishing``, and
+#: ``overrides/<record_id>.publishing`` for an override PROMOTE) while its publication (model card, MLflow) has
+#: not finished: written with the decision's files under the registry lock, removed once publishing succeeded.
+#: A rerun that finds it publishes again while the promotion still holds.
 PUBLISHING = ".publishing"
+#: The runs that publish an override PROMOTE whose publication failed (:func:`_publish_owed_override`).
+OVERRIDE_RERUN = "`nift-gate gate` or `nift-gate override`, which publish it again"
 
 
 class OverrideNotAuthorised(NiftError):
@@ -152,6 +157,31 @@ def _publish(gate: GateConfig, store: RunStore, record: GateDecisionRecord, evid
                                                                   "model_sha256": record.candidate_model.get("sha256")},
                                    aliases)
         log.info("MLflow: %s version %s registered", gate.mlflow.registered_model or record.candidate, version)
+
+
+def _mark_publishing(marker: Path, entry: dict[str, Any]) -> None:
+    """Write the :data:`PUBLISHING` marker of the promotion ``entry`` logged, before it is published."""
+    atomic_write_text(marker, f"registry entry {entry['seq']}: publication not finished\n")
+
+
+def _held_promotions(moves: dict[str, Any], held: dict[str, dict[str, Any]], target: dict[str, Any]) -> list[str]:
+    """The aliases ``moves`` pointed at ``target`` that still point at it (``held``: the log's aliases now): what
+    a publication finished later points at the version it registers."""
+    return sorted(a for a, t in moves.items() if t is not None and a in held and _same_model(held[a], target))
+
+
+def _publish_marked(gate: GateConfig, store: RunStore, record: GateDecisionRecord, evidence: Evidence,
+                    aliases: list[str], tags: dict[str, str], marker: Path, what: str, entry: dict[str, Any],
+                    rerun: str) -> None:
+    """Publish the logged promotion ``what`` (registry ``entry``) and remove its :data:`PUBLISHING` marker,
+    for a caller holding the registry lock. A failure is a :class:`PublicationError` that leaves the marker for
+    the next run, which ``rerun`` names."""
+    try:
+        _publish(gate, store, record, evidence, aliases, tags)
+    except (NiftError, OSError) as exc:
+        raise PublicationError(f"{what} is logged (registry entry {entry['seq']}), but publishing it failed: {exc}; "
+                               f"fix that and rerun {rerun}") from None
+    marker.unlink()
 
 
 def _logged_text(archive: Path, text: str, entry: dict[str, Any]) -> str:
@@ -288,15 +318,13 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
         atomic_write_text(folder / RECORD_FILE, text)
         _publish_owed_override(gate, store, record.candidate, logbook.entries)
         if retry:  # the aliases that entry moved to the candidate and that it still holds
-            held = logbook.aliases()
-            promoted = sorted(a for a, t in entry["alias_moves"].items()
-                              if t is not None and a in held and _same_model(held[a], target))
+            promoted = _held_promotions(entry["alias_moves"], logbook.aliases(), target)
         else:
             promoted = sorted(a for a, t in (moves or {}).items() if t is not None)
         # a decision reached again whose override took the promotion back moves nothing to it: nothing to publish
         publish = retry or (record.decision == "PROMOTE" and moves is not None and (logged is None or bool(promoted)))
         if publish and not retry:
-            atomic_write_text(publishing, f"registry entry {entry['seq']}: publication not finished\n")
+            _mark_publishing(publishing, entry)
         # Published under the lock: a concurrent rerun of the same decision would otherwise see the marker of a
         # publication still under way and publish it a second time.
         if logged is not None:
@@ -314,14 +342,10 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
         else:
             log.debug("decision %s logged in %s", record.record_id, registry.log)
         if publish:
-            try:
-                _publish(gate, store, record, evidence, promoted,
-                         {"nift_gate.decision": record.decision, "nift_gate.record_id": record.record_id})
-            except (NiftError, OSError) as exc:
-                raise PublicationError(f"decision {record.record_id} ({record.decision}) is logged (registry entry "
-                                       f"{entry['seq']}), but publishing it failed: {exc}; fix that and rerun "
-                                       f"`nift-gate gate`, which publishes it again") from None
-            publishing.unlink()
+            _publish_marked(gate, store, record, evidence, promoted,
+                            {"nift_gate.decision": record.decision, "nift_gate.record_id": record.record_id},
+                            publishing, f"decision {record.record_id} ({record.decision})", entry,
+                            "`nift-gate gate`, which publishes it again")
         return record
 
 
@@ -409,21 +433,29 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
                         "record_text": text})  # an override stopped before its file is written back from here
         overrides = decision_folder(store, candidate) / OVERRIDES_DIR
         atomic_write_text(overrides / f"{record.record_id}.json", text)
-        if promote:
-            atomic_write_text(overrides / f"{record.record_id}{PUBLISHING}",
-                              f"registry entry {entry['seq']}: publication not finished\n")
-        # under the lock, as a decision's: a concurrent retry would otherwise publish it a second time
-        _publish_owed_override(gate, store, candidate, logbook.entries, evidence)
+        # An earlier override's unfinished publication is owed no more: this entry decides now.
+        _publish_owed_override(gate, store, candidate, logbook.entries)
+        if promote:  # under the lock, as a decision's: a concurrent retry would otherwise publish it twice
+            marker = overrides / f"{record.record_id}{PUBLISHING}"
+            _mark_publishing(marker, entry)
+            _publish_marked(gate, store, original, evidence, _held_promotions(moves, logbook.aliases(), target),
+                            _override_tags(entry), marker, f"override {record.record_id} (PROMOTE)", entry,
+                            OVERRIDE_RERUN)
     return record
 
 
-def _publish_owed_override(gate: GateConfig, store: RunStore, candidate: str, entries: list[dict[str, Any]],
-                           evidence: Evidence | None = None) -> None:
+def _override_tags(entry: dict[str, Any]) -> dict[str, str]:
+    """The MLflow tags of the override PROMOTE logged as ``entry``."""
+    return {"nift_gate.decision": f"PROMOTE (override of {entry['original_decision']})",
+            "nift_gate.record_id": entry["record_id"], "nift_gate.release_manager": entry["release_manager"]}
+
+
+def _publish_owed_override(gate: GateConfig, store: RunStore, candidate: str, entries: list[dict[str, Any]]) -> None:
     """Publish an override PROMOTE whose publication did not finish (its :data:`PUBLISHING` marker is there),
-    while it is still what holds: the log's last decision or override entry for the candidate. A marker of an
-    override that a later decision or override superseded is removed unpublished: publishing it now would
-    announce a promotion the log no longer holds. For a caller holding the registry lock; ``evidence``: the
-    decided evidence, when the caller has it read already."""
+    while it is still what holds: the log's last decision or override entry for the candidate, as a decision's
+    unfinished publication is retried only while no override has decided since. A marker of an override that a
+    later decision or override superseded is removed unpublished: publishing it now would announce a promotion
+    the log no longer holds. For a caller holding the registry lock."""
     folder = decision_folder(store, candidate) / OVERRIDES_DIR
     markers = sorted(folder.glob(f"*{PUBLISHING}")) if folder.is_dir() else []
     if not markers:
@@ -440,18 +472,11 @@ def _publish_owed_override(gate: GateConfig, store: RunStore, candidate: str, en
         original = GateDecisionRecord.model_validate_json(
             (decision_folder(store, candidate) / DECISIONS_DIR / f"{latest['decision_record_id']}.json").read_text())
         target = model_key(store.run_id, candidate, original.candidate_model.get("sha256"))
-        held = aliases_of(entries)
-        promoted = sorted(a for a, t in (latest.get("alias_moves") or {}).items()
-                          if t is not None and a in held and _same_model(held[a], target))
-        try:
-            _publish(gate, store, original, evidence or evidence_of(store, original), promoted,
-                     {"nift_gate.decision": f"PROMOTE (override of {original.decision})",
-                      "nift_gate.record_id": record_id, "nift_gate.release_manager": latest["release_manager"]})
-        except (NiftError, OSError) as exc:
-            raise PublicationError(f"override {record_id} (PROMOTE) is logged (registry entry {latest['seq']}), but "
-                                   f"publishing it failed: {exc}; fix that and rerun `nift-gate gate` or "
-                                   f"`nift-gate override`, which publish it again") from None
-        marker.unlink()
+        log.info("override %s (registry entry %s) is logged, but its publication did not finish: publishing it "
+                 "again", record_id, latest["seq"])
+        _publish_marked(gate, store, original, evidence_of(store, original),
+                        _held_promotions(latest.get("alias_moves") or {}, aliases_of(entries), target),
+                        _override_tags(latest), marker, f"override {record_id} (PROMOTE)", latest, OVERRIDE_RERUN)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ The pairwise A/B mapping (which model answered A) is stored with the item and re
 ``current_labels(kind="pairwise")`` and ``history_frame`` (the summary's de-blinding and the release manager's
 export): ``ReviewItemView``, what the app shows a reviewer, has no such field.
 
+Reads inside ``with store.snapshot():`` go through one read transaction, so they see one state of the store
+(the review record's figures, the app's progress); a read outside one is its own transaction.
+
 ``open_store(config, run_store)`` opens the configured store, else SQLite at ``<run>/review/review.db``; it
 creates a store not there yet unless told ``create=False``.
 """
@@ -406,6 +409,7 @@ class ReviewStore:
         self._lock_path = f"{database}.write-lock" if database and database != ":memory:" else None
         self._lock_fd: int | None = None
         self._thread_lock = threading.Lock()
+        self._held = threading.local()  # .conn: this thread's open snapshot (:meth:`snapshot`), if any
         if apply_migrations:
             try:
                 migrate(self._writer)
@@ -439,6 +443,40 @@ class ReviewStore:
                     yield conn
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """One read transaction that every read of this store in the block goes through (on this thread), so they
+        all see the store as it was at the first of them: a label committed meanwhile is in none of them, not in
+        one figure and missing from the next. What makes a summary's figures one state of the store.
+
+        SQLite: :func:`make_engine`'s "begin" event emits a plain (deferred) BEGIN, and in WAL mode the
+        transaction's first read fixes its snapshot, without blocking writers. PostgreSQL: REPEATABLE READ (its
+        default, READ COMMITTED, takes a new snapshot per statement). A snapshot opened inside another is the
+        outer one."""
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name != "sqlite":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                self._held.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._held.conn = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection to read on: this thread's open :meth:`snapshot`, else a new one (one transaction)."""
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     # ---- filling the queue -------------------------------------------------------------------------------
     def add_items(self, new_items: list[NewItem]) -> list[int]:
@@ -631,11 +669,11 @@ class ReviewStore:
                  .join(assignments, assignments.c.item_id == items.c.id)
                  .where(assignments.c.reviewer == reviewer, ~self._done(literal(reviewer), items.c.id))
                  .order_by(items.c.id).limit(limit).offset(offset))
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return [QueueEntry(*row) for row in conn.execute(query)]
 
     def item(self, item_id: int) -> ReviewItemView:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(select(items).where(items.c.id == item_id)).first()
         if row is None:
             raise InputError(f"item_id: no review item {item_id}")
@@ -647,7 +685,7 @@ class ReviewStore:
 
     def my_label(self, item_id: int, reviewer: str) -> StoredLabel | StoredJudgment | None:
         """The reviewer's current label or judgment on the item."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             for table, convert in ((labels, _label), (judgments, _judgment)):
                 row = conn.execute(select(table).where(table.c.item_id == item_id, table.c.reviewer == reviewer)
                                    .order_by(table.c.id.desc()).limit(1)).first()
@@ -661,7 +699,7 @@ class ReviewStore:
         if self.my_label(item_id, reviewer) is None:
             return None
         found: list[StoredLabel | StoredJudgment] = []
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             for table, convert in ((labels, _label), (judgments, _judgment)):
                 latest = (select(func.max(table.c.id)).where(table.c.item_id == item_id, table.c.reviewer != reviewer)
                           .group_by(table.c.reviewer))
@@ -679,12 +717,12 @@ class ReviewStore:
     def item_labels(self, item_id: int) -> list[StoredLabel | StoredJudgment]:
         """Every reviewer's current label (or judgment) on the item, by reviewer name, with no blindness check:
         for the adjudicator's view, never for a reviewer's (use :meth:`others_labels`)."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return self._current_of(conn, item_id, self._kind(conn, item_id))
 
     def adjudication(self, item_id: int) -> StoredAdjudication | None:
         """The item's latest adjudication, or None."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(select(adjudications).where(adjudications.c.item_id == item_id)
                                .order_by(adjudications.c.id.desc()).limit(1)).first()
         return _adjudication(row) if row is not None else None
@@ -696,7 +734,7 @@ class ReviewStore:
                  .where(adjudications.c.id.in_(latest)).order_by(adjudications.c.item_id))
         if candidate:
             query = query.where(items.c.candidate == candidate)
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return {row.item_id: _adjudication(row) for row in conn.execute(query)}
 
     def disputed_items(self, candidate: str | None = None, *, pending_only: bool = False) -> list[DisputedItem]:
@@ -704,28 +742,29 @@ class ReviewStore:
         or on the preference (pairwise), ordered by id; with each reviewer's current label and the latest
         adjudication. ``pending_only``: only those not adjudicated yet (the adjudication queue)."""
         found: dict[int, list] = {}
-        for kind, table, convert in (("single", labels, _label), ("pairwise", judgments, _judgment)):
-            latest = select(func.max(table.c.id)).group_by(table.c.item_id, table.c.reviewer)
-            query = (select(table).join(items, items.c.id == table.c.item_id)
-                     .where(table.c.id.in_(latest)).order_by(table.c.item_id, table.c.reviewer))
-            if candidate:
-                query = query.where(items.c.candidate == candidate)
-            with self.engine.connect() as conn:
-                for row in conn.execute(query):
-                    found.setdefault(row.item_id, [kind]).append(convert(row))
-        disputed = {item_id: (entry[0], tuple(entry[1:]), disagreements(entry[0], entry[1:]))
-                    for item_id, entry in found.items() if len(entry) > 2}
-        disputed = {k: v for k, v in disputed.items() if v[2]}
-        if not disputed:
-            return []
-        adjudicated = self.adjudications(candidate)
-        with self.engine.connect() as conn:
-            rows = {}
-            ids = sorted(disputed)
-            for start in range(0, len(ids), 500):
-                rows.update((r.id, r) for r in conn.execute(
-                    select(items.c.id, items.c.candidate, items.c.source, items.c.task, items.c.stratum)
-                    .where(items.c.id.in_(ids[start:start + 500]))))
+        with self.snapshot():  # the labels, judgments and adjudications of one state of the store
+            for kind, table, convert in (("single", labels, _label), ("pairwise", judgments, _judgment)):
+                latest = select(func.max(table.c.id)).group_by(table.c.item_id, table.c.reviewer)
+                query = (select(table).join(items, items.c.id == table.c.item_id)
+                         .where(table.c.id.in_(latest)).order_by(table.c.item_id, table.c.reviewer))
+                if candidate:
+                    query = query.where(items.c.candidate == candidate)
+                with self.reading() as conn:
+                    for row in conn.execute(query):
+                        found.setdefault(row.item_id, [kind]).append(convert(row))
+            disputed = {item_id: (entry[0], tuple(entry[1:]), disagreements(entry[0], entry[1:]))
+                        for item_id, entry in found.items() if len(entry) > 2}
+            disputed = {k: v for k, v in disputed.items() if v[2]}
+            if not disputed:
+                return []
+            adjudicated = self.adjudications(candidate)
+            with self.reading() as conn:
+                rows = {}
+                ids = sorted(disputed)
+                for start in range(0, len(ids), 500):
+                    rows.update((r.id, r) for r in conn.execute(
+                        select(items.c.id, items.c.candidate, items.c.source, items.c.task, items.c.stratum)
+                        .where(items.c.id.in_(ids[start:start + 500]))))
         result = []
         for item_id in sorted(disputed):
             kind, current, what = disputed[item_id]
@@ -744,7 +783,7 @@ class ReviewStore:
                       ).subquery()
         latest = (select(query.c.item_id, func.max(query.c.created_at).label("at")).group_by(query.c.item_id)
                   .order_by(func.max(query.c.created_at).desc()).limit(limit))
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return list(conn.execute(latest).scalars())
 
     def _quorum(self, conn: Connection, *scope) -> tuple[int, int]:
@@ -759,7 +798,7 @@ class ReviewStore:
 
     def progress(self, candidate: str | None = None) -> Progress:
         """Items total and with quorum (optionally one candidate's), and each reviewer's done/assigned."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             total, quorum = self._quorum(conn, *([items.c.candidate == candidate] if candidate else []))
             assigned = dict(conn.execute(select(assignments.c.reviewer, func.count())
                                          .group_by(assignments.c.reviewer)).all())
@@ -790,23 +829,23 @@ class ReviewStore:
                  .join(items, items.c.id == table.c.item_id).where(table.c.id.in_(latest)).order_by(table.c.id))
         if candidate:
             query = query.where(items.c.candidate == candidate)
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def strata_of(self, item_ids: list[int]) -> dict[int, str]:
         found: dict[int, str] = {}
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             for start in range(0, len(item_ids), 500):
                 found.update(conn.execute(select(items.c.id, items.c.stratum).where(
                     items.c.id.in_(item_ids[start:start + 500]))).all())
         return found
 
     def candidates(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return list(conn.execute(select(items.c.candidate).distinct().order_by(items.c.candidate)).scalars())
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return {name: conn.execute(select(func.count()).select_from(table)).scalar()
                     for name, table in (("items", items), ("assignments", assignments), ("labels", labels),
                                         ("pairwise_judgments", judgments), ("adjudications", adjudications))}
@@ -821,7 +860,7 @@ class ReviewStore:
         superseded_j = select(judgments.c.supersedes).where(judgments.c.supersedes.is_not(None))
         item_cols = [items.c.candidate, items.c.model, items.c.role, items.c.source, items.c.task, items.c.stratum,
                      items.c.source_record_id, items.c.source_item_id]
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             label_rows = pd.DataFrame([dict(r._mapping) for r in conn.execute(
                 select(literal("label").label("type"), labels, *item_cols,
                        labels.c.id.in_(superseded_l).label("superseded"))

@@ -17,6 +17,10 @@ bench's pairwise questions with the bench judge's verdict on the same question a
 ``harness.bench.record`` (:func:`judge_agreement`); each audit's automatic flags are compared with the
 reviewers' majority flag on the same items (:func:`automatic_flag_agreement`). Both are measured over items, not
 votes (``harness.review.agreement.item_agreement``).
+
+Every figure of one summary (and of one :func:`review_progress`) is read in one read transaction of the label
+store (:meth:`harness.review.store.ReviewStore.snapshot`): a label arriving while it reads is counted in none of
+its figures, and in all of the next one's.
 """
 
 from __future__ import annotations
@@ -176,7 +180,7 @@ def counted_items(review: ReviewStore, config: ReviewConfig, store: RunStore, ca
     current record, or when a current record holds its exact output (its content key; enqueue never queues a
     second item with the same key, so an output a rerun reproduced keeps its first record's id)."""
     query = select(items.c.id, items.c.source_record_id, items.c.content_key).where(items.c.candidate == candidate)
-    with review.engine.connect() as conn:
+    with review.reading() as conn:
         rows = conn.execute(query).all()
     current = {row.id for row in rows if row.source_record_id in evidence.records}
     others = [row for row in rows if row.source_record_id not in evidence.records]
@@ -206,7 +210,7 @@ def _own_items(review: ReviewStore, candidate: str) -> dict[int, tuple[str, int 
     """The candidate's own single-output items -> (stratum, reviewers it needs)."""
     query = select(items.c.id, items.c.stratum, items.c.required_reviewers).where(
         items.c.candidate == candidate, items.c.model == candidate, items.c.kind == "single")
-    with review.engine.connect() as conn:
+    with review.reading() as conn:
         return {row.id: (row.stratum, row.required_reviewers) for row in conn.execute(query)}
 
 
@@ -278,7 +282,7 @@ def judge_agreement(review: ReviewStore, store: RunStore, candidate: str, judged
     verdicts = {(row.question_id, row.baseline): row for row in rows}
     digest = config_hash(sorted((row.question_id, row.baseline, row.outcome) for row in rows))
     ids = sorted({j["item_id"] for j in judged if j["source"] == BENCH_PAIRWISE_SOURCE})
-    with review.engine.connect() as conn:
+    with review.reading() as conn:
         pairs = {row.id: row for start in range(0, len(ids), 500) for row in conn.execute(
             select(items.c.id, items.c.source_item_id, items.c.source_record_id, items.c.prompt, items.c.output_a,
                    items.c.output_b, items.c.model_a, items.c.model_b).where(items.c.id.in_(ids[start:start + 500])))}
@@ -330,7 +334,7 @@ def automatic_flag_agreement(review: ReviewStore, candidate: str, current: list[
     (an item whose reviewers split is left out). Every model's queued audit items count: the question is how
     well the audit's flag matches people, whoever wrote the output."""
     ids = sorted({label["item_id"] for label in current if str(label["source"]).startswith("audit/")})
-    with review.engine.connect() as conn:
+    with review.reading() as conn:
         automatic = {row.id: (row.source, json.loads(row.flags_json)) for start in range(0, len(ids), 500)
                      for row in conn.execute(select(items.c.id, items.c.source, items.c.flags_json)
                                              .where(items.c.id.in_(ids[start:start + 500])))}
@@ -428,26 +432,27 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
     candidate = candidate or resolve_candidate(config, store)
     evidence = current_evidence(store, candidate)
     key = None
-    if cache is not None:
-        with review.engine.connect() as conn:
-            queued = conn.execute(select(func.count()).select_from(items)
-                                  .where(items.c.candidate == candidate)).scalar()
-        files = sorted((record_id, kind, str(path), path.stat().st_size, path.stat().st_mtime_ns)
-                       for record_id, (kind, path) in evidence.records.items())
-        key = config_hash([review.url, candidate, config.public_dump(), queued, files, evidence.model_sha256])
-    scope = cache.get(key) if cache is not None else None
-    if scope is None:
-        scope = counted_items(review, config, store, candidate, evidence)
+    with review.snapshot():  # every figure from one state of the store, as the record's
         if cache is not None:
-            if len(cache) >= SCOPES_CACHED:
-                cache.clear()
-            cache[key] = scope
-    tally = _tally(review, candidate, scope)
+            with review.reading() as conn:
+                queued = conn.execute(select(func.count()).select_from(items)
+                                      .where(items.c.candidate == candidate)).scalar()
+            files = sorted((record_id, kind, str(path), path.stat().st_size, path.stat().st_mtime_ns)
+                           for record_id, (kind, path) in evidence.records.items())
+            key = config_hash([review.url, candidate, config.public_dump(), queued, files, evidence.model_sha256])
+        scope = cache.get(key) if cache is not None else None
+        if scope is None:
+            scope = counted_items(review, config, store, candidate, evidence)
+            if cache is not None:
+                if len(cache) >= SCOPES_CACHED:
+                    cache.clear()
+                cache[key] = scope
+        tally = _tally(review, candidate, scope)
+        with review.reading() as conn:
+            assigned = conn.execute(select(assignments.c.item_id, assignments.c.reviewer)).all()
     # An assigned item is done once its reviewer labelled it (the store's queue rule), a baseline's output too.
     done = {(label["item_id"], label["reviewer"]) for label in tally.all_labels} | {
         (j["item_id"], j["reviewer"]) for j in tally.judged}
-    with review.engine.connect() as conn:
-        assigned = conn.execute(select(assignments.c.item_id, assignments.c.reviewer)).all()
     per_reviewer: dict[str, list[int]] = {}
     for item_id, reviewer in assigned:
         entry = per_reviewer.setdefault(reviewer, [0, 0])
@@ -468,17 +473,21 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     evidence = current_evidence(store, candidate)
     review = open_store(config, store, create=False)
     try:
-        scope = counted_items(review, config, store, candidate, evidence)
-        tally = _tally(review, candidate, scope)
-        all_labels, all_judged, original, judged = tally.all_labels, tally.all_judged, tally.original, tally.judged
-        every_label = [label for label in all_labels if label["item_id"] in scope.counted]
-        current = adjudicated(original, tally.decided)
-        outcomes = pairwise_outcomes(review, candidate, adjudicated(judged, tally.decided))
-        strata = {i: stratum for i, (stratum, _) in tally.own.items()}
-        # The judge is matched with the reviewers on the same question and answers, whichever record queued the
-        # pair (judge_agreement's own test), so it reads every judgment.
-        judge, judge_input = judge_agreement(review, store, candidate, all_judged, config.confidence)
-        flag_agreement = automatic_flag_agreement(review, candidate, every_label, config.confidence)
+        # One read transaction: a label arriving meanwhile is in none of the record's figures (nor its input
+        # hash) rather than in one and not another; the next summary counts it in all.
+        with review.snapshot():
+            scope = counted_items(review, config, store, candidate, evidence)
+            tally = _tally(review, candidate, scope)
+            all_labels, all_judged, original, judged = (tally.all_labels, tally.all_judged, tally.original,
+                                                        tally.judged)
+            every_label = [label for label in all_labels if label["item_id"] in scope.counted]
+            current = adjudicated(original, tally.decided)
+            outcomes = pairwise_outcomes(review, candidate, adjudicated(judged, tally.decided))
+            strata = {i: stratum for i, (stratum, _) in tally.own.items()}
+            # The judge is matched with the reviewers on the same question and answers, whichever record queued
+            # the pair (judge_agreement's own test), so it reads every judgment.
+            judge, judge_input = judge_agreement(review, store, candidate, all_judged, config.confidence)
+            flag_agreement = automatic_flag_agreement(review, candidate, every_label, config.confidence)
         url = review.engine.url.render_as_string(hide_password=True)
     finally:
         review.close()
