@@ -19,6 +19,10 @@ Every stage does the same five things, and doing them by hand is how a stage for
   matches. A folder holding a record made from other inputs is replaced (``on_change="replace"``) or, for
   stages whose output is expensive or referenced by later stages, refused unless ``--force``
   (``on_change="refuse"``).
+* Lock: from :meth:`cached` to the end of the commit the run holds an exclusive lock on ``.<name>.lock`` beside
+  its folder, so a second process building the same folder is turned away before it does any work, not after
+  (:class:`_StageLock`). A cache hit, a commit and a refusal release it; a run that raised releases it when it is
+  garbage-collected, or when the next run of the same folder in this process takes it over.
 * Resume: :attr:`progress` keeps finished units of work (one model's outputs, say) under
   ``<stage>/_work/<name>-<fingerprint>/`` so a crashed stage restarts at the next unit.
 * Commit: :meth:`commit` hashes every input file again (one read by path since, by a library, must still be
@@ -33,8 +37,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import re
 import shutil
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -121,15 +128,130 @@ class WorkProgress:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class _StageLock:
+    """This process's hold on the lock file beside one stage folder: an exclusive ``flock`` on ``.<name>.lock``,
+    taken without waiting (a holder can be hours into its work), with the holder's pid written in the file for
+    the message of the run turned away. The kernel drops a flock when its holder dies, even by ``kill -9``, so a
+    crashed run never leaves the folder locked.
+
+    A process holds each lock once, for the latest :class:`StageRun` of that folder (its ``owner``): a flock
+    would also turn away this process's own next run of the folder (a ``--force`` rerun, a test) while an earlier
+    run that raised is still alive in a traceback. Such a run is over, and the next one takes the lock over;
+    runs of one folder in one process are one after the other (and the commit still checks the record).
+
+    A run that ends with no folder (its stage stopped at a bad input, say) removes the lock file and the empty
+    folders it made for it: a stage refused before its work writes nothing. A run that locks a file checks that
+    the path still names it, and locks again if a holder removed it meanwhile."""
+
+    #: Lock file path -> the hold on it, for every stage lock this process holds.
+    held: dict[Path, _StageLock] = {}
+    guard = threading.Lock()
+
+    def __init__(self, fd: int, owner: object, folder: Path, made: list[Path]):
+        #: ``made``: the lock file and the folders above it that this hold created, deepest first.
+        self.fd, self.owner, self.folder, self.made = fd, owner, folder, made
+
+    @classmethod
+    def take(cls, path: Path, owner: object, folder: Path) -> None:
+        """Hold the lock at ``path`` for ``owner``, or raise :class:`InputError` naming ``folder`` and the
+        holder when another process holds it."""
+        with cls.guard:
+            if (hold := cls.held.get(path)) is not None:
+                hold.owner = owner
+                return
+            made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+            while True:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    fd, created = cls._open(path)
+                except FileNotFoundError:  # removed between the two opens by a holder that released
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    with contextlib.suppress(FileNotFoundError):
+                        if os.path.samestat(os.fstat(fd), os.stat(path)):
+                            break
+                except BlockingIOError:
+                    holder = cls._holder(fd)
+                    os.close(fd)
+                    raise InputError(f"{folder}: another nift-gate run{holder} is building this folder; nothing "
+                                     f"was done: rerun once it has finished (or stop it)") from None
+                except BaseException:
+                    os.close(fd)
+                    raise
+                os.close(fd)  # a file its holder removed as it released: lock the one at the path now
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            cls.held[path] = cls(fd, owner, folder, [path, *made] if created else made)
+
+    @staticmethod
+    def _open(path: Path) -> tuple[int, bool]:
+        """A descriptor of the lock file, and whether this call created it."""
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), True
+        except FileExistsError:
+            return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return f" (pid {pid})" if pid.isdigit() else ""
+
+    @classmethod
+    def owns(cls, path: Path, owner: object) -> bool:
+        hold = cls.held.get(path)
+        return hold is not None and hold.owner is owner
+
+    @classmethod
+    def release(cls, path: Path, owner: object) -> None:
+        """Give the lock up, if ``owner`` still holds it (a later run of the folder may have taken it over)."""
+        with cls.guard:
+            hold = cls.held.get(path)
+            if hold is None or hold.owner is not owner:
+                return
+            del cls.held[path]
+            try:
+                if not hold.folder.exists():  # nothing committed: the run folder is left as this run found it
+                    for made in hold.made:  # the lock file first, still locked, then the empty folders above it
+                        with contextlib.suppress(OSError):
+                            os.unlink(made) if made == path else os.rmdir(made)
+                fcntl.flock(hold.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(hold.fd)
+
+    @classmethod
+    def forget_in_child(cls) -> None:
+        """After ``fork``: the child (a data loader worker, say) shares the parent's lock without holding it.
+        Its copies are closed without unlocking, which would unlock the parent's too; a parent killed then
+        leaves the folder unlocked however long the child lives."""
+        cls.guard = threading.Lock()
+        for hold in cls.held.values():
+            with contextlib.suppress(OSError):
+                os.close(hold.fd)
+        cls.held = {}
+
+
+os.register_at_fork(after_in_child=_StageLock.forget_in_child)
+
+
+def _helper_rank() -> bool:
+    """A rank other than 0 of a multi-process run (``accelerate launch``, ``torchrun``): rank 0 builds and writes
+    the folder and holds its lock, and the other ranks do their share of the work without it."""
+    return os.environ.get("RANK", "0").strip() not in ("", "0")
+
+
 class StageRun(Generic[R]):
     """One run of one stage into ``<run>/<stage>/<name>/``."""
 
     def __init__(self, store: RunStore, stage: str, name: str, record_type: type[R], *, force: bool = False,
                  on_change: Literal["replace", "refuse"] = "replace", refusal: str | None = None,
-                 label: str | None = None, version: str = "1"):
+                 label: str | None = None, version: str = "1", hold_lock: bool = True):
         """``refusal`` words the error when ``on_change="refuse"`` keeps a folder (default: a generic one).
         ``version``: the stage's code version, in the fingerprint with the result libraries' versions; bump it
-        when the stage's output changes for the same inputs and config."""
+        when the stage's output changes for the same inputs and config. ``hold_lock=False``: a run that only
+        fixes its inputs and fingerprint and writes its folder by other means under a lock of its own (the gate,
+        under the registry lock) takes no lock at :meth:`cached`, so concurrent runs of it are not turned away;
+        a commit of it still takes the lock while it writes."""
         self.store, self.stage, self.name, self.record_type = store, stage, name, record_type
         self.version = version
         self.force, self.on_change, self.refusal = force, on_change, refusal
@@ -144,6 +266,11 @@ class StageRun(Generic[R]):
         #: :func:`file_identity` of the folder's record.json when :meth:`cached` looked (None: there was none).
         self.found: tuple[int, int, int, int, int] | None = None
         self.log = get_logger(label or f"{stage}.{name}")
+        self.hold_lock = hold_lock
+        self.lock_path = self.folder.parent / f".{self.folder.name}.lock"
+        # The lock's owner is this token, not the run: the finaliser that releases it must not keep the run alive.
+        self._token = object()
+        weakref.finalize(self, _StageLock.release, self.lock_path, self._token)
 
     # --- inputs -------------------------------------------------------------------------------------------
 
@@ -235,14 +362,27 @@ class StageRun(Generic[R]):
     # --- cache ---------------------------------------------------------------------------------------------
 
     def cached(self, config: dict[str, Any] | BaseModel) -> R | None:
-        """Fix the fingerprint from the inputs so far and ``config``; the finished record if it matches."""
+        """Fix the fingerprint from the inputs so far and ``config``; the finished record if it matches.
+
+        From here the run holds the folder's lock (released by a cache hit, a refusal and the commit): another
+        nift-gate process building the folder now is refused here, before any work, with its pid."""
         self.config = config.model_dump() if isinstance(config, BaseModel) else dict(config)
         self.fingerprint = stage_fingerprint(self.inputs, self.config, result_code_versions(self.version))
-        self.found = _record_identity(self.folder)
+        if self.hold_lock and not _helper_rank():
+            _StageLock.take(self.lock_path, self._token, self.folder)
+        try:
+            return self._cached()
+        except BaseException:
+            self.release()
+            raise
+
+    def _cached(self) -> R | None:
+        self.found = _record_identity(self.folder)  # under the lock: no other run commits before the work is done
         if self.force:
             return None
-        if done := completed_record(self.folder, self.record_type, self.fingerprint):
+        if done := completed_record(self.folder, self.record_type, self._require_fingerprint()):
             self.log.info(f"up to date ({self.folder}); --force reruns")
+            self.release()
             return done
         held = (self.folder / RECORD_FILE).exists() or self._stamped_elsewhere()
         if held and self.on_change == "refuse":
@@ -252,13 +392,25 @@ class StageRun(Generic[R]):
             self.log.info(f"inputs or config changed since {self.folder} was made; recomputing")
         return None
 
+    def release(self) -> None:
+        """End this run's hold on the folder's lock (a commit, a cache hit and a refusal do; a run that stops
+        otherwise releases it when it is garbage-collected, or ``with StageRun(...) as run:`` on leaving)."""
+        _StageLock.release(self.lock_path, self._token)
+
+    def __enter__(self) -> StageRun[R]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
     def _stamped_elsewhere(self) -> bool:
         stamp = self.folder / "_work" / "fingerprint.txt"
         return stamp.exists() and stamp.read_text().strip() != self.fingerprint
 
     def discard(self) -> None:
         """Delete the folder before work done in place (``train --force``): the record this run found there is
-        gone by its own hand, so its commit is not taken for another process's write."""
+        gone by its own hand, so its commit is not taken for another process's write. The lock, beside the
+        folder, stays held for the work."""
         shutil.rmtree(self.folder)
         self.found = None
 
@@ -272,7 +424,8 @@ class StageRun(Generic[R]):
 
     @property
     def progress(self) -> WorkProgress:
-        return WorkProgress(self.store.stage_dir(self.stage, "_work") / f"{self.name}-{self._require_fingerprint()[:16]}")
+        work = self.store.stage_dir(self.stage, "_work")
+        return WorkProgress(work / f"{self.name}-{self._require_fingerprint()[:16]}")
 
     def _require_fingerprint(self) -> str:
         if self.fingerprint is None:
@@ -307,22 +460,22 @@ class StageRun(Generic[R]):
 
     @contextlib.contextmanager
     def _committing(self) -> Iterator[None]:
-        """Held while a commit writes: one commit of this folder at a time (an exclusive lock on
-        ``.<name>.lock`` beside it, waited for), and refused when the folder's record changed since
-        :meth:`cached` looked: another process ran the same stage into it meanwhile, and this one would silently
-        replace an output that process reported, or report an output that is not the folder's."""
-        self._check_inputs_unchanged()
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.folder.parent / f".{self.folder.name}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if self.fingerprint is not None and _record_identity(self.folder) != self.found:
-                    raise InputError(f"{self.folder}: another process wrote this {self.stage} while this run worked "
-                                     f"(its record.json changed since this run checked it); nothing was written: "
-                                     f"rerun to reuse or redo what is there")
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        """Held while a commit writes, under the folder's lock (held since :meth:`cached`; taken now by a run
+        that did not hold it: ``hold_lock=False``, a helper rank, a run whose lock a later one took over), and
+        released after, whatever happens. Refused when the folder's record changed since :meth:`cached`
+        looked, in case a writer went around the lock: this run would silently replace an output that writer
+        reported, or report an output that is not the folder's."""
+        try:
+            self._check_inputs_unchanged()
+            if not _StageLock.owns(self.lock_path, self._token):
+                _StageLock.take(self.lock_path, self._token, self.folder)
+            if self.fingerprint is not None and _record_identity(self.folder) != self.found:
+                raise InputError(f"{self.folder}: another process wrote this {self.stage} while this run worked "
+                                 f"(its record.json changed since this run checked it); nothing was written: "
+                                 f"rerun to reuse or redo what is there")
+            yield
+        finally:
+            self.release()
 
     def commit(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str | bytes | Callable[[Path], None]]
                | None = None) -> R:
@@ -333,8 +486,8 @@ class StageRun(Generic[R]):
             return self._commit(record, files)
 
     def _commit(self, record: R, files: dict[str, Any] | None) -> R:
-        # Under the commit lock no live process writes this folder's temp or renamed-aside folders: any there
-        # were left by a killed commit.
+        # Under the folder's lock no live process writes its temp or renamed-aside folders: any there were left
+        # by a killed commit.
         for leftover in remove_leftovers(self.folder):
             self.log.info(f"deleted {leftover.name}, left beside {self.folder.name} by a commit that was stopped")
         with atomic_dir(self.folder) as tmp:

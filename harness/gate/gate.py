@@ -118,7 +118,7 @@ def evaluate(gate: GateConfig, store: RunStore, candidate: str, baselines: list[
     decision, reason = verdict(outcomes)
     # The gate never skips: it judges again on every call. Its inputs are the exact bytes it parsed (each
     # evidence record, the policy), named by content: the same policy reached by another path is the same input.
-    run = StageRun(store, STAGE, candidate, GateDecisionRecord, force=True, label=STAGE)
+    run = StageRun(store, STAGE, candidate, GateDecisionRecord, force=True, label=STAGE, hold_lock=False)
     for ref in evidence.refs:
         run.add(InputRef(kind=ref.kind, id=ref.record_id, sha256=ref.sha256))
     run.add(InputRef(kind="policy", id="policy", sha256=policy.sha256))
