@@ -446,7 +446,7 @@ def _data_card(dataset: NiftDatasetRecord, trained_candidate: bool) -> dict[str,
 def _check_candidate_unchanged(decision: GateDecisionRecord) -> None:
     """The candidate's model files on disk are the ones decided on, every byte hashed again (no hash cache), as
     the gate checks them when it decides: no verdict is shown for weights overwritten since (``train --force``),
-    or gone. A hub model has no local bytes to hash."""
+    or gone. A hub model's are the files of its snapshot folder in the Hugging Face cache."""
     try:
         changed = changed_model_files(decision.candidate_model)
     except (NiftError, ValueError, OSError) as exc:

@@ -74,12 +74,12 @@ def self_preference(judge: GeneratorConfig, judge_sha256: str | None, models: di
                     ) -> tuple[list[str], str]:
     """The models (name -> (configured spec, resolved model)) that ``judge`` is, and on what basis: by weights
     hash where the judge's is known (a local judge), else by the judge's model name against each model's spec,
-    embedded name or folder (an endpoint serving the model under that name)."""
+    embedded name, folder or hub id (an endpoint serving the model under that name)."""
     if judge_sha256 is not None and judge.backend != "openai":
         same = [name for name, (_, resolved) in models.items() if resolved.sha256 == judge_sha256]
         return same, "same weights (sha256)" if same else ""
     same = [name for name, (spec, resolved) in models.items()
-            if judge.model in {name, spec, resolved.spec, resolved.path}]
+            if judge.model in {name, spec, resolved.spec, resolved.path, resolved.hub_id}]
     return same, "same model name" if same else ""
 
 

@@ -12,8 +12,9 @@ at once, each write one short transaction; it needs a local filesystem (WAL does
 :class:`CachedGenerator` puts the cache (or none) in front of any :class:`~harness.core.generation.Generator`
 and counts its :class:`GenerationUsage`: requests, cache hits, failures, tokens and the estimated cost.
 
-What the key cannot see: an endpoint that serves a different model under the same name and URL, and a hub
-model's moving ``main`` revision. Turn ``cache`` off (or delete the file) after changing either.
+What the key cannot see: an endpoint that serves a different model under the same name and URL (a hub model is
+keyed by the hash of its snapshot's files, so a new commit on its ``main`` is another generator). Turn ``cache``
+off (or delete the file) after changing what an endpoint serves.
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ Accepted specs, tried in this order:
 * a path to a ``.gguf`` file;
 * a path to a local Hugging Face folder: safetensors only, pickle weights (``*.bin``) are refused unless
   ``allow_pickle`` is set, because unpickling runs arbitrary code;
-* a hub id (``org/name``): loads where the network works; offline it fails at once with a message that
-  names ``HF_HUB_OFFLINE`` and the local-path alternative.
+* a hub id (``org/name``, or ``org/name@<revision>`` for a branch, tag or commit; default ``main``): resolved
+  with ``huggingface_hub.snapshot_download`` to its snapshot folder in the Hugging Face cache (downloaded where
+  the hub can be used, else taken from the cache, so a model already there works offline), which is then
+  treated as a local folder: pinned by the content hash of its files, loaded from that folder. Pickle weights
+  are not downloaded unless ``allow_pickle`` is set. A model neither reachable nor cached fails at once with a
+  message that names ``HF_HUB_OFFLINE`` and the local-path alternative.
 
 ``trust_remote_code`` is off unless the caller turns it on.
 """
@@ -57,7 +61,11 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 #: is set in the YAML or with --set (``--set train.<name>.allow_pickle=true``). Bench baselines have none.
 PICKLE_OPTIONS = ("allow_pickle: true on the config section that names it (train[].allow_pickle for a base model, "
                   "data.teacher.allow_pickle or bench.pairwise.judge.allow_pickle for a generator)")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^(?P<repo_id>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w.-]+(?:/[\w.-]+)*))?$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+#: Files of a hub repository never downloaded: weights of other frameworks, which loading with torch never reads
+#: (a repository often holds them beside its safetensors); and, unless ``allow_pickle``, pickle weights.
+HUB_SKIPPED = ("*.h5", "*.msgpack", "*.onnx", "*.tflite", "*.ot")
 
 
 def cache_home() -> Path:
@@ -69,10 +77,12 @@ class ResolvedModel(BaseModel):
 
     spec: str = Field(description="What the user wrote.")
     source: str = Field(description="'embedded', 'gguf', 'local' or 'hub'.")
-    path: str = Field(description="Folder or file loaded, or the hub id.")
+    path: str = Field(description="Folder or file loaded (hub: the snapshot folder in the Hugging Face cache).")
     gguf_file: str | None = Field(None, description="File name inside `path` for GGUF sources.")
     sha256: str = Field(description="Hash over every file of the model folder: weights, config, tokenizer, chat "
-                                    "template (GGUF: the file; hub: the id plus revision 'main').")
+                                    "template (GGUF: the file; hub: the files of the snapshot folder).")
+    hub_id: str | None = Field(None, description="Hub models: the repository id (`org/name`), for model cards.")
+    hub_commit: str | None = Field(None, description="Hub models: the commit of the snapshot loaded.")
 
 
 @dataclass
@@ -127,20 +137,20 @@ def _model_hash(folder: Path, verify: bool = False) -> str:
 
 
 def model_files(resolved: ResolvedModel) -> list[Path]:
-    """The local files ``resolved``'s content hash covers (none for a hub model)."""
-    if resolved.source == "hub":
-        return []
+    """The local files ``resolved``'s content hash covers (a hub model's: those of its snapshot folder)."""
     if resolved.gguf_file:
         return [Path(resolved.path) / resolved.gguf_file]
     return _model_files(Path(resolved.path))
 
 
-def current_model_sha256(resolved: ResolvedModel) -> str | None:
+def current_model_sha256(resolved: ResolvedModel) -> str:
     """The content hash of the model files ``resolved`` points at now, every byte read again (no cache): what a
-    gate compares with the hash its evidence names before it releases them. None for a hub model, which has no
-    local bytes (it is pinned by id only)."""
-    if resolved.source == "hub":
-        return None
+    gate compares with the hash its evidence names before it releases them. A hub model's are those of its
+    snapshot folder. Never None; raises ModelLoadError for files gone, and for a hub model named by id only (a
+    record made before hub models were pinned by content), whose weights cannot be checked."""
+    if resolved.source == "hub" and resolved.sha256.startswith("hub:"):
+        raise ModelLoadError(f"{resolved.spec!r} is pinned by its hub id only ({resolved.sha256}), not by the content "
+                             "of its files; rerun the stages that measured it to pin it by content")
     path = Path(resolved.path) / resolved.gguf_file if resolved.gguf_file else Path(resolved.path)
     if not path.exists():
         raise ModelLoadError(f"{path}: the weights of {resolved.spec!r} are gone")
@@ -149,14 +159,14 @@ def current_model_sha256(resolved: ResolvedModel) -> str | None:
 
 def changed_model_files(named: dict[str, Any]) -> tuple[ResolvedModel, str] | None:
     """The model a record names (``named``: a :class:`ResolvedModel`'s fields) and the hash of its files now,
-    when they no longer hash to what it names; None when they do, or for a model named without a hash (a hub
-    model: no local bytes). Every byte is read again (:func:`current_model_sha256`); raises what reading the
-    files or the fields raises (gone, unreadable, not a model entry)."""
+    when they no longer hash to what it names (a hub model: its snapshot folder's files); None when they do, or
+    for a model named without a hash. Every byte is read again (:func:`current_model_sha256`); raises what
+    reading the files or the fields raises (gone, unreadable, not a model entry, a hub model pinned by id only)."""
     if not named.get("sha256"):
         return None
     resolved = ResolvedModel.model_validate(named)
     now = current_model_sha256(resolved)
-    return (resolved, now) if now is not None and now != resolved.sha256 else None
+    return (resolved, now) if now != resolved.sha256 else None
 
 
 def embedded_gguf_path(name: str) -> Path:
@@ -217,6 +227,78 @@ def hub_unreachable_reason(host: str = "huggingface.co", timeout: float = 3.0) -
         return f"{host} is unreachable ({exc.__class__.__name__}; set HF_HUB_OFFLINE=1 on offline machines)"
 
 
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache the environment names now (huggingface_hub reads it once, when imported)."""
+    if cache := os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(cache).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def _cached_snapshot(repo_id: str, options: dict[str, Any]) -> Path | None:
+    """The snapshot folder the Hugging Face cache holds for ``options``' revision, with no network call; None
+    when it holds none (a snapshot it knows to be incomplete raises)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True, **options))
+    except IncompleteSnapshotError:
+        raise
+    except LocalEntryNotFoundError:
+        return None
+
+
+def hub_snapshot(repo_id: str, revision: str = "main", *, allow_pickle: bool = False) -> Path:
+    """The snapshot folder of hub model ``repo_id`` at ``revision`` in the Hugging Face cache: downloaded (or
+    brought up to the revision's current commit) where the hub can be used, else the cached one, with no network
+    call. A commit is immutable, so a cached one is taken without asking the hub. Raises ModelLoadError, at once
+    when the hub cannot be used and the cache does not hold the revision."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, IncompleteSnapshotError, LocalEntryNotFoundError
+
+    spec = repo_id if revision == "main" else f"{repo_id}@{revision}"
+    cache = hub_cache_dir()
+    skipped = list(HUB_SKIPPED) + ([] if allow_pickle else [f"*{suffix}" for suffix in PICKLE_SUFFIXES])
+    options: dict[str, Any] = {"revision": revision, "cache_dir": cache, "ignore_patterns": skipped}
+    try:
+        if COMMIT.match(revision):
+            try:
+                if cached := _cached_snapshot(repo_id, options):
+                    return cached
+            except IncompleteSnapshotError:
+                pass  # downloaded in part: completed below where the hub can be used
+        if not (reason := hub_unreachable_reason()):
+            return Path(snapshot_download(repo_id, **options))
+        if cached := _cached_snapshot(repo_id, options):
+            return cached
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"hub model {spec!r}: {exc.__class__.__name__}: {exc}") from None
+    raise ModelLoadError(
+        f"{spec!r} looks like a Hugging Face hub id, but the hub cannot be used: {reason}, and the Hugging Face "
+        f"cache ({cache}) does not hold it. Download it on a machine with network and pass the local folder "
+        f"instead, or use an embedded model: {', '.join(EMBEDDED_MODELS)}.")
+
+
+def _resolve_folder(spec: str, path: Path, allow_pickle: bool, hub_id: str | None = None,
+                    hub_commit: str | None = None) -> ResolvedModel:
+    """A local Hugging Face folder, or the snapshot folder of hub model ``hub_id``, pinned by its content."""
+    if not (path / "config.json").exists():
+        raise ModelLoadError(f"{path}: not a Hugging Face model folder (no config.json)")
+    has_safetensors = any(path.glob("*.safetensors"))
+    pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if not has_safetensors and pickled and not allow_pickle:
+        raise ModelLoadError(
+            f"{path}: only pickle weights ({', '.join(sorted(pickled))}); loading them can run arbitrary "
+            f"code. Convert them to safetensors, or, if you trust this folder, set {PICKLE_OPTIONS}.")
+    if hub_id and not has_safetensors and not pickled and not allow_pickle:
+        raise ModelLoadError(
+            f"{spec!r}: no safetensors weights in the hub snapshot {path}; pickle weights (*.bin) are not "
+            f"downloaded because loading them can run arbitrary code. If you trust this model, set {PICKLE_OPTIONS}.")
+    return ResolvedModel(spec=spec, source="hub" if hub_id else "local", path=str(path), sha256=_model_hash(path),
+                         hub_id=hub_id, hub_commit=hub_commit)
+
+
 def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
     """Find what ``spec`` names without loading it; raise ModelLoadError with a way forward if nothing."""
     if spec in EMBEDDED_MODELS:
@@ -227,27 +309,18 @@ def resolve_model(spec: str, *, allow_pickle: bool = False) -> ResolvedModel:
         return ResolvedModel(spec=spec, source="gguf", path=str(path.parent), gguf_file=path.name,
                              sha256=sha256_file(path))
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise ModelLoadError(f"{path}: not a Hugging Face model folder (no config.json)")
-        has_safetensors = any(path.glob("*.safetensors"))
-        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
-        if not has_safetensors and pickled and not allow_pickle:
-            raise ModelLoadError(
-                f"{path}: only pickle weights ({', '.join(sorted(pickled))}); loading them can run arbitrary "
-                f"code. Convert them to safetensors, or, if you trust this folder, set {PICKLE_OPTIONS}.")
-        return ResolvedModel(spec=spec, source="local", path=str(path), sha256=_model_hash(path))
+        return _resolve_folder(spec, path, allow_pickle)
     if path.exists():
         raise ModelLoadError(f"{path}: expected a model folder or a .gguf file")
-    if HUB_ID.match(spec) and not spec.startswith((".", "/")):
-        if reason := hub_unreachable_reason():
-            raise ModelLoadError(
-                f"{spec!r} looks like a Hugging Face hub id, but the hub cannot be used: {reason}. Download it "
-                "on a machine with network and pass the local folder instead, or use an embedded model: "
-                f"{', '.join(EMBEDDED_MODELS)}.")
-        return ResolvedModel(spec=spec, source="hub", path=spec, sha256=f"hub:{spec}@main")
+    if (hub := HUB_ID.match(spec)) and not spec.startswith((".", "/")):
+        repo_id = hub["repo_id"]
+        snapshot = hub_snapshot(repo_id, hub["revision"] or "main", allow_pickle=allow_pickle)
+        # the cache keeps a snapshot as snapshots/<commit>; a folder named otherwise is not one, so no commit
+        commit = snapshot.name if COMMIT.match(snapshot.name) else None
+        return _resolve_folder(spec, snapshot, allow_pickle, hub_id=repo_id, hub_commit=commit)
     raise ModelLoadError(
         f"unknown model {spec!r}: not an embedded model ({', '.join(EMBEDDED_MODELS)}), not an existing "
-        "folder or .gguf file, and not a hub id of the form org/name")
+        "folder or .gguf file, and not a hub id of the form org/name or org/name@revision")
 
 
 def load_model(spec: str | ResolvedModel, *, allow_pickle: bool = False, trust_remote_code: bool = False,

@@ -370,7 +370,7 @@ def _check_review_counts_this_evidence(evidence: Evidence) -> None:
 def _check_weights_unchanged(evidence: Evidence) -> None:
     """The candidate's model files on disk now (weights, config, tokenizer, chat template), hashed without the
     hash cache, are the ones the bench record (and so, by :func:`_check_same_candidate_model`, every audit)
-    names. A hub model has no local bytes to hash."""
+    names. A hub model's are the files of its snapshot folder in the Hugging Face cache."""
     bench = next(e for e in evidence.stored if e.record.kind == "bench")
     try:
         changed = changed_model_files(evidence.candidate_model())

@@ -83,10 +83,12 @@ def _peak_memory_mb(device: str) -> float:
 def _model_card(record_like: dict[str, Any], base: ResolvedModel, data: InputRef, library: str) -> str:
     from huggingface_hub import ModelCard, ModelCardData
 
-    base_id = EMBEDDED_MODELS[base.spec].hub_id if base.spec in EMBEDDED_MODELS else base.spec
+    # the hub's name for the base (a hub model's id without its @revision); a folder or file keeps its spec
+    base_id = EMBEDDED_MODELS[base.spec].hub_id if base.spec in EMBEDDED_MODELS else base.hub_id or base.spec
     data_card = ModelCardData(base_model=base_id, datasets=[data.id], library_name=library, license=None,
                               tags=["nift-gate", record_like["recipe"], "trl", "sft"]
                               + (["lora", "peft"] if record_like["method"] == "lora" else []))
+    commit = f" (hub commit `{base.hub_commit}`)" if base.hub_commit else ""
     content = f"""---
 {data_card.to_yaml()}
 ---
@@ -96,7 +98,7 @@ def _model_card(record_like: dict[str, Any], base: ResolvedModel, data: InputRef
 Trained by nift-gate (recipe `{record_like['recipe']}`, method `{record_like['method']}`) with TRL's SFTTrainer,
 loss on the assistant turn only.
 
-- Base model: `{base.spec}` (sha256 `{base.sha256[:16]}...`)
+- Base model: `{base.spec}`{commit} (sha256 `{base.sha256[:16]}...`)
 - Training data: `{data.id}` (sha256 `{data.sha256[:16]}...`), {record_like['rows']} rows
 - Steps: {record_like['steps']}, tokens seen: {record_like['tokens_seen']}
 

@@ -43,19 +43,11 @@ class RateAuditRecord(Record):
                             ci_high=self.ci[1], n=24, interval="wilson")]
 
 
-def _hub(bench):
-    """The bench record with its candidate pinned by hub id: no local weights for the gate to hash again, so
-    these tests judge rules on records alone."""
-    models = [m.model_copy(update={"model": m.model.model_copy(update={"source": "hub"})}) if m.name == CANDIDATE
-              else m for m in bench.models]
-    return bench.model_copy(update={"models": models})
-
-
 def _judge(tmp_path, policy_text: str, *, review=None, rate=(0.25, (0.15, 0.35)), bench=None):
     """Outcomes by rule (and baseline) and the verdict, for a run with the given records."""
     home = tmp_path / "runs"
     store = standard_run(home, review=False)
-    bench = _hub(bench or bench_record("r1"))
+    bench = bench or bench_record("r1")
     save(store, bench, f"bench/{CANDIDATE}")
     audited = [AuditedModel(name=CANDIDATE, role="candidate", model=m.model)
                for m in bench.models if m.name == CANDIDATE]
