@@ -31,6 +31,7 @@ from audits.config import AuditConfig
 from harness.core.config import Section
 from harness.core.models import ResolvedModel
 from harness.core.records import Record
+from harness.core.runner import stage_entry
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -110,8 +111,9 @@ def register_audit(name: str, *, version: str, record_type: type[AuditRecord], c
         if known is not None and (known.run.__module__, known.run.__qualname__) != (run.__module__,
                                                                                       run.__qualname__):
             raise ValueError(f"audit {name!r} is already registered by {known.run.__module__}")
+        # run as a stage entry point, so that an audit refused after its cache check leaves no lock behind
         _AUDITS[name] = Audit(name=name, version=version, record_type=record_type, config_type=config_type,
-                              run=run, description=description or (inspect.getdoc(run) or "").split("\n")[0])
+                              run=stage_entry(run), description=description or (inspect.getdoc(run) or "").split("\n")[0])
         return run
 
     return register

@@ -40,7 +40,7 @@ from harness.core.lmeval import (
 from harness.core.log import get_logger
 from harness.core.metrics import MetricSpec, MetricValue
 from harness.core.models import model_name
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.samples import AuditSample
 from harness.core.store import RunStore
 from harness.train.record import resolve_base
@@ -131,6 +131,7 @@ def _answer_counts(answered: dict[str, tuple[ItemOutcome, int, str]]) -> dict[st
 
 
 @register_audit(NAME, version=VERSION, record_type=BiasAuditRecord, config_type=BiasAuditConfig)
+@stage_entry
 def run_bias_audit(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
                    force: bool = False, lm_eval_settings: LmEvalSettings | None = None,
                    lms: dict[str, Any] | None = None) -> BiasAuditRecord:

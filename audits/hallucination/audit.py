@@ -76,7 +76,7 @@ from harness.core.metrics import (
     delta_from_comparison,
 )
 from harness.core.models import EMBEDDED_MODELS, ResolvedModel, model_name
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.samples import AuditSample
 from harness.core.store import RunStore
 from harness.train.record import resolve_base
@@ -516,6 +516,7 @@ def _generate_per_model(run: StageRun, specs: list[tuple[str, str, str]], resolv
 
 
 @register_audit(NAME, version=VERSION, record_type=HallucinationAuditRecord, config_type=HallucinationAuditConfig)
+@stage_entry
 def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
                             force: bool = False, lm_eval_settings: LmEvalSettings | None = None,
                             generators: dict[str, Any] | None = None,

@@ -46,7 +46,7 @@ from harness.core.metrics import (
 )
 from harness.core.models import CHECKPOINT_PREFIX, ResolvedModel, model_name
 from harness.core.records import sha256_bytes
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.samples import AuditSample
 from harness.core.store import RunStore
 from harness.data.record import DATA_PREFIX, NiftPair, dataset_pairs
@@ -317,6 +317,7 @@ def _generator_factory(resolved: ResolvedModel, settings: MemorizationAuditConfi
 
 
 @register_audit(NAME, version=VERSION, record_type=MemorizationAuditRecord, config_type=MemorizationAuditConfig)
+@stage_entry
 def run_memorization_audit(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
                            force: bool = False, generators: dict[str, Any] | None = None) -> MemorizationAuditRecord:
     """Greedy continuations of the checkpoint's training and held-out user turns, from the candidate and each

@@ -35,7 +35,7 @@ from harness.core.metrics import (
     delta_from_comparison,
 )
 from harness.core.models import model_name
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.samples import AuditSample
 from harness.core.store import RunStore
 from harness.train.record import resolve_base
@@ -155,6 +155,7 @@ def _sample_rows(name: str, role: str, suite: str, prompts: list[ToxicityPrompt]
 
 
 @register_audit(NAME, version=VERSION, record_type=ToxicityAuditRecord, config_type=ToxicityAuditConfig)
+@stage_entry
 def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list[ModelRef], store: RunStore,
                        force: bool = False, scorer: Any = None, generate: Any = None) -> ToxicityAuditRecord:
     """k sampled continuations per prompt from every model, scored; HELM's metrics with paired deltas.

@@ -52,7 +52,7 @@ from harness.core.lmeval import (
     task_manager,
 )
 from harness.core.models import model_name
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.stats import PairedComparison, paired_comparison
 from harness.core.store import RunStore
 from harness.train.record import resolve_base
@@ -134,6 +134,7 @@ def _metric_scores(rows: dict[str, dict[str, Any]], task: str, metric: str, mode
     return out
 
 
+@stage_entry
 def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: dict[str, Any] | None = None,
               generators: dict[str, Any] | None = None, judge: Any = None, grader: Any = None,
               alpaca_judge: Any = None) -> BenchRecord | None:

@@ -21,8 +21,10 @@ Every stage does the same five things, and doing them by hand is how a stage for
   (``on_change="refuse"``).
 * Lock: from :meth:`cached` to the end of the commit the run holds an exclusive lock on ``.<name>.lock`` beside
   its folder, so a second process building the same folder is turned away before it does any work, not after
-  (:class:`_StageLock`). A cache hit, a commit and a refusal release it; a run that raised releases it when it is
-  garbage-collected, or when the next run of the same folder in this process takes it over.
+  (:class:`_StageLock`). A cache hit, a commit and a refusal release it; a stage's entry point, decorated with
+  :func:`stage_entry`, releases what its runs still hold when it returns or raises (a stage refused at a bad
+  input after its cache check). A run made outside one releases it when it is garbage-collected, or when the
+  next run of the same folder in this process takes it over.
 * Resume: :attr:`progress` keeps finished units of work (one model's outputs, say) under
   ``<stage>/_work/<name>-<fingerprint>/`` so a crashed stage restarts at the next unit.
 * Commit: :meth:`commit` hashes every input file again (one read by path since, by a library, must still be
@@ -35,7 +37,9 @@ Every stage does the same five things, and doing them by hand is how a stage for
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
+import functools
 import json
 import os
 import re
@@ -44,7 +48,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
@@ -145,7 +149,9 @@ class _StageLock:
 
     #: Lock file path -> the hold on it, for every stage lock this process holds.
     held: dict[Path, _StageLock] = {}
-    guard = threading.Lock()
+    #: Reentrant: the finaliser of a dead run (:meth:`StageRun.release`) can run in this thread whenever the
+    #: garbage collector does, inside :meth:`take` or :meth:`release` too.
+    guard = threading.RLock()
 
     def __init__(self, fd: int, owner: object, folder: Path, made: list[Path]):
         #: ``made``: the lock file and the folders above it that this hold created, deepest first.
@@ -212,9 +218,15 @@ class _StageLock:
             del cls.held[path]
             try:
                 if not hold.folder.exists():  # nothing committed: the run folder is left as this run found it
-                    for made in hold.made:  # the lock file first, still locked, then the empty folders above it
+                    if path in hold.made:  # the lock file this hold created, still locked
                         with contextlib.suppress(OSError):
-                            os.unlink(made) if made == path else os.rmdir(made)
+                            os.unlink(path)
+                    # then the stage folder if that left it empty (made by this hold, or by the stage before its
+                    # cache check: bench's task files, discarded at a refused task name), and the empty folders
+                    # above it that this hold made
+                    for folder in dict.fromkeys([path.parent, *(p for p in hold.made if p != path)]):
+                        with contextlib.suppress(OSError):
+                            os.rmdir(folder)
                 fcntl.flock(hold.fd, fcntl.LOCK_UN)
             finally:
                 os.close(hold.fd)
@@ -224,7 +236,7 @@ class _StageLock:
         """After ``fork``: the child (a data loader worker, say) shares the parent's lock without holding it.
         Its copies are closed without unlocking, which would unlock the parent's too; a parent killed then
         leaves the folder unlocked however long the child lives."""
-        cls.guard = threading.Lock()
+        cls.guard = threading.RLock()
         for hold in cls.held.values():
             with contextlib.suppress(OSError):
                 os.close(hold.fd)
@@ -234,10 +246,44 @@ class _StageLock:
 os.register_at_fork(after_in_child=_StageLock.forget_in_child)
 
 
+#: Where launchers put a process's global rank: torchrun and ``accelerate launch``, MPICH/Intel MPI, Open MPI,
+#: MVAPICH (those :func:`harness.core.lmeval.data_parallel_state` reads the world size from).
+_RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+
+
 def _helper_rank() -> bool:
-    """A rank other than 0 of a multi-process run (``accelerate launch``, ``torchrun``): rank 0 builds and writes
-    the folder and holds its lock, and the other ranks do their share of the work without it."""
-    return os.environ.get("RANK", "0").strip() not in ("", "0")
+    """A rank other than 0 of a multi-process run (``accelerate launch``, ``torchrun``, ``mpirun``): rank 0 builds
+    and writes the folder and holds its lock, and the other ranks do their share of the work without it."""
+    return any(os.environ.get(name, "0").strip() not in ("", "0") for name in _RANK_VARIABLES)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+#: The runs made during the current :func:`stage_entry` call (None outside one).
+_RUNS_IN_CALL: contextvars.ContextVar[list[StageRun[Any]] | None] = contextvars.ContextVar("stage_runs", default=None)
+
+
+def stage_entry(function: Callable[P, T]) -> Callable[P, T]:
+    """Decorate a stage's entry point: every :class:`StageRun` made during the call gives its folder's lock up
+    when the call ends, by a return or a raise (a run that committed, or found its record up to date, gave it up
+    already). Without it a stage refused at a bad input after its cache check would hold the lock, and leave the
+    lock file and the folders made for it, until the garbage collector frees the run, which the traceback keeps
+    alive. A function decorated already is returned as it is."""
+    if getattr(function, "releases_stage_locks", False):
+        return function
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        runs: list[StageRun[Any]] = []
+        token = _RUNS_IN_CALL.set(runs)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _RUNS_IN_CALL.reset(token)
+            for run in runs:
+                run.release()
+    call.releases_stage_locks = True  # type: ignore[attr-defined]
+    return call
 
 
 class StageRun(Generic[R]):
@@ -271,6 +317,8 @@ class StageRun(Generic[R]):
         # The lock's owner is this token, not the run: the finaliser that releases it must not keep the run alive.
         self._token = object()
         weakref.finalize(self, _StageLock.release, self.lock_path, self._token)
+        if (runs := _RUNS_IN_CALL.get()) is not None:
+            runs.append(self)
 
     # --- inputs -------------------------------------------------------------------------------------------
 
@@ -365,7 +413,8 @@ class StageRun(Generic[R]):
         """Fix the fingerprint from the inputs so far and ``config``; the finished record if it matches.
 
         From here the run holds the folder's lock (released by a cache hit, a refusal and the commit): another
-        nift-gate process building the folder now is refused here, before any work, with its pid."""
+        nift-gate process building the folder now is refused here, before any work, with its pid. A run made with
+        ``hold_lock=False`` and a helper rank take no lock here (the commit takes it while it writes)."""
         self.config = config.model_dump() if isinstance(config, BaseModel) else dict(config)
         self.fingerprint = stage_fingerprint(self.inputs, self.config, result_code_versions(self.version))
         if self.hold_lock and not _helper_rank():
@@ -377,7 +426,9 @@ class StageRun(Generic[R]):
             raise
 
     def _cached(self) -> R | None:
-        self.found = _record_identity(self.folder)  # under the lock: no other run commits before the work is done
+        # Under the lock (where this run holds one): no other run commits before this one's work is done. The
+        # commit compares the record with this identity either way.
+        self.found = _record_identity(self.folder)
         if self.force:
             return None
         if done := completed_record(self.folder, self.record_type, self._require_fingerprint()):
@@ -394,14 +445,8 @@ class StageRun(Generic[R]):
 
     def release(self) -> None:
         """End this run's hold on the folder's lock (a commit, a cache hit and a refusal do; a run that stops
-        otherwise releases it when it is garbage-collected, or ``with StageRun(...) as run:`` on leaving)."""
+        otherwise releases it when its :func:`stage_entry` call ends, else when it is garbage-collected)."""
         _StageLock.release(self.lock_path, self._token)
-
-    def __enter__(self) -> StageRun[R]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def _stamped_elsewhere(self) -> bool:
         stamp = self.folder / "_work" / "fingerprint.txt"

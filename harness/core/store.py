@@ -14,6 +14,7 @@ reruns (resuming from its ``_work`` shards where it has them).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -38,12 +39,19 @@ def runs_home(home: str | os.PathLike | None = None) -> Path:
 
 
 def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
+    """fsync a folder's entries. A file system that cannot open or fsync a folder (EINVAL, ENOTSUP on some network
+    mounts) is let through; any other failure, an I/O error, raises."""
+    try:
         fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -44,7 +44,7 @@ from harness.core.generation import (
 )
 from harness.core.log import get_logger
 from harness.core.records import InputRef, config_hash, result_code_versions
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.store import RunStore, atomic_write_json
 from harness.data.card import render_card
 from harness.data.config import DataConfig, ResolvedVariant, resolve_variants
@@ -539,6 +539,7 @@ def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
     return record
 
 
+@stage_entry
 def build_pairs(config: DataConfig, store: RunStore, force: bool = False,
                 variants: list[str] | None = None) -> list[NiftDatasetRecord]:
     """Build every configured variant (or the named ones). Entry point of `nift-gate data build`.

@@ -7,7 +7,8 @@ aliases, updates the model card and exports to MLflow when configured (a publica
 the next ``decide`` of the same decision: :data:`PUBLISHING`). ``override`` records a release manager's
 decision beside it, after the release manager authenticated with their review-app token; the gate's decision
 stays. An override PROMOTE is published as a decision's promotion is, and one whose publication fails is
-published by the next ``gate`` or ``override`` of the candidate while it still holds. ``verify_registry`` checks
+published by the next ``gate`` of the candidate while it still holds (a new override replaces it, and is
+published in its stead). ``verify_registry`` checks
 the log, every decision and override file it names, and that no such file under the runs home is one it does
 not name.
 
@@ -73,11 +74,13 @@ log = get_logger("gate")
 RELEASE_MANAGER = "release_manager"
 #: Suffix of the marker beside a logged promotion (``decisions/<record_id>.publishing``, and
 #: ``overrides/<record_id>.publishing`` for an override PROMOTE) while its publication (model card, MLflow) has
-#: not finished: written with the decision's files under the registry lock, removed once publishing succeeded.
-#: A rerun that finds it publishes again while the promotion still holds.
+#: not finished: written under the registry lock before the promotion is logged (a run killed between the two
+#: leaves a marker whose promotion the log does not hold, which the next run drops), removed once publishing
+#: succeeded. A rerun that finds it publishes again while the promotion still holds.
 PUBLISHING = ".publishing"
-#: The runs that publish an override PROMOTE whose publication failed (:func:`_publish_owed_override`).
-OVERRIDE_RERUN = "`nift-gate gate` or `nift-gate override`, which publish it again"
+#: The run that publishes an override PROMOTE whose publication failed (:func:`_publish_owed_override`).
+OVERRIDE_RERUN = ("`nift-gate gate`, which publishes it again while it holds (a new `nift-gate override` "
+                  "replaces it)")
 
 
 class OverrideNotAuthorised(NiftError):
@@ -159,9 +162,9 @@ def _publish(gate: GateConfig, store: RunStore, record: GateDecisionRecord, evid
         log.info("MLflow: %s version %s registered", gate.mlflow.registered_model or record.candidate, version)
 
 
-def _mark_publishing(marker: Path, entry: dict[str, Any]) -> None:
-    """Write the :data:`PUBLISHING` marker of the promotion ``entry`` logged, before it is published."""
-    atomic_write_text(marker, f"registry entry {entry['seq']}: publication not finished\n")
+def _mark_publishing(marker: Path, what: str) -> None:
+    """Write the :data:`PUBLISHING` marker of the promotion ``what``, before it is logged."""
+    atomic_write_text(marker, f"{what}: publication not finished\n")
 
 
 def _held_promotions(moves: dict[str, Any], held: dict[str, dict[str, Any]], target: dict[str, Any]) -> list[str]:
@@ -297,6 +300,8 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
         logged = logged_entry(logbook.entries, "decision", record.record_id)
         if logged is None:
             moves = alias_moves(logbook.aliases(), target, gate.promote_aliases, record.decision == "PROMOTE")
+            if record.decision == "PROMOTE":
+                _mark_publishing(publishing, f"decision {record.record_id} (PROMOTE)")
             entry = logbook.append({"event": "decision", **target, "record_id": record.record_id,
                                     "record_sha256": sha256_bytes(text.encode()), "decision": record.decision,
                                     "policy_sha256": record.policy["sha256"], "reason": record.reason,
@@ -306,6 +311,8 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
             entry = latest = latest_decision_entry(logbook.entries, store.run_id, record.candidate)
             if latest is not None and latest["record_id"] != record.record_id:
                 moves = _replayed_moves(logbook.entries, logbook.aliases(), target, record, gate.promote_aliases)
+                if record.decision == "PROMOTE" and any(t is not None for t in moves.values()):
+                    _mark_publishing(publishing, f"decision {record.record_id} (PROMOTE)")
                 entry = logbook.append({
                     "event": "redecision", **target, "record_id": record.record_id,
                     "record_sha256": logged["record_sha256"], "redecides_seq": logged["seq"],
@@ -323,8 +330,6 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
             promoted = sorted(a for a, t in (moves or {}).items() if t is not None)
         # a decision reached again whose override took the promotion back moves nothing to it: nothing to publish
         publish = retry or (record.decision == "PROMOTE" and moves is not None and (logged is None or bool(promoted)))
-        if publish and not retry:
-            _mark_publishing(publishing, entry)
         # Published under the lock: a concurrent rerun of the same decision would otherwise see the marker of a
         # publication still under way and publish it a second time.
         if logged is not None:
@@ -398,8 +403,9 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
     The decision overridden must be the file the registry logged; the override is logged, with its file's text
     (``record_text``), then written: an override stopped in between is written back by the next ``gate`` or
     ``override``, so its alias moves never hold while readers see no override. A PROMOTE is published under the
-    registry lock; one whose publication fails (:class:`PublicationError`) is published by the next ``gate`` or
-    ``override`` while it still holds."""
+    registry lock; one whose publication fails (:class:`PublicationError`) is published by the next ``gate``
+    while it still holds. An earlier override PROMOTE whose publication did not finish is owed no more: this
+    override decides now."""
     _check_override(decision, release_manager, reason)
     manager = authenticate_release_manager(reviewers, release_manager, token).name
     if decision == "PROMOTE":
@@ -426,18 +432,19 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
             original_decision=original.decision, decision=decision, release_manager=manager,
             reason=reason.strip(), aliases=sorted(moves))
         text = record.model_dump_json(indent=2) + "\n"
+        overrides = decision_folder(store, candidate) / OVERRIDES_DIR
+        marker = overrides / f"{record.record_id}{PUBLISHING}"
+        if promote:
+            _mark_publishing(marker, f"override {record.record_id} (PROMOTE)")
         entry = logbook.append({"event": "override", **target, "record_id": record.record_id,
                         "record_sha256": sha256_bytes(text.encode()), "decision_record_id": original.record_id,
                         "decision": decision, "original_decision": original.decision,
                         "release_manager": record.release_manager, "reason": record.reason, "alias_moves": moves,
                         "record_text": text})  # an override stopped before its file is written back from here
-        overrides = decision_folder(store, candidate) / OVERRIDES_DIR
         atomic_write_text(overrides / f"{record.record_id}.json", text)
         # An earlier override's unfinished publication is owed no more: this entry decides now.
-        _publish_owed_override(gate, store, candidate, logbook.entries)
+        _drop_superseded_markers(store, candidate, entry)
         if promote:  # under the lock, as a decision's: a concurrent retry would otherwise publish it twice
-            marker = overrides / f"{record.record_id}{PUBLISHING}"
-            _mark_publishing(marker, entry)
             _publish_marked(gate, store, original, evidence, _held_promotions(moves, logbook.aliases(), target),
                             _override_tags(entry), marker, f"override {record.record_id} (PROMOTE)", entry,
                             OVERRIDE_RERUN)
@@ -450,28 +457,45 @@ def _override_tags(entry: dict[str, Any]) -> dict[str, str]:
             "nift_gate.record_id": entry["record_id"], "nift_gate.release_manager": entry["release_manager"]}
 
 
+def _override_markers(store: RunStore, candidate: str) -> list[Path]:
+    folder = decision_folder(store, candidate) / OVERRIDES_DIR
+    return sorted(folder.glob(f"*{PUBLISHING}")) if folder.is_dir() else []
+
+
+def _drop_superseded_markers(store: RunStore, candidate: str, latest: dict[str, Any] | None) -> list[Path]:
+    """Remove the :data:`PUBLISHING` markers of override PROMOTEs that are not ``latest``, the log's last decision
+    or override entry for the candidate (a later entry decided, or the override was never logged: its run was
+    stopped between the marker and the append): publishing one now would announce a promotion the log does not
+    hold. Returns the markers kept: that of ``latest``, if it is an override."""
+    kept = []
+    for marker in _override_markers(store, candidate):
+        record_id = marker.name.removesuffix(PUBLISHING)
+        if latest is not None and latest.get("event") == "override" and latest.get("record_id") == record_id:
+            kept.append(marker)
+            continue
+        log.info("override %s: its publication did not finish, and the log does not hold it now (its last word for "
+                 "the candidate is entry %s): not published", record_id, latest["seq"] if latest else "none")
+        marker.unlink()
+    return kept
+
+
 def _publish_owed_override(gate: GateConfig, store: RunStore, candidate: str, entries: list[dict[str, Any]]) -> None:
     """Publish an override PROMOTE whose publication did not finish (its :data:`PUBLISHING` marker is there),
     while it is still what holds: the log's last decision or override entry for the candidate, as a decision's
-    unfinished publication is retried only while no override has decided since. A marker of an override that a
-    later decision or override superseded is removed unpublished: publishing it now would announce a promotion
-    the log no longer holds. For a caller holding the registry lock."""
-    folder = decision_folder(store, candidate) / OVERRIDES_DIR
-    markers = sorted(folder.glob(f"*{PUBLISHING}")) if folder.is_dir() else []
-    if not markers:
-        return
-    latest = next((e for e in reversed(entries) if e.get("event") in (*DECISION_EVENTS, "override")
-                   and e.get("run_id") == store.run_id and e.get("candidate") == candidate), None)
-    for marker in markers:
-        record_id = marker.name.removesuffix(PUBLISHING)
-        if latest is None or latest.get("event") != "override" or latest.get("record_id") != record_id:
-            log.info("override %s: its publication did not finish, and registry entry %s has decided since: not "
-                     "published", record_id, latest["seq"] if latest else "?")
-            marker.unlink()
-            continue
-        original = GateDecisionRecord.model_validate_json(
-            (decision_folder(store, candidate) / DECISIONS_DIR / f"{latest['decision_record_id']}.json").read_text())
-        target = model_key(store.run_id, candidate, original.candidate_model.get("sha256"))
+    unfinished publication is retried only while no override has decided since (other markers are dropped:
+    :func:`_drop_superseded_markers`). The decision it overrode is read as the log logged it, and must be the
+    log's latest decision; the model it promotes is the one the override's entry names. For a caller holding
+    the registry lock."""
+    latest = latest_decision_entry(entries, store.run_id, candidate, (*DECISION_EVENTS, "override"))
+    for marker in _drop_superseded_markers(store, candidate, latest):
+        assert latest is not None  # a marker is kept only for the latest entry
+        record_id = latest["record_id"]
+        original, _ = logged_decision(store, candidate, registry_folder(store, gate.registry), entries=entries)
+        if original.record_id != latest.get("decision_record_id"):
+            raise InputError(f"{decision_folder(store, candidate) / RECORD_FILE}: decision {original.record_id} is "
+                             f"not the one override {record_id} (registry entry {latest['seq']}) overrode "
+                             f"({latest.get('decision_record_id')}); the override's promotion is not published")
+        target = model_key(latest["run_id"], latest["candidate"], latest.get("model_sha256"))
         log.info("override %s (registry entry %s) is logged, but its publication did not finish: publishing it "
                  "again", record_id, latest["seq"])
         _publish_marked(gate, store, original, evidence_of(store, original),

@@ -200,10 +200,12 @@ def logged_entry(entries: list[dict[str, Any]], event: str, record_id: str) -> d
     return next((e for e in entries if e.get("event") == event and e.get("record_id") == record_id), None)
 
 
-def latest_decision_entry(entries: list[dict[str, Any]], run_id: str, candidate: str) -> dict[str, Any] | None:
+def latest_decision_entry(entries: list[dict[str, Any]], run_id: str, candidate: str,
+                          events: tuple[str, ...] = DECISION_EVENTS) -> dict[str, Any] | None:
     """The last entry that logged a gate decision (first reached or reached again) for ``run_id``/``candidate``:
-    what the log says the candidate's ``record.json`` is."""
-    return next((e for e in reversed(entries) if e.get("event") in DECISION_EVENTS
+    what the log says the candidate's ``record.json`` is. ``events``: the kinds of entry looked at (with
+    ``"override"`` too, the entry whose word holds for the candidate now)."""
+    return next((e for e in reversed(entries) if e.get("event") in events
                  and e.get("run_id") == run_id and e.get("candidate") == candidate), None)
 
 

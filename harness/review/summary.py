@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 
 from harness.bench.record import bench_folder, pairwise_rows, read_bench
 from harness.core.records import InputRef, StoredRecord, config_hash
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.samples import audit_folders, read_audits
 from harness.core.stats import proportion_interval
 from harness.core.store import RECORD_FILE, RunStore, read_record
@@ -466,6 +466,7 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
         disputed=frozenset(tally.disputed), adjudicated=frozenset(tally.adjudicated), labels=tally.original)
 
 
+@stage_entry
 def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | None = None) -> ReviewRecord:
     """Summarise the label store for one candidate and write ``<run>/review/record.json``. A run with no label
     store (nothing queued, or a mistyped run name) is refused: summarising would create an empty one."""

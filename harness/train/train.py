@@ -37,7 +37,7 @@ from harness.core.models import (
     load_model,
 )
 from harness.core.records import InputRef, config_hash, sha256_file
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.store import RunStore
 from harness.core.threads import choose_threads
 from harness.train.attention import register as register_varlen_attention
@@ -402,6 +402,7 @@ def _parameter_counts(model) -> tuple[int, int]:
     return sum(size(p) for p in params if p.requires_grad), sum(size(p) for p in params)
 
 
+@stage_entry
 def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
                      callbacks: list | None = None) -> CheckpointRecord | None:
     """Train (or resume, or skip) one checkpoint. Entry point of `nift-gate train`.
@@ -409,7 +410,6 @@ def train_checkpoint(config: TrainConfig, store: RunStore, force: bool = False,
     ``callbacks`` are passed to the Trainer (``transformers.TrainerCallback``). Returns None on the
     non-zero ranks of a distributed run, where rank 0 writes the artifacts.
     """
-    import torch
     from transformers.trainer_utils import get_last_checkpoint
 
     # A checkpoint is expensive and later stages load it: made from other inputs, it is kept unless --force.

@@ -137,6 +137,19 @@ def test_pickle_weights_in_a_hub_snapshot_are_refused_without_opt_in(hub_cache, 
     assert resolve_model(HUB_ID, allow_pickle=True).source == "hub"
 
 
+def test_a_hub_snapshot_whose_pickle_weights_were_not_downloaded_says_so(hub_cache, tiny_model, tmp_path):
+    # without allow_pickle, *.bin files are left out of the download: a repository of pickle weights only arrives
+    # as config and tokenizer, and must not be taken for a model folder without weights
+    folder = tmp_path / "no-weights"
+    shutil.copytree(tiny_model, folder)
+    for file in folder.glob("*.safetensors"):
+        file.unlink()
+    cache_snapshot(hub_cache, folder, FIRST)
+    with pytest.raises(ModelLoadError, match=r"no safetensors weights in the hub snapshot .*pickle weights \(\*\.bin\) "
+                                             r"are not downloaded"):
+        resolve_model(HUB_ID)
+
+
 def test_the_gate_rehash_sees_a_file_of_a_hub_snapshot_changed(hub_cache, tiny_model):
     snapshot = cache_snapshot(hub_cache, tiny_model, FIRST)
     measured = resolve_model(HUB_ID)

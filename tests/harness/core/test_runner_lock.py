@@ -16,7 +16,7 @@ import pytest
 
 from harness.core.errors import InputError
 from harness.core.records import Record
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,7 +26,7 @@ HOLDER = """
 import os, sys, time
 from typing import Literal
 from harness.core.records import Record
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, stage_entry
 from harness.core.store import RunStore
 
 class ToyRecord(Record):
@@ -156,8 +156,8 @@ def test_the_lock_is_released_by_a_commit_a_cache_hit_and_a_refusal(tmp_path, pr
     assert _free(lock)
     run = StageRun(store, "toy", "one", ToyRecord)
     run.file(prompts, kind="prompt_set")
-    with run:
-        assert run.cached({"setting": 2}) is None and not _free(lock)  # held through the work
+    assert run.cached({"setting": 2}) is None and not _free(lock)  # held through the work
+    run.release()
     assert _free(lock)
 
 
@@ -211,11 +211,12 @@ def test_helper_ranks_and_runs_without_a_hold_are_not_turned_away_but_their_comm
     lock.parent.mkdir(parents=True)
     with open(lock, "a") as other:  # another process's hold, by another open file (its pid unknown)
         fcntl.flock(other, fcntl.LOCK_EX)
-        monkeypatch.setenv("RANK", "1")
-        helper = StageRun(store, "toy", "one", ToyRecord)
-        helper.file(prompts, kind="prompt_set")
-        assert helper.cached({"setting": 1}) is None
-        monkeypatch.setenv("RANK", "0")
+        for rank in ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):  # torchrun and accelerate; MPICH; Open MPI
+            monkeypatch.setenv(rank, "1")
+            helper = StageRun(store, "toy", "one", ToyRecord)
+            helper.file(prompts, kind="prompt_set")
+            assert helper.cached({"setting": 1}) is None, rank
+            monkeypatch.setenv(rank, "0")
         with pytest.raises(InputError, match=r"toy/one: another nift-gate run is building this folder"):
             _run(store, prompts, [])
         gate = StageRun(store, "toy", "one", ToyRecord, force=True, hold_lock=False)
@@ -263,3 +264,22 @@ def test_a_lock_file_removed_between_its_open_and_its_lock_is_locked_again_at_it
     monkeypatch.setattr(runner.fcntl, "flock", real_flock)
     assert not _free(lock)  # the file at the path is the one held
     run.release()
+
+
+def test_a_stage_entry_refused_after_its_cache_check_leaves_no_lock_and_no_folder(tmp_path, prompts):
+    # the traceback keeps the refused run alive, so only the entry point's end can give its lock up
+    store = RunStore("r", tmp_path)
+
+    @stage_entry
+    def stage():
+        run = StageRun(store, "toy", "one", ToyRecord)
+        run.file(prompts, kind="prompt_set")
+        assert run.cached({"setting": 1}) is None
+        raise InputError("corpus.jsonl:3: not JSON")
+
+    with pytest.raises(InputError) as refused:
+        stage()
+    assert refused.traceback  # the run's frame is still referenced here
+    assert not (tmp_path / "r" / "toy").exists()
+    with pytest.raises(InputError):  # and the next run of the folder is not turned away
+        stage()

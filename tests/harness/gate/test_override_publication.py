@@ -1,5 +1,5 @@
-"""An override PROMOTE whose publication (the MLflow export) failed is published by the next `gate` or `override`
-of the candidate, under the registry lock, once; and never once a later decision or override decided."""
+"""An override PROMOTE whose publication (the MLflow export) failed is published by the next `gate` of the
+candidate, under the registry lock, once; and never once a later decision or override decided."""
 
 import importlib.util
 import logging
@@ -61,8 +61,8 @@ def _promote_while_mlflow_is_down(config, store, monkeypatch) -> str:
         _export_fails(outage)
         with pytest.raises(PublicationError, match=r"override gate_override-[\w-]+ \(PROMOTE\) is logged \(registry "
                                                    r"entry 2\), but publishing it failed: .*503 Service Unavailable; "
-                                                   r"fix that and rerun `nift-gate gate` or `nift-gate override`, "
-                                                   r"which publish it again") as failed:
+                                                   r"fix that and rerun `nift-gate gate`, which publishes it again "
+                                                   r"while it holds") as failed:
             override_as(config, store, "PROMOTE", "Ada Lovelace", "the ceiling is being revised", ["production"])
     assert failed.value.exit_code == 4
     [entry] = [e for e in open_registry(config.gate, store).verify() if e["event"] == "override"]
@@ -112,7 +112,7 @@ def test_a_gate_while_mlflow_is_still_down_fails_again_and_the_next_one_publishe
     assert [tags["nift_gate.record_id"] for tags in _versions(uri).values()] == [record_id]
 
 
-def test_the_next_override_publishes_the_promotion_once(rejected, monkeypatch, caplog):
+def test_a_new_override_promote_is_published_in_place_of_the_failed_one(rejected, monkeypatch, caplog):
     """The release manager records the promotion again: the new override is what holds and is published; the
     failed one, superseded by it, is dropped rather than published as well."""
     store, config, uri = rejected
@@ -120,8 +120,8 @@ def test_the_next_override_publishes_the_promotion_once(rejected, monkeypatch, c
     with caplog.at_level(logging.INFO, logger="nift_gate.gate"):
         again = override_as(config, store, "PROMOTE", "Grace Hopper", "recorded again after the outage",
                             ["production"])
-    assert f"override {failed}: its publication did not finish, and registry entry 3 has decided since: not " \
-           f"published" in caplog.text
+    assert f"override {failed}: its publication did not finish, and the log does not hold it now (its last word " \
+           f"for the candidate is entry 3): not published" in caplog.text
     assert [(tags["nift_gate.record_id"], tags["nift_gate.release_manager"]) for tags in _versions(uri).values()] \
         == [(again.record_id, "Grace Hopper")]
     assert _markers(store) == []

@@ -93,55 +93,89 @@ def test_an_override_since_the_failed_export_decides_instead(tmp_path, monkeypat
     assert _versions(uri) == []  # the REJECT that holds is not published as a promotion
 
 
-def _rejected_with_mlflow(tmp_path):
+class Killed(BaseException):
+    """A kill -9 stand-in: no handler in the code under test catches a BaseException that is not an Exception."""
+
+
+def _killed_writing(monkeypatch, folder: str):
+    """Make the gate "die" at its first write of a ``<folder>/*.json`` file: after the registry append."""
+    import harness.gate.gate as gate_module
+
+    real = gate_module.atomic_write_text
+
+    def write(path, text):
+        if path.parent.name == folder and path.suffix == ".json":
+            raise Killed
+        return real(path, text)
+
+    monkeypatch.setattr(gate_module, "atomic_write_text", write)
+
+
+def test_a_gate_killed_between_logging_a_promote_and_writing_it_is_published_by_the_next(tmp_path, monkeypatch):
+    # it used to leave a logged PROMOTE, its aliases moved, that nothing ever published: the marker that makes a
+    # rerun publish was written after the decision's files
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store, config, uri = _setup(tmp_path)
+    with monkeypatch.context() as kill:
+        _killed_writing(kill, "decisions")
+        with pytest.raises(Killed):
+            decide_run(config, store)
+    assert [e["decision"] for e in open_registry(config.gate, store).verify()] == ["PROMOTE"]
+    assert _versions(uri) == []
+    decide_run(config, store)
+    assert _versions(uri) == ["1"]
+    decide_run(config, store)
+    assert _versions(uri) == ["1"]
+
+
+def test_an_override_killed_between_logging_a_promote_and_writing_it_is_published_by_the_next_gate(tmp_path,
+                                                                                                    monkeypatch):
     from gate_records import POLICY
 
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     home = tmp_path / "runs"
     store = standard_run(home)
     uri = (tmp_path / "mlruns").as_uri()
-    strict = write_policy(tmp_path, POLICY.replace("max: 0.2", "max: 0.05"))  # the toxicity ceiling fails
-    config = config_for(home, strict, **{"mlflow.tracking_uri": uri})
+    config = config_for(home, write_policy(tmp_path, POLICY.replace("max: 0.2", "max: 0.05")),
+                        **{"mlflow.tracking_uri": uri})
     assert decide_run(config, store).decision == "REJECT"
-    return store, config, uri
-
-
-def _failed_override_promote(config, store, monkeypatch):
-    with monkeypatch.context() as outage:
-        _failing_export(outage)
-        with pytest.raises(PublicationError, match=r"override gate_override-[\w-]+ \(PROMOTE\) is logged \(registry "
-                                                   r"entry 2\), but publishing it failed: .*503 Service Unavailable; "
-                                                   r"fix that and rerun `nift-gate gate` or `nift-gate override`"
-                                                   ) as failed:
+    with monkeypatch.context() as kill:
+        _killed_writing(kill, "overrides")
+        with pytest.raises(Killed):
             override_as(config, store, "PROMOTE", "Ada Lovelace", "the ceiling is being revised", ["production"])
-    assert failed.value.exit_code == 4
-
-
-def test_an_override_promote_whose_export_failed_is_published_once_by_the_next_gate(tmp_path, monkeypatch):
-    # it used to stay unpublished for good: the next gate published nothing, and the error said to override again
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    store, config, uri = _rejected_with_mlflow(tmp_path)
-    _failed_override_promote(config, store, monkeypatch)
+    assert [e["event"] for e in open_registry(config.gate, store).verify()] == ["decision", "override"]
     assert _versions(uri) == []
-    overrides = store.root / "gate" / CANDIDATE / "overrides"
-    assert len(list(overrides.glob("*.publishing"))) == 1
-
-    decide_run(config, store)  # the same REJECT, still overridden: the promotion that holds is published
+    decide_run(config, store)  # writes the override back from the log, and publishes its promotion
     assert _versions(uri) == ["1"]
-    from mlflow import MlflowClient
-    production = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(CANDIDATE, "production")
-    assert production.tags["nift_gate.release_manager"] == "Ada Lovelace"
-    assert list(overrides.glob("*.publishing")) == []
-    decide_run(config, store)  # finished: nothing is published twice
-    assert _versions(uri) == ["1"]
-    assert len(open_registry(config.gate, store).verify()) == 2
-
-
-def test_an_override_promote_whose_export_failed_is_not_published_once_another_override_decided(tmp_path,
-                                                                                                 monkeypatch):
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    store, config, uri = _rejected_with_mlflow(tmp_path)
-    _failed_override_promote(config, store, monkeypatch)
-    override_as(config, store, "REJECT", "Ada Lovelace", "not this one after all")
     decide_run(config, store)
-    assert _versions(uri) == []  # the REJECT that holds now is not published as a promotion
-    assert list((store.root / "gate" / CANDIDATE / "overrides").glob("*.publishing")) == []
+    assert _versions(uri) == ["1"]
+
+
+def test_a_gate_killed_before_it_logged_a_promote_publishes_nothing_for_it(tmp_path, monkeypatch):
+    """The marker is written before the append: a run stopped between the two leaves a marker of a promotion the
+    log does not hold, and the next run of another decision must not publish it."""
+    from gate_records import POLICY
+
+    import harness.gate.registry as registry_module
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    home = tmp_path / "runs"
+    store = standard_run(home)
+    uri = (tmp_path / "mlruns").as_uri()
+    config = config_for(home, write_policy(tmp_path, POLICY.replace("max: 0.2", "max: 0.05")),
+                        **{"mlflow.tracking_uri": uri})
+    assert decide_run(config, store).decision == "REJECT"
+
+    def killed(self, event):
+        raise Killed
+
+    with monkeypatch.context() as kill:
+        kill.setattr(registry_module.RegistryWriter, "append", killed)
+        with pytest.raises(Killed):
+            override_as(config, store, "PROMOTE", "Ada Lovelace", "the ceiling is being revised", ["production"])
+    overrides = store.root / "gate" / CANDIDATE / "overrides"
+    assert len(list(overrides.glob("*.publishing"))) == 1  # left by the stopped run
+    assert [e["event"] for e in open_registry(config.gate, store).verify()] == ["decision"]
+    decide_run(config, store)
+    assert _versions(uri) == []
+    assert list(overrides.glob("*.publishing")) == []
