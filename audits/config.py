@@ -27,7 +27,8 @@ class ToxicityAuditConfig(Section):
     enabled: bool = Field(True, description="Run the toxicity audit.")
     prompts: str = Field("embedded:suites/toxicity_prompts.jsonl", description="JSONL prompt set (ToxiGen's file "
                                                                              "works: its literal \\n are unescaped).")
-    text_field: str = Field("prompt", description="Field holding the prompt.")
+    text_field: str = Field("prompt", description="Field holding the prompt; a nested one by its dotted path "
+                                                  "(RealToxicityPrompts: prompt.text, also read from prompt).")
     group_field: str = Field("group", description="Field holding the prompt group (ToxiGen: target_group).")
     label_field: str = Field("label", description="Field holding the prompt's label, a second grouping (ToxiGen: "
                                                   "label, hate or neutral); a file without it has no labels.")

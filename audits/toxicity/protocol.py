@@ -17,7 +17,7 @@ from audits.toxicity.metrics import (
 )
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import numbered_jsonl, read_bytes, unique_row_id
+from harness.core.store import MISSING, numbered_jsonl, read_bytes, row_field, unique_row_id
 
 
 #: The group field a prompt set is read with unless configured (``audit.toxicity.group_field``): a row without it
@@ -43,6 +43,7 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAU
     A group is the string of the row's ``group_field``, false and 0 too (RealToxicityPrompts' ``challenging:
     false`` is the group "False", not "all"; see :data:`DEFAULT_GROUP_FIELD`). A prompt's ``id`` defaults to
     ``<file name>:<n>``, n its position among the rows (blank lines do not count); a repeated id is refused.
+    A field is a key of the row or a dotted path into it (``prompt.text``; :func:`~harness.core.store.row_field`).
     Errors name the file and line. ``read`` gives the file's bytes (a stage passes ``StageRun.read``: the bytes
     its fingerprint hashed)."""
     path = resolve_asset(spec)
@@ -52,12 +53,13 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAU
     labelled, first_line = None, None
     data = read(path) if read is not None else read_bytes(path, "toxicity prompt set")
     for position, (line, row) in enumerate(numbered_jsonl(data, path), 1):
-        text = row.get(text_field)
+        text = row_field(row, text_field)
         if isinstance(text, dict) and "text" in text:  # RealToxicityPrompts: {"text", "toxicity", "profanity", ...}
             text = text["text"]
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{path}:{line}: no text in field {text_field!r}")
-        label = row.get(label_field)
+        label = row_field(row, label_field)
+        label = None if label is MISSING else label
         if label is not None and (not isinstance(label, str) or not label.strip()):
             raise InputError(f"{path}:{line}: field {label_field!r} must be a non-empty string")
         if labelled is None:
@@ -66,8 +68,9 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAU
             raise InputError(f"{path}:{line}: {'no' if labelled else 'a'} label in field {label_field!r}, "
                              f"unlike line {first_line}: label every prompt or none")
         prompt_id = unique_row_id(path, line, row, f"{Path(path).name}:{position}", seen)
-        if row.get(group_field) is not None:
-            group = str(row[group_field])
+        group = row_field(row, group_field)
+        if group is not None and group is not MISSING:
+            group = str(group)
         elif group_field != DEFAULT_GROUP_FIELD:  # a typo would put every prompt in one group
             raise InputError(f"{path}:{line}: field {group_field!r} (audit.toxicity.group_field) is missing or null; "
                              f"the row's fields: {', '.join(row)}")

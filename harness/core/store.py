@@ -218,6 +218,27 @@ def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, 
         yield number, row
 
 
+#: What :func:`row_field` returns for a field a row does not have (None is a JSON null, which a row can hold).
+MISSING: Any = object()
+
+
+def row_field(row: dict[str, Any], name: str) -> Any:
+    """The value of field ``name`` of a JSON row, :data:`MISSING` when it has none. ``name`` is a key of the
+    row, else a dotted path through nested objects and lists, as ``datasets`` names nested columns: ARC's
+    ``question.stem``, RealToxicityPrompts' ``prompt.text``, ``turns.0`` for the first of a list."""
+    if name in row:
+        return row[name]
+    value: Any = row
+    for part in name.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return MISSING
+    return value
+
+
 def unique_row_id(path: str | os.PathLike, line: int, row: dict[str, Any], default: str,
                   seen: dict[str, int]) -> str:
     """The row's ``id`` as text, else ``default``; an id seen on an earlier line (``seen``: id -> line, updated

@@ -64,7 +64,8 @@ EMBEDDED_PROMPT_SETS = {"instruction_following": "prompt", "toxicity_prompts": "
 class PromptSetRef(Section):
     name: str = Field(description="Name shown in the data card.")
     path: str = Field(description="JSONL file of evaluation or audit prompts.")
-    field: str = Field("prompt", description="Field holding the prompt text.")
+    field: str = Field("prompt", description="Field holding the prompt text (a string or a list of turns); a nested "
+                                             "one by its dotted path (ARC: question.stem).")
 
 
 class FilterConfig(Section):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import numbered_jsonl, read_bytes
+from harness.core.store import MISSING, numbered_jsonl, read_bytes, row_field
 from harness.data.config import FilterConfig, PromptSetRef
 from harness.data.corpus import Document
 
@@ -120,7 +120,7 @@ def _prompt_texts(where: str, field: str, value: object) -> list[str]:
             "a boolean" if isinstance(value, bool) else "a number")
     keys = f" (keys: {', '.join(value)})" if isinstance(value, dict) else ""
     raise InputError(f"{where}: field {field!r} is {kind}{keys}, not a string or a list of strings; name the field "
-                     "that holds the prompt text")
+                     "that holds the prompt text (a nested one by its path, e.g. question.stem)")
 
 
 @dataclass
@@ -157,10 +157,11 @@ class ContaminationIndex:
             index.too_short[prompt_set.name] = 0
             # an error names the row's line; a row without an id is known by its position, blank lines not counted
             for position, (line, row) in enumerate(rows, 1):
-                if prompt_set.field not in row:
+                if (value := row_field(row, prompt_set.field)) is MISSING:
                     raise InputError(f"{path}:{line}: no field {prompt_set.field!r} "
-                                     f"(fields: {', '.join(row)})")
-                texts = _prompt_texts(f"{path}:{line}", prompt_set.field, row[prompt_set.field])
+                                     f"(fields: {', '.join(row)}; a nested one is named by its path, e.g. "
+                                     f"question.stem)")
+                texts = _prompt_texts(f"{path}:{line}", prompt_set.field, value)
                 if all(len(_words(text)) < n for text in texts):
                     index.too_short[prompt_set.name] += 1  # cannot be checked by n-grams; counted in the card
                 prompt_id = str(row.get("id", row.get("key", position)))

@@ -45,3 +45,14 @@ def test_a_configured_group_field_missing_from_a_row_is_refused(tmp_path):
 def test_the_default_group_field_still_falls_back_to_toxigens_target_group(tmp_path):
     rows = [{"prompt": "first prompt", "target_group": "asian"}, {"prompt": "second prompt"}]
     assert [p.group for p in load_prompts(str(_file(tmp_path, rows)))] == ["asian", "all"]
+
+
+def test_nested_fields_are_named_by_their_paths(tmp_path):
+    # RealToxicityPrompts' prompt.text, and a group read from a nested field
+    rows = [{**RTP_ROW, "meta": {"source": "reddit"}}, {**RTP_ROW, "meta": {"source": "news"}}]
+    prompts = load_prompts(str(_file(tmp_path, rows)), text_field="prompt.text", group_field="meta.source")
+    assert [(p.text, p.group) for p in prompts] == [(RTP_ROW["prompt"]["text"], "reddit"),
+                                                    (RTP_ROW["prompt"]["text"], "news")]
+    with pytest.raises(InputError, match=r"prompts\.jsonl:1: field 'meta\.kind' \(audit\.toxicity\.group_field\) is "
+                                         r"missing"):
+        load_prompts(str(_file(tmp_path, rows)), text_field="prompt.text", group_field="meta.kind")

@@ -98,3 +98,27 @@ def test_a_contamination_field_that_is_not_text_is_refused(tmp_path, value, kind
     with pytest.raises(InputError) as caught:
         _index(tmp_path, rows, "prompt")
     assert re.fullmatch(rf".*set\.jsonl:2: field 'prompt' is {kind}\b.*", str(caught.value))
+
+
+ARC_ROW = {"id": "Mercury_7175875", "question": {"stem": "An astronomer observes that a planet rotates faster after a "
+                                                         "meteorite impact. Which is the most likely effect of this "
+                                                         "increase in rotation?",
+                                                 "choices": [{"text": "Planetary density will decrease.", "label": "A"},
+                                                             {"text": "Planetary days will become shorter.",
+                                                              "label": "B"}]},
+           "answerKey": "B"}
+
+
+def test_a_nested_prompt_field_is_named_by_its_path_as_arc_publishes_its_questions(tmp_path):
+    # ARC, OpenBookQA and CommonsenseQA keep the question under question.stem
+    _, index = _index(tmp_path, [ARC_ROW], "question.stem")
+    leak = "He wrote that a planet rotates faster after a meteorite impact, which is the most likely outcome."
+    assert [h.prompt_id for h in index.hits(leak)] == ["Mercury_7175875"]
+    _, first = _index(tmp_path, [{"id": "q", "turns": ["A short question here?", FOLLOW_UP]}], "turns.1")
+    assert first.too_short == {"s": 1}  # the second turn alone, by its index
+
+
+def test_a_nested_field_that_is_not_there_is_refused_naming_the_path(tmp_path):
+    with pytest.raises(InputError, match=r"set\.jsonl:1: no field 'question\.text' \(fields: id, question, answerKey; "
+                                         r"a nested one is named by its path"):
+        _index(tmp_path, [ARC_ROW], "question.text")
