@@ -280,6 +280,25 @@ def hub_snapshot(repo_id: str, revision: str = "main", *, allow_pickle: bool = F
         f"instead, or use an embedded model: {', '.join(EMBEDDED_MODELS)}.")
 
 
+def _check_shards(path: Path) -> None:
+    """Every weight file a shard index (``model.safetensors.index.json``) of the folder names is in it: a copy or
+    a download stopped part-way (a hub snapshot completed offline from a partial cache) would otherwise be
+    pinned by the hash of the shards it has, and fail only when loaded."""
+    present = {p.name for p in path.iterdir()}
+    for index in sorted(path.glob("*.index.json")):
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ModelLoadError(f"{index}: not a readable shard index ({exc.__class__.__name__}: {exc})") from None
+        if not isinstance(weight_map, dict):
+            raise ModelLoadError(f"{index}: a shard index without a 'weight_map' object")
+        missing = sorted({str(name) for name in weight_map.values()} - present)
+        if missing:
+            raise ModelLoadError(f"{index}: names {len(missing)} weight file(s) the folder does not hold "
+                                 f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): the copy or "
+                                 f"download is incomplete")
+
+
 def _resolve_folder(spec: str, path: Path, allow_pickle: bool, hub_id: str | None = None,
                     hub_commit: str | None = None) -> ResolvedModel:
     """A local Hugging Face folder, or the snapshot folder of hub model ``hub_id``, pinned by its content."""
@@ -291,6 +310,7 @@ def _resolve_folder(spec: str, path: Path, allow_pickle: bool, hub_id: str | Non
         raise ModelLoadError(
             f"{path}: only pickle weights ({', '.join(sorted(pickled))}); loading them can run arbitrary "
             f"code. Convert them to safetensors, or, if you trust this folder, set {PICKLE_OPTIONS}.")
+    _check_shards(path)
     if hub_id and not has_safetensors and not pickled and not allow_pickle:
         raise ModelLoadError(
             f"{spec!r}: no safetensors weights in the hub snapshot {path}; pickle weights (*.bin) are not "

@@ -100,3 +100,28 @@ def test_the_files_beside_the_weights_are_in_the_model_hash(tiny_model, tmp_path
     (folder / ".hidden-note").write_text("not read by transformers")  # hidden files are not the model's
     (folder / "README.md").write_text("a model card a promotion rewrites")  # nor its card
     assert resolve_model(str(folder)).sha256 == edited
+
+
+def test_a_sharded_folder_missing_a_shard_is_refused_before_it_is_pinned(tiny_model, tmp_path):
+    # a copy or download stopped part-way: the index names two shards, one is there
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "sharded"
+    shutil.copytree(tiny_model, folder)
+    weights = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    names = sorted(weights)
+    halves = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    for file, keys in halves.items():
+        save_file({k: weights[k].contiguous() for k in keys}, folder / file, metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {k: file for file, keys in halves.items() for k in keys}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert resolve_model(str(folder)).source == "local"  # whole: resolved
+    (folder / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors\.index\.json: names 1 weight file\(s\) the folder "
+                                             r"does not hold \(model-00002-of-00002\.safetensors\): the copy or "
+                                             r"download is incomplete"):
+        resolve_model(str(folder))
