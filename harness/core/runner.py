@@ -140,8 +140,9 @@ class _StageLock:
 
     A process holds each lock once, for the latest :class:`StageRun` of that folder (its ``owner``): a flock
     would also turn away this process's own next run of the folder (a ``--force`` rerun, a test) while an earlier
-    run that raised is still alive in a traceback. Such a run is over, and the next one takes the lock over;
-    runs of one folder in one process are one after the other (and the commit still checks the record).
+    run that raised is still alive in a traceback. Such a run is over, and the next one in the same thread takes
+    the lock over: runs in one thread are one after the other (and the commit still checks the record). A run in
+    another thread is turned away while the holder's thread lives, as another process's is.
 
     A run that ends with no folder (its stage stopped at a bad input, say) removes the lock file and the empty
     folders it made for it: a stage refused before its work writes nothing. A run that locks a file checks that
@@ -156,6 +157,7 @@ class _StageLock:
     def __init__(self, fd: int, owner: object, folder: Path, made: list[Path]):
         #: ``made``: the lock file and the folders above it that this hold created, deepest first.
         self.fd, self.owner, self.folder, self.made = fd, owner, folder, made
+        self.thread = threading.get_ident()
 
     @classmethod
     def take(cls, path: Path, owner: object, folder: Path) -> None:
@@ -163,7 +165,11 @@ class _StageLock:
         holder when another process holds it."""
         with cls.guard:
             if (hold := cls.held.get(path)) is not None:
-                hold.owner = owner
+                me = threading.get_ident()
+                if hold.thread != me and hold.thread in {t.ident for t in threading.enumerate()}:
+                    raise InputError(f"{folder}: another nift-gate run in this process (thread {hold.thread}) is "
+                                     f"building this folder; nothing was done: rerun once it has finished")
+                hold.owner, hold.thread = owner, me
                 return
             made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
             while True:

@@ -283,3 +283,33 @@ def test_a_stage_entry_refused_after_its_cache_check_leaves_no_lock_and_no_folde
     assert not (tmp_path / "r" / "toy").exists()
     with pytest.raises(InputError):  # and the next run of the folder is not turned away
         stage()
+
+
+def test_a_run_in_another_thread_of_the_same_process_is_turned_away(tmp_path, prompts):
+    # the takeover that lets a process's next run follow one that raised is for runs one after the other, in one
+    # thread: two threads building one folder at once would both commit into it
+    import threading
+
+    store = RunStore("r", tmp_path)
+    first = StageRun(store, "toy", "one", ToyRecord)
+    first.file(prompts, kind="prompt_set")
+    assert first.cached({"setting": 1}) is None
+    refused = []
+
+    def second():
+        run = StageRun(store, "toy", "one", ToyRecord)
+        run.file(prompts, kind="prompt_set")
+        try:
+            run.cached({"setting": 1})
+        except InputError as exc:
+            refused.append(str(exc))
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join()
+    assert len(refused) == 1 and "another nift-gate run in this process (thread" in refused[0]
+    first.release()
+    thread = threading.Thread(target=second)  # once the holder released, another thread builds it
+    thread.start()
+    thread.join()
+    assert len(refused) == 1
