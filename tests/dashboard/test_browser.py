@@ -175,7 +175,9 @@ async def _drive(devtools_port: int, app_url: str, shots: Path) -> dict:
     await tools.wait_for("document.body.innerText.includes('Only the 1 item(s) you skipped are left.')")
     # Sign out: the sign-in form again, nothing of the queue.
     await tools.js("document.querySelector('.st-key-sign_out button').click()")
-    await tools.wait_for("!!document.querySelector('input[aria-label=\"Name\"]')")
+    # the rerun draws the sign-in form before it removes the queue's elements: wait for both
+    await tools.wait_for("!!document.querySelector('input[aria-label=\"Name\"]') && "
+                         "!document.body.innerText.includes('Signed in: ann')")
     state["signed_out"] = await tools.js("document.body.innerText")
     state["requests"] = list(tools.requests)
     await connection.close()
