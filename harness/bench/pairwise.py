@@ -11,7 +11,6 @@ questions with the same verdict in both orders is the judge's position consisten
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from harness.core.alpaca import alpaca_user_turn
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.stats import bootstrap_mean_ci, proportion_interval
-from harness.core.store import decode_utf8, numbered_jsonl, read_bytes
+from harness.core.store import numbered_rows, read_bytes
 
 #: How a question whose two verdicts disagree once un-swapped is counted (see the module docstring).
 VerdictRule = Literal["mt-bench", "lenient"]
@@ -41,7 +40,6 @@ JUDGE_TEMPLATE = """You are judging two AI assistants' answers to the same user 
 
 Which answer is more helpful, correct and relevant? Reply with exactly one of: A, B, tie."""
 
-_SPACE = re.compile(r"\s*")
 _VERDICT = re.compile(r"\b((?i:tie)|A|B)\b")
 
 
@@ -110,39 +108,6 @@ MT_BENCH_FIELDS = ("question_id", "category", "turns", "reference")
 ALPACA_EVAL_FIELDS = ("instruction", "output", "generator", "dataset")
 
 
-def _numbered_rows(path: Path, data: bytes) -> tuple[list[tuple[int, Any]], bool]:
-    """(line, row) of a JSON Lines file or of a JSON array (AlpacaEval publishes arrays), and whether it was an
-    array; errors name file and line of a row that is not UTF-8 or JSON, of a comma before the closing ``]`` and
-    of anything after it (json.loads refuses both, and read row by row they would drop what follows)."""
-    text = decode_utf8(data, path)
-    if not text.lstrip().startswith("["):
-        return list(numbered_jsonl(data, path)), False
-
-    def line_of(at: int) -> int:  # errors only: the loop counts lines as it goes, in one pass over the text
-        return text.count("\n", 0, at) + 1
-
-    decoder, rows, line, counted = json.JSONDecoder(), [], 1, 0
-    at = _SPACE.match(text, text.index("[") + 1).end()
-    while not text.startswith("]", at):
-        line, counted = line + text.count("\n", counted, at), at
-        try:
-            row, at = decoder.raw_decode(text, at)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        rows.append((line, row))
-        at = _SPACE.match(text, at).end()
-        if text.startswith(",", at):
-            comma, at = at, _SPACE.match(text, at + 1).end()
-            if text.startswith("]", at):
-                raise InputError(f"{path}:{line_of(comma)}: not valid JSON (a comma before the closing ']')")
-        elif not text.startswith("]", at):
-            raise InputError(f"{path}:{line_of(at)}: not valid JSON (expected ',' or ']')")
-    after = _SPACE.match(text, at + 1).end()
-    if after < len(text):
-        raise InputError(f"{path}:{line_of(after)}: not valid JSON (data after the array's closing ']')")
-    return rows, True
-
-
 def _question_id(row: dict[str, Any], position: int) -> str:
     """MT-Bench's question_id (an int in its published files), else nift-gate's id, else ``position``; a null
     counts as absent (str(None) would name every such row "None")."""
@@ -197,7 +162,7 @@ def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], b
     if not path.exists():
         raise InputError(f"{path}: pairwise questions not found")
     data = read(path) if read is not None else read_bytes(path, "question file")
-    rows, array = _numbered_rows(path, data)  # errors name the row's line in the file, not its position
+    rows, array = numbered_rows(data, path)  # errors name the row's line in the file, not its position
     questions, seen = [], {}
     for position, (line, row) in enumerate(rows, 1):
         # a row without an id is known by its line (JSON Lines) or its position (a JSON array)

@@ -218,6 +218,53 @@ def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, 
         yield number, row
 
 
+_SPACE = re.compile(r"\s*")
+
+
+def numbered_rows(data: bytes, path: str | os.PathLike, reads: str = "JSON Lines or a JSON array"
+                  ) -> tuple[list[tuple[int, Any]], bool]:
+    """(line, row) of JSON Lines bytes or of a JSON array (AlpacaEval and Alpaca publish arrays), the line an
+    array item starts on, and whether it was an array. Errors name file and line: of a row that is not UTF-8 or
+    JSON, of an object that repeats a key, of a comma before the closing ``]`` and of anything after it
+    (json.loads refuses both, and read row by row they would drop what follows). Array items may be of any
+    JSON type: the caller says what a row must be. ``reads``: what a binary file is said not to be."""
+    text = decode_utf8(data, path, reads=reads)
+    if not text.lstrip("\ufeff \t\r\n").startswith("["):
+        return list(numbered_jsonl(data, path)), False
+
+    def line_of(at: int) -> int:  # errors only: the loop counts lines as it goes, in one pass over the text
+        return text.count("\n", 0, at) + 1
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) < len(keys):
+            repeated = next(key for i, key in enumerate(keys) if key in keys[:i])
+            raise InputError(f"{path}:{line}: key {repeated!r} is repeated in one object; JSON keeps only its "
+                             "last value")
+        return dict(pairs)
+
+    decoder, rows, line, counted = json.JSONDecoder(object_pairs_hook=unique_keys), [], 1, 0
+    at = _SPACE.match(text, text.index("[") + 1).end()
+    while not text.startswith("]", at):
+        line, counted = line + text.count("\n", counted, at), at
+        try:
+            row, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        rows.append((line, row))
+        at = _SPACE.match(text, at).end()
+        if text.startswith(",", at):
+            comma, at = at, _SPACE.match(text, at + 1).end()
+            if text.startswith("]", at):
+                raise InputError(f"{path}:{line_of(comma)}: not valid JSON (a comma before the closing ']')")
+        elif not text.startswith("]", at):
+            raise InputError(f"{path}:{line_of(at)}: not valid JSON (expected ',' or ']')")
+    after = _SPACE.match(text, at + 1).end()
+    if after < len(text):
+        raise InputError(f"{path}:{line_of(after)}: not valid JSON (data after the array's closing ']')")
+    return rows, True
+
+
 #: What :func:`row_field` returns for a field a row does not have (None is a JSON null, which a row can hold).
 MISSING: Any = object()
 

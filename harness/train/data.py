@@ -22,7 +22,7 @@ from harness.core.alpaca import alpaca_user_turn
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.records import InputRef, sha256_file
-from harness.core.store import RunStore, decode_utf8, numbered_jsonl, read_bytes
+from harness.core.store import RunStore, decode_utf8, numbered_jsonl, numbered_rows, read_bytes
 from harness.data.record import DATA_PREFIX, dataset_pairs
 
 if TYPE_CHECKING:
@@ -39,20 +39,21 @@ class TrainingRows:
     conversations: int = 0  # source rows; equal to len(rows) when every conversation has one assistant turn
 
 
-def _read_rows(path: Path, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+def _read_rows(path: Path, data: bytes) -> list[tuple[int, Any]]:
     """(line number, row) pairs from the bytes of a JSONL file or a JSON array file (or JSON Lines named ``.json``,
-    as ``datasets``' ``to_json`` writes them)."""
-    if path.suffix == ".json":
-        try:
-            rows = json.loads(decode_utf8(data, path, reads="JSON (an array of rows, or JSON Lines)"))
-        except json.JSONDecodeError as exc:
-            if exc.msg == "Extra data":  # more than one value: JSON Lines
-                return list(numbered_jsonl(data, path))
-            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(rows, list):
-            raise InputError(f"{path}: expected a JSON array of rows")
-        return list(enumerate(rows, 1))
-    return list(numbered_jsonl(data, path))
+    as ``datasets``' ``to_json`` writes them); an array item is numbered by the line it starts on."""
+    if path.suffix != ".json":  # a .jsonl file holds one object per line, even a first line that is an array
+        return list(numbered_jsonl(data, path))
+    reads = "JSON (an array of rows, or JSON Lines)"
+    text = decode_utf8(data, path, reads=reads)
+    if text.lstrip().startswith("{"):
+        try:  # one object spread over lines is not rows: JSON Lines holds one object per line
+            json.loads(text)
+        except json.JSONDecodeError:
+            pass  # JSON Lines, or not JSON: read below, errors naming the line
+        else:
+            raise InputError(f"{path}: expected a JSON array of rows or JSON Lines, got one JSON object")
+    return numbered_rows(data, path, reads=reads)[0]
 
 
 def detect_format(row: dict[str, Any], where: str = "training data") -> str:

@@ -84,3 +84,24 @@ def test_a_binary_file_is_named_as_what_it_is(tmp_path, name, write, kind):
         load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
     assert str(caught.value).startswith(f"{path}: this is a {kind} file, not JSON Lines")
     assert "UTF-8" not in str(caught.value)
+
+
+def test_an_error_in_a_json_array_names_the_line_its_item_starts_on(tmp_path):
+    # Alpaca's alpaca_data.json is an indented array: "data.json:3" used to mean the third item, wherever it was
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps([ALPACA, ALPACA, {"instruction": "Describe tea.", "input": ""}], indent=4))
+    third = path.read_text().split("\n").index("    {", 8) + 1  # the line the third object opens on
+    assert third > 3
+    with pytest.raises(InputError, match=rf"data\.json:{third}: field 'output' is missing"):
+        load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
+    path.write_text('[\n  {"instruction": "a", "output": "b",\n   "output": "c"}\n]')
+    with pytest.raises(InputError, match=r"data\.json:2: key 'output' is repeated in one object"):
+        load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
+
+
+def test_one_json_object_over_several_lines_is_not_taken_for_rows(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(ALPACA, indent=2))
+    with pytest.raises(InputError, match=r"data\.json: expected a JSON array of rows or JSON Lines, got one JSON "
+                                         r"object"):
+        load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
