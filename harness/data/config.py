@@ -23,8 +23,10 @@ class CorpusConfig(Section):
     hub_config: str | None = Field(None, description="Config (subset) name of the hub dataset.")
     split: str = Field("train", description="Split to read.")
     format: Literal["auto", "json", "parquet", "text"] = Field("auto", description="File format; auto = by suffix.")
-    text_field: str = Field("text", description="Field holding the document text (JSON/Parquet/hub).")
-    id_field: str | None = Field(None, description="Field holding a document id; default: the row number.")
+    text_field: str = Field("text", description="Field holding the document text (JSON/Parquet/hub); a nested "
+                                                 "one by its dotted path (meta.body, turns.0).")
+    id_field: str | None = Field(None, description="Field holding a document id, dotted for a nested one; "
+                                                   "default: the row number.")
     text_mode: Literal["line", "paragraph"] = Field(
         "paragraph", description="Plain-text files: one document per line, or per block between whitespace-only "
                                  "lines; WikiText heading lines (' = Title = ') end a block and are dropped.")

@@ -28,7 +28,7 @@ from harness.core.assets import assets_dir, resolve_asset
 from harness.core.errors import InputError
 from harness.core.log import get_logger
 from harness.core.records import InputRef, sha256_bytes
-from harness.core.store import decode_utf8, numbered_jsonl
+from harness.core.store import MISSING, decode_utf8, numbered_jsonl, row_field
 from harness.data.config import CorpusConfig
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def _diagnose(path: Path, raw: bytes, fmt: str, text_field: str) -> None:
     if fmt != "json":
         return
     for number, row in numbered_jsonl(raw, path):
-        if text_field not in row:
+        if row_field(row, text_field) is MISSING:
             raise InputError(f"{path}:{number}: no field {text_field!r} (fields: {', '.join(row)}); "
                              "set --text-field")
 
@@ -223,6 +223,17 @@ def _datasets_silenced():
         logger.setLevel(level)
 
 
+def _column(dataset, name: str) -> list | None:
+    """The values of field ``name`` of every row: a column of ``dataset``, else a dotted path into a nested one
+    (``meta.title``, ``turns.0``: :func:`row_field`), None where a row lacks it; None if no column holds it."""
+    if name in dataset.column_names:
+        return list(dataset[name])
+    head, _, rest = name.partition(".")
+    if not rest or head not in dataset.column_names:
+        return None
+    return [None if (value := row_field({head: nested}, name)) is MISSING else value for nested in dataset[head]]
+
+
 def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list | None]:
     """Texts (and ids, if configured) of one file, whose bytes are ``raw``, read through ``datasets``."""
     import datasets
@@ -250,12 +261,12 @@ def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list
             dataset = datasets.load_dataset(fmt, data_files=str(copy), split="train",
                                             download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD, **kwargs)
         fields = ", ".join(dataset.column_names)
-        if field not in dataset.column_names:
+        texts = _column(dataset, field)  # pyarrow decodes strings here: bad bytes surface now, not at load time
+        if texts is None:
             raise InputError(f"{path}: no field {field!r} (fields: {fields}); set --text-field")
-        if config.id_field and config.id_field not in dataset.column_names:
+        ids = _column(dataset, config.id_field) if config.id_field else None
+        if config.id_field and ids is None:
             raise InputError(f"{path}: no field {config.id_field!r} for corpus.id_field (fields: {fields})")
-        texts = list(dataset[field])  # pyarrow decodes strings here: bad bytes surface now, not at load time
-        ids = list(dataset[config.id_field]) if config.id_field else None
     except InputError:
         raise
     except Exception as exc:  # datasets wraps pyarrow errors in several types; diagnose, else re-raise
@@ -287,11 +298,13 @@ def _rows(config: CorpusConfig, root: Path | None, read: Callable[[Path], bytes]
         try:
             stream = datasets.load_dataset(config.hub_dataset, config.hub_config, split=config.split, streaming=True)
             for number, row in enumerate(stream, 1):
-                if config.id_field and config.id_field not in row:
+                if config.id_field and row_field(row, config.id_field) is MISSING:
                     raise InputError(f"hub dataset {config.hub_dataset!r} row {number}: no field "
                                      f"{config.id_field!r} for corpus.id_field (fields: {', '.join(row)})")
-                yield (config.hub_dataset, Path(config.hub_dataset).stem, number, row.get(config.text_field),
-                       row.get(config.id_field or ""))
+                text = row_field(row, config.text_field)
+                doc_id = row_field(row, config.id_field) if config.id_field else None
+                yield (config.hub_dataset, Path(config.hub_dataset).stem, number,
+                       None if text is MISSING else text, None if doc_id is MISSING else doc_id)
         except InputError:
             raise
         except Exception as exc:

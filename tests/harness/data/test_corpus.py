@@ -19,6 +19,22 @@ def test_jsonl_with_ids(tmp_path):
     assert [(d.doc_id, d.text) for d in docs] == [("k1", "alpha beta"), ("k2", "gamma")]
 
 
+def test_nested_text_and_id_fields_by_dotted_path(tmp_path):
+    rows = [{"meta": {"id": "a1"}, "turns": ["first  turn", "reply"]},
+            {"meta": {"id": "a2"}, "turns": ["second turn"]}]
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    parquet = tmp_path / "c.parquet"
+    pd.DataFrame(rows).to_parquet(parquet)
+    for path in (jsonl, parquet):
+        docs = load_corpus(CorpusConfig(path=str(path), text_field="turns.0", id_field="meta.id"))
+        assert [(d.doc_id, d.text) for d in docs] == [("a1", "first turn"), ("a2", "second turn")]
+    with pytest.raises(InputError, match=r"c.jsonl:2: field 'turns.1' is missing or null"):
+        load_corpus(CorpusConfig(path=str(jsonl), text_field="turns.1"))
+    with pytest.raises(InputError, match=r"c.jsonl:1: field 'meta.title' is missing or null"):
+        load_corpus(CorpusConfig(path=str(jsonl), text_field="meta.title"))
+
+
 def test_plain_text_by_paragraph_and_by_line(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("first line\nstill first\n\nsecond doc\n")
