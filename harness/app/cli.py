@@ -133,7 +133,7 @@ def _add_data_parser(commands) -> None:
     build.add_argument("--corpus", help="Local corpus file or folder (.jsonl/.json/.parquet/.txt). "
                                         "Default: the embedded corpus.")
     build.add_argument("--hub-dataset", help="Hugging Face dataset id to stream instead (needs network).")
-    build.add_argument("--text-field", help="Field holding the text, dotted for a nested one: meta.body (default: text).")
+    build.add_argument("--text-field", help="Field holding the text, dotted if nested: meta.body (default: text).")
     build.add_argument("--teacher", help="Teacher model: embedded name, folder, .gguf, hub id or served name.")
     build.add_argument("--teacher-backend", choices=["transformers", "openai", "vllm"], help="Teacher backend.")
     build.add_argument("--base-url", help="OpenAI-compatible endpoint for --teacher-backend openai.")
