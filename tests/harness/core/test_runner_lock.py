@@ -297,7 +297,8 @@ def _functions_making_stage_runs() -> dict[str, list[str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
-            runs = [call for call in ast.walk(node) if isinstance(call, ast.Call) and ast.unparse(call.func) == "StageRun"]
+            runs = [call for call in ast.walk(node)
+                    if isinstance(call, ast.Call) and ast.unparse(call.func) == "StageRun"]
             if runs:
                 lockless = all(any(k.arg == "hold_lock" and ast.unparse(k.value) == "False" for k in call.keywords)
                                for call in runs)
