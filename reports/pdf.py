@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.core.errors import InputError
+from harness.core.errors import InputError, NiftError
 from harness.core.log import get_logger
 
 log = get_logger("report")
@@ -26,8 +26,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--mute-audio", "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw")
 
 
-class PdfError(RuntimeError):
-    """Chromium is missing, failed, or wrote no PDF."""
+class PdfError(NiftError):
+    """Chromium is missing, failed, or wrote no PDF: one line naming the cause, exit 2."""
 
 
 def chromium() -> str | None:

@@ -117,7 +117,7 @@ class HallucinationAuditRecord(AuditRecord):
     grader_agreement: dict[str, dict[str, GraderAgreement]] = Field(
         default_factory=dict, description="model -> check (closed_book, halueval_qa) -> agreement of the lexical "
                                           "matcher with the judge on the answers both graded (n, share, Cohen's "
-                                          "kappa, confusion). Agreement with reviewers is not computed yet.")
+                                          "kappa, confusion). Reviewers' agreement is in the review record.")
     grader_usage: GenerationUsage | None = Field(None, description="The grading judge's calls, cache hits (answers "
                                                                    "graded before, from the runs home's generation "
                                                                    "cache), tokens and estimated cost.")

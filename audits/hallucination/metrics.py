@@ -1,8 +1,8 @@
 """Hallucination metrics, declared with their directions, and the per-item scoring behind them.
 
 Each metric is a mean over items of a per-item value, so every one gets a CI over items (an exact or score
-interval where every item is 0 or 1, a percentile bootstrap otherwise) and a paired comparison between models
-asked the same items. HaluEval discrimination's item is a record: the mean of its two judgements.
+interval where every item is 0 or 1, a BCa bootstrap otherwise, none below 10 items) and a paired comparison
+between models asked the same items. HaluEval discrimination's item is a record: the mean of its two judgements.
 """
 
 from __future__ import annotations

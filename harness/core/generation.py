@@ -54,7 +54,8 @@ class GeneratorConfig(Section):
     repetition_penalty: float = Field(1.1, ge=1, description="transformers/vllm: >1 discourages loops, which small teachers fall into.")
     batch_size: int = Field(16, ge=1, description="transformers/vllm: prompts per generate call (length-sorted).")
     concurrency: int = Field(8, ge=1, description="openai backend: requests in flight.")
-    max_retries: int = Field(4, ge=0, description="openai backend: retries per request on errors, 429 and 5xx.")
+    max_retries: int = Field(4, ge=0, description="openai backend: retries per request on connection errors "
+                                                    "and 408/409/425/429/500/502/503/504.")
     backoff_s: float = Field(0.5, ge=0, description="openai backend: first retry delay; doubles each retry.")
     timeout_s: float = Field(120.0, gt=0, description="openai backend: per-request timeout.")
     on_failure: Literal["record", "stop"] = Field(

@@ -30,8 +30,8 @@ DETAIL_ORDER = {"policy": 100, "comparisons": 200, "metrics": 300, "review": 400
                 "ablation": 700, "identities": 800, "reproducibility": 900}
 
 
-class SectionError(RuntimeError):
-    """A section module that is malformed or whose ``build`` failed; the report is not written."""
+class SectionError(NiftError):
+    """A section module that is malformed or whose ``build`` failed; the report is not written (exit 2)."""
 
 
 @dataclass(frozen=True)

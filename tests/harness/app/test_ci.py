@@ -331,3 +331,18 @@ def test_report_pdf_flag_prints_the_pdf_beside_the_html(tmp_path, capsys, monkey
     assert main(["report", "--config", str(config), "--out", str(tmp_path / "rep"), "--pdf"]) == 0
     assert calls == [(tmp_path / "rep" / "report.html", None)]
     assert capsys.readouterr().out.rstrip().endswith(str(tmp_path / "rep" / "report.pdf"))
+
+
+def test_report_pdf_without_chromium_is_a_one_line_error_and_exit_2(tmp_path, capsys, monkeypatch):
+    # PdfError is a NiftError: the command line prints its message, not a traceback, and CI reads exit 2
+    from reports import pdf
+
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    config = _prepare(tmp_path, "PENDING_REVIEW")
+    assert main(["gate", "--config", str(config)]) == VerdictExit.PENDING_REVIEW
+    capsys.readouterr()
+    assert main(["report", "--config", str(config), "--out", str(tmp_path / "rep"), "--pdf"]) == 2
+    err = capsys.readouterr().err
+    assert "nift-gate: error: chromium is not installed" in err and "Traceback" not in err
+    assert (tmp_path / "rep" / "report.html").exists() and not (tmp_path / "rep" / "report.pdf").exists()
