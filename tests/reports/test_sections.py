@@ -98,8 +98,9 @@ def test_a_failing_section_stops_the_report_naming_the_section(tmp_path, toy_sec
     config, store = _decided(tmp_path)
     out = tmp_path / "out"
     with pytest.raises(SectionError, match=r"report section 'toy_note' \(toy_sections.toy_note.build\) failed: "
-                                           r"ValueError: the toy broke"):
+                                           r"ValueError: the toy broke") as failed:
         build.write_report(config.report, store, CANDIDATE, out=out)
+    assert failed.value.exit_code == 2  # a NiftError: the command line prints its one line and exits 2
     assert not out.exists()  # nothing half-written
 
 

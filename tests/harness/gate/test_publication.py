@@ -45,6 +45,21 @@ def test_an_invalid_model_name_is_refused_before_anything_is_logged(tmp_path, mo
     assert open_registry(config.gate, store).verify() == []
 
 
+def test_without_mlflows_name_validator_the_store_refuses_the_name_at_export(tmp_path, monkeypatch):
+    # the pre-check's validator is private to MLflow: an MLflow that moves it must not break the gate; the name
+    # is then refused by the store at export, after the decision is logged (exit 4, retried by the next gate)
+    import mlflow.utils.validation
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.delattr(mlflow.utils.validation, "_validate_model_name")
+    store, config, _ = _setup(tmp_path, **{"mlflow.registered_model": "team/cand:v1"})
+    with pytest.raises(PublicationError, match=r"is logged \(registry entry 1\), but publishing it failed: "
+                                               r"MLflow export to .*team/cand:v1") as failed:
+        decide_run(config, store)
+    assert failed.value.exit_code == 4
+    assert [e["decision"] for e in open_registry(config.gate, store).verify()] == ["PROMOTE"]
+
+
 def _failing_export(monkeypatch):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
