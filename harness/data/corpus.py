@@ -298,13 +298,13 @@ def _rows(config: CorpusConfig, root: Path | None, read: Callable[[Path], bytes]
         try:
             stream = datasets.load_dataset(config.hub_dataset, config.hub_config, split=config.split, streaming=True)
             for number, row in enumerate(stream, 1):
-                if config.id_field and row_field(row, config.id_field) is MISSING:
+                doc_id = row_field(row, config.id_field) if config.id_field else None
+                if doc_id is MISSING:
                     raise InputError(f"hub dataset {config.hub_dataset!r} row {number}: no field "
                                      f"{config.id_field!r} for corpus.id_field (fields: {', '.join(row)})")
                 text = row_field(row, config.text_field)
-                doc_id = row_field(row, config.id_field) if config.id_field else None
                 yield (config.hub_dataset, Path(config.hub_dataset).stem, number,
-                       None if text is MISSING else text, None if doc_id is MISSING else doc_id)
+                       None if text is MISSING else text, doc_id)
         except InputError:
             raise
         except Exception as exc:

@@ -81,6 +81,22 @@ def test_hub_dataset_offline_fails_with_a_way_forward():
         load_corpus(CorpusConfig(hub_dataset="Skylion007/openwebtext"))
 
 
+def test_a_streamed_hub_dataset_reads_nested_fields_by_dotted_path(monkeypatch):
+    # the hub is not reachable here: a stand-in stream of rows takes the place of datasets' streaming reader
+    import datasets
+
+    import harness.core.models as models
+
+    rows = [{"meta": {"id": "h1"}, "doc": {"body": "streamed  text"}}, {"meta": {}, "doc": {"body": "more"}}]
+    monkeypatch.setattr(models, "hub_unreachable_reason", lambda: None)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: iter(rows))
+    config = CorpusConfig(hub_dataset="org/web", text_field="doc.body", id_field="meta.id")
+    with pytest.raises(InputError, match=r"hub dataset 'org/web' row 2: no field 'meta.id' for corpus.id_field"):
+        load_corpus(config)
+    rows[1]["meta"]["id"] = "h2"
+    assert [(d.doc_id, d.text) for d in load_corpus(config)] == [("h1", "streamed text"), ("h2", "more")]
+
+
 def test_equal_file_names_in_two_folders_get_distinct_ids(tmp_path):
     for folder in ("news", "blogs"):
         (tmp_path / folder).mkdir()
