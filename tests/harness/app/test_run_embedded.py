@@ -25,7 +25,8 @@ CONFIG = {
               "tasks": ["nift_if"], "limit": 6, "max_gen_toks": 24},
     "audit": {"toxicity": {"limit_per_group": 1, "samples_per_prompt": 2, "max_new_tokens": 8,
                            "scorer": "profanity-check"},
-              "hallucination": {"closed_book": {"limit": 2, "max_new_tokens": 12}, "selfcheck": {"enabled": False}}},
+              "hallucination": {"closed_book": {"limit": 2, "max_new_tokens": 12}, "selfcheck": {"enabled": False}},
+              "bias": {"limit_per_category": 2}},  # one ambiguous and one disambiguated item per category
     "review": {"required_reviewers": 2, "worst_k": 1, "random_per_task": 1, "pairwise_per_baseline": 0,
                "reviewers": [{"name": "ana", "token": "a"}, {"name": "ben", "token": "b"}]},
     "gate": {"policy": "policy.yaml"},
@@ -70,7 +71,7 @@ def test_run_waits_for_review_then_decides_from_the_labels(tmp_path, capsys):
     assert "PENDING_REVIEW" in out and "nift-gate review serve --config" in out
     store = RunStore("e2e")
     for stage in ("data/nift", "train/sft", "train/cand", "bench/cand", "audit/toxicity", "audit/hallucination",
-                  "review", "gate/cand"):
+                  "audit/bias", "review", "gate/cand"):
         assert (store.root / stage / "record.json").exists(), stage
     report = (store.root / "report" / "report.md").read_text()
     assert report.startswith("# ") and "PENDING_REVIEW" in report.splitlines()[0] + report.splitlines()[2]

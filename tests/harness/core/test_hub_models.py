@@ -4,49 +4,21 @@ Every test builds a fake cache laid out as huggingface_hub keeps it (``models--o
 whose files link into ``blobs/``, and ``refs/<branch>`` naming a commit) and runs offline: nothing here may
 reach the network."""
 
-import hashlib
 import json
-import os
 import shutil
 import socket
 
 import pytest
+from hub_cache import FIRST, HUB_ID, SECOND, cache_snapshot, offline_hub_cache
 
 from harness.core.errors import ModelLoadError
 from harness.core.models import changed_model_files, load_model, model_files, resolve_model
-
-HUB_ID = "org/tiny"
-FIRST, SECOND = "1" * 40, "2" * 40
 
 
 @pytest.fixture
 def hub_cache(tmp_path, monkeypatch):
     """An empty hub cache; a connection attempt fails the test."""
-    cache = tmp_path / "hub"
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def no_network(*args, **kwargs):
-        raise AssertionError(f"a test of hub models tried to connect to {args[0] if args else kwargs}")
-
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    return cache
-
-
-def cache_snapshot(cache, folder, commit, *, refs=("main",), repo_id=HUB_ID):
-    """Put the model ``folder`` into the hub cache as ``repo_id`` at ``commit``, and point ``refs`` at it."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (repo / "blobs").mkdir(exist_ok=True)
-    for file in folder.iterdir():
-        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
-        shutil.copyfile(file, blob)
-        (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
-    for ref in refs:
-        (repo / "refs").mkdir(exist_ok=True)
-        (repo / "refs" / ref).write_text(commit)
-    return snapshot
+    return offline_hub_cache(tmp_path, monkeypatch)
 
 
 def retrained(tiny_model, tmp_path):
@@ -170,16 +142,3 @@ def test_a_record_that_pinned_a_hub_model_by_name_cannot_pass_the_rehash(hub_cac
     named = {"spec": HUB_ID, "source": "hub", "path": HUB_ID, "sha256": f"hub:{HUB_ID}@main"}
     with pytest.raises(ModelLoadError, match="pinned by its hub id only"):
         changed_model_files(named)
-
-
-def test_a_model_card_names_a_hub_base_by_its_id_and_commit(hub_cache, tiny_model):
-    from harness.core.records import InputRef
-    from harness.train.train import _model_card
-
-    cache_snapshot(hub_cache, tiny_model, FIRST)
-    base = resolve_model(f"{HUB_ID}@main")
-    data = InputRef(kind="dataset", id="data:pairs", sha256="d" * 64)
-    card = _model_card({"name": "cand", "recipe": "nift", "method": "full", "rows": 3, "steps": 1, "tokens_seen": 9},
-                       base, data, "transformers")
-    assert f"base_model: {HUB_ID}\n" in card  # the hub's name, without the @revision
-    assert f"hub commit `{FIRST}`" in card
