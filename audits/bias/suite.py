@@ -12,7 +12,6 @@ context does not say who). A row that breaks any of this is refused with its fil
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from harness.core.errors import InputError
+from harness.core.store import numbered_jsonl
 
 #: BBQ's categories, as its files and lm-eval's task spell them (lm-eval's scoring knows these and no others).
 CATEGORIES = ("Age", "Disability_status", "Gender_identity", "Nationality", "Physical_appearance", "Race_ethnicity",
@@ -125,20 +125,14 @@ def load_bbq(paths: list[Path], limit_per_category: int | None = None,
     seen: dict[str, str] = {}
     per_category: dict[str, int] = {}
     for path in paths:
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{path}: BBQ file not found")
-        try:
-            text = read(path).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-        for number, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not a BBQ file (name its JSON Lines files, e.g. Age.jsonl)")
+        # numbered_jsonl names a gzip or Parquet file as one, and refuses a key given twice in one row (json.loads
+        # would keep the last "label" without a word)
+        for number, row in numbered_jsonl(read(path), path):
             where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
             item = _parse(row, where)
             if item.id in seen:
                 raise InputError(f"{where}: example_id {item.example_id!r} of {item.category} is also at "

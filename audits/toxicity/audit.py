@@ -44,8 +44,8 @@ NAME = "toxicity"
 #: Bump when the prompts shipped, the sampling protocol or the scoring change (2: proportion and Newcombe CIs;
 #: 3: prompt labels kept, per-label summaries, limit_per_group per group and label; 4: BCa intervals, a
 #: proportion interval for 0/1 maxima; 5: group_field values false/0 are their own groups, RealToxicityPrompts'
-#: prompt.text read).
-VERSION = "5"
+#: prompt.text read; 6: a literal backslash-n is a line break in ToxiGen-shaped prompts only).
+VERSION = "6"
 log = get_logger(f"audit.{NAME}")
 
 __all__ = ["AuditedModel", "ToxicityAuditRecord", "run_toxicity_audit"]

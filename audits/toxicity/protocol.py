@@ -33,12 +33,22 @@ class ToxicityPrompt(BaseModel):
                                                 "neutral).")
 
 
+def prompt_text(text: str) -> str:
+    """A prompt as the model is to read it. ToxiGen's prompt files hold one prompt a line: demonstrations, each
+    ``- statement``, joined by the two characters backslash-n and ending ``\\n-``. In that shape, and only in it,
+    each backslash-n is a line break; in any other prompt it is what the text says."""
+    if text.startswith("- ") and "\\n-" in text:
+        return text.replace("\\n", "\n")
+    return text
+
+
 def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAULT_GROUP_FIELD,
                  limit_per_group: int | None = None, label_field: str = "label",
                  read: Callable[[Path], bytes] | None = None) -> list[ToxicityPrompt]:
-    """A JSONL prompt set; ToxiGen's prompts keep literal backslash-n between demonstrations, turned into
-    newlines here; a RealToxicityPrompts row's text is its ``prompt.text``. A set labels either every prompt
-    (``label_field``) or none. ``limit_per_group`` keeps the first N prompts of each group and label: ToxiGen's
+    """A JSONL prompt set; ToxiGen's prompts (``- statement\\n- statement\\n-``) keep a literal backslash-n
+    between demonstrations, turned into newlines here, and only there (:func:`prompt_text`: another set's
+    backslash-n, ``C:\\new``, is text); a RealToxicityPrompts row's text is its ``prompt.text``. A set labels
+    either every prompt (``label_field``) or none. ``limit_per_group`` keeps the first N prompts of each group and label: ToxiGen's
     file lists every hate prompt before the neutral ones, so a limit per group alone would keep hate prompts only.
     A group is the string of the row's ``group_field``, false and 0 too (RealToxicityPrompts' ``challenging:
     false`` is the group "False", not "all"; see :data:`DEFAULT_GROUP_FIELD`). A prompt's ``id`` defaults to
@@ -80,8 +90,7 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAU
         if limit_per_group and per_stratum.get(stratum, 0) >= limit_per_group:
             continue
         per_stratum[stratum] = per_stratum.get(stratum, 0) + 1
-        prompts.append(ToxicityPrompt(id=prompt_id, group=group, label=label,
-                                      text=text.replace("\\n", "\n")))
+        prompts.append(ToxicityPrompt(id=prompt_id, group=group, label=label, text=prompt_text(text)))
     if not prompts:
         raise InputError(f"{path}: no prompts")
     return prompts

@@ -29,6 +29,7 @@ import glob
 import json
 import math
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -285,6 +286,32 @@ def _ifeval_checkers() -> dict[str, tuple[frozenset[str] | None, frozenset[str]]
     return checkers
 
 
+#: What a checker is tried on before the model answers (two lines: some checkers split the response by line).
+_PROBE_RESPONSE = "A first line of a probe response, with a few words.\nA second line."
+
+
+def _try_ifeval_checker(instruction: str, kwargs: dict[str, Any], prompt: str, where: str) -> None:
+    """Build lm-eval's checker for ``instruction`` with ``kwargs`` as its scoring does and check a probe
+    response, so that a value it cannot use (``num_words: "300"``, ``relation: "atleast"``) is refused with the
+    row's field now, not as a traceback from the scoring after every answer was generated. lm-eval's checkers
+    draw missing arguments from ``random``: its state is put back."""
+    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
+
+    state = random.getstate()
+    try:
+        checker = INSTRUCTION_DICT[instruction](instruction)
+        checker.build_description(**kwargs)
+        if "prompt" in (checker.get_instruction_args() or {}):
+            checker.build_description(prompt=prompt)
+        checker.check_following(_PROBE_RESPONSE)
+    except Exception as exc:  # lm-eval's checkers raise ValueError, TypeError, KeyError... on a bad value
+        reason = " ".join(str(exc).split())[:160]
+        raise InputError(f"{where}: lm-eval's checker for {instruction!r} cannot use these arguments "
+                         f"({type(exc).__name__}: {reason})") from None
+    finally:
+        random.setstate(state)
+
+
 def check_ifeval_rows(path: Path, data: bytes) -> None:
     """IFEval's input_data.jsonl checked against what lm-eval's IFEval scoring reads from each row
     (``utils.process_results``): ``key``, a non-empty ``prompt``, ``instruction_id_list`` of instructions in
@@ -332,6 +359,8 @@ def check_ifeval_rows(path: Path, data: bytes) -> None:
             if missing := sorted(needs - given):
                 raise InputError(f"{where}: field kwargs[{number}] lacks {missing[0]!r}, which lm-eval's checker "
                                  f"for {instruction!r} needs")
+            _try_ifeval_checker(instruction, {name: value for name, value in args.items() if value}, prompt,
+                                f"{where}: field kwargs[{number}]")
     if not rows:
         raise InputError(f"{path}: no rows (IFEval's input_data.jsonl holds one JSON object per line)")
 

@@ -156,9 +156,11 @@ def decode_utf8(data: bytes, path: str | os.PathLike, error: type[NiftError] = I
                 reads: str = "text") -> str:
     """``data`` (the bytes of ``path``) as text; a byte that is not UTF-8 raises ``error`` naming its line. A
     compressed or Parquet file (an HF export, a ``.jsonl.gz``) is named as one instead, with what the caller
-    ``reads``: "not UTF-8; re-encode the file" would send its user the wrong way."""
+    ``reads``: "not UTF-8; re-encode the file" would send its user the wrong way. A leading byte-order mark
+    (Notepad and Excel write one) is not content and is dropped: json.loads refuses it, and in prose it would reach
+    the teacher's prompt as an invisible character."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         # sniffed only once decoding failed: a text file that starts like one ("BZh...") is still text
         for magic, kind, undo in ((b"\x1f\x8b", "gzip", "gunzip"), (b"BZh", "bzip2", "bunzip2"),

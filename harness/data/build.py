@@ -68,8 +68,8 @@ log = get_logger("data")
 
 #: The stage's code version, in every fingerprint: bump it when the pairs change for the same inputs and config
 #: (2: plain-text paragraphs split at whitespace-only lines, WikiText headings dropped; 3: .ndjson read, list
-#: fields of contamination sets checked turn by turn).
-VERSION = "3"
+#: fields of contamination sets checked turn by turn; 4: a plain-text file's leading byte-order mark dropped).
+VERSION = "4"
 
 # --- helpers ---------------------------------------------------------------------------------------------
 

@@ -272,6 +272,8 @@ def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list
     except Exception as exc:  # datasets wraps pyarrow errors in several types; diagnose, else re-raise
         _diagnose(path, raw, fmt, config.text_field)
         raise InputError(f"{path}: could not read as {fmt}: {exc}") from exc
+    if fmt == "text" and texts:  # a byte-order mark (Notepad writes one) is not prose: the teacher would read it
+        texts[0] = texts[0].removeprefix("\ufeff")
     if fmt == "text" and config.text_mode == "paragraph":
         texts = paragraphs(texts)
         if len(texts) == 1 and (lines := texts[0].count("\n") + 1) > 1:  # one document per line, unseparated?
@@ -335,6 +337,11 @@ def load_corpus(config: CorpusConfig, root: Path | None = None,
         text = normalise(text)
         if not text:
             continue
+        if config.id_field:
+            # str() would make null "None" (or fall back to the row number unseen), 1.0 "1.0" and an object its repr
+            if doc_id is None or isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+                raise InputError(f"{source}:{number}: field {config.id_field!r} (corpus.id_field) must be a string "
+                                 f"or a whole number, got {'null' if doc_id is None else type(doc_id).__name__}")
         doc_id = str(doc_id) if doc_id is not None else f"{name}:{number}"
         if doc_id in first_seen:  # cuts, pairs and filters are keyed by id: a repeat would replace a document
             field = f" (corpus.id_field {config.id_field!r})" if config.id_field else ""

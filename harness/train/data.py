@@ -39,11 +39,12 @@ class TrainingRows:
     conversations: int = 0  # source rows; equal to len(rows) when every conversation has one assistant turn
 
 
-def _read_rows(path: Path, data: bytes) -> list[tuple[int, Any]]:
+def _read_rows(path: Path, data: bytes) -> tuple[list[tuple[int, Any]], bool]:
     """(line number, row) pairs from the bytes of a JSONL file or a JSON array file (or JSON Lines named ``.json``,
-    as ``datasets``' ``to_json`` writes them); an array item is numbered by the line it starts on."""
-    if path.suffix != ".json":  # a .jsonl file holds one object per line, even a first line that is an array
-        return list(numbered_jsonl(data, path))
+    as ``datasets``' ``to_json`` writes them), and whether it was an array; an array item is numbered by the line
+    it starts on."""
+    if path.suffix.lower() != ".json":  # a .jsonl file holds one object per line, even a first line that is an array
+        return list(numbered_jsonl(data, path)), False
     reads = "JSON (an array of rows, or JSON Lines)"
     text = decode_utf8(data, path, reads=reads)
     if text.lstrip().startswith("{"):
@@ -53,7 +54,7 @@ def _read_rows(path: Path, data: bytes) -> list[tuple[int, Any]]:
             pass  # JSON Lines, or not JSON: read below, errors naming the line
         else:
             raise InputError(f"{path}: expected a JSON array of rows or JSON Lines, got one JSON object")
-    return numbered_rows(data, path, reads=reads)[0]
+    return numbered_rows(data, path, reads=reads)
 
 
 def detect_format(row: dict[str, Any], where: str = "training data") -> str:
@@ -158,7 +159,15 @@ def _conversation(where: str, row: dict[str, Any], field: str, speaker_key: str,
         if speaker not in roles:
             raise InputError(f"{where}: field '{field}[{i}].{speaker_key}' must be one of {', '.join(roles)}, "
                              f"got {speaker!r}")
-        messages.append({"role": roles[speaker], "content": _string(where, turn, text_key, f"{field}[{i}].{text_key}")})
+        message = {"role": roles[speaker], "content": _string(where, turn, text_key, f"{field}[{i}].{text_key}")}
+        if field == "messages" and turn.get("weight") is not None:
+            # OpenAI's fine-tuning format: weight 0 on an assistant turn keeps it as context, not trained on
+            weight = turn["weight"]
+            if message["role"] != "assistant" or type(weight) is not int or weight not in (0, 1):
+                raise InputError(f"{where}: field '{field}[{i}].weight' must be 0 or 1 on an assistant turn, got "
+                                 f"{_shown(weight)} on a {message['role']} turn")
+            message["weight"] = weight
+        messages.append(message)
     return messages
 
 
@@ -185,19 +194,22 @@ def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageR
 
     ``run``: the training run whose input the file becomes (hashed by content before it is read)."""
     path, source = open_training_data(spec, store, run)
-    numbered = _read_rows(path, run.read(path) if run is not None else read_bytes(path, "training data"))
+    numbered, array = _read_rows(path, run.read(path) if run is not None else read_bytes(path, "training data"))
     if not numbered:
         raise InputError(f"{path}: no training rows")
-    fmt = detect_format(numbered[0][1], f"{path}:{numbered[0][0]}") if data_format == "auto" else data_format
     rows = []
-    for number, row in numbered:
-        where = f"{path}:{number}"
+    for position, (number, row) in enumerate(numbered, 1):
+        # An array's items are known by position: ``json.dump(rows, f)`` and pandas' ``orient="records"`` put
+        # them all on line 1, where ids by line would make the whole file one conversation to the split by id.
+        where = f"{path}:{number} (item {position})" if array else f"{path}:{number}"
+        if position == 1:
+            fmt = detect_format(row, where) if data_format == "auto" else data_format
         messages = to_messages(row, fmt, where)
         if not messages or messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
             raise InputError(f"{where}: no assistant turn to train on (the last turn must be a non-empty assistant "
                              "message)")
         # null is no id (str(None) would make every such row one conversation "None" to the split by id)
-        row_id = row.get("id") if row.get("id") is not None else f"{path.name}:{number}"
+        row_id = row.get("id") if row.get("id") is not None else f"{path.name}:{position if array else number}"
         rows += conversation_rows(str(row_id), messages, where)
     return TrainingRows(rows=rows, source=source, format=fmt, conversations=len(numbered))
 
@@ -206,11 +218,17 @@ def conversation_rows(row_id: str, messages: list[dict[str, str]], where: str) -
     """One prompt/completion row per assistant turn of a conversation that ends with an assistant turn, from
     the last turn back: the first row is the whole conversation, the row a conversation made before every
     assistant turn was trained on, and the rows of its earlier turns follow."""
-    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1)]
+    if not turns:
+        raise InputError(f"{where}: every assistant turn has weight 0: nothing to train on")
     if not any(m["role"] == "user" for m in messages[:turns[0]]):  # a system prompt alone asks nothing
         raise InputError(f"{where}: no user turn before the first assistant turn")
+    for number, m in enumerate((m for m in messages if m["role"] == "user"), 1):
+        if not m["content"].strip():  # an Alpaca row with neither instruction nor input asks nothing
+            raise InputError(f"{where}: user turn {number} is empty")
     for number, i in enumerate(turns, 1):
         if not messages[i]["content"].strip():
             raise InputError(f"{where}: assistant turn {number} of {len(turns)} is empty")
+    messages = [{"role": m["role"], "content": m["content"]} for m in messages]  # a weight is read, not trained on
     return [{"id": row_id, "turn": number, "prompt": messages[:i], "completion": [messages[i]]}
             for number, i in reversed(list(enumerate(turns, 1)))]

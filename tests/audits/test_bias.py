@@ -1,6 +1,7 @@
 """The BBQ bias audit: loading BBQ's published format, BBQ's bias-score arithmetic, paired deltas, review flags,
 and answers scored by lm-eval's own BBQ task (scripted LMs for exact numbers, a tiny real model for the path)."""
 
+import gzip
 import json
 
 import numpy as np
@@ -118,6 +119,15 @@ def test_malformed_bbq_rows_name_what_is_wrong(tmp_path):
     (tmp_path / "broken.jsonl").write_text(json.dumps(bbq_rows()[0]) + "\n{not json\n")
     with pytest.raises(InputError, match=r"broken.jsonl:2: not valid JSON"):
         load_bbq([tmp_path / "broken.jsonl"])
+    # a label given twice: json.loads would keep the last one without a word
+    (tmp_path / "twice.jsonl").write_text(json.dumps(bbq_rows()[0])[:-1] + ', "label": 0}\n')
+    with pytest.raises(InputError, match=r"twice.jsonl:1: key 'label' is repeated in one object"):
+        load_bbq([tmp_path / "twice.jsonl"])
+    (tmp_path / "Age.jsonl.gz").write_bytes(gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in rows)))
+    with pytest.raises(InputError, match=r"Age.jsonl.gz: this is a gzip file, not JSON Lines; decompress it first"):
+        load_bbq([tmp_path / "Age.jsonl.gz"])
+    with pytest.raises(InputError, match=r"is a folder, not a BBQ file"):
+        load_bbq([tmp_path])
 
 
 def test_the_shipped_set_is_bbq_format_and_lm_evals_task_finds_one_biased_answer_per_item():

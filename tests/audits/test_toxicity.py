@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from tiny_detoxify import build_tiny_detoxify
@@ -146,6 +148,18 @@ def test_summary_per_group_on_hand_made_scores():
     wilson = summarise(scores, ["neutral"] * 4, proportion_interval="wilson")["toxicity"].overall
     assert wilson.toxicity_probability.interval == "wilson"
     assert wilson.toxicity_probability.ci_low == pytest.approx(0.15004, abs=5e-5)  # Wilson, 2 of 4
+
+
+def test_a_literal_backslash_n_is_a_line_break_in_toxigen_shaped_prompts_only(tmp_path):
+    from audits.toxicity.protocol import load_prompts
+
+    path = tmp_path / "prompts.jsonl"
+    rows = [{"prompt": "- one statement\\n- another statement\\n-"},  # ToxiGen's demonstrations, as published
+            {"prompt": {"text": "The file was saved in C:\\new\\folder and then"}}]  # RealToxicityPrompts' shape
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    toxigen, other = load_prompts(str(path))
+    assert toxigen.text == "- one statement\n- another statement\n-"
+    assert other.text == "The file was saved in C:\\new\\folder and then"
 
 
 def test_prompt_sets_shipped_and_toxigen(tmp_path):
@@ -420,7 +434,7 @@ def test_toxicity_audit_on_labelled_prompts_reports_group_and_label(tiny_model, 
         return [["the damn idiot" if text.startswith("Hate") else "fine", "calm"] for text in texts]
 
     record = run_toxicity_audit(config, str(tiny_model), [], RunStore("r"), generate=generate)
-    assert record.version == VERSION == "5" and record.prompts == 4  # 2 hate + 2 neutral kept
+    assert record.version == VERSION == "6" and record.prompts == 4  # 2 hate + 2 neutral kept
     summary = record.summaries["model"]["profanity"]
     assert summary.labels["hate"].toxicity_probability.value == 1.0
     assert summary.labels["neutral"].toxicity_probability.value == 0.0

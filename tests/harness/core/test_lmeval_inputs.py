@@ -63,6 +63,13 @@ def _ifeval_file(tmp_path, bad: str | dict):
     ({"instruction_id_list": ["length_constraints:number_words"], "kwargs": [{"num_word": 300}]},
      r"field kwargs\[0\] gives 'length_constraints:number_words' the argument 'num_word', which lm-eval's checker "
      r"does not take \(it takes: num_words, relation\)"),
+    ({"instruction_id_list": ["length_constraints:number_words"],
+      "kwargs": [{"num_words": "300", "relation": "at least"}]},  # a number as text: lm-eval's scoring would crash
+     r"field kwargs\[0\]: lm-eval's checker for 'length_constraints:number_words' cannot use these arguments "
+     r"\(TypeError: "),
+    ({"instruction_id_list": ["length_constraints:number_words"],
+      "kwargs": [{"num_words": 300, "relation": "atleast"}]},
+     r"field kwargs\[0\]: .* \(ValueError: The supported relation for comparison must be in"),
     ('["not", "an", "object"]', r"expected a JSON object per line"),
     ('{"key": 1001,', r"not valid JSON"),
 ])

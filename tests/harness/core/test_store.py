@@ -10,6 +10,7 @@ from harness.core.store import (
     atomic_dir,
     atomic_write_text,
     completed_record,
+    numbered_rows,
     read_jsonl,
     read_record,
     runs_home,
@@ -83,6 +84,14 @@ def test_read_jsonl_names_the_line_of_a_non_utf8_byte_or_a_row_that_is_no_object
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
         read_jsonl(path)
+
+
+def test_a_leading_byte_order_mark_is_not_content(tmp_path):
+    """Notepad and Excel start UTF-8 files with one; json.loads refuses it on the first row."""
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"a": "\xef\xbb\xbf"}\n')
+    assert read_jsonl(path) == [{"a": 1}, {"a": "\ufeff"}]  # only the file's first character is dropped
+    assert numbered_rows(b'\xef\xbb\xbf[{"a": 1}]', path)[0] == [(1, {"a": 1})]
 
 
 def test_read_jsonl_keeps_rows_whose_strings_hold_a_line_separator(tmp_path):

@@ -121,3 +121,19 @@ def test_a_repeated_document_id_is_refused_naming_both_rows(tmp_path):
     with pytest.raises(InputError, match=r"b.jsonl:2: document id 'k1' \(corpus.id_field 'key'\) repeats the one "
                                          r"at .*a.jsonl:1; ids must be unique"):
         load_corpus(CorpusConfig(path=str(tmp_path), id_field="key"))
+
+
+def test_a_plain_text_corpus_starting_with_a_byte_order_mark_does_not_pass_it_on(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes("\ufeffFirst document.\n\nSecond one.\n".encode())
+    assert [d.text for d in load_corpus(CorpusConfig(path=str(path)))] == ["First document.", "Second one."]
+
+
+@pytest.mark.parametrize("value, shown", [(None, "null"), (1.5, "float"), ({"a": 1}, "dict"), (True, "bool")])
+def test_a_corpus_id_that_is_not_a_string_or_whole_number_is_refused(tmp_path, value, shown):
+    """str() would make null "None" (or the row number, silently), 1.5 "1.5" and an object its repr."""
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "one", "url": "u1"}) + "\n" + json.dumps({"text": "two", "url": value}) + "\n")
+    with pytest.raises(InputError, match=rf"c.jsonl:2: field 'url' \(corpus.id_field\) must be a string or a whole "
+                                         rf"number, got {shown}"):
+        load_corpus(CorpusConfig(path=str(path), id_field="url"))

@@ -39,7 +39,7 @@ def test_an_empty_alpaca_system_and_history_add_nothing(tmp_path):
 @pytest.mark.parametrize("history, field", [("What is 2+2?", "history"), ([["What is 2+2?"]], "history[0]"),
                                             ([["What is 2+2?", 4]], "history[0]")])
 def test_a_malformed_alpaca_history_is_refused(tmp_path, history, field):
-    with pytest.raises(InputError, match=rf"data\.json:1: field '{re.escape(field)}' must be"):
+    with pytest.raises(InputError, match=rf"data\.json:1 \(item 1\): field '{re.escape(field)}' must be"):
         _rows(tmp_path, [{**ALPACA, "history": history}])
 
 
@@ -54,7 +54,7 @@ def test_a_sharegpt_system_field_beside_a_system_turn_is_refused(tmp_path):
     row = {"system": "You are a pirate.", "conversations": [{"from": "system", "value": "You are a parrot."},
                                                            {"from": "human", "value": "Hello?"},
                                                            {"from": "gpt", "value": "Arr."}]}
-    with pytest.raises(InputError, match=r"data\.json:1: .*'system'.*system turn"):
+    with pytest.raises(InputError, match=r"data\.json:1 \(item 1\): .*'system'.*system turn"):
         _rows(tmp_path, [row])
 
 
@@ -92,7 +92,7 @@ def test_an_error_in_a_json_array_names_the_line_its_item_starts_on(tmp_path):
     path.write_text(json.dumps([ALPACA, ALPACA, {"instruction": "Describe tea.", "input": ""}], indent=4))
     third = path.read_text().split("\n").index("    {", 8) + 1  # the line the third object opens on
     assert third > 3
-    with pytest.raises(InputError, match=rf"data\.json:{third}: field 'output' is missing"):
+    with pytest.raises(InputError, match=rf"data\.json:{third} \(item 3\): field 'output' is missing"):
         load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
     path.write_text('[\n  {"instruction": "a", "output": "b",\n   "output": "c"}\n]')
     with pytest.raises(InputError, match=r"data\.json:2: key 'output' is repeated in one object"):
@@ -105,3 +105,34 @@ def test_one_json_object_over_several_lines_is_not_taken_for_rows(tmp_path):
     with pytest.raises(InputError, match=r"data\.json: expected a JSON array of rows or JSON Lines, got one JSON "
                                          r"object"):
         load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
+
+
+def test_a_one_line_json_array_is_known_by_item_position_not_by_its_line(tmp_path):
+    """``json.dump(rows, f)`` and pandas' ``to_json(orient="records")`` write the whole array on line 1: rows known
+    by line would all be one conversation to the split by id."""
+    rows = [{**ALPACA, "output": f"answer {i}"} for i in range(4)]
+    loaded = _rows(tmp_path, rows, name="DATA.JSON").rows  # the suffix in any case
+    assert [row["id"] for row in loaded] == [f"DATA.JSON:{i}" for i in range(1, 5)]
+    with pytest.raises(InputError, match=r"data\.json:1 \(item 3\): field 'output' must be a string"):
+        _rows(tmp_path, [*rows[:2], {**ALPACA, "output": 5}])
+
+
+def test_an_openai_turn_of_weight_0_is_context_and_not_trained_on(tmp_path):
+    row = {"messages": [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1", "weight": 0},
+                        {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2", "weight": 1}]}
+    loaded = _rows(tmp_path, [row]).rows
+    assert [r["completion"][0]["content"] for r in loaded] == ["A2"]
+    assert loaded[0]["prompt"][1] == {"role": "assistant", "content": "A1"}  # the weight is read, not passed on
+    for bad, message in [({"role": "user", "content": "Q1", "weight": 0}, r"messages\[0\]\.weight' must be 0 or 1"),
+                         ({"role": "assistant", "content": "A1", "weight": 0.5}, r"got 0\.5")]:
+        with pytest.raises(InputError, match=message):
+            _rows(tmp_path, [{"messages": [bad if i == int(bad["role"] == "assistant") else turn
+                                           for i, turn in enumerate(row["messages"])]}])
+    unweighted = [{**turn, "weight": 0} if turn["role"] == "assistant" else turn for turn in row["messages"]]
+    with pytest.raises(InputError, match="every assistant turn has weight 0"):
+        _rows(tmp_path, [{"messages": unweighted}])
+
+
+def test_an_alpaca_row_that_asks_nothing_is_refused(tmp_path):
+    with pytest.raises(InputError, match=r"data\.json:1 \(item 2\): user turn 1 is empty"):
+        _rows(tmp_path, [ALPACA, {**ALPACA, "instruction": " ", "input": ""}])
