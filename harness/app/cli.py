@@ -273,12 +273,19 @@ def _add_launch_parser(commands) -> None:
 
 
 def _launch(args: argparse.Namespace) -> int:
+    """What the command refuses before its stage starts is refused here, before any process starts (on the ranks
+    each would print it, among the launcher's lines): its usage, its config and --set, and for train the
+    checkpoints it selects (none configured, an unknown --name)."""
     from harness.app.config import load_pipeline_config
     from harness.app.launch import launch, launchable
 
-    launchable(args.stage_args)
-    stage = build_parser().parse_args(args.stage_args)  # the command's own usage errors, before any process starts
-    load_pipeline_config(stage.config, stage.assignments, {"run": stage.run})
+    words = launchable(args.stage_args)
+    stage = build_parser().parse_args(args.stage_args)
+    config = load_pipeline_config(stage.config, stage.assignments, {"run": stage.run})
+    if words == ("train",):
+        from harness.train.train import select_checkpoints
+
+        select_checkpoints(config.train, stage.name)
     return launch(args.accelerate_config, args.stage_args, args.num_processes, args.main_process_port)
 
 
@@ -349,7 +356,7 @@ def _add_gate_parsers(commands) -> None:
     show = registry_commands.add_parser("show", help="Print the log's entries and the aliases they imply.")
     for sub in (verify, show):
         _add_gate_common(sub)
-        sub.add_argument("--registry", type=Path, help="Registry folder (default: gate.registry or <home>/registry).")
+        sub.add_argument("--registry", help="Registry folder (default: gate.registry or <home>/registry).")
     verify.add_argument("--expect-head", metavar="HASH", help="A head hash printed by an earlier verify and kept "
                                                               "elsewhere: the log must still hold that entry.")
 
@@ -361,7 +368,7 @@ def _add_gate_parsers(commands) -> None:
                     "release manager), then which model holds each alias (staging, production). Runs outside this "
                     "runs home show no metrics. Exit status 0, or 2 when the log does not verify.")
     _add_gate_common(history)
-    history.add_argument("--registry", type=Path, help="Registry folder (default: gate.registry or <home>/registry).")
+    history.add_argument("--registry", help="Registry folder (default: gate.registry or <home>/registry).")
     history.add_argument("--json", action="store_true", help="Print the entries and aliases as JSON.")
 
     report = commands.add_parser(
@@ -383,7 +390,7 @@ def _gate_config(args: argparse.Namespace):
     config = load_pipeline_config(args.config, args.assignments, {
         "run": args.run, "gate.policy": str(p) if (p := getattr(args, "policy", None)) else None,
         "gate.candidate": getattr(args, "candidate", None),
-        "gate.registry": str(r) if (r := getattr(args, "registry", None)) else None})
+        "gate.registry": getattr(args, "registry", None)})  # "" is refused by the config, not read as "."
     return config, RunStore(config.run, args.home)
 
 
@@ -415,20 +422,31 @@ def _verdict(args: argparse.Namespace, config, store, record):
                           {verdict.name: verdict.value for verdict in VerdictExit})
 
 
-def _check_verdict_outputs(args: argparse.Namespace) -> None:
+def _check_verdict_outputs(args: argparse.Namespace, config, store) -> None:
     """Refuse a --junit or $GITHUB_STEP_SUMMARY file that cannot be written before anything is decided. Probed by
     writing (a temporary file in the folder, and opening the file to append), since root's permission checks
-    (``os.access``) pass a read-only mount."""
+    (``os.access``) pass a read-only mount. A file in the runs home or the registry is refused too: a report written
+    over ``registry/log.jsonl`` or a bench record would destroy the evidence the verdict rests on. A link is
+    followed (the JUnit file is written where it points); a device or pipe is no file to replace."""
+    from harness.app.stages import open_registry
+
+    guarded = [store.home.resolve(), open_registry(config, store).folder.resolve()]
     for what, path in (("--junit", args.junit), ("GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"))):
         if not path:
             continue
         path = Path(path).absolute()
+        target = path.resolve()
+        if inside := next((folder for folder in guarded if target.is_relative_to(folder)), None):
+            raise ConfigError(f"{what} {path}: inside {inside}, which holds the runs and decisions; writing it there "
+                              f"could replace evidence: name a file elsewhere; nothing was decided")
         try:
-            if path.is_dir():
+            if target.is_dir():
                 raise IsADirectoryError(errno.EISDIR, "a folder, not a file")
-            tempfile.TemporaryFile(dir=next(p for p in path.parents if p.exists())).close()
-            if path.exists():
-                open(path, "a").close()
+            if what == "--junit" and target.exists() and not target.is_file():
+                raise OSError(errno.EINVAL, "not a regular file (a device or pipe is not replaced)")
+            tempfile.TemporaryFile(dir=next(p for p in target.parents if p.exists())).close()
+            if target.exists():
+                open(target, "a").close()
         except OSError as exc:
             raise ConfigError(f"{what} {path}: cannot be written ({exc.strerror}); nothing was decided") from None
 
@@ -455,7 +473,7 @@ def _gate(args: argparse.Namespace) -> int:
     from harness.app.stages import decide
 
     config, store = _gate_config(args)
-    _check_verdict_outputs(args)
+    _check_verdict_outputs(args, config, store)
     with _human_output(args):
         record = decide(config, store)
         print(record.reason)
@@ -501,12 +519,13 @@ def _registry_verify(args: argparse.Namespace) -> int:
 
 
 def _registry_show(args: argparse.Namespace) -> int:
-    from harness.app.stages import open_registry
+    from harness.app.stages import open_registry, verify_registry
     from harness.gate.history import check_registry_folder
 
     config, store = _gate_config(args)
     registry = open_registry(config, store)
     check_registry_folder(registry.folder, store.home, configured=config.gate.registry is not None)
+    verify_registry(config, store)  # a log that lost entries (deleted, truncated) is not shown as the history
     if not registry.folder.exists():
         print(f"no decisions logged yet: no registry at {registry.folder}")
     for e in registry.verify():
@@ -536,12 +555,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from harness.app.stages import open_registry
+    from harness.app.stages import open_registry, verify_registry
     from harness.gate.history import check_registry_folder, history_table, read_history
 
     config, store = _gate_config(args)
     registry = open_registry(config, store)
     check_registry_folder(registry.folder, store.home, configured=config.gate.registry is not None)
+    verify_registry(config, store)  # a log that lost entries (deleted, truncated) is not shown as the history
     history = read_history(registry, store.home)
     print(history.model_dump_json(indent=2) if args.json else history_table(history.entries, history.aliases))
     return 0
@@ -556,7 +576,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_pipeline_config(args.config_file, args.assignments, {"run": args.run})
     store = RunStore(config.run, args.home)
-    _check_verdict_outputs(args)
+    _check_verdict_outputs(args, config, store)
     with _human_output(args):
         result = run_pipeline(config, store, force=args.force)
         verdict = _verdict(args, config, store, result.decision)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.core.errors import ConfigError
-from harness.core.store import read_utf8
+from harness.core.store import folder_name_problem, read_utf8
 
 
 class Section(BaseModel):
@@ -29,6 +29,13 @@ class ModelRef(Section):
 
     name: str = Field(description="Name in the tables and the report, e.g. 'smollm2-shipped'.")
     model: str = Field(description="train:<checkpoint> of this run, an embedded name, a folder, .gguf or hub id.")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if problem := folder_name_problem(name):  # results are kept under <stage>/<name>
+            raise ValueError(f"model name {name!r} {problem}")
+        return name
 
 
 def require_unique(names: Iterable[str], what: str) -> None:

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -366,18 +367,40 @@ def completed_record(stage_dir: str | os.PathLike, cls: type[R], fingerprint: st
     return record if record.fingerprint == fingerprint else None
 
 
+def folder_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a folder of the run store (a run, a stage entry, a candidate or baseline), None if it
+    can: a name with a slash, or ``..``, would reach another stage's files (``gate/../bench``); a leading dot is
+    how the store hides work in progress; a control character (a newline) would forge lines in what is printed."""
+    if not isinstance(name, str) or not name.strip():
+        return "must be a non-empty folder name"
+    if "/" in name or "\\" in name or name.startswith("."):
+        return "must be a plain folder name (no slash, no leading dot)"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        return "must be a plain folder name (no control characters)"
+    if len(name.encode("utf-8", "surrogatepass")) > 200:
+        return "must be a folder name of at most 200 bytes"
+    return None
+
+
+def check_folder_name(name: Any, what: str) -> str:
+    """``name`` if :func:`folder_name_problem` finds nothing, else InputError naming ``what`` (``run name``)."""
+    if problem := folder_name_problem(name):
+        raise InputError(f"{what} {name!r} {problem}")
+    return name
+
+
 class RunStore:
     """One run's folder. Stages ask it for their folder; it does not know what they write."""
 
     def __init__(self, run: str, home: str | os.PathLike | None = None):
-        if not run or "/" in run or run in {".", ".."}:
-            raise InputError(f"run name {run!r} must be a plain folder name")
-        self.run_id = run
+        self.run_id = check_folder_name(run, "run name")
         self.home = runs_home(home)
         self.root = self.home / run
 
     def stage_dir(self, stage: str, name: str) -> Path:
-        return self.root / stage / name
+        """The folder of entry ``name`` of ``stage`` (``""``: of a stage with one entry, its own folder, as review's);
+        a name that would leave it (``../bench``) is refused."""
+        return self.root / stage / check_folder_name(name, f"{stage} name") if name else self.root / stage
 
     def finished(self, stage: str) -> list[Path]:
         """Folders of ``stage`` holding a finished record, by name. Resume state (``_work``) and the temporary

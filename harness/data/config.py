@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from harness.core.config import Section, require_unique
 from harness.core.generation import GeneratorConfig
+from harness.core.store import folder_name_problem
 
 
 class CorpusConfig(Section):
@@ -114,8 +115,8 @@ class DataConfig(Section):
         names = [v.name for v in self.variants]
         require_unique(names, "variant names")
         for name in names:
-            if not name or "/" in name or name.startswith("."):
-                raise ValueError(f"variant name {name!r} must be a plain folder name")
+            if problem := folder_name_problem(name):
+                raise ValueError(f"variant name {name!r} {problem}")
         return self
 
 

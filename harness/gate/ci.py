@@ -154,8 +154,9 @@ def junit_xml(result: CiVerdict) -> str:
 
 
 def write_junit(path: str | Path, result: CiVerdict) -> Path:
-    """The JUnit XML at ``path``, written atomically (a CI reader never sees half a file)."""
-    return atomic_write_text(path, junit_xml(result))
+    """The JUnit XML at ``path``, written atomically (a CI reader never sees half a file); a link is followed, so
+    the file it points at is replaced, not the link."""
+    return atomic_write_text(Path(path).resolve(), junit_xml(result))
 
 
 def _cell(text: str) -> str:

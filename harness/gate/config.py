@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from harness.core.config import Section
+from harness.core.store import folder_name_problem
+
+#: An alias as the registry, MLflow and a reader of `registry show` take it: a word, no spaces or punctuation that
+#: could read as another alias or another line.
+ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def alias_problem(alias: object) -> str | None:
+    """Why ``alias`` cannot name a registry alias, None if it can."""
+    if isinstance(alias, str) and ALIAS.fullmatch(alias):
+        return None
+    return "must be a letter or digit, then up to 63 letters, digits, '_' or '-' (e.g. production)"
 
 
 class MlflowExportConfig(Section):
@@ -26,3 +40,25 @@ class GateConfig(Section):
     update_model_card: bool = Field(True, description="On promotion, write the evaluation results into the "
                                                       "checkpoint's model card (Hugging Face model-index metadata).")
     mlflow: MlflowExportConfig = Field(default_factory=MlflowExportConfig, description="Optional MLflow export.")
+
+    @field_validator("candidate")
+    @classmethod
+    def _candidate_folder(cls, candidate: str | None) -> str | None:
+        if candidate is not None and (problem := folder_name_problem(candidate)):
+            raise ValueError(f"candidate name {candidate!r} {problem}")
+        return candidate
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_named(cls, registry: str | None) -> str | None:
+        if registry is not None and not registry.strip():  # Path("") is the working directory
+            raise ValueError("gate.registry is empty; name the registry folder, or leave it unset for <home>/registry")
+        return registry
+
+    @field_validator("promote_aliases")
+    @classmethod
+    def _aliases(cls, aliases: list[str]) -> list[str]:
+        for alias in aliases:
+            if problem := alias_problem(alias):
+                raise ValueError(f"alias {alias!r} {problem}")
+        return aliases

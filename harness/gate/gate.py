@@ -35,8 +35,8 @@ from harness.core.records import (
     stage_fingerprint,
 )
 from harness.core.runner import StageRun
-from harness.core.store import RECORD_FILE, RunStore, atomic_write_text
-from harness.gate.config import GateConfig
+from harness.core.store import RECORD_FILE, RunStore, atomic_write_text, check_folder_name
+from harness.gate.config import GateConfig, alias_problem
 from harness.gate.evidence import Evidence, collect_evidence, evidence_of
 from harness.gate.policy import GatePolicy, load_policy
 from harness.gate.publish import PublicationError, check_mlflow_export, export_to_mlflow, update_model_cards
@@ -91,9 +91,9 @@ def gate_targets(gate: GateConfig, bench_candidate: str, bench_baselines: list[s
     """The candidate's name and the baseline names the gate judges against: the gate's own when set, else
     the bench's (``bench_candidate`` is bench's model spec, e.g. ``train:nift-hybrid``; ``bench_baselines``
     the names of its baselines)."""
-    candidate = gate.candidate or model_name(bench_candidate)
+    candidate = check_folder_name(gate.candidate or model_name(bench_candidate), "candidate name")
     baselines = gate.baselines if gate.baselines is not None else bench_baselines
-    return candidate, list(baselines)
+    return candidate, [check_folder_name(name, "baseline name") for name in baselines]
 
 
 def open_registry(gate: GateConfig, store: RunStore) -> Registry:
@@ -295,6 +295,7 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
     moves: dict[str, Any] | None = None
     retry = False  # the decision is logged and the latest, but publishing it did not finish
     with registry.writing() as logbook:
+        _check_unlogged(logbook.entries, store.home, registry.log)
         _check_unchanged(gate, store, record)
         restore_logged_overrides(store, record.candidate, logbook.entries)
         logged = logged_entry(logbook.entries, "decision", record.record_id)
@@ -386,13 +387,21 @@ def authenticate_release_manager(reviewers: ReviewConfig, name: str, token: str 
     return reviewer
 
 
-def _check_override(decision: str, release_manager: str, reason: str) -> None:
+def _check_override(decision: str, release_manager: str, reason: str, aliases: list[str] | None) -> None:
     if decision not in ("PROMOTE", "REJECT"):
         raise ConfigError(f"override decision must be PROMOTE or REJECT, got {decision!r}")
     if not (reason or "").strip():
         raise ConfigError("an override needs a reason (--reason): it is recorded with the release manager's name")
     if not (release_manager or "").strip():
         raise ConfigError("an override needs the release manager's name (--by)")
+    for flag, text in (("--reason", reason), ("--by", release_manager)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # argparse keeps bytes the locale could not decode as lone surrogates
+            raise ConfigError(f"{flag} is not UTF-8 text (it holds bytes the terminal could not decode)") from None
+    for alias in aliases or []:
+        if problem := alias_problem(alias):  # an alias is logged for good: "a\nalias production: ..." would forge
+            raise ConfigError(f"--alias {alias!r} {problem}")
 
 
 def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, release_manager: str, reason: str,
@@ -406,12 +415,14 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
     registry lock; one whose publication fails (:class:`PublicationError`) is published by the next ``gate``
     while it still holds. An earlier override PROMOTE whose publication did not finish is owed no more: this
     override decides now."""
-    _check_override(decision, release_manager, reason)
+    _check_override(decision, release_manager, reason, aliases)
+    check_folder_name(candidate, "candidate name")
     manager = authenticate_release_manager(reviewers, release_manager, token).name
     if decision == "PROMOTE":
         _check_publishable(gate, candidate)
     registry = open_registry(gate, store)
     with registry.writing() as logbook:
+        _check_unlogged(logbook.entries, store.home, registry.log)
         restore_logged_overrides(store, candidate, logbook.entries)
         original, _ = logged_decision(store, candidate, registry.folder, entries=logbook.entries)
         archived = decision_folder(store, candidate) / DECISIONS_DIR / f"{original.record_id}.json"
@@ -520,13 +531,11 @@ def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> t
     under ``home`` is one that no entry logs. Returns (files checked, entries of runs not under ``home``)."""
     checked = elsewhere = 0
     latest: dict[tuple[str, str], tuple[str, int]] = {}  # (run, candidate) -> (sha256, seq) of its last decision
-    named: set[tuple[str, str, str, str]] = set()  # (run, candidate, folder, record id) of every entry
     for entry in entries:
         run, candidate = entry.get("run_id"), entry.get("candidate")
         if not isinstance(run, str) or not isinstance(candidate, str):
             continue  # an entry that names no run
         sub = DECISIONS_DIR if entry.get("event") in DECISION_EVENTS else OVERRIDES_DIR
-        named.add((run, candidate, sub, str(entry.get("record_id"))))
         logged = entry.get("record_sha256")
         if not logged:
             continue  # an override logged before hashes were
@@ -545,7 +554,7 @@ def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> t
         checked += 1
         if sub == DECISIONS_DIR:
             latest[(run, candidate)] = (logged, entry["seq"])  # entries in log order: the last one stays
-    _check_unlogged(named, home, log_path, len(entries))
+    _check_unlogged(entries, home, log_path)
     for (run, candidate), (logged, seq) in sorted(latest.items()):
         path = decision_folder(RunStore(run, home), candidate) / RECORD_FILE
         if path.exists():
@@ -556,12 +565,17 @@ def _check_files(entries: list[dict[str, Any]], home: Path, log_path: Path) -> t
     return checked, elsewhere
 
 
-def _check_unlogged(named: set[tuple[str, str, str, str]], home: Path, log_path: Path, count: int) -> None:
-    """Refuse any decision or override file under ``home`` that no entry names, and any ``record.json`` of a
-    candidate with no logged decision. The gate and ``override`` write a file only after its entry was
-    appended, so such a file means the log lost entries: truncated (its head recomputed), emptied or
-    deleted. A whole chain forged anew, naming every file, is still consistent; only ``--expect-head`` (a head
-    hash kept outside the registry) catches that."""
+def _check_unlogged(entries: list[dict[str, Any]], home: Path, log_path: Path) -> None:
+    """Refuse any decision or override file under ``home`` that none of the log's ``entries`` names, and any
+    ``record.json`` of a candidate with no logged decision. The gate and ``override`` write a file only after its
+    entry was appended, so such a file means the log lost entries: truncated (its head recomputed), emptied or
+    deleted. Checked by `registry verify`, and by the gate and ``override`` before they append: a new chain
+    started on a deleted log would bury the decisions it lost. A whole chain forged anew, naming every file, is
+    still consistent; only ``--expect-head`` (a head hash kept outside the registry) catches that."""
+    count = len(entries)
+    named = {(entry["run_id"], entry["candidate"],
+              DECISIONS_DIR if entry.get("event") in DECISION_EVENTS else OVERRIDES_DIR, str(entry.get("record_id")))
+             for entry in entries if isinstance(entry.get("run_id"), str) and isinstance(entry.get("candidate"), str)}
     found = [*home.glob(f"*/{STAGE}/*/{DECISIONS_DIR}/*.json"), *home.glob(f"*/{STAGE}/*/{OVERRIDES_DIR}/*.json")]
     for path in sorted(found):
         run, candidate, sub = path.parts[-5], path.parts[-3], path.parts[-2]
@@ -591,7 +605,8 @@ def verify_registry(gate: GateConfig, store: RunStore, expect_head: str | None =
     with registry.reading() as entries:
         files, elsewhere = _check_files(entries, store.home, registry.log)
     head = registry.head_sha256()
-    anchored = registry.anchor(expect_head)[1] if expect_head else None
+    # an empty --expect-head (an unset CI variable) is refused by anchor(), not taken as no anchor
+    anchored = registry.anchor(expect_head)[1] if expect_head is not None else None
     return RegistryCheck(entries=len(entries), head_sha256=head, files=files, elsewhere=elsewhere,
                          anchored_seq=anchored)
 

@@ -22,9 +22,10 @@ at least ``min_items`` pairs. Until it does, every rule on a judge-based metric 
 are labelled, *inconclusive* when the judge agrees with the reviewers less than ``min``; either way the decision
 is PENDING_REVIEW, never PROMOTE on a judge nobody has checked::
 
-      - {name: judge-checked, type: judge_agreement, min: 0.6, min_items: 20} A rule's metric must be one the stages declare
-(the :class:`harness.core.metrics.MetricCatalogue` the caller passes); its direction is the one the record
-holding its values declares.
+      - {name: judge-checked, type: judge_agreement, min: 0.6, min_items: 20}
+
+A rule's metric must be one the stages declare (the :class:`harness.core.metrics.MetricCatalogue` the caller
+passes); its direction is the one the record holding its values declares.
 
 Every metric rule (and ``approval_rate``) may set ``inconclusive: true``: where the CI straddles the bound the
 outcome is then *inconclusive*, with the further items that would decide it at ``power`` (see
@@ -35,33 +36,73 @@ declared range meets (a ceiling of 1 or a floor of 0 on a rate, a margin of 1 on
 approval minimum of 0) blocks nothing. A metric's range comes from its spec (:attr:`MetricSpec.value_range`):
 from the catalogue when the policy is loaded, and again from the record that reports it when it is judged
 (``bench.*`` metrics are declared only there).
+
+A policy is a gate's contract, so its values are taken as written: a quoted ``"0.2"`` or ``"yes"`` where a number
+or a boolean is meant is refused, not converted (an integer is a number: ``max: 1`` is fine). Rule names are
+printed on one line of the decision, the report and the CI summary: a name must be unique, non-blank, at most
+:data:`MAX_RULE_NAME_CHARS` characters and free of control characters (a newline in one could forge a line).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from harness.core.config import Section, load_yaml, require_unique, yaml_error_line
+from harness.core.config import Section, UniqueKeyLoader, yaml_error_line
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricCatalogue, MetricSpec
 from harness.core.records import sha256_bytes
 
 Severity = Literal["block", "warn"]
 
+#: Longest rule name: it heads a line of the gate's output and a row of the report's scorecard.
+MAX_RULE_NAME_CHARS = 100
+#: Unicode categories refused in a rule name: controls (newline, tab, NUL...), format characters (bidi overrides,
+#: zero-width), line and paragraph separators (U+2028/2029), lone surrogates (which cannot be printed).
+_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
-class _Rule(Section):
-    name: str = Field(description="Unique rule name, quoted in the decision and the report.")
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a rule, or None."""
+    if not name.strip():
+        return "a rule name must not be empty or blank"
+    if len(name) > MAX_RULE_NAME_CHARS:
+        return f"a rule name is at most {MAX_RULE_NAME_CHARS} characters; this one has {len(name)}"
+    for at, char in enumerate(name):
+        if unicodedata.category(char) in _UNPRINTABLE:
+            return (f"a rule name must not contain a control character (U+{ord(char):04X} at character {at + 1}); "
+                    f"it is printed on one line of the decision and the report")
+    return None
+
+
+class _PolicySection(Section):
+    """Strict: a quoted number or boolean is refused, not converted; an int is still accepted as a float."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class _Rule(_PolicySection):
+    name: str = Field(description=f"Unique rule name, quoted in the decision and the report: non-blank, at most "
+                                  f"{MAX_RULE_NAME_CHARS} characters, no control characters.")
     severity: Severity = Field("block", description="block: a failure rejects; warn: a failure is reported only.")
     description: str | None = Field(None, description="Why the rule exists, for the report.")
 
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        if problem := _name_problem(name):
+            raise ValueError(problem)
+        return name
 
-class _Inconclusive(Section):
+
+class _Inconclusive(_PolicySection):
     """The inconclusive option, shared by every rule judged on a value with a CI."""
 
     inconclusive: bool = Field(False, description="true: where the CI straddles the bound, the outcome is "
@@ -163,7 +204,7 @@ Rule = Annotated[ThresholdRule | CeilingRule | FloorRule | NonInferiorityRule | 
                  | MinAgreementRule | JudgeAgreementRule, Field(discriminator="type")]
 
 
-class GatePolicy(Section):
+class GatePolicy(_PolicySection):
     """A parsed policy file. ``source``/``sha256``/``lines`` say where it came from, for errors and the record."""
 
     schema_version: Literal[1] = Field(1, description="Policy format version.")
@@ -173,20 +214,29 @@ class GatePolicy(Section):
                                                           "(which promotes any candidate).")
     source: str = Field("<inline>", exclude=True)
     sha256: str = Field("", exclude=True)
-    lines: dict[str, int] = Field(default_factory=dict, exclude=True)
+    lines: list[int | None] = Field(default_factory=list, exclude=True,
+                                    description="1-based line of each rule in the file, in the order of `rules`.")
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> GatePolicy:
-        require_unique((r.name for r in self.rules), "rule names")
-        return self
+    def _line(self, index: int) -> int | None:
+        return self.lines[index] if index < len(self.lines) else None
 
     def where(self, rule: _Rule) -> str:
         """``file:line: rule 'name'`` for error messages."""
-        line = self.lines.get(rule.name)
+        index = next((i for i, r in enumerate(self.rules) if r.name == rule.name), len(self.lines))
+        line = self._line(index)
         return f"{self.source}{f':{line}' if line else ''}: rule {rule.name!r}"
 
     def check_static(self) -> None:
-        """Thresholds that no metric could meet, whatever the records say; a policy with nothing that blocks."""
+        """A rule name used twice; thresholds that no metric could meet, whatever the records say; a policy with
+        nothing that blocks."""
+        first: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.name in first:
+                line, earlier = self._line(index), self._line(first[rule.name])
+                raise ConfigError(f"{self.source}{f':{line}' if line else ''}: rule name {rule.name!r} is used "
+                                  f"again{f' (first on line {earlier})' if earlier else ''}; rule names must be "
+                                  f"unique")
+            first[rule.name] = index
         if not self.allow_no_block_rules and not any(r.severity == "block" for r in self.rules):
             raise ConfigError(f"{self.source}: no rule has severity block, so this policy would PROMOTE any "
                               f"candidate, failing or unreviewed; make a rule block, or set "
@@ -302,23 +352,62 @@ def _review_rule_vacuous(rule: _Rule) -> str | None:
     return None
 
 
-def _rule_lines(text: str) -> dict[str, int]:
-    """Rule name -> 1-based line of the rule in the YAML text, so errors can point at it."""
+class _PolicyLoader(UniqueKeyLoader):
+    """:class:`UniqueKeyLoader` that also reads ``1e-3`` and ``2E+5`` as numbers, as YAML 1.2 does. PyYAML follows
+    YAML 1.1, which wants a dot and a signed exponent (``1.0e-3``) and gives a string otherwise: the strict policy
+    models would refuse a bound written the usual way. Only unquoted scalars are resolved, so ``"1e-3"`` stays a
+    string."""
+
+
+_PolicyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def _policy_lines(text: str) -> tuple[dict[str, int], list[int]]:
+    """1-based lines of the top-level keys and of each entry of ``rules`` (by position, whatever its name, which
+    may be missing, repeated or not a string), so errors can point at them."""
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_PolicyLoader)
     except yaml.YAMLError:
-        return {}
-    lines: dict[str, int] = {}
+        return {}, []
+    keys: dict[str, int] = {}
+    rules: list[int] = []
     if not isinstance(root, yaml.MappingNode):
-        return lines
+        return keys, rules
     for key, value in root.value:
-        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
-            for item in value.value:
-                if isinstance(item, yaml.MappingNode):
-                    for k, v in item.value:
-                        if k.value == "name" and isinstance(v, yaml.ScalarNode):
-                            lines[v.value] = item.start_mark.line + 1
-    return lines
+        if isinstance(key, yaml.ScalarNode):
+            keys.setdefault(key.value, key.start_mark.line + 1)
+            if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+                rules = [item.start_mark.line + 1 for item in value.value]
+    return keys, rules
+
+
+#: Field errors quoted in one refusal; the rest are counted.
+_MAX_PROBLEMS = 5
+
+
+def _problem(err: dict, raw: dict, key_lines: dict[str, int], rule_lines: list[int]) -> str:
+    """One pydantic error as ``line N: rule 'name': field: message``. The rule is quoted by name only when its name
+    is a valid one (an invalid name may be a list, a newline or 200,000 characters); by position otherwise."""
+    loc, msg = list(err["loc"]), err["msg"]
+    if err["type"] == "value_error":
+        msg = str(err["ctx"]["error"])
+    elif err["type"] in {"float_type", "int_type", "bool_type"} and isinstance(err["input"], str):
+        shown = err["input"] if len(err["input"]) <= 40 else err["input"][:40] + "..."
+        msg += f", not the string {shown!r} (write numbers and booleans without quotes)"
+    rules = raw.get("rules")
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and isinstance(rules, list) \
+            and loc[1] < len(rules):
+        entry = rules[loc[1]]
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = repr(name) if isinstance(name, str) and _name_problem(name) is None else f"#{loc[1] + 1}"
+        line = rule_lines[loc[1]] if loc[1] < len(rule_lines) else None
+        parts = [f"line {line}" if line else "", f"rule {label}", ".".join(str(p) for p in loc[3:] or loc[2:])]
+    else:
+        line = key_lines.get(loc[0]) if loc and isinstance(loc[0], str) else None
+        parts = [f"line {line}" if line else "", ".".join(str(p) for p in loc)]
+    return ": ".join([p for p in parts if p] + [msg])
 
 
 def load_policy(path: str | Path, catalogue: MetricCatalogue) -> GatePolicy:
@@ -340,27 +429,20 @@ def load_policy(path: str | Path, catalogue: MetricCatalogue) -> GatePolicy:
         raise ConfigError(f"{path}:{line}: the policy is not UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at offset "
                           f"{exc.start})") from None
     try:
-        raw = load_yaml(text)
+        raw = yaml.load(text, Loader=_PolicyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(yaml_error_line(exc, path, text)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a `rules:` list")
-    lines = _rule_lines(text)
+    key_lines, rule_lines = _policy_lines(text)
     try:
         policy = GatePolicy.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = list(err["loc"])
-            where = ".".join(str(p) for p in loc)
-            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and loc[1] < len(raw.get("rules") or []):
-                entry = raw["rules"][loc[1]]
-                name = entry.get("name") if isinstance(entry, dict) else None
-                line = lines.get(name) if name else None
-                where = (f"line {line}: " if line else "") + f"rule {name or loc[1]!r}: " + ".".join(str(p) for p in loc[3:] or loc[2:])
-            problems.append(f"{where}: {err['msg']}")
-        raise ConfigError(f"{path}: invalid policy: {'; '.join(problems)}") from None
-    policy.source, policy.sha256, policy.lines = str(path), sha256_bytes(raw_bytes), lines
+        problems = [_problem(err, raw, key_lines, rule_lines) for err in exc.errors()]
+        more = len(problems) - _MAX_PROBLEMS
+        shown = "; ".join(problems[:_MAX_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+        raise ConfigError(f"{path}: invalid policy: {shown}") from None
+    policy.source, policy.sha256, policy.lines = str(path), sha256_bytes(raw_bytes), rule_lines
     policy.check_static()
     policy.check_metrics(catalogue)
     return policy

@@ -249,6 +249,10 @@ def logged_decision(store: RunStore, candidate: str, registry: str | Path | None
     data, path = _latest_bytes(store, candidate)
     decision = _parse(data, path, GateDecisionRecord)
     check_logged(path, data, "decision", decision.record_id, entries, log.log)
+    # its copy in decisions/ is what an override names and the history reads: edited, it is refused here too
+    archived = decision_folder(store, candidate) / DECISIONS_DIR / f"{decision.record_id}.json"
+    if archived.exists():
+        check_logged(archived, archived.read_bytes(), "decision", decision.record_id, entries, log.log)
     # An earlier decision's file copied back over record.json holds logged bytes, yet the log decided since.
     latest = latest_decision_entry(entries, store.run_id, candidate)
     if latest is not None and latest.get("record_id") != decision.record_id:

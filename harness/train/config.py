@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.core.config import Section
+from harness.core.store import folder_name_problem
 
 
 class TrainConfig(Section):
@@ -81,8 +82,8 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise ValueError(f"train name {self.name!r} must be a plain folder name")
+        if problem := folder_name_problem(self.name):
+            raise ValueError(f"train name {self.name!r} {problem}")
         if self.load_best_model_at_end and self.eval_share == 0:
             raise ValueError("load_best_model_at_end needs held-out pairs to judge by: set eval_share > 0")
         if self.load_best_model_at_end and self.eval_steps not in (None, self.save_steps):
