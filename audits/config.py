@@ -190,7 +190,7 @@ class AuditConfig(Section):
                                        "Clopper-Pearson (at least the stated coverage) or the Wilson score interval. "
                                        "Continuous metrics get a BCa bootstrap (none below 10 items); paired "
                                        "differences of rates Newcombe's score interval.")
-    seed: int = Field(0, description="Sampling and bootstrap seed.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Sampling and bootstrap seed.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
     extra: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Settings of registered audits without a section of their own: audit "

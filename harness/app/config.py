@@ -128,6 +128,9 @@ def load_pipeline_config(path: str | Path | None = None, assignments: list[str] 
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_path(raw, dotted.split("."), value)
+    if path is None and (assignments or any(v is not None for v in (overrides or {}).values())):
+        source = "--set and flags over the defaults"  # no file to blame for a bad value
+    _refuse_nul(raw, source)
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
@@ -135,6 +138,19 @@ def load_pipeline_config(path: str | Path | None = None, assignments: list[str] 
         raise ConfigError(f"{source}: invalid config: {problems}") from None
     _check_database_url(config.review.database, source)
     return config
+
+
+def _refuse_nul(node: Any, source: str, where: str = "") -> None:
+    """A NUL character in any string of the config is refused naming its field: no path, URL or name holds one,
+    and the OS refuses it only later, as a ValueError traceback where the value is first used."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _refuse_nul(value, source, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _refuse_nul(value, source, f"{where}[{i}]")
+    elif isinstance(node, str) and "\x00" in node:
+        raise ConfigError(f"{source}: invalid config: {where}: holds a NUL character")
 
 
 def _check_database_url(database: str | None, source: str) -> None:

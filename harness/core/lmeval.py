@@ -102,7 +102,7 @@ class LmEvalSettings(Section):
     max_gen_toks: int = Field(192, ge=1, description="Longest generation for generative tasks (IFEval's own "
                                                      "1280 is hours on a CPU).")
     dtype: str = Field("float32", description="torch dtype the models are loaded in.")
-    seed: int = Field(1234, description="lm-eval's random, numpy, torch and few-shot seeds.")
+    seed: int = Field(1234, ge=0, le=2**32 - 1, description="lm-eval's random, numpy, torch and few-shot seeds.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: chosen by measurement.")
 
 

@@ -106,7 +106,7 @@ class DataConfig(Section):
     filters: FilterConfig = Field(default_factory=FilterConfig)
     variants: list[VariantConfig] = Field(default_factory=lambda: [VariantConfig(name="nift")],
                                           description="Datasets to build from one corpus.")
-    seed: int = Field(0, description="Seeds cut jitter, sampling and judge sampling.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds cut jitter, sampling and judge sampling.")
     shard_size: int = Field(32, ge=1, description="Generations per resumable shard.")
     limit: int | None = Field(None, ge=1, description="Use only the first N documents that pass the filters.")
 

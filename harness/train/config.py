@@ -38,7 +38,7 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps spent warming up the learning rate.")
     lr_scheduler: str = Field("linear", description="transformers scheduler name.")
-    seed: int = Field(0, description="Seeds data order, LoRA init, dropout and the held-out split.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds data order, LoRA init, dropout and the held-out split.")
     save_steps: int = Field(10, ge=1, description="Checkpoint every N steps (what a killed run resumes from).")
     eval_share: float = Field(0.1, ge=0, lt=1, description="Share of the pairs held out of training (never trained "
                                                            "on) to log an eval loss on, chosen by hashing each "

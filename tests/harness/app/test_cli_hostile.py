@@ -145,3 +145,17 @@ def test_a_stage_folder_name_cannot_leave_its_stage(tmp_path):
     for name in ("../bench", "a/b", ".hidden", "x\ny", "\u2028"):
         with pytest.raises(InputError, match="must be a"):
             store.stage_dir("gate", name)
+
+
+def test_a_nul_in_any_config_string_is_refused_naming_its_field(decided, capsys):
+    home, policy = decided
+    assert main([*_args(home, policy, "gate"), "--set", 'gate.policy="/tmp/policy.yaml\\0x"']) == 2
+    assert _last_error(capsys) == ("nift-gate: error: --set and flags over the defaults: invalid config: gate.policy: "
+                                   "holds a NUL character")
+
+
+@pytest.mark.parametrize("field", ["bench.seed", "data.seed", "audit.seed", "review.seed"])
+def test_a_seed_numpy_cannot_take_is_refused_when_the_config_is_read(capsys, field):
+    for seed in (-1, 2**32):
+        assert main(["config", "show", "--set", f"{field}={seed}"]) == 2
+        assert f"{field}: Input should be" in _last_error(capsys)
