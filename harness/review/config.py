@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,9 +100,9 @@ class ReviewConfig(Section):
                                                              "and task items answered by both models).")
     include_baselines: bool = Field(False, description="Also queue baselines' flagged audit samples (context for "
                                                        "reviewers; the record counts the candidate's items only).")
-    seed: int = Field(0, description="Seed of the random strata. Not of the blind "
-                                     "A/B order: that is drawn from the OS's secret randomness, since the seed is "
-                                     "in the config reviewers can read.")
+    seed: int = Field(0, ge=0, le=2**32 - 1,
+                      description="Seed of the random strata. Not of the blind A/B order: that is drawn from the "
+                                  "OS's secret randomness, since the seed is in the config reviewers can read.")
     bootstrap_iterations: int = Field(2000, ge=100, description="Unused: the approval-rate CI is "
                                       "now a Wilson score interval per stratum (combined by MOVER), which needs no "
                                       "resampling. Kept so existing configs still load.")
@@ -173,16 +174,21 @@ class ReviewConfig(Section):
             if not isinstance(loaded, dict):
                 raise ConfigError(f"review.tokens_file: {path}: expected a mapping of reviewer name -> token, "
                                   f"got {type(loaded).__name__}")
-            # A token is a string (or digits); YAML's yes/no, null, lists and mappings are mistakes, and an
-            # empty token would let nobody in under a name that looks configured.
-            bad = sorted(str(k) for k, v in loaded.items()
-                         if isinstance(v, bool) or not isinstance(v, str | int) or not str(v).strip())
+            # A token is a YAML string. Null, lists and mappings are mistakes, and an empty token would let nobody
+            # in under a name that looks configured. An unquoted number, yes/no or date is a string to its author
+            # but not to YAML (0123 is 83, 1.50 is 1.5), so its digits are not the ones signed in with.
+            bad = sorted(str(k) for k, v in loaded.items() if not isinstance(v, str | int | float | date)
+                         or isinstance(v, str) and not v.strip())
             if bad:
                 raise ConfigError(f"review.tokens_file: {path}: the tokens of {bad} are not non-empty strings")
+            unquoted = sorted(str(k) for k, v in loaded.items() if not isinstance(v, str))
+            if unquoted:  # never the value: a line of a tokens file is a secret
+                raise ConfigError(f"review.tokens_file: {path}: the tokens of {unquoted} are read by YAML as numbers, "
+                                  f"booleans or dates, not strings; put each token in quotes")
             unknown = sorted(set(map(str, loaded)) - {r.name for r in self.reviewers})
             if unknown:
                 raise ConfigError(f"review.tokens_file: {path}: names not in review.reviewers: {unknown}")
-            tokens.update({str(k): str(v) for k, v in loaded.items()})
+            tokens.update({str(k): v for k, v in loaded.items()})
         for r in self.reviewers:
             if r.token_env and os.environ.get(r.token_env):
                 tokens[r.name] = os.environ[r.token_env]

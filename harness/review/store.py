@@ -67,7 +67,9 @@ from sqlalchemy import (
     select,
     union,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.util import asbool
 
 from harness.core.errors import InputError
 from harness.core.sqlite import write_ahead_log
@@ -126,8 +128,12 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
+    """An engine for ``url``; an in-memory SQLite database is refused (every label in it would be lost at exit)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        if _in_memory(make_url(url)):
+            raise InputError(f"review.database: {url} is an in-memory SQLite database, which loses every label "
+                             f"when the process exits; name a file, e.g. sqlite:////abs/path/review.db")
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
@@ -151,6 +157,32 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     except Exception as exc:  # unknown dialect, missing driver: name the URL's scheme, never its password
         raise InputError(f"review.database: cannot use {url.split('://')[0]}:// ({exc})") from None
+
+
+def _in_memory(url: URL) -> bool:
+    """Whether the SQLite ``url`` names no file: ``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``, or a URI
+    filename (``?uri=true``) that is ``file::memory:`` or has ``mode=memory`` (SQLAlchemy's own test, plus that)."""
+    if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+        return True
+    return asbool(url.query.get("uri", False)) and url.database.startswith("file::memory:")
+
+
+def _open_error(url: URL, exc: DBAPIError) -> InputError | None:
+    """The one-line error for a label store that cannot be opened (None for an error that is not about opening
+    it): the driver's reason (PostgreSQL's hint lines joined) with the password masked; for a file that is not an
+    SQLite database, the file."""
+    reason = " ".join(str(exc.orig).split())
+    if url.get_backend_name() == "sqlite" and isinstance(exc.orig, sqlite3.DatabaseError) \
+            and not isinstance(exc.orig, sqlite3.OperationalError):  # not locked or unreadable: not a database
+        return _not_a_database(url.database, reason)
+    if isinstance(exc, OperationalError):
+        return InputError(f"review.database: cannot open {url!r}: {reason}")
+    return None
+
+
+def _not_a_database(path: str | Path | None, reason: str) -> InputError:
+    # Never removed or rewritten here: the labels in a damaged file may be recoverable.
+    return InputError(f"{path}: is not an SQLite database ({reason}); restore it from a backup or move it away")
 
 
 def default_database(store: RunStore) -> Path:
@@ -188,8 +220,10 @@ def open_store(config: ReviewConfig, store: RunStore, *, create: bool = True) ->
     engine = make_engine(config.database)
     try:
         present = inspect(engine).has_table(items.name)
-    except OperationalError as exc:
-        raise InputError(f"review.database: cannot open {engine.url!r}: {exc.orig}") from None
+    except DBAPIError as exc:
+        if (error := _open_error(engine.url, exc)) is None:
+            raise
+        raise error from None
     finally:
         engine.dispose()
     if not present:
@@ -199,7 +233,8 @@ def open_store(config: ReviewConfig, store: RunStore, *, create: bool = True) ->
 
 def _sqlite_holds_store(path: Path) -> bool:
     """Whether the SQLite file ``path`` holds a label store; read-only, so a missing or empty file stays as it is
-    (SQLAlchemy's connection would create the one and write a header into the other)."""
+    (SQLAlchemy's connection would create the one and write a header into the other). A file that is not an SQLite
+    database is refused, not taken for a store not made yet: ``review enqueue`` cannot open it either."""
     if not path.is_file():
         return False
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # opens the file at the first query
@@ -208,8 +243,8 @@ def _sqlite_holds_store(path: Path) -> bool:
                             (items.name,)).fetchone() is not None
     except sqlite3.OperationalError as exc:  # unreadable
         raise InputError(f"review.database: cannot open {path}: {exc}") from None
-    except sqlite3.DatabaseError:  # bytes that are not an SQLite database
-        return False
+    except sqlite3.DatabaseError as exc:  # bytes that are not an SQLite database, or a damaged one
+        raise _not_a_database(path, " ".join(str(exc).split())) from None
     finally:
         conn.close()
 
@@ -413,8 +448,11 @@ class ReviewStore:
         if apply_migrations:
             try:
                 migrate(self._writer)
-            except OperationalError as exc:
-                raise InputError(f"review.database: cannot open {self.engine.url!r}: {exc.orig}") from None
+            except DBAPIError as exc:
+                if (error := _open_error(self.engine.url, exc)) is None:
+                    raise
+                self.engine.dispose()
+                raise error from None
 
     def close(self) -> None:
         self.engine.dispose()

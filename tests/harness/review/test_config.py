@@ -104,7 +104,7 @@ def test_unknown_names_are_counted_too_and_memory_is_bounded():
 # ---- a malformed tokens file is refused at load --------------------------------------------------------------------
 
 BAD_TOKENS = [("- ann-token\n", "expected a mapping of reviewer name -> token, got list"),
-              ("ann: yes\n", r"the tokens of \['ann'\] are not non-empty strings"),
+              ("ann: yes\n", r"the tokens of \['ann'\] are read by YAML as numbers, booleans or dates, not strings"),
               ("ann:\n", r"the tokens of \['ann'\] are not non-empty strings"),
               ("ann: ''\n", r"the tokens of \['ann'\] are not non-empty strings"),
               ("ann: [1, 2]\n", r"the tokens of \['ann'\] are not non-empty strings"),
@@ -141,6 +141,39 @@ def test_a_tokens_file_error_is_one_line_with_its_line_and_never_the_token(tmp_p
         load_review_section(path)
     assert str(raised.value) == f"review.tokens_file: {tmp_path / 'tokens.yaml'}:{message}"
     assert SECRET not in str(raised.value)
+
+
+# Strings to whoever typed them, not to YAML: 0123 is the octal 83, 1.50 the float 1.5, yes is true.
+UNQUOTED_TOKENS = ["0123", "12345", "1.50", "yes", "2024-01-31"]
+
+
+@pytest.mark.parametrize("token", UNQUOTED_TOKENS)
+def test_a_token_yaml_reads_as_no_string_is_refused_by_name_and_quoted_it_is_the_token(tmp_path, token):
+    from harness.review.config import ReviewConfig
+
+    path = tmp_path / "tokens.yaml"
+    path.write_text(f"bob: bob-token\nann: {token}\n")
+    config = ReviewConfig(reviewers=[{"name": "ann"}, {"name": "bob"}], tokens_file=str(path))
+    with pytest.raises(ConfigError) as raised:
+        config.tokens()
+    assert str(raised.value) == (f"review.tokens_file: {path}: the tokens of ['ann'] are read by YAML as numbers, "
+                                 f"booleans or dates, not strings; put each token in quotes")
+    path.write_text(f"bob: bob-token\nann: '{token}'\n")
+    assert config.tokens() == {"ann": token, "bob": "bob-token"}
+
+
+def test_a_numeric_token_stops_the_command_in_one_line_without_the_token(tmp_path, monkeypatch, capsys):
+    from harness.app.cli import main
+
+    (tmp_path / "tokens.yaml").write_text("ann: 0123\n")
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump({"run": "r1", "review": {"reviewers": [{"name": "ann"}],
+                                                           "tokens_file": "tokens.yaml"}}))
+    assert main(["review", "summary", "--config", str(cfg), "--home", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"nift-gate: error: review.tokens_file: {tmp_path / 'tokens.yaml'}: the tokens of ['ann'] are "
+                   f"read by YAML as numbers, booleans or dates, not strings; put each token in quotes\n")
+    assert "0123" not in err.replace(str(tmp_path), "") and "83" not in err.replace(str(tmp_path), "")
 
 
 def test_a_missing_tokens_file_stops_only_the_command_people_sign_in_through(tmp_path, monkeypatch, capsys):

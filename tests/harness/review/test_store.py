@@ -116,3 +116,112 @@ def test_quorum_counts_distinct_reviewers(store):
     store.add_label(2, "bob", "accept", 3)
     progress = store.progress("cand")
     assert (progress.items_total, progress.items_with_quorum) == (2, 1)
+
+
+# ---- a store that cannot be opened: one line, exit 2, nothing written ----------------------------------------------
+
+IN_MEMORY = ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&uri=true",
+             "sqlite:///file:labels?mode=memory&uri=true"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("url", IN_MEMORY)
+def test_an_in_memory_sqlite_store_is_refused_at_once(url):
+    """Its labels would be gone when the process exits (before, the switch to WAL waited for ever)."""
+    with pytest.raises(InputError) as raised:
+        ReviewStore(url)
+    assert str(raised.value) == (f"review.database: {url} is an in-memory SQLite database, which loses every label "
+                                 f"when the process exits; name a file, e.g. sqlite:////abs/path/review.db")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", [["review", "summary"], ["review", "enqueue"], ["gate"]])
+def test_every_command_refuses_an_in_memory_review_database_in_one_line(run_store, capsys, command):
+    from harness.app.cli import main
+
+    args = ["--home", str(run_store.home), "--run", "r1", "--set", "review.database=sqlite://"]
+    assert main([*command, *args]) == 2
+    assert capsys.readouterr().err == ("nift-gate: error: review.database: sqlite:// is an in-memory SQLite database, "
+                                       "which loses every label when the process exits; name a file, e.g. "
+                                       "sqlite:////abs/path/review.db\n")
+
+
+class _DeclinesWal:
+    """A connection to a file that answers the switch to WAL with its old mode and no error, as SQLite does where
+    it cannot switch (e.g. a file system without shared memory)."""
+
+    def __init__(self, path):
+        import sqlite3
+
+        self.db = sqlite3.connect(path)
+
+    def execute(self, sql):
+        return self.db.execute("PRAGMA journal_mode" if sql == "PRAGMA journal_mode=WAL" else sql)
+
+
+@pytest.mark.timeout(60)
+def test_the_switch_to_wal_gives_up_at_its_deadline_when_sqlite_declines_it(tmp_path):
+    """harness.core.sqlite.write_ahead_log as the store and the generation cache use it."""
+    import sqlite3
+    import time
+
+    from harness.core.sqlite import write_ahead_log
+
+    declining = _DeclinesWal(tmp_path / "s.db")
+    began = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match=r"^journal mode stays 'delete', not 'wal', after 0.3 s$"):
+        write_ahead_log(declining, 0.3)
+    assert 0.3 <= time.monotonic() - began < 10
+    with pytest.raises(sqlite3.OperationalError, match="an in-memory or temporary database cannot use WAL"):
+        write_ahead_log(sqlite3.connect(":memory:"), 30)  # at once: it never can
+
+
+NOT_A_DATABASE = [b"garbage", b"SQLite format 3\x00" + b"\xff" * 4080]
+
+
+@pytest.mark.parametrize("content", NOT_A_DATABASE, ids=["garbage", "damaged-header"])
+@pytest.mark.parametrize("command", [["review", "enqueue"], ["review", "summary"], ["gate"],
+                                     ["review", "export", "--out", "labels.csv"]])
+def test_a_store_file_that_is_not_a_database_is_named_and_left_as_it_is(run_store, tmp_path, monkeypatch, capsys,
+                                                                      command, content):
+    """Not "no review store; run `nift-gate review enqueue` first": enqueue cannot open it either."""
+    from harness.app.cli import main
+
+    db = run_store.root / "review" / "review.db"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(content)
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--home", str(run_store.home), "--run", "r1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nift-gate: error: {db}: is not an SQLite database (")
+    assert err.endswith("); restore it from a backup or move it away\n") and err.count("\n") == 1
+    assert db.read_bytes() == content and [p.name for p in db.parent.iterdir()] == ["review.db"]
+    assert not (tmp_path / "labels.csv").exists()
+
+
+def test_a_damaged_store_is_named_by_the_store_itself(tmp_path):
+    """What the review app and `review enqueue` open: the store, not open_store's read-only check."""
+    db = tmp_path / "s.db"
+    ReviewStore(f"sqlite:///{db}").close()
+    with db.open("r+b") as f:
+        f.seek(2 * 4096)
+        f.write(b"\xff" * 4096)  # page 3: the index of applied migrations, which opening the store reads
+    with pytest.raises(InputError, match=rf"^{db}: is not an SQLite database \(database disk image is malformed\); "
+                                         rf"restore it from a backup or move it away$"):
+        ReviewStore(f"sqlite:///{db}")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", [["review", "summary"], ["review", "enqueue"],
+                                     ["review", "export", "--out", "labels.csv"]])
+def test_a_postgresql_server_that_cannot_be_reached_is_one_line_with_the_password_masked(run_store, tmp_path,
+                                                                                          monkeypatch, capsys, command):
+    from harness.app.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://u:s3cr3t@127.0.0.1:1/db"
+    assert main([*command, "--home", str(run_store.home), "--run", "r1", "--set", f"review.database={url}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nift-gate: error: review.database: cannot open postgresql+psycopg://u:***@127.0.0.1:1/db: ")
+    assert err.count("\n") == 1 and "\t" not in err and "s3cr3t" not in err
+    assert "Is the server running" in err  # psycopg's hint, joined to the line
