@@ -526,9 +526,12 @@ def _registry_show(args: argparse.Namespace) -> int:
     registry = open_registry(config, store)
     check_registry_folder(registry.folder, store.home, configured=config.gate.registry is not None)
     verify_registry(config, store)  # a log that lost entries (deleted, truncated) is not shown as the history
+    entries = registry.verify()
     if not registry.folder.exists():
         print(f"no decisions logged yet: no registry at {registry.folder}")
-    for e in registry.verify():
+    elif not entries:
+        print(f"no decisions logged yet: the registry {registry.folder} has no entries")
+    for e in entries:
         who = f" by {e['release_manager']}" if e.get("release_manager") else ""
         moves = ", ".join(f"{a}->{'(removed)' if t is None else t['candidate']}" for a, t in e["alias_moves"].items())
         print(f"{e['seq']:>4} {e['logged_at']} {e['event']:10} {e['run_id']}/{e['candidate']} {e['decision']}{who}"

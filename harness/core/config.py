@@ -19,9 +19,10 @@ from harness.core.store import folder_name_problem, read_utf8
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown fields are rejected."""
+    """Base of every config section: unknown fields are rejected, and so are NaN and infinity (YAML's ``.nan``,
+    ``1e999``): no setting means them, and NaN compares false with every bound a validator checks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelRef(Section):

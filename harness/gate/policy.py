@@ -83,9 +83,10 @@ def _name_problem(name: str) -> str | None:
 
 
 class _PolicySection(Section):
-    """Strict: a quoted number or boolean is refused, not converted; an int is still accepted as a float."""
+    """Strict: a quoted number or boolean is refused, not converted; an int is still accepted as a float. NaN and
+    infinity pass the model to be refused by the policy's own check, which names the bound (``max nan``)."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, allow_inf_nan=True)
 
 
 class _Rule(_PolicySection):

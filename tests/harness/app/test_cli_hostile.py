@@ -159,3 +159,15 @@ def test_a_seed_numpy_cannot_take_is_refused_when_the_config_is_read(capsys, fie
     for seed in (-1, 2**32):
         assert main(["config", "show", "--set", f"{field}={seed}"]) == 2
         assert f"{field}: Input should be" in _last_error(capsys)
+
+
+@pytest.mark.parametrize("value", ["1e999", ".nan", "-.inf"])
+def test_nan_or_infinity_in_any_config_number_is_refused(capsys, value):
+    assert main(["config", "show", "--set", f"report.machine_usd_per_hour={value}"]) == 2
+    assert "report.machine_usd_per_hour: Input should be a finite number" in _last_error(capsys)
+
+
+def test_registry_show_of_an_empty_registry_says_so(tmp_path, capsys):
+    (tmp_path / "registry").mkdir()
+    assert main(["registry", "show", "--home", str(tmp_path), "--registry", str(tmp_path / "registry")]) == 0
+    assert capsys.readouterr().out == f"no decisions logged yet: the registry {tmp_path / 'registry'} has no entries\n"
