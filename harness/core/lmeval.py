@@ -290,20 +290,20 @@ def _ifeval_checkers() -> dict[str, tuple[frozenset[str] | None, frozenset[str]]
 _PROBE_RESPONSE = "A first line of a probe response, with a few words.\nA second line."
 
 
-def _try_ifeval_checker(instruction: str, kwargs: dict[str, Any], prompt: str, where: str) -> None:
-    """Build lm-eval's checker for ``instruction`` with ``kwargs`` as its scoring does and check a probe
-    response, so that a value it cannot use (``num_words: "300"``, ``relation: "atleast"``) is refused with the
-    row's field now, not as a traceback from the scoring after every answer was generated. lm-eval's checkers
-    draw missing arguments from ``random``: its state is put back."""
-    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
+def _try_ifeval_checker(row: dict[str, Any], number: int, where: str) -> None:
+    """Score a probe response on instruction ``number`` of the IFEval ``row`` through lm-eval's own strict
+    scoring (``test_instruction_following_strict``, which builds the checker from the row's kwargs), so that a
+    value it cannot use (``num_words: "300"``, ``relation: "atleast"``) is refused with the row's field now, not
+    as a traceback from the scoring after every answer was generated. lm-eval's checkers draw missing arguments
+    from ``random``: its state is put back."""
+    from lm_eval.tasks.ifeval.utils import InputExample, test_instruction_following_strict
 
+    instruction = row["instruction_id_list"][number]
+    one = InputExample(key=row["key"], instruction_id_list=[instruction], prompt=row["prompt"],
+                       kwargs=[row["kwargs"][number]])
     state = random.getstate()
     try:
-        checker = INSTRUCTION_DICT[instruction](instruction)
-        checker.build_description(**kwargs)
-        if "prompt" in (checker.get_instruction_args() or {}):
-            checker.build_description(prompt=prompt)
-        checker.check_following(_PROBE_RESPONSE)
+        test_instruction_following_strict(one, _PROBE_RESPONSE)
     except Exception as exc:  # lm-eval's checkers raise ValueError, TypeError, KeyError... on a bad value
         reason = " ".join(str(exc).split())[:160]
         raise InputError(f"{where}: lm-eval's checker for {instruction!r} cannot use these arguments "
@@ -359,8 +359,7 @@ def check_ifeval_rows(path: Path, data: bytes) -> None:
             if missing := sorted(needs - given):
                 raise InputError(f"{where}: field kwargs[{number}] lacks {missing[0]!r}, which lm-eval's checker "
                                  f"for {instruction!r} needs")
-            _try_ifeval_checker(instruction, {name: value for name, value in args.items() if value}, prompt,
-                                f"{where}: field kwargs[{number}]")
+            _try_ifeval_checker(row, number, f"{where}: field kwargs[{number}]")
     if not rows:
         raise InputError(f"{path}: no rows (IFEval's input_data.jsonl holds one JSON object per line)")
 
