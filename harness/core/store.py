@@ -367,6 +367,17 @@ def completed_record(stage_dir: str | os.PathLike, cls: type[R], fingerprint: st
     return record if record.fingerprint == fingerprint else None
 
 
+#: Unicode categories that print as no character, or as a line break: controls (newline, tab, NUL), format
+#: characters (bidi overrides, zero-width), line and paragraph separators (U+2028/2029), lone surrogates.
+UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def first_unprintable(text: str) -> int | None:
+    """The index of the first character of ``text`` that cannot be shown on one line as itself, None if none: a
+    name holding one could forge a line of what is printed (``a\nREJECT: fake``) or hide what it says."""
+    return next((at for at, char in enumerate(text) if unicodedata.category(char) in UNPRINTABLE_CATEGORIES), None)
+
+
 def folder_name_problem(name: Any) -> str | None:
     """Why ``name`` cannot be a folder of the run store (a run, a stage entry, a candidate or baseline), None if it
     can: a name with a slash, or ``..``, would reach another stage's files (``gate/../bench``); a leading dot is
@@ -375,7 +386,7 @@ def folder_name_problem(name: Any) -> str | None:
         return "must be a non-empty folder name"
     if "/" in name or "\\" in name or name.startswith("."):
         return "must be a plain folder name (no slash, no leading dot)"
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+    if first_unprintable(name) is not None:
         return "must be a plain folder name (no control characters)"
     if len(name.encode("utf-8", "surrogatepass")) > 200:
         return "must be a folder name of at most 200 bytes"

@@ -48,7 +48,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -59,14 +58,12 @@ from harness.core.config import Section, UniqueKeyLoader, yaml_error_line
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricCatalogue, MetricSpec
 from harness.core.records import sha256_bytes
+from harness.core.store import first_unprintable
 
 Severity = Literal["block", "warn"]
 
 #: Longest rule name: it heads a line of the gate's output and a row of the report's scorecard.
 MAX_RULE_NAME_CHARS = 100
-#: Unicode categories refused in a rule name: controls (newline, tab, NUL...), format characters (bidi overrides,
-#: zero-width), line and paragraph separators (U+2028/2029), lone surrogates (which cannot be printed).
-_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
 def _name_problem(name: str) -> str | None:
@@ -75,10 +72,9 @@ def _name_problem(name: str) -> str | None:
         return "a rule name must not be empty or blank"
     if len(name) > MAX_RULE_NAME_CHARS:
         return f"a rule name is at most {MAX_RULE_NAME_CHARS} characters; this one has {len(name)}"
-    for at, char in enumerate(name):
-        if unicodedata.category(char) in _UNPRINTABLE:
-            return (f"a rule name must not contain a control character (U+{ord(char):04X} at character {at + 1}); "
-                    f"it is printed on one line of the decision and the report")
+    if (at := first_unprintable(name)) is not None:
+        return (f"a rule name must not contain a control character (U+{ord(name[at]):04X} at character {at + 1}); "
+                f"it is printed on one line of the decision and the report")
     return None
 
 
