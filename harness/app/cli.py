@@ -273,19 +273,9 @@ def _add_launch_parser(commands) -> None:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    """What the command refuses before its stage starts is refused here, before any process starts (on the ranks
-    each would print it, among the launcher's lines): its usage, its config and --set, and for train the
-    checkpoints it selects (none configured, an unknown --name)."""
-    from harness.app.config import load_pipeline_config
-    from harness.app.launch import launch, launchable
+    from harness.app.launch import check_command, launch
 
-    words = launchable(args.stage_args)
-    stage = build_parser().parse_args(args.stage_args)
-    config = load_pipeline_config(stage.config, stage.assignments, {"run": stage.run})
-    if words == ("train",):
-        from harness.train.train import select_checkpoints
-
-        select_checkpoints(config.train, stage.name)
+    check_command(args.stage_args, build_parser())
     return launch(args.accelerate_config, args.stage_args, args.num_processes, args.main_process_port)
 
 

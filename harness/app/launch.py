@@ -10,6 +10,7 @@ reported once per rank, among the launcher's own lines.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,21 @@ def launchable(command: list[str]) -> tuple[str, ...]:
             return words
     raise ConfigError(f"launch: {' '.join(command[:2]) or 'no command'!r} does not run on several processes; "
                       f"give one of: {', '.join(LAUNCHABLE.values())}")
+
+
+def check_command(command: list[str], parser: argparse.ArgumentParser) -> None:
+    """What ``nift-gate <command>`` refuses before its stage starts, refused before any process starts (on the
+    ranks each would print it, among the launcher's lines): its usage (``parser``: the CLI's), its config and
+    --set, and for train the checkpoints it selects (none configured, an unknown --name)."""
+    from harness.app.config import load_pipeline_config
+
+    words = launchable(command)
+    stage = parser.parse_args(command)
+    config = load_pipeline_config(stage.config, stage.assignments, {"run": stage.run})
+    if words == ("train",):
+        from harness.train.train import select_checkpoints
+
+        select_checkpoints(config.train, stage.name)
 
 
 def read_accelerate_config(path: Path) -> Any:
