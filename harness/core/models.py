@@ -20,6 +20,7 @@ Accepted specs, tried in this order:
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -204,15 +205,27 @@ def embedded_model_dir(name: str) -> Path:
     """The cached safetensors folder of an embedded model, converting it on first use."""
     gguf = embedded_gguf_path(name)
     target = cache_home() / "models" / name
-    if (target / "config.json").exists() and list(target.glob("*.safetensors")):
+    if _converted(target):
         return target
-    get_logger("models").info(f"converting {gguf.name} to safetensors in {target} (once, ~40 s)")
-    with atomic_dir(target) as tmp:
-        _dequantise_gguf(gguf, tmp)
-        # the source by name and content, not by path: the file is in the model's hash, which must not depend
-        # on where the package was installed
-        atomic_write_json(tmp / "nift-source.json", {"gguf": gguf.name, "gguf_sha256": sha256_file(gguf)})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Processes that start together on a fresh machine (two gates, the ranks of `launch`) convert once: the
+    # first takes the lock and converts, the others wait for it and then find the folder. Without the lock
+    # each converted it again and put its copy in place while another might be reading the first.
+    with open(target.parent / f".{name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _converted(target):
+            return target
+        get_logger("models").info(f"converting {gguf.name} to safetensors in {target} (once, ~40 s)")
+        with atomic_dir(target) as tmp:
+            _dequantise_gguf(gguf, tmp)
+            # the source by name and content, not by path: the file is in the model's hash, which must not
+            # depend on where the package was installed
+            atomic_write_json(tmp / "nift-source.json", {"gguf": gguf.name, "gguf_sha256": sha256_file(gguf)})
     return target
+
+
+def _converted(target: Path) -> bool:
+    return (target / "config.json").exists() and any(target.glob("*.safetensors"))
 
 
 def hub_unreachable_reason(host: str = "huggingface.co", timeout: float = 3.0) -> str | None:

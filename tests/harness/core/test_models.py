@@ -125,3 +125,35 @@ def test_a_sharded_folder_missing_a_shard_is_refused_before_it_is_pinned(tiny_mo
                                              r"does not hold \(model-00002-of-00002\.safetensors\): the copy or "
                                              r"download is incomplete"):
         resolve_model(str(folder))
+
+
+def test_processes_starting_together_convert_the_embedded_model_once(tmp_path, monkeypatch):
+    """Two gates (or the ranks of `launch`) on a fresh machine: one converts, the other waits and reuses."""
+    import threading
+    import time
+
+    from harness.core import models
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF stand-in")
+    conversions = []
+
+    def convert(source, out):
+        conversions.append(out)
+        time.sleep(0.5)  # long enough for the other caller to arrive while this one converts
+        (out / "config.json").write_text("{}")
+        (out / "model.safetensors").write_bytes(b"weights")
+
+    monkeypatch.setenv("NIFT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "embedded_gguf_path", lambda name: gguf)
+    monkeypatch.setattr(models, "_dequantise_gguf", convert)
+    found = []
+    callers = [threading.Thread(target=lambda: found.append(models.embedded_model_dir("smollm2-135m-instruct")))
+               for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert len(conversions) == 1
+    assert found == [tmp_path / "cache" / "models" / "smollm2-135m-instruct"] * 2
+    assert (found[0] / "model.safetensors").read_bytes() == b"weights"
