@@ -50,6 +50,7 @@ from harness.data.card import render_card
 from harness.data.config import DataConfig, ResolvedVariant, resolve_variants
 from harness.data.corpus import (
     SUFFIX_FORMATS,
+    Corpus,
     Document,
     load_corpus,
     open_corpus,
@@ -68,8 +69,10 @@ log = get_logger("data")
 
 #: The stage's code version, in every fingerprint: bump it when the pairs change for the same inputs and config
 #: (2: plain-text paragraphs split at whitespace-only lines, WikiText headings dropped; 3: .ndjson read, list
-#: fields of contamination sets checked turn by turn; 4: a plain-text file's leading byte-order mark dropped).
-VERSION = "4"
+#: fields of contamination sets checked turn by turn; 4: a plain-text file's leading byte-order mark dropped;
+#: 5: the record counts corpus rows with no text, ``dropped_empty_text``, and a JSON array corpus refuses a
+#: repeated key or an item that is not an object).
+VERSION = "5"
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
@@ -408,11 +411,11 @@ def _generation_summary(variant: ResolvedVariant, responses: _Responses) -> dict
         "price_per_1k_completion_tokens": tc.price_per_1k_completion_tokens}
 
 
-def _counts(documents: list[Document], outcome: FilterOutcome, used: int, segmented: _Segmented,
+def _counts(corpus: Corpus, outcome: FilterOutcome, used: int, segmented: _Segmented,
             pairs: _Pairs, turns: int) -> dict[str, int]:
     """Documents or pairs at each step, and dropped by each filter (the data card's funnel)."""
     later_turns = {"dropped_instruction_like_turn": len(segmented.instruction_like)} if turns > 1 else {}
-    return {"documents_read": len(documents),
+    return {"dropped_empty_text": corpus.empty_rows, "documents_read": len(corpus.documents),
             **{f"dropped_{name}": len(ids) for name, ids in outcome.dropped.items()},
             "documents_kept": len(outcome.kept), "documents_used": used,
             "dropped_cut_too_short": len(segmented.too_short), **later_turns,
@@ -480,7 +483,7 @@ def _corpus_input(run: StageRun) -> InputRef:
 
 
 def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
-                  read_corpus: Callable[[], list[Document]], teachers: _Teachers,
+                  read_corpus: Callable[[], Corpus], teachers: _Teachers,
                   unread: Sequence[str] = (), ranks: _Ranks | None = None) -> NiftDatasetRecord | None:
     """One variant into ``<run>/data/<variant>/``; ``run`` already holds the corpus input, which
     ``read_corpus`` reads (only when the variant is not up to date); ``unread`` lists the corpus folder's
@@ -494,15 +497,15 @@ def build_variant(variant: ResolvedVariant, run: StageRun[NiftDatasetRecord],
     if (done := run.cached(variant)) is not None:
         return done if ranks.main else None
 
-    documents = read_corpus()  # validated before anything is written
+    corpus = read_corpus()  # validated before anything is written
     # 1. documents: length bounds, duplicates, instruction-likeness (before the teacher: it costs)
-    outcome = filter_documents(documents, variant.filters, variant.corpus.min_words, variant.corpus.max_words)
+    outcome = filter_documents(corpus.documents, variant.filters, variant.corpus.min_words, variant.corpus.max_words)
     kept = outcome.kept[: variant.limit] if variant.limit else outcome.kept
     # 2. cut (and, for several turns, the later user turns' openings), 3. responses, 4. pairs, contamination
     segmented = _cut_documents(kept, variant)
     responses = _respond(variant, segmented.segments, teachers, run.store, ranks, run.force)
     pairs = _make_pairs(variant, segmented.segments, responses, corpus_id, contamination)
-    counts = _counts(documents, outcome, len(kept), segmented, pairs, variant.turns)
+    counts = _counts(corpus, outcome, len(kept), segmented, pairs, variant.turns)
     _refuse_no_pairs(variant, counts, segmented.segments, pairs)  # on every rank: each exits as rank 0 does
     if not ranks.main:
         return None
@@ -554,7 +557,7 @@ def build_pairs(config: DataConfig, store: RunStore, force: bool = False,
         resolved = [v for v in resolved if v.name in variants]
     ranks = _Ranks.current()
     teachers = _Teachers()
-    corpora: dict[str, list[Document]] = {}
+    corpora: dict[str, Corpus] = {}
     warned: set[Path] = set()
     records = []
     for variant in resolved:
@@ -570,7 +573,7 @@ def build_pairs(config: DataConfig, store: RunStore, force: bool = False,
             log.warning(f"{root}: {len(unread)} files of no corpus type ({', '.join(SUFFIX_FORMATS)}) are not read: "
                         f"{shown}")
 
-        def read_corpus(key=key, corpus=variant.corpus, root=root, run=run) -> list[Document]:
+        def read_corpus(key=key, corpus=variant.corpus, root=root, run=run) -> Corpus:
             if key not in corpora:  # variants reading the same corpus read it once, from the bytes hashed
                 corpora[key] = load_corpus(corpus, root, run.read)
             return corpora[key]

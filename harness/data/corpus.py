@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import io
 import json
 import logging
 import lzma
@@ -28,7 +29,7 @@ from harness.core.assets import assets_dir, resolve_asset
 from harness.core.errors import InputError
 from harness.core.log import get_logger
 from harness.core.records import InputRef, sha256_bytes
-from harness.core.store import MISSING, decode_utf8, numbered_jsonl, row_field
+from harness.core.store import MISSING, decode_utf8, numbered_rows, row_field
 from harness.data.config import CorpusConfig
 
 if TYPE_CHECKING:
@@ -53,6 +54,16 @@ UNREAD_COMPRESSIONS = (".zst", ".zstd", ".lz4")
 class Document:
     doc_id: str
     text: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The documents of a corpus in corpus order, and how many of its rows held no text once normalised (an
+    empty or whitespace-only field): they are no documents, and the data card counts them so that a corpus
+    that is mostly empty rows is not a silent loss. Blank lines of a plain-text file separate documents and
+    are not counted."""
+    documents: list[Document]
+    empty_rows: int = 0
 
 
 def embedded_corpus_dir() -> Path:
@@ -161,31 +172,120 @@ def _file_format(config: CorpusConfig, path: Path) -> str:
     return SUFFIX_FORMATS[_format_suffix(path)]  # corpus_files refused a file of another type
 
 
-def _diagnose(path: Path, raw: bytes, fmt: str, text_field: str) -> None:
-    """Re-read a file's bytes the slow way and raise InputError naming the first bad line, if there is one."""
+def _decompressed(path: Path, raw: bytes) -> bytes:
+    """The bytes of ``path`` (``raw``) undone of its compression suffix, if it has one."""
     if decompress := COMPRESSIONS.get(_suffix(path)):
         try:
-            raw = decompress(raw)
+            return decompress(raw)
         except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
             raise InputError(f"{path}: not a valid {path.suffix} file ({exc})") from None
+    return raw
+
+
+#: Readers of the head of a compressed file, which need not undo all of it.
+_STREAMS: dict[str, Callable[[io.BytesIO], io.BufferedIOBase]] = {
+    ".gz": lambda data: gzip.GzipFile(fileobj=data), ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+
+
+def _is_json_array(path: Path, raw: bytes) -> bool:
+    """Whether the JSON file ``path`` (bytes ``raw``) is one array rather than JSON Lines, from its first bytes."""
+    try:
+        if stream := _STREAMS.get(_suffix(path)):
+            with stream(io.BytesIO(raw)) as opened:
+                head = opened.read(65536)
+        else:
+            head = raw[:65536]
+    except (OSError, EOFError, lzma.LZMAError, zlib.error):
+        return False  # not valid compressed data: the read through datasets names the file
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+
+def _array_lines(path: Path, raw: bytes) -> list[int]:
+    """The line each item of the JSON array in ``path`` starts on. Refuses, naming the line, an item that is not
+    an object and an object that repeats a key: ``datasets`` reads an array with ``json.load``, which keeps a
+    repeated key's last value without a word, and it fails on a non-object item with a message naming no row."""
+    rows, _ = numbered_rows(_decompressed(path, raw), path, reads="JSON")
+    for item, (line, row) in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{line} (item {item}): expected a JSON object per array item, got "
+                             f"{type(row).__name__}")
+    return [line for line, _ in rows]
+
+
+def _jsonl_lines(path: Path, raw: bytes) -> list[int]:
+    """The line of each row ``datasets`` reads from the JSON Lines file ``path``: it skips blank lines, so the
+    n-th row is the n-th line with something on it."""
+    text = decode_utf8(_decompressed(path, raw), path)
+    return [number for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+
+def _locator(path: Path, raw: bytes, fmt: str, text_mode: str, array_lines: list[int] | None
+             ) -> Callable[[int], str]:
+    """Where row ``n`` (1-based, in ``datasets``' order) of ``path`` is, as errors name it: ``file:line`` for
+    JSON Lines and plain text by line, ``file:line (item n)`` for a JSON array, ``file row n`` for Parquet and
+    ``file (paragraph n)`` for plain text by paragraph. JSON Lines lines are found only when an error asks."""
+    if array_lines is not None:
+        return lambda n: f"{path}:{array_lines[n - 1]} (item {n})"
+    if fmt == "parquet":
+        return lambda n: f"{path} row {n}"
+    if fmt == "text":
+        return (lambda n: f"{path}:{n}") if text_mode == "line" else (lambda n: f"{path} (paragraph {n})")
+    lines: list[int] = []
+
+    def locate(n: int) -> str:
+        if not lines:
+            lines.extend(_jsonl_lines(path, raw))
+        return f"{path}:{lines[n - 1]}" if n <= len(lines) else f"{path} row {n}"
+
+    return locate
+
+
+def _json_type(value: object) -> str:
+    """How JSON names the type of ``value`` (a number is one type, as for pyarrow, which widens int to float)."""
+    return ("true/false" if isinstance(value, bool) else "a number" if isinstance(value, int | float) else
+            "a string" if isinstance(value, str) else "an object" if isinstance(value, dict) else
+            "a list" if isinstance(value, list) else type(value).__name__)
+
+
+def _diagnose(path: Path, raw: bytes, fmt: str, fields: Iterable[str]) -> None:
+    """Re-read a file's bytes the slow way and raise InputError naming the first bad line, if there is one: bad
+    JSON, a row that is not an object or repeats a key, a row without the text field (the first of ``fields``),
+    a text that is not a string, or a field whose type differs from its type on an earlier line (pyarrow reads a
+    column of one type, and says only that its type changed, not where)."""
+    raw = _decompressed(path, raw)
     text = decode_utf8(raw, path)
     if not text.strip():
         raise InputError(f"{path}: no {'text' if fmt == 'text' else 'rows'} "
                          f"(the file is {'only whitespace' if text else 'empty'})")
-    if fmt == "json" and _format_suffix(path) == ".json":
+    if fmt != "json":
+        return
+    if _format_suffix(path) == ".json" and not text.lstrip(" \t\r\n").startswith("["):
         try:
             json.loads(text)
         except json.JSONDecodeError as exc:
             if exc.msg != "Extra data":  # more than one value: JSON Lines named .json (as C4 ships), read below
                 raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         else:
-            return
-    if fmt != "json":
-        return
-    for number, row in numbered_jsonl(raw, path):
-        if row_field(row, text_field) is MISSING:
-            raise InputError(f"{path}:{number}: no field {text_field!r} (fields: {', '.join(row)}); "
-                             "set --text-field")
+            return  # one JSON value that is not an array: no rows to name
+    rows, array = numbered_rows(raw, path, reads="JSON")
+    text_field, *others = fields
+    first_type: dict[str, tuple[str, int]] = {}
+    for item, (line, row) in enumerate(rows, 1):
+        where = f"{path}:{line}" + (f" (item {item})" if array else "")
+        if not isinstance(row, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        value = row_field(row, text_field)
+        if value is MISSING:
+            raise InputError(f"{where}: no field {text_field!r} (fields: {', '.join(row)}); set --text-field")
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{where}: field {text_field!r} is {_json_type(value)}, not text")
+        for field in others:
+            if (value := row_field(row, field)) is MISSING or value is None:
+                continue
+            kind, seen = first_type.setdefault(field, (_json_type(value), line))
+            if kind != _json_type(value):
+                raise InputError(f"{where}: field {field!r} is {_json_type(value)} here but {kind} on line {seen}; "
+                                 "a field must hold one type in every row")
 
 
 #: A WikiText heading line, stripped: ``= Robert Boulter =``, ``= = Career = =`` (as many '=' after the title
@@ -234,8 +334,17 @@ def _column(dataset, name: str) -> list | None:
     return [None if (value := row_field({head: nested}, name)) is MISSING else value for nested in dataset[head]]
 
 
-def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list | None]:
-    """Texts (and ids, if configured) of one file, whose bytes are ``raw``, read through ``datasets``."""
+@dataclass(frozen=True)
+class _FileRows:
+    """The rows of one corpus file: texts, ids (if configured) and where row ``n`` is, for errors."""
+    texts: list
+    ids: list | None
+    locate: Callable[[int], str]
+    prose: bool  # plain text: a blank line separates documents, it is not a row that lost its text
+
+
+def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> _FileRows:
+    """The rows of one file, whose bytes are ``raw``, read through ``datasets``."""
     import datasets
 
     datasets.disable_progress_bars()  # nift-gate draws its own bars; these would interleave with them
@@ -250,6 +359,7 @@ def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list
     # only at an exact "\n\n", so WikiText (blocks between " = Heading = " lines and lines holding a space)
     # would be one document.
     kwargs = {"sample_by": "line", "encoding_errors": "strict"} if fmt == "text" else {}
+    array_lines = _array_lines(path, raw) if fmt == "json" and _is_json_array(path, raw) else None
     try:
         # datasets reads files by path: it reads a private copy of the bytes that were hashed, so an edit to
         # the corpus during the build cannot slip in. The copy keeps the file's name, whose suffix tells
@@ -270,7 +380,7 @@ def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list
     except InputError:
         raise
     except Exception as exc:  # datasets wraps pyarrow errors in several types; diagnose, else re-raise
-        _diagnose(path, raw, fmt, config.text_field)
+        _diagnose(path, raw, fmt, [field, *([config.id_field] if config.id_field else [])])
         raise InputError(f"{path}: could not read as {fmt}: {exc}") from exc
     if fmt == "text" and texts:  # a byte-order mark (Notepad writes one) is not prose: the teacher would read it
         texts[0] = texts[0].removeprefix("\ufeff")
@@ -284,11 +394,12 @@ def _read_file(config: CorpusConfig, path: Path, raw: bytes) -> tuple[list, list
         raise InputError(f"{path}: no text (blank lines{headings} only)")
     if not texts:
         raise InputError(f"{path}: no rows")
-    return texts, ids
+    return _FileRows(texts, ids, _locator(path, raw, fmt, config.text_mode, array_lines), prose=fmt == "text")
 
 
 def _rows(config: CorpusConfig, root: Path | None, read: Callable[[Path], bytes]):
-    """Yield (file or dataset, name in document ids, row number, text, id) for every row of the corpus."""
+    """Yield (where the row is, for errors; name in document ids; row number; text; id) for every row of the
+    corpus but the blank lines of a plain-text file. ``where`` is called only when an error names the row."""
     if config.hub_dataset:
         import datasets
 
@@ -305,8 +416,8 @@ def _rows(config: CorpusConfig, root: Path | None, read: Callable[[Path], bytes]
                     raise InputError(f"hub dataset {config.hub_dataset!r} row {number}: no field "
                                      f"{config.id_field!r} for corpus.id_field (fields: {', '.join(row)})")
                 text = row_field(row, config.text_field)
-                yield (config.hub_dataset, Path(config.hub_dataset).stem, number,
-                       None if text is MISSING else text, doc_id)
+                yield (lambda n=number: f"hub dataset {config.hub_dataset!r} row {n}", Path(config.hub_dataset).stem,
+                       number, None if text is MISSING else text, doc_id)
         except InputError:
             raise
         except Exception as exc:
@@ -316,39 +427,46 @@ def _rows(config: CorpusConfig, root: Path | None, read: Callable[[Path], bytes]
     root = root or corpus_root(config)
     files = corpus_files(config, root)
     for path, name in source_names(files, root).items():
-        texts, ids = _read_file(config, path, read(path))
-        for number, text in enumerate(texts, 1):
-            yield str(path), name, number, text, ids[number - 1] if ids else None
+        rows = _read_file(config, path, read(path))
+        for number, text in enumerate(rows.texts, 1):
+            if rows.prose and not text.strip():
+                continue
+            yield (lambda n=number, locate=rows.locate: locate(n)), name, number, text, \
+                rows.ids[number - 1] if rows.ids else None
 
 
 def load_corpus(config: CorpusConfig, root: Path | None = None,
-                read: Callable[[Path], bytes] = Path.read_bytes) -> list[Document]:
-    """Every document of the corpus, normalised, in corpus order. Raises InputError on bad input.
+                read: Callable[[Path], bytes] = Path.read_bytes) -> Corpus:
+    """Every document of the corpus, normalised, in corpus order, and the count of rows with no text. Raises
+    InputError on bad input, naming the file and line (or row, for Parquet and hub datasets).
 
     ``root`` is the file or folder :func:`open_corpus` returned (default: the one the config names); ``read``
     gives a file's bytes (a stage passes :meth:`StageRun.read`: the bytes it hashed)."""
     documents = []
-    first_seen: dict[str, str] = {}
-    for source, name, number, text, doc_id in _rows(config, root, read):
+    empty = 0
+    first_seen: dict[str, Callable[[], str]] = {}
+    for where, name, number, text, doc_id in _rows(config, root, read):
         if text is None:
-            raise InputError(f"{source}:{number}: field {config.text_field!r} is missing or null")
+            raise InputError(f"{where()}: field {config.text_field!r} is missing or null")
         if not isinstance(text, str):
-            raise InputError(f"{source}:{number}: field {config.text_field!r} is {type(text).__name__}, not text")
+            raise InputError(f"{where()}: field {config.text_field!r} is {_json_type(text)}, not text")
         text = normalise(text)
         if not text:
+            empty += 1
             continue
         if config.id_field:
             # str() would make null "None" (or fall back to the row number unseen), 1.0 "1.0" and an object its repr
             if doc_id is None or isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
-                raise InputError(f"{source}:{number}: field {config.id_field!r} (corpus.id_field) must be a string "
+                raise InputError(f"{where()}: field {config.id_field!r} (corpus.id_field) must be a string "
                                  f"or a whole number, got {'null' if doc_id is None else type(doc_id).__name__}")
         doc_id = str(doc_id) if doc_id is not None else f"{name}:{number}"
         if doc_id in first_seen:  # cuts, pairs and filters are keyed by id: a repeat would replace a document
             field = f" (corpus.id_field {config.id_field!r})" if config.id_field else ""
-            raise InputError(f"{source}:{number}: document id {doc_id!r}{field} repeats the one at "
-                             f"{first_seen[doc_id]}; ids must be unique")
-        first_seen[doc_id] = f"{source}:{number}"
+            raise InputError(f"{where()}: document id {doc_id!r}{field} repeats the one at "
+                             f"{first_seen[doc_id]()}; ids must be unique")
+        first_seen[doc_id] = where
         documents.append(Document(doc_id=doc_id, text=text))
     if not documents:
-        raise InputError(f"corpus {config.path or config.hub_dataset or 'embedded'} has no documents with text")
-    return documents
+        blank = f" ({empty} rows hold only whitespace or nothing in field {config.text_field!r})" if empty else ""
+        raise InputError(f"corpus {config.path or config.hub_dataset or 'embedded'} has no documents with text{blank}")
+    return Corpus(documents, empty)

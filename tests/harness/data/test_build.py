@@ -225,6 +225,16 @@ def test_files_of_no_corpus_type_are_listed_in_a_warning_the_record_and_the_card
     assert "corpus_doc_ids" not in {i.kind for i in record.inputs}  # a flat folder's ids are as they were
 
 
+def test_rows_with_no_text_are_counted_in_the_record_and_the_card(tmp_path, embedded_texts):
+    path = tmp_path / "c.jsonl"
+    texts = [embedded_texts[0], "", " \n ", *embedded_texts[1:3]]
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    record = build_pairs(_raw(path), RunStore("r"))[0]
+    assert (record.counts["dropped_empty_text"], record.counts["documents_read"], record.rows) == (2, 3, 3)
+    card = (RunStore("r").stage_dir("data", "raw") / "card.md").read_text()
+    assert "| rows with no text (not documents) | 2 |" in card
+
+
 def test_a_build_with_no_pair_left_raises_and_writes_nothing(corpus_file):
     config = DataConfig.model_validate({"corpus": {"path": str(corpus_file), "min_words": 2, "max_words": 10},
                                         "variants": [{"name": "raw", "distill": False}]})

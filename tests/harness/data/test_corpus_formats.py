@@ -30,7 +30,7 @@ def one_line_error(config: CorpusConfig) -> str:
 def test_a_compressed_jsonl_file_is_read_as_json(tmp_path, suffix, compress):
     path = tmp_path / f"c4.jsonl{suffix}"
     path.write_bytes(compress(C4_JSONL))
-    docs = load_corpus(CorpusConfig(path=str(path), id_field="url"))
+    docs = load_corpus(CorpusConfig(path=str(path), id_field="url")).documents
     assert [(d.doc_id, d.text) for d in docs] == [(row["url"], row["text"]) for row in C4_ROWS]
 
 
@@ -38,7 +38,7 @@ def test_a_folder_of_c4_json_gz_shards_is_read_with_ids_without_suffixes(tmp_pat
     for shard in range(2):
         (tmp_path / f"c4-train.0000{shard}-of-01024.json.gz").write_bytes(gzip.compress(C4_JSONL))
     (tmp_path / "notes.csv").write_text("a,b\n")
-    docs = load_corpus(CorpusConfig(path=str(tmp_path)))
+    docs = load_corpus(CorpusConfig(path=str(tmp_path))).documents
     assert [d.doc_id for d in docs][2:4] == ["c4-train.00000-of-01024:3", "c4-train.00001-of-01024:1"]
     assert docs[0].text == C4_ROWS[0]["text"]
     assert unread_files(tmp_path) == ["notes.csv"]
@@ -48,9 +48,9 @@ def test_the_shared_c4_sample_gzipped_reads_as_the_plain_file(tmp_path):
     plain = shared_data("corpus", "c4_en_train_first1000.jsonl")
     path = tmp_path / "c4-train.00000-of-01024.json.gz"
     path.write_bytes(gzip.compress(plain.read_bytes()))
-    docs = load_corpus(CorpusConfig(path=str(path), id_field="url"))
+    docs = load_corpus(CorpusConfig(path=str(path), id_field="url")).documents
     assert len(docs) == 1000
-    assert docs == load_corpus(CorpusConfig(path=str(plain), id_field="url"))
+    assert docs == load_corpus(CorpusConfig(path=str(plain), id_field="url")).documents
 
 
 BAD_COMPRESSED = [
@@ -82,7 +82,7 @@ def test_wikitext_layout_splits_at_space_lines_and_headings_which_are_dropped(tm
               + " = Qualified for the next round \n")
     path = tmp_path / "wiki.train.raw"
     path.write_bytes(layout.replace("\n", "\r\n").encode())
-    docs = load_corpus(CorpusConfig(path=str(path)))
+    docs = load_corpus(CorpusConfig(path=str(path))).documents
     assert [d.doc_id for d in docs] == ["wiki.train:1", "wiki.train:2", "wiki.train:3", "wiki.train:4"]
     assert [d.text.split()[0] for d in docs] == ["word1_0", "word2_0", "word3_0", "word4_0"]
     assert [len(d.text.split()) for d in docs] == [100, 100, 100, 106]  # an unbalanced '=' line is text
@@ -93,7 +93,7 @@ def test_the_shared_wikitext_test_split_is_hundreds_of_documents_without_heading
     path = shared_data("corpus", "wikitext2_raw_wiki.test.raw")
     headings = {line.strip() for line in path.read_text().splitlines() if line.startswith(" = ")
                 and line.rstrip().endswith(" =")}
-    docs = load_corpus(CorpusConfig(path=str(path)))
+    docs = load_corpus(CorpusConfig(path=str(path))).documents
     assert len(docs) > 500
     assert sum(40 <= len(d.text.split()) <= 4000 for d in docs) > 500
     assert "= Robert Boulter =" in headings and "= = Career = =" in headings

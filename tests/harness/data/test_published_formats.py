@@ -22,7 +22,7 @@ def test_json_lines_under_another_suffix_or_in_upper_case_are_read_as_json(tmp_p
 
     path = tmp_path / name
     path.write_bytes(gzip.compress(JSONL.encode()) if name.endswith(".gz") else JSONL.encode())
-    docs = load_corpus(CorpusConfig(path=str(path)))
+    docs = load_corpus(CorpusConfig(path=str(path))).documents
     assert [d.text for d in docs] == [row["text"] for row in ROWS]  # 3 documents, not 1 of raw JSON
 
 
@@ -43,21 +43,21 @@ def test_a_corpus_file_of_an_unknown_type_is_refused_in_one_line(tmp_path, name,
 def test_an_unknown_suffix_is_read_as_the_format_set(tmp_path):
     path = tmp_path / "c4.log"
     path.write_text(JSONL)
-    assert len(load_corpus(CorpusConfig(path=str(path), format="json"))) == 3
+    assert len(load_corpus(CorpusConfig(path=str(path), format="json")).documents) == 3
 
 
 def test_a_one_document_per_line_text_file_in_paragraph_mode_warns(tmp_path, caplog):
     path = tmp_path / "docs.txt"
     path.write_text("".join(f"{row['text']}\n" for row in ROWS))
     with caplog.at_level(logging.WARNING, logger="nift_gate"):
-        docs = load_corpus(CorpusConfig(path=str(path)))
+        docs = load_corpus(CorpusConfig(path=str(path))).documents
     assert len(docs) == 1  # paragraph mode as documented: the behaviour is kept ...
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and str(path) in warned[0] and "text_mode: line" in warned[0]  # ... but said
     caplog.clear()
     path.write_text("\n\n".join(row["text"] for row in ROWS) + "\n")  # blank-line-separated: no warning
     with caplog.at_level(logging.WARNING, logger="nift_gate"):
-        assert len(load_corpus(CorpusConfig(path=str(path)))) == 3
+        assert len(load_corpus(CorpusConfig(path=str(path))).documents) == 3
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
