@@ -7,22 +7,58 @@ with its field path instead of being silently ignored.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from harness.core.errors import ConfigError
 from harness.core.store import folder_name_problem, read_utf8
 
 
+def number_kind(annotation: Any) -> str | None:
+    """"number" or "integer" where a field of type ``annotation`` holds a number and not a boolean (``float``,
+    ``int``, ``int | None``; not ``int | bool``), else None."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return number_kind(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        kinds = {number_kind(arg) for arg in args} - {None}
+        return None if bool in args or not kinds else "number" if "number" in kinds else "integer"
+    return {float: "number", int: "integer"}.get(annotation)
+
+
 class Section(BaseModel):
     """Base of every config section: unknown fields are rejected, and so are NaN and infinity (YAML's ``.nan``,
-    ``1e999``): no setting means them, and NaN compares false with every bound a validator checks."""
+    ``1e999``): no setting means them, and NaN compares false with every bound a validator checks. A boolean
+    where a number is meant is refused too: pydantic reads ``true`` as 1, so ``max_new_tokens: true`` (a YAML
+    slip, or a ``--set`` meant for another key) would run with one token instead of failing."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # A model validator, not a field validator on "*": pydantic refuses a before-validator on the field that
+    # discriminates a union (a policy rule's ``type``).
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        errors = []
+        for key, value in data.items():
+            if isinstance(value, bool) and key in cls.model_fields \
+                    and (kind := number_kind(cls.model_fields[key].annotation)):
+                problem = PydanticCustomError("number_not_bool", "Input should be a valid {kind}, not {value}",
+                                              {"kind": kind, "value": str(value).lower()})
+                errors.append(InitErrorDetails(type=problem, loc=(key,), input=value))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
 
 
 class ModelRef(Section):

@@ -78,11 +78,28 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+def _description_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a rule's or the policy's description, or None: it is copied into the decision record
+    and shown to whoever reads it, so it may break lines (YAML's ``|``) but hold no other control character (an
+    ANSI escape would restyle a terminal that prints it, U+202E would show its words reversed)."""
+    if (at := first_unprintable(text.replace("\n", " ").replace("\t", " "))) is not None:
+        return (f"a description must not contain a control character (U+{ord(text[at]):04X} at character "
+                f"{at + 1}); line breaks and tabs are fine")
+    return None
+
+
 class _PolicySection(Section):
     """Strict: a quoted number or boolean is refused, not converted; an int is still accepted as a float. NaN and
     infinity pass the model to be refused by the policy's own check, which names the bound (``max nan``)."""
 
     model_config = ConfigDict(strict=True, allow_inf_nan=True)
+
+    @field_validator("description", check_fields=False)  # a rule's and the policy's
+    @classmethod
+    def _printable_description(cls, text: str | None) -> str | None:
+        if text is not None and (problem := _description_problem(text)):
+            raise ValueError(problem)
+        return text
 
 
 class _Rule(_PolicySection):

@@ -112,3 +112,22 @@ def test_yaml_error_line_without_the_text_names_the_file_only():
         load_yaml("a: \x00")
     assert yaml_error_line(raised.value, "f.yaml") == ("f.yaml: not valid YAML (unacceptable character #x0000: "
                                                        "special characters are not allowed)")
+
+
+@pytest.mark.parametrize(("assignment", "problem"), [
+    ("data.cut.ratio=true", "data.cut.ratio: Input should be a valid number, not true"),
+    ("bench.limit=false", "bench.limit: Input should be a valid integer, not false"),  # int | None
+    ("data.teacher.max_new_tokens=true", "data.teacher.max_new_tokens: Input should be a valid integer, not true"),
+])
+def test_a_boolean_where_a_number_is_meant_is_refused_not_read_as_one(assignment, problem):
+    """pydantic reads true as 1: max_new_tokens: true would generate one token instead of failing."""
+    with pytest.raises(ConfigError) as raised:
+        load_pipeline_config(None, [assignment])
+    assert str(raised.value) == f"--set and flags over the defaults: invalid config: {problem}"
+
+
+def test_numbers_and_booleans_are_still_read_where_they_are_meant():
+    config = load_pipeline_config(None, ["data.filters.near_dup_threshold=1", "bench.limit=3",
+                                         "bench.pairwise.enabled=true"])
+    threshold = config.data.filters.near_dup_threshold
+    assert (threshold, type(threshold), config.bench.limit, config.bench.pairwise.enabled) == (1.0, float, 3, True)

@@ -69,6 +69,28 @@ def test_a_rule_name_cannot_forge_a_line_of_the_gate_output(tmp_path, capsys):
     assert "line 2: rule #1: name: a rule name must not contain a control character (U+000A" in err
 
 
+@pytest.mark.parametrize(("where", "line", "field"), [("policy", 1, "description"),
+                                                      ("rule", 2, "rule 'tox': description")])
+@pytest.mark.parametrize(("text", "problem"), [
+    ('"ok\\x1b[2Kfine"', "U+001B at character 3"),  # an ANSI escape: erases the line a terminal shows
+    ('"tox\\u202eoff"', "U+202E at character 4"),
+    ('"a\\0b"', "U+0000 at character 2"),
+])
+def test_a_description_holding_a_control_character_is_refused(tmp_path, where, line, field, text, problem):
+    rule = TOX.replace("max: 0.2}", f"max: 0.2, description: {text}}}")
+    policy = f"description: {text}\nrules:\n{TOX}" if where == "policy" else f"rules:\n{rule}"
+    message = _refusal(tmp_path, policy)
+    assert message.startswith(f"{tmp_path}/policy.yaml: invalid policy: line {line}: {field}: a description must "
+                              f"not contain a control character ({problem})")
+    assert "\n" not in message
+
+
+def test_a_description_may_break_lines(tmp_path):
+    text = f"description: |\n  Ship only if safe.\n  \tTwo reviewers, always.\nrules:\n{TOX}"
+    policy = load_policy(write_policy(tmp_path, text), catalogue())
+    assert policy.description == "Ship only if safe.\n\tTwo reviewers, always.\n"
+
+
 def test_a_printable_rule_name_of_up_to_100_characters_is_kept_as_written(tmp_path):
     text = f"rules:\n{_rule('x' * 100)}{_rule(chr(34) + 'toxicité 🚫' + chr(34))}"
     policy = load_policy(write_policy(tmp_path, text), catalogue())
