@@ -37,12 +37,16 @@ system-deps:
 demo: setup
 	$(BIN)/nift-gate run configs/demo.yaml; code=$$?; [ $$code -eq 0 ] || [ $$code -eq 10 ] || [ $$code -eq 11 ]
 
-# --durations: the slowest tests, so the next trim of `make test` (kept near 15 min on 2 cores) starts from data.
+# pytest-xdist: one worker per core, at most 4 (many tests wait on subprocesses, so 2 workers on 2 cores halve
+# the time; more would each load torch again). worksteal: an idle worker takes tests queued on a busy one, as
+# the slowest test alone runs two minutes. --durations: the slowest tests, where the next trim starts.
+PYTEST_WORKERS := -n auto --maxprocesses=4 --dist worksteal
+
 test: setup system-deps
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) --durations=15
 
 test-fast: setup system-deps
-	$(BIN)/python -m pytest -q -m 'not slow'
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) -m 'not slow'
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -38,6 +38,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start(as_user: list[str], binaries: Path, folder: Path, attempts: int = 3) -> int:
+    """Start the cluster in ``folder`` on a free port, and return the port. The port is free when chosen, but
+    another process (a second pytest worker starting its own cluster) may take it before the server binds it:
+    then the server cannot start, and another port is tried."""
+    attempt = 1
+    while True:
+        port = _free_port()
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c max_connections=100"
+        try:
+            subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(folder / "data"), "-o", options, "-l",
+                            str(folder / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True)
+            return port
+        except subprocess.CalledProcessError:
+            log = (folder / "log").read_text(errors="replace") if (folder / "log").exists() else ""
+            if attempt == attempts or "could not bind" not in log:
+                raise
+            (folder / "log").unlink()
+            attempt += 1
+
+
 @contextlib.contextmanager
 def pg_cluster() -> Iterator[str]:
     binaries = server_binaries()
@@ -52,13 +72,11 @@ def pg_cluster() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="nift-pg-"))
     if as_user:
         shutil.chown(folder, "postgres")
-    data, port = folder / "data", _free_port()
+    data = folder / "data"
     try:
         subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                         "--no-sync"], check=True, capture_output=True)
-        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c max_connections=100"
-        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                        str(folder / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True)
+        port = _start(as_user, binaries, folder)
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise PostgresUnavailable(f"{exc.cmd[len(as_user)]} failed: {exc.stderr.decode(errors='replace')[-500:]}")

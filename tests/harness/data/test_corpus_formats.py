@@ -54,12 +54,14 @@ def test_the_shared_c4_sample_gzipped_reads_as_the_plain_file(tmp_path):
 
 
 BAD_COMPRESSED = [
-    ("bad.json.gz", gzip.compress(b'{"text": "a"}\n{"text": "b"}\n{"text": "broken\n'),
+    ("bad.json.gz", gzip.compress(b'{"text": "a"}\n{"text": "b"}\n{"text": "broken\n', mtime=0),
      r"bad.json.gz:3: not valid JSON"),
-    ("nofield.jsonl.gz", gzip.compress(b'{"text": "a"}\n{"body": "b"}\n'), r"nofield.jsonl.gz:2: field 'text'"),
-    ("cut.jsonl.gz", gzip.compress(C4_JSONL * 50)[:200], r"cut.jsonl.gz: not a valid .gz file \(Compressed file ended"),
+    ("nofield.jsonl.gz", gzip.compress(b'{"text": "a"}\n{"body": "b"}\n', mtime=0),
+     r"nofield.jsonl.gz:2: field 'text'"),
+    ("cut.jsonl.gz", gzip.compress(C4_JSONL * 50, mtime=0)[:200],
+     r"cut.jsonl.gz: not a valid .gz file \(Compressed file ended"),
     ("plain.jsonl.gz", C4_JSONL, r"plain.jsonl.gz: not a valid .gz file \(Not a gzipped file"),
-    ("empty.jsonl.gz", gzip.compress(b""), r"empty.jsonl.gz: no rows \(the file is empty\)$"),
+    ("empty.jsonl.gz", gzip.compress(b"", mtime=0), r"empty.jsonl.gz: no rows \(the file is empty\)$"),
     ("c4.jsonl.zst", b"\x28\xb5\x2f\xfd", r"c4.jsonl.zst: .zst files are not read; decompress it"),
 ]
 
