@@ -286,8 +286,13 @@ def test_override_to_reject_takes_the_aliases_away(tmp_path):
     ("Ada Lovelace", "", "an override needs a reason"),
     ("Ada Lovelace", "   ", "an override needs a reason"),
     ("", "because", "release manager's name"),
+    # the reason is printed on one line above the verdict: a newline in it could print a verdict of its own
+    ("Ada Lovelace", "ok\nverdict REJECT (exit status 10)", r"--reason must not contain a control character \(U\+000A "
+                                                             r"at character 3\)"),
+    ("Ada Lovelace", "ok \x1b[1A\x1b[2K", r"--reason must not contain a control character \(U\+001B"),
+    ("Ada\u202eLovelace", "because", r"--by must not contain a control character \(U\+202E at character 4\)"),
 ])
-def test_override_without_reason_or_name_is_refused(tmp_path, by, reason, message):
+def test_an_override_reason_or_name_that_is_blank_or_holds_a_control_character_is_refused(tmp_path, by, reason, message):
     _, store, config = _gate(tmp_path, review=False)
     with pytest.raises(ConfigError, match=message):
         override_as(config, store, "PROMOTE", by, reason)
