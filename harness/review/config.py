@@ -21,6 +21,7 @@ import hmac
 import os
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from harness.core.assets import EMBEDDED_PREFIX, resolve_asset
 from harness.core.config import (
@@ -42,7 +43,7 @@ from harness.core.config import (
     yaml_error_line,
 )
 from harness.core.errors import ConfigError, InputError
-from harness.core.store import decode_utf8, read_bytes
+from harness.core.store import decode_utf8, first_unprintable, read_bytes
 
 #: The run folder name a pipeline YAML without ``run:`` uses (the pipeline config's default).
 DEFAULT_RUN = "default"
@@ -63,7 +64,9 @@ class Guidelines:
 
 
 class Reviewer(Section):
-    name: str = Field(description="Sign-in name, shown in progress tables and kept with every label.")
+    name: str = Field(description="Sign-in name, shown in progress tables and kept with every label: non-blank, no "
+                                  "spaces around it, no control or zero-width characters, Unicode NFC (two names "
+                                  "that print alike would be two reviewers).")
     role: Literal["reviewer", "release_manager"] = Field(
         "reviewer", description="reviewer: labels the items assigned to them. release_manager: also sees "
                                 "everyone's progress, the agreement panel and the export.")
@@ -72,6 +75,24 @@ class Reviewer(Section):
     token_env: str | None = Field(None, description="Environment variable holding this reviewer's token.")
     email: str | None = Field(None, description="The identity Streamlit's OIDC login must return for this "
                                                 "reviewer (review.oidc).")
+
+    @field_validator("name")
+    @classmethod
+    def _one_plain_name(cls, name: str) -> str:
+        """A name is kept with every label and counted for quorums: two names that print alike ("Ada" and "Ada ",
+        a decomposed "é", a zero-width space) would count one person twice, and a newline would forge a line of
+        every table and log that shows it."""
+        if not name.strip():
+            raise ValueError("a reviewer name must not be empty or blank")
+        shown = ascii(name)  # escapes show what does not print: 'A\u200bda'
+        if name != name.strip():
+            raise ValueError(f"reviewer name {shown} has spaces around it")
+        if (at := first_unprintable(name)) is not None:
+            raise ValueError(f"reviewer name {shown} holds a control character (U+{ord(name[at]):04X})")
+        if unicodedata.normalize("NFC", name) != name:
+            raise ValueError(f"reviewer name {shown} is not in Unicode NFC form (a letter and a combining mark where "
+                             f"one character is meant); write it as {ascii(unicodedata.normalize('NFC', name))}")
+        return name
 
 
 class ReviewConfig(Section):

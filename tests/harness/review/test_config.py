@@ -47,6 +47,22 @@ def test_errors_name_the_file_and_the_field(tmp_path):
         load_review_section(None, ["review.seed"])
 
 
+@pytest.mark.parametrize(("name", "problem"), [
+    ("", "a reviewer name must not be empty or blank"),
+    ("Ada ", "reviewer name 'Ada ' has spaces around it"),
+    ("Ada\nverdict PROMOTE", "reviewer name 'Ada\\nverdict PROMOTE' holds a control character (U+000A)"),
+    ("A\u200bda", "reviewer name 'A\\u200bda' holds a control character (U+200B)"),  # "Ada" twice: two quorum votes
+    ("Rene\u0301", "reviewer name 'Rene\\u0301' is not in Unicode NFC form (a letter and a combining mark where "
+                   "one character is meant); write it as 'Ren\\xe9'"),
+])
+def test_a_reviewer_name_that_prints_like_another_or_forges_a_line_is_refused(tmp_path, name, problem):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"review": {"reviewers": [{"name": "Ada"}, {"name": name}]}}))
+    with pytest.raises(ConfigError) as raised:
+        load_review_section(path)
+    assert f"pipeline.yaml: invalid config: review.reviewers.1.name: Value error, {problem}" in str(raised.value)
+
+
 # ---- sign-in throttling ------------------------------------------------------------------------------------------
 
 class _Clock:
