@@ -102,14 +102,15 @@ def test_model_and_reviewer_text_makes_no_github_autolink_and_shows_its_format_c
     toxicity_samples(store, {CANDIDATE: [(HOSTILE_TEXT, 0.9)]})
     config = config_for(home, write_policy(tmp_path))
     decide_run(config, store)
-    override_as(config, store, "REJECT", "Ada Lovelace", "see www.evil-mirror.com \u202eTCEJER")
+    # (a reason holding a control character such as U+202E is refused when the override is logged)
+    override_as(config, store, "REJECT", "Ada Lovelace", "see www.evil-mirror.com TCEJER")
     html_path = write_report(config.report, store, CANDIDATE)
     md = html_path.with_suffix(".md").read_text()
     # GitHub (cmark-gfm) links a scheme://, a www. and an e-mail address in plain text, escaped or not
     assert ("> output: sign in at https\\://evil.example/login or www\\.evil-mirror.com, mail "
             "it-help&zwnj;@evil.example or mailto:x&zwnj;@evil.example; &lt;U+202E&gt;TCEJER&lt;U+202C&gt; "
             "&lt;U+2066&gt;isolated&lt;U+2069&gt; zero&lt;U+200B&gt;width") in md.splitlines()
-    assert "because see www\\.evil-mirror.com &lt;U+202E&gt;TCEJER. The gate said" in md.splitlines()[0]
+    assert "because see www\\.evil-mirror.com TCEJER. The gate said" in md.splitlines()[0]
     assert not re.search(r"[A-Za-z]://|(?<!\\)www\.|[\w.+-]@", md)
     # and it reads as written: the escapes render as the text itself
     rendered = MarkdownIt("commonmark").render(md)
@@ -118,7 +119,7 @@ def test_model_and_reviewer_text_makes_no_github_autolink_and_shows_its_format_c
     assert ('<blockquote class="model-output">sign in at https://evil.example/login or www.evil-mirror.com, mail '
             "it-help@evil.example or mailto:x@evil.example; &lt;U+202E&gt;TCEJER&lt;U+202C&gt; "
             "&lt;U+2066&gt;isolated&lt;U+2069&gt; zero&lt;U+200B&gt;width</blockquote>") in html
-    assert "because see www.evil-mirror.com &lt;U+202E&gt;TCEJER." in html
+    assert "because see www.evil-mirror.com TCEJER." in html
     for text in (md, html):
         assert not [c for c in text if unicodedata.category(c) == "Cf"]
     assert markdown_code("a\u2067b|c") == "`a<U+2067>b\\|c`"
