@@ -19,9 +19,10 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from harness.core.records import Record, sha256_bytes
 DEFAULT_HOME = "nift-runs"
 RECORD_FILE = "record.json"
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 
 def runs_home(home: str | os.PathLike | None = None) -> Path:
@@ -194,6 +196,46 @@ def read_utf8(path: str | os.PathLike, what: str = "file", error: type[NiftError
     return decode_utf8(read_bytes(path, what, error), path, error)
 
 
+#: A JSON escape of half a surrogate pair (U+D800..U+DFFF) without its other half. JSON allows one alone; Python
+#: decodes it to a str that cannot be written as UTF-8, so a row holding one would fail only when a stage writes
+#: it, after its work. (Escaped pairs are common: json.dumps writes every emoji as one.) A match is confirmed on
+#: the decoded value, since an escaped backslash can precede the letters.
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                                    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, dict):
+        return any(_holds_lone_surrogate(k) or _holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_lone_surrogate(v) for v in value)
+    return False
+
+
+def _decoded(decode: Callable[[], T], where: str) -> T:
+    """``decode()``, the json module parsing one row, with what it raises besides JSONDecodeError as an InputError
+    naming ``where`` (``file:line``): a number of more digits than Python converts, nesting deeper than its recursion limit."""
+    try:
+        return decode()
+    except RecursionError:
+        raise InputError(f"{where}: not valid JSON here (nested too deeply to read)") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        if "digits" not in str(exc):
+            raise
+        raise InputError(f"{where}: a number of more than {sys.get_int_max_str_digits()} digits") from None
+
+
+def _refuse_lone_surrogate(text: str, value: Any, where: str) -> None:
+    """Refuse ``value``, decoded from ``text``, if a string of it holds a lone surrogate."""
+    if _LONE_SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(value):
+        raise InputError(f"{where}: a string holds half of a UTF-16 surrogate pair (a \\uD800-\\uDFFF escape "
+                         "without its other half), which is not text")
+
+
 def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) of JSON Lines bytes (read from ``path``), blank lines skipped, naming file and line of
     the first row that is not UTF-8, JSON or an object, or that repeats a key in one of its objects."""
@@ -212,10 +254,12 @@ def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, 
     for number, line in enumerate(decode_utf8(data, path, reads="JSON Lines").split("\n"), 1):
         if not line.strip():
             continue
+        where = f"{path}:{number}"
         try:
-            row = json.loads(line, object_pairs_hook=unique_keys)
+            row = _decoded(lambda: json.loads(line, object_pairs_hook=unique_keys), where)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        _refuse_lone_surrogate(line, row, where)
         if not isinstance(row, dict):
             raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
         yield number, row
@@ -250,10 +294,12 @@ def numbered_rows(data: bytes, path: str | os.PathLike, reads: str = "JSON Lines
     at = _SPACE.match(text, text.index("[") + 1).end()
     while not text.startswith("]", at):
         line, counted = line + text.count("\n", counted, at), at
+        start, where = at, f"{path}:{line}"
         try:
-            row, at = decoder.raw_decode(text, at)
+            row, at = _decoded(lambda: decoder.raw_decode(text, start), where)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        _refuse_lone_surrogate(text[start:at], row, where)
         rows.append((line, row))
         at = _SPACE.match(text, at).end()
         if text.startswith(",", at):
@@ -282,7 +328,7 @@ def row_field(row: dict[str, Any], name: str) -> Any:
     for part in name.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and part.isascii() and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
             return MISSING

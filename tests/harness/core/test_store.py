@@ -6,13 +6,16 @@ import pytest
 from harness.core.errors import InputError
 from harness.core.records import InputRef, Record, stage_fingerprint
 from harness.core.store import (
+    MISSING,
     RunStore,
     atomic_dir,
     atomic_write_text,
     completed_record,
+    numbered_jsonl,
     numbered_rows,
     read_jsonl,
     read_record,
+    row_field,
     runs_home,
     write_record,
 )
@@ -110,3 +113,32 @@ def test_read_record_names_the_line_of_a_non_utf8_byte(tmp_path):
     with pytest.raises(InputError, match=rf"record.json:{line}: not UTF-8 \(byte 0xfc"):
         read_record(tmp_path, ToyRecord)
     assert completed_record(tmp_path, ToyRecord, "f") is None  # a damaged record is not a finished stage
+
+
+HOSTILE_ROWS = [
+    # Python refuses to convert an int of more than 4,300 digits: a ValueError, not a JSONDecodeError
+    (b'{"id": ' + b"7" * 5000 + b'}', "a number of more than 4300 digits"),
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not valid JSON here (nested too deeply to read)"),
+    # half a surrogate pair decodes to a str no UTF-8 writer takes: the stage would fail after its work
+    (b'{"turns": ["hello \\ud83d"]}', "a string holds half of a UTF-16 surrogate pair"),
+    (b'{"t": "\\udc00 alone"}', "a string holds half of a UTF-16 surrogate pair"),
+]
+
+
+@pytest.mark.parametrize(("row", "problem"), HOSTILE_ROWS)
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_a_row_json_parses_but_python_cannot_hold_is_one_line_naming_it(row, problem, layout):
+    data = b'{"ok": 1}\n' + row + b"\n" if layout == "jsonl" else b'[{"ok": 1},\n' + row + b"]"
+    with pytest.raises(InputError) as raised:
+        list(numbered_jsonl(data, "f.jsonl")) if layout == "jsonl" else numbered_rows(data, "f.json")
+    assert str(raised.value).startswith(f"f.{'jsonl' if layout == 'jsonl' else 'json'}:2: {problem}")
+
+
+def test_an_escaped_surrogate_pair_and_an_escaped_backslash_are_text():
+    data = b'{"emoji": "\\ud83d\\ude00", "path": "C:\\\\ud83d"}\n'  # json.dumps writes emoji as such pairs
+    assert list(numbered_jsonl(data, "f.jsonl")) == [(1, {"emoji": "\U0001f600", "path": "C:\\ud83d"})]
+
+
+def test_a_list_index_in_a_dotted_field_name_is_ascii_digits():
+    assert row_field({"turns": ["a", "b"]}, "turns.1") == "b"
+    assert row_field({"turns": ["a", "b"]}, "turns.\u00b2") is MISSING  # "²".isdigit(), and int("²") fails
