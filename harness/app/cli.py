@@ -416,11 +416,19 @@ def _check_verdict_outputs(args: argparse.Namespace, config, store) -> None:
     """Refuse a --junit or $GITHUB_STEP_SUMMARY file that cannot be written before anything is decided. Probed by
     writing (a temporary file in the folder, and opening the file to append), since root's permission checks
     (``os.access``) pass a read-only mount. A file in the runs home or the registry is refused too: a report written
-    over ``registry/log.jsonl`` or a bench record would destroy the evidence the verdict rests on. A link is
+    over ``registry/log.jsonl`` or a bench record would destroy the evidence the verdict rests on; so is an input of
+    the gate outside the home (a label store elsewhere, the policy, the config, the tokens file). A link is
     followed (the JUnit file is written where it points); a device or pipe is no file to replace."""
     from harness.app.stages import open_registry
+    from harness.core.assets import EMBEDDED_PREFIX
+    from harness.review.export import sqlite_files
 
     guarded = [store.home.resolve(), open_registry(config, store).folder.resolve()]
+    # the gate's inputs outside the runs home: the label store (a database elsewhere), the policy, the config
+    inputs = {Path(p).resolve(): what for what, p in (
+        ("the config", args.config), ("the policy", config.gate.policy), ("the tokens file", config.review.tokens_file),
+        ("the guidelines", config.review.guidelines)) if p and not str(p).startswith(EMBEDDED_PREFIX)}
+    inputs.update({file: "the label store" for file in sqlite_files(config.review.database or "")})
     for what, path in (("--junit", args.junit), ("GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"))):
         if not path:
             continue
@@ -429,6 +437,9 @@ def _check_verdict_outputs(args: argparse.Namespace, config, store) -> None:
         if inside := next((folder for folder in guarded if target.is_relative_to(folder)), None):
             raise ConfigError(f"{what} {path}: inside {inside}, which holds the runs and decisions; writing it there "
                               f"could replace evidence: name a file elsewhere; nothing was decided")
+        if target in inputs:
+            raise ConfigError(f"{what} {path}: is {inputs[target]} of this gate; writing it there would replace it: "
+                              f"name a file elsewhere; nothing was decided")
         try:
             if target.is_dir():
                 raise IsADirectoryError(errno.EISDIR, "a folder, not a file")

@@ -75,12 +75,24 @@ def export_bytes(review: ReviewStore, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _store_files(review: ReviewStore) -> list[Path]:
-    """The files of a SQLite label store (none for a server database)."""
-    url = review.engine.url
+def sqlite_files(url) -> list[Path]:
+    """The files of the SQLite label store at SQLAlchemy ``url`` (a URL object or text; none for a server
+    database or a URL that is not one)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(url)
+    except ArgumentError:
+        return []
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return []
     return [Path(f"{url.database}{suffix}").resolve() for suffix in _SQLITE_FILES]
+
+
+def _store_files(review: ReviewStore) -> list[Path]:
+    """The files of a SQLite label store (none for a server database)."""
+    return sqlite_files(review.engine.url)
 
 
 def check_export_folder(path: str | Path) -> None:

@@ -57,6 +57,29 @@ def test_a_junit_file_or_step_summary_in_the_runs_home_is_refused_before_decidin
     assert main(_args(home, policy, "registry", "verify")) == 0
 
 
+@pytest.mark.parametrize("target", ["labels/review.db", "labels/review.db-wal", "policy", "config"])
+def test_a_junit_file_or_step_summary_over_an_input_of_the_gate_outside_the_home_is_refused(decided, tmp_path, capsys,
+                                                                                         monkeypatch, target):
+    """A label store elsewhere (review.database), the policy and the config are the gate's inputs too: a JUnit
+    report written over review.db would lose every label."""
+    home, policy = decided
+    (tmp_path / "labels").mkdir()
+    store = tmp_path / "labels" / "review.db"
+    store.write_bytes(b"SQLite format 3\x00")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("run: r1\n")
+    args = [*_args(home, policy, "gate", "--config", str(config)), "--set", f"review.database=sqlite:///{store}"]
+    path = {"policy": policy, "config": config}.get(target, tmp_path / target)
+    what = {"policy": "the policy", "config": "the config"}.get(target, "the label store")
+    for env in (False, True):
+        before = path.read_bytes() if path.exists() else None
+        if env:
+            monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(path))
+        assert main([*args, *([] if env else ["--junit", str(path)])]) == 2
+        assert f"is {what} of this gate; writing it there would replace it" in _last_error(capsys)
+        assert (path.read_bytes() if path.exists() else None) == before
+
+
 def test_a_junit_link_is_written_where_it_points_and_a_link_into_the_home_is_refused(decided, tmp_path, capsys):
     home, policy = decided
     report = tmp_path / "reports" / "junit.xml"
