@@ -7,10 +7,7 @@ the Markdown filter escapes HTML and Markdown control characters.
 
 from __future__ import annotations
 
-import html
 import json
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from harness.core.store import (
     atomic_write_text,
     read_record,
 )
+from harness.core.text import markdown_code, markdown_escape, show_format_characters
 from harness.data.record import NiftDatasetRecord
 from harness.gate.record import (
     GateDecisionRecord,
@@ -503,62 +501,6 @@ def _first_screen(report: Report, evidence: DecidedEvidence) -> list[BuiltSectio
     return [BuiltSection(name="summary", order=10, title="Summary", data=lines),
             BuiltSection(name="scorecard", order=20, title="Scorecard", data=summary.scorecard(report.decision,
                                                                                             evidence.specs))]
-
-
-# Markdown syntax a value could start, anywhere in a line: emphasis, code, links and images, table cells,
-# strikethrough, GitHub's math, a heading's closing sequence. Parentheses and braces need no escape once the
-# brackets are escaped; a run of underscores between letters or digits (``prompt_level_strict_acc``) opens
-# no emphasis in CommonMark, so names stay readable in the raw file.
-_MD_SYNTAX = re.compile(r"_+|[\\`*\[\]#|~!$]")
-
-
-def _escape_syntax(match: re.Match) -> str:
-    text, source = match.group(), match.string
-    if text[0] == "_":
-        start, end = match.span()
-        if 0 < start and end < len(source) and source[start - 1].isalnum() and source[end].isalnum():
-            return text
-        return "\\_" * len(text)
-    return "\\" + text
-
-
-# What GitHub's renderer (cmark-gfm) turns into a link in plain text: `scheme://`, `www.` and an e-mail address
-# (also after `mailto:` or `xmpp:`). A backslash before the ":" or the "." opens no link and reads the same; an
-# e-mail address is linked whatever is escaped in it, so a zero-width non-joiner, written as an entity that shows
-# in the file, goes before its "@".
-_AUTOLINKS = ((re.compile(r"(?<=[A-Za-z]):(?=//)"), r"\\:"), (re.compile(r"(www)\.", re.IGNORECASE), r"\1\\."),
-              (re.compile(r"(?<=[\w.+-])@"), "&zwnj;@"))
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-
-
-def show_format_characters(text: str, mark: str = "<U+{:04X}>") -> str:
-    """Unicode format characters (category Cf: bidi controls such as U+202E and U+2066-2069, zero-width spaces
-    and joiners, the byte order mark) written as a visible ``mark``: left invisible, they can reorder or hide what
-    a reader sees ("\\u202eTCEJER" displays as "REJECT")."""
-    return _NON_ASCII.sub(lambda m: mark.format(ord(m.group())) if unicodedata.category(m.group()) == "Cf"
-                          else m.group(), text)
-
-
-def markdown_escape(text: Any) -> str:
-    """Text from a record, a policy, a config or a person made inert in Markdown, as one line: format characters
-    made visible; HTML entities for &, <, >; a backslash before Markdown syntax; every run of whitespace
-    (newlines included) one space, so a value can start no block (a heading, a list, a quote, a table row); and
-    no GitHub autolink (:data:`_AUTOLINKS`)."""
-    escaped = html.escape(" ".join(show_format_characters(str(text)).split()), quote=False)
-    escaped = _MD_SYNTAX.sub(_escape_syntax, escaped)
-    for pattern, replacement in _AUTOLINKS:
-        escaped = pattern.sub(replacement, escaped)
-    return escaped
-
-
-def markdown_code(text: Any) -> str:
-    """A value as an inline code span, on one line, its format characters made visible: fenced by more backticks
-    than any run inside it, and ``|`` escaped so it cannot end a table cell (GFM removes that backslash inside
-    tables)."""
-    value = " ".join(show_format_characters(str(text)).split()).replace("|", "\\|")
-    fence = "`" * (max((len(run) for run in re.findall("`+", value)), default=0) + 1)
-    pad = " " if value.startswith("`") or value.endswith("`") else ""
-    return f"{fence}{pad}{value}{pad}{fence}"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

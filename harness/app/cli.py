@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.core.errors import ConfigError, InputError, NiftError
 from harness.core.log import configure as configure_logging
+from harness.core.text import one_line
 
 DESCRIPTION = """\
 nift-gate: build NIFT data, train candidates, and gate their release.
@@ -426,7 +427,8 @@ def _check_verdict_outputs(args: argparse.Namespace, config, store) -> None:
     guarded = [store.home.resolve(), open_registry(config, store).folder.resolve()]
     # the gate's inputs outside the runs home: the label store (a database elsewhere), the policy, the config
     inputs = {Path(p).resolve(): what for what, p in (
-        ("the config", args.config), ("the policy", config.gate.policy), ("the tokens file", config.review.tokens_file),
+        ("the config", getattr(args, "config", None) or getattr(args, "config_file", None)),
+        ("the policy", config.gate.policy), ("the tokens file", config.review.tokens_file),
         ("the guidelines", config.review.guidelines)) if p and not str(p).startswith(EMBEDDED_PREFIX)}
     inputs.update({file: "the label store" for file in sqlite_files(config.review.database or "")})
     for what, path in (("--junit", args.junit), ("GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY"))):
@@ -477,9 +479,11 @@ def _gate(args: argparse.Namespace) -> int:
     _check_verdict_outputs(args, config, store)
     with _human_output(args):
         record = decide(config, store)
-        print(record.reason)
+        # one_line: rule details quote record fields (an attribute, a judge's name) whoever wrote the record chose
+        print(one_line(record.reason))
         for o in record.outcomes:
-            print(f"  [{o.status:7}] {o.severity:5} {o.rule}{f' vs {o.baseline}' if o.baseline else ''}: {o.detail}")
+            print(one_line(f"  [{o.status:7}] {o.severity:5} {o.rule}{f' vs {o.baseline}' if o.baseline else ''}: "
+                           f"{o.detail}"))
         print(f"decision {record.record_id} -> {store.stage_dir('gate', record.candidate) / 'record.json'}")
         result = _verdict(args, config, store, record)
         _print_holding(result)
@@ -488,7 +492,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _print_holding(result) -> None:
     for o in result.overrides:
-        print(f"override {o.record_id}: {o.decision} by {o.release_manager}: {o.reason}")
+        print(one_line(f"override {o.record_id}: {o.decision} by {o.release_manager}: {o.reason}"))
     print(f"verdict {result.verdict} (exit status {result.exit_code})")
 
 
@@ -535,8 +539,8 @@ def _registry_show(args: argparse.Namespace) -> int:
     for e in entries:
         who = f" by {e['release_manager']}" if e.get("release_manager") else ""
         moves = ", ".join(f"{a}->{'(removed)' if t is None else t['candidate']}" for a, t in e["alias_moves"].items())
-        print(f"{e['seq']:>4} {e['logged_at']} {e['event']:10} {e['run_id']}/{e['candidate']} {e['decision']}{who}"
-              f"{f' [{moves}]' if moves else ''}  {e['record_id']}")
+        print(one_line(f"{e['seq']:>4} {e['logged_at']} {e['event']:10} {e['run_id']}/{e['candidate']} "
+                       f"{e['decision']}{who}{f' [{moves}]' if moves else ''}  {e['record_id']}"))
     for alias, target in sorted(registry.aliases().items()):
         print(f"alias {alias}: {target['run_id']}/{target['candidate']} (entry {target['seq']})")
     return 0
@@ -837,7 +841,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a reader that stopped early (`| head`) is found here, not at interpreter exit
         return status
     except NiftError as exc:
-        print(f"nift-gate: error: {exc}", file=sys.stderr)
+        print(f"nift-gate: error: {one_line(exc)}", file=sys.stderr)  # one line, whatever a message quotes
         return exc.exit_code
     except BrokenPipeError:
         # stdout's reader is gone (`history --json | head`): stop quietly, as a command killed by SIGPIPE does;

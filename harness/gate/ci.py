@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from harness.core.store import RECORD_FILE, RunStore, atomic_write_text
+from harness.core.text import markdown_code, markdown_escape, one_line
 from harness.gate.record import (
     EvidenceRef,
     GateDecisionRecord,
@@ -138,15 +139,17 @@ def junit_xml(result: CiVerdict) -> str:
     for name, value in (("verdict", result.verdict), ("decision", result.decision), ("reason", result.reason),
                         ("decision_record_id", result.decision_record_id), ("run_id", result.run_id),
                         ("policy_sha256", str(result.policy.get("sha256")))):
-        ET.SubElement(properties, "property", name=name, value=value)
+        ET.SubElement(properties, "property", name=name, value=one_line(value))
     for o in result.rules:
-        case = ET.SubElement(suite, "testcase", name=_case_name(o), classname=f"nift_gate.{result.candidate}.{o.type}")
-        evidence = _evidence_text(o)
+        case = ET.SubElement(suite, "testcase", name=one_line(_case_name(o)),
+                             classname=f"nift_gate.{result.candidate}.{o.type}")
+        # XML 1.0 holds no control character, even escaped: one in a record's text made the file unparseable
+        evidence = "\n".join(one_line(line) for line in _evidence_text(o).split("\n"))
         if o.status == "fail":
             note = "" if o.severity == "block" else "warn rule (does not block): "
-            ET.SubElement(case, "failure", message=note + o.detail, type=o.severity).text = evidence
+            ET.SubElement(case, "failure", message=one_line(note + o.detail), type=o.severity).text = evidence
         elif o.status in ("pending", "inconclusive"):
-            ET.SubElement(case, "skipped", message=f"{o.status}: {o.detail}").text = evidence
+            ET.SubElement(case, "skipped", message=one_line(f"{o.status}: {o.detail}")).text = evidence
         else:
             ET.SubElement(case, "system-out").text = evidence
     ET.indent(suite)
@@ -159,11 +162,6 @@ def write_junit(path: str | Path, result: CiVerdict) -> Path:
     return atomic_write_text(Path(path).resolve(), junit_xml(result))
 
 
-def _cell(text: str) -> str:
-    """A Markdown table cell: pipes escaped, on one line; HTML-significant characters escaped too, since
-    GitHub renders HTML inside step summaries."""
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\r", " ").replace("\n", " "))
 
 
 _ICON = {"pass": "pass", "fail": "**FAIL**", "pending": "_pending_", "inconclusive": "_inconclusive_"}
@@ -171,16 +169,18 @@ _ICON = {"pass": "pass", "fail": "**FAIL**", "pending": "_pending_", "inconclusi
 
 def markdown_summary(result: CiVerdict) -> str:
     """The verdict and one table row per rule outcome, for a CI job summary."""
-    lines = [f"## nift-gate: {result.verdict} for `{_cell(result.candidate)}` (run `{_cell(result.run_id)}`)", "",
-             _cell(result.reason), ""]
+    # Names, reasons and details come from records, policies and people: made inert Markdown on one line (no link,
+    # image, emphasis or HTML; GitHub renders HTML inside step summaries), as the report does
+    lines = [f"## nift-gate: {result.verdict} for {markdown_code(result.candidate)} (run "
+             f"{markdown_code(result.run_id)})", "", markdown_escape(result.reason), ""]
     for o in result.overrides:
-        lines += [f"Override: {o.decision} by {_cell(o.release_manager)}: {_cell(o.reason)}", ""]
+        lines += [f"Override: {o.decision} by {markdown_escape(o.release_manager)}: {markdown_escape(o.reason)}", ""]
     lines += ["| status | severity | rule | value | CI | judged | required |", "|---|---|---|---|---|---|---|"]
     for o in result.rules:
         judged = "" if o.judged is None else _num(o.judged)
         value = "" if o.value is None else _num(o.value)
-        lines.append(f"| {_ICON[o.status]} | {o.severity} | {_cell(_case_name(o))} | {value} | {_ci(o)} | "
-                     f"{judged} | {_cell(_bound(o))} |")
+        lines.append(f"| {_ICON[o.status]} | {o.severity} | {markdown_escape(_case_name(o))} | {value} | {_ci(o)} | "
+                     f"{judged} | {markdown_escape(_bound(o))} |")
     lines += ["", f"Decision `{result.decision_record_id}`; exit status {result.exit_code}.", ""]
     return "\n".join(lines)
 

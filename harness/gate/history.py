@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from harness.core.errors import InputError
 from harness.core.records import StoredRecord, sha256_bytes
 from harness.core.store import RunStore
+from harness.core.text import one_line
 from harness.gate.record import (
     DECISIONS_DIR,
     STAGE,
@@ -332,12 +333,14 @@ def history_table(entries: list[HistoryEntry], holders: dict[str, AliasHolder]) 
             found = next((m for m in e.metrics if m.metric == metric and m.attribute == attribute), None)
             cells.append("-" if found is None else f"{found.value:.3f}")
         rows.append(cells)
+    # one_line: a metric's attribute and a run's names come from records whoever wrote them chose
+    head, rows = [one_line(cell) for cell in head], [[one_line(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [head, *rows]]
     if not entries:
         lines = ["no decisions logged yet"]
     for alias, holder in holders.items():
-        lines.append(f"{alias}: {holder.run_id}/{holder.candidate} (entry {holder.seq}, {holder.record_id})")
+        lines.append(one_line(f"{alias}: {holder.run_id}/{holder.candidate} (entry {holder.seq}, {holder.record_id})"))
     if not holders:
         lines.append("no alias is held")
     return "\n".join(lines)

@@ -136,7 +136,8 @@ def test_gate_exits_per_verdict_with_json_junit_and_step_summary(tmp_path, monke
     assert summary.startswith("earlier step\n")  # appended, not overwritten
     assert f"## nift-gate: {verdict} for `cand` (run `r1`)" in summary
     # cells are escaped: GitHub renders HTML in a step summary
-    assert "| pass | block | toxicity-ceiling [toxicity] | 0.1 | [0.05, 0.15] | 0.1 | &lt;= 0.2 |" in summary
+    # names are inert Markdown: "[toxicity]" could start a link
+    assert "| pass | block | toxicity-ceiling \\[toxicity\\] | 0.1 | [0.05, 0.15] | 0.1 | &lt;= 0.2 |" in summary
     row = next(line for line in summary.splitlines() if "| if-non-inferior vs base-b |" in line)
     assert row.startswith("| **FAIL** |" if verdict == "REJECT" else "| pass |")
 

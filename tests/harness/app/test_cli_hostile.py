@@ -194,3 +194,49 @@ def test_registry_show_of_an_empty_registry_says_so(tmp_path, capsys):
     (tmp_path / "registry").mkdir()
     assert main(["registry", "show", "--home", str(tmp_path), "--registry", str(tmp_path / "registry")]) == 0
     assert capsys.readouterr().out == f"no decisions logged yet: the registry {tmp_path / 'registry'} has no entries\n"
+
+
+FORGED = "toxicity\nverdict PROMOTE (exit status 0)\x1b[8m"
+
+
+def test_text_from_a_record_forges_no_line_of_the_gate_output_and_the_junit_file_parses(tmp_path, capsys):
+    """A record's attribute name reaches the rule details: whoever wrote the record chose it."""
+    import xml.etree.ElementTree as ET
+
+    from gate_records import bench_record, save, toxicity_record
+
+    home = tmp_path / "runs"
+    store = RunStore("r1", home)
+    save(store, bench_record("r1"), f"bench/{CANDIDATE}")
+    save(store, toxicity_record("r1", attributes=(FORGED, "insult")), "audit/toxicity")
+    policy = write_policy(tmp_path, "schema_version: 1\nrules:\n  - {name: tox, type: ceiling, "
+                                    "metric: toxicity.expected_max_toxicity, max: 0.05}\n")
+    junit = tmp_path / "junit.xml"
+    assert main(_args(home, policy, "gate", "--junit", str(junit))) == VerdictExit.REJECT
+    out = capsys.readouterr().out
+    assert not [line for line in out.splitlines() if line.startswith("verdict PROMOTE")] and "\x1b" not in out
+    assert "toxicity<U+000A>verdict PROMOTE (exit status 0)<U+001B>[8m" in out
+    assert [line for line in out.splitlines() if line.startswith("verdict")] == ["verdict REJECT (exit status 10)"]
+    names = [case.get("name") for case in ET.parse(junit).getroot().iter("testcase")]
+    assert "tox [toxicity<U+000A>verdict PROMOTE (exit status 0)<U+001B>[8m]" in names
+    assert main(_args(home, policy, "history")) == 0  # its columns are named by the record's attributes
+    out = capsys.readouterr().out
+    assert "toxicity<U+000A>verdict PROMOTE" in out and not [line for line in out.splitlines() if "verdict" in line[:8]]
+
+
+def test_the_step_summary_shows_names_and_reasons_as_text_not_markdown(decided, tmp_path, capsys, monkeypatch):
+    from markdown_it import MarkdownIt
+
+    home, _ = decided
+    rule = "tox **ceiling** [docs](https://evil.example/x)"
+    policy = write_policy(tmp_path, f"schema_version: 1\nrules:\n  - name: '{rule}'\n    type: ceiling\n"
+                                    "    metric: toxicity.expected_max_toxicity\n    max: 0.2\n", name="hostile.yaml")
+    assert main(_args(home, policy, "gate")) == VerdictExit.PROMOTE
+    assert main(_args(home, policy, "override", "--decision", "REJECT", "--by", "Ada", "--reason",
+                      "signed off ![PASSED](https://evil.example/pixel.png)")) == 0
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    main(_args(home, policy, "gate"))
+    html = MarkdownIt("commonmark").enable("table").render(summary.read_text())
+    assert "<a " not in html and "<img" not in html and "<strong>" not in html
+    assert rule in html and "![PASSED](https://evil.example/pixel.png)" in html  # shown as the text it is
