@@ -112,11 +112,13 @@ def to_messages(row: dict[str, Any], fmt: str, where: str = "training data") -> 
     """The conversation of a ``fmt`` row as chat messages, each role one of :data:`ROLES` and each content a
     string; a field that is missing or of another type raises InputError naming ``where`` (file:line) and the
     field (``messages[2].content``). An alpaca or sharegpt row's ``system`` (LLaMA-Factory's layouts) is the first
-    message, and an alpaca row's ``history`` the turns before its instruction."""
+    message, and an alpaca row's ``history`` the turns before its instruction. A messages row's ``system`` is
+    its first message too: a row-level system prompt means one thing in every format, not something dropped."""
     if not isinstance(row, dict):
         raise InputError(f"{where}: expected a JSON object per row, got {type(row).__name__}")
-    if fmt == "messages":
-        return _conversation(where, row, "messages", "role", "content", {role: role for role in ROLES})
+    if row.get("messages") is not None and row.get("conversations") is not None:
+        # which of the two is the row's conversation would be a guess, and the other's turns dropped unseen
+        raise InputError(f"{where}: fields 'messages' and 'conversations' both hold a conversation; keep one")
     # LLaMA-Factory's alpaca and sharegpt layouts carry the system prompt in a field of the row
     system = _string(where, row, "system", "system", required=False)
     messages = [{"role": "system", "content": system}] if system else []
@@ -126,9 +128,19 @@ def to_messages(row: dict[str, Any], fmt: str, where: str = "training data") -> 
         answer = _string(where, row, "output", "output")
         return messages + _history(where, row) + [{"role": "user", "content": user},
                                                   {"role": "assistant", "content": answer}]
-    turns = _conversation(where, row, "conversations", "from", "value", _SHAREGPT_ROLES)
+    if fmt == "messages":
+        field, turns = "messages", _conversation(where, row, "messages", "role", "content",
+                                                 {role: role for role in ROLES})
+    else:
+        field, turns = "conversations", _conversation(where, row, "conversations", "from", "value", _SHAREGPT_ROLES)
+        # ShareGPT's system prompt opens the conversation (LLaMA-Factory reads it only there): one further on
+        # is a second system prompt, which the chat template would get in mid-conversation
+        later = next((i for i, turn in enumerate(turns) if i > 0 and turn["role"] == "system"), None)
+        if later is not None:
+            raise InputError(f"{where}: field 'conversations[{later}].from' is a system turn after the first turn; "
+                             "a system prompt can only open the conversation")
     if messages and turns and turns[0]["role"] == "system":
-        raise InputError(f"{where}: both a field 'system' and a system turn in 'conversations'; keep one")
+        raise InputError(f"{where}: both a field 'system' and a system turn in '{field}'; keep one")
     return messages + turns
 
 
@@ -197,7 +209,8 @@ def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageR
     numbered, array = _read_rows(path, run.read(path) if run is not None else read_bytes(path, "training data"))
     if not numbered:
         raise InputError(f"{path}: no training rows")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, tuple[str, bool]] = {}
     for position, (number, row) in enumerate(numbered, 1):
         # An array's items are known by position: ``json.dump(rows, f)`` and pandas' ``orient="records"`` put
         # them all on line 1, where ids by line would make the whole file one conversation to the split by id.
@@ -208,10 +221,32 @@ def load_training_rows(spec: str, data_format: str, store: RunStore, run: StageR
         if not messages or messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
             raise InputError(f"{where}: no assistant turn to train on (the last turn must be a non-empty assistant "
                              "message)")
-        # null is no id (str(None) would make every such row one conversation "None" to the split by id)
-        row_id = row.get("id") if row.get("id") is not None else f"{path.name}:{position if array else number}"
-        rows += conversation_rows(str(row_id), messages, where)
+        line = f"{number} (item {position})" if array else f"{number}"
+        row_id = _row_id(where, row, f"{path.name}:{position if array else number}", line, seen)
+        rows += conversation_rows(row_id, messages, where)
     return TrainingRows(rows=rows, source=source, format=fmt, conversations=len(numbered))
+
+
+def _row_id(where: str, row: dict[str, Any], default: str, line: str, seen: dict[str, tuple[str, bool]]) -> str:
+    """The row's ``id`` as text, else ``default`` (file:line, or file:item of an array); ``line`` says where the
+    row is in a later error, ``seen`` (id -> where first, whether it was a default) is updated here.
+
+    An id is a string or a whole number: ``str()`` of anything else (true, [1, 2], 1.0) is text no one wrote.
+    Every row of the file is a conversation of its own (a multi-turn NIFT pair too: one row of ``pairs.jsonl``,
+    whose ids the data stage keeps unique; only the rows made from it share its id), so an id seen before is
+    refused: the split by id would take the two for one conversation, held out or trained on together. Null is
+    no id (str(None) would make every such row one conversation "None")."""
+    row_id = row.get("id")
+    if row_id is not None and (isinstance(row_id, bool) or not isinstance(row_id, str | int)):
+        raise InputError(f"{where}: field 'id' must be a string or a whole number, got {_shown(row_id)}")
+    generated = row_id is None
+    row_id = default if generated else str(row_id)  # 1 and "1" are one id to the split
+    if row_id in seen:
+        first, first_generated = seen[row_id]
+        note = "; a row without an id is known by file and line" if generated or first_generated else ""
+        raise InputError(f"{where}: id {row_id!r} is used again (first on line {first}){note}")
+    seen[row_id] = (line, generated)
+    return row_id
 
 
 def conversation_rows(row_id: str, messages: list[dict[str, str]], where: str) -> list[dict[str, Any]]:

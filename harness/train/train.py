@@ -57,8 +57,9 @@ from harness.train.record import (
 log = get_logger("train")
 #: The stage's code version, in every fingerprint: bump it when the trained rows change for the same inputs and
 #: config (2: LLaMA-Factory alpaca `system`/`history` and ShareGPT row-level `system` become turns; 3: a JSON
-#: array's rows are known by position, not by the line they start on; OpenAI's `weight: 0` turns are not trained).
-VERSION = "3"
+#: array's rows are known by position, not by the line they start on; OpenAI's `weight: 0` turns are not trained;
+#: 4: a messages row's row-level `system` becomes its first message, no longer dropped).
+VERSION = "4"
 
 #: ChatML, used only for a base model without a template when `default_chat_template` is on; recorded.
 DEFAULT_CHAT_TEMPLATE = (
