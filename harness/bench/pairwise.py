@@ -11,6 +11,7 @@ questions with the same verdict in both orders is the judge's position consisten
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -108,10 +109,26 @@ MT_BENCH_FIELDS = ("question_id", "category", "turns", "reference")
 ALPACA_EVAL_FIELDS = ("instruction", "output", "generator", "dataset")
 
 
-def _question_id(row: dict[str, Any], position: int) -> str:
-    """MT-Bench's question_id (an int in its published files), else nift-gate's id, else ``position``; a null
-    counts as absent (str(None) would name every such row "None")."""
-    return str(next((row[key] for key in ("question_id", "id") if row.get(key) is not None), position))
+def _question_id(row: dict[str, Any], position: int, where: str) -> str:
+    """MT-Bench's question_id (an int in its published files), else nift-gate's id, else ``position``.
+
+    An id is a non-blank string or a whole number: str() of anything else (true, [1], {"a": 1}) is text no one
+    wrote, and 1.0 would be another question than 1. A null counts as absent (str(None) would name every such
+    row "None"). A row whose two fields name it differently is refused: which one the results are keyed by would
+    be a guess, and the other id would be dropped unseen; 1 and "1" are one id, as they are to training data."""
+    ids = {}
+    for key in ("question_id", "id"):
+        value = row.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+            raise InputError(f"{where}: field {key!r} must be a non-blank string or a whole number, got "
+                             f"{json.dumps(value)[:60]}")
+        ids[key] = str(value)
+    if len(set(ids.values())) > 1:
+        raise InputError(f"{where}: fields 'question_id' ({ids['question_id']!r}) and 'id' ({ids['id']!r}) name the "
+                         "question differently; keep one")
+    return next(iter(ids.values()), str(position))
 
 
 def _question(row: Any, line: int, position: int, path: Path) -> Question:
@@ -120,6 +137,10 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
     where = f"{path}:{line}"
     if not isinstance(row, dict):
         raise InputError(f"{where}: a question must be a JSON object")
+    if row.get("instruction") is not None and row.get("turns") is not None:
+        # read as either format, the other field's question would be dropped unseen
+        raise InputError(f"{where}: fields 'instruction' (AlpacaEval) and 'turns' (MT-Bench) both hold the question; "
+                         "keep one")
     alpaca = "instruction" in row or ("turns" not in row and any(k in row for k in ALPACA_EVAL_FIELDS))
     if alpaca:
         if "instances" in row:  # its questions are in instances[].input, and each instance is another question
@@ -132,7 +153,7 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
         for name in (*ALPACA_EVAL_FIELDS[1:], "input"):  # Alpaca's input: the data the instruction refers to
             if row.get(name) is not None and not isinstance(row[name], str):
                 raise InputError(f"{where}: AlpacaEval field {name!r} must be a string")
-        return Question(id=_question_id(row, position), turns=[alpaca_user_turn(instruction, row.get("input"))],
+        return Question(id=_question_id(row, position, where), turns=[alpaca_user_turn(instruction, row.get("input"))],
                         category=row.get("dataset"), reference_output=row.get("output"),
                         reference_generator=row.get("generator"))
     if "turns" not in row:
@@ -141,14 +162,17 @@ def _question(row: Any, line: int, position: int, path: Path) -> Question:
     turns = row["turns"]
     if not isinstance(turns, list) or not 1 <= len(turns) <= 2 or not all(isinstance(t, str) and t.strip() for t in turns):
         raise InputError(f"{where}: 'turns' must be a list of one or two non-empty strings")
-    reference = row.get("reference") or []
-    reference = [reference] if isinstance(reference, str) else reference
+    reference = row.get("reference")
+    # null is no reference (JSON exporters write null for a missing value), nor is "" (an empty answer to grade
+    # against); false, 0 or {} is no reference anyone wrote, and read as none the judge would grade without one
+    reference = [] if reference is None or reference == "" else [reference] if isinstance(reference, str) else reference
     if not isinstance(reference, list) or len(reference) > len(turns) or not all(isinstance(r, str) for r in reference):
-        raise InputError(f"{where}: 'reference' must be a list of strings, at most one per turn")
+        raise InputError(f"{where}: 'reference' must be a list of strings, at most one per turn, got "
+                         f"{json.dumps(row['reference'])[:60]}")
     category = row.get("category")
     if category is not None and not isinstance(category, str):
         raise InputError(f"{where}: 'category' must be a string")
-    return Question(id=_question_id(row, position), turns=turns, category=category, reference=reference)
+    return Question(id=_question_id(row, position, where), turns=turns, category=category, reference=reference)
 
 
 def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], bytes] | None = None) -> list[Question]:

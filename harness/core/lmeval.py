@@ -24,6 +24,7 @@ Used by every stage that scores a model with lm-eval tasks (bench, and the hallu
 from __future__ import annotations
 
 import difflib
+import errno
 import functools
 import glob
 import json
@@ -267,23 +268,65 @@ def _truthfulqa_rows(path: Path, data: bytes) -> list[dict]:
 
 
 @functools.cache
-def _ifeval_checkers() -> dict[str, tuple[frozenset[str] | None, frozenset[str]]]:
+def _ifeval_checkers() -> dict[str, tuple[frozenset[str] | None, frozenset[str], dict[str, type]]]:
     """lm-eval's IFEval instruction ids -> (the arguments its checker's ``build_description`` takes, None when it
-    takes any; those it requires). Importing lm-eval's IFEval registry takes about 1.6 s on 2 cores (it imports
-    lm_eval.tasks and nltk)."""
+    takes any; those it requires; the type of each argument it draws itself when not given). Importing lm-eval's
+    IFEval registry takes about 1.6 s on 2 cores (it imports lm_eval.tasks and nltk).
+
+    lm-eval's checkers annotate nothing (every argument defaults to None): the value a checker draws for an
+    argument left out, read back with ``get_instruction_args``, is the one statement of what it uses there (an
+    int count, a str, a list of str). A checker that cannot be built without an argument (repeat_prompt's
+    prompt_to_repeat) leaves that argument's type unknown. The draws use ``random``: its state is put back."""
     import inspect
 
     use_local_nltk_data()  # before lm-eval's IFEval modules: on import they download punkt_tab if not found
     from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
 
     checkers = {}
-    for instruction, checker in INSTRUCTION_DICT.items():
-        params = list(inspect.signature(checker.build_description).parameters.values())[1:]  # after self
-        named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
-        checkers[instruction] = (None if takes_any else frozenset(p.name for p in named),
-                                 frozenset(p.name for p in named if p.default is p.empty))
+    state = random.getstate()
+    try:
+        for instruction, checker in INSTRUCTION_DICT.items():
+            params = list(inspect.signature(checker.build_description).parameters.values())[1:]  # after self
+            named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+            try:
+                built = checker(instruction)
+                built.build_description()
+                drawn = built.get_instruction_args() or {}
+            except Exception:  # it needs an argument it does not draw (lm-eval raises ValueError, TypeError)
+                drawn = {}
+            checkers[instruction] = (None if takes_any else frozenset(p.name for p in named),
+                                     frozenset(p.name for p in named if p.default is p.empty),
+                                     {name: type(value) for name, value in drawn.items() if value is not None})
+    finally:
+        random.setstate(state)
     return checkers
+
+
+def _ifeval_argument_error(value: Any, drawn: type) -> str | None:
+    """Why ``value`` is not what lm-eval's checker uses for an argument whose own draws are of type ``drawn``, or
+    None when it is (or ``drawn`` is no type checked here).
+
+    lm-eval takes each of these without a word and scores something other than what the row says: true as the
+    count 1; 2.5 words, no count, and -5, a bound every answer meets ("at least -5"); a string where it iterates a
+    list as a list of its characters ("abc": the keywords a, b and c); a blank string as "", found in every
+    answer; and an empty value (0, "", []) it drops, drawing one at random instead. Every number its checkers draw
+    is a count or a position, so at least 1."""
+    if drawn is int:
+        ok = type(value) is int and value >= 1
+        wanted = "a whole number of at least 1"
+    elif drawn is list:
+        ok = isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
+        wanted = "a non-empty list of non-empty strings"
+    elif drawn is str:
+        ok = isinstance(value, str) and bool(value.strip())
+        wanted = "a non-empty string"
+    else:
+        return None
+    if ok:
+        return None
+    dropped = " (lm-eval drops an empty value and draws one at random; null asks for that)" if not value else ""
+    return f"must be {wanted}, got {json.dumps(value)[:60]}{dropped}"
 
 
 #: What a checker is tried on before the model answers (two lines: some checkers split the response by line).
@@ -314,9 +357,10 @@ def _try_ifeval_checker(row: dict[str, Any], number: int, where: str) -> None:
 
 def check_ifeval_rows(path: Path, data: bytes) -> None:
     """IFEval's input_data.jsonl checked against what lm-eval's IFEval scoring reads from each row
-    (``utils.process_results``): ``key``, a non-empty ``prompt``, ``instruction_id_list`` of instructions in
-    lm-eval's registry, and ``kwargs``, one object per instruction holding only arguments its checker takes
-    (lm-eval drops those whose value is empty or null). Errors name the file, line and field."""
+    (``utils.process_results``): ``key``, a non-empty ``prompt``, a non-empty ``instruction_id_list`` of
+    instructions in lm-eval's registry, and ``kwargs``, one object per instruction holding only arguments its
+    checker takes (null leaves one to the checker, which draws it), each of the type the checker draws for it
+    (:func:`_ifeval_argument_error`). Errors name the file, line and field."""
     keys: dict[int, int] = {}
     rows = 0
     for line, row in numbered_jsonl(data, path):
@@ -338,19 +382,22 @@ def check_ifeval_rows(path: Path, data: bytes) -> None:
         instructions, kwargs = row["instruction_id_list"], row["kwargs"]
         if not isinstance(instructions, list) or not all(isinstance(i, str) for i in instructions):
             raise InputError(f"{where}: field instruction_id_list must be a list of instruction ids (strings)")
+        if not instructions:  # lm-eval's all() over no checks: every answer, even an empty one, a strict pass
+            raise InputError(f"{where}: field instruction_id_list is empty; lm-eval would score any answer to this "
+                             "prompt as following all its instructions")
         if not isinstance(kwargs, list) or not all(isinstance(k, dict) for k in kwargs):
             raise InputError(f"{where}: field kwargs must be a list of objects, one per instruction")
         if len(kwargs) != len(instructions):
             raise InputError(f"{where}: field kwargs has {len(kwargs)} entries for {len(instructions)} instructions "
                              "in instruction_id_list (one object per instruction, {} when it takes none)")
-        checkers = _ifeval_checkers() if instructions else {}  # lm-eval imported once, at the first instruction
+        checkers = _ifeval_checkers()  # lm-eval imported once, at the first row
         for number, (instruction, args) in enumerate(zip(instructions, kwargs)):
             if instruction not in checkers:
                 close = difflib.get_close_matches(instruction, sorted(checkers), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise InputError(f"{where}: instruction {instruction!r} is not one of lm-eval's IFEval "
                                  f"instructions{hint}")
-            takes, needs = checkers[instruction]
+            takes, needs, drawn = checkers[instruction]
             given = {name for name, value in args.items() if value}  # as lm-eval passes them
             if takes is not None and (extra := sorted(given - takes)):
                 accepted = ", ".join(sorted(takes)) or "none"
@@ -360,16 +407,33 @@ def check_ifeval_rows(path: Path, data: bytes) -> None:
                 raise InputError(f"{where}: field kwargs[{number}] lacks {missing[0]!r}, which lm-eval's checker "
                                  f"for {instruction!r} needs")
             _try_ifeval_checker(row, number, f"{where}: field kwargs[{number}]")
+            # after the probe, which names what its checker cannot use at all; this, what it would misread
+            for name, value in args.items():
+                if value is not None and name in drawn and (error := _ifeval_argument_error(value, drawn[name])):
+                    raise InputError(f"{where}: field kwargs[{number}].{name} of {instruction!r} {error}")
     if not rows:
         raise InputError(f"{path}: no rows (IFEval's input_data.jsonl holds one JSON object per line)")
 
 
-def _input_file(run: StageRun | None, spec: str, missing: str, id: str) -> Path:
-    """``spec`` resolved; an input of ``run`` (hashed by content) when one is given. ``missing`` is the error
-    text after the path when the file is not there."""
+def _input_file(run: StageRun | None, spec: str, what: str, id: str) -> Path:
+    """``spec`` resolved; an input of ``run`` (hashed by content) when one is given. ``what`` names the file in
+    errors ("TruthfulQA file"): one that is not there, a folder, a broken link."""
     path = resolve_asset(spec)
-    if not path.is_file():
-        raise InputError(f"{path}: {missing}")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what}")
+    if not path.is_file():  # is_file() and is_dir() are False for every reason stat() fails: it says which
+        try:
+            path.stat()
+        except FileNotFoundError:
+            if path.is_symlink():  # the link is there, what it names is not
+                raise InputError(f"{path}: is a broken link (to {os.readlink(path)}, which is not there), "
+                                 f"not a {what}") from None
+            raise InputError(f"{path}: {what} not found") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InputError(f"{path}: is a broken link (links that lead round in a loop), not a {what}") from None
+            raise InputError(f"{path}: cannot read this {what} ({exc.strerror or exc})") from None
+        raise InputError(f"{path}: is not a regular file (a device, pipe or socket), not a {what}")
     return run.file(spec, kind="task_data", id=id) if run is not None else path
 
 
@@ -404,7 +468,7 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
     truthfulqa_rows = None
     if settings.truthfulqa_path:  # mc1 and mc2 share one source, converted to lm-eval's fields once
         wanted = bool(TRUTHFULQA_TASKS & set(settings.tasks))
-        source = _input_file(run if wanted else None, settings.truthfulqa_path, "TruthfulQA file not found",
+        source = _input_file(run if wanted else None, settings.truthfulqa_path, "TruthfulQA file",
                              f"truthfulqa:{settings.truthfulqa_path}")
         rows = _truthfulqa_rows(source, _read(run if wanted else None, source))
         truthfulqa_rows = "".join(json.dumps(r) + "\n" for r in rows).encode()
@@ -415,7 +479,7 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
         wanted = task in settings.tasks
         if task == "nift_if":
             spec = "embedded:suites/instruction_following.jsonl"
-            source = _input_file(run if wanted else None, spec, f"data for task {task} not found",
+            source = _input_file(run if wanted else None, spec, f"data file of task {task}",
                                  f"{task}:{resolve_asset(spec).name}")
             name, content = source.name, _read(run if wanted else None, source)
         elif task == "nift_ifeval_local":
@@ -423,7 +487,7 @@ def materialise(settings: LmEvalSettings, folder: Path, run: StageRun | None = N
                 if wanted:
                     raise ConfigError("task nift_ifeval_local needs bench.ifeval_path (IFEval's input_data.jsonl)")
                 continue
-            source = _input_file(run if wanted else None, settings.ifeval_path, f"data for task {task} not found",
+            source = _input_file(run if wanted else None, settings.ifeval_path, f"data file of task {task}",
                                  f"{task}:{resolve_asset(settings.ifeval_path).name}")
             name, content = source.name, _read(run if wanted else None, source)
             if wanted:  # checking imports lm-eval's IFEval registry (seconds): only for a task that runs
