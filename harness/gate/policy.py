@@ -201,8 +201,10 @@ class JudgeAgreementRule(_Rule):
         "with_ties", description="with_ties: review.judge_agreement (a tie is a third outcome, MT-Bench's setup "
                                  "with ties); without_ties: review.judge_agreement_without_ties; kappa: "
                                  "review.judge_kappa.")
-    min_items: int = Field(MIN_AGREEMENT_ITEMS, description="Blind pairs both the judge and a reviewer judged, "
-                                                            "needed before agreement is judged; pending below it.")
+    min_items: int = Field(MIN_AGREEMENT_ITEMS, description="Blind pairs the statistic is computed on (judged by "
+                                                            "the judge and with a reviewers' majority; for "
+                                                            "without_ties, also not a tie by the judge), needed "
+                                                            "before agreement is judged; pending below it.")
     judge_on: Literal["value", "ci"] = Field("value", description="ci: the lower Wilson bound of the share must be "
                                                                   "at least min (not for kappa, which has no CI).")
     applies_to: list[str] = Field(default_factory=lambda: list(JUDGE_BASED_PREFIXES),

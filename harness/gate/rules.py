@@ -270,7 +270,35 @@ def _review_value(evidence: Evidence, metric: str) -> tuple[MetricValue, str] | 
                  and v.metric == metric and v.model == evidence.candidate and v.attribute is None), None)
 
 
+#: The first review summary version (``harness.review.summary.SUMMARY_VERSION``, in the record's config) whose
+#: items_with_quorum counts every item at the record's required_reviewers or more; earlier ones counted an item
+#: at the number it was queued with, which may be fewer than the record states.
+QUORUM_AT_REQUIRED_SINCE = 4
+
+
+def _quorum_unfounded(review) -> str | None:
+    """Why the review record's items_with_quorum cannot be taken at its word, or None: made by a summary that
+    counted quorum at each item's queued number, or more items with the quorum than the record's own label and
+    reviewer counts allow (each such item holds one current label from each of required_reviewers distinct
+    reviewers)."""
+    version = review.config.get("summary_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version < QUORUM_AT_REQUIRED_SINCE:
+        return (f"the review record {review.record_id} was summarised by summary version {version}, which counted "
+                f"each item's quorum at the reviewers it was queued for, not at the record's "
+                f"{review.required_reviewers}")
+    if review.items_with_quorum and (review.reviewers < review.required_reviewers
+                                     or review.labels < review.items_with_quorum * review.required_reviewers):
+        return (f"the review record {review.record_id} counts {review.items_with_quorum} items labelled by at least "
+                f"{review.required_reviewers} distinct reviewers, but holds {review.labels} labels from "
+                f"{review.reviewers} reviewer{'' if review.reviewers == 1 else 's'}")
+    return None
+
+
 def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence, base: dict) -> RuleOutcome:
+    """At least ``min_items`` (or ``min_share``) of the counted items labelled by ``min_reviewers`` distinct
+    reviewers: the record's items_with_quorum, counted at its required_reviewers, which must be at least
+    ``min_reviewers`` (a record counting fewer is refused). A record whose count is unfounded
+    (:func:`_quorum_unfounded`) is pending until it is summarised again."""
     review = evidence.review
     if review.required_reviewers < rule.min_reviewers:
         raise ConfigError(f"{policy.where(rule)}: needs {rule.min_reviewers} reviewers per item, but the review "
@@ -287,8 +315,11 @@ def _judge_quorum(policy: GatePolicy, rule: ReviewQuorumRule, evidence: Evidence
         raise ConfigError(f"{policy.where(rule)}: needs {needed} items with a quorum, but only "
                           f"{review.items_total} items are queued (record {review.record_id}); the rule can never "
                           f"pass")
-    ok = review.items_with_quorum >= needed
     base.update(test="count of items with a quorum")
+    if (unfounded := _quorum_unfounded(review)) is not None:
+        return RuleOutcome(**base, status="pending", comparison=">=", threshold=float(needed), n=review.items_total,
+                           detail=f"{unfounded}; its quorum is not counted: rerun `nift-gate review summary`")
+    ok = review.items_with_quorum >= needed
     return RuleOutcome(**base, status="pass" if ok else "pending", value=float(review.items_with_quorum),
                        judged=float(review.items_with_quorum), comparison=">=", threshold=float(needed),
                        n=review.items_total,
@@ -392,16 +423,25 @@ def _judge_review(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metri
         every = "" if any(isinstance(r, ReviewQuorumRule) for r in policy.rules) else (
             f": {review.items_with_quorum} of {review.items_total} items labelled by {review.required_reviewers} "
             f"reviewers, and with no review_quorum rule every item needs them")
+        if every and (unfounded := _quorum_unfounded(review)) is not None:
+            every = f": {unfounded}, so its quorum is not counted (rerun `nift-gate review summary`)"
         return RuleOutcome(**base, status="pending", detail="waiting for the review quorum" + every)
     if isinstance(rule, ApprovalRateRule):
         return _judge_approval(policy, rule, evidence, catalogue, base)
     return _judge_agreement(policy, rule, evidence, catalogue, base)
 
 
+def _left_out(statistic: str) -> str:
+    """Which reviewed pairs a judge-human statistic leaves out."""
+    return ("the reviewers split, or the judge called a tie" if statistic == "without_ties"
+            else "the reviewers split")
+
+
 def _judge_judge_agreement(policy: GatePolicy, rule: JudgeAgreementRule, evidence: Evidence,
                            catalogue: MetricCatalogue) -> RuleOutcome:
     """The review record's judge-human agreement (``rule.statistic``) >= min over at least ``min_items`` blind
-    pairs: pass; fewer pairs (or no review): pending; below min: inconclusive, since a judge the reviewers do not
+    pairs it was computed on (those with a judge verdict and a reviewers' majority; without ties, also not a judge
+    tie): pass; fewer pairs (or no review): pending; below min: inconclusive, since a judge the reviewers do not
     bear out decides nothing either way."""
     metric = rule.metric
     review = evidence.review
@@ -415,16 +455,22 @@ def _judge_judge_agreement(policy: GatePolicy, rule: JudgeAgreementRule, evidenc
     found = review.judge_agreement
     items = found.items if found else 0
     base.update(higher_is_better=hib)
-    if found is None or items < rule.min_items:
-        return RuleOutcome(**base, status="pending", n=items,
-                           detail=f"judge-human agreement is judged on at least {rule.min_items} blind pairs that "
-                                  f"both the judge and a reviewer judged; {items} so far, {rule.min_items - items} "
-                                  f"more needed")
-    if rule.statistic == "kappa":
+    if found is None:
+        value, low, high, n, interval = None, None, None, 0, None
+    elif rule.statistic == "kappa":
         value, low, high, n, interval = found.kappa, None, None, found.with_ties.n, None
     else:
         agreed = found.with_ties if rule.statistic == "with_ties" else found.without_ties
         value, low, high, n, interval = agreed.rate, agreed.ci_low, agreed.ci_high, agreed.n, agreed.interval
+    # min_items counts the pairs the statistic is computed on (a reviewers' majority; without ties, also no judge
+    # tie), not every reviewed pair: a split pair is no evidence either way.
+    if n < rule.min_items:
+        left = f" ({items - n} of the {items} reviewed pairs left out: {_left_out(rule.statistic)})" \
+            if items > n else ""
+        return RuleOutcome(**base, status="pending", n=n,
+                           detail=f"judge-human agreement is judged on at least {rule.min_items} blind pairs with a "
+                                  f"judge verdict and a reviewers' majority; {n} so far{left}, {rule.min_items - n} "
+                                  f"more needed")
     on_ci = rule.judge_on == "ci"
     confidence = (_record_confidence(evidence, review.record_id) or review.approval_confidence) if on_ci else None
     judged = low if on_ci else value
@@ -434,12 +480,13 @@ def _judge_judge_agreement(policy: GatePolicy, rule: JudgeAgreementRule, evidenc
                 alpha=_one_sided_alpha(confidence), test=f"{name} ({interval if on_ci else POINT_VALUE})")
     if judged is None:
         return RuleOutcome(**base, status="pending",
-                           detail=f"judge-human {name} is undefined over {items} pairs ({n} votes: a single outcome "
-                                  f"throughout, or every vote a tie); the judge is not yet checked")
+                           detail=f"judge-human {name} is undefined over {n} pairs (of {items} reviewed: a single "
+                                  f"outcome throughout, or every vote a tie); the judge is not yet checked")
     ok = judged >= rule.min
     detail = (f"judge ({found.judge or 'unnamed'}) vs reviewers, {name} {_fmt(value)}{_ci(low, high)} over "
-              f"{n} votes on {items} pairs: {'lower CI bound ' if on_ci else ''}{_fmt(judged)} "
-              f"{'>=' if ok else '<'} {_fmt(rule.min)}")
+              f"{n} of {items} reviewed pairs (those with a reviewers' majority"
+              f"{' and no judge tie' if rule.statistic == 'without_ties' else ''}): "
+              f"{'lower CI bound ' if on_ci else ''}{_fmt(judged)} {'>=' if ok else '<'} {_fmt(rule.min)}")
     if ok:
         return RuleOutcome(**base, status="pass", detail=detail)
     return RuleOutcome(**base, status="inconclusive",
@@ -471,7 +518,8 @@ def judge(policy: GatePolicy, evidence: Evidence, baselines: list[str], catalogu
     # what approval and agreement wait for: every quorum rule passed; without one, every counted item has the
     # labels the review record requires (one label on one item of many is no approval rate to promote on)
     quorum_met = review is not None and (all(o.status == "pass" for o in outcomes) if quorum_rules
-                                         else review.items_with_quorum >= review.items_total)
+                                         else review.items_with_quorum >= review.items_total
+                                         and _quorum_unfounded(review) is None)
     by_name = {o.rule: o for o in outcomes}
     ordered: list[RuleOutcome] = []
     for rule in policy.rules:

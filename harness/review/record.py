@@ -232,6 +232,9 @@ class ReviewRecord(Record):
     adjudicated_items: int = Field(0, description="Items counted with their latest adjudicated label in place of "
                                                   "their reviewers' labels.")
     adjudication_pending: int = Field(0, description="Disputed items with no adjudication yet.")
+    stale_adjudications: int = Field(0, description="Items whose latest adjudication a label or judgment written "
+                                                    "after it made stale: it decides nothing, and the item is "
+                                                    "counted by its current labels (disputed again: pending).")
     judge_agreement: JudgeAgreement | None = Field(None, description="The bench's pairwise judge against the "
                                                                      "reviewers; None without a reviewed pair the "
                                                                      "judge also judged.")

@@ -7,13 +7,19 @@ Human decisions only ever add: a correction is a new label that names the label 
 refuses UPDATE and DELETE on labels and judgments (migration ``m002_append_only``). The current label of a
 reviewer on an item is their latest one. Every write commits before it returns, so a label the app has
 acknowledged survives the app being killed. Each write carries a client key (unique): repeating a write
-whose acknowledgement was lost returns the row already stored instead of adding a second one. Each label
-records the hash of the guidelines shown with the item and the seconds it took (both optional).
+whose acknowledgement was lost returns the row already stored instead of adding a second one; a key used
+again with other content (another verdict, rating, flag or comment) is refused, since returning the stored row
+would acknowledge a label that was never saved. Each label records the hash of the guidelines shown with the
+item and the seconds it took (both optional).
 
 Items whose reviewers' current labels disagree (on accept/reject or a flag; on the preference for a pair) are
 *disputed* (:meth:`ReviewStore.disputed_items`); an adjudicator's label for one is another append-only row
 (``adjudications``, with author and reason; the latest counts), which the review record uses in place of the
-reviewers' labels while agreement is still measured on theirs.
+reviewers' labels while agreement is still measured on theirs. An adjudication decides the labels it was given
+on: a label or judgment written on the item after it makes it stale (:meth:`ReviewStore.stale_adjudications`),
+and the item is judged by its current labels again (and waits for a new adjudication if they still disagree).
+The rows of one item are stamped in the order they were written (:meth:`ReviewStore._written_at`), which is
+what says which came first.
 
 The pairwise A/B mapping (which model answered A) is stored with the item and returned only by
 ``current_labels(kind="pairwise")`` and ``history_frame`` (the summary's de-blinding and the release manager's
@@ -40,7 +46,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -357,7 +363,10 @@ class DisputedItem:
     stratum: str
     disagreements: tuple[str, ...] = ()  # "verdict", flag names, or "preference"
     labels: tuple[StoredLabel | StoredJudgment, ...] = ()  # every reviewer's current label, by reviewer
-    adjudication: StoredAdjudication | None = None  # the latest, if any
+    adjudication: StoredAdjudication | None = None  # the latest, if it stands (no label written after it)
+    #: The latest adjudication where a label was written after it: it no longer decides the item (shown to the
+    #: adjudicator, who may decide it again).
+    stale_adjudication: StoredAdjudication | None = None
 
 
 @dataclass(frozen=True)
@@ -412,6 +421,15 @@ def disagreements(kind: str, current: list[dict[str, Any]] | list[StoredLabel | 
 
     fields = ("preference",) if kind == "pairwise" else ("verdict", *LABEL_FLAGS)
     return tuple(name for name in fields if len({value(label, name) for label in current}) > 1)
+
+
+#: What a write stores of a human's decision, per table: a client key used again with any of these different is
+#: another decision, not a retry of the one stored (the guidelines hash and the lead time describe the submit).
+CONTENT_COLUMNS = {
+    "labels": ("item_id", "reviewer", "verdict", "helpfulness", *LABEL_FLAGS, "comment"),
+    "pairwise_judgments": ("item_id", "reviewer", "preference", "comment"),
+    "adjudications": ("item_id", "author", "reason", "verdict", "helpfulness", *LABEL_FLAGS, "preference"),
+}
 
 
 def _check_guidelines_hash(value: str | None) -> None:
@@ -679,15 +697,23 @@ class ReviewStore:
                         previous = conn.execute(select(func.max(table.c.id)).where(
                             table.c.item_id == values["item_id"], table.c.reviewer == values["reviewer"])).scalar()
                     row_id = conn.execute(insert(table).values(
-                        **values, supersedes=previous, created_at=_now())).inserted_primary_key[0]
+                        **values, supersedes=previous,
+                        created_at=self._written_at(conn, values["item_id"]))).inserted_primary_key[0]
                     row = conn.execute(select(table).where(table.c.id == row_id)).one()
                 return convert(row)
             except IntegrityError:
                 # Same client key already stored: the write happened, its acknowledgement was lost.
                 with self.engine.connect() as conn:
                     row = conn.execute(select(table).where(table.c.client_key == values["client_key"])).first()
-                if row is None or row.item_id != values["item_id"] or getattr(row, by) != values[by]:
+                if row is None:
                     raise
+                differ = [name for name in CONTENT_COLUMNS[table.name] if getattr(row, name) != values.get(name)]
+                if differ:
+                    # Returning the stored row would acknowledge a decision that was never saved.
+                    raise InputError(
+                        f"client_key: {values['client_key']!r} already stored {table.name} row {row.id} (item "
+                        f"{row.item_id}, by {getattr(row, by)}), which differs in {', '.join(differ)}; nothing was "
+                        f"saved: a retry repeats the same content, a new decision takes a new client key") from None
                 return convert(row)
             except OperationalError:
                 # SQLite past its busy timeout, or a dropped PostgreSQL connection: the client key makes a retry safe.
@@ -695,6 +721,24 @@ class ReviewStore:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _written_at(conn: Connection, item_id: int) -> str:
+        """The time a new row of the item is stamped with: now, or one microsecond after the item's latest label,
+        judgment or adjudication where the clock reads no later than it (a clock stepped back, or two writes in
+        one microsecond). An item's rows are then stamped in the order they were written, across the three
+        tables (whose ids are separate sequences): what says whether a label came after an adjudication
+        (:meth:`stale_adjudications`). On SQLite writes queue (:meth:`_write`), so written is committed; on
+        PostgreSQL two writes to one item at the same moment may be stamped in either order."""
+        now = _now()
+        last = max(conn.execute(select(func.max(table.c.created_at)).where(table.c.item_id == item_id)).scalar()
+                   or "" for table in (labels, judgments, adjudications))
+        if now > last:
+            return now
+        try:
+            return (datetime.fromisoformat(last) + timedelta(microseconds=1)).isoformat(timespec="microseconds")
+        except ValueError:  # a row stamped by another writer in another form: nothing to order against
+            return now
 
     # ---- reading -------------------------------------------------------------------------------------------
     def _done(self, reviewer_col, item_col):
@@ -775,10 +819,29 @@ class ReviewStore:
         with self.reading() as conn:
             return {row.item_id: _adjudication(row) for row in conn.execute(query)}
 
+    def stale_adjudications(self, candidate: str | None = None) -> set[int]:
+        """Items (the candidate's, or all) whose latest adjudication a label or judgment of the item was written
+        after: it decided a dispute between labels some reviewer has since replaced (or added to), so it no
+        longer decides the item, which is judged by its current labels again and, if they still disagree, waits
+        for a new adjudication. Compared by the rows' stamps, which follow the order of writing per item
+        (:meth:`_written_at`)."""
+        latest = select(func.max(adjudications.c.id)).group_by(adjudications.c.item_id)
+        later = (exists().where(labels.c.item_id == adjudications.c.item_id,
+                                labels.c.created_at > adjudications.c.created_at)
+                 | exists().where(judgments.c.item_id == adjudications.c.item_id,
+                                  judgments.c.created_at > adjudications.c.created_at))
+        query = select(adjudications.c.item_id).where(adjudications.c.id.in_(latest), later)
+        if candidate:
+            query = query.join(items, items.c.id == adjudications.c.item_id).where(items.c.candidate == candidate)
+        with self.reading() as conn:
+            return set(conn.execute(query).scalars())
+
     def disputed_items(self, candidate: str | None = None, *, pending_only: bool = False) -> list[DisputedItem]:
         """Items whose reviewers' current labels disagree on accept/reject or on any flag (single-output items),
         or on the preference (pairwise), ordered by id; with each reviewer's current label and the latest
-        adjudication. ``pending_only``: only those not adjudicated yet (the adjudication queue)."""
+        adjudication (as ``stale_adjudication`` where a label was written after it,
+        :meth:`stale_adjudications`). ``pending_only``: only those no standing adjudication decides (the
+        adjudication queue)."""
         found: dict[int, list] = {}
         with self.snapshot():  # the labels, judgments and adjudications of one state of the store
             for kind, table, convert in (("single", labels, _label), ("pairwise", judgments, _judgment)):
@@ -796,6 +859,7 @@ class ReviewStore:
             if not disputed:
                 return []
             adjudicated = self.adjudications(candidate)
+            stale = self.stale_adjudications(candidate)
             with self.reading() as conn:
                 rows = {}
                 ids = sorted(disputed)
@@ -806,12 +870,14 @@ class ReviewStore:
         result = []
         for item_id in sorted(disputed):
             kind, current, what = disputed[item_id]
-            if pending_only and item_id in adjudicated:
+            standing = adjudicated.get(item_id) if item_id not in stale else None
+            if pending_only and standing is not None:
                 continue
             row = rows[item_id]
             result.append(DisputedItem(item_id=item_id, kind=kind, candidate=row.candidate, source=row.source,
                                        task=row.task, stratum=row.stratum, disagreements=what, labels=current,
-                                       adjudication=adjudicated.get(item_id)))
+                                       adjudication=standing,
+                                       stale_adjudication=adjudicated.get(item_id) if item_id in stale else None))
         return result
 
     def my_history(self, reviewer: str, limit: int = 200) -> list[int]:

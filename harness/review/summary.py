@@ -10,10 +10,17 @@ queued from an earlier record (the outputs of weights since retrained, or of a b
 labels stay in the append-only store but count for no rate and no quorum, and the record says how many such
 items were left out, which records it counted against and the candidate weights they name.
 
+An item has a quorum when its current labels come from as many distinct reviewers as the record states it
+requires: the configured ``required_reviewers``, or the number the item was queued with where that is larger
+(an item queued for one reviewer does not have the quorum of three because the config says three now).
+
 Where an item was adjudicated, its latest adjudication stands in for each of its reviewers' labels in the
-approval, flag rates, helpfulness and win rate (:func:`adjudicated`); agreement between reviewers is measured on
-their own labels. The judge-human agreement compares the reviewers' majority vote on each blind pair of the
-bench's pairwise questions with the bench judge's verdict on the same question and answers, read through
+approval, flag rates, helpfulness and win rate (:func:`adjudicated`), unless a label or judgment of the item
+was written after it (:meth:`harness.review.store.ReviewStore.stale_adjudications`): a stale adjudication
+decided on labels that have since changed, so the item is counted by its current labels again and, if
+they disagree, waits for a new adjudication. Agreement between reviewers is measured on their own labels.
+The judge-human agreement compares the reviewers' majority vote on each blind pair of the bench's pairwise
+questions with the bench judge's verdict on the same question and answers, read through
 ``harness.bench.record`` (:func:`judge_agreement`); each audit's automatic flags are compared with the
 reviewers' majority flag on the same items (:func:`automatic_flag_agreement`). Both are measured over items, not
 votes (``harness.review.agreement.item_agreement``).
@@ -63,8 +70,9 @@ from harness.review.store import (
 STAGE = "review"
 #: In the stage config the fingerprint covers: a record summarised by an older version is made again.
 #: 2: adjudicated labels count; judge-human and automatic-flag agreement. 3: only the current evidence's items
-#: count; agreement over items.
-SUMMARY_VERSION = 3
+#: count; agreement over items. 4: an item's quorum is counted at the larger of the configured and its queued
+#: number of reviewers (was its queued number alone); an adjudication a later label made stale decides nothing.
+SUMMARY_VERSION = 4
 #: The item source of the blind pairs drawn from the bench's judged pairwise questions (enqueue's).
 BENCH_PAIRWISE_SOURCE = "bench/pairwise"
 #: An audit's automatic flag -> the reviewers' flag it predicts (same-named flags compare as themselves).
@@ -366,27 +374,36 @@ class _Tally:
     all_judged: list[dict]  # every current blind-pair judgment, counted or not
     original: list[dict]  # the reviewers' current labels on the candidate's own counted outputs
     judged: list[dict]  # the judgments of counted pairs
-    decided: dict[int, StoredAdjudication]  # the latest adjudication of each counted item
+    decided: dict[int, StoredAdjudication]  # the latest adjudication of each counted item, where it stands
+    stale_adjudications: set[int]  # counted items whose latest adjudication a later label made stale
     own: dict[int, tuple[str, int | None]]  # the candidate's own counted single-output items -> (stratum, need)
-    with_quorum: int  # own items with at least their required number of distinct reviewers
+    with_quorum: int  # own items with at least their required number of distinct reviewers (:func:`_needs`)
     disputed: set[int]  # counted items whose current labels (or judgments) disagree
     adjudicated: set[int]  # disputed or not, counted items that were adjudicated and have labels
 
 
-def _tally(review: ReviewStore, candidate: str, scope: CountedItems) -> _Tally:
+def _needs(queued: int | None, required: int) -> int:
+    """The distinct reviewers an item needs for its quorum: the configured number the record states
+    (``required``), or the number it was queued with where that is larger."""
+    return max(queued or 0, required)
+
+
+def _tally(review: ReviewStore, candidate: str, scope: CountedItems, required: int) -> _Tally:
+    """``required``: the configured reviewers per item (the record's ``required_reviewers``)."""
     all_labels = review.current_labels(candidate)
     all_judged = review.current_labels(candidate, kind="pairwise")
     original = [label for label in all_labels if label["item_id"] in scope.counted and label["model"] == candidate]
     judged = [j for j in all_judged if j["item_id"] in scope.counted]
-    decided = {i: a for i, a in review.adjudications(candidate).items() if i in scope.counted}
+    stale = review.stale_adjudications(candidate) & scope.counted
+    decided = {i: a for i, a in review.adjudications(candidate).items() if i in scope.counted and i not in stale}
     own = {i: entry for i, entry in _own_items(review, candidate).items() if i in scope.counted}
     reviewers_of: dict[int, int] = {}  # one current label per reviewer and item: distinct reviewers per item
     for label in original:
         reviewers_of[label["item_id"]] = reviewers_of.get(label["item_id"], 0) + 1
     in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
     return _Tally(all_labels=all_labels, all_judged=all_judged, original=original, judged=judged, decided=decided,
-                  own=own, with_quorum=sum(need is not None and reviewers_of.get(i, 0) >= need
-                                           for i, (_, need) in own.items()),
+                  stale_adjudications=stale & in_scope, own=own,
+                  with_quorum=sum(reviewers_of.get(i, 0) >= _needs(need, required) for i, (_, need) in own.items()),
                   disputed=disputed(original, "single") | disputed(judged, "pairwise"),
                   adjudicated=set(decided) & in_scope)
 
@@ -406,6 +423,8 @@ class ReviewProgress:
     disputed: frozenset[int]  # the record's disputed_items, as ids
     adjudicated: frozenset[int]  # the record's adjudicated_items, as ids
     labels: list[dict]  # the reviewers' current labels the record's agreement is measured on
+    #: labelled items whose latest adjudication a later label made stale (it decides nothing; not in adjudicated)
+    stale_adjudications: frozenset[int] = frozenset()
 
     @property
     def pending(self) -> frozenset[int]:
@@ -421,9 +440,10 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
                     cache: dict | None = None) -> ReviewProgress:
     """How far the review of ``candidate`` (default: :func:`resolve_candidate`'s) is, counted as
     :func:`summarise_review` counts it, from the same readers (:func:`current_evidence`, :func:`counted_items`,
-    :func:`disputed`): quorum over the candidate's own counted single-output items, disputes and adjudications
-    over the counted items, each reviewer's labelled and assigned items over the counted ones. Nothing is
-    written, so the review app can show the record's figures as labels arrive.
+    :func:`disputed`): quorum (at the record's number, :func:`_needs`) over the candidate's own counted
+    single-output items, disputes and standing adjudications over the counted items, each reviewer's labelled
+    and assigned items over the counted ones. Nothing is written, so the review app can show the record's
+    figures as labels arrive.
 
     ``cache``: a dict the caller keeps (the review app: one per process) for the counted items, the slow part
     (with stale items it reads every output of the current records); an entry serves while the candidate, the
@@ -447,7 +467,7 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
                 if len(cache) >= SCOPES_CACHED:
                     cache.clear()
                 cache[key] = scope
-        tally = _tally(review, candidate, scope)
+        tally = _tally(review, candidate, scope, config.required_reviewers)
         with review.reading() as conn:
             assigned = conn.execute(select(assignments.c.item_id, assignments.c.reviewer)).all()
     # An assigned item is done once its reviewer labelled it (the store's queue rule), a baseline's output too.
@@ -463,7 +483,8 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
         candidate=candidate, source_record_ids=tuple(sorted(evidence.records)), scope=scope,
         items_total=len(tally.own), items_with_quorum=tally.with_quorum,
         per_reviewer={r: (d, n) for r, (d, n) in sorted(per_reviewer.items())},
-        disputed=frozenset(tally.disputed), adjudicated=frozenset(tally.adjudicated), labels=tally.original)
+        disputed=frozenset(tally.disputed), adjudicated=frozenset(tally.adjudicated), labels=tally.original,
+        stale_adjudications=frozenset(tally.stale_adjudications))
 
 
 @stage_entry
@@ -478,7 +499,7 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
         # hash) rather than in one and not another; the next summary counts it in all.
         with review.snapshot():
             scope = counted_items(review, config, store, candidate, evidence)
-            tally = _tally(review, candidate, scope)
+            tally = _tally(review, candidate, scope, config.required_reviewers)
             all_labels, all_judged, original, judged = (tally.all_labels, tally.all_judged, tally.original,
                                                         tally.judged)
             every_label = [label for label in all_labels if label["item_id"] in scope.counted]
@@ -532,5 +553,6 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
         agreement_per_flag={flag: a for flag, a in per_flag.items() if a.n},
         pairwise=outcomes, helpfulness_mean=sum(label["helpfulness"] for label in current) / n if n else None,
         pairwise_judgments=len(judged), disputed_items=len(needed), adjudicated_items=len(used),
-        adjudication_pending=len(needed - used), judge_agreement=judge, automatic_flag_agreement=flag_agreement)
+        adjudication_pending=len(needed - used), stale_adjudications=len(tally.stale_adjudications),
+        judge_agreement=judge, automatic_flag_agreement=flag_agreement)
     return run.commit_in_place(record)  # the folder also holds the label store

@@ -236,12 +236,15 @@ def _judged_bench():
     return BenchRecord.model_validate(made)
 
 
-def _judge_agreement(items: int, agreeing: int, votes: int, kappa: float | None = 0.4):
+def _judge_agreement(items: int, agreeing: int, compared: int, kappa: float | None = 0.4):
+    """``items`` reviewed pairs, of which ``compared`` have a reviewers' majority (the rest split)."""
     from harness.core.stats import proportion_interval
     from harness.review.record import Agreed, JudgeAgreement
 
-    low, high = proportion_interval(agreeing, votes, 0.95, "wilson")
-    share = Agreed(agreeing=agreeing, n=votes, rate=agreeing / votes, ci_low=low, ci_high=high)
+    assert compared <= items  # a statistic is computed on some of the reviewed pairs, never more
+    low, high = proportion_interval(agreeing, compared, 0.95, "wilson")
+    share = Agreed(agreeing=agreeing, n=compared, rate=agreeing / compared, ci_low=low, ci_high=high,
+                   split=items - compared)
     return JudgeAgreement(judge="tiny-judge", items=items, with_ties=share, without_ties=share, kappa=kappa)
 
 
@@ -253,16 +256,17 @@ JUDGED = ("rules:\n"
 
 
 def test_judge_based_rules_count_once_the_judge_agrees_with_the_reviewers(tmp_path):
-    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=40, votes=50))
+    review = _review(judge_agreement=_judge_agreement(items=50, agreeing=40, compared=50))
     outcomes, (decision, _) = _judge(tmp_path, JUDGED, review=review, bench=_judged_bench())
     checked = outcomes[("judge-checked", None)]
     assert (checked.status, checked.metric, checked.value, checked.n) == ("pass", "review.judge_agreement", 0.8, 50)
-    assert "agreement with ties 0.8 [0.6696, 0.8876] over 50 votes on 25 pairs: 0.8 >= 0.6" in checked.detail
+    assert ("agreement with ties 0.8 [0.6696, 0.8876] over 50 of 50 reviewed pairs (those with a reviewers' "
+            "majority): 0.8 >= 0.6") in checked.detail
     assert outcomes[("consistent-judge", None)].status == "pass" and decision == "PROMOTE"
 
 
 def test_a_judge_the_reviewers_disagree_with_holds_judge_based_rules_inconclusive(tmp_path):
-    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=20, votes=50))
+    review = _review(judge_agreement=_judge_agreement(items=50, agreeing=20, compared=50))
     outcomes, (decision, reason) = _judge(tmp_path, JUDGED, review=review, bench=_judged_bench())
     checked, held = outcomes[("judge-checked", None)], outcomes[("consistent-judge", None)]
     assert checked.status == "inconclusive" and "0.4 < 0.6" in checked.detail
@@ -273,7 +277,7 @@ def test_a_judge_the_reviewers_disagree_with_holds_judge_based_rules_inconclusiv
 
 
 def test_judge_based_rules_wait_while_too_few_pairs_are_labelled(tmp_path):
-    review = _review(judge_agreement=_judge_agreement(items=12, agreeing=24, votes=24))
+    review = _review(judge_agreement=_judge_agreement(items=12, agreeing=12, compared=12))
     outcomes, (decision, _) = _judge(tmp_path, JUDGED, review=review, bench=_judged_bench())
     checked, held = outcomes[("judge-checked", None)], outcomes[("consistent-judge", None)]
     assert checked.status == "pending" and "12 so far, 8 more needed" in checked.detail
@@ -285,16 +289,16 @@ def test_judge_based_rules_wait_while_too_few_pairs_are_labelled(tmp_path):
 
 def test_a_failing_judge_based_rule_is_not_a_rejection_until_the_judge_is_checked(tmp_path):
     policy = JUDGED.replace("min: 0.8, attribute", "min: 0.95, attribute")
-    review = _review(judge_agreement=_judge_agreement(items=12, agreeing=24, votes=24))
+    review = _review(judge_agreement=_judge_agreement(items=12, agreeing=12, compared=12))
     outcomes, (decision, _) = _judge(tmp_path / "a", policy, review=review, bench=_judged_bench())
     assert outcomes[("consistent-judge", None)].status == "pending" and decision == "PENDING_REVIEW"
-    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=40, votes=50))
+    review = _review(judge_agreement=_judge_agreement(items=50, agreeing=40, compared=50))
     outcomes, (decision, _) = _judge(tmp_path / "b", policy, review=review, bench=_judged_bench())
     assert outcomes[("consistent-judge", None)].status == "fail" and decision == "REJECT"
 
 
 def test_judge_agreement_on_kappa_or_the_lower_ci_bound_and_a_warn_rule_holds_nothing(tmp_path):
-    review = _review(judge_agreement=_judge_agreement(items=25, agreeing=35, votes=50, kappa=0.3))
+    review = _review(judge_agreement=_judge_agreement(items=50, agreeing=35, compared=50, kappa=0.3))
     on_ci = JUDGED.replace("min_items: 20}", "min_items: 20, judge_on: ci}")  # 0.7, Wilson low 0.5625 < 0.6
     outcomes, (decision, _) = _judge(tmp_path / "a", on_ci, review=review, bench=_judged_bench())
     checked = outcomes[("judge-checked", None)]
@@ -307,7 +311,7 @@ def test_judge_agreement_on_kappa_or_the_lower_ci_bound_and_a_warn_rule_holds_no
     assert decision == "PROMOTE"
     warn = JUDGED.replace("min_items: 20}", "min_items: 20, severity: warn}")
     outcomes, (decision, _) = _judge(tmp_path / "c", warn, review=_review(
-        judge_agreement=_judge_agreement(items=25, agreeing=20, votes=50)), bench=_judged_bench())
+        judge_agreement=_judge_agreement(items=50, agreeing=20, compared=50)), bench=_judged_bench())
     assert outcomes[("consistent-judge", None)].status == "pass" and decision == "PROMOTE"
 
 
