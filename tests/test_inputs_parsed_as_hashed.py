@@ -108,8 +108,8 @@ def test_lm_eval_task_data_is_copied_from_the_hashed_bytes(task, tmp_path):
 
     if task == "nift_ifeval_local":
         path = tmp_path / "input_data.jsonl"
-        path.write_text(json.dumps({"key": 1, "prompt": "Write a haiku.", "instruction_id_list": [],
-                                    "kwargs": []}) + "\n")
+        path.write_text(json.dumps({"key": 1, "prompt": "Write a haiku.",
+                                    "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}) + "\n")
         old, new, settings = b"haiku", b"limer", LmEvalSettings(tasks=[task], ifeval_path=str(path))
     else:
         path = tmp_path / "mc_task.json"
