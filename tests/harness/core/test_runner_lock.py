@@ -35,10 +35,14 @@ class ToyRecord(Record):
 
 run = StageRun(RunStore("r", sys.argv[1]), "toy", "one", ToyRecord)
 assert run.cached({"holder": True}) is None
+ready_r, ready_w = os.pipe()
 worker = os.fork() if sys.argv[2] == "fork" else None  # a worker of the holder's (a data loader, say)
 if worker == 0:
+    os.write(ready_w, b"x")  # fork's at-fork hooks have run in the child: its copy of the lock is closed
     time.sleep(600)
     os._exit(0)
+if worker:
+    os.read(ready_r, 1)  # on a busy machine the child may run its hooks after the parent is killed
 print("holding", worker or "", flush=True)
 time.sleep(600)
 """
