@@ -16,6 +16,7 @@ from harness.core.samples import AuditSample
 from harness.core.stats import PairedComparison
 from harness.core.store import RunStore, atomic_write_jsonl
 from harness.review.config import ReviewConfig
+from harness.review.store import NewItem
 
 from pinning import write_pinned_record
 
@@ -111,6 +112,23 @@ def write_audit(store: RunStore, name: str, rows: list[dict], metrics: list[Metr
     write_pinned_record(folder, StoredRecord(kind=f"{name}_audit", record_id=f"{name}-test", run_id=store.run_id,
                                       fingerprint="a" * 64, metrics=list(metrics), files={"samples": "samples.jsonl"}))
     return folder
+
+
+# ---- queued items ------------------------------------------------------------------------------------------
+def single_item(key: str, record_id: str = "bench-test", source: str = "bench/qa", **fields) -> NewItem:
+    """One of the candidate's outputs, queued from the hand-made run's bench record (``make_run``)."""
+    return NewItem(**{"kind": "single", "stratum": "random", "source": source, "source_record_id": record_id,
+                      "source_item_id": key, "task": "qa", "candidate": CANDIDATE, "model": CANDIDATE,
+                      "role": "candidate", "prompt": f"prompt {key}", "output": f"output {key}",
+                      "content_key": f"s-{key}", **fields})
+
+
+def pair_item(key: str, prompt: str | None = None) -> NewItem:
+    """A blind pair of the candidate's and the baseline's answers to pairwise question ``key`` (A: candidate)."""
+    return NewItem(kind="pairwise", stratum="pairwise", source="bench/pairwise", source_record_id="bench-test",
+                   source_item_id=key, task="pairwise", candidate=CANDIDATE, prompt=prompt or f"question {key}",
+                   output_a=f"cand {key}", output_b=f"base {key}", model_a=CANDIDATE, model_b=BASELINE,
+                   content_key=f"p-{key}")
 
 
 # ---- PostgreSQL --------------------------------------------------------------------------------------------

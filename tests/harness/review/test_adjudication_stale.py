@@ -4,31 +4,18 @@ the item is judged by its current labels again (waiting for a new adjudication i
 from __future__ import annotations
 
 import pytest
-from review_support import BASELINE, CANDIDATE
+from review_support import CANDIDATE, pair_item, single_item
 
 import harness.review.store as store_module
-from harness.review.store import NewItem, open_store
+from harness.review.store import open_store
 from harness.review.summary import review_progress, summarise_review
-
-
-def _single(key: str) -> NewItem:
-    return NewItem(kind="single", stratum="random", source="bench/qa", source_record_id="bench-test",
-                   source_item_id=key, task="qa", candidate=CANDIDATE, model=CANDIDATE, role="candidate",
-                   prompt=f"prompt {key}", output=f"output {key}", content_key=f"s-{key}")
-
-
-def _pair(key: str) -> NewItem:
-    return NewItem(kind="pairwise", stratum="pairwise", source="bench/pairwise", source_record_id="bench-test",
-                   source_item_id=key, task="pairwise", candidate=CANDIDATE, prompt=f"question {key}",
-                   output_a=f"cand {key}", output_b=f"base {key}", model_a=CANDIDATE, model_b=BASELINE,
-                   content_key=f"p-{key}")
 
 
 def _adjudicated_then_relabelled(config, run_store):
     """ann and bob reject items x and y; ann accepts x (a dispute), meg adjudicates x 'accept', then ann rejects
     x again: both current labels on x are reject."""
     review = open_store(config, run_store)
-    x, y = review.add_items([_single("x"), _single("y")])
+    x, y = review.add_items([single_item("x"), single_item("y")])
     for item_id in (x, y):
         review.add_label(item_id, "ann", "reject", 2)
         review.add_label(item_id, "bob", "reject", 2)
@@ -85,7 +72,7 @@ def test_a_clock_stepped_back_still_stamps_the_later_label_after_the_adjudicatio
 
 def test_a_pairwise_judgment_after_the_adjudication_makes_it_stale(run_store, config):
     review = open_store(config, run_store)
-    (pair,) = review.add_items([_pair("q")])
+    (pair,) = review.add_items([pair_item("q")])
     review.add_judgment(pair, "ann", "A")
     review.add_judgment(pair, "bob", "B")
     review.add_adjudication(pair, "meg", reason="A answers it", preference="A")
@@ -106,7 +93,7 @@ def bare_store(request, tmp_path):
 
 
 def test_the_adjudication_queue_lists_an_item_whose_adjudication_went_stale(bare_store):
-    x, y = bare_store.add_items([_single("x"), _single("y")])
+    x, y = bare_store.add_items([single_item("x"), single_item("y")])
     for item_id in (x, y):
         bare_store.add_label(item_id, "ann", "accept", 4)
         bare_store.add_label(item_id, "bob", "reject", 2)

@@ -73,6 +73,40 @@ def test_repeating_a_write_with_the_same_client_key_stores_it_once(store):
     assert store.counts()["labels"] == 1 and store.counts()["pairwise_judgments"] == 1
 
 
+@pytest.mark.parametrize("change, differs", [
+    ({"verdict": "reject"}, "verdict"),
+    ({"helpfulness": 1}, "helpfulness"),
+    ({"flags": {"toxic": True}}, "toxic"),
+    ({"comment": "on second thought"}, "comment"),
+    ({"reviewer": "bob"}, "reviewer"),
+])
+def test_a_label_reusing_a_client_key_with_other_content_is_refused(store, change, differs):
+    """Returning the stored row would acknowledge a decision that was never saved."""
+    store.add_items([_item("a"), _item("p", "pairwise")])
+    first = store.add_label(1, "ann", "accept", 5, {}, "fine", client_key="k1")
+    label = {"item_id": 1, "reviewer": "ann", "verdict": "accept", "helpfulness": 5, "flags": {}, "comment": "fine"}
+    with pytest.raises(InputError, match=rf"client_key: 'k1' already stored labels row {first.id} \(item 1, by "
+                                         rf"ann\), which differs in {differs}; nothing was saved"):
+        store.add_label(**{**label, **change}, client_key="k1")
+    assert store.counts()["labels"] == 1 and store.my_label(1, "ann") == first
+    # An exact retry (the acknowledgement lost) still returns the stored row, whatever its lead time this time.
+    assert store.add_label(**label, client_key="k1", lead_time_s=9.0) == first
+
+
+def test_a_judgment_or_adjudication_reusing_a_client_key_with_other_content_is_refused(store):
+    store.add_items([_item("a"), _item("p", "pairwise")])
+    first = store.add_judgment(2, "ann", "A", client_key="j1")
+    with pytest.raises(InputError, match="already stored pairwise_judgments row .* differs in preference"):
+        store.add_judgment(2, "ann", "B", client_key="j1")
+    assert store.add_judgment(2, "ann", "A", client_key="j1") == first
+    store.add_judgment(2, "bob", "B")
+    adjudication = store.add_adjudication(2, "rm", reason="A answers it", preference="A", client_key="a1")
+    with pytest.raises(InputError, match="already stored adjudications row .* differs in reason, preference"):
+        store.add_adjudication(2, "rm", reason="B answers it", preference="B", client_key="a1")
+    assert store.add_adjudication(2, "rm", reason="A answers it", preference="A", client_key="a1") == adjudication
+    assert store.counts()["pairwise_judgments"] == 2 and store.counts()["adjudications"] == 1
+
+
 def test_others_labels_stay_hidden_until_the_reviewer_has_submitted(store):
     store.add_items([_item("a")])
     store.add_label(1, "bob", "reject", 2, {"off_topic": True}, "bob's view")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from pinning import pin_outputs, write_pinned_record
-from review_support import BASELINE, CANDIDATE, write_audit
+from review_support import BASELINE, CANDIDATE, pair_item, single_item, write_audit
 from sqlalchemy import select
 
 from harness.bench.record import bench_folder, read_bench
@@ -18,16 +18,10 @@ from harness.core.stats import proportion_interval
 from harness.core.store import atomic_write_jsonl, write_record
 from harness.review.agreement import ITEM_INTERVAL, SPLIT, item_agreement, majority
 from harness.review.enqueue import enqueue
-from harness.review.store import NewItem, items, open_store
+from harness.review.store import items, open_store
 from harness.review.summary import summarise_review
 
 CURRENT_RECORDS = ["bench-test", "hallucination-test", "toxicity-test"]  # review_support.make_run's
-
-
-def _single(key: str, record_id: str, source: str = "bench/qa") -> NewItem:
-    return NewItem(kind="single", stratum="random", source=source, source_record_id=record_id, source_item_id=key,
-                   task="qa", candidate=CANDIDATE, model=CANDIDATE, role="candidate", prompt=f"prompt {key}",
-                   output=f"output {key}", content_key=f"s-{key}")
 
 
 def _accept_by_both(review, ids) -> None:
@@ -45,8 +39,8 @@ def test_labels_on_an_earlier_records_outputs_count_for_neither_approval_nor_quo
     and one output of the current bench, rejected: only the current one counts, and the record says how many
     labelled items it left out, which records it counted against and the weights they name."""
     review = open_store(config, run_store)
-    old = review.add_items([_single(f"old{i}", "bench-OLD-weights") for i in range(30)])
-    [mine] = review.add_items([_single("now", "bench-test")])
+    old = review.add_items([single_item(f"old{i}", "bench-OLD-weights") for i in range(30)])
+    [mine] = review.add_items([single_item("now", "bench-test")])
     _accept_by_both(review, old)
     review.add_label(mine, "ann", "reject", 1)
     review.add_label(mine, "bob", "reject", 1)
@@ -66,7 +60,7 @@ def test_labels_on_an_earlier_records_outputs_count_for_neither_approval_nor_quo
 
 def test_only_stale_labels_leave_the_review_without_approval(run_store, config):
     review = open_store(config, run_store)
-    _accept_by_both(review, review.add_items([_single(f"old{i}", "bench-OLD-weights") for i in range(5)]))
+    _accept_by_both(review, review.add_items([single_item(f"old{i}", "bench-OLD-weights") for i in range(5)]))
     review.close()
     record = summarise_review(config, run_store)
     assert (record.items_total, record.items_with_quorum, record.labels, record.approval_rate) == (0, 0, 0, None)
@@ -125,7 +119,7 @@ def test_an_audit_of_other_weights_is_no_current_evidence(run_store, config):
                                       fingerprint="a" * 64, models=[{"name": CANDIDATE, "role": "candidate",
                                                                      "model": {"sha256": "0" * 64}}]))
     review = open_store(config, run_store)
-    _accept_by_both(review, review.add_items([_single("t", "toxicity-old", "audit/toxicity")]))
+    _accept_by_both(review, review.add_items([single_item("t", "toxicity-old", "audit/toxicity")]))
     review.close()
     record = summarise_review(config, run_store)
     assert record.source_record_ids == ["bench-test", "hallucination-test"]
@@ -139,13 +133,6 @@ def _row(qid: str, outcome: str) -> dict:
             "verdict_baseline_first": "B", "outcome": outcome}
 
 
-def _pair(qid: str) -> NewItem:
-    return NewItem(kind="pairwise", stratum="pairwise", source="bench/pairwise", source_record_id="bench-test",
-                   source_item_id=qid, task="pairwise", candidate=CANDIDATE, prompt=f"Question {qid}?",
-                   output_a=f"cand {qid}", output_b=f"base {qid}", model_a=CANDIDATE, model_b=BASELINE,
-                   content_key=f"p-{qid}")
-
-
 def test_judge_agreement_counts_pairs_not_each_reviewers_vote(run_store, config):
     """20 pairs the judge calls wins; three reviewers vote alike on each, agreeing with it on 15. By votes that is
     45 of 60 with a Wilson lower bound of 0.628 (a `judge_agreement min=0.6 judge_on=ci` rule would pass); the
@@ -154,7 +141,7 @@ def test_judge_agreement_counts_pairs_not_each_reviewers_vote(run_store, config)
     atomic_write_jsonl(bench_folder(run_store, CANDIDATE) / "pairwise.jsonl", [_row(q, "win") for q in questions])
     pin_outputs(bench_folder(run_store, CANDIDATE))
     review = open_store(config, run_store)
-    for i, item in enumerate(review.add_items([_pair(q) for q in questions])):
+    for i, item in enumerate(review.add_items([pair_item(q, f"Question {q}?") for q in questions])):
         for reviewer in ("ann", "bob", "cy"):
             review.add_judgment(item, reviewer, "A" if i < 15 else "B")
     review.close()

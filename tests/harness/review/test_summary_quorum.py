@@ -5,28 +5,20 @@ passes only on items that many distinct reviewers labelled."""
 from __future__ import annotations
 
 from gate_records import catalogue, write_policy
-from review_support import CANDIDATE, review_config
+from review_support import CANDIDATE, review_config, single_item
 
 from harness.gate.evidence import Evidence
 from harness.gate.policy import load_policy
 from harness.gate.rules import judge
-from harness.review.store import NewItem, open_store
+from harness.review.store import open_store
 from harness.review.summary import SUMMARY_VERSION, review_progress, summarise_review
-
-
-def _single(key: str, required_reviewers: int) -> NewItem:
-    """One of the candidate's outputs queued from the hand-made run's bench record (review_support.make_run)."""
-    return NewItem(kind="single", stratum="random", source="bench/qa", source_record_id="bench-test",
-                   source_item_id=key, task="qa", candidate=CANDIDATE, model=CANDIDATE, role="candidate",
-                   prompt=f"prompt {key}", output=f"output {key}", content_key=f"s-{key}",
-                   required_reviewers=required_reviewers)
 
 
 def _queue(config, run_store, required_reviewers: int, reviewers: dict[str, int]) -> None:
     """Four items queued needing ``required_reviewers``; ``reviewers``: name -> how many of them (the first ones)
     that reviewer accepted."""
     review = open_store(config, run_store)
-    ids = review.add_items([_single(str(i), required_reviewers) for i in range(4)])
+    ids = review.add_items([single_item(str(i), required_reviewers=required_reviewers) for i in range(4)])
     for name, labelled in reviewers.items():
         for item_id in ids[:labelled]:
             review.add_label(item_id, name, "accept", 4)
