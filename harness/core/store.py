@@ -424,6 +424,13 @@ def first_unprintable(text: str) -> int | None:
     return next((at for at, char in enumerate(text) if unicodedata.category(char) in UNPRINTABLE_CATEGORIES), None)
 
 
+def unprintable_at(text: str, allowed: str = "") -> str | None:
+    """Where the first character of ``text`` that cannot be shown on one line as itself is, as errors name it
+    (``U+000A at character 3``), None if none; the characters in ``allowed`` (a description's line breaks) pass."""
+    at = first_unprintable(text.translate({ord(char): " " for char in allowed}) if allowed else text)
+    return None if at is None else f"U+{ord(text[at]):04X} at character {at + 1}"
+
+
 def folder_name_problem(name: Any) -> str | None:
     """Why ``name`` cannot be a folder of the run store (a run, a stage entry, a candidate or baseline), None if it
     can: a name with a slash, or ``..``, would reach another stage's files (``gate/../bench``); a leading dot is

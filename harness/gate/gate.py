@@ -35,7 +35,7 @@ from harness.core.records import (
     stage_fingerprint,
 )
 from harness.core.runner import StageRun
-from harness.core.store import RECORD_FILE, RunStore, atomic_write_text, check_folder_name, first_unprintable
+from harness.core.store import RECORD_FILE, RunStore, atomic_write_text, check_folder_name, unprintable_at
 from harness.gate.config import GateConfig, alias_problem
 from harness.gate.evidence import Evidence, collect_evidence, evidence_of
 from harness.gate.policy import GatePolicy, load_policy
@@ -399,9 +399,9 @@ def _check_override(decision: str, release_manager: str, reason: str, aliases: l
             text.encode("utf-8")
         except UnicodeEncodeError:  # argparse keeps bytes the locale could not decode as lone surrogates
             raise ConfigError(f"{flag} is not UTF-8 text (it holds bytes the terminal could not decode)") from None
-        if (at := first_unprintable(text)) is not None:  # "ok\nverdict REJECT" would forge a line of the output
-            raise ConfigError(f"{flag} must not contain a control character (U+{ord(text[at]):04X} at character "
-                              f"{at + 1}): it is printed on one line of the gate's output and `registry show`")
+        if (where := unprintable_at(text)) is not None:  # "ok\nverdict REJECT" would forge a line of the output
+            raise ConfigError(f"{flag} must not contain a control character ({where}): it is printed on one line of "
+                              "the gate's output and `registry show`")
     for alias in aliases or []:
         if problem := alias_problem(alias):  # an alias is logged for good: "a\nalias production: ..." would forge
             raise ConfigError(f"--alias {alias!r} {problem}")

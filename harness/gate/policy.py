@@ -58,7 +58,7 @@ from harness.core.config import Section, UniqueKeyLoader, yaml_error_line
 from harness.core.errors import ConfigError
 from harness.core.metrics import MetricCatalogue, MetricSpec
 from harness.core.records import sha256_bytes
-from harness.core.store import first_unprintable
+from harness.core.store import unprintable_at
 
 Severity = Literal["block", "warn"]
 
@@ -72,9 +72,9 @@ def _name_problem(name: str) -> str | None:
         return "a rule name must not be empty or blank"
     if len(name) > MAX_RULE_NAME_CHARS:
         return f"a rule name is at most {MAX_RULE_NAME_CHARS} characters; this one has {len(name)}"
-    if (at := first_unprintable(name)) is not None:
-        return (f"a rule name must not contain a control character (U+{ord(name[at]):04X} at character {at + 1}); "
-                f"it is printed on one line of the decision and the report")
+    if (where := unprintable_at(name)) is not None:
+        return (f"a rule name must not contain a control character ({where}); it is printed on one line of the "
+                "decision and the report")
     return None
 
 
@@ -82,9 +82,8 @@ def _description_problem(text: str) -> str | None:
     """Why ``text`` cannot be a rule's or the policy's description, or None: it is copied into the decision record
     and shown to whoever reads it, so it may break lines (YAML's ``|``) but hold no other control character (an
     ANSI escape would restyle a terminal that prints it, U+202E would show its words reversed)."""
-    if (at := first_unprintable(text.replace("\n", " ").replace("\t", " "))) is not None:
-        return (f"a description must not contain a control character (U+{ord(text[at]):04X} at character "
-                f"{at + 1}); line breaks and tabs are fine")
+    if (where := unprintable_at(text, allowed="\n\t")) is not None:
+        return f"a description must not contain a control character ({where}); line breaks and tabs are fine"
     return None
 
 
