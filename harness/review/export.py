@@ -90,11 +90,6 @@ def sqlite_files(url) -> list[Path]:
     return [Path(f"{url.database}{suffix}").resolve() for suffix in _SQLITE_FILES]
 
 
-def _store_files(review: ReviewStore) -> list[Path]:
-    """The files of a SQLite label store (none for a server database)."""
-    return sqlite_files(review.engine.url)
-
-
 def check_export_folder(path: str | Path) -> None:
     """Refuse ``path`` unless its folder is one, or can be made one: the nearest folder above it that exists
     must be a folder this process may write in, not a file (checked before the label store is opened)."""
@@ -116,7 +111,7 @@ def check_export_target(review: ReviewStore, path: str | Path, run_folder: Path 
     ``run_folder`` (a record, a sample file, a report) only when ``force``."""
     check_export_folder(path)
     target = Path(path).expanduser().resolve()
-    if target in _store_files(review):
+    if target in sqlite_files(review.engine.url):
         raise InputError(f"{path}: is the label store ({review.engine.url.database}); the export would replace every "
                          f"label with a copy of them. Write the export somewhere else")
     if target.is_dir():
