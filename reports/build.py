@@ -548,11 +548,18 @@ def render_markdown(report: Report) -> str:
 
 def write_report(config: ReportConfig, store: RunStore, candidate: str, out: str | Path | None = None,
                  registry: str | Path | None = None) -> Path:
-    """Entry point of `nift-gate report`: write report.html and report.md for ``candidate``'s latest gate
-    decision into ``out`` (default ``<run>/report``); return the HTML path."""
+    """Write report.html and report.md for ``candidate``'s latest gate decision into ``out`` (default
+    ``<run>/report``); return the HTML path."""
+    return write_report_files(config, store, candidate, out, registry)[0]
+
+
+def write_report_files(config: ReportConfig, store: RunStore, candidate: str, out: str | Path | None = None,
+                       registry: str | Path | None = None) -> tuple[Path, str]:
+    """Entry point of `nift-gate report`: :func:`write_report`, and the report's headline (the verdict and why)
+    as plain text for a terminal, where the Markdown file's first line would show its escapes (``\\[docs\\]``)."""
     report = build_report(config, store, candidate, registry)
     folder = Path(out) if out else store.root / "report"
     atomic_write_text(folder / "report.md", render_markdown(report))
     path = atomic_write_text(folder / "report.html", render_html(report))
     log.debug("%s: report.html and report.md -> %s", report.verdict, folder)
-    return path
+    return path, report.headline

@@ -547,13 +547,13 @@ def _registry_show(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.app.stages import write_report
+    from harness.app.stages import write_report_files
 
     config, store = _gate_config(args)
     if args.out and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: a file; name the folder for report.html and report.md")
-    html = write_report(config, store, args.out)
-    print(html.with_suffix(".md").read_text(encoding="utf-8").splitlines()[0].lstrip("# "))
+    html, headline = write_report_files(config, store, args.out)
+    print(one_line(headline))
     print(f"report -> {html}\n         {html.with_suffix('.md')}")
     if args.pdf:
         from reports.pdf import write_pdf

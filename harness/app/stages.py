@@ -82,6 +82,11 @@ def verify_registry(config: PipelineConfig, store: RunStore, expect_head: str | 
 
 
 def write_report(config: PipelineConfig, store: RunStore, out: str | Path | None = None) -> Path:
-    from reports.build import write_report as report
+    return write_report_files(config, store, out)[0]
+
+
+def write_report_files(config: PipelineConfig, store: RunStore, out: str | Path | None = None) -> tuple[Path, str]:
+    """The report's HTML path and its headline as plain text (see reports.build.write_report_files)."""
+    from reports.build import write_report_files as report
 
     return report(config.report, store, gate_targets(config)[0], out, registry=open_registry(config, store).folder)

@@ -334,6 +334,23 @@ def test_report_pdf_flag_prints_the_pdf_beside_the_html(tmp_path, capsys, monkey
     assert capsys.readouterr().out.rstrip().endswith(str(tmp_path / "rep" / "report.pdf"))
 
 
+def test_report_prints_its_headline_as_plain_text_not_markdown(tmp_path, capsys, monkeypatch):
+    # report.md escapes the override's reason ("\\[docs\\]"); the terminal shows what the release manager wrote
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    config = _prepare(tmp_path, "PENDING_REVIEW")
+    assert main(["gate", "--config", str(config)]) == VerdictExit.PENDING_REVIEW
+    monkeypatch.setenv("ADA_TOKEN", "ada-secret")
+    monkeypatch.setenv("NIFT_TOKEN", "ada-secret")
+    assert main(["override", "--config", str(config), "--decision", "PROMOTE", "--by", "Ada", "--reason",
+                 "signed off in [docs] by *two* people"]) == 0
+    capsys.readouterr()
+    assert main(["report", "--config", str(config), "--out", str(tmp_path / "rep")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("PROMOTE by override of the gate's PENDING_REVIEW: Ada decided so because signed off "
+                            "in [docs] by *two* people. The gate said: PENDING_REVIEW")
+    assert "\\[docs\\]" in (tmp_path / "rep" / "report.md").read_text(encoding="utf-8").splitlines()[0]
+
+
 def test_report_pdf_without_chromium_is_a_one_line_error_and_exit_2(tmp_path, capsys, monkeypatch):
     # PdfError is a NiftError: the command line prints its message, not a traceback, and CI reads exit 2
     from reports import pdf
