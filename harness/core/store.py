@@ -250,19 +250,35 @@ def numbered_jsonl(data: bytes, path: str | os.PathLike) -> Iterator[tuple[int, 
             seen.add(key)
         return dict(pairs)
 
+    text, first = decode_utf8(data, path, reads="JSON Lines"), True
     # Only "\n" ends a row: str.splitlines() would also split at U+2028 and friends, which JSON strings hold raw.
-    for number, line in enumerate(decode_utf8(data, path, reads="JSON Lines").split("\n"), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         try:
             row = _decoded(lambda: json.loads(line, object_pairs_hook=unique_keys), where)
         except json.JSONDecodeError as exc:
+            if first and (document := _one_json_document(text)):
+                raise InputError(f"{path}:{number}: this file is one {document} written across lines, not JSON "
+                                 "Lines (one JSON object per line); write one row per line (jq -c '.[]' for an "
+                                 "array)") from None
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        first = False
         _refuse_lone_surrogate(line, row, where)
         if not isinstance(row, dict):
             raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
         yield number, row
+
+
+def _one_json_document(text: str) -> str | None:
+    """"JSON array" or "JSON object" when ``text`` as a whole is one (pretty-printed JSON where JSON Lines was
+    expected), else None. Called only once the first line failed to parse."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return {list: "JSON array", dict: "JSON object"}.get(type(value))
 
 
 _SPACE = re.compile(r"\s*")

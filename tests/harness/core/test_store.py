@@ -89,6 +89,20 @@ def test_read_jsonl_names_the_line_of_a_non_utf8_byte_or_a_row_that_is_no_object
         read_jsonl(path)
 
 
+@pytest.mark.parametrize("content, document", [
+    (b'[\n  {"a": 1},\n  {"a": 2}\n]\n', "JSON array"), (b'{\n  "a": 1\n}\n', "JSON object")])
+def test_pretty_printed_json_where_json_lines_is_read_is_named_as_such(tmp_path, content, document):
+    # json.loads of the first line alone says only "Expecting value": the user would look for a bad character
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=rf"rows.jsonl:1: this file is one {document} written across lines, not "
+                                         r"JSON Lines \(one JSON object per line\)"):
+        read_jsonl(path)
+    path.write_bytes(b'\n' + content[:-3])  # and broken JSON stays a plain JSON error, at its first row's line
+    with pytest.raises(InputError, match=r"rows.jsonl:2: not valid JSON \("):
+        read_jsonl(path)
+
+
 def test_a_leading_byte_order_mark_is_not_content(tmp_path):
     """Notepad and Excel start UTF-8 files with one; json.loads refuses it on the first row."""
     path = tmp_path / "rows.jsonl"
