@@ -595,8 +595,12 @@ class ReviewStore:
         return added
 
     # ---- labelling ----------------------------------------------------------------------------------------
-    def _kind(self, conn: Connection, item_id: int) -> str:
-        kind = conn.execute(select(items.c.kind).where(items.c.id == item_id)).scalar()
+    def _kind(self, conn: Connection, item_id: int, lock: bool = False) -> str:
+        """The item's kind. ``lock``: also hold its row until the transaction ends (PostgreSQL's FOR UPDATE; SQLite
+        renders none, its writers queue already): two writes to one item then run one after the other, so the
+        second sees the first's row when it stamps its own and names what it supersedes."""
+        query = select(items.c.kind).where(items.c.id == item_id)
+        kind = conn.execute(query.with_for_update() if lock else query).scalar()
         if kind is None:
             raise InputError(f"item_id: no review item {item_id}")
         return kind
@@ -684,7 +688,7 @@ class ReviewStore:
         for attempt in range(retries + 1):
             try:
                 with self._write() as conn:
-                    if self._kind(conn, values["item_id"]) != kind:
+                    if self._kind(conn, values["item_id"], lock=True) != kind:
                         raise InputError(f"item_id: item {values['item_id']} is not a {kind} item")
                     if table is adjudications:
                         # What a superseded row names: the item's previous adjudication, whoever wrote it.
@@ -728,8 +732,8 @@ class ReviewStore:
         judgment or adjudication where the clock reads no later than it (a clock stepped back, or two writes in
         one microsecond). An item's rows are then stamped in the order they were written, across the three
         tables (whose ids are separate sequences): what says whether a label came after an adjudication
-        (:meth:`stale_adjudications`). On SQLite writes queue (:meth:`_write`), so written is committed; on
-        PostgreSQL two writes to one item at the same moment may be stamped in either order."""
+        (:meth:`stale_adjudications`). Writes to one item are serialised, so written is committed: on SQLite all
+        writes queue (:meth:`_write`); on PostgreSQL the write holds the item's row (:meth:`_kind`)."""
         now = _now()
         last = max(conn.execute(select(func.max(table.c.created_at)).where(table.c.item_id == item_id)).scalar()
                    or "" for table in (labels, judgments, adjudications))

@@ -3,6 +3,8 @@ the item is judged by its current labels again (waiting for a new adjudication i
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from review_support import CANDIDATE, pair_item, single_item
 
@@ -106,3 +108,33 @@ def test_the_adjudication_queue_lists_an_item_whose_adjudication_went_stale(bare
     assert (pending.item_id, pending.adjudication, pending.stale_adjudication.reason) == (y, None, "ann is right")
     decided = {d.item_id: d.adjudication for d in bare_store.disputed_items()}
     assert decided[x].author == "meg" and decided[y] is None
+
+
+def test_two_writes_to_one_item_in_one_instant_are_stamped_in_the_order_they_commit(bare_store, monkeypatch):
+    """ann's label is stamped but not committed when bob's write to the same item starts, both in the same
+    microsecond. bob's write waits for ann's (PostgreSQL: the item's row lock; SQLite: the writer queue) and is
+    stamped after it: read without the wait, both would carry one stamp and their order would be a coin toss."""
+    (x,) = bare_store.add_items([single_item("x")])
+    monkeypatch.setattr(store_module, "_now", lambda: "2030-01-01T00:00:00.000000+00:00")
+    stamp, stamped, release = store_module.ReviewStore._written_at, threading.Event(), threading.Event()
+
+    def held_after_stamping(conn, item_id):
+        at = stamp(conn, item_id)
+        if threading.current_thread().name == "ann":
+            stamped.set()
+            assert release.wait(30)
+        return at
+
+    monkeypatch.setattr(store_module.ReviewStore, "_written_at", staticmethod(held_after_stamping))
+    written = {}
+    ann = threading.Thread(name="ann", target=lambda: written.update(ann=bare_store.add_label(x, "ann", "accept", 4)))
+    bob = threading.Thread(name="bob", target=lambda: written.update(bob=bare_store.add_label(x, "bob", "reject", 2)))
+    ann.start()
+    assert stamped.wait(30)
+    bob.start()
+    bob.join(1.0)
+    assert "bob" not in written  # waiting for ann's transaction
+    release.set()
+    ann.join(30)
+    bob.join(30)
+    assert written["bob"].created_at > written["ann"].created_at == "2030-01-01T00:00:00.000000+00:00"
