@@ -131,10 +131,9 @@ def _question_id(row: dict[str, Any], position: int, where: str) -> str:
     return next(iter(ids.values()), str(position))
 
 
-def _question(row: Any, line: int, position: int, path: Path) -> Question:
+def _question(row: Any, where: str, position: int) -> Question:
     """One row as a Question: nift-gate's own or MT-Bench's format (``turns``) or AlpacaEval's (``instruction``);
-    a row of neither names the field it lacks."""
-    where = f"{path}:{line}"
+    a row of neither names the field it lacks. ``where``: ``file:line`` of the row, for errors."""
     if not isinstance(row, dict):
         raise InputError(f"{where}: a question must be a JSON object")
     if row.get("instruction") is not None and row.get("turns") is not None:
@@ -186,13 +185,15 @@ def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], b
     if not path.exists():
         raise InputError(f"{path}: pairwise questions not found")
     data = read(path) if read is not None else read_bytes(path, "question file")
-    rows, array = numbered_rows(data, path)  # errors name the row's line in the file, not its position
+    rows, array = numbered_rows(data, path)
     questions, seen = [], {}
     for position, (line, row) in enumerate(rows, 1):
-        # a row without an id is known by its line (JSON Lines) or its position (a JSON array)
-        question = _question(row, line, position if array else line, path)
+        # errors name the row's line in the file, and an array item's position; a row without an id is known by
+        # its line (JSON Lines) or its position (a JSON array)
+        where = f"{path}:{line} (item {position})" if array else f"{path}:{line}"
+        question = _question(row, where, position if array else line)
         if question.id in seen:
-            raise InputError(f"{path}:{line}: question id {question.id!r} is used again (first on line {seen[question.id]})")
+            raise InputError(f"{where}: question id {question.id!r} is used again (first on line {seen[question.id]})")
         seen[question.id] = line
         questions.append(question)
     if not questions:  # an empty file, blank lines only or []: a comparison over nothing is no result

@@ -289,7 +289,8 @@ def numbered_rows(data: bytes, path: str | os.PathLike, reads: str = "JSON Lines
     """(line, row) of JSON Lines bytes or of a JSON array (AlpacaEval and Alpaca publish arrays), the line an
     array item starts on, and whether it was an array. Errors name file and line: of a row that is not UTF-8 or
     JSON, of an object that repeats a key, of a comma before the closing ``]`` and of anything after it
-    (json.loads refuses both, and read row by row they would drop what follows). Array items may be of any
+    (json.loads refuses both, and read row by row they would drop what follows); an array item's, as
+    ``file:line (item n)``. Array items may be of any
     JSON type: the caller says what a row must be. ``reads``: what a binary file is said not to be."""
     text = decode_utf8(data, path, reads=reads)
     if not text.lstrip("\ufeff \t\r\n").startswith("["):
@@ -302,7 +303,7 @@ def numbered_rows(data: bytes, path: str | os.PathLike, reads: str = "JSON Lines
         keys = [key for key, _ in pairs]
         if len(set(keys)) < len(keys):
             repeated = next(key for i, key in enumerate(keys) if key in keys[:i])
-            raise InputError(f"{path}:{line}: key {repeated!r} is repeated in one object; JSON keeps only its "
+            raise InputError(f"{where}: key {repeated!r} is repeated in one object; JSON keeps only its "
                              "last value")
         return dict(pairs)
 
@@ -310,11 +311,11 @@ def numbered_rows(data: bytes, path: str | os.PathLike, reads: str = "JSON Lines
     at = _SPACE.match(text, text.index("[") + 1).end()
     while not text.startswith("]", at):
         line, counted = line + text.count("\n", counted, at), at
-        start, where = at, f"{path}:{line}"
+        start, where = at, f"{path}:{line} (item {len(rows) + 1})"  # the line the item starts on
         try:
             row, at = _decoded(lambda: decoder.raw_decode(text, start), where)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+            raise InputError(f"{path}:{exc.lineno} (item {len(rows) + 1}): not valid JSON ({exc.msg})") from None
         _refuse_lone_surrogate(text[start:at], row, where)
         rows.append((line, row))
         at = _SPACE.match(text, at).end()

@@ -115,10 +115,10 @@ def test_a_bad_row_in_a_json_array_is_named_by_its_line(tmp_path):
     path = tmp_path / "q.json"
     path.write_text(json.dumps([ALPACA_EVAL_ROWS[0], {"dataset": "koala"}], indent=2))
     line = path.read_text().splitlines().index("  {", 2) + 1  # the second object's opening brace
-    with pytest.raises(InputError, match=rf"q.json:{line}: AlpacaEval row without 'instruction'"):
+    with pytest.raises(InputError, match=rf"q.json:{line} \(item 2\): AlpacaEval row without 'instruction'"):
         load_questions(path, None)
     path.write_text('[{"instruction": "a"},\n {"instruction": "b"\n]')
-    with pytest.raises(InputError, match=r"q.json:3: not valid JSON"):
+    with pytest.raises(InputError, match=r"q.json:3 \(item 2\): not valid JSON"):
         load_questions(path, None)
 
 

@@ -145,7 +145,8 @@ def test_a_row_json_parses_but_python_cannot_hold_is_one_line_naming_it(row, pro
     data = b'{"ok": 1}\n' + row + b"\n" if layout == "jsonl" else b'[{"ok": 1},\n' + row + b"]"
     with pytest.raises(InputError) as raised:
         list(numbered_jsonl(data, "f.jsonl")) if layout == "jsonl" else numbered_rows(data, "f.json")
-    assert str(raised.value).startswith(f"f.{'jsonl' if layout == 'jsonl' else 'json'}:2: {problem}")
+    where = "f.jsonl:2" if layout == "jsonl" else "f.json:2 (item 2)"
+    assert str(raised.value).startswith(f"{where}: {problem}")
 
 
 def test_an_escaped_surrogate_pair_and_an_escaped_backslash_are_text():

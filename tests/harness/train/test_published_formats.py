@@ -95,7 +95,7 @@ def test_an_error_in_a_json_array_names_the_line_its_item_starts_on(tmp_path):
     with pytest.raises(InputError, match=rf"data\.json:{third} \(item 3\): field 'output' is missing"):
         load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
     path.write_text('[\n  {"instruction": "a", "output": "b",\n   "output": "c"}\n]')
-    with pytest.raises(InputError, match=r"data\.json:2: key 'output' is repeated in one object"):
+    with pytest.raises(InputError, match=r"data\.json:2 \(item 1\): key 'output' is repeated in one object"):
         load_training_rows(str(path), "auto", RunStore("r", tmp_path / "runs"))
 
 
