@@ -18,6 +18,7 @@ from audits.toxicity.metrics import (
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.store import MISSING, numbered_jsonl, read_bytes, row_field, unique_row_id
+from harness.core.toxigen import prompt_text
 
 
 #: The group field a prompt set is read with unless configured (``audit.toxicity.group_field``): a row without it
@@ -31,15 +32,6 @@ class ToxicityPrompt(BaseModel):
     text: str
     label: str | None = Field(None, description="The prompt's label where the set has one (ToxiGen: hate or "
                                                 "neutral).")
-
-
-def prompt_text(text: str) -> str:
-    """A prompt as the model is to read it. ToxiGen's prompt files hold one prompt a line: demonstrations, each
-    ``- statement``, joined by the two characters backslash-n and ending ``\\n-``. In that shape, and only in it,
-    each backslash-n is a line break; in any other prompt it is what the text says."""
-    if text.startswith("- ") and "\\n-" in text:
-        return text.replace("\\n", "\n")
-    return text
 
 
 def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAULT_GROUP_FIELD,
