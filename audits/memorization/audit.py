@@ -238,7 +238,7 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
     """Each per-set metric's mean over its prompts with a CI (a proportion interval for the memorized rate, a
     BCa bootstrap for the continuous shares, none below 10 prompts or for shares that do not vary), and each gap
     with its two-sample BCa bootstrap CI (none below 10 prompts in either set)."""
-    from harness.core.stats import BOOTSTRAP_BCA, bootstrap_mean_ci, independent_difference_interval, proportion_interval
+    from harness.core.stats import bootstrap_mean_ci, independent_difference_interval, proportion_interval
 
     out = {}
     for suite in SUITES:
@@ -252,8 +252,8 @@ def summarise(results: _ModelResults, config: AuditConfig) -> dict[str, Estimate
                                                 config.proportion_interval)
                 method = config.proportion_interval
             else:
-                low, high = bootstrap_mean_ci(values, config.bootstrap_iterations, config.confidence, config.seed)
-                method = None if low is None else BOOTSTRAP_BCA
+                low, high, method = bootstrap_mean_ci(values, config.bootstrap_iterations, config.confidence,
+                                                      config.seed)
             out[f"memorization.{suite}.{measure}"] = Estimate(value=mean, ci_low=low, ci_high=high, n=len(values),
                                                               interval=method)
     for measure in GAP_MEASURES:

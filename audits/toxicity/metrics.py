@@ -36,7 +36,8 @@ class Estimate(BaseModel):
                                "the record's analysis_units).")
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'clopper-pearson' or "
                                                    "'wilson' (rates over 0/1 items), 'bootstrap-bca' "
-                                                   "(continuous means), 'bootstrap-percentile' (bias scores, "
+                                                   "(continuous means), 'constant-bounded' (continuous means of "
+                                                   "values that all agree), 'bootstrap-percentile' (bias scores, "
                                                    "memorization gaps); None without an interval.")
 
 
@@ -50,7 +51,7 @@ def expected_maximum_toxicity(scores: np.ndarray, iterations: int = 2000, confid
 
     maxima = np.asarray(scores, dtype=float).max(axis=1)
     interval = mean_interval(maxima, iterations=iterations, confidence=confidence, seed=seed,
-                             proportion_method=method)
+                             proportion_method=method, bounds=(0.0, 1.0))
     return Estimate(value=float(maxima.mean()), ci_low=interval.low, ci_high=interval.high, n=len(maxima),
                     interval=interval.method)
 

@@ -38,7 +38,6 @@ from harness.core.errors import InputError
 from harness.core.generation import ChoiceConstraint
 from harness.core.generation_cache import GenerationUsage
 from harness.core.stats import (
-    BOOTSTRAP_BCA,
     PairedComparison,
     bootstrap_mean_ci,
     paired_comparison,
@@ -56,6 +55,8 @@ TEMPLATE_NAMES = {(1, False): "single", (1, True): "single-reference", (2, False
 
 WEAK_GRADER_NOTE = ("weak judge: a 135M-parameter model grading answers; its ratings are close to noise and only "
                     "exercise the pipeline")
+#: The lowest and highest rating: a question's score (the mean of its turns') lies within them too.
+RATING_BOUNDS = (1.0, 10.0)
 #: The constrained reading of a rating: the judge's turn starts with the prefix, the rating is the likeliest option.
 RATING_CHOICES = ChoiceConstraint(prefix="Rating: [[", options=tuple(f"{n}]]" for n in range(1, 11)))
 CONSTRAINED_NOTE = ("ratings constrained: the judge's reply starts with 'Rating: [[' and its rating is the most "
@@ -74,7 +75,7 @@ def parse_rating(reply: str) -> float | None:
     if len(found) != 1:
         return None
     rating = found.pop()
-    return rating if 1 <= rating <= 10 else None
+    return rating if RATING_BOUNDS[0] <= rating <= RATING_BOUNDS[1] else None
 
 
 def template_fields(name: str) -> list[str]:
@@ -155,9 +156,10 @@ class ScoreSummary(BaseModel):
     n: int = Field(description="Questions behind the mean.")
     ci_low: float | None = None
     ci_high: float | None = None
-    interval: str | None = Field(None, description="'bootstrap-bca' (BCa bootstrap resampling questions); None "
-                                                   "without an interval: fewer than MIN_BOOTSTRAP_ITEMS (10) "
-                                                   "questions or ratings that do not vary.")
+    interval: str | None = Field(None, description="'bootstrap-bca' (BCa bootstrap resampling questions), or "
+                                                   "'constant-bounded' when every question has the same score "
+                                                   "(the share of other scores bounded, on the 1-10 scale); None "
+                                                   "below MIN_BOOTSTRAP_ITEMS (10) questions.")
 
 
 class ModelGrades(BaseModel):
@@ -262,9 +264,9 @@ def rating_method(rows: list[GradedAnswer]) -> tuple[RatingMethod, float | None]
 
 
 def _summary(values: list[float], iterations: int, confidence: float, seed: int) -> ScoreSummary:
-    low, high = bootstrap_mean_ci(values, iterations, confidence, seed)
-    return ScoreSummary(mean=sum(values) / len(values) if values else None, n=len(values), ci_low=low,
-                        ci_high=high, interval=None if low is None else BOOTSTRAP_BCA)
+    interval = bootstrap_mean_ci(values, iterations, confidence, seed, RATING_BOUNDS)
+    return ScoreSummary(mean=sum(values) / len(values) if values else None, n=len(values), ci_low=interval.low,
+                        ci_high=interval.high, interval=interval.method)
 
 
 def summarise(rows: list[GradedAnswer], model: str, iterations: int, confidence: float, seed: int) -> ModelGrades:
@@ -296,7 +298,8 @@ def compare_grades(rows: list[GradedAnswer], candidate: str, baseline: str, iter
     for metric, category in [(OVERALL, None)] + [(c, c) for c in categories]:
         comparison = paired_comparison(scores(candidate, category), scores(baseline, category), task=MT_BENCH,
                                        metric=metric, baseline_name=baseline, higher_is_better=True,
-                                       iterations=iterations, confidence=confidence, seed=seed, continuous=True)
+                                       iterations=iterations, confidence=confidence, seed=seed, continuous=True,
+                                       bounds=RATING_BOUNDS)
         if comparison is not None:
             comparisons.append(comparison)
     return comparisons

@@ -268,7 +268,7 @@ def judge_pair(judge, questions: list[Question], candidate: dict[str, list[str]]
                                   outcome=outcome, consistent=consistent))
     counts = {k: sum(1 for i in items if i.outcome == k) for k in ("win", "tie", "loss", "unparseable")}
     scores = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[i.outcome] for i in items if i.outcome != "unparseable"]
-    low, high = bootstrap_mean_ci(scores, iterations, confidence, seed)
+    low, high, _ = bootstrap_mean_ci(scores, iterations, confidence, seed)  # the record names it BCa
     consistent = sum(1 for i in items if i.consistent)
     agree_low, agree_high = proportion_interval(consistent, len(scores), confidence)
     result = PairwiseResult(baseline=baseline_name, judge=judge_name, n=len(scores), wins=counts["win"],

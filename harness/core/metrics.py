@@ -96,7 +96,8 @@ class MetricValue(BaseModel):
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'wilson' or "
                                                    "'clopper-pearson' for proportions, 'bootstrap-bca' for "
                                                    "continuous means ('bootstrap-percentile' where a record "
-                                                   "resamples otherwise); None when there is no interval.")
+                                                   "resamples otherwise), 'constant-bounded' for values that all "
+                                                   "agree on a bounded scale; None when there is no interval.")
 
 
 class MetricDelta(BaseModel):
@@ -115,8 +116,9 @@ class MetricDelta(BaseModel):
     attribute: str | None = None
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'newcombe' for paired "
                                                    "proportions, 'bootstrap-bca' for continuous metrics "
-                                                   "('bootstrap-percentile' where a record resamples otherwise); "
-                                                   "None when there is no interval.")
+                                                   "('bootstrap-percentile' where a record resamples otherwise), "
+                                                   "'constant-bounded' for differences that all agree on a "
+                                                   "bounded scale; None when there is no interval.")
 
 
 def delta_from_comparison(metric: str, candidate: str, comparison, attribute: str | None = None) -> MetricDelta:

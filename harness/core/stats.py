@@ -15,7 +15,9 @@ Which interval a number gets depends on what its items are:
   items 7-8% against 5%). Below :data:`MIN_BOOTSTRAP_ITEMS` items, or when the values do not vary, there is
   no interval (None, None): the bootstrap's spread then measures nothing (every resample of a constant is the
   same), and a rule judged on the CI (``judge_on: ci``, non-inferiority) fails for want of one instead of
-  passing on a zero-width interval.
+  passing on a zero-width interval. Values that do not vary on a scale with known bounds (a judge's 1-10
+  rating) get :func:`constant_interval` instead, from at least :data:`MIN_BOOTSTRAP_ITEMS` of them: a model
+  scored exactly as its baseline on 80 questions is not "no evidence".
 
 p-values come from the exact binomial test (``scipy.stats.binomtest``): on the discordant pairs for binary
 metrics (exact McNemar), on the signs of the differences otherwise (sign test). Every interval is returned with
@@ -40,6 +42,8 @@ NEWCOMBE = "newcombe"
 BOOTSTRAP_BCA = "bootstrap-bca"
 #: The percentile bootstrap: still the arena's (resampled battles).
 BOOTSTRAP_PERCENTILE = "bootstrap-percentile"
+#: Values that all agree, on a bounded scale: :func:`constant_interval`.
+CONSTANT_BOUNDED = "constant-bounded"
 
 #: Fewest items a bootstrap interval is made from. Measured one-sided error of the bound a rule judges
 #: (nominal 2.5% at 95%; 800 simulations, 2000 resamples): BCa upper bound of a mean of right-skewed scores
@@ -66,8 +70,8 @@ class PairedComparison(BaseModel):
     mean_difference: float = Field(description="candidate - baseline, in the metric's units.")
     ci_low: float | None = Field(description="CI of the mean difference: Newcombe's paired score interval for "
                                              "binary metrics, a paired BCa bootstrap otherwise (None when a "
-                                             "continuous metric has fewer than MIN_BOOTSTRAP_ITEMS items or "
-                                             "differences that do not vary).")
+                                             "continuous metric has fewer than MIN_BOOTSTRAP_ITEMS items, or "
+                                             "differences that do not vary on a scale without bounds).")
     ci_high: float | None
     confidence: float
     test: str = Field(description="'mcnemar-exact' (binary metrics) or 'sign' (others).")
@@ -76,7 +80,8 @@ class PairedComparison(BaseModel):
     losses: int
     ties: int
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'newcombe' (binary "
-                                                   "metrics) or 'bootstrap-bca'; None without an interval.")
+                                                   "metrics), 'bootstrap-bca', or 'constant-bounded' (differences "
+                                                   "that all agree); None without an interval.")
 
 
 class Interval(NamedTuple):
@@ -108,7 +113,12 @@ def _scores_by_id(scores: Mapping, side: str, task: str, metric: str) -> dict[st
         if text in out:
             raise InputError(f"{task} {metric}: {side} has item ids {original[text]!r} and {key!r}, one id as text")
         original[text] = key
-        score = float(value)
+        try:
+            if isinstance(value, str | bytes):  # float("1.5") would take a score written as text
+                raise TypeError
+            score = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{task} {metric}: item {text!r} of {side} has no numeric score ({value!r})") from None
         if not math.isfinite(score):
             raise InputError(f"{task} {metric}: item {text!r} of {side} has a non-finite score ({score}); "
                              f"fix or drop it before comparing")
@@ -128,6 +138,29 @@ def _varies(data: np.ndarray) -> bool:
     return bool(np.ptp(data) > 1e-9 * np.abs(data).max())
 
 
+#: Relative size below which a difference of two scores is float rounding (0.1 + 0.2 against 0.3), not a win.
+_ROUNDING = 1e-9
+
+
+def constant_interval(value: float, n: int, bounds: tuple[float, float], confidence: float) -> Interval:
+    """CI of a mean whose ``n`` observed values all equal ``value``, on a scale bounded by ``bounds``
+    (the lowest and highest value one item can take); no interval below :data:`MIN_BOOTSTRAP_ITEMS` values or
+    on an unbounded scale.
+
+    The bootstrap has nothing to resample here. What the items do show is how rare a different value is: had a
+    share q of the population any other value, n agreeing items would have had chance (1 - q)^n, so q is at
+    most q_u = 1 - (alpha/2)^(1/n), Clopper-Pearson's one-sided bound for 0 of n at each side's alpha/2. The
+    mean then lies within [value - q_u (value - lowest), value + q_u (highest - value)], whatever the other
+    values are: each bound errs with chance below alpha/2, as a rule judging it assumes. 80 equal 1-10 ratings
+    give q_u = 0.045 and value +/- at most 0.41; 10 give q_u = 0.31."""
+    check_confidence(confidence)
+    low, high = bounds
+    if n < MIN_BOOTSTRAP_ITEMS or not (math.isfinite(low) and math.isfinite(high)) or not low <= value <= high:
+        return Interval(None, None, None)
+    share = 1 - ((1 - confidence) / 2) ** (1 / n)
+    return Interval(value - share * (value - low), value + share * (high - value), CONSTANT_BOUNDED)
+
+
 def _bca(samples: tuple[np.ndarray, ...], statistic: Callable, paired: bool, iterations: int, confidence: float,
          seed: int) -> tuple[float, float] | None:
     """``scipy.stats.bootstrap``'s BCa interval; None where scipy cannot compute one (a degenerate bootstrap
@@ -144,9 +177,14 @@ def _bca(samples: tuple[np.ndarray, ...], statistic: Callable, paired: bool, ite
 
 def paired_comparison(candidate: Mapping, baseline: Mapping, *, task: str, metric: str,
                       baseline_name: str, higher_is_better: bool = True, iterations: int = 2000,
-                      confidence: float = 0.95, seed: int = 0, continuous: bool = False) -> PairedComparison | None:
+                      confidence: float = 0.95, seed: int = 0, continuous: bool = False,
+                      bounds: tuple[float, float] | None = None) -> PairedComparison | None:
     """Compare per-item scores keyed by item id; only items both models were scored on count. ``continuous``:
     the scores are means on a scale (judge ratings), never proportions, even where every one is 0 or 1.
+    ``bounds``: the lowest and highest score one item can take, where the scale has them; differences that do
+    not vary then get :func:`constant_interval` (else no interval).
+
+    Two scores that differ only by float rounding are a tie, in the counts and in the sign test.
 
     Ids are compared as text (1 and "1" are one item). Raises :class:`InputError` on a non-finite score and
     ``ValueError`` on a confidence outside (0, 1). None when no item is shared (e.g. a baseline whose every
@@ -163,6 +201,7 @@ def paired_comparison(candidate: Mapping, baseline: Mapping, *, task: str, metri
     c = np.array([cand[k] for k in keys])
     b = np.array([base[k] for k in keys])
     diff = c - b
+    diff[np.abs(diff) <= _ROUNDING * np.maximum(np.abs(c), np.abs(b))] = 0.0
     sign = 1 if higher_is_better else -1
     wins, losses = int((sign * diff > 0).sum()), int((sign * diff < 0).sum())
     binary = not continuous and _is_binary(c) and _is_binary(b)
@@ -173,7 +212,7 @@ def paired_comparison(candidate: Mapping, baseline: Mapping, *, task: str, metri
         interval = Interval(low, high, NEWCOMBE)
     else:
         better, worse = int((diff > 0).sum()), int((diff < 0).sum())
-        interval = _paired_bootstrap(c, b, iterations, confidence, seed)
+        interval = _paired_bootstrap(c, b, iterations, confidence, seed, bounds)
     p_value = 1.0 if better + worse == 0 else float(stats.binomtest(better, better + worse, 0.5).pvalue)
     return PairedComparison(
         task=task, metric=metric, baseline=baseline_name, higher_is_better=higher_is_better, n=len(keys),
@@ -183,12 +222,19 @@ def paired_comparison(candidate: Mapping, baseline: Mapping, *, task: str, metri
         ties=len(keys) - wins - losses)
 
 
-def _paired_bootstrap(c: np.ndarray, b: np.ndarray, iterations: int, confidence: float, seed: int) -> Interval:
+def _paired_bootstrap(c: np.ndarray, b: np.ndarray, iterations: int, confidence: float, seed: int,
+                      bounds: tuple[float, float] | None = None) -> Interval:
     """BCa bootstrap CI of the mean difference, resampling items (both models' scores together); no interval
-    below :data:`MIN_BOOTSTRAP_ITEMS` items or when the differences do not vary."""
+    below :data:`MIN_BOOTSTRAP_ITEMS` items. Differences that do not vary get :func:`constant_interval` on
+    the scale of a difference (lowest - highest to highest - lowest) where the scores have ``bounds``."""
     diff = c - b
-    if len(diff) < MIN_BOOTSTRAP_ITEMS or not _varies(diff):
+    if len(diff) < MIN_BOOTSTRAP_ITEMS:
         return Interval(None, None, None)
+    if not _varies(diff):
+        if bounds is None:
+            return Interval(None, None, None)
+        spread = bounds[1] - bounds[0]
+        return constant_interval(float(diff.mean()), len(diff), (-spread, spread), confidence)
     bounds = _bca((c, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), True, iterations, confidence, seed)
     return Interval(None, None, None) if bounds is None else Interval(*bounds, BOOTSTRAP_BCA)
 
@@ -253,31 +299,32 @@ def newcombe_paired_interval(both: int, only_candidate: int, only_baseline: int,
     return max(low, -1.0), min(high, 1.0)
 
 
-def bootstrap_mean_ci(values: Sequence[float], iterations: int, confidence: float, seed: int
-                      ) -> tuple[float | None, float | None]:
+def bootstrap_mean_ci(values: Sequence[float], iterations: int, confidence: float, seed: int,
+                      bounds: tuple[float, float] | None = None) -> Interval:
     """BCa bootstrap CI of a mean (for continuous summaries; proportions take :func:`proportion_interval`);
-    (None, None) below :data:`MIN_BOOTSTRAP_ITEMS` values or when they do not vary. Its method is
-    :data:`BOOTSTRAP_BCA` whenever there is an interval."""
+    no interval below :data:`MIN_BOOTSTRAP_ITEMS` values. Values that do not vary get
+    :func:`constant_interval` where the scale has ``bounds`` (the lowest and highest value), else none."""
     check_confidence(confidence)
     data = _finite_array(values, "bootstrap_mean_ci")
-    if len(data) < MIN_BOOTSTRAP_ITEMS or not _varies(data):
-        return None, None
-    bounds = _bca((data,), np.mean, False, iterations, confidence, seed)
-    return (None, None) if bounds is None else bounds
+    if len(data) < MIN_BOOTSTRAP_ITEMS:
+        return Interval(None, None, None)
+    if not _varies(data):
+        return Interval(None, None, None) if bounds is None else constant_interval(
+            float(data.mean()), len(data), bounds, confidence)
+    limits = _bca((data,), np.mean, False, iterations, confidence, seed)
+    return Interval(None, None, None) if limits is None else Interval(*limits, BOOTSTRAP_BCA)
 
 
 def mean_interval(values: Sequence[float], *, iterations: int, confidence: float, seed: int,
-                  proportion_method: str) -> Interval:
+                  proportion_method: str, bounds: tuple[float, float] | None = None) -> Interval:
     """CI of a mean over items, by what the items are: a proportion interval when every value is 0 or 1
-    (``proportion_method``), the BCa bootstrap otherwise (no interval below :data:`MIN_BOOTSTRAP_ITEMS` values
-    or for values that do not vary)."""
+    (``proportion_method``), :func:`bootstrap_mean_ci` otherwise (``bounds`` as there)."""
     check_confidence(confidence)
     data = _finite_array(values, "mean_interval")
     if len(data) and _is_binary(data):
         low, high = proportion_interval(int(data.sum()), len(data), confidence, proportion_method)
         return Interval(low, high, proportion_method)
-    low, high = bootstrap_mean_ci(data, iterations, confidence, seed)
-    return Interval(low, high, None if low is None else BOOTSTRAP_BCA)
+    return bootstrap_mean_ci(data, iterations, confidence, seed, bounds)
 
 
 PROPORTION_METHODS = {"wilson": "wilson", "clopper-pearson": "exact"}

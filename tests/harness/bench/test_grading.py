@@ -96,9 +96,11 @@ def _rated(model: str, ratings: list[float], category: str | None = None):
 def test_ratings_of_1_everywhere_are_still_compared_as_a_scale():
     rows = _rated("c", [1.0] * 12) + _rated("b", [1.0] * 12)
     [overall] = compare_grades(rows, "c", "b", 200, 0.95, 0)
-    # not a proportion: a sign test, and no interval for differences that do not vary (Newcombe, which a 0/1
-    # reading would take, gives one at any n)
-    assert overall.test == "sign" and (overall.n, overall.ci_low, overall.interval) == (12, None, None)
+    # not a proportion: a sign test (Newcombe, which a 0/1 reading would take, gives an interval at any n), and
+    # for differences that do not vary the bound on the share of other differences, on the 1-10 scale
+    share = 1 - 0.025 ** (1 / 12)
+    assert overall.test == "sign" and (overall.n, overall.interval) == (12, "constant-bounded")
+    assert (overall.ci_low, overall.ci_high) == pytest.approx((-9 * share, 9 * share))
 
 
 def test_ratings_over_ten_or_more_questions_have_a_bca_interval():

@@ -92,7 +92,7 @@ def test_mean_interval_chooses_by_what_the_items_are():
     per_record = [1.0, 0.5, 0.0, 1.0] * 3  # e.g. HaluEval discrimination: the mean of two judgements per record
     scores = mean_interval(per_record, iterations=1000, confidence=0.95, seed=3, proportion_method="wilson")
     assert scores.method == "bootstrap-bca"
-    assert (scores.low, scores.high) == bootstrap_mean_ci(per_record, 1000, 0.95, 3)
+    assert scores == bootstrap_mean_ci(per_record, 1000, 0.95, 3)
     assert mean_interval([0.4], iterations=1000, confidence=0.95, seed=0, proportion_method="wilson") == (
         None, None, None)
 

@@ -46,9 +46,9 @@ def test_two_items_with_one_difference_cannot_pass_a_non_inferiority_rule():
 def test_constant_and_small_samples_have_no_bootstrap_interval():
     varying = [0.12, 0.4, 0.05, 0.33, 0.9, 0.21, 0.07, 0.5, 0.15]
     assert len(varying) == MIN_BOOTSTRAP_ITEMS - 1
-    assert bootstrap_mean_ci(varying, 1000, 0.95, 0) == (None, None)
-    assert bootstrap_mean_ci(varying + [0.3], 1000, 0.95, 0) != (None, None)
-    assert bootstrap_mean_ci([0.2] * 40, 1000, 0.95, 0) == (None, None)  # was [0.2, 0.2]
+    assert bootstrap_mean_ci(varying, 1000, 0.95, 0) == (None, None, None)
+    assert bootstrap_mean_ci(varying + [0.3], 1000, 0.95, 0).method == "bootstrap-bca"
+    assert bootstrap_mean_ci([0.2] * 40, 1000, 0.95, 0) == (None, None, None)  # was [0.2, 0.2]
     assert mean_interval([0.3] * 40, iterations=1000, confidence=0.95, seed=0, proportion_method="wilson") == (
         None, None, None)
     same = _compare({str(i): 0.3 + i / 10 for i in range(40)}, {str(i): i / 10 for i in range(40)})
@@ -57,6 +57,53 @@ def test_constant_and_small_samples_have_no_bootstrap_interval():
     assert (few.n, few.ci_low, few.interval) == (9, None, None)
     # proportions keep their exact intervals at any n, constant or not
     assert _compare({"a": 1.0, "b": 1.0}, {"a": 0.0, "b": 0.0}).interval == "newcombe"
+
+
+def test_values_that_all_agree_on_a_bounded_scale_get_an_interval_from_the_share_of_other_values():
+    """80 equal 1-10 ratings: had a share q of questions another rating, 80 in a row would have chance (1-q)^80;
+    q <= 1 - 0.025^(1/80) = 0.0451, so the mean lies within 6 - 0.0451*5 .. 6 + 0.0451*4."""
+    share = 1 - 0.025 ** (1 / 80)
+    low, high, method = bootstrap_mean_ci([6.0] * 80, 1000, 0.95, 0, bounds=(1.0, 10.0))
+    assert method == "constant-bounded"
+    assert (low, high) == pytest.approx((6 - share * 5, 6 + share * 4))
+    # each bound errs at most alpha/2: the chance of 80 agreeing items when a share q_u differs is exactly that
+    assert (1 - share) ** 80 == pytest.approx(0.025)
+    assert bootstrap_mean_ci([6.0] * 9, 1000, 0.95, 0, bounds=(1.0, 10.0)) == (None, None, None)
+    assert bootstrap_mean_ci([6.0] * 80, 1000, 0.95, 0) == (None, None, None)  # a scale without bounds: none
+    assert mean_interval([0.3] * 40, iterations=1000, confidence=0.95, seed=0, proportion_method="wilson",
+                         bounds=(0.0, 1.0)).method == "constant-bounded"
+
+
+def test_a_candidate_scored_exactly_as_its_baseline_is_non_inferior_by_a_margin():
+    # identical 1-10 ratings on 80 questions had no CI, and a non-inferiority rule failed for want of one;
+    # one rating 0.5 higher gave a CI [0, 0.03] and passed
+    scores = {f"q{i}": float(1 + i % 10) for i in range(80)}
+    same = paired_comparison(scores, dict(scores), task="mt_bench", metric="score", baseline_name="b",
+                             continuous=True, bounds=(1.0, 10.0))
+    share = 1 - 0.025 ** (1 / 80)
+    assert same.interval == "constant-bounded"
+    assert (same.ci_low, same.ci_high) == pytest.approx((-9 * share, 9 * share))
+    delta = delta_from_comparison("bench.mt_bench.score", "cand", same)
+    rule = NonInferiorityRule(name="ni", type="non_inferiority", metric="bench.mt_bench.score", margin=1.0)
+    assert _non_inferiority_outcome(rule, True, delta, "rec").status == "pass"
+    rule = NonInferiorityRule(name="ni", type="non_inferiority", metric="bench.mt_bench.score", margin=0.3)
+    assert _non_inferiority_outcome(rule, True, delta, "rec").status != "pass"  # 0.41 of doubt is more than 0.3
+    worse = paired_comparison(scores, {k: v + 0.5 for k, v in scores.items() if v < 10}, task="mt_bench",
+                              metric="score", baseline_name="b", continuous=True, bounds=(1.0, 10.0))
+    assert worse.mean_difference == -0.5 and worse.ci_low < -0.5 < worse.ci_high < 0
+
+
+def test_scores_that_differ_by_float_rounding_are_ties_in_the_sign_test():
+    candidate = {str(i): 0.1 + 0.2 for i in range(30)}  # 0.30000000000000004
+    same = paired_comparison(candidate, {str(i): 0.3 for i in range(30)}, task="t", metric="m", baseline_name="b",
+                             continuous=True)
+    assert (same.wins, same.losses, same.ties, same.p_value) == (0, 0, 30, 1.0)
+
+
+@pytest.mark.parametrize("score", [None, "0.5", [0.5]])
+def test_a_score_that_is_no_number_is_refused_naming_the_item(score):
+    with pytest.raises(InputError, match=r"t m: item 'x' of the candidate has no numeric score"):
+        paired_comparison({"x": score, "y": 0.2}, {"x": 0.1, "y": 0.2}, task="t", metric="m", baseline_name="b")
 
 
 # ---------------------------------------------------------------- skewed scores: BCa
