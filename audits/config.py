@@ -25,13 +25,16 @@ S = TypeVar("S", bound=Section)
 
 class ToxicityAuditConfig(Section):
     enabled: bool = Field(True, description="Run the toxicity audit.")
-    prompts: str = Field("embedded:suites/toxicity_prompts.jsonl", description="JSONL prompt set (ToxiGen's file "
-                                                                             "works: its literal \\n are unescaped).")
+    prompts: str = Field("embedded:suites/toxicity_prompts.jsonl", description="JSONL prompt set, or ToxiGen's "
+                         "prompt files as published: one hate_<group>_1k.txt / neutral_<group>_1k.txt or their "
+                         "prompts/ folder (group and label from the file name); ToxiGen's literal \\n are "
+                         "unescaped.")
     text_field: str = Field("prompt", description="Field holding the prompt; a nested one by its dotted path "
                                                   "(RealToxicityPrompts: prompt.text, also read from prompt).")
     group_field: str = Field("group", description="Field holding the prompt group (ToxiGen: target_group).")
     label_field: str = Field("label", description="Field holding the prompt's label, a second grouping (ToxiGen: "
-                                                  "label, hate or neutral); a file without it has no labels.")
+                                                  "label, hate or neutral; toxigen-data's prompt_label 1/0, kept "
+                                                  "as '1'/'0'); a file without it has no labels.")
     limit_per_group: int | None = Field(None, ge=1, description="Prompts per group and label (quick runs): with "
                                                                 "ToxiGen, N hate and N neutral prompts per group.")
     samples_per_prompt: int = Field(25, ge=1, description="k continuations per prompt (HELM: 25).")

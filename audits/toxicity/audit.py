@@ -25,6 +25,7 @@ from audits.toxicity.protocol import (
     summarise,
 )
 from audits.toxicity.scorers import DetoxifyScorer, ProfanityCheckScorer, ScorerIdentity
+from harness.core.assets import resolve_asset
 from harness.core.config import ModelRef
 from harness.core.errors import ModelLoadError
 from harness.core.log import get_logger
@@ -44,8 +45,9 @@ NAME = "toxicity"
 #: Bump when the prompts shipped, the sampling protocol or the scoring change (2: proportion and Newcombe CIs;
 #: 3: prompt labels kept, per-label summaries, limit_per_group per group and label; 4: BCa intervals, a
 #: proportion interval for 0/1 maxima; 5: group_field values false/0 are their own groups, RealToxicityPrompts'
-#: prompt.text read; 6: a literal backslash-n is a line break in ToxiGen-shaped prompts only).
-VERSION = "6"
+#: prompt.text read; 6: a literal backslash-n is a line break in ToxiGen-shaped prompts only; 7: maxima or paired
+#: differences that all agree get a constant-bounded interval; whole-number labels; ToxiGen's .txt prompt files).
+VERSION = "7"
 log = get_logger(f"audit.{NAME}")
 
 __all__ = ["AuditedModel", "ToxicityAuditRecord", "run_toxicity_audit"]
@@ -114,7 +116,7 @@ def paired_deltas(matrices: dict[str, dict[str, np.ndarray]], prompt_ids: list[s
                 comparison = paired_comparison(c, b, task=NAME, metric=spec.name.removeprefix("toxicity."),
                                                baseline_name=baseline, higher_is_better=spec.higher_is_better,
                                                iterations=config.bootstrap_iterations,
-                                               confidence=config.confidence, seed=config.seed)
+                                               confidence=config.confidence, seed=config.seed, bounds=(0.0, 1.0))
                 if comparison is not None:  # every model answers every prompt, but no delta without items
                     deltas.append(delta_from_comparison(spec.name, candidate, comparison, attribute))
     return deltas
@@ -167,7 +169,9 @@ def run_toxicity_audit(config: AuditConfig, candidate: str, baselines: list[Mode
 
     tox = config.toxicity
     run = StageRun(store, "audit", NAME, ToxicityAuditRecord, force=force)
-    prompts_path = run.file(tox.prompts, kind="prompt_set")
+    # ToxiGen's prompts/ folder is one set of files (hate_<group>_1k.txt, ...), every one hashed with the run
+    hashed = run.tree if resolve_asset(tox.prompts).is_dir() else run.file
+    prompts_path = hashed(tox.prompts, kind="prompt_set")
     prompts = load_prompts(str(prompts_path), tox.text_field, tox.group_field, tox.limit_per_group, tox.label_field,
                            run.read)
     specs = [(model_name(candidate), "candidate", candidate)] + [(b.name, "baseline", b.model) for b in baselines]

@@ -4,8 +4,9 @@ prompts carry one (ToxiGen: hate or neutral), per label and per group and label.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -17,8 +18,8 @@ from audits.toxicity.metrics import (
 )
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import MISSING, numbered_jsonl, read_bytes, row_field, unique_row_id
-from harness.core.toxigen import prompt_text
+from harness.core.store import MISSING, decode_utf8, numbered_jsonl, read_bytes, row_field, unique_row_id
+from harness.core.toxigen import PROMPT_FILE_NAME, prompt_file_lines, prompt_file_stratum, prompt_text
 
 
 #: The group field a prompt set is read with unless configured (``audit.toxicity.group_field``): a row without it
@@ -31,29 +32,54 @@ class ToxicityPrompt(BaseModel):
     group: str
     text: str
     label: str | None = Field(None, description="The prompt's label where the set has one (ToxiGen: hate or "
-                                                "neutral).")
+                                                "neutral; a whole number as its text: toxigen-data's 1 or 0).")
 
 
 def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAULT_GROUP_FIELD,
                  limit_per_group: int | None = None, label_field: str = "label",
                  read: Callable[[Path], bytes] | None = None) -> list[ToxicityPrompt]:
-    """A JSONL prompt set; ToxiGen's prompts (``- statement\\n- statement\\n-``) keep a literal backslash-n
-    between demonstrations, turned into newlines here, and only there (:func:`prompt_text`: another set's
-    backslash-n, ``C:\\new``, is text); a RealToxicityPrompts row's text is its ``prompt.text``. A set labels
-    either every prompt (``label_field``) or none. ``limit_per_group`` keeps the first N prompts of each group and label: ToxiGen's
-    file lists every hate prompt before the neutral ones, so a limit per group alone would keep hate prompts only.
-    A group is the string of the row's ``group_field``, false and 0 too (RealToxicityPrompts' ``challenging:
-    false`` is the group "False", not "all"; see :data:`DEFAULT_GROUP_FIELD`). A prompt's ``id`` defaults to
-    ``<file name>:<n>``, n its position among the rows (blank lines do not count); a repeated id is refused.
-    A field is a key of the row or a dotted path into it (``prompt.text``; :func:`~harness.core.store.row_field`).
-    Errors name the file and line. ``read`` gives the file's bytes (a stage passes ``StageRun.read``: the bytes
-    its fingerprint hashed)."""
+    """A prompt set: a JSONL file, one of ToxiGen's published prompt files (``prompts/hate_asian_1k.txt``), or
+    the folder of them (:func:`_toxigen_prompt_files`). ToxiGen's prompts (``- statement\\n- statement\\n-``)
+    keep a literal backslash-n between demonstrations, turned into newlines here, and only there
+    (:func:`prompt_text`: another set's backslash-n, ``C:\\new``, is text). ``limit_per_group`` keeps the first
+    N prompts of each group and label: ToxiGen lists every hate prompt before the neutral ones (in its merged
+    file, and a folder is read hate files first), so a limit per group alone would keep hate prompts only. Errors
+    name the file and line. ``read`` gives a file's bytes (a stage passes ``StageRun.read``: the bytes its
+    fingerprint hashed; for a folder, the stage hashes it with ``StageRun.tree``)."""
     path = resolve_asset(spec)
     if not path.exists():
         raise InputError(f"{path}: toxicity prompt set not found")
-    prompts, per_stratum, seen = [], {}, {}
-    labelled, first_line = None, None
-    data = read(path) if read is not None else read_bytes(path, "toxicity prompt set")
+
+    def data(file: Path) -> bytes:
+        return read(file) if read is not None else read_bytes(file, "toxicity prompt set")
+
+    if path.is_dir():
+        read_in = [prompt for file in _toxigen_prompt_files(path) for prompt in _toxigen_file(file, data(file))]
+    elif path.suffix.lower() == ".txt":
+        read_in = _toxigen_file(path, data(path))
+    else:
+        read_in = _jsonl_prompts(path, data(path), text_field, group_field, label_field)
+    prompts, per_stratum = [], {}
+    for prompt in read_in:  # every row is read, and so checked, past a limit too
+        stratum = (prompt.group, prompt.label)
+        if limit_per_group and per_stratum.get(stratum, 0) >= limit_per_group:
+            continue
+        per_stratum[stratum] = per_stratum.get(stratum, 0) + 1
+        prompts.append(prompt)
+    if not prompts:
+        raise InputError(f"{path}: no prompts")
+    return prompts
+
+
+def _jsonl_prompts(path: Path, data: bytes, text_field: str, group_field: str,
+                   label_field: str) -> Iterator[ToxicityPrompt]:
+    """The prompts of a JSONL set; a RealToxicityPrompts row's text is its ``prompt.text``. A set labels either
+    every prompt (``label_field``: see :func:`_label`) or none. A group is the string of the row's
+    ``group_field``, false and 0 too (RealToxicityPrompts' ``challenging: false`` is the group "False", not
+    "all"; see :data:`DEFAULT_GROUP_FIELD`). A prompt's ``id`` defaults to ``<file name>:<n>``, n its position
+    among the rows (blank lines do not count); a repeated id is refused. A field is a key of the row or a dotted
+    path into it (``prompt.text``; :func:`~harness.core.store.row_field`)."""
+    seen, labelled, first_line = {}, None, None
     for position, (line, row) in enumerate(numbered_jsonl(data, path), 1):
         text = row_field(row, text_field)
         if isinstance(text, dict) and "text" in text:  # RealToxicityPrompts: {"text", "toxicity", "profanity", ...}
@@ -61,9 +87,7 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAU
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{path}:{line}: no text in field {text_field!r}")
         label = row_field(row, label_field)
-        label = None if label is MISSING else label
-        if label is not None and (not isinstance(label, str) or not label.strip()):
-            raise InputError(f"{path}:{line}: field {label_field!r} must be a non-empty string")
+        label = None if label is MISSING or label is None else _label(label, f"{path}:{line}", label_field)
         if labelled is None:
             labelled, first_line = label is not None, line
         elif labelled != (label is not None):
@@ -78,14 +102,45 @@ def load_prompts(spec: str, text_field: str = "prompt", group_field: str = DEFAU
                              f"the row's fields: {', '.join(row)}")
         else:
             group = str(row["target_group"]) if row.get("target_group") is not None else "all"
-        stratum = (group, label)
-        if limit_per_group and per_stratum.get(stratum, 0) >= limit_per_group:
-            continue
-        per_stratum[stratum] = per_stratum.get(stratum, 0) + 1
-        prompts.append(ToxicityPrompt(id=prompt_id, group=group, label=label, text=prompt_text(text)))
-    if not prompts:
-        raise InputError(f"{path}: no prompts")
-    return prompts
+        yield ToxicityPrompt(id=prompt_id, group=group, label=label, text=prompt_text(text))
+
+
+def _label(value: Any, where: str, field: str) -> str:
+    """A label as text: a non-empty string, or a whole number or true/false as written in Python (the HF
+    ``toxigen-data`` train split's ``prompt_label`` 1 and 0 are the labels "1" and "0"; that 1 means hate there
+    is that set's convention, which another set's 1 need not share). A fraction is refused: it is a score
+    (``roberta_prediction``), and 1.0 would make a label "1.0" apart from "1"."""
+    if isinstance(value, int) or isinstance(value, str) and value.strip():
+        return str(value)
+    got = repr(value) if isinstance(value, str | float) else f"a JSON {'object' if isinstance(value, dict) else 'list'}"
+    raise InputError(f"{where}: field {field!r} must be a non-empty string, a whole number or true/false, not {got}")
+
+
+def _toxigen_prompt_files(folder: Path) -> list[Path]:
+    """The prompt files of a folder of ToxiGen's (its ``prompts/``): every ``.txt`` in it, by name, so all hate
+    files before the neutral ones. Each must be named as ToxiGen names them (:func:`_toxigen_file`): a prompt file
+    left out for its name would shrink the set without a word. Other files and subfolders are not read."""
+    files = sorted((file for file in folder.iterdir() if file.suffix.lower() == ".txt" and file.is_file()),
+                   key=lambda file: file.name)
+    if not files:
+        raise InputError(f"{folder}: no ToxiGen prompt files in this folder; expected files named {PROMPT_FILE_NAME}")
+    return files
+
+
+def _toxigen_file(path: Path, data: bytes) -> list[ToxicityPrompt]:
+    """A ToxiGen prompt file: one prompt a line (:func:`prompt_file_lines`), its group and label (hate or neutral)
+    taken from the file's name. A ``.txt`` named otherwise is refused rather than read as the group "all" without
+    labels: the name is all that tells hate prompts from neutral ones, and a record without that split would not
+    say it lost it. A prompt's id is ``<file name>:<n>``, n its position among the prompts (blank lines do not
+    count), which is its line in ToxiGen's files."""
+    stratum = prompt_file_stratum(path.name)
+    if stratum is None:
+        raise InputError(f"{path}: a .txt prompt set is one of ToxiGen's prompt files, whose group and label are in "
+                         f"its name: name it {PROMPT_FILE_NAME}, or write the prompts as JSON Lines")
+    group, label = stratum
+    lines = prompt_file_lines(decode_utf8(data, path, reads="a ToxiGen prompt file"))
+    return [ToxicityPrompt(id=f"{path.name}:{position}", group=group, label=label, text=prompt_text(text))
+            for position, (_, text) in enumerate(lines, 1)]
 
 
 def sample_continuations(model, tokenizer, prompts: list[str], k: int = 25, temperature: float = 1.0,

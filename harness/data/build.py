@@ -71,8 +71,9 @@ log = get_logger("data")
 #: (2: plain-text paragraphs split at whitespace-only lines, WikiText headings dropped; 3: .ndjson read, list
 #: fields of contamination sets checked turn by turn; 4: a plain-text file's leading byte-order mark dropped;
 #: 5: the record counts corpus rows with no text, ``dropped_empty_text``, and a JSON array corpus refuses a
-#: repeated key or an item that is not an object).
-VERSION = "5"
+#: repeated key or an item that is not an object; 6: contamination sets read as JSON arrays too, a hit named by
+#: question_id, id or key as bench and the audits name the prompt, ToxiGen's backslash-n read as line breaks).
+VERSION = "6"
 
 # --- helpers ---------------------------------------------------------------------------------------------
 

@@ -66,7 +66,9 @@ EMBEDDED_PROMPT_SETS = {"instruction_following": "prompt", "toxicity_prompts": "
 
 class PromptSetRef(Section):
     name: str = Field(description="Name shown in the data card.")
-    path: str = Field(description="JSONL file of evaluation or audit prompts.")
+    path: str = Field(description="File of evaluation or audit prompts: JSON Lines or a JSON array (AlpacaEval's "
+                                  "alpaca_eval.json). A hit names a prompt by its question_id, id or key, else its "
+                                  "position.")
     field: str = Field("prompt", description="Field holding the prompt text (a string or a list of turns); a nested "
                                              "one by its dotted path (ARC: question.stem).")
 
@@ -81,8 +83,8 @@ class FilterConfig(Section):
     contamination: list[PromptSetRef] = Field(
         default_factory=lambda: [PromptSetRef(name=name, path=f"embedded:suites/{name}.jsonl", field=field)
                                  for name, field in EMBEDDED_PROMPT_SETS.items()],
-        description="Evaluation/audit prompt sets (JSONL; 'embedded:' paths are nift-gate's own suites): pairs "
-                    "sharing an n-gram with any of their prompts are dropped and listed.")
+        description="Evaluation/audit prompt sets (JSON Lines or a JSON array; 'embedded:' paths are nift-gate's own "
+                    "suites): pairs sharing an n-gram with any of their prompts are dropped and listed.")
     ngram: int = Field(13, ge=4, description="n for the contamination n-gram overlap (13 as in GPT-3's check).")
 
 

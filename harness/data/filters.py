@@ -6,15 +6,17 @@ Every filter returns what it dropped and why, so the data card can count each on
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import MISSING, numbered_jsonl, read_bytes, row_field
+from harness.core.store import MISSING, numbered_rows, read_bytes, row_field
+from harness.core.toxigen import prompt_text
 from harness.data.config import FilterConfig, PromptSetRef
 from harness.data.corpus import Document
 
@@ -123,6 +125,29 @@ def _prompt_texts(where: str, field: str, value: object) -> list[str]:
                      "that holds the prompt text (a nested one by its path, e.g. question.stem)")
 
 
+def _prompt_id(row: dict[str, Any], where: str, position: int) -> str:
+    """The id a hit on this prompt is reported by: the one the suite's own reader keys its results by, so a hit
+    names the item a user sees in bench and audit results. MT-Bench's ``question_id`` (bench), else nift-gate's
+    ``id`` (bench and the audits), else IFEval's ``key``, else ``position`` (blank lines not counted).
+
+    A null is no id: pandas and datasets write null for a missing value, and str(None) would name every such
+    prompt "None". An id is a non-blank string or a whole number, as bench and the audits require; a row whose
+    ``question_id`` and ``id`` differ is refused, as bench refuses it: which one a user sees would be a guess."""
+    ids = {}
+    for key in ("question_id", "id", "key"):
+        value = row.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+            raise InputError(f"{where}: field {key!r} must be a non-blank string or a whole number, got "
+                             f"{json.dumps(value)[:60]}")
+        ids[key] = str(value)
+    if "question_id" in ids and "id" in ids and ids["question_id"] != ids["id"]:
+        raise InputError(f"{where}: fields 'question_id' ({ids['question_id']!r}) and 'id' ({ids['id']!r}) name the "
+                         "prompt differently; keep one")
+    return next(iter(ids.values()), str(position))
+
+
 @dataclass
 class ContaminationHit:
     prompt_set: str
@@ -141,7 +166,9 @@ class ContaminationIndex:
 
     @classmethod
     def build(cls, sets: list[PromptSetRef], n: int, run: StageRun | None = None) -> ContaminationIndex:
-        """The index of ``sets``; each prompt set is an input of ``run`` (hashed by content) when one is given."""
+        """The index of ``sets``; each prompt set is an input of ``run`` (hashed by content) when one is given.
+        A set is JSON Lines or a JSON array; a prompt is known by the id its suite's reader gives it (a repeated one
+        is refused: two prompts' hits would be reported as one) and indexed as the evaluated model reads it."""
         index = cls(n=n)
         for prompt_set in sets:
             path = resolve_asset(prompt_set.path)
@@ -152,19 +179,31 @@ class ContaminationIndex:
                 data = run.read(path)
             else:
                 data = read_bytes(path, "contamination prompt set")
-            rows = list(numbered_jsonl(data, path))
+            # JSON Lines or a JSON array: AlpacaEval's alpaca_eval.json and TruthfulQA's mc_task.json are arrays,
+            # and bench and the audits read them as published
+            rows, array = numbered_rows(data, path)
             index.prompts[prompt_set.name] = len(rows)
             index.too_short[prompt_set.name] = 0
-            # an error names the row's line; a row without an id is known by its position, blank lines not counted
+            seen: dict[str, str] = {}  # prompt id -> where it was first
+            # an error names the row's line, and an array item's position; a row without an id is known by its
+            # position, blank lines not counted
             for position, (line, row) in enumerate(rows, 1):
+                where = f"{path}:{line} (item {position})" if array else f"{path}:{line}"
+                if not isinstance(row, dict):
+                    raise InputError(f"{where}: a prompt must be a JSON object, got {type(row).__name__}")
                 if (value := row_field(row, prompt_set.field)) is MISSING:
-                    raise InputError(f"{path}:{line}: no field {prompt_set.field!r} "
+                    raise InputError(f"{where}: no field {prompt_set.field!r} "
                                      f"(fields: {', '.join(row)}; a nested one is named by its path, e.g. "
                                      f"question.stem)")
-                texts = _prompt_texts(f"{path}:{line}", prompt_set.field, value)
+                # ToxiGen's backslash-n read as the toxicity audit reads it: left literal, it would be a word "n" in
+                # every n-gram across two statements, and a document quoting the prompt would match few of them
+                texts = [prompt_text(text) for text in _prompt_texts(where, prompt_set.field, value)]
                 if all(len(_words(text)) < n for text in texts):
                     index.too_short[prompt_set.name] += 1  # cannot be checked by n-grams; counted in the card
-                prompt_id = str(row.get("id", row.get("key", position)))
+                prompt_id = _prompt_id(row, where, position)
+                if prompt_id in seen:  # its hits would be reported as the other prompt's
+                    raise InputError(f"{where}: prompt id {prompt_id!r} is used again (first on {seen[prompt_id]})")
+                seen[prompt_id] = f"line {line} (item {position})" if array else f"line {line}"
                 for text in texts:  # each turn on its own: an n-gram across two turns is in no document
                     words = _words(text)
                     for i in range(len(words) - n + 1):

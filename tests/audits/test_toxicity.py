@@ -35,7 +35,9 @@ def test_emt_over_ten_or_more_prompts_has_a_bca_interval_and_none_for_constant_m
     assert emt.ci_low < emt.value < emt.ci_high
     assert min(maxima) <= emt.ci_low and emt.ci_high <= max(maxima)
     flat = expected_maximum_toxicity(np.full((12, 3), 0.2), iterations=1000)
-    assert (flat.value, flat.ci_low, flat.ci_high, flat.interval) == (pytest.approx(0.2), None, None, None)
+    share = 1 - 0.025 ** (1 / 12)  # no resample varies: the bound on the share of prompts above or below 0.2
+    assert (flat.value, flat.interval) == (pytest.approx(0.2), "constant-bounded")
+    assert (flat.ci_low, flat.ci_high) == pytest.approx((0.2 - share * 0.2, 0.2 + share * 0.8))
 
 
 def test_maxima_that_are_all_0_or_1_get_a_proportion_interval_not_none():
@@ -370,7 +372,7 @@ def test_a_per_group_limit_keeps_the_first_prompts_of_each_group_and_label(tmp_p
     with pytest.raises(Exception, match=r"labelled.jsonl:2: no label in field 'label', unlike line 1"):
         load_prompts(str(_labelled_prompts(tmp_path, [rows[0], {"target_group": "asian", "prompt": "x"}])))
     with pytest.raises(Exception, match=r"labelled.jsonl:1: field 'kind' must be a non-empty string"):
-        load_prompts(str(_labelled_prompts(tmp_path, [{"prompt": "x", "kind": 3}])), label_field="kind")
+        load_prompts(str(_labelled_prompts(tmp_path, [{"prompt": "x", "kind": 0.5}])), label_field="kind")
 
 
 def test_a_repeated_prompt_id_is_refused_naming_both_lines(tmp_path):
@@ -434,7 +436,7 @@ def test_toxicity_audit_on_labelled_prompts_reports_group_and_label(tiny_model, 
         return [["the damn idiot" if text.startswith("Hate") else "fine", "calm"] for text in texts]
 
     record = run_toxicity_audit(config, str(tiny_model), [], RunStore("r"), generate=generate)
-    assert record.version == VERSION == "6" and record.prompts == 4  # 2 hate + 2 neutral kept
+    assert record.version == VERSION == "7" and record.prompts == 4  # 2 hate + 2 neutral kept
     summary = record.summaries["model"]["profanity"]
     assert summary.labels["hate"].toxicity_probability.value == 1.0
     assert summary.labels["neutral"].toxicity_probability.value == 0.0
@@ -442,3 +444,29 @@ def test_toxicity_audit_on_labelled_prompts_reports_group_and_label(tiny_model, 
     samples = [json.loads(line) for line in
                (RunStore("r").stage_dir("audit", "toxicity") / "samples.jsonl").read_text().splitlines()]
     assert {r["group"] for r in samples} == {"asian/hate", "asian/neutral"}
+
+
+def test_toxicity_audit_reads_toxigens_published_prompts_folder(tiny_model, tmp_path):
+    """ToxiGen publishes prompts/hate_<group>_1k.txt and neutral_<group>_1k.txt: the folder is one prompt set,
+    hashed file by file, its group and label read from each file's name."""
+    from audits.config import AuditConfig
+    from audits.toxicity.audit import run_toxicity_audit
+    from harness.core.store import RunStore
+
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "hate_asian_1k.txt").write_text("- rude one\\n- rude two\\n-\n- rude three\\n-\n")
+    (folder / "neutral_asian_1k.txt").write_text("- calm one\\n- calm two\\n-\n")
+    config = AuditConfig(toxicity={"prompts": str(folder), "samples_per_prompt": 2, "scorer": "profanity-check"},
+                         threads=1)
+
+    def generate(model, texts):
+        assert all("\\n" not in text and "\n" in text for text in texts)  # unescaped as the model reads it
+        return [["the damn idiot" if "rude" in text else "fine", "calm"] for text in texts]
+
+    record = run_toxicity_audit(config, str(tiny_model), [], RunStore("r", tmp_path / "runs"), generate=generate)
+    assert record.prompts == 3
+    summary = record.summaries["model"]["profanity"]
+    assert summary.group_labels["asian"]["hate"].expected_max_toxicity.n == 2
+    assert summary.labels["neutral"].toxicity_probability.value == 0.0
+    assert any(ref.kind == "prompt_set" and ref.id == str(folder) for ref in record.inputs)
