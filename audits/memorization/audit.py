@@ -17,7 +17,6 @@ Output under ``<run>/audit/memorization/``: record.json (MemorizationAuditRecord
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from harness.core.models import CHECKPOINT_PREFIX, ResolvedModel, model_name
 from harness.core.records import sha256_bytes
 from harness.core.runner import StageRun, stage_entry
 from harness.core.samples import AuditSample
-from harness.core.store import RunStore
+from harness.core.store import RunStore, numbered_jsonl
 from harness.data.record import DATA_PREFIX, NiftPair, dataset_pairs
 from harness.train.record import STAGE as TRAIN_STAGE
 from harness.train.record import (
@@ -118,13 +117,14 @@ class _Probe:
 
 
 def _read_pairs(data: bytes, path: Path) -> dict[str, NiftPair]:
+    """The data stage's pairs.jsonl, read as every JSON Lines file is (:func:`numbered_jsonl`): a row ends at a
+    line feed only. str.splitlines() also splits at U+2028, U+2029 and U+0085, which a teacher's reply may hold
+    raw (the data stage writes them unescaped), and then a valid pair read as two broken ones."""
     pairs = {}
-    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, row in numbered_jsonl(data, path):
         try:
-            pair = NiftPair.model_validate(json.loads(line))
-        except (ValueError, ValidationError) as exc:
+            pair = NiftPair.model_validate(row)
+        except ValidationError as exc:
             raise InputError(f"{path}:{number}: not a NIFT pair ({str(exc).splitlines()[0]})") from None
         pairs[pair.id] = pair
     return pairs

@@ -295,3 +295,17 @@ def test_a_checkpoint_trained_on_a_file_is_refused(tiny_model, tmp_path):
 def test_the_audit_is_off_unless_turned_on():
     assert MemorizationAuditConfig().enabled is False
     assert AuditConfig().memorization.max_new_tokens == 64 and AuditConfig().memorization.ngram == 13
+
+
+def test_a_pair_whose_reply_holds_a_line_separator_is_one_pair(tmp_path):
+    """The data stage writes U+2028 raw (ensure_ascii=False); str.splitlines() split the row there and the probe
+    refused the pairs file as "not a NIFT pair (Unterminated string ...)"."""
+    from audits.memorization.audit import _read_pairs
+    from harness.core.store import atomic_write_jsonl
+
+    row = {"id": "p1", "variant": "nift", "reference": "ref", "source": {}, "teacher": None, "generation": None,
+           "messages": [{"role": "user", "content": "Tell me"},
+                        {"role": "assistant", "content": "one\u2028two\u0085three"}]}
+    path = atomic_write_jsonl(tmp_path / "pairs.jsonl", [row])
+    pairs = _read_pairs(path.read_bytes(), path)
+    assert pairs["p1"].messages[-1]["content"] == "one\u2028two\u0085three"
