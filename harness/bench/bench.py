@@ -59,8 +59,10 @@ from harness.train.record import resolve_base
 
 #: The stage's code version, in every fingerprint: bump it when the record changes for the same inputs and
 #: config (2: BCa intervals, none below 10 items; identical documents paired by occurrence; 3: no arena or
-#: length-controlled interval below 10 questions or instructions; Alpaca question files keep their input).
-VERSION = "3"
+#: length-controlled interval below 10 questions or instructions; Alpaca question files keep their input; 4: one
+#: lm-eval filter's results per task (n, successes, per-item rows), no CI from a zero stderr, MT-Bench scores
+#: that all agree get a constant-bounded interval).
+VERSION = "4"
 
 
 def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord, names: tuple[str, str] | None = None) -> None:

@@ -153,7 +153,9 @@ class BenchRecord(Record):
     def compute_values(self) -> list[MetricValue]:
         """Every model's aggregate per task and metric. The CI of a proportion (an accuracy over 0/1 items) is
         Wilson's, which stays inside [0, 1] and does not collapse at 0 or n; any other metric's is
-        value +- z * lm-eval's stderr where lm-eval gave one."""
+        value +- z * lm-eval's stderr where lm-eval gave one above zero. A zero stderr (every item scored alike:
+        a record made before nift-gate counted one lm-eval filter's successes, or a constant score) gives no CI,
+        never a zero-width one that a rule judged on the CI would read as certainty."""
         confidence = self.config.get("confidence", 0.95)
         z = float(NormalDist().inv_cdf(0.5 + confidence / 2))
         values = []
@@ -166,7 +168,7 @@ class BenchRecord(Record):
                     if metric in scores.successes:
                         low, high = proportion_interval(scores.successes[metric], scores.n, confidence, "wilson")
                         interval = "wilson"
-                    elif err is not None:
+                    elif err is not None and err > 0:
                         low, high, interval = value - z * err, value + z * err, "normal (lm-eval stderr)"
                     else:
                         low = high = interval = None

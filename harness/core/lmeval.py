@@ -9,13 +9,15 @@ Used by every stage that scores a model with lm-eval tasks (bench, and the hallu
   :class:`~harness.core.runner.StageRun`, so each is an input of that stage.
   A user's task folder is hashed whole, and so are the local data files its YAMLs name
   (``dataset_kwargs.data_files``, a local ``dataset_path``), which usually live outside it.
+* Filters: a task lm-eval scores under several filters (gsm8k's strict-match and flexible-extract) is kept
+  under its last (:func:`task_filters`): its counts, CIs and per-item rows have each document once.
 * Scoring: IFEval-style tasks are scored deterministically (:func:`score_ifeval`): lm-eval's checkers draw
   from Python's ``random`` and ``langdetect`` is random unless seeded, so identical responses could score
   differently between runs or orders.
 * Cache: one model's results under ``<home>/_cache/bench/<model hash>-<settings hash>/``, keyed by the
-  model's weights hash and the :data:`FINGERPRINT_FIELDS` of the settings, lm-eval's version, the task
-  data hashes and the hashes of the shipped task templates; any stage evaluating the same model the same way
-  reuses them.
+  model's weights hash and the :data:`FINGERPRINT_FIELDS` of the settings, lm-eval's version,
+  :data:`SCORES_VERSION`, the task data hashes and the hashes of the shipped task templates; any stage
+  evaluating the same model the same way reuses them.
 * Data parallelism: under ``accelerate launch`` (torchrun) a caller that passes :func:`data_parallel_state` to
   :func:`evaluate_model` has lm-eval's evaluator give each process every ``world_size``-th document; rank 0
   gathers the per-item results, in the order one process makes them, and alone writes the cache entry.
@@ -83,6 +85,9 @@ PROJECT_TASKS = {"nift_if", "nift_ifeval_local", *TRUTHFULQA_TASKS}
 #: Settings that change scores; with lm-eval's version and the task data hashes they form the cache key.
 FINGERPRINT_FIELDS = ("apply_chat_template", "num_fewshot", "batch_size", "dtype", "seed", "limit", "max_gen_toks",
                       "tasks", "backend")
+#: How nift-gate reads lm-eval's results into :class:`TaskScores` and per-item rows, in the cache key: bump it when
+#: the same lm-eval output gives other scores or rows (2: one filter's samples per task, not every filter's).
+SCORES_VERSION = "2"
 
 
 class LmEvalSettings(Section):
@@ -188,6 +193,13 @@ def _json_kind(value: Any) -> str:
 _TRUTHFULQA_CSV_HEADER = "Type,Category,Question,Best Answer"
 
 
+#: What bench.truthfulqa_path takes, for a file in another layout.
+_TRUTHFULQA_LAYOUT = ("bench.truthfulqa_path takes TruthfulQA's own multiple-choice file, one JSON array of "
+                      "{question, mc1_targets, mc2_targets} objects whose targets map each choice to 0 or 1 "
+                      "(data/v1/mc_task.json in the TruthfulQA repository), not the Hugging Face dataset, whose "
+                      "targets are {choices, labels} lists")
+
+
 def _truthfulqa_targets(path: Path, number: int, key: str, targets: Any) -> list[int]:
     """The labels of one item's ``mc1_targets``/``mc2_targets`` ({choice: 0 or 1}), in the file's order."""
     where = f"{path}: item {number}: field {key}"
@@ -213,7 +225,15 @@ def _truthfulqa_rows(path: Path, data: bytes) -> list[dict]:
     (``doc_to_target: 0``), so exactly one label is 1 and it is the first; mc2 sums the probability of the choices
     labelled 1 (``process_results_mc2``), so at least one is. A key given twice in an object is refused: JSON
     keeps its last value, so a repeated choice would lose a label or flip one."""
-    text = decode_utf8(data, path, reads="a JSON array (TruthfulQA's mc_task.json)")
+    try:
+        text = decode_utf8(data, path, reads="a JSON array (TruthfulQA's mc_task.json)")
+    except InputError:
+        # decode_utf8 advises converting a Parquet file to JSON Lines; converted, the Hugging Face dataset's rows
+        # ({choices, labels} targets) are refused again
+        if data.startswith(b"PAR1") and data.endswith(b"PAR1"):
+            raise InputError(f"{path}: this is a Parquet file, not a JSON array (TruthfulQA's mc_task.json), and "
+                             f"converting it will not make one: {_TRUTHFULQA_LAYOUT}") from None
+        raise
     if text.lstrip("\ufeff").startswith(_TRUTHFULQA_CSV_HEADER):
         raise InputError(f"{path}: this is TruthfulQA's generation CSV; bench.truthfulqa_path takes mc_task.json, "
                          "the multiple-choice file (data/v1/mc_task.json in the TruthfulQA repository)")
@@ -698,7 +718,7 @@ def score_ifeval(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
 
 class TaskScores(BaseModel):
     version: str | None = Field(description="The task's metadata.version.")
-    n: int = Field(description="Items scored.")
+    n: int = Field(description="Items scored: the task's documents (each once, under the kept filter).")
     metrics: dict[str, float] = Field(description="Aggregate per metric (lm-eval's 'acc,none' style keys trimmed).")
     stderr: dict[str, float | None] = Field(default_factory=dict)
     higher_is_better: dict[str, bool] = Field(description="lm-eval's direction for each metric.")
@@ -713,6 +733,11 @@ class TaskScores(BaseModel):
                                                                      "(accuracies): the items scoring 1. The record's "
                                                                      "CI of such a metric is Wilson's, not a normal "
                                                                      "interval around lm-eval's stderr.")
+    filter: str | None = Field(None, description="The lm-eval filter these results are under (see "
+                                                 ":func:`task_filters`: the task's last; 'none' for a task without "
+                                                 "a filter_list). n, metrics, stderr, successes and the per-item "
+                                                 "rows are all this filter's. None: a record made before it was "
+                                                 "kept.")
 
 
 class ModelEvalRecord(Record):
@@ -733,6 +758,7 @@ class ModelEvalRecord(Record):
 def fingerprint_fields(settings: LmEvalSettings, task_refs: list[InputRef]) -> dict[str, Any]:
     fields = {name: getattr(settings, name) for name in FINGERPRINT_FIELDS}
     fields["lm_eval_version"] = library_versions().get("lm-eval")
+    fields["scores_version"] = SCORES_VERSION
     fields["task_data"] = {ref.id: ref.sha256 for ref in task_refs}
     return fields
 
@@ -744,6 +770,18 @@ def fingerprint_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def _metric_name(key: str) -> str:
     return key.split(",", 1)[0]
+
+
+def task_filters(aggregate: dict[str, Any]) -> list[str]:
+    """The filters of one task's lm-eval aggregate, in lm-eval's order: the task's ``filter_list`` order, or
+    ``["none"]`` without one.
+
+    lm-eval scores a task once per filter (gsm8k's strict-match and flexible-extract, a chain-of-thought task's
+    answer extractions), keys each aggregate "metric,filter" and logs one sample per filter and document, filter
+    by filter. nift-gate names a metric without its filter, so it keeps one filter's results, the last's (whose
+    aggregates it always reported): samples under two filters would count every document twice, and two filters'
+    scores of one document are no independent items."""
+    return list(dict.fromkeys(key.split(",", 1)[1] for key in aggregate if "," in key))
 
 
 def item_key(sample: dict[str, Any]) -> str:
@@ -804,17 +842,22 @@ def run_lm_eval(lm, settings: LmEvalSettings,
     for task in settings.tasks:
         aggregate = results["results"][task]
         directions = results.get("higher_is_better", {}).get(task, {})
+        filters = task_filters(aggregate)
+        kept = filters[-1] if filters else None
+        if len(filters) > 1:
+            log.info(f"{task}: lm-eval scored it under the filters {', '.join(filters)}; the results kept are "
+                     f"{kept}'s")
+        own = {_metric_name(k): v for k, v in aggregate.items() if "," in k and k.split(",", 1)[1] == kept}
         # lm-eval reports NaN for an aggregate it could not compute (a BBQ category with no items in the run, a
         # stderr of one item): no value, so it is left out (a NaN would be written as null and fail to reload).
-        metrics = {_metric_name(k): float(v) for k, v in aggregate.items()
-                   if "," in k and "_stderr" not in k and isinstance(v, (int, float)) and math.isfinite(v)}
-        if skipped := sorted(_metric_name(k) for k, v in aggregate.items()
-                             if "," in k and "_stderr" not in k and isinstance(v, float) and not math.isfinite(v)):
+        metrics = {m: float(v) for m, v in own.items()
+                   if "_stderr" not in m and isinstance(v, (int, float)) and math.isfinite(v)}
+        if skipped := sorted(m for m, v in own.items()
+                             if "_stderr" not in m and isinstance(v, float) and not math.isfinite(v)):
             log.warning(f"{task}: lm-eval computed no value for {', '.join(skipped)} (NaN); left out")
-        stderr = {_metric_name(k).replace("_stderr", ""):
-                  (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
-                  for k, v in aggregate.items() if "_stderr" in k}
-        samples = results["samples"][task]
+        stderr = {m.replace("_stderr", ""): (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
+                  for m, v in own.items() if "_stderr" in m}
+        samples = [s for s in results["samples"][task] if kept is None or s.get("filter", kept) == kept]
         rows[task] = [_sample_row(s, list(metrics)) for s in samples]
         docs = [s.get("doc") or {} for s in samples]
         ifeval_style = any("instruction_id_list" in d for d in docs)
@@ -824,7 +867,7 @@ def run_lm_eval(lm, settings: LmEvalSettings,
                                   higher_is_better={m: bool(directions.get(m, True)) for m in metrics},
                                   scoring=note,
                                   character_items=sum(map(asks_for_a_character, docs)),
-                                  successes=binary_successes(rows[task], metrics))
+                                  successes=binary_successes(rows[task], metrics), filter=kept)
     return scores, rows, seconds
 
 

@@ -165,7 +165,8 @@ def test_a_nan_aggregate_is_left_out_and_instruction_ids_are_kept_per_row(monkey
     sample = {"doc_id": 0, "doc": {"prompt": "Write two lines.", "instruction_id_list": ["length:lines", "case:lower"]},
               "target": None, "arguments": [["Write two lines."]], "filtered_resps": ["a\nb"],
               "acc": 1, "inst_level_strict_acc": [True, False]}
-    results = {"results": {"t": {"acc,none": 1.0, "acc_stderr,none": float("nan"), "bias,Age": float("nan")}},
+    results = {"results": {"t": {"acc,none": 1.0, "acc_stderr,none": float("nan"),
+                                 "amb_bias_score_Age,none": float("nan")}},
                "samples": {"t": [sample]}, "versions": {"t": 1}, "higher_is_better": {"t": {"acc": True}}}
     monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kwargs: results)
     scores, rows, _ = lmeval.run_lm_eval(object(), lmeval.LmEvalSettings(tasks=["t"]), None)

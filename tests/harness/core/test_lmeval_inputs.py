@@ -233,3 +233,20 @@ def test_a_missing_data_file_is_still_not_found(tmp_path):
     path = tmp_path / "absent.json"
     _refused(LmEvalSettings(tasks=["nift_truthfulqa_mc1"], truthfulqa_path=str(path)), tmp_path / "tasks",
              rf"^{re.escape(str(path))}: TruthfulQA file not found$")
+
+
+def test_truthfulqas_hugging_face_parquet_is_refused_saying_which_layout_the_reader_takes(tmp_path):
+    """The Parquet error used to advise converting to JSON Lines, which gives the Hugging Face layout, refused
+    again: it names the layout bench.truthfulqa_path takes instead."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "validation-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist([{"question": TRUTHFULQA_ITEM["question"], **{
+        key: {"choices": list(targets), "labels": list(targets.values())}
+        for key, targets in TRUTHFULQA_ITEM.items() if key != "question"}}]), path)
+    message = _refused(LmEvalSettings(tasks=["nift_truthfulqa_mc1"], truthfulqa_path=str(path)), tmp_path / "tasks",
+                       rf"^{re.escape(str(path))}: this is a Parquet file, not a JSON array \(TruthfulQA's "
+                       r"mc_task.json\), and converting it will not make one: ")
+    assert "one JSON array of {question, mc1_targets, mc2_targets} objects whose targets map each choice to 0 or 1" \
+        in message and "{choices, labels} lists" in message and "JSON Lines" not in message
