@@ -72,6 +72,22 @@ def load_closed_book(spec: str, limit: int | None = None,
     return path, questions
 
 
+#: HaluEval's other published files, by the fields that tell them apart: a user handing one over gets its name and
+#: the file that is read instead of "field 'question' must be a non-empty string".
+_OTHER_HALUEVAL_FILES = (("dialogue", "dialogue_data.json", ("dialogue_history", "right_response")),
+                         ("summarization", "summarization_data.json", ("document", "right_summary")),
+                         ("general", "general_data.json", ("user_query", "chatgpt_response")))
+_QA_FIELDS = ("knowledge", "question", "right_answer", "hallucinated_answer")
+
+
+def _refuse_other_halueval_file(path: Path, line: int, row: dict) -> None:
+    for task, name, fields in _OTHER_HALUEVAL_FILES:
+        if all(field in row for field in fields) and "question" not in row:
+            raise InputError(f"{path}:{line}: this is a row of HaluEval's {task} file ({name}: "
+                             f"{', '.join(fields)}, ...); the audit reads HaluEval's QA file (qa_data.json: "
+                             f"{', '.join(_QA_FIELDS)})")
+
+
 def load_halueval(spec: str, limit: int | None = None,
                   read: Callable[[Path], bytes] | None = None) -> tuple[Path, list[HaluEvalItem]]:
     """HaluEval's QA records (qa_data.json and the generation samples are JSON Lines despite the name).
@@ -79,8 +95,8 @@ def load_halueval(spec: str, limit: int | None = None,
     path, rows = _rows(spec, "HaluEval QA file", read)
     items, seen = [], {}
     for position, (line, row) in enumerate(rows[:limit] if limit else rows, 1):
+        _refuse_other_halueval_file(path, line, row)
         item_id = unique_row_id(path, line, row, f"halueval-{position}", seen)
-        fields = {f: _text(path, line, row, f) for f in ("knowledge", "question", "right_answer",
-                                                           "hallucinated_answer")}
+        fields = {f: _text(path, line, row, f) for f in _QA_FIELDS}
         items.append(HaluEvalItem(id=item_id, **fields))
     return path, items

@@ -288,6 +288,21 @@ def test_hallucination_audit_is_skipped_when_up_to_date_and_needs_a_check(tiny_m
              closed_book={"enabled": False})
 
 
+@pytest.mark.parametrize("row, task", [
+    ({"knowledge": "k", "dialogue_history": "[Human]: hi", "right_response": "r", "hallucinated_response": "h"},
+     "dialogue file \\(dialogue_data.json"),
+    ({"document": "d", "right_summary": "r", "hallucinated_summary": "h"}, "summarization file"),
+    ({"ID": "1", "user_query": "q", "chatgpt_response": "r", "hallucination": "no"}, "general file"),
+])
+def test_another_halueval_file_is_named_as_such(tmp_path, row, task):
+    # HaluEval publishes four files; the audit reads the QA one, and used to say "field 'question' must be ..."
+    path = tmp_path / "halueval.json"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(InputError, match=rf"halueval.json:1: this is a row of HaluEval's {task}.*the audit reads "
+                                         r"HaluEval's QA file \(qa_data.json: knowledge, question, right_answer"):
+        load_halueval(str(path))
+
+
 def test_shared_halueval_and_truthfulqa_files_load():
     _, items = load_halueval(str(shared_data("halueval", "qa_one-turn_data.json")), limit=50)
     assert len(items) == 50 and all(i.right_answer and i.hallucinated_answer for i in items)
