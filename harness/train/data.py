@@ -171,6 +171,10 @@ def _conversation(where: str, row: dict[str, Any], field: str, speaker_key: str,
         if speaker not in roles:
             raise InputError(f"{where}: field '{field}[{i}].{speaker_key}' must be one of {', '.join(roles)}, "
                              f"got {speaker!r}")
+        if field == "messages" and (call := next((k for k in ("tool_calls", "function_call") if turn.get(k)), None)):
+            # OpenAI's format: an assistant turn calling a tool has no content; "content is missing" misleads
+            raise InputError(f"{where}: field '{field}[{i}]' is a tool call ({call}); training data holds text "
+                             "turns only: drop tool-calling conversations or write the call as the turn's text")
         message = {"role": roles[speaker], "content": _string(where, turn, text_key, f"{field}[{i}].{text_key}")}
         if field == "messages" and turn.get("weight") is not None:
             # OpenAI's fine-tuning format: weight 0 on an assistant turn keeps it as context, not trained on

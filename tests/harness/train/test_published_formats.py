@@ -133,6 +133,16 @@ def test_an_openai_turn_of_weight_0_is_context_and_not_trained_on(tmp_path):
         _rows(tmp_path, [{"messages": unweighted}])
 
 
+def test_an_openai_tool_call_turn_is_named_as_one(tmp_path):
+    # the assistant turn of a tool call has content null: "field 'messages[1].content' is missing" sent users
+    # looking for a lost answer
+    call = {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+    with pytest.raises(InputError, match=r"data\.json:1 \(item 1\): field 'messages\[1\]' is a tool call "
+                                         r"\(tool_calls\); training data holds text turns only"):
+        _rows(tmp_path, [{"messages": [{"role": "user", "content": "Q"}, call]}])
+
+
 def test_an_alpaca_row_that_asks_nothing_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"data\.json:1 \(item 2\): user turn 1 is empty"):
         _rows(tmp_path, [ALPACA, {**ALPACA, "instruction": " ", "input": ""}])
