@@ -6,6 +6,12 @@ label with a required reason as a new append-only row (``add_adjudication``); a 
 The review record counts the adjudicated label where there is one. Pairs stay blind here too: A and B only.
 An adjudicator who labelled the item themselves does not decide it.
 
+An adjudication names the labels it was decided on: those drawn in the run before the click on Record (the run
+that handles the form draws the labels as they are now). Where a reviewer labelled the item meanwhile, the store
+refuses it (``LabelsChanged``) and the page says who, with the new labels shown and the adjudicator's choices
+kept; where the item left the list meanwhile (its labels agree now, or another adjudicator decided it), the page
+says so. Nothing is saved in either case.
+
 The items listed, and the count waiting, are the disputes the review record counts (``dashboard.counting``);
 the others (stale items, baselines' outputs, other candidates') are counted apart and listed on request, marked.
 """
@@ -19,12 +25,14 @@ import streamlit as st
 
 from dashboard.counting import NO_RECORD, record_progress
 from dashboard.views import FLAG_TITLES, label_rows, show_guidelines, show_item
+from harness.core.errors import InputError
 from harness.core.store import RunStore
 from harness.review.config import Guidelines, ReviewConfig
 from harness.review.store import (
     LABEL_FLAGS,
     PREFERENCES,
     DisputedItem,
+    LabelsChanged,
     ReviewStore,
     StoredAdjudication,
 )
@@ -45,7 +53,10 @@ def _adjudication_row(adjudication: StoredAdjudication) -> dict:
     return row | {"at": adjudication.created_at}
 
 
-def _form(store: ReviewStore, disputed: DisputedItem, author: str, guidelines_sha256: str) -> None:
+def _form(store: ReviewStore, disputed: DisputedItem, author: str, guidelines_sha256: str,
+          decided_on: tuple[int, ...] | None) -> None:
+    """The adjudication form; ``decided_on``: the ids of the labels shown with it before the click (None: no
+    showing of this item is known, so nothing is saved)."""
     key = disputed.item_id
     with st.form(f"adjudicate_{key}"):
         if disputed.kind == "pairwise":
@@ -73,21 +84,48 @@ def _form(store: ReviewStore, disputed: DisputedItem, author: str, guidelines_sh
         if preference is None:
             st.error("Choose A, B or Tie.")
             return
-        saved = store.add_adjudication(key, author, reason=reason, preference=preference,
-                                       guidelines_sha256=guidelines_sha256, client_key=client_key)
+        decision = {"preference": preference}
     else:
         if verdict is None or helpfulness is None:
             st.error("Choose a verdict and a helpfulness rating.")
             return
-        saved = store.add_adjudication(key, author, reason=reason, verdict=verdict, helpfulness=helpfulness,
-                                       flags=flags, guidelines_sha256=guidelines_sha256, client_key=client_key)
+        decision = {"verdict": verdict, "helpfulness": helpfulness, "flags": flags}
+    if decided_on is None:
+        st.error("Review the labels above, then record the adjudication again. Nothing was saved.")
+        return
+    try:
+        saved = store.add_adjudication(key, author, reason=reason, guidelines_sha256=guidelines_sha256,
+                                       client_key=client_key, decided_on=decided_on, **decision)
+    except LabelsChanged as exc:  # the labels shown now are the new ones; the choices stay in the form
+        who = ", ".join(exc.reviewers) or "A reviewer"
+        st.error(f"{who} labelled this item while you were deciding; review the labels again. Nothing was saved: "
+                 f"record the adjudication again to decide on the labels now shown.")
+        return
+    except InputError as exc:  # e.g. the adjudicator labelled the item meanwhile
+        st.error(f"Nothing was saved: {exc}")
+        return
     state["adjudications"] = state.get("adjudications", 0) + 1
     state["adj_ack"] = {"item_id": key, "id": saved.id}
     st.rerun()
 
 
+def _left_the_list(store: ReviewStore, shown: dict) -> str:
+    """Why the item whose Record was clicked is no longer listed (nothing was saved)."""
+    item_id = shown["item_id"]
+    since = sorted({label.reviewer for label in store.item_labels(item_id) if label.id not in shown["labels"]})
+    if since:
+        return (f"{', '.join(since)} labelled item {item_id} while you were deciding, and it is no longer disputed; "
+                f"nothing was saved.")
+    if (decided := store.adjudication(item_id)) is not None:
+        return (f"{decided.author} adjudicated item {item_id} while you were deciding; nothing was saved. Turn on "
+                f"'Also show items already adjudicated' to review it (a new adjudication supersedes theirs).")
+    return f"Item {item_id} is no longer listed; nothing was saved."
+
+
 def adjudication_page(store: ReviewStore, config: ReviewConfig, run: RunStore, author: str,
                       guidelines: Guidelines) -> None:
+    # The item and labels the run before this one drew: what a click on Record (handled in this run) decided on.
+    shown = st.session_state.get("adj_showing")
     ack = st.session_state.pop("adj_ack", None)
     if ack:
         st.success(f"Saved: adjudication {ack['id']} on item {ack['item_id']}.")
@@ -102,6 +140,10 @@ def adjudication_page(store: ReviewStore, config: ReviewConfig, run: RunStore, a
     disputed = counted + others if include_others else counted
     disputed.sort(key=lambda d: d.item_id)
     pending = sum(d.adjudication is None for d in counted)
+    if shown is not None and st.session_state.get(f"adj_record_{shown['item_id']}") \
+            and shown["item_id"] not in {d.item_id for d in disputed}:
+        with st.container(key="adjudication_not_saved"):
+            st.warning(_left_the_list(store, shown))
     if progress is None:
         st.caption(NO_RECORD)
     if not disputed:
@@ -139,6 +181,8 @@ def adjudication_page(store: ReviewStore, config: ReviewConfig, run: RunStore, a
         st.caption("Disagree on: " + ", ".join(DISAGREEMENT_TITLES.get(x, x) for x in current.disagreements))
         st.caption("Every reviewer's current label")
         st.dataframe(label_rows(list(current.labels), when=True), hide_index=True, key="disputed_labels")
+        st.session_state["adj_showing"] = {"item_id": choice,
+                                           "labels": tuple(sorted(label.id for label in current.labels))}
         if current.adjudication is not None:
             st.caption("Current adjudication (a new one supersedes it; the old one is kept)")
             st.dataframe(pd.DataFrame([_adjudication_row(current.adjudication)]), hide_index=True,
@@ -146,4 +190,5 @@ def adjudication_page(store: ReviewStore, config: ReviewConfig, run: RunStore, a
         if author in {label.reviewer for label in current.labels}:
             st.warning("You labelled this item yourself: another adjudicator decides it.")
             return
-        _form(store, current, author, shown_sha256)
+        _form(store, current, author, shown_sha256,
+              shown["labels"] if shown is not None and shown["item_id"] == choice else None)

@@ -169,10 +169,12 @@ def _unskip() -> None:
     st.session_state["skipped"] = []
 
 
-def _progress(store: ReviewStore, reviewer: str, manager: bool, counted: ReviewProgress | None) -> None:
+def _progress(store: ReviewStore, reviewer: str, manager: bool, counted: ReviewProgress | None,
+              required_reviewers: int) -> None:
     """The reviewer's and everyone's progress over the items the review record counts (``counted``), with the
-    rest of the label store beside it; over the whole store, said so, where no record can be made."""
-    whole = store.progress()
+    rest of the label store beside it; over the whole store, said so, where no record can be made. Both quorums
+    are at the record's number (``required_reviewers``, the config's; an item queued for more needs more)."""
+    whole = store.progress(required_reviewers=required_reviewers)
     pace = whole.lead_time_s.get(reviewer)
     per_reviewer = counted.per_reviewer if counted is not None else whole.per_reviewer
     done, assigned = per_reviewer.get(reviewer, (0, 0))
@@ -220,7 +222,7 @@ def queue_page(store: ReviewStore, config: ReviewConfig, run: RunStore, reviewer
                guidelines: Guidelines) -> None:
     """The next item of the reviewer's queue; submitting or skipping reruns this fragment only."""
     counted = record_progress(store, config, run)
-    _progress(store, reviewer, manager, counted)
+    _progress(store, reviewer, manager, counted, config.required_reviewers)
     _acknowledge(store, reviewer)
     skipped = st.session_state.setdefault("skipped", [])
     entry = next((q for q in store.queue(reviewer, limit=len(skipped) + 1) if q.item_id not in skipped), None)

@@ -74,7 +74,9 @@ class Reviewer(Section):
                                                       "token in a config file ends up in version control).")
     token_env: str | None = Field(None, description="Environment variable holding this reviewer's token.")
     email: str | None = Field(None, description="The identity Streamlit's OIDC login must return for this "
-                                                "reviewer (review.oidc).")
+                                                "reviewer (review.oidc): with review.oidc, every reviewer (release "
+                                                "managers and adjudicators too) needs one, no two alike ignoring "
+                                                "case, no spaces around it.")
 
     @field_validator("name")
     @classmethod
@@ -142,6 +144,27 @@ class ReviewConfig(Section):
         require_unique((r.name for r in self.reviewers), "review.reviewers names")
         if unknown := sorted(set(self.adjudicators) - {r.name for r in self.reviewers}):
             raise ValueError(f"review.adjudicators: {unknown} are not in review.reviewers")
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_emails(self) -> ReviewConfig:
+        """With OIDC the app signs an identity in as the first reviewer whose e-mail it is: a reviewer without one,
+        or whose e-mail another reviewer listed earlier also has (the identity provider returns one spelling,
+        so case does not tell two apart), could never sign in, yet would be assigned items and counted on for
+        quorums."""
+        if not self.oidc:
+            return self
+        seen: dict[str, str] = {}  # e-mail, lower case -> the first reviewer with it
+        for index, reviewer in enumerate(self.reviewers):
+            field, email = f"review.reviewers.{index}.email", reviewer.email
+            if email is None or not email.strip():
+                raise ValueError(f"{field}: reviewer {reviewer.name!r} has no e-mail; with review.oidc every "
+                                 f"reviewer signs in by e-mail")
+            if email != email.strip():
+                raise ValueError(f"{field}: {email!r} has spaces around it; the sign-in would never match it")
+            if (first := seen.setdefault(email.lower(), reviewer.name)) != reviewer.name:
+                raise ValueError(f"{field}: reviewer {reviewer.name!r} has the e-mail of {first!r} ({email!r}, "
+                                 f"ignoring case); with review.oidc that e-mail always signs in as {first!r}")
         return self
 
     def public_dump(self) -> dict:

@@ -47,8 +47,8 @@ from harness.core.store import RunStore
 from harness.review.config import ReviewConfig
 from harness.review.store import NewItem, open_store
 
-__all__ = ["EnqueueResult", "build_queue_items", "content_key", "enqueue", "evidence_content_keys",
-           "resolve_candidate"]
+__all__ = ["EnqueueResult", "audit_content_key", "audit_item_id", "build_queue_items", "content_key", "enqueue",
+           "evidence_content_keys", "resolve_candidate"]
 
 log = get_logger("review")
 
@@ -94,15 +94,23 @@ def _audit_directions(config: ReviewConfig, audit: AuditSamples, suite: str, sco
     return directions
 
 
+def audit_content_key(sample: AuditSample) -> str:
+    """The content key of the item an audit sample is queued as (what a reviewer judges: model, prompt, output)."""
+    return content_key(kind="single", model=sample.model, prompt=sample.prompt, output=sample.output)
+
+
+def audit_item_id(sample: AuditSample) -> str:
+    """The ``source_item_id`` of the item an audit sample is queued as: ``<suite>/<item_id>#<sample>``."""
+    return f"{sample.suite}/{sample.item_id}#{sample.sample}"
+
+
 def _audit_item(config: ReviewConfig, candidate: str, audit: AuditSamples, sample: AuditSample,
                 stratum: str) -> NewItem:
     return NewItem(kind="single", stratum=stratum, source=audit.source, source_record_id=audit.record.record_id,
-                   source_item_id=f"{sample.suite}/{sample.item_id}#{sample.sample}", task=sample.suite,
+                   source_item_id=audit_item_id(sample), task=sample.suite,
                    candidate=candidate, model=sample.model, role=sample.role, prompt=sample.prompt,
                    output=sample.output, reference=sample.reference, scores=sample.scores, flags=sample.flags,
-                   required_reviewers=config.required_reviewers,
-                   content_key=content_key(kind="single", model=sample.model, prompt=sample.prompt,
-                                           output=sample.output))
+                   required_reviewers=config.required_reviewers, content_key=audit_content_key(sample))
 
 
 def _audit_items(config: ReviewConfig, candidate: str, audit: AuditSamples, rng: random.Random) -> list[NewItem]:

@@ -16,8 +16,10 @@ Items whose reviewers' current labels disagree (on accept/reject or a flag; on t
 *disputed* (:meth:`ReviewStore.disputed_items`); an adjudicator's label for one is another append-only row
 (``adjudications``, with author and reason; the latest counts), which the review record uses in place of the
 reviewers' labels while agreement is still measured on theirs. An adjudication decides the labels it was given
-on: a label or judgment written on the item after it makes it stale (:meth:`ReviewStore.stale_adjudications`),
-and the item is judged by its current labels again (and waits for a new adjudication if they still disagree).
+on: it names them (``decided_on``) and is refused where the item's current labels are others when it is written
+(:meth:`ReviewStore.add_adjudication`; so is one by an author who labelled the item); a label or judgment written
+on the item after it makes it stale (:meth:`ReviewStore.stale_adjudications`), and the item is judged by its
+current labels again (and waits for a new adjudication if they still disagree).
 The rows of one item are stamped in the order they were written (:meth:`ReviewStore._written_at`), which is
 what says which came first.
 
@@ -43,7 +45,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -61,6 +63,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     distinct,
     event,
@@ -380,6 +383,10 @@ class QueueEntry:
 
 @dataclass(frozen=True)
 class Progress:
+    """How far the whole label store (or one candidate's items) is: items, and items with their quorum, i.e.
+    current labels or judgments from :func:`reviewers_needed` distinct reviewers (the review record's rule, at the
+    ``required_reviewers`` :meth:`ReviewStore.progress` is given); each reviewer's labelled and assigned items."""
+
     items_total: int
     items_with_quorum: int
     per_reviewer: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (done, assigned)
@@ -409,6 +416,20 @@ def _adjudication(row) -> StoredAdjudication:
         created_at=row.created_at)
 
 
+def reviewers_needed(queued: int | None, required: int) -> int:
+    """The distinct reviewers an item needs for its quorum: the configured number (``required``), or the number
+    it was queued with (``queued``) where that is larger (an item queued for three is not reviewed by two because
+    the config says two now). The one rule: the review record counts by it, and :meth:`ReviewStore.progress` by
+    its SQL form (:func:`_reviewers_needed_sql`)."""
+    return max(queued or 0, required)
+
+
+def _reviewers_needed_sql(required: int):
+    """:func:`reviewers_needed` of each item as a SQL expression (a CASE, portable to SQLite and PostgreSQL;
+    an item with no queued number needs ``required``)."""
+    return case((items.c.required_reviewers > required, items.c.required_reviewers), else_=literal(required))
+
+
 def disagreements(kind: str, current: list[dict[str, Any]] | list[StoredLabel | StoredJudgment]) -> tuple[str, ...]:
     """What the current labels of one item disagree on: ``verdict`` and flag names (single-output item), or
     ``preference`` (pairwise); empty when they agree or fewer than two reviewers labelled. Helpfulness, a
@@ -421,6 +442,15 @@ def disagreements(kind: str, current: list[dict[str, Any]] | list[StoredLabel | 
 
     fields = ("preference",) if kind == "pairwise" else ("verdict", *LABEL_FLAGS)
     return tuple(name for name in fields if len({value(label, name) for label in current}) > 1)
+
+
+class LabelsChanged(InputError):
+    """An adjudication refused because the item's current labels are not the ones it was decided on
+    (``decided_on``): ``reviewers`` labelled the item (or corrected their label) meanwhile."""
+
+    def __init__(self, message: str, reviewers: tuple[str, ...]):
+        super().__init__(message)
+        self.reviewers = reviewers
 
 
 #: What a write stores of a human's decision, per table: a client key used again with any of these different is
@@ -566,7 +596,10 @@ class ReviewStore:
         return inserted
 
     def assign(self, reviewers: list[str], required: int) -> int:
-        """Give every item with fewer than ``required`` assignees more, least-loaded reviewer first."""
+        """Give every item with fewer than ``required`` reviewers more, least-loaded reviewer first. An item's
+        reviewers are those of ``reviewers`` assigned to it and anyone who labelled it: an open assignment of
+        someone no longer among ``reviewers`` (removed from the config) stays stored but holds no place, so their
+        unlabelled items go to a current reviewer."""
         if not reviewers:
             return 0
         added = 0
@@ -578,7 +611,11 @@ class ReviewStore:
                     load[name] = count
             have: dict[int, set[str]] = {}
             for item_id, name in conn.execute(select(assignments.c.item_id, assignments.c.reviewer)):
-                have.setdefault(item_id, set()).add(name)
+                if name in load:
+                    have.setdefault(item_id, set()).add(name)
+            for table in (labels, judgments):  # a label counts toward the quorum, whoever gave it
+                for item_id, name in conn.execute(select(table.c.item_id, table.c.reviewer).distinct()):
+                    have.setdefault(item_id, set()).add(name)
             rows = []
             now = _now()
             for item_id in conn.execute(select(items.c.id).order_by(items.c.id)).scalars():
@@ -648,14 +685,29 @@ class ReviewStore:
     def add_adjudication(self, item_id: int, author: str, *, reason: str, verdict: str | None = None,
                          helpfulness: int | None = None, flags: dict[str, bool] | None = None,
                          preference: str | None = None, guidelines_sha256: str | None = None,
-                         client_key: str | None = None, retries: int = 3) -> StoredAdjudication:
+                         client_key: str | None = None, retries: int = 3,
+                         decided_on: Iterable[int] | None = None) -> StoredAdjudication:
         """Append the adjudicated label of a disputed item (superseding an earlier adjudication of it) and commit
         before returning. A single-output item takes ``verdict`` and ``helpfulness`` (``flags`` default to
         unset), a pairwise one ``preference`` in the item's blind letters; ``reason`` is required. Who may
-        adjudicate is the caller's check: the store records ``author``. An item whose reviewers agree (or that
-        fewer than two reviewers labelled) is refused: there is nothing to adjudicate."""
+        adjudicate is the caller's check (``review.adjudicators``): the store records ``author``.
+
+        ``decided_on``: the ids of the item's current labels (or judgments) the adjudicator was shown
+        (``DisputedItem.labels``). Where the item's current labels are others by the time the write holds the
+        item (a reviewer labelled it, or corrected a label, meanwhile), nothing is saved and
+        :class:`LabelsChanged` names who: an adjudication decides the labels it was given on, never one its author
+        did not see. The app always passes it; None (scripts) decides on the current labels at the time of the
+        write. Refused as well, in the same transaction: an item whose reviewers agree (or that fewer than two
+        reviewers labelled: nothing to adjudicate), and an author with a current label on the item (an
+        adjudicator who labelled the item does not decide it). A retry of a write already stored (its client key)
+        returns the stored row, whatever was written since."""
         if not author:
             raise InputError("author: empty name")
+        if decided_on is not None:
+            decided_on = tuple(decided_on)
+            if not all(isinstance(i, int) and not isinstance(i, bool) for i in decided_on):
+                raise InputError(f"decided_on: {decided_on!r} is not a list of label (or judgment) ids")
+            decided_on = frozenset(decided_on)
         if not isinstance(reason, str) or not reason.strip():
             raise InputError("reason: an adjudication needs a reason")
         _check_guidelines_hash(guidelines_sha256)
@@ -682,19 +734,44 @@ class ReviewStore:
             values.update(verdict=verdict, helpfulness=helpfulness,
                           **{f: bool(flags.get(f, False)) for f in LABEL_FLAGS})
             kind = "single"
-        return self._append(adjudications, values, kind, _adjudication, retries, by="author")
+        return self._append(adjudications, values, kind, _adjudication, retries, by="author", decided_on=decided_on)
 
-    def _append(self, table: Table, values: dict[str, Any], kind: str, convert, retries: int, by: str = "reviewer"):
+    @staticmethod
+    def _refuse_adjudication(conn: Connection, values: dict[str, Any], kind: str,
+                             decided_on: frozenset[int] | None) -> None:
+        """Raise where the adjudication ``values`` may not be written: inside the write, which holds the item, so
+        the labels checked are the ones it is written over."""
+        item_id, author = values["item_id"], values["author"]
+        current = ReviewStore._current_of(conn, item_id, kind)
+        if decided_on is not None and decided_on != {label.id for label in current}:
+            since = tuple(sorted({label.reviewer for label in current if label.id not in decided_on}))
+            raise LabelsChanged(
+                f"decided_on: item {item_id}'s current labels are {sorted(label.id for label in current)}, not the "
+                f"{sorted(decided_on)} the adjudication was decided on"
+                + (f" ({', '.join(since)} labelled it since)" if since else "")
+                + "; nothing was saved: review the labels again", since)
+        if mine := [label for label in current if label.reviewer == author]:
+            raise InputError(f"author: {author} labelled item {item_id} (label {mine[0].id}); an adjudicator who "
+                             f"labelled the item does not decide it")
+        if not disagreements(kind, current):
+            raise InputError(f"item_id: item {item_id}: its reviewers' current labels agree (or fewer than two "
+                             f"labelled it); nothing to adjudicate")
+
+    def _append(self, table: Table, values: dict[str, Any], kind: str, convert, retries: int, by: str = "reviewer",
+                decided_on: frozenset[int] | None = None):
         for attempt in range(retries + 1):
             try:
                 with self._write() as conn:
                     if self._kind(conn, values["item_id"], lock=True) != kind:
                         raise InputError(f"item_id: item {values['item_id']} is not a {kind} item")
                     if table is adjudications:
+                        # A client key already stored is a retry of a write that happened: the insert below
+                        # fails on it and the stored row is returned (or refused if other), not judged anew
+                        # against labels written since.
+                        if conn.execute(select(table.c.id).where(
+                                table.c.client_key == values["client_key"])).first() is None:
+                            self._refuse_adjudication(conn, values, kind, decided_on)
                         # What a superseded row names: the item's previous adjudication, whoever wrote it.
-                        if not disagreements(kind, self._current_of(conn, values["item_id"], kind)):
-                            raise InputError(f"item_id: item {values['item_id']}: its reviewers' current labels "
-                                             f"agree (or fewer than two labelled it); nothing to adjudicate")
                         previous = conn.execute(select(func.max(table.c.id)).where(
                             table.c.item_id == values["item_id"])).scalar()
                     else:
@@ -894,20 +971,27 @@ class ReviewStore:
         with self.reading() as conn:
             return list(conn.execute(latest).scalars())
 
-    def _quorum(self, conn: Connection, *scope) -> tuple[int, int]:
+    def _quorum(self, conn: Connection, required: int, *scope) -> tuple[int, int]:
+        """Items in ``scope`` and those of them with :func:`reviewers_needed` distinct reviewers' labels (or
+        judgments), at the configured ``required``."""
         labelled = union(select(labels.c.item_id, labels.c.reviewer),
                          select(judgments.c.item_id, judgments.c.reviewer)).subquery()
         per_item = (select(labelled.c.item_id, func.count(distinct(labelled.c.reviewer)).label("n"))
                     .group_by(labelled.c.item_id).subquery())
         total = conn.execute(select(func.count()).select_from(items).where(*scope)).scalar()
         quorum = conn.execute(select(func.count()).select_from(items.join(per_item, per_item.c.item_id == items.c.id))
-                              .where(per_item.c.n >= items.c.required_reviewers, *scope)).scalar()
+                              .where(per_item.c.n >= _reviewers_needed_sql(required), *scope)).scalar()
         return total, quorum
 
-    def progress(self, candidate: str | None = None) -> Progress:
-        """Items total and with quorum (optionally one candidate's), and each reviewer's done/assigned."""
+    def progress(self, candidate: str | None = None, *, required_reviewers: int) -> Progress:
+        """Items total and with quorum (optionally one candidate's), and each reviewer's done/assigned.
+        ``required_reviewers``: the configured number (``review.required_reviewers``); an item needs it, or the
+        number it was queued with where that is larger (:func:`reviewers_needed`), as the review record counts."""
+        if isinstance(required_reviewers, bool) or not isinstance(required_reviewers, int) or required_reviewers < 1:
+            raise InputError(f"required_reviewers: {required_reviewers!r} is not an integer of at least 1")
         with self.reading() as conn:
-            total, quorum = self._quorum(conn, *([items.c.candidate == candidate] if candidate else []))
+            total, quorum = self._quorum(conn, required_reviewers,
+                                         *([items.c.candidate == candidate] if candidate else []))
             assigned = dict(conn.execute(select(assignments.c.reviewer, func.count())
                                          .group_by(assignments.c.reviewer)).all())
             done = dict(conn.execute(

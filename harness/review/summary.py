@@ -43,12 +43,12 @@ from sqlalchemy import func, select
 from harness.bench.record import bench_folder, pairwise_rows, read_bench
 from harness.core.records import InputRef, StoredRecord, config_hash
 from harness.core.runner import StageRun, stage_entry
-from harness.core.samples import audit_folders, read_audits
+from harness.core.samples import AUDIT_STAGE, audit_folders, audit_samples, read_audits
 from harness.core.stats import proportion_interval
 from harness.core.store import RECORD_FILE, RunStore, read_record
 from harness.review.agreement import TIE, item_agreement, item_kappa, label_agreement, majority
 from harness.review.config import ReviewConfig
-from harness.review.enqueue import evidence_content_keys, resolve_candidate
+from harness.review.enqueue import audit_content_key, audit_item_id, evidence_content_keys, resolve_candidate
 from harness.review.record import (
     ApprovalStratum,
     AutomaticFlagAgreement,
@@ -65,6 +65,7 @@ from harness.review.store import (
     disagreements,
     items,
     open_store,
+    reviewers_needed,
 )
 
 STAGE = "review"
@@ -72,7 +73,9 @@ STAGE = "review"
 #: 2: adjudicated labels count; judge-human and automatic-flag agreement. 3: only the current evidence's items
 #: count; agreement over items. 4: an item's quorum is counted at the larger of the configured and its queued
 #: number of reviewers (was its queued number alone); an adjudication a later label made stale decides nothing.
-SUMMARY_VERSION = 4
+#: 5: an item carried over from an earlier audit record is compared with the current audit's flags, not that
+#: record's.
+SUMMARY_VERSION = 5
 #: The item source of the blind pairs drawn from the bench's judged pairwise questions (enqueue's).
 BENCH_PAIRWISE_SOURCE = "bench/pairwise"
 #: An audit's automatic flag -> the reviewers' flag it predicts (same-named flags compare as themselves).
@@ -335,17 +338,59 @@ def judge_agreement(review: ReviewStore, store: RunStore, candidate: str, judged
         disagreements_total=differ), digest
 
 
-def automatic_flag_agreement(review: ReviewStore, candidate: str, current: list[dict],
+def _current_audit_flags(store: RunStore, evidence: CurrentEvidence, wanted: set[tuple[str, str]]
+                         ) -> dict[tuple[str, str], list[tuple[str, dict[str, bool]]]]:
+    """(audit source, content key) -> (queued item id, flags) of every sample with that output in the current
+    evidence's audit records, for the ``wanted`` pairs; read through ``harness.core.samples``, only the audits
+    named there."""
+    sources = {source for source, _ in wanted}
+    found: dict[tuple[str, str], list[tuple[str, dict[str, bool]]]] = {}
+    for folder in audit_folders(store):
+        record = read_record(folder, StoredRecord)
+        source = f"{AUDIT_STAGE}/{folder.name}"  # AuditSamples.source
+        if record.record_id not in evidence.records or source not in sources:
+            continue
+        for sample in audit_samples(folder, record):
+            if (key := (source, audit_content_key(sample))) in wanted:
+                found.setdefault(key, []).append((audit_item_id(sample), sample.flags))
+    return found
+
+
+def _flags_now(source_item_id: str, samples: list[tuple[str, dict[str, bool]]]) -> dict[str, bool]:
+    """An item's automatic flags as the current audit sets them on its output (``samples``: the audit's samples
+    with the item's content key): the sample's with the item's id where there is one, else each flag all of
+    them set alike; a flag they set differently, or any flag where no sample holds the output, is left out."""
+    chosen = [flags for item_id, flags in samples if item_id == source_item_id] or [flags for _, flags in samples]
+    settled = {}
+    for name in {name for flags in chosen for name in flags}:
+        values = {flags.get(name) for flags in chosen}
+        if len(values) == 1:
+            settled[name] = values.pop()
+    return settled
+
+
+def automatic_flag_agreement(review: ReviewStore, store: RunStore, evidence: CurrentEvidence, current: list[dict],
                              confidence: float) -> list[AutomaticFlagAgreement]:
     """Per audit source and automatic flag: on each item, the flag the audit set against the reviewers' majority
     of their current flags (a reviewers' flag of the same name, or as ``AUTOMATIC_FLAG_AS`` maps it), over items
     (an item whose reviewers split is left out). Every model's queued audit items count: the question is how
-    well the audit's flag matches people, whoever wrote the output."""
+    well the audit's flag matches people, whoever wrote the output.
+
+    The audit's flag is the current audit record's (``evidence``). An item queued from it holds its flags. An
+    item queued from an earlier record, counted because the current evidence holds its output
+    (:func:`counted_items`), holds the earlier record's flags, which a rerun audit (another scorer, another
+    judge) may no longer set: its flags are read from the current audit's samples with its content key
+    (:func:`_flags_now`); where the item's audit no longer holds the output, the item is left out."""
     ids = sorted({label["item_id"] for label in current if str(label["source"]).startswith("audit/")})
     with review.reading() as conn:
-        automatic = {row.id: (row.source, json.loads(row.flags_json)) for start in range(0, len(ids), 500)
-                     for row in conn.execute(select(items.c.id, items.c.source, items.c.flags_json)
-                                             .where(items.c.id.in_(ids[start:start + 500])))}
+        rows = [row for start in range(0, len(ids), 500) for row in conn.execute(
+            select(items.c.id, items.c.source, items.c.source_record_id, items.c.source_item_id,
+                   items.c.content_key, items.c.flags_json).where(items.c.id.in_(ids[start:start + 500])))]
+    carried = {(row.source, row.content_key) for row in rows if row.source_record_id not in evidence.records}
+    now = _current_audit_flags(store, evidence, carried) if carried else {}
+    automatic = {row.id: (row.source, json.loads(row.flags_json) if row.source_record_id in evidence.records
+                          else _flags_now(row.source_item_id, now.get((row.source, row.content_key), [])))
+                 for row in rows}
     # (source, automatic flag, reviewers' flag) -> item -> (the audit's flag, the reviewers' flags)
     votes: dict[tuple[str, str, str], dict[int, tuple[bool, list[bool]]]] = {}
     for label in current:
@@ -384,8 +429,9 @@ class _Tally:
 
 def _needs(queued: int | None, required: int) -> int:
     """The distinct reviewers an item needs for its quorum: the configured number the record states
-    (``required``), or the number it was queued with where that is larger."""
-    return max(queued or 0, required)
+    (``required``), or the number it was queued with where that is larger. The label store's rule
+    (:func:`harness.review.store.reviewers_needed`), so the app's whole-store quorum is counted alike."""
+    return reviewers_needed(queued, required)
 
 
 def _tally(review: ReviewStore, candidate: str, scope: CountedItems, required: int) -> _Tally:
@@ -509,7 +555,7 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
             # The judge is matched with the reviewers on the same question and answers, whichever record queued
             # the pair (judge_agreement's own test), so it reads every judgment.
             judge, judge_input = judge_agreement(review, store, candidate, all_judged, config.confidence)
-            flag_agreement = automatic_flag_agreement(review, candidate, every_label, config.confidence)
+            flag_agreement = automatic_flag_agreement(review, store, evidence, every_label, config.confidence)
         url = review.engine.url.render_as_string(hide_password=True)
     finally:
         review.close()

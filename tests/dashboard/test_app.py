@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from review_support import BASELINE, CANDIDATE, TOKENS, review_config
+from review_support import BASELINE, CANDIDATE, TOKENS, review_config, single_item
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
@@ -578,6 +578,60 @@ def test_an_adjudicator_does_not_decide_an_item_they_labelled(team_env):
     assert not [b for b in at.button if (b.key or "").startswith("adj_record_")]
 
 
+def _decide_item_1(at: AppTest) -> None:
+    at.radio(key="adj_verdict_1").set_value("reject")
+    at.radio(key="adj_helpfulness_1").set_value(2)
+    at.text_area(key="adj_reason_1").input("bob is right")
+
+
+def test_an_adjudication_over_a_label_the_adjudicator_was_not_shown_is_not_saved(team_env):
+    """meg is shown ann's accept and bob's reject on item 1; bob labels it again (reject, toxic) before she records
+    hers. Before, it was saved, stamped after bob's label (so not stale), over a toxic flag she never saw. Now the
+    page names bob, shows his new label and keeps her choices; recorded again, it decides on what is shown."""
+    _, review = team_env
+    at = _adjudication_page("meg")
+    _decide_item_1(at)
+    review.add_label(1, "bob", "reject", 1, {"toxic": True}, comment="a slur in line 3")
+    at.button(key="adj_record_1").click().run()
+    assert review.adjudication(1) is None
+    assert [e.value for e in at.error] == [
+        "bob labelled this item while you were deciding; review the labels again. Nothing was saved: record the "
+        "adjudication again to decide on the labels now shown."]
+    assert table(at, "labelled at")[["reviewer", "comment"]].values.tolist() == [
+        ["ann", "fine by me"], ["bob", "a slur in line 3"]]
+    assert (at.radio(key="adj_verdict_1").value, at.text_area(key="adj_reason_1").value) == ("reject", "bob is right")
+    at.checkbox(key="adj_flag_toxic_1").check()
+    at.button(key="adj_record_1").click().run()
+    saved = review.adjudication(1)
+    assert (saved.author, saved.verdict, saved.flags["toxic"]) == ("meg", "reject", True)
+    assert 1 not in review.stale_adjudications()
+    assert not at.error and not at.warning and [s.value for s in at.success] == [
+        f"Saved: adjudication {saved.id} on item 1."]
+
+
+def test_an_item_that_left_the_list_while_deciding_says_nothing_was_saved(team_env):
+    """bob's new label settles item 1 while meg decides it; cy adjudicates item 2 while meg decides that one."""
+    _, review = team_env
+    at = _adjudication_page("meg")
+    _decide_item_1(at)
+    review.add_label(1, "bob", "accept", 4)
+    at.button(key="adj_record_1").click().run()
+    assert review.adjudication(1) is None
+    assert [w.value for w in at.warning] == [
+        "bob labelled item 1 while you were deciding, and it is no longer disputed; nothing was saved."]
+    at.selectbox(key="adjudication_choice").set_value(2).run()
+    assert not at.warning
+    at.radio(key="adj_verdict_2").set_value("accept")
+    at.radio(key="adj_helpfulness_2").set_value(3)
+    at.text_area(key="adj_reason_2").input("not toxic")
+    review.add_adjudication(2, "cy", reason="toxic", verdict="accept", helpfulness=3, flags={"toxic": True})
+    at.button(key="adj_record_2").click().run()
+    assert review.adjudication(2).author == "cy"
+    assert [w.value for w in at.warning] == [
+        "cy adjudicated item 2 while you were deciding; nothing was saved. Turn on 'Also show items already "
+        "adjudicated' to review it (a new adjudication supersedes theirs)."]
+
+
 # ---- what the app counts: the review record's items --------------------------------------------------------
 # The Queue page's progress, the Adjudication page's disputed items and the Agreement page are over the
 # candidate's items of the current evidence, as `nift-gate review summary` counts them; stale items (queued from
@@ -635,6 +689,22 @@ def test_the_queue_pages_progress_is_the_review_records(mixed):
     assert _progress_texts(ann)[0] == "Your queue: 10 of 15 labelled"  # 20 of 25 over the whole store
     assert ("Besides these, 10 item(s) in your queue are not counted by the review record (stale, or another "
             "candidate's); you labelled 10 of them.") in [c.value for c in ann.caption]
+
+
+def test_the_whole_stores_quorum_is_counted_at_the_records_number(tmp_path, monkeypatch, run_store):
+    """Items queued when one reviewer sufficed, the config now asking for three: ann's labels give no item its
+    quorum, on the record's bar and on the whole store's beside it (which said 4 of 5 before)."""
+    config = write_app_config(tmp_path, monkeypatch, review_config(tmp_path, required_reviewers=3))
+    review = ReviewStore(config.database)
+    ids = review.add_items([single_item(str(i), required_reviewers=1) for i in range(5)])
+    review.assign(["ann"], 1)
+    for item_id in ids[:4]:
+        review.add_label(item_id, "ann", "accept", 4)
+    at = sign_in("ann")
+    assert _progress_texts(at)[1] == ("All reviewers: 0 of 5 items have their quorum (the candidate's outputs the "
+                                      "review record counts)")
+    assert ("Whole label store (stale items, baselines' outputs, blind pairs and other candidates' included): "
+            "0 of 5 items have their quorum.") in [c.value for c in at.caption]
 
 
 def test_the_adjudication_page_waits_on_the_records_disputes_and_lists_the_others_apart(mixed):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.core.errors import InputError
-from harness.review.store import NewItem, ReviewStore
+from harness.review.store import LabelsChanged, NewItem, ReviewStore
 
 GUIDE = "0123456789abcdef" * 4
 
@@ -121,6 +121,49 @@ def test_an_item_its_reviewers_agree_on_is_not_adjudicated(store):
         store.add_adjudication(9, "rm", reason="r", verdict="reject", helpfulness=1)
 
 
+def test_an_adjudication_decided_on_labels_since_replaced_is_refused(store):
+    """The adjudicator is shown ann's accept and bob's reject; bob labels again (reject, toxic) before she
+    submits. Her adjudication names the labels she was shown and is refused, naming bob: it would have been
+    stamped after his label, so not stale, and decided over a toxic flag she never saw."""
+    store.add_items([_item("a"), _item("p", "pairwise")])
+    shown = [store.add_label(1, "ann", "accept", 4).id, store.add_label(1, "bob", "reject", 2).id]
+    assert [label.id for label in store.disputed_items()[0].labels] == shown
+    store.add_label(1, "bob", "reject", 1, {"toxic": True})
+    with pytest.raises(LabelsChanged, match=r"the \[1, 2\] the adjudication was decided on \(bob labelled it since\); "
+                                            r"nothing was saved") as refused:
+        store.add_adjudication(1, "rm", reason="bob is right", verdict="reject", helpfulness=2, decided_on=shown)
+    assert refused.value.reviewers == ("bob",) and store.counts()["adjudications"] == 0
+    now = [label.id for label in store.item_labels(1)]
+    saved = store.add_adjudication(1, "rm", reason="bob is right", verdict="reject", helpfulness=1,
+                                   flags={"toxic": True}, decided_on=now, client_key="k1")
+    assert saved.flags["toxic"] and 1 not in store.stale_adjudications()
+    # A retry of that write (its acknowledgement lost) after ann's new label returns the stored row.
+    store.add_label(1, "ann", "reject", 2)
+    assert store.add_adjudication(1, "rm", reason="bob is right", verdict="reject", helpfulness=1,
+                                  flags={"toxic": True}, decided_on=now, client_key="k1") == saved
+    # A pair: a third reviewer's judgment is a change too. Without decided_on (a script): the labels as written.
+    store.add_judgment(2, "ann", "A")
+    store.add_judgment(2, "bob", "B")
+    seen = [judgment.id for judgment in store.item_labels(2)]
+    store.add_judgment(2, "cy", "tie")
+    with pytest.raises(LabelsChanged, match=r"\(cy labelled it since\)"):
+        store.add_adjudication(2, "rm", reason="A answers it", preference="A", decided_on=seen)
+    assert store.add_adjudication(2, "rm", reason="A answers it", preference="A").preference == "A"
+    with pytest.raises(InputError, match="decided_on: "):
+        store.add_adjudication(2, "rm", reason="r", preference="A", decided_on="12")
+
+
+def test_an_adjudicator_who_labelled_the_item_does_not_decide_it(store):
+    store.add_items([_item("a")])
+    store.add_label(1, "ann", "accept", 4)
+    store.add_label(1, "bob", "reject", 2)
+    with pytest.raises(InputError, match=r"author: ann labelled item 1 \(label 1\); an adjudicator who labelled the "
+                                         r"item does not decide it"):
+        store.add_adjudication(1, "ann", reason="mine is right", verdict="accept", helpfulness=4)
+    assert store.counts()["adjudications"] == 0
+    assert store.add_adjudication(1, "rm", reason="bob is right", verdict="reject", helpfulness=2).author == "rm"
+
+
 def test_labels_carry_the_guidelines_hash_and_lead_time_and_progress_reports_the_median(store):
     store.add_items([_item(k) for k in "abc"] + [_item("p", "pairwise")])
     store.assign(["ann", "bob"], 2)
@@ -131,7 +174,7 @@ def test_labels_carry_the_guidelines_hash_and_lead_time_and_progress_reports_the
     store.add_label(1, "bob", "accept", 4)
     assert (label.guidelines_sha256, label.lead_time_s) == (GUIDE, 10.0)
     assert store.my_label(4, "ann") == judged and judged.guidelines_sha256 == GUIDE
-    assert store.progress().lead_time_s == {"ann": 20.0, "bob": None}
+    assert store.progress(required_reviewers=2).lead_time_s == {"ann": 20.0, "bob": None}
     for bad in ("ABCDEF" * 10 + "ABCD", "xyz"):
         with pytest.raises(InputError, match="guidelines_sha256"):
             store.add_label(3, "ann", "accept", 4, guidelines_sha256=bad)

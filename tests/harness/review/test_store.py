@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.core.errors import InputError
-from harness.review.store import NewItem, ReviewStore
+from harness.review.store import NewItem, ReviewStore, reviewers_needed
 
 
 def _item(key: str, kind: str = "single") -> NewItem:
@@ -32,11 +32,32 @@ def test_duplicate_content_keys_are_skipped(store):
 def test_assignment_fills_each_item_to_its_quorum_least_loaded_first(store):
     store.add_items([_item(k) for k in "abcd"])
     assert store.assign(["ann", "bob", "cy"], 2) == 8
-    assert store.progress().per_reviewer == {"ann": (0, 3), "bob": (0, 3), "cy": (0, 2)}
+    assert store.progress(required_reviewers=2).per_reviewer == {"ann": (0, 3), "bob": (0, 3), "cy": (0, 2)}
     assert store.assign(["ann", "bob", "cy"], 2) == 0  # already full
     store.add_items([_item("e")])
     assert store.assign(["ann", "bob", "cy"], 2) == 2
-    assert store.progress().per_reviewer == {"ann": (0, 4), "bob": (0, 3), "cy": (0, 3)}
+    assert store.progress(required_reviewers=2).per_reviewer == {"ann": (0, 4), "bob": (0, 3), "cy": (0, 3)}
+
+
+def test_a_removed_reviewers_open_items_go_to_a_current_reviewer(store):
+    """bob leaves review.reviewers with items 1 and 2 open and item 3 labelled; cy joins. The refill gives cy
+    bob's open items, not item 3 (bob's label counts toward its reviewers); bob's rows stay. Before, bob's open
+    assignments held their places for ever and those items never reached their quorum."""
+    store.add_items([_item(k) for k in "abc"])
+    assert store.assign(["ann", "bob"], 2) == 6
+    store.add_label(3, "bob", "accept", 4)
+    assert store.assign(["ann", "cy"], 2) == 2
+    assert [q.item_id for q in store.queue("cy")] == [1, 2]
+    assert store.counts()["assignments"] == 8  # added, none removed
+    assert store.progress(required_reviewers=2).per_reviewer == {"ann": (0, 3), "bob": (1, 3), "cy": (0, 2)}
+    assert store.assign(["ann", "cy"], 2) == 0  # every item has two: ann and cy, or ann and bob's label
+    # Anyone's label counts, assigned or not (a pair's judgment too): d and p need one assignee more each.
+    store.add_items([_item("d"), _item("p", "pairwise")])
+    store.add_label(4, "dee", "accept", 4)
+    store.add_judgment(5, "dee", "A")
+    assert store.assign(["ann", "cy"], 2) == 2  # least-loaded first: d to cy, then p to ann (a tie, by name)
+    assert ([q.item_id for q in store.queue("cy")], [q.item_id for q in store.queue("ann")]) == ([1, 2, 4],
+                                                                                               [1, 2, 3, 5])
 
 
 def test_queue_holds_assigned_unlabelled_items_oldest_first(store):
@@ -47,7 +68,7 @@ def test_queue_holds_assigned_unlabelled_items_oldest_first(store):
     store.add_judgment(4, "ann", "tie")
     assert [q.item_id for q in store.queue("ann")] == [1, 3]
     assert [q.item_id for q in store.queue("bob", limit=2, offset=1)] == [2, 3]
-    assert store.progress().per_reviewer == {"ann": (2, 4), "bob": (0, 4)}
+    assert store.progress(required_reviewers=2).per_reviewer == {"ann": (2, 4), "bob": (0, 4)}
 
 
 def test_a_correction_supersedes_and_the_old_label_stays(store):
@@ -148,8 +169,27 @@ def test_quorum_counts_distinct_reviewers(store):
     store.add_label(1, "ann", "reject", 3)  # a correction is not a second reviewer
     store.add_label(2, "ann", "accept", 3)
     store.add_label(2, "bob", "accept", 3)
-    progress = store.progress("cand")
+    progress = store.progress("cand", required_reviewers=2)
     assert (progress.items_total, progress.items_with_quorum) == (2, 1)
+
+
+def test_an_items_quorum_is_at_the_larger_of_the_configured_and_its_queued_number(store):
+    """The review record's rule (``reviewers_needed``), so the Queue page's whole-store bar and the record's agree.
+    Items queued needing 1, 2 and 3; ann and bob label all three, ann alone a fourth queued needing 1. The store
+    used to count at the queued number alone: 3 of 4 whatever the config said."""
+    store.add_items([NewItem(**{**_item(key).__dict__, "required_reviewers": n})
+                     for key, n in (("one", 1), ("two", 2), ("three", 3), ("solo", 1))])
+    for item_id in (1, 2, 3):
+        store.add_label(item_id, "ann", "accept", 3)
+        store.add_label(item_id, "bob", "accept", 3)
+    store.add_label(4, "ann", "accept", 3)
+    quorum = {n: store.progress("cand", required_reviewers=n).items_with_quorum for n in (1, 2, 3)}
+    assert quorum == {1: 3, 2: 2, 3: 0}  # at 2 "solo" has one reviewer of 2; at 3 no item has three
+    store.add_label(3, "cy", "accept", 3)
+    assert store.progress(required_reviewers=2).items_with_quorum == 3  # "three" has its three
+    assert [reviewers_needed(queued, 2) for queued in (None, 1, 2, 3)] == [2, 2, 2, 3]
+    with pytest.raises(InputError, match="required_reviewers: 0 is not an integer of at least 1"):
+        store.progress(required_reviewers=0)
 
 
 # ---- a store that cannot be opened: one line, exit 2, nothing written ----------------------------------------------

@@ -58,7 +58,7 @@ def _mixed_store(config, run_store):
 def test_review_progress_gives_the_records_counts_on_a_mixed_store(run_store, config):
     review, ids = _mixed_store(config, run_store)
     progress = review_progress(review, config, run_store)
-    whole = review.progress()
+    whole = review.progress(required_reviewers=config.required_reviewers)
     review.close()
     record = summarise_review(config, run_store)
     assert progress.candidate == record.candidate == CANDIDATE
@@ -79,7 +79,7 @@ def test_review_progress_gives_the_records_counts_on_a_mixed_store(run_store, co
 def test_each_reviewers_labelled_and_assigned_are_over_the_counted_items(run_store, config):
     review, ids = _mixed_store(config, run_store)
     progress = review_progress(review, config, run_store)
-    whole = review.progress()
+    whole = review.progress(required_reviewers=config.required_reviewers)
     review.close()
     counted = len(ids["own"]) + len(ids["baseline"]) + len(ids["pairs"])
     # enqueue and assign gave every item both ann and bob; cy labelled without an assignment

@@ -32,7 +32,7 @@ def test_items_queued_for_one_reviewer_have_no_quorum_of_three_from_one(run_stor
     three = review_config(tmp_path, required_reviewers=3)
     record = summarise_review(three, run_store)
     assert (record.required_reviewers, record.items_total, record.items_with_quorum, record.reviewers) == (3, 4, 0, 1)
-    assert record.config["summary_version"] == SUMMARY_VERSION == 4
+    assert record.config["summary_version"] == SUMMARY_VERSION >= 4  # 4: quorum at the required number
     # The app's progress counts as the record does.
     review = open_store(three, run_store)
     assert review_progress(review, three, run_store).items_with_quorum == 0

@@ -112,10 +112,10 @@ def test_every_read_in_a_snapshot_sees_the_store_as_at_its_first(review):
             other.add_label(1, "bob", "accept", 4)  # committed by another connection meanwhile
             other.add_label(2, "bob", "accept", 4)  # item 2 is now disputed
             assert len(review.current_labels("cand")) == 2
-            assert review.progress("cand").items_with_quorum == 0
+            assert review.progress("cand", required_reviewers=2).items_with_quorum == 0
             assert review.disputed_items("cand") == []
         assert len(review.current_labels("cand")) == 4
-        assert review.progress("cand").items_with_quorum == 2
+        assert review.progress("cand", required_reviewers=2).items_with_quorum == 2
         assert [d.item_id for d in review.disputed_items("cand")] == [2]
     finally:
         other.close()
