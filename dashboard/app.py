@@ -82,7 +82,9 @@ def _sign_in(config: ReviewConfig, store: ReviewStore) -> None:
         if not st.user.is_logged_in:
             st.button("Log in", on_click=st.login, key="oidc_login")
             st.stop()
-        reviewer = next((r for r in config.reviewers if r.email and r.email == st.user.get("email")), None)
+        # ignoring case, as the config keeps e-mails unique: identity providers differ on the case they return
+        email = str(st.user.get("email") or "").lower()
+        reviewer = next((r for r in config.reviewers if r.email and r.email.lower() == email), None)
         if reviewer is None:
             st.error("This login is not a configured reviewer.")
             st.stop()

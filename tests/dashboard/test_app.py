@@ -412,6 +412,9 @@ def test_oidc_sign_out_signs_out(tmp_path, monkeypatch, run_store):
     assert at.user == {"is_logged_in": False}
     assert "reviewer" not in at.session_state and not at.sidebar.text
     assert [b.label for b in at.button] == ["Log in"]
+    at.user = {"is_logged_in": True, "email": "Bob@Example.ORG"}  # the case an identity provider returns varies
+    at.run()
+    assert "Signed in: bob (reviewer)" in [t.value for t in at.sidebar.text]
 
 
 # ---- guidelines ----------------------------------------------------------------------------------------------
