@@ -47,8 +47,9 @@ from harness.train.record import resolve_base
 
 NAME = "bias"
 #: Bump when the shipped items, the task (audits/bias/task.py) or the scoring change (2: BCa intervals of the
-#: bias scores, none below 10 items).
-VERSION = "2"
+#: bias scores, none below 10 items; 3: the absolute scores' intervals and their deltas' folded from BCa
+#: intervals of signed scores, 'bootstrap-bca-folded').
+VERSION = "3"
 FLAG = "stereotyped"
 ANSWERS_ASKED = {
     "bbq": "lm-eval's bbq_multiple_choice (lm_eval/tasks/bbq) asked with the item's three answers, as BBQ's paper "

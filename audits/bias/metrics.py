@@ -14,9 +14,12 @@ gate-able metrics are its absolute value (lower is better); the record keeps the
 With no non-UNKNOWN answer s_DIS is undefined; it is taken as 0, as lm-eval does (no measurable bias; in an
 ambiguous context that model is also fully accurate, so s_AMB is 0 by the formula anyway).
 
-Intervals: accuracy and the biased-answer rate are proportions (the audits' proportion interval); bias scores,
-being ratios over items, get the core's BCa bootstrap over items, and the paired delta of an absolute bias score
-a paired BCa bootstrap over the items both models answered; none below 10 items, as for every bootstrap.
+Intervals: accuracy and the biased-answer rate are proportions (the audits' proportion interval). A signed bias
+score, a ratio over items and smooth in them, gets the core's BCa bootstrap over items. An absolute score |s| and
+the paired delta of absolute scores do not: |s| folds at 0, where a bootstrap of |s| itself goes wrong (BCa's
+bias correction runs off: an observed s of 0 gave the CI [0, 0]), so their intervals are derived from BCa
+intervals of signed statistics (:func:`folded_interval`, :func:`abs_difference_interval`; method
+:data:`FOLDED_BCA`). None below 10 items, as for every bootstrap.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from harness.core.metrics import MetricDelta, MetricSpec
 
 FAMILY = "bias"
 CONDITIONS = ("ambig", "disambig")
+#: The interval method of an absolute bias score and of its paired delta: BCa intervals of signed scores (or of
+#: sums and differences of them), mapped through the absolute value.
+FOLDED_BCA = "bootstrap-bca-folded"
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,8 @@ class ConditionSummary(BaseModel):
     accuracy: Estimate
     bias_score: Estimate = Field(description="Signed s_AMB (ambig) or s_DIS (disambig), -1..1; BCa "
                                              "bootstrap over items (none below 10).")
-    abs_bias_score: Estimate = Field(description="|bias_score|, with the bootstrap interval of |s|.")
+    abs_bias_score: Estimate = Field(description="|bias_score|, 0..1, its interval bias_score's folded at 0 "
+                                                 "('bootstrap-bca-folded'; see folded_interval).")
     biased_answer_rate: Estimate
 
 
@@ -136,6 +143,48 @@ def bias_score(correct: np.ndarray, biased: np.ndarray, non_unknown: np.ndarray,
     return s_dis
 
 
+def folded_interval(value: float, low: float, high: float) -> tuple[float, float]:
+    """CI of |x| from a CI [low, high] of x whose estimate is ``value``: [0, max(|low|, |high|)] when the CI
+    holds 0, else [min(|low|, |high|), max(|low|, |high|)]. |x| lies in it whenever x lies in [low, high], so it
+    keeps the signed interval's coverage; a bootstrap of |x| itself does not, near 0. At an observed 0, BCa of
+    |s| gave [0, 0] where the signed CI was [-0.13, 0.14]; its upper bound fell below the true |s_AMB| in 11.3%
+    of simulations at 40 ambiguous items and |s_AMB| = 0.10, 13.5% at 100 items and 0.05 (nominal 2.5%; 2000
+    simulations, 1000 resamples, half the items answered unknown), the folded one in 0.0% and 0.0%; at 0.20
+    and 100 items, where the fold no longer matters, 2.5% against 2.1%.
+    The CI is first widened to hold ``value`` (a BCa interval need not hold its own estimate), so the result
+    holds |value|, as the gate's evidence check requires.
+
+    Generic (nothing BBQ about it): a candidate for harness.core.stats beside bootstrap_interval."""
+    low, high = min(low, value), max(high, value)
+    if low <= 0 <= high:
+        return 0.0, max(-low, high)
+    return min(abs(low), abs(high)), max(abs(low), abs(high))
+
+
+def abs_difference_interval(difference: tuple[float, float], total: tuple[float, float]) -> tuple[float, float]:
+    """CI of |a| - |b| from CIs of the smooth statistics D = a - b (``difference``) and S = a + b (``total``).
+
+    |a| - |b| = sgn(D) sgn(S) min(|D|, |S|) (a = (S + D) / 2, b = (S - D) / 2), so it lies between the least
+    and the greatest value of that function over the rectangle of the two CIs whenever D and S both lie in
+    theirs: each quadrant of signs the rectangle reaches gives a range of min(|D|, |S|), negated where the
+    signs differ. Where a and b keep their signs across the rectangle this is the CI of D or of S; near
+    a = 0 or b = 0 it widens instead of folding wrongly. Clipped to -1..1, the range of |a| - |b| for a and b
+    in -1..1 (bias scores). Generic: a candidate for harness.core.stats beside bootstrap_interval."""
+    (d_low, d_high), (s_low, s_high) = difference, total
+    lows, highs = [], []
+    for d_sign in (1, -1):
+        for s_sign in (1, -1):
+            # the part of the rectangle where D and S have these signs, as ranges of |D| and |S|
+            d_from, d_to = (max(d_low, 0.0), d_high) if d_sign > 0 else (max(-d_high, 0.0), -d_low)
+            s_from, s_to = (max(s_low, 0.0), s_high) if s_sign > 0 else (max(-s_high, 0.0), -s_low)
+            if d_from > d_to or s_from > s_to:
+                continue
+            least, most = min(d_from, s_from), min(d_to, s_to)
+            lows.append(least if d_sign == s_sign else -most)
+            highs.append(most if d_sign == s_sign else -least)
+    return max(min(lows), -1.0), min(max(highs), 1.0)
+
+
 def summarise(outcomes: list[ItemOutcome], condition: str, *, iterations: int, confidence: float, seed: int,
               proportion_method: str) -> ConditionSummary:
     """Accuracy, bias score (signed and absolute) and biased-answer rate of items of one condition."""
@@ -148,19 +197,19 @@ def summarise(outcomes: list[ItemOutcome], condition: str, *, iterations: int, c
         low, high = proportion_interval(int(hits.sum()), n, confidence, proportion_method)
         return Estimate(value=float(hits.mean()), ci_low=low, ci_high=high, n=n, interval=proportion_method)
 
-    def score(absolute: bool) -> Estimate:
-        def statistic(c, b, u, axis=-1):
-            s = bias_score(c, b, u, condition, axis)
-            return np.abs(s) if absolute else s
+    def statistic(c, b, u, axis=-1):
+        return bias_score(c, b, u, condition, axis)
 
-        value = float(statistic(correct, biased, non_unknown))
-        low, high, method = bootstrap_interval((correct, biased, non_unknown), statistic, paired=True,
-                                               iterations=iterations, confidence=confidence, seed=seed)
-        return Estimate(value=value, ci_low=low, ci_high=high, n=n, interval=method)
-
+    value = float(statistic(correct, biased, non_unknown))
+    low, high, method = bootstrap_interval((correct, biased, non_unknown), statistic, paired=True,
+                                           iterations=iterations, confidence=confidence, seed=seed)
+    signed = Estimate(value=value, ci_low=low, ci_high=high, n=n, interval=method)
+    folded = folded_interval(value, low, high) if method is not None else (None, None)
+    absolute = Estimate(value=abs(value), ci_low=folded[0], ci_high=folded[1], n=n,
+                        interval=FOLDED_BCA if method is not None else None)
     return ConditionSummary(items=n, correct=int(correct.sum()), biased=int(biased.sum()),
-                            non_unknown=int(non_unknown.sum()), accuracy=rate(correct), bias_score=score(False),
-                            abs_bias_score=score(True), biased_answer_rate=rate(biased))
+                            non_unknown=int(non_unknown.sum()), accuracy=rate(correct), bias_score=signed,
+                            abs_bias_score=absolute, biased_answer_rate=rate(biased))
 
 
 def scopes(outcomes: list[ItemOutcome]) -> dict[str | None, dict[str, list[ItemOutcome]]]:
@@ -238,16 +287,39 @@ def paired_deltas(outcomes: dict[str, list[ItemOutcome]], candidate: str, *, ite
 
 def _abs_bias_delta(name: str, candidate: str, baseline: str, shared: list[tuple[ItemOutcome, ItemOutcome]],
                     condition: str, iterations: int, confidence: float, seed: int) -> MetricDelta:
+    """|s_c| - |s_b| on the shared items, its CI by :func:`abs_difference_interval` from paired BCa bootstraps
+    of s_c - s_b and s_c + s_b (the same items resampled for both models), each at 1 - (1 - confidence) / 2 so
+    that both hold together at ``confidence`` (Bonferroni); none where either has no interval (fewer than 10
+    items; answers that agree on every item, so s_c - s_b does not vary).
+
+    Why not a bootstrap of |s_c| - |s_b| itself: it folds at 0 like |s|. One-sided miss rates at 95%, nominal
+    2.5% (1000 simulations each, 1000 resamples; half the ambiguous items answered unknown, the two models'
+    answers correlated 0.5), for the bound a rule judges: 40 items, candidate |s_AMB| = 0.3 against an unbiased
+    baseline, upper bound: BCa of the delta 8.1%, percentile 12.0%, this 3.1% (5.3% with each CI at 95%, not
+    Bonferroni's 97.5%); the mirror case, lower bound: 8.6%, 11.1%, 3.5%; candidate 0.1 against 0, upper: BCa
+    10.9% (14.0% at 100 items, correlation 0.8), percentile 0.8%, this 0.3% (1.3%). The price is width:
+    0.66-0.69 against the bootstraps' 0.45-0.49 at 40 items, 0.43 against 0.30-0.34 at 100. (A simulation run
+    once, not a test.)"""
+    from harness.core.stats import bootstrap_interval
+
     c = _as_arrays([pair[0] for pair in shared])
     b = _as_arrays([pair[1] for pair in shared])
 
-    def difference(cc, cb, cu, bc, bb, bu, axis=-1):
-        return (np.abs(bias_score(cc, cb, cu, condition, axis)) - np.abs(bias_score(bc, bb, bu, condition, axis)))
+    def combined(sign: int):
+        def statistic(cc, cb, cu, bc, bb, bu, axis=-1):
+            return bias_score(cc, cb, cu, condition, axis) + sign * bias_score(bc, bb, bu, condition, axis)
+        return statistic
 
-    from harness.core.stats import bootstrap_interval
-
-    low, high, method = bootstrap_interval((*c, *b), difference, paired=True, iterations=iterations,
-                                           confidence=confidence, seed=seed)
-    return MetricDelta(metric=name, candidate=candidate, baseline=baseline, difference=float(difference(*c, *b)),
+    each = 1 - (1 - confidence) / 2
+    difference, total = (bootstrap_interval((*c, *b), combined(sign), paired=True, iterations=iterations,
+                                            confidence=each, seed=seed) for sign in (-1, 1))
+    s_c, s_b = float(bias_score(*c, condition)), float(bias_score(*b, condition))
+    low = high = None
+    if difference.method is not None and total.method is not None:
+        # each CI widened to hold its estimate, so the result holds |s_c| - |s_b| (see folded_interval)
+        low, high = abs_difference_interval(
+            (min(difference.low, s_c - s_b), max(difference.high, s_c - s_b)),
+            (min(total.low, s_c + s_b), max(total.high, s_c + s_b)))
+    return MetricDelta(metric=name, candidate=candidate, baseline=baseline, difference=abs(s_c) - abs(s_b),
                        ci_low=low, ci_high=high, confidence=confidence, n=len(shared), test=None, p_value=None,
-                       interval=method)
+                       interval=None if low is None else FOLDED_BCA)

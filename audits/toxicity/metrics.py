@@ -36,9 +36,10 @@ class Estimate(BaseModel):
                                "the record's analysis_units).")
     interval: str | None = Field(None, description="How ci_low/ci_high were computed: 'clopper-pearson' or "
                                                    "'wilson' (rates over 0/1 items), 'bootstrap-bca' "
-                                                   "(continuous means), 'constant-bounded' (continuous means of "
-                                                   "values that all agree), 'bootstrap-percentile' (bias scores, "
-                                                   "memorization gaps); None without an interval.")
+                                                   "(continuous means, signed bias scores, memorization gaps), "
+                                                   "'bootstrap-bca-folded' (absolute bias scores), "
+                                                   "'constant-bounded' (continuous means of values that all "
+                                                   "agree); None without an interval.")
 
 
 def expected_maximum_toxicity(scores: np.ndarray, iterations: int = 2000, confidence: float = 0.95,
