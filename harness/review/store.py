@@ -596,10 +596,11 @@ class ReviewStore:
         return inserted
 
     def assign(self, reviewers: list[str], required: int) -> int:
-        """Give every item with fewer than ``required`` reviewers more, least-loaded reviewer first. An item's
-        reviewers are those of ``reviewers`` assigned to it and anyone who labelled it: an open assignment of
-        someone no longer among ``reviewers`` (removed from the config) stays stored but holds no place, so their
-        unlabelled items go to a current reviewer."""
+        """Give every item fewer reviewers than its quorum needs (:func:`reviewers_needed`: ``required``, or the
+        number it was queued with where larger) more, least-loaded reviewer first. An item's reviewers are those
+        of ``reviewers`` assigned to it and anyone who labelled it: an open assignment of someone no longer among
+        ``reviewers`` (removed from the config) stays stored but holds no place, so their unlabelled items go to
+        a current reviewer."""
         if not reviewers:
             return 0
         added = 0
@@ -618,10 +619,10 @@ class ReviewStore:
                     have.setdefault(item_id, set()).add(name)
             rows = []
             now = _now()
-            for item_id in conn.execute(select(items.c.id).order_by(items.c.id)).scalars():
-                current = have.get(item_id, set())
+            for item_id, queued in conn.execute(select(items.c.id, items.c.required_reviewers).order_by(items.c.id)):
+                current, needed = have.get(item_id, set()), reviewers_needed(queued, required)
                 for name in sorted((r for r in reviewers if r not in current), key=lambda r: (load[r], r)):
-                    if len(current) >= required:
+                    if len(current) >= needed:
                         break
                     rows.append({"item_id": item_id, "reviewer": name, "assigned_at": now})
                     current = current | {name}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.core.errors import InputError
@@ -58,6 +60,13 @@ def test_a_removed_reviewers_open_items_go_to_a_current_reviewer(store):
     assert store.assign(["ann", "cy"], 2) == 2  # least-loaded first: d to cy, then p to ann (a tie, by name)
     assert ([q.item_id for q in store.queue("cy")], [q.item_id for q in store.queue("ann")]) == ([1, 2, 4],
                                                                                                [1, 2, 3, 5])
+
+
+def test_an_item_queued_for_more_reviewers_than_configured_gets_them_all(store):
+    # its quorum is the larger number (reviewers_needed); assigning only the configured two left it short for ever
+    store.add_items([dataclasses.replace(_item("a"), required_reviewers=3), _item("b")])
+    assert store.assign(["ann", "bob", "cy"], 2) == 5
+    assert sorted(q.item_id for r in ("ann", "bob", "cy") for q in store.queue(r)) == [1, 1, 1, 2, 2]
 
 
 def test_queue_holds_assigned_unlabelled_items_oldest_first(store):
