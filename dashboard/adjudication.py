@@ -54,9 +54,9 @@ def _adjudication_row(adjudication: StoredAdjudication) -> dict:
 
 
 def _form(store: ReviewStore, disputed: DisputedItem, author: str, guidelines_sha256: str,
-          decided_on: tuple[int, ...] | None) -> None:
-    """The adjudication form; ``decided_on``: the ids of the labels shown with it before the click (None: no
-    showing of this item is known, so nothing is saved)."""
+          shown: dict | None) -> None:
+    """The adjudication form; ``shown``: what the run before the click drew of the item, the ids of its labels
+    and of its latest adjudication (None: no showing of this item is known, so nothing is saved)."""
     key = disputed.item_id
     with st.form(f"adjudicate_{key}"):
         if disputed.kind == "pairwise":
@@ -90,13 +90,18 @@ def _form(store: ReviewStore, disputed: DisputedItem, author: str, guidelines_sh
             st.error("Choose a verdict and a helpfulness rating.")
             return
         decision = {"verdict": verdict, "helpfulness": helpfulness, "flags": flags}
-    if decided_on is None:
+    if shown is None:
         st.error("Review the labels above, then record the adjudication again. Nothing was saved.")
         return
     try:
         saved = store.add_adjudication(key, author, reason=reason, guidelines_sha256=guidelines_sha256,
-                                       client_key=client_key, decided_on=decided_on, **decision)
+                                       client_key=client_key, decided_on=shown["labels"],
+                                       replacing=shown["adjudication"], **decision)
     except LabelsChanged as exc:  # the labels shown now are the new ones; the choices stay in the form
+        if exc.adjudicator is not None and not exc.reviewers:
+            st.error(f"{exc.adjudicator} adjudicated this item while you were deciding; their adjudication is now "
+                     f"shown. Nothing was saved: record yours again to supersede it.")
+            return
         who = ", ".join(exc.reviewers) or "A reviewer"
         st.error(f"{who} labelled this item while you were deciding; review the labels again. Nothing was saved: "
                  f"record the adjudication again to decide on the labels now shown.")
@@ -181,8 +186,10 @@ def adjudication_page(store: ReviewStore, config: ReviewConfig, run: RunStore, a
         st.caption("Disagree on: " + ", ".join(DISAGREEMENT_TITLES.get(x, x) for x in current.disagreements))
         st.caption("Every reviewer's current label")
         st.dataframe(label_rows(list(current.labels), when=True), hide_index=True, key="disputed_labels")
+        latest = current.adjudication or current.stale_adjudication
         st.session_state["adj_showing"] = {"item_id": choice,
-                                           "labels": tuple(sorted(label.id for label in current.labels))}
+                                           "labels": tuple(sorted(label.id for label in current.labels)),
+                                           "adjudication": latest.id if latest else None}
         if current.adjudication is not None:
             st.caption("Current adjudication (a new one supersedes it; the old one is kept)")
             st.dataframe(pd.DataFrame([_adjudication_row(current.adjudication)]), hide_index=True,
@@ -190,5 +197,4 @@ def adjudication_page(store: ReviewStore, config: ReviewConfig, run: RunStore, a
         if author in {label.reviewer for label in current.labels}:
             st.warning("You labelled this item yourself: another adjudicator decides it.")
             return
-        _form(store, current, author, shown_sha256,
-              shown["labels"] if shown is not None and shown["item_id"] == choice else None)
+        _form(store, current, author, shown_sha256, shown if shown is not None and shown["item_id"] == choice else None)

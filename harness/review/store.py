@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     Boolean,
@@ -445,12 +445,18 @@ def disagreements(kind: str, current: list[dict[str, Any]] | list[StoredLabel | 
 
 
 class LabelsChanged(InputError):
-    """An adjudication refused because the item's current labels are not the ones it was decided on
-    (``decided_on``): ``reviewers`` labelled the item (or corrected their label) meanwhile."""
+    """An adjudication refused because the item is not as its adjudicator was shown it: ``reviewers`` labelled
+    the item (or corrected their label) meanwhile (``decided_on``), or ``adjudicator`` adjudicated it meanwhile
+    (``replacing``)."""
 
-    def __init__(self, message: str, reviewers: tuple[str, ...]):
+    def __init__(self, message: str, reviewers: tuple[str, ...], adjudicator: str | None = None):
         super().__init__(message)
         self.reviewers = reviewers
+        self.adjudicator = adjudicator
+
+
+#: ``add_adjudication(replacing=CURRENT)``: supersede whichever adjudication the item has when it is written.
+CURRENT = "current"
 
 
 #: What a write stores of a human's decision, per table: a client key used again with any of these different is
@@ -687,7 +693,8 @@ class ReviewStore:
                          helpfulness: int | None = None, flags: dict[str, bool] | None = None,
                          preference: str | None = None, guidelines_sha256: str | None = None,
                          client_key: str | None = None, retries: int = 3,
-                         decided_on: Iterable[int] | None = None) -> StoredAdjudication:
+                         decided_on: Iterable[int] | None = None,
+                         replacing: int | None | Literal["current"] = CURRENT) -> StoredAdjudication:
         """Append the adjudicated label of a disputed item (superseding an earlier adjudication of it) and commit
         before returning. A single-output item takes ``verdict`` and ``helpfulness`` (``flags`` default to
         unset), a pairwise one ``preference`` in the item's blind letters; ``reason`` is required. Who may
@@ -698,7 +705,11 @@ class ReviewStore:
         item (a reviewer labelled it, or corrected a label, meanwhile), nothing is saved and
         :class:`LabelsChanged` names who: an adjudication decides the labels it was given on, never one its author
         did not see. The app always passes it; None (scripts) decides on the current labels at the time of the
-        write. Refused as well, in the same transaction: an item whose reviewers agree (or that fewer than two
+        write. ``replacing``: the id of the item's adjudication shown with it, None where it had none; another by
+        the time of the write (someone adjudicated it meanwhile) is refused the same way, naming its author, so
+        an adjudication never supersedes one its author did not see. The app passes it; :data:`CURRENT` (the
+        default, scripts) supersedes whichever there is. Refused as well, in the same transaction: an item whose
+        reviewers agree (or that fewer than two
         reviewers labelled: nothing to adjudicate), and an author with a current label on the item (an
         adjudicator who labelled the item does not decide it). A retry of a write already stored (its client key)
         returns the stored row, whatever was written since."""
@@ -709,6 +720,8 @@ class ReviewStore:
             if not all(isinstance(i, int) and not isinstance(i, bool) for i in decided_on):
                 raise InputError(f"decided_on: {decided_on!r} is not a list of label (or judgment) ids")
             decided_on = frozenset(decided_on)
+        if replacing != CURRENT and (isinstance(replacing, bool) or not isinstance(replacing, int | None)):
+            raise InputError(f"replacing: {replacing!r} is not an adjudication id, None or {CURRENT!r}")
         if not isinstance(reason, str) or not reason.strip():
             raise InputError("reason: an adjudication needs a reason")
         _check_guidelines_hash(guidelines_sha256)
@@ -735,14 +748,24 @@ class ReviewStore:
             values.update(verdict=verdict, helpfulness=helpfulness,
                           **{f: bool(flags.get(f, False)) for f in LABEL_FLAGS})
             kind = "single"
-        return self._append(adjudications, values, kind, _adjudication, retries, by="author", decided_on=decided_on)
+        return self._append(adjudications, values, kind, _adjudication, retries, by="author", decided_on=decided_on,
+                            replacing=replacing)
 
     @staticmethod
     def _refuse_adjudication(conn: Connection, values: dict[str, Any], kind: str,
-                             decided_on: frozenset[int] | None) -> None:
+                             decided_on: frozenset[int] | None, replacing: int | None | str) -> None:
         """Raise where the adjudication ``values`` may not be written: inside the write, which holds the item, so
         the labels checked are the ones it is written over."""
         item_id, author = values["item_id"], values["author"]
+        if replacing != CURRENT:
+            latest = conn.execute(select(adjudications.c.id, adjudications.c.author).where(
+                adjudications.c.item_id == item_id).order_by(adjudications.c.id.desc()).limit(1)).first()
+            if (latest.id if latest else None) != replacing:
+                raise LabelsChanged(
+                    f"replacing: item {item_id}'s adjudication is now {latest.id} by {latest.author}, not "
+                    f"{replacing}, the one shown; nothing was saved: review it again" if latest else
+                    f"replacing: item {item_id} has no adjudication {replacing}; nothing was saved", (),
+                    latest.author if latest else None)
         current = ReviewStore._current_of(conn, item_id, kind)
         if decided_on is not None and decided_on != {label.id for label in current}:
             since = tuple(sorted({label.reviewer for label in current if label.id not in decided_on}))
@@ -759,7 +782,7 @@ class ReviewStore:
                              f"labelled it); nothing to adjudicate")
 
     def _append(self, table: Table, values: dict[str, Any], kind: str, convert, retries: int, by: str = "reviewer",
-                decided_on: frozenset[int] | None = None):
+                decided_on: frozenset[int] | None = None, replacing: int | None | str = CURRENT):
         for attempt in range(retries + 1):
             try:
                 with self._write() as conn:
@@ -771,7 +794,7 @@ class ReviewStore:
                         # against labels written since.
                         if conn.execute(select(table.c.id).where(
                                 table.c.client_key == values["client_key"])).first() is None:
-                            self._refuse_adjudication(conn, values, kind, decided_on)
+                            self._refuse_adjudication(conn, values, kind, decided_on, replacing)
                         # What a superseded row names: the item's previous adjudication, whoever wrote it.
                         previous = conn.execute(select(func.max(table.c.id)).where(
                             table.c.item_id == values["item_id"])).scalar()

@@ -612,6 +612,24 @@ def test_an_adjudication_over_a_label_the_adjudicator_was_not_shown_is_not_saved
         f"Saved: adjudication {saved.id} on item 1."]
 
 
+def test_an_adjudication_over_one_recorded_meanwhile_is_not_saved(team_env):
+    """With already adjudicated items shown, item 1 stays listed when cy adjudicates it while meg decides it:
+    before, meg's click superseded cy's adjudication, which she never saw."""
+    _, review = team_env
+    at = _adjudication_page("meg")
+    at.toggle(key="adjudication_all").set_value(True).run()
+    _decide_item_1(at)
+    review.add_adjudication(1, "cy", reason="ann is right", verdict="accept", helpfulness=4)
+    at.button(key="adj_record_1").click().run()
+    assert review.adjudication(1).author == "cy"
+    assert [e.value for e in at.error] == [
+        "cy adjudicated this item while you were deciding; their adjudication is now shown. Nothing was saved: "
+        "record yours again to supersede it."]
+    assert table(at, "adjudicated by")["adjudicated by"].tolist() == ["cy"]
+    at.button(key="adj_record_1").click().run()
+    assert (review.adjudication(1).author, review.adjudication(1).verdict) == ("meg", "reject")
+
+
 def test_an_item_that_left_the_list_while_deciding_says_nothing_was_saved(team_env):
     """bob's new label settles item 1 while meg decides it; cy adjudicates item 2 while meg decides that one."""
     _, review = team_env

@@ -153,6 +153,27 @@ def test_an_adjudication_decided_on_labels_since_replaced_is_refused(store):
         store.add_adjudication(2, "rm", reason="r", preference="A", decided_on="12")
 
 
+def test_an_adjudication_never_supersedes_one_its_author_was_not_shown(store):
+    """meg is shown item 1 without an adjudication; cy adjudicates it before meg submits. meg's would supersede
+    cy's, which she never saw: refused, naming cy. Decided again over cy's (replacing its id), it is saved."""
+    store.add_items([_item("a")])
+    shown = [store.add_label(1, "ann", "accept", 4).id, store.add_label(1, "bob", "reject", 2).id]
+    cys = store.add_adjudication(1, "cy", reason="ann is right", verdict="accept", helpfulness=4)
+    with pytest.raises(LabelsChanged, match=rf"replacing: item 1's adjudication is now {cys.id} by cy, not None, "
+                                            r"the one shown; nothing was saved") as refused:
+        store.add_adjudication(1, "meg", reason="bob is right", verdict="reject", helpfulness=2, decided_on=shown,
+                               replacing=None)
+    assert (refused.value.adjudicator, refused.value.reviewers) == ("cy", ())
+    assert store.adjudication(1).author == "cy"
+    saved = store.add_adjudication(1, "meg", reason="bob is right", verdict="reject", helpfulness=2,
+                                   decided_on=shown, replacing=cys.id)
+    assert (store.adjudication(1).id, saved.supersedes) == (saved.id, cys.id)
+    with pytest.raises(LabelsChanged, match=rf"not {cys.id}, the one shown"):  # cy, again from the old showing
+        store.add_adjudication(1, "cy", reason="r", verdict="accept", helpfulness=4, replacing=cys.id)
+    with pytest.raises(InputError, match="replacing: 'latest' is not an adjudication id"):
+        store.add_adjudication(1, "cy", reason="r", verdict="accept", helpfulness=4, replacing="latest")
+
+
 def test_an_adjudicator_who_labelled_the_item_does_not_decide_it(store):
     store.add_items([_item("a")])
     store.add_label(1, "ann", "accept", 4)
