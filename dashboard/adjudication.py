@@ -9,7 +9,8 @@ An adjudicator who labelled the item themselves does not decide it.
 An adjudication names the labels it was decided on: those drawn in the run before the click on Record (the run
 that handles the form draws the labels as they are now). Where a reviewer labelled the item meanwhile, the store
 refuses it (``LabelsChanged``) and the page says who, with the new labels shown and the adjudicator's choices
-kept; where the item left the list meanwhile (its labels agree now, or another adjudicator decided it), the page
+kept; so it does where another adjudicator decided the item meanwhile (the adjudication shown is named too,
+``replacing``); where the item left the list meanwhile (its labels agree now, or another adjudicator decided it), the page
 says so. Nothing is saved in either case.
 
 The items listed, and the count waiting, are the disputes the review record counts (``dashboard.counting``);
