@@ -170,10 +170,13 @@ def _unskip() -> None:
 
 
 def _progress(store: ReviewStore, reviewer: str, manager: bool, counted: ReviewProgress | None,
-              required_reviewers: int) -> None:
+              config: ReviewConfig) -> None:
     """The reviewer's and everyone's progress over the items the review record counts (``counted``), with the
     rest of the label store beside it; over the whole store, said so, where no record can be made. Both quorums
-    are at the record's number (``required_reviewers``, the config's; an item queued for more needs more)."""
+    are at the record's number (``required_reviewers``, the config's; an item queued for more needs more). The
+    release manager's table marks reviewers no longer configured: their open items go to the others at the next
+    enqueue, so their "assigned" is no work still theirs."""
+    required_reviewers = config.required_reviewers
     whole = store.progress(required_reviewers=required_reviewers)
     pace = whole.lead_time_s.get(reviewer)
     per_reviewer = counted.per_reviewer if counted is not None else whole.per_reviewer
@@ -205,7 +208,8 @@ def _progress(store: ReviewStore, reviewer: str, manager: bool, counted: ReviewP
                 mine, theirs = counted.per_reviewer.get(r, (0, 0))
                 row = {"reviewer": r, "labelled": mine, "assigned": theirs, "not counted: labelled": d - mine,
                        "not counted: assigned": n - theirs}
-            rows.append(row | {"s per item (median)": whole.lead_time_s.get(r)})
+            rows.append(row | {"s per item (median)": whole.lead_time_s.get(r),
+                               "configured": r in {person.name for person in config.reviewers}})
         st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
@@ -222,7 +226,7 @@ def queue_page(store: ReviewStore, config: ReviewConfig, run: RunStore, reviewer
                guidelines: Guidelines) -> None:
     """The next item of the reviewer's queue; submitting or skipping reruns this fragment only."""
     counted = record_progress(store, config, run)
-    _progress(store, reviewer, manager, counted, config.required_reviewers)
+    _progress(store, reviewer, manager, counted, config)
     _acknowledge(store, reviewer)
     skipped = st.session_state.setdefault("skipped", [])
     entry = next((q for q in store.queue(reviewer, limit=len(skipped) + 1) if q.item_id not in skipped), None)

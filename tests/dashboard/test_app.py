@@ -311,11 +311,13 @@ def test_agreement_panel_shows_hand_computed_values(app_env, ratings, statistic,
 
 def test_only_release_managers_see_agreement_and_export(app_env, run_store):
     enqueue(app_env, run_store)
+    ReviewStore(app_env.database).assign(["zed"], 3)  # zed has since left review.reviewers
     assert sign_in("ann").sidebar.radio(key="page").options == ["Queue", "Corrections"]
     at = sign_in("meg")
     assert at.sidebar.radio(key="page").options == ["Queue", "Corrections", "Adjudication", "Agreement", "Export"]
     progress = at.dataframe[0].value  # everyone's progress, for the manager only
-    assert progress["reviewer"].tolist() == ["ann", "bob"] and progress["labelled"].tolist() == [0, 0]
+    assert progress["reviewer"].tolist() == ["ann", "bob", "zed"] and progress["labelled"].tolist() == [0, 0, 0]
+    assert progress["configured"].tolist() == [True, True, False]
     assert "s per item (median)" in progress.columns
     at.sidebar.radio(key="page").set_value("Export").run()
     assert not at.exception
