@@ -39,7 +39,9 @@ def run_audits(config: PipelineConfig, store: RunStore, force: bool = False, onl
 def refresh_review(config: PipelineConfig, store: RunStore, candidate: str) -> None:
     """Rebuild ``<run>/review/record.json`` for ``candidate`` from the label store when the run has one (the
     summary is cached by the store's current labels, so unchanged labels leave the record's bytes, and so the
-    decision, as they were). A review record with no label store behind it cannot be checked, and is refused."""
+    decision, as they were; a stored record that holds other figures than the store gives now is replaced, with
+    a warning naming it: :func:`harness.review.summary.summarise_review`). A review record with no label store
+    behind it cannot be checked, and is refused."""
     from harness.review.store import default_database
     from harness.review.summary import summarise_review
 

@@ -28,6 +28,12 @@ votes (``harness.review.agreement.item_agreement``).
 Every figure of one summary (and of one :func:`review_progress`) is read in one read transaction of the label
 store (:meth:`harness.review.store.ReviewStore.snapshot`): a label arriving while it reads is counted in none of
 its figures, and in all of the next one's.
+
+A stored record whose fingerprint matches the store's state is reused only when it holds what the summary made
+now gives (:func:`stored_differences`; the record id, the time and the writing code's versions aside): the
+record is cheap to make again, and a fingerprint says what a record was made from, not that its figures were
+left as made. One that differs (approval edited by hand, ``values`` recomputed to match) is replaced through the
+stage runner with a warning naming the file, so the gate judges the labels as the store holds them.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ from harness.core.records import InputRef, StoredRecord, config_hash
 from harness.core.runner import StageRun, stage_entry
 from harness.core.samples import AUDIT_STAGE, audit_folders, audit_samples, read_audits
 from harness.core.stats import proportion_interval
-from harness.core.store import RECORD_FILE, RunStore, read_record
+from harness.core.log import get_logger
+from harness.core.store import RECORD_FILE, RunStore, read_bytes, read_record
 from harness.review.agreement import TIE, item_agreement, item_kappa, label_agreement, majority
 from harness.review.config import ReviewConfig
 from harness.review.enqueue import audit_content_key, audit_item_id, evidence_content_keys, resolve_candidate
@@ -82,6 +89,31 @@ BENCH_PAIRWISE_SOURCE = "bench/pairwise"
 AUTOMATIC_FLAG_AS = {"judged_incorrect": "hallucination"}
 #: Disagreements between judge and people listed in the record (all are counted).
 DISAGREEMENTS_LISTED = 50
+#: Fields of a review record that say when, by which process and with which code it was written, not what the
+#: label store gives: two summaries of the same store differ in them and nothing else. (The library versions and
+#: the code revision are not in the fingerprint unless they change results: a record written before a streamlit
+#: upgrade, or a commit that did not change the summary, still holds the same figures.)
+PER_WRITE_FIELDS = ("record_id", "created_at", "versions", "code_revision")
+
+log = get_logger(STAGE)
+
+
+def stored_differences(stored: bytes, record: ReviewRecord) -> list[str]:
+    """The top-level fields in which a stored review record (its file's bytes) differs from ``record``, the one
+    made now from the label store, leaving out :data:`PER_WRITE_FIELDS`; empty when it holds the same summary.
+
+    Compared as the JSON the file holds, not as a parsed record: parsing fills a record's empty ``values`` from
+    its fields, while the gate reads the file as it is. Exact: the summary is computed the same way from the same
+    labels, so any difference (a last digit included) is not this store's summary."""
+    try:
+        held = json.loads(stored)
+    except ValueError:
+        return ["(not JSON)"]
+    if not isinstance(held, dict):
+        return ["(not a JSON object)"]
+    made = json.loads(record.model_dump_json())
+    return sorted(key for key in held.keys() | made.keys()
+                  if key not in PER_WRITE_FIELDS and held.get(key, ...) != made.get(key, ...))
 
 
 #: How the model-level approval CI is made: a Wilson interval per stratum, combined by MOVER.
@@ -536,7 +568,10 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
 @stage_entry
 def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | None = None) -> ReviewRecord:
     """Summarise the label store for one candidate and write ``<run>/review/record.json``. A run with no label
-    store (nothing queued, or a mistyped run name) is refused: summarising would create an empty one."""
+    store (nothing queued, or a mistyped run name) is refused: summarising would create an empty one.
+
+    The stored record is kept, bytes and id, when its fingerprint matches and it holds the same summary as the
+    one made now; one that holds other figures is replaced, with a warning naming the file."""
     candidate = candidate or resolve_candidate(config, store)
     evidence = current_evidence(store, candidate)
     review = open_store(config, store, create=False)
@@ -583,8 +618,8 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
     if judge_input is not None:  # the judge's verdicts the agreement was measured against
         run.add(InputRef(kind="bench_pairwise", id=candidate, sha256=judge_input))
     stage_config = {**config.public_dump(), "summary_version": SUMMARY_VERSION}
-    if (done := run.cached({**stage_config, "candidate": candidate})) is not None:
-        return done  # the same labels on the same items: the same record, so the gate's evidence is unchanged
+    # A record whose fingerprint matches is not taken on its word: it is checked against the one made here.
+    done = run.cached({**stage_config, "candidate": candidate})
     record = ReviewRecord(
         **run.header(), candidate=candidate, source_record_ids=sorted(evidence.records),
         candidate_model_sha256=evidence.model_sha256, stale_items=len(scope.stale),
@@ -601,4 +636,11 @@ def summarise_review(config: ReviewConfig, store: RunStore, candidate: str | Non
         pairwise_judgments=len(judged), disputed_items=len(needed), adjudicated_items=len(used),
         adjudication_pending=len(needed - used), stale_adjudications=len(tally.stale_adjudications),
         judge_agreement=judge, automatic_flag_agreement=flag_agreement)
+    if done is not None:
+        path = run.folder / RECORD_FILE
+        if not (changed := stored_differences(read_bytes(path, "review record"), record)):
+            return done  # the same labels on the same items: the same record, so the gate's evidence is unchanged
+        log.warning(f"{path}: does not hold what the label store gives now, though its fingerprint matches "
+                    f"(differs in {', '.join(changed)}: edited by hand, or written by other code); replaced by the "
+                    f"record made from the store, which is what the gate judges")
     return run.commit_in_place(record)  # the folder also holds the label store
