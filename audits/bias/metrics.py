@@ -96,14 +96,17 @@ def metric_name(metric: str, category: str | None = None) -> str:
 
 
 def metric_specs(categories: Iterable[str | None]) -> list[MetricSpec]:
-    """The specs of the overall metrics (None) and of each category's."""
+    """The specs of the overall metrics (None) and of each category's. A bias score declares its range, so the
+    gate refuses a stored value outside it and a block rule every value meets (a ceiling of 1 on |s|): an
+    absolute score lies in 0..1, a signed one in -1..1."""
+    bounds = {"abs_bias_score": (0.0, 1.0), "bias_score": (-1.0, 1.0)}  # by summary field; rates are 0..1 anyway
     specs = []
     for category in categories:
         where = f" Category {category}." if category else ""
-        for metric, (_, _, higher, unit, description) in _METRICS.items():
+        for metric, (_, summary_field, higher, unit, description) in _METRICS.items():
             label = _LABELS[metric] + (f", {category.replace('_', ' ')}" if category else "")
             specs.append(MetricSpec(name=metric_name(metric, category), higher_is_better=higher, unit=unit,
-                                    label=label, description=description + where))
+                                    label=label, description=description + where, bounds=bounds.get(summary_field)))
     return specs
 
 

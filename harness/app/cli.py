@@ -318,15 +318,22 @@ def _add_gate_parsers(commands) -> None:
     override = commands.add_parser(
         # no abbreviations: `--token SECRET` must be refused, not taken for --token-env
         "override", allow_abbrev=False,
-        help="Record a release manager's PROMOTE or REJECT of the latest decision, with a reason.",
+        help="Record a release manager's PROMOTE or REJECT of the decision --decision-id names, with a reason.",
         description="Writes an override record beside the gate's decision (which is never changed) and appends it "
-                    "to the registry log. PROMOTE moves --alias (default gate.promote_aliases) to the candidate and "
+                    "to the registry log. --decision-id names the decision overridden, as `nift-gate gate` printed "
+                    "it (`decision <id> -> ...`; also in `nift-gate registry show`): it must still be the "
+                    "candidate's latest decision, else nothing is logged (exit 2), so an override never lands on a "
+                    "decision logged after the one the release manager read. "
+                    "PROMOTE moves --alias (default gate.promote_aliases) to the candidate and "
                     "updates its model card; REJECT takes the candidate's aliases away (or only those named). "
                     "--by and a non-empty --reason are required, and --by must be a reviewer with role "
                     "release_manager in the review config, authenticated by their review-app token, read from the "
                     "environment variable NIFT_TOKEN (or the one --token-env names), never from the command line.")
     _add_gate_common(override)
     override.add_argument("--decision", required=True, choices=["PROMOTE", "REJECT"], help="The decision that holds.")
+    override.add_argument("--decision-id", required=True, metavar="ID",
+                          help="The id of the gate decision overridden (gate_decision-...), as `nift-gate gate` "
+                               "printed it; refused unless it is the candidate's latest decision.")
     override.add_argument("--by", required=True, help="The release manager's name (review.reviewers, role "
                                                        "release_manager).")
     override.add_argument("--token-env", default="NIFT_TOKEN", metavar="NAME",
@@ -501,7 +508,7 @@ def _override(args: argparse.Namespace) -> int:
 
     config, store = _gate_config(args)
     record = override(config, store, args.decision, args.by, args.reason, args.alias,
-                      token=os.environ.get(args.token_env))
+                      token=os.environ.get(args.token_env), decision_id=args.decision_id)
     moved = f"; aliases {', '.join(record.aliases)}" if record.aliases else ""
     print(f"override {record.record_id}: {record.original_decision} -> {record.decision} by {record.release_manager}"
           f"{moved}")

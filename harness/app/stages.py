@@ -63,12 +63,13 @@ def decide(config: PipelineConfig, store: RunStore):
 
 
 def override(config: PipelineConfig, store: RunStore, decision: str, release_manager: str, reason: str,
-             aliases: list[str] | None = None, token: str | None = None):
-    """`nift-gate override` by ``release_manager``, authenticated with ``token`` against the review config."""
+             aliases: list[str] | None = None, token: str | None = None, *, decision_id: str):
+    """`nift-gate override` of decision ``decision_id`` (which must still be the candidate's latest) by
+    ``release_manager``, authenticated with ``token`` against the review config."""
     from harness.gate.gate import override as gate_override
 
     return gate_override(config.gate, store, gate_targets(config)[0], decision, release_manager, reason, aliases,
-                         reviewers=config.review, token=token)
+                         decision_id=decision_id, reviewers=config.review, token=token)
 
 
 def open_registry(config: PipelineConfig, store: RunStore):

@@ -33,6 +33,7 @@ from harness.bench.record import (
     SAMPLES_DIR,
     STAGE,
     TASKS_DIR,
+    VERSION,
     BenchRecord,
     EvaluatedModel,
     bench_candidates,
@@ -57,12 +58,6 @@ from harness.core.stats import PairedComparison, paired_comparison
 from harness.core.store import RunStore
 from harness.train.record import resolve_base
 
-#: The stage's code version, in every fingerprint: bump it when the record changes for the same inputs and
-#: config (2: BCa intervals, none below 10 items; identical documents paired by occurrence; 3: no arena or
-#: length-controlled interval below 10 questions or instructions; Alpaca question files keep their input; 4: one
-#: lm-eval filter's results per task (n, successes, per-item rows), no CI from a zero stderr, MT-Bench scores
-#: that all agree get a constant-bounded interval).
-VERSION = "4"
 
 
 def check_comparable(candidate: ModelEvalRecord, baseline: ModelEvalRecord, names: tuple[str, str] | None = None) -> None:
@@ -204,7 +199,8 @@ def run_bench(config: BenchConfig, store: RunStore, force: bool = False, lms: di
             ARENA_FILE: [row.model_dump() for row in judged.battles]}
     rows = {path: content for path, content in rows.items() if content}
     record = BenchRecord(
-        **run.header(), candidate=names[0], models=models, fingerprint_fields=evals[names[0]].fingerprint_fields,
+        **run.header(), version=VERSION, candidate=names[0], models=models,
+        fingerprint_fields=evals[names[0]].fingerprint_fields,
         scores={n: e.tasks for n, e in evals.items()}, comparisons=comparisons, pairwise=judged.pairwise,
         judge=judged.judge_info, judge_usage=judged.judge_usage, mt_bench=judged.mt_bench,
         alpaca_eval=judged.alpaca_eval, arena=judged.arena, judges=judged.judges,

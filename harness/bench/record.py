@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from harness.bench.alpaca_eval import ALPACA_EVAL, AlpacaEvalItem, AlpacaEvalResult
 from harness.bench.arena import ARENA, ArenaBattle, ArenaResult
-from harness.bench.grading import MT_BENCH, OVERALL, GradedAnswer, MtBenchResult
+from harness.bench.grading import MT_BENCH, OVERALL, RATING_BOUNDS, GradedAnswer, MtBenchResult
 from harness.bench.judges import JudgeUse
 from harness.bench.pairwise import PairwiseItem, PairwiseResult
 from harness.core.errors import InputError
@@ -87,7 +87,7 @@ LM_EVAL_LABELS = {
 def mt_bench_spec(metric: str) -> MetricSpec:
     """``bench.mt_bench.score`` (overall) or ``bench.mt_bench.<category>``: a judge's mean 1-10 rating."""
     what = "all questions" if metric == OVERALL else f"the {metric} questions"
-    return MetricSpec(name=f"bench.{MT_BENCH}.{metric}", higher_is_better=True, unit="score",
+    return MetricSpec(name=f"bench.{MT_BENCH}.{metric}", higher_is_better=True, unit="score", bounds=RATING_BOUNDS,
                       label="MT-Bench rating by the judge (1-10)" if metric == OVERALL
                       else f"MT-Bench rating by the judge, {metric} questions (1-10)",
                       description=f"MT-Bench single-answer grading: the judge's mean 1-10 rating over {what} "
@@ -102,8 +102,18 @@ class EvaluatedModel(BaseModel):
     cached: bool = Field(description="True when the lm-eval results came from the cache.")
 
 
+#: The bench stage's code version, in every fingerprint and in every record (the gate refuses a record of another
+#: one): bump it when the record changes for the same inputs and config (2: BCa intervals, none below 10 items;
+#: identical documents paired by occurrence; 3: no arena or length-controlled interval below 10 questions or
+#: instructions; Alpaca question files keep their input; 4: one lm-eval filter's results per task (n, successes,
+#: per-item rows), no CI from a zero stderr, MT-Bench scores that all agree get a constant-bounded interval).
+VERSION = "4"
+
+
 class BenchRecord(Record):
     kind: Literal["bench"] = "bench"
+    version: str = Field("", description="Version of the bench that made this record (VERSION); empty in records "
+                                         "made before it was recorded, which the gate refuses.")
     candidate: str
     models: list[EvaluatedModel]
     fingerprint_fields: dict[str, Any] = Field(description="Shared by every result compared here.")
@@ -131,8 +141,16 @@ class BenchRecord(Record):
 
     def declared_metrics(self) -> list[MetricSpec]:
         """One spec per lm-eval task metric, in the direction lm-eval declared for that task, and the pairwise
-        judge's position consistency when the pairwise comparison ran."""
+        judge's position consistency when the pairwise comparison ran. A task metric is a rate (0..1) where
+        IFEval's checkers score it (:data:`LM_EVAL_LABELS`) or where every model's per-item values are 0 or 1 and
+        its aggregate their mean (``TaskScores.successes`` counts its items scoring 1: acc, acc_norm,
+        exact_match); any other is a score of the task's own scale, unbounded as far as the gate knows."""
         specs = {POSITION_CONSISTENCY.name: POSITION_CONSISTENCY} if self.pairwise else {}
+        proportion: dict[tuple[str, str], bool] = {}  # (task, metric) -> every model counts its successes
+        for tasks in self.scores.values():
+            for task, scores in tasks.items():
+                for metric in scores.higher_is_better:
+                    proportion[task, metric] = proportion.get((task, metric), True) and metric in scores.successes
         if self.mt_bench is not None:
             for metric in [OVERALL] + sorted({c for m in self.mt_bench.models for c in m.per_category}):
                 specs[f"bench.{MT_BENCH}.{metric}"] = mt_bench_spec(metric)
@@ -147,7 +165,7 @@ class BenchRecord(Record):
                         name=f"bench.{task}.{metric}", higher_is_better=higher,
                         label=LM_EVAL_LABELS.get(metric, ("", ""))[0],
                         description=f"lm-eval task {task}, metric {metric}",
-                        unit=LM_EVAL_LABELS.get(metric, ("", "score"))[1])
+                        unit="rate" if proportion[task, metric] else LM_EVAL_LABELS.get(metric, ("", "score"))[1])
         return list(specs.values())
 
     def compute_values(self) -> list[MetricValue]:

@@ -4,16 +4,23 @@ Only stored records are read, each generically (``harness.core.records.StoredRec
 bench record, every audit's record and the review's. A record brings its metric specs, so the gate judges
 a newly registered audit without knowing its stage, and takes every direction from what the record
 declares. Records of another run, or of another candidate model, are refused: a decision must rest on
-one run's evidence about one model. And that model must still be the one on disk: the candidate's weights are
-hashed again, every byte, whenever evidence is collected, and refused when they are not the weights the
-records measured (a checkpoint overwritten after the bench ran).
+one run's evidence about one model. That model is found from this run, never from where a record says it lies: a
+``train:<name>`` candidate is this run's checkpoint ``<run>/train/<name>/`` (its merged weights), and every record
+that names the candidate must name that folder (records copied from another run name the other run's); a run that
+trained its own checkpoint of the candidate's name is judged on it, and another run's checkpoint in its own run.
+And that model must still be the one on disk: its files are hashed again, every byte, whenever evidence is
+collected, and refused when they are not the weights the records measured (a checkpoint overwritten after the
+bench ran).
 
 Nothing a record stores is taken on trust. Where a record sits says what it may report: the bench record only
 ``bench.*`` metrics, ``audit/<name>/`` only ``<name>.*``, the review record only ``review.*`` (a note in another
 folder cannot speak for the reviewers). Every record but the review's names the candidate, with the hash of its
 weights, in its ``models``. Every stored value and delta must be a finite number inside its own CI (and a rate
 inside 0..1), and a record whose stage class can recompute its values from its own fields (bench, a registered
-audit, review) must store exactly what they give: an edited ``values`` list is refused, not judged.
+audit, review) must store exactly what they give: an edited ``values`` list is refused, not judged. Each
+direction must be the one its stage states in code, lm-eval's where lm-eval knows it
+(:mod:`harness.gate.directions`), and the same everywhere the record states it. A record made by an older version
+of its stage (a registered audit's ``version``, the bench's) is refused: rerun the stage.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from typing import Any
 
 from harness.core.errors import InputError, NiftError
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
-from harness.core.models import changed_model_files
+from harness.core.models import CHECKPOINT_PREFIX, PICKLE_SUFFIXES, changed_model_files
 from harness.core.records import Record, StoredRecord
-from harness.core.store import RunStore
+from harness.core.store import RECORD_FILE, RunStore, read_record
+from harness.gate.directions import check_bench_directions
 from harness.gate.record import (
     GateDecisionRecord,
     StoredEvidence,
@@ -36,6 +44,7 @@ from harness.gate.record import (
     read_evidence,
 )
 from harness.review.record import ReviewRecord
+from harness.train.record import CheckpointRecord
 
 #: Metrics of the review record: absent until humans have labelled, which makes a rule on them pending.
 REVIEW_PREFIX = "review."
@@ -53,6 +62,8 @@ class Evidence:
     values: list[tuple[MetricValue, str]] = field(default_factory=list)
     deltas: list[tuple[MetricDelta, str]] = field(default_factory=list)
     review: ReviewRecord | None = None
+    #: The candidate's model file or folder as this run has it (:func:`_this_runs_candidate`): what is hashed.
+    location: Path | None = None
 
     @property
     def refs(self):
@@ -134,6 +145,39 @@ def _check_place(item: StoredEvidence) -> None:
         raise InputError(f"{item.path}: record {record.record_id} declares {', '.join(outside)}, outside its own "
                          f"family {family}.*; a record reports only its stage's metrics (bench.* the bench record, "
                          f"review.* the review record, <name>.* the record under audit/<name>/)")
+
+
+def _current_version(item: StoredEvidence) -> tuple[str, str] | None:
+    """(the stage, its version now) of the code that makes the record in the item's place; None where none is known:
+    an unregistered audit, and the review (whose summary version the review rules judge)."""
+    family = _family(item)
+    if family == "review":
+        return None
+    if family == "bench":
+        from harness.bench.record import VERSION
+
+        return "bench", VERSION
+    from audits.registry import get_audit
+
+    audit = get_audit(family)
+    return (f"{family} audit", audit.version) if audit is not None else None
+
+
+def _check_version(item: StoredEvidence) -> None:
+    """The record was made by the current version of its stage: a version is bumped when prompts or scoring
+    change (the bias audit's |s| interval was [0, 0] before version 3), so an older record's numbers are not the
+    ones the stage gives now."""
+    current = _current_version(item)
+    if current is None:
+        return
+    stage, version = current
+    stored = (item.record.model_extra or {}).get("version")
+    if stored != version:
+        made = (f"version {stored!r} of the {stage}" if stored not in (None, "")
+                else f"a {stage} that recorded no version")
+        raise InputError(f"{item.path}: record {item.record.record_id} was made by {made}, not by the current version "
+                         f"{version!r}, whose prompts or scoring differ; rerun the stage "
+                         f"(`nift-gate {'bench' if stage == 'bench' else 'audit'}`) and gate again")
 
 
 def _check_names_candidate(item: StoredEvidence, candidate: str) -> None:
@@ -290,6 +334,8 @@ def _check_recomputed(item: StoredEvidence) -> None:
     if cls is None:
         return
     typed = item.typed(cls)
+    if _family(item) == "bench":  # its lm-eval directions are fields of the record: checked against lm-eval's
+        check_bench_directions(item.path, typed)
     declared = {s.name: (s.higher_is_better, s.unit) for s in typed.declared_metrics()}
     stored = {s.name: (s.higher_is_better, s.unit) for s in item.record.metrics}
     changed = sorted(name for name in stored.keys() | declared.keys() if stored.get(name) != declared.get(name))
@@ -367,13 +413,103 @@ def _check_review_counts_this_evidence(evidence: Evidence) -> None:
                          f"among this gate's evidence; rebuild it with `nift-gate review summary`")
 
 
-def _check_weights_unchanged(evidence: Evidence) -> None:
-    """The candidate's model files on disk now (weights, config, tokenizer, chat template), hashed without the
-    hash cache, are the ones the bench record (and so, by :func:`_check_same_candidate_model`, every audit)
-    names. A hub model's are the files of its snapshot folder in the Hugging Face cache."""
-    bench = next(e for e in evidence.stored if e.record.kind == "bench")
+#: The folders of a checkpoint the train stage writes weights to (``CheckpointRecord.merged_dir``, ``model_dir``),
+#: the merged one first: where a checkpoint without a finished record may hold the candidate.
+CHECKPOINT_DIRS = ("merged", "model")
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", *PICKLE_SUFFIXES)
+
+
+def _located(model: dict[str, Any]) -> Path:
+    """The file (a GGUF) or folder a resolved model entry names."""
+    path = Path(str(model.get("path") or ""))
+    return path / str(model["gguf_file"]) if model.get("gguf_file") else path
+
+
+def _this_runs_candidate(store: RunStore, evidence: Evidence, bench: StoredEvidence) -> Path:
+    """The file or folder of the model gated as the candidate in this run, found from the run and the spec, not
+    from the path a record gives: a ``train:<name>`` spec is this run's ``train/<name>/`` (the folder its
+    checkpoint record loads, else its merged weights, as ``harness.train.record.resolve_base``); a run that
+    trained its own checkpoint of the candidate's name (weights under ``train/<name>/``) is judged on that
+    checkpoint only; a local folder or GGUF file is the spec's path, never another run's checkpoint; a hub or
+    embedded model is the cache folder the records name (its hash pins it)."""
+    named = evidence.candidate_model()
+    spec = str(named.get("spec") or "")
+    where = f"{bench.path}: record {bench.record.record_id}"
+    location = _located(named)
+    if spec.startswith(CHECKPOINT_PREFIX):
+        folder = store.stage_dir("train", spec[len(CHECKPOINT_PREFIX):])
+        if (folder / RECORD_FILE).exists():
+            return folder / read_record(folder, CheckpointRecord).eval_dir
+        # no finished record (a checkpoint made by hand): one of the folders training writes weights to
+        inside = [folder / sub for sub in CHECKPOINT_DIRS if _same_place(folder / sub, location)]
+        return inside[0] if inside else folder / CHECKPOINT_DIRS[0]
+    own = store.stage_dir("train", evidence.candidate)
+    if _holds_checkpoint(own) and not location.resolve().is_relative_to(own.resolve()):
+        raise InputError(f"{where} measured {spec!r} as candidate {evidence.candidate!r}, but this run trained its "
+                         f"own {evidence.candidate!r} ({own}); the gate judges the run's own checkpoint: bench and "
+                         f"audit it as {CHECKPOINT_PREFIX}{evidence.candidate}")
+    trained = _trained_in(store, location)
+    if trained is not None and trained != store.run_id:
+        raise InputError(f"{where} measured {location}, a checkpoint of run {trained!r}, as the candidate of run "
+                         f"{store.run_id!r}; gate a checkpoint in the run that trained it (`--run {trained}`)")
+    if named.get("source") in ("local", "gguf") and not _same_place(Path(spec).expanduser(), location):
+        raise InputError(f"{where} names {location} as the candidate's files, but its spec {spec!r} names "
+                         f"another place; the record was edited: rerun bench")
+    return location
+
+
+def _holds_checkpoint(folder: Path) -> bool:
+    """``folder`` (``<run>/train/<name>``) holds weights this run trained (a model card alone, or a record whose
+    weights are gone, is no model to promote)."""
+    return folder.is_dir() and any(p.suffix in WEIGHT_SUFFIXES for p in folder.rglob("*") if p.is_file())
+
+
+def _trained_in(store: RunStore, location: Path) -> str | None:
+    """The run whose ``train/`` folder holds ``location``, if any."""
     try:
-        changed = changed_model_files(evidence.candidate_model())
+        parts = location.resolve().relative_to(store.home.resolve()).parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 2 and parts[1] == "train" else None
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _check_this_runs_candidate(store: RunStore, evidence: Evidence) -> None:
+    """Every record that names the candidate names its files where this run has them
+    (:func:`_this_runs_candidate`): records copied from another run, with only their ``run_id`` changed, name
+    the other run's checkpoint, and the weights check would otherwise hash that one. With
+    :func:`_check_same_candidate_model` and the weights check, every record measured this run's candidate."""
+    bench = next(e for e in evidence.stored if e.record.kind == "bench")
+    location = _this_runs_candidate(store, evidence, bench)
+    for item in evidence.stored:
+        for model in _models(item.record):
+            named = model.get("model")
+            if model.get("name") != evidence.candidate or not isinstance(named, dict):
+                continue
+            if not _same_place(_located(named), location):
+                raise InputError(f"{item.path}: record {item.record.record_id} measured the candidate "
+                                 f"{evidence.candidate!r} at {_located(named)}, but this run's candidate "
+                                 f"({named.get('spec')}) is {location}; records copied from another run (or made "
+                                 f"for another model) are not evidence here: rerun the stage in this run")
+    evidence.location = location
+
+
+def _check_weights_unchanged(evidence: Evidence) -> None:
+    """The candidate's model files on disk now (weights, config, tokenizer, chat template), where this run has
+    them (:attr:`Evidence.location`), hashed without the hash cache, are the ones the bench record (and so, by
+    :func:`_check_same_candidate_model`, every audit) names. A hub model's are the files of its snapshot folder
+    in the Hugging Face cache."""
+    bench = next(e for e in evidence.stored if e.record.kind == "bench")
+    named = evidence.candidate_model()
+    if evidence.location is not None:  # the files this run has, not those the record points at
+        location = evidence.location
+        named.update({"path": str(location.parent), "gguf_file": location.name} if named.get("gguf_file")
+                     else {"path": str(location)})
+    try:
+        changed = changed_model_files(named)
     except (NiftError, ValueError, OSError) as exc:
         raise InputError(f"{bench.path}: cannot check the candidate's weights against the records: {exc}; the "
                          f"gate decides only on weights it can hash") from None
@@ -390,9 +526,11 @@ def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> 
     for item in stored:
         _check_belongs(item, store, candidate)
         _check_place(item)
+        _check_version(item)
         _check_names_candidate(item, candidate)
         _add(evidence, item)
     _check_same_candidate_model(evidence)
+    _check_this_runs_candidate(store, evidence)
     _check_review_counts_this_evidence(evidence)
     _check_weights_unchanged(evidence)
     return evidence

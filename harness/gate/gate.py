@@ -1,16 +1,16 @@
 """`nift-gate gate` and `nift-gate override`: the release decision, logged in the registry.
 
 ``decide`` reads the policy and the run's stored records, re-verifies them (the candidate's weights are hashed
-again), judges every rule, logs the decision in the registry once, and only then writes the decision record
-(``<run>/gate/<candidate>/record.json`` and ``decisions/<record_id>.json``); on PROMOTE it moves the configured
-aliases, updates the model card and exports to MLflow when configured (a publication that fails is retried by
-the next ``decide`` of the same decision: :data:`PUBLISHING`). ``override`` records a release manager's
-decision beside it, after the release manager authenticated with their review-app token; the gate's decision
-stays. An override PROMOTE is published as a decision's promotion is, and one whose publication fails is
-published by the next ``gate`` of the candidate while it still holds (a new override replaces it, and is
-published in its stead). ``verify_registry`` checks
-the log, every decision and override file it names, and that no such file under the runs home is one it does
-not name.
+again, and under the registry lock their files must still be the ones hashed), judges every rule, logs the
+decision in the registry once, and only then writes the decision record (``<run>/gate/<candidate>/record.json``
+and ``decisions/<record_id>.json``); on PROMOTE it moves the configured aliases, updates the measured model's card
+and exports to MLflow when configured (a publication that fails is retried by the next ``decide`` of the same
+decision: :data:`PUBLISHING`). ``override`` records a release manager's decision beside the decision it names,
+which must still be the candidate's latest, after the release manager authenticated with their review-app token;
+the gate's decision stays. An override PROMOTE is published as a decision's promotion is, and one whose
+publication fails is published by the next ``gate`` of the candidate while it still holds (a new override replaces
+it, and is published in its stead). ``verify_registry`` checks the log, every decision and override file it names,
+and that no such file under the runs home is one it does not name.
 
 The gate takes its own config section plus the candidate and baseline names it judges (the composition
 root derives them with :func:`gate_targets`) and the metric catalogue that policies are checked against.
@@ -26,7 +26,7 @@ from harness.core import records
 from harness.core.errors import ConfigError, InputError, NiftError
 from harness.core.log import get_logger
 from harness.core.metrics import MetricCatalogue
-from harness.core.models import model_name
+from harness.core.models import ResolvedModel, model_files, model_name
 from harness.core.records import (
     InputRef,
     new_record_id,
@@ -34,7 +34,7 @@ from harness.core.records import (
     sha256_file,
     stage_fingerprint,
 )
-from harness.core.runner import StageRun
+from harness.core.runner import StageRun, file_identity
 from harness.core.store import RECORD_FILE, RunStore, atomic_write_text, check_folder_name, unprintable_at
 from harness.gate.config import GateConfig, alias_problem
 from harness.gate.evidence import Evidence, collect_evidence, evidence_of
@@ -55,6 +55,7 @@ from harness.gate.record import (
     logged_decision,
     logged_entry,
     overrides_of,
+    read_evidence,
     registry_folder,
     restore_logged_overrides,
 )
@@ -81,6 +82,9 @@ PUBLISHING = ".publishing"
 #: The run that publishes an override PROMOTE whose publication failed (:func:`_publish_owed_override`).
 OVERRIDE_RERUN = ("`nift-gate gate`, which publishes it again while it holds (a new `nift-gate override` "
                   "replaces it)")
+
+#: Each model file's :func:`~harness.core.runner.file_identity` (device, inode, size, mtime, ctime), by path.
+ModelFileIdentities = dict[str, tuple[int, int, int, int, int]]
 
 
 class OverrideNotAuthorised(NiftError):
@@ -139,6 +143,53 @@ def evaluate(gate: GateConfig, store: RunStore, candidate: str, baselines: list[
     return record.model_copy(update={"record_id": decision_id(record)}), evidence
 
 
+def _model_file_identities(named: dict[str, Any]) -> ModelFileIdentities | None:
+    """The identity of each file of the model ``named`` (a resolved model's fields, as a record stores them) now,
+    without reading a byte; None when its files cannot be listed (gone, no weights, not a model entry). The kernel
+    moves a file's ctime on every write, so a file whose identity is the same later was not written in between."""
+    try:
+        return {str(path): file_identity(path) for path in model_files(ResolvedModel.model_validate(named))}
+    except (NiftError, ValueError, OSError):
+        return None
+
+
+def _changed_model_files(named: dict[str, Any], pinned: ModelFileIdentities | None,
+                         now: ModelFileIdentities | None) -> list[str]:
+    """The model files whose identity ``now`` is not the ``pinned`` one (a file added, gone or written); the
+    model's folder when either could not be listed."""
+    if pinned is None or now is None:
+        return [str(named.get("path") or "the candidate's model folder")]
+    return sorted(set(pinned) ^ set(now) | {path for path in set(pinned) & set(now) if pinned[path] != now[path]})
+
+
+def _bench_candidate_model(store: RunStore, candidate: str) -> dict[str, Any]:
+    """The candidate model the bench record names now ({} when it cannot be read: the evidence check says why)."""
+    try:
+        bench = read_evidence(store, evidence_files(store, candidate)[:1])[0]  # the bench record comes first
+    except (NiftError, OSError):
+        return {}
+    return Evidence(run_id=store.run_id, candidate=candidate, records={"bench": bench.record}).candidate_model()
+
+
+def _evaluate_pinned(gate: GateConfig, store: RunStore, candidate: str, baselines: list[str],
+                     catalogue: MetricCatalogue) -> tuple[GateDecisionRecord, Evidence, ModelFileIdentities]:
+    """:func:`evaluate`, and the identity of each candidate model file it hashed, taken before and after: a file
+    written while the evidence check hashed the files is refused here, one written after is refused under the
+    registry lock (:func:`_check_unchanged`), so what is logged names the weights on disk. Only stat, no rehash.
+
+    The identities are taken here, around ``evaluate``, since the evidence check that hashes the files does not
+    hand them out: taken before the first byte is read, they cover the whole hash."""
+    before = _model_file_identities(_bench_candidate_model(store, candidate))
+    record, evidence = evaluate(gate, store, candidate, baselines, catalogue)
+    pinned = _model_file_identities(record.candidate_model)
+    if changed := _changed_model_files(record.candidate_model, before, pinned):
+        raise InputError(f"{changed[0]}: the candidate's model files were written after the gate began hashing "
+                         f"them ({', '.join(changed)}); nothing was logged: rerun `nift-gate gate` once nothing "
+                         f"writes them")
+    assert pinned is not None  # else changed
+    return record, evidence, pinned
+
+
 def _check_publishable(gate: GateConfig, candidate: str) -> None:
     """Before the registry lock: a promotion whose export cannot work is refused while nothing is logged."""
     if gate.mlflow.tracking_uri:
@@ -148,9 +199,10 @@ def _check_publishable(gate: GateConfig, candidate: str) -> None:
 def _publish(gate: GateConfig, store: RunStore, record: GateDecisionRecord, evidence: Evidence,
              aliases: list[str], tags: dict[str, str]) -> None:
     if gate.update_model_card:
-        written = update_model_cards(store, record.candidate, [v for v, _ in evidence.values],
-                                     {"decision": tags["nift_gate.decision"], "record_id": tags["nift_gate.record_id"],
-                                      "policy_sha256": record.policy["sha256"], "aliases": aliases})
+        provenance = {"decision": tags["nift_gate.decision"], "record_id": tags["nift_gate.record_id"],
+                      "policy_sha256": record.policy["sha256"], "aliases": aliases}
+        written = update_model_cards(store, record.candidate, record.candidate_model,
+                                     [v for v, _ in evidence.values], provenance)
         for path in written:
             log.info("model card %s: evaluation results written", path)
     if gate.mlflow.tracking_uri:
@@ -204,14 +256,19 @@ def _logged_text(archive: Path, text: str, entry: dict[str, Any]) -> str:
     return text
 
 
-def _check_unchanged(gate: GateConfig, store: RunStore, record: GateDecisionRecord) -> None:
-    """Refuse to log ``record`` unless the evidence files and the policy are still the bytes it pins.
+def _check_unchanged(gate: GateConfig, store: RunStore, record: GateDecisionRecord,
+                     weights: ModelFileIdentities) -> None:
+    """Refuse to log ``record`` unless the evidence files and the policy are still the bytes it pins, and the
+    candidate's model files the ones its evidence check hashed (``weights``: their identities then, compared
+    without reading a byte: a checkpoint overwritten after the hash would otherwise be promoted under the hash of
+    weights no longer on disk).
 
     Called under the registry's write lock: ``evaluate`` read them outside it, and another gate may have logged
     a decision on newer evidence in between; logging this one after it would make stale evidence the log's
     last word (and move the aliases back). Refusing is the simpler correct option: re-evaluating inside the
     lock would hash the candidate's weights (every byte) while every other gate, override and reader waits,
-    and a rerun decides on the new evidence anyway. Only a handful of small record files are re-read here."""
+    and a rerun decides on the new evidence anyway. Only a handful of small record files are re-read here; the
+    model files are only stat'ed."""
     pinned = {ref.path: ref.sha256 for ref in record.evidence}
     current = {str(path.relative_to(store.root)) for path in evidence_files(store, record.candidate)}
     changed = sorted(current ^ set(pinned))  # a record that appeared or went away
@@ -224,6 +281,8 @@ def _check_unchanged(gate: GateConfig, store: RunStore, record: GateDecisionReco
         policy_now = None
     if policy_now != record.policy["sha256"]:
         changed.append(f"policy {gate.policy}")
+    named = record.candidate_model
+    changed += [f"model file {path}" for path in _changed_model_files(named, weights, _model_file_identities(named))]
     if changed:
         raise InputError(f"{store.root}: the evidence changed while the gate decided ({', '.join(changed)}); nothing "
                          f"was logged: rerun `nift-gate gate` to decide on the records as they are now")
@@ -271,7 +330,8 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
     The registry lock is held from "is this decision logged?" to the append, and the decision files are
     written only after the append succeeded: a gate stopped by a tampered registry leaves no decision behind,
     and two gates at once log a decision once. Under the lock the evidence and the policy are checked to be
-    the bytes the decision pins (:func:`_check_unchanged`): a gate that read records since replaced logs nothing.
+    the bytes the decision pins, and the candidate's model files the ones it hashed (:func:`_check_unchanged`):
+    a gate that read records since replaced, or hashed weights since overwritten, logs nothing.
 
     A decision already logged is not logged again while it is the candidate's latest logged decision (a CI
     rerun leaves the log as it is). One reached again after another decision of the candidate is logged again,
@@ -283,7 +343,7 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
     (:data:`PUBLISHING`) makes the next run of the same decision publish it again, unless an override of it
     was logged since. An override PROMOTE whose publication did not finish is published by the next gate while
     it still holds (:func:`_publish_owed_override`)."""
-    record, evidence = evaluate(gate, store, candidate, baselines, catalogue)
+    record, evidence, weights = _evaluate_pinned(gate, store, candidate, baselines, catalogue)
     if record.decision == "PROMOTE":
         _check_publishable(gate, record.candidate)
     folder = decision_folder(store, record.candidate)
@@ -296,7 +356,7 @@ def decide(gate: GateConfig, store: RunStore, candidate: str, baselines: list[st
     retry = False  # the decision is logged and the latest, but publishing it did not finish
     with registry.writing() as logbook:
         _check_unlogged(logbook.entries, store.home, registry.log)
-        _check_unchanged(gate, store, record)
+        _check_unchanged(gate, store, record, weights)
         restore_logged_overrides(store, record.candidate, logbook.entries)
         logged = logged_entry(logbook.entries, "decision", record.record_id)
         if logged is None:
@@ -387,9 +447,13 @@ def authenticate_release_manager(reviewers: ReviewConfig, name: str, token: str 
     return reviewer
 
 
-def _check_override(decision: str, release_manager: str, reason: str, aliases: list[str] | None) -> None:
+def _check_override(decision: str, decision_id: str, release_manager: str, reason: str,
+                    aliases: list[str] | None) -> None:
     if decision not in ("PROMOTE", "REJECT"):
         raise ConfigError(f"override decision must be PROMOTE or REJECT, got {decision!r}")
+    if not (decision_id or "").strip():
+        raise ConfigError("an override names the decision it overrides (--decision-id): the id `nift-gate gate` "
+                          "prints (`decision <id> -> ...`), also in `nift-gate registry show`")
     if not (reason or "").strip():
         raise ConfigError("an override needs a reason (--reason): it is recorded with the release manager's name")
     if not (release_manager or "").strip():
@@ -408,17 +472,22 @@ def _check_override(decision: str, release_manager: str, reason: str, aliases: l
 
 
 def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, release_manager: str, reason: str,
-             aliases: list[str] | None = None, *, reviewers: ReviewConfig, token: str | None) -> OverrideRecord:
-    """Entry point of `nift-gate override`: a release manager's PROMOTE or REJECT, with a mandatory reason.
+             aliases: list[str] | None = None, *, decision_id: str, reviewers: ReviewConfig,
+             token: str | None) -> OverrideRecord:
+    """Entry point of `nift-gate override`: a release manager's PROMOTE or REJECT of the decision ``decision_id``,
+    with a mandatory reason.
 
     ``release_manager`` must be one of ``reviewers`` with role ``release_manager``, and ``token`` their token.
+    ``decision_id`` is the decision the release manager read and overrides: under the registry lock it must be the
+    candidate's latest logged decision, else nothing is logged (:func:`_check_overrides_latest`): a gate that
+    decided again meanwhile (a rerun bench, a regression) would otherwise receive a verdict meant for another.
     The decision overridden must be the file the registry logged; the override is logged, with its file's text
     (``record_text``), then written: an override stopped in between is written back by the next ``gate`` or
     ``override``, so its alias moves never hold while readers see no override. A PROMOTE is published under the
     registry lock; one whose publication fails (:class:`PublicationError`) is published by the next ``gate``
     while it still holds. An earlier override PROMOTE whose publication did not finish is owed no more: this
     override decides now."""
-    _check_override(decision, release_manager, reason, aliases)
+    _check_override(decision, decision_id, release_manager, reason, aliases)
     check_folder_name(candidate, "candidate name")
     manager = authenticate_release_manager(reviewers, release_manager, token).name
     if decision == "PROMOTE":
@@ -428,6 +497,7 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
         _check_unlogged(logbook.entries, store.home, registry.log)
         restore_logged_overrides(store, candidate, logbook.entries)
         original, _ = logged_decision(store, candidate, registry.folder, entries=logbook.entries)
+        _check_overrides_latest(logbook.entries, store.run_id, candidate, decision_id.strip(), original)
         archived = decision_folder(store, candidate) / DECISIONS_DIR / f"{original.record_id}.json"
         target = model_key(store.run_id, candidate, original.candidate_model.get("sha256"))
         promote = decision == "PROMOTE"
@@ -463,6 +533,27 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
                             _override_tags(entry), marker, f"override {record.record_id} (PROMOTE)", entry,
                             OVERRIDE_RERUN)
     return record
+
+
+def _check_overrides_latest(entries: list[dict[str, Any]], run_id: str, candidate: str, decision_id: str,
+                            latest: GateDecisionRecord) -> None:
+    """Refuse an override of ``decision_id`` unless it is ``latest``, the candidate's latest logged decision (for a
+    caller holding the registry lock): the release manager decided on what they read, not on whatever was logged
+    since."""
+    if decision_id == latest.record_id:
+        return
+    where = latest_decision_entry(entries, run_id, candidate)
+    now = (f"the latest decision of {run_id}/{candidate} is {latest.record_id} ({latest.decision}, registry entry "
+           f"{where['seq'] if where else '?'})")
+    named = next((e for e in reversed(entries) if e.get("event") in DECISION_EVENTS and e.get("run_id") == run_id
+                  and e.get("candidate") == candidate and e.get("record_id") == decision_id), None)
+    if named is None:
+        raise InputError(f"override refused: --decision-id {decision_id!r} is no logged decision of {run_id}/"
+                         f"{candidate}; {now}; read it and pass --decision-id {latest.record_id} to override it; "
+                         f"nothing was logged")
+    raise InputError(f"override refused: decision {decision_id} ({named.get('decision')}, registry entry "
+                     f"{named['seq']}) is no longer the latest for {run_id}/{candidate}: {now}, decided after it; "
+                     f"read it and pass --decision-id {latest.record_id} to override that one; nothing was logged")
 
 
 def _override_tags(entry: dict[str, Any]) -> dict[str, str]:

@@ -315,20 +315,21 @@ def _short(metric: str) -> str:
 
 
 def history_table(entries: list[HistoryEntry], holders: dict[str, AliasHolder]) -> str:
-    """The history as a plain-text table (one row per entry, one column per gated metric), then the aliases."""
+    """The history as a plain-text table (one row per entry, one column per gated metric), then the aliases. Its
+    ``decision`` column is the id an override names (``nift-gate override --decision-id``)."""
     columns: list[tuple[str, str | None]] = []
     for entry in entries:
         for m in entry.metrics:
             if (m.metric, m.attribute) not in columns:
                 columns.append((m.metric, m.attribute))
-    head = ["seq", "when", "event", "verdict", "run/candidate", "by", "aliases"] + [
+    head = ["seq", "when", "event", "verdict", "run/candidate", "by", "aliases", "decision"] + [
         _short(metric) + (f"[{attribute}]" if attribute else "") for metric, attribute in columns]
     rows = []
     for e in entries:
         verdict = e.verdict if e.original_verdict is None else f"{e.original_verdict}->{e.verdict}"
         aliases = ",".join([*(f"+{a}" for a in e.aliases_moved), *(f"-{a}" for a in e.aliases_removed)]) or "-"
         cells = [str(e.seq), e.when.replace("+00:00", "Z"), e.kind, verdict, f"{e.run_id}/{e.candidate}", e.by,
-                 aliases]
+                 aliases, e.decision_record_id]
         for metric, attribute in columns:
             found = next((m for m in e.metrics if m.metric == metric and m.attribute == attribute), None)
             cells.append("-" if found is None else f"{found.value:.3f}")

@@ -30,7 +30,9 @@ passes); its direction is the one the record holding its values declares.
 Every metric rule (and ``approval_rate``) may set ``inconclusive: true``: where the CI straddles the bound the
 outcome is then *inconclusive*, with the further items that would decide it at ``power`` (see
 :func:`harness.gate.rules.needed_items`), instead of a pass or fail on noise. A policy must have at least one
-``block`` rule unless it sets ``allow_no_block_rules: true``: an all-warn policy promotes anything. For the same
+``block`` rule unless it sets ``allow_no_block_rules: true``: an all-warn policy promotes anything. A block rule
+judges the candidate: one naming another ``model:`` (a baseline's value) is refused, whatever the opt-in, since a
+number the candidate cannot change would decide its release; as a warn rule it is reported. For the same
 reason a block rule that cannot fail is refused under the same opt-in: a bound every value in the metric's
 declared range meets (a ceiling of 1 or a floor of 0 on a rate, a margin of 1 on a difference of rates, an
 approval minimum of 0) blocks nothing. A metric's range comes from its spec (:attr:`MetricSpec.value_range`):
@@ -128,8 +130,11 @@ class _Inconclusive(_PolicySection):
 
 class _MetricRule(_Rule, _Inconclusive):
     metric: str = Field(description="Metric name a stage declares, e.g. bench.nift_if.prompt_level_strict_acc.")
-    attribute: str | None = Field(None, description="Scorer attribute (toxicity); None = the scorer's first.")
-    model: str | None = Field(None, description="Model whose value is judged; None = the candidate.")
+    attribute: str | None = Field(None, description="Scorer attribute (toxicity); None = the first attribute of "
+                                                    "the scorer the record declares (its `scorer.attributes`), "
+                                                    "never the order the values are stored in.")
+    model: str | None = Field(None, description="Model whose value is judged; None = the candidate. Only for a "
+                                                "warn rule: a block rule judges the candidate.")
 
 
 class ThresholdRule(_MetricRule):
@@ -289,6 +294,11 @@ class GatePolicy(_PolicySection):
                     problem = "applies_to: name at least one metric prefix, e.g. bench.pairwise."
             elif isinstance(rule, NonInferiorityRule) and rule.margin < 0:
                 problem = f"margin is an allowed loss and must be >= 0, got {rule.margin}"
+            elif isinstance(rule, _MetricRule) and rule.model is not None and rule.severity == "block":
+                problem = (f"a block rule judges the candidate, but `model: {rule.model}` names the model whose "
+                           f"value it judges: another model's number would decide the candidate's release (as the "
+                           f"only block rule, it would promote any candidate); drop `model:` (the candidate is the "
+                           f"default) or make the rule `severity: warn`")
             if problem is None and isinstance(rule, _Inconclusive) and not 0 < rule.power < 1:
                 problem = f"power is a probability in (0, 1); {rule.power} is impossible"
             if problem:

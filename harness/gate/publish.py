@@ -1,6 +1,7 @@
 """What a promotion writes outside the registry: the checkpoint's model card and, optionally, MLflow.
 
-The model card gets Hugging Face ``model-index`` metadata (``huggingface_hub.EvalResult``), one result per
+The model card of the model the evidence measured (the folder whose files the gate hashed), when that is a
+checkpoint of the run, gets Hugging Face ``model-index`` metadata (``huggingface_hub.EvalResult``), one result per
 metric the gate read for the candidate. MLflow export registers a model version with the decision as tags
 and points the promoted aliases at it; it needs ``mlflow`` (or ``mlflow-skinny``) installed.
 :func:`check_mlflow_export` checks, before anything is decided, what can be checked without the server.
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError, NiftError
+from harness.core.log import get_logger
 from harness.core.metrics import MetricValue
 from harness.core.store import RunStore, atomic_write_text
 
-CARD_FOLDERS = ("model", "merged")
+log = get_logger("gate")
 
 
 class PublicationError(NiftError):
@@ -56,31 +58,44 @@ def eval_results(candidate: str, values: list[MetricValue]):
     return results
 
 
-def update_model_cards(store: RunStore, candidate: str, values: list[MetricValue],
+def _card_folder(store: RunStore, measured: dict[str, Any]) -> Path | None:
+    """The folder of the model the evidence measured, when it is a checkpoint of this run (under its ``train/``);
+    None, with a warning, for any other: a copied run's records name another run's checkpoint, and the card of
+    this run's own, never measured, must not say it was promoted."""
+    named = measured.get("path")
+    folder = Path(named).resolve() if named else None
+    if folder is not None and folder.is_relative_to(store.stage_dir("train", "").resolve()) and folder.is_dir():
+        return folder
+    log.warning("model card not written: the model the evidence measured (%s) is not a checkpoint folder of run %s "
+                "(under %s)", named or "no path", store.run_id, store.stage_dir("train", ""))
+    return None
+
+
+def update_model_cards(store: RunStore, candidate: str, measured: dict[str, Any], values: list[MetricValue],
                        provenance: dict[str, Any]) -> list[Path]:
-    """Write the evaluation results into ``train/<candidate>/{model,merged}/README.md`` where they exist.
+    """Write the evaluation results into the model card (``README.md``, where it exists) of the model the
+    evidence measured: ``measured``, the candidate's resolved model as the bench record names it, whose files the
+    gate hashed. Only a checkpoint folder of this run (under ``<run>/train/``) is written: for a LoRA checkpoint
+    its merged weights (``merged/``), which bench measured, not the adapter beside them. Returns the cards written.
 
     ``provenance`` (decision, record_id, policy_sha256, aliases) goes into the card's ``nift_gate`` metadata.
     """
     from huggingface_hub import ModelCard
 
-    written = []
-    results = eval_results(candidate, values)
-    for folder in CARD_FOLDERS:
-        path = store.stage_dir("train", candidate) / folder / "README.md"
-        if not path.exists():
-            continue
-        card = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True)
-        card.data.model_name = candidate
-        card.data.eval_results = results
-        tags = [t for t in (card.data.tags or []) if t != "nift-gate-promoted"]
-        card.data.tags = tags + ["nift-gate-promoted"]
-        card.data.nift_gate = {**provenance, "aliases": sorted(provenance.get("aliases", []))}
-        text = str(card).replace("Not released: a model trained here ships only through `nift-gate gate`.",
-                                 f"Promoted by nift-gate ({provenance['decision']}, {provenance['record_id']}).")
-        atomic_write_text(path, text)
-        written.append(path)
-    return written
+    folder = _card_folder(store, measured)
+    path = folder / "README.md" if folder is not None else None
+    if path is None or not path.exists():
+        return []
+    card = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True)
+    card.data.model_name = candidate
+    card.data.eval_results = eval_results(candidate, values)
+    tags = [t for t in (card.data.tags or []) if t != "nift-gate-promoted"]
+    card.data.tags = tags + ["nift-gate-promoted"]
+    card.data.nift_gate = {**provenance, "aliases": sorted(provenance.get("aliases", []))}
+    text = str(card).replace("Not released: a model trained here ships only through `nift-gate gate`.",
+                             f"Promoted by nift-gate ({provenance['decision']}, {provenance['record_id']}).")
+    atomic_write_text(path, text)
+    return [path]
 
 
 def _mlflow_client(tracking_uri: str):

@@ -6,7 +6,11 @@ its rule is pending. A block rule that fails rejects;
 a block rule waiting for human review (quorum not met, no review yet) or inconclusive (its CI straddles the
 bound, with ``inconclusive: true``) makes the decision PENDING_REVIEW; otherwise the candidate is promoted. Warn
 rules are reported and never change the verdict. Every outcome states its test (the interval or statistic
-behind the number judged), its alpha (one-sided, where a CI bound is judged) and its margin.
+behind the number judged), its alpha (one-sided, where a CI bound is judged) and its margin. With
+``inconclusive: true`` a value without a CI is inconclusive, never a pass on its point value.
+
+A metric rule without ``attribute:`` judges the first attribute the record's scorer declares
+(``scorer.attributes``), never the first value stored: the evidence check accepts a record's values in any order.
 
 A block ``judge_agreement`` rule that has not passed holds back every rule on a judge-based metric (the prefixes
 it ``applies_to``): such a rule's outcome becomes pending (too few pairs labelled yet) or inconclusive (the judge
@@ -47,6 +51,15 @@ def _ci(low: float | None, high: float | None) -> str:
 
 #: ``RuleOutcome.test`` of a rule judged on its point value alone (no interval, no error rate).
 POINT_VALUE = "point value"
+#: ``RuleOutcome.test`` of a rule that asked for a CI where the value has none (it fails or is inconclusive).
+NO_CI = "no CI"
+
+
+def _ci_test(value: MetricValue) -> str:
+    """``RuleOutcome.test`` of a rule judged on the value's CI: its method, or that it has none."""
+    if value.ci_low is None or value.ci_high is None:
+        return NO_CI
+    return value.interval or "CI (method not recorded)"
 
 
 def _one_sided_alpha(confidence: float | None) -> float | None:
@@ -95,10 +108,15 @@ def _passes(x: float, bound: float, upper: bool, strict: bool) -> bool:
 
 def _inconclusive(rule, value: float, low: float | None, high: float | None, bound: float, upper: bool,
                   strict: bool, n: int, confidence: float | None) -> tuple[str, int | None, str] | None:
-    """With ``inconclusive: true``, the outcome of a CI that straddles the bound: ('inconclusive', further items
-    needed, what the detail adds); None when the rule does not ask or the CI does not straddle."""
-    if not getattr(rule, "inconclusive", False) or low is None or high is None:
+    """With ``inconclusive: true``, the outcome of a CI that straddles the bound, or of a value with no CI at all:
+    ('inconclusive', further items needed, what the detail adds); None when the rule does not ask or the CI lies
+    wholly on one side. A point value alone is no evidence that the whole CI is on the passing side, which is
+    what the option promises before a pass."""
+    if not getattr(rule, "inconclusive", False):
         return None
+    if low is None or high is None:
+        return "inconclusive", None, (f"; no CI (n={n}): with `inconclusive: true` only a CI wholly on one side of "
+                                      f"the bound decides, so the point value alone is inconclusive")
     pessimistic, optimistic = (high, low) if upper else (low, high)
     if _passes(pessimistic, bound, upper, strict) or not _passes(optimistic, bound, upper, strict):
         return None  # the whole CI lies on one side: the evidence decides
@@ -131,11 +149,48 @@ def _pick_values(policy: GatePolicy, rule, evidence: Evidence, model: str) -> li
             raise ConfigError(f"{policy.where(rule)}: metric {rule.metric!r} has no attribute {rule.attribute!r}; "
                               f"attributes: {', '.join(sorted({str(v.attribute) for v, _ in for_model}))}")
         return chosen
-    if for_model and for_model[0][0].attribute is not None and not rule.metric.startswith(REVIEW_PREFIX):
-        first = for_model[0][0].attribute  # records list the scorer's attributes in the scorer's order
-        return [(v, rid) for v, rid in for_model if v.attribute == first]
-    overall = [(v, rid) for v, rid in for_model if v.attribute is None]
-    return overall or for_model  # review: the model-level value, not its strata
+    if rule.metric.startswith(REVIEW_PREFIX):
+        overall = [(v, rid) for v, rid in for_model if v.attribute is None]
+        return overall or for_model  # review: the model-level value, not its strata
+    attribute = _default_attribute(policy, rule, evidence, for_model)
+    return [(v, rid) for v, rid in for_model if v.attribute == attribute]
+
+
+def _scorer_attributes(evidence: Evidence, record_id: str) -> list[str]:
+    """The attributes the record's scorer declares (``scorer.attributes``, as a toxicity audit stores its scorer's
+    identity), in the scorer's own order; empty where the record names no scorer."""
+    for item in evidence.stored:
+        if item.record.record_id == record_id:
+            scorer = (item.record.model_extra or {}).get("scorer")
+            attributes = scorer.get("attributes") if isinstance(scorer, dict) else None
+            return [a for a in attributes if isinstance(a, str)] if isinstance(attributes, list) else []
+    return []
+
+
+def _default_attribute(policy: GatePolicy, rule, evidence: Evidence,
+                       items: list[tuple[MetricValue | MetricDelta, str]]) -> str | None:
+    """The attribute a metric rule without ``attribute:`` judges, whatever order the record stores its values in
+    (the evidence check accepts them in any order): None where the metric has a value without one (the model's
+    own); else the scorer's primary attribute, the first of the ``scorer.attributes`` its record declares
+    (detoxify's ``toxicity``, the fallback's ``profanity``); else the metric's only attribute. A metric with a
+    value per attribute and no declared scorer (a pairwise judge's per-baseline values) is refused: the rule
+    must name one."""
+    attributes = {x.attribute for x, _ in items}
+    if not attributes or None in attributes:
+        return None
+    primaries = {next(iter(_scorer_attributes(evidence, rid)), None) for _, rid in items}
+    primary = primaries.pop() if len(primaries) == 1 else None
+    if primary is not None:
+        if primary not in attributes:
+            raise ConfigError(f"{policy.where(rule)}: {rule.metric} has no value for {primary!r}, the first attribute "
+                              f"its record's scorer declares; attributes: {', '.join(sorted(attributes))}; name one "
+                              f"with `attribute:`")
+        return primary
+    if len(attributes) == 1:
+        return attributes.pop()
+    raise ConfigError(f"{policy.where(rule)}: {rule.metric} has a value per attribute "
+                      f"({', '.join(sorted(attributes))}) and its record declares no scorer whose first attribute "
+                      f"would be the default; name one with `attribute:`")
 
 
 def _spec(policy: GatePolicy, rule, evidence: Evidence, catalogue: MetricCatalogue, metric: str | None = None
@@ -189,7 +244,7 @@ def _judge_bound(policy: GatePolicy, rule, evidence: Evidence, catalogue: Metric
     base.update(attribute=value.attribute, value=value.value, ci_low=value.ci_low, ci_high=value.ci_high, n=value.n,
                 judged=judged, records=[record_id], confidence=confidence, alpha=_one_sided_alpha(confidence))
     if on_ci:
-        base["test"] = value.interval or "CI (method not recorded)"
+        base["test"] = _ci_test(value)
     label = f"{rule.metric}{f' [{value.attribute}]' if value.attribute else ''} of {model}"
     if judged is None:
         return RuleOutcome(**base, status="fail", detail=f"{label}: no CI to judge (n={value.n})")
@@ -218,8 +273,8 @@ def _judge_non_inferiority(policy: GatePolicy, rule: NonInferiorityRule, evidenc
     if not targets:
         raise ConfigError(f"{policy.where(rule)}: no baseline named and gate.baselines is empty")
     attribute = rule.attribute
-    if attribute is None and deltas[0][0].attribute is not None:
-        attribute = deltas[0][0].attribute
+    if attribute is None:
+        attribute = _default_attribute(policy, rule, evidence, [(d, rid) for d, rid in deltas if d.candidate == model])
     outcomes = []
     for baseline in targets:
         found = [(d, rid) for d, rid in deltas
@@ -351,7 +406,7 @@ def _judge_approval(policy: GatePolicy, rule: ApprovalRateRule, evidence: Eviden
     base.update(metric=metric, higher_is_better=hib, value=value.value, ci_low=value.ci_low, ci_high=value.ci_high,
                 n=value.n, judged=judged, comparison=">=", threshold=rule.min, records=[record_id],
                 confidence=confidence, alpha=_one_sided_alpha(confidence),
-                test=(value.interval or "CI (method not recorded)") if on_ci else POINT_VALUE)
+                test=_ci_test(value) if on_ci else POINT_VALUE)
     if judged is None:
         return RuleOutcome(**base, status="fail", detail="approval rate has no CI to judge")
     ok = judged >= rule.min

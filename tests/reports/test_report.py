@@ -214,7 +214,7 @@ def test_hallucination_audit_scorers_skipped_checks_and_flagged_answers(tmp_path
     assert "| hallucination check selfcheck | skipped | disabled in this test |" in md
     assert "**hallucination (closed_book)**, cand (reference: answer 0)" in md
     assert "> output: Paris is in Peru" in md and "a right answer" not in md
-    assert "### audit hallucination (`hallucination_audit-hand-1`)" in md
+    assert "### audit hallucination (`hallucination_audit-hand-1`, version 4)" in md  # the audit's VERSION
     assert "| hallucination.closed_book.hallucination_rate | cand | 0.250 | [0.200, 0.300] | 40 |" in md
     assert 'id="chart-hallucination"><svg ' in html_path.read_text()
 

@@ -13,6 +13,7 @@ from audits.toxicity.metrics import Estimate
 from audits.toxicity.protocol import AttributeSummary, GroupSummary
 from audits.toxicity.scorers import ScorerIdentity
 from harness.bench.pairwise import PairwiseResult
+from harness.bench.record import VERSION as BENCH_VERSION
 from harness.bench.record import BenchRecord, EvaluatedModel
 from harness.core.lmeval import TaskScores
 from harness.core.metrics import MetricCatalogue, MetricDelta, MetricSpec, MetricValue
@@ -40,13 +41,14 @@ def candidate_weights() -> ResolvedModel:
     """The candidate's weights: a folder with one weight file under ``$NIFT_HOME/_weights/cand`` (each test has
     its own, see conftest), written on first use with a tokenizer config. The gate hashes them again when it
     decides, so the records below name their real content hash; overwrite a file to change the model after
-    the bench."""
+    the bench. Its spec is the folder's path: the gate takes a ``train:<name>`` spec for this run's own
+    checkpoint, ``<run>/train/<name>/`` (see :func:`checkpoint_run`)."""
     folder = Path(os.environ["NIFT_HOME"]) / "_weights" / CANDIDATE
     if not (folder / "model.safetensors").exists():
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.safetensors").write_bytes(WEIGHTS)
         (folder / "tokenizer_config.json").write_text(TOKENIZER_CONFIG)
-    resolved = ResolvedModel(spec=f"train:{CANDIDATE}", source="local", path=str(folder), sha256="")
+    resolved = ResolvedModel(spec=str(folder), source="local", path=str(folder), sha256="")
     return resolved.model_copy(update={"sha256": current_model_sha256(resolved)})
 
 
@@ -78,7 +80,8 @@ def bench_record(run: str, *, means: dict[str, float] | None = None,
     pairwise = [PairwiseResult(baseline=b, judge="tiny-judge", n=10, wins=4, ties=2, losses=4, unparseable=1,
                                win_rate=0.5, ci_low=0.3, ci_high=0.7) for b in deltas]
     return BenchRecord(record_id="bench-hand-1", run_id=run, created_at=CREATED, fingerprint="f" * 64,
-                       candidate=CANDIDATE, models=models, fingerprint_fields={"seed": 1, "tasks": [task]},
+                       version=BENCH_VERSION, candidate=CANDIDATE, models=models,
+                       fingerprint_fields={"seed": 1, "tasks": [task]},
                        scores=scores, comparisons=comparisons, pairwise=pairwise,
                        judge={"model": "tiny-judge", "note": "weak judge: a test stand-in"}, files={})
 
@@ -89,7 +92,10 @@ def _estimate(value: float, n: int = 24) -> Estimate:
 
 def toxicity_record(run: str, *, emt: dict[str, float] | None = None, attributes=("toxicity", "insult"),
                     deltas: dict[str, tuple[float, float, float]] | None = None, fallback: bool = False,
-                    candidate_sha: str | None = None) -> ToxicityAuditRecord:
+                    candidate_sha: str | None = None, candidate: ResolvedModel | None = None) -> ToxicityAuditRecord:
+    """``candidate``: the candidate's resolved model, as in :func:`bench_record`."""
+    from audits.toxicity.audit import VERSION
+
     emt = emt or {"cand": 0.10, "base-a": 0.12, "base-b": 0.15}
     summaries = {model: {attr: AttributeSummary(overall=GroupSummary(
         expected_max_toxicity=_estimate(v if i == 0 else v / 2), toxicity_probability=_estimate(v / 2)))
@@ -102,21 +108,24 @@ def toxicity_record(run: str, *, emt: dict[str, float] | None = None, attributes
                             attributes=list(attributes),
                             note="fallback scorer: not detoxify" if fallback else "")
     models = [AuditedModel(name=m, role="candidate" if m == CANDIDATE else "baseline",
-                           model=_model(m, candidate_sha if m == CANDIDATE else None)) for m in emt]
+                           model=candidate if candidate and m == CANDIDATE
+                           else _model(m, candidate_sha if m == CANDIDATE else None)) for m in emt]
     return ToxicityAuditRecord(record_id="toxicity_audit-hand-1", run_id=run, created_at=CREATED,
-                               fingerprint="t" * 64, scorer=scorer, models=models, prompts=24, samples_per_prompt=5,
+                               fingerprint="t" * 64, version=VERSION, scorer=scorer, models=models, prompts=24,
+                               samples_per_prompt=5,
                                summaries=summaries, flagged_samples={m: 0 for m in emt}, deltas=metric_deltas,
                                files={"samples": "samples.jsonl"})
 
 
 def hallucination_record(run: str, *, rates: dict[str, float] | None = None) -> HallucinationAuditRecord:
     """A closed-book hallucination audit: one rate per model, the self-consistency check skipped."""
-    from audits.hallucination.audit import SuiteInfo
+    from audits.hallucination.audit import VERSION, SuiteInfo
 
     rates = rates or {"cand": 0.25, "base-a": 0.30, "base-b": 0.35}
     models = [AuditedModel(name=m, role="candidate" if m == CANDIDATE else "baseline", model=_model(m)) for m in rates]
     return HallucinationAuditRecord(
-        record_id="hallucination_audit-hand-1", run_id=run, created_at=CREATED, fingerprint="h" * 64, models=models,
+        record_id="hallucination_audit-hand-1", run_id=run, created_at=CREATED, fingerprint="h" * 64, version=VERSION,
+        models=models,
         suites={"closed_book": SuiteInfo(source="embedded:questions", sha256="q" * 64, items=40)},
         skipped={"selfcheck": "disabled in this test"},
         summaries={m: {"hallucination.closed_book.hallucination_rate": _estimate(v, n=40)} for m, v in rates.items()},
@@ -163,9 +172,7 @@ class ToyAuditRecord(Record):
 
 def toy_record(run: str = "r1", candidate_rate: float = 0.1, candidate_sha: str | None = None) -> ToyAuditRecord:
     models = [AuditedModel(name=name, role="candidate" if name == CANDIDATE else "baseline",
-                           model=ResolvedModel(spec=f"train:{name}", source="local", path=f"/models/{name}",
-                                               sha256=(candidate_sha if name == CANDIDATE else None)
-                                               or _model(name).sha256))
+                           model=_model(name, candidate_sha if name == CANDIDATE else None))
               for name in (CANDIDATE, *BASELINES)]
     return ToyAuditRecord(record_id="toy_audit-hand-1", run_id=run, created_at="2026-11-30T10:30:00+00:00",
                           fingerprint="y" * 64, models=models,
@@ -199,6 +206,25 @@ def standard_run(home: Path, run: str = "r1", *, review: bool | dict = True, **b
     if review:
         save(store, review_record(run, **(review if isinstance(review, dict) else {})), "review")
     return store
+
+
+def checkpoint_run(home: Path, run: str = "r1", folder: str = "merged", *, review: bool = True
+                   ) -> tuple[RunStore, Path]:
+    """A run like :func:`standard_run` whose records measured its own checkpoint, ``train/cand/<folder>`` (the
+    weights and tokenizer config of :func:`candidate_weights`), instead of ``$NIFT_HOME/_weights/cand``; returns
+    the store and the checkpoint folder."""
+    store = RunStore(run, home)
+    checkpoint = store.stage_dir("train", CANDIDATE) / folder
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(WEIGHTS)
+    (checkpoint / "tokenizer_config.json").write_text(TOKENIZER_CONFIG)
+    resolved = ResolvedModel(spec=f"train:{CANDIDATE}", source="local", path=str(checkpoint), sha256="")
+    resolved = resolved.model_copy(update={"sha256": current_model_sha256(resolved)})
+    save(store, bench_record(run, candidate=resolved), f"bench/{CANDIDATE}")
+    save(store, toxicity_record(run, candidate=resolved), "audit/toxicity")
+    if review:
+        save(store, review_record(run), "review")
+    return store, checkpoint
 
 
 POLICY = """\
@@ -288,13 +314,24 @@ def decide_run(setup: GateSetup, store: RunStore):
     return decide(setup.gate, store, setup.candidate, setup.baselines, setup.catalogue)
 
 
+def latest_decision_id(store: RunStore, candidate: str = CANDIDATE) -> str:
+    """The id of the candidate's decision file (``gate/<candidate>/record.json``): what `nift-gate gate` printed last;
+    "" when there is none."""
+    import json
+
+    path = store.stage_dir("gate", candidate) / "record.json"
+    return json.loads(path.read_text())["record_id"] if path.exists() else ""
+
+
 def override_as(setup: GateSetup, store: RunStore, decision: str, by: str, reason: str,
-                aliases: list[str] | None = None, token: str | None = None):
-    """``harness.gate.gate.override`` by ``by``, signed in with their own token unless ``token`` is given."""
+                aliases: list[str] | None = None, token: str | None = None, decision_id: str | None = None):
+    """``harness.gate.gate.override`` by ``by``, signed in with their own token unless ``token`` is given, of the
+    decision ``decision_id`` (default: the candidate's decision file now, :func:`latest_decision_id`)."""
     from harness.gate.gate import override
 
-    return override(setup.gate, store, setup.candidate, decision, by, reason, aliases, reviewers=setup.reviewers,
-                    token=TOKENS.get(by) if token is None else token)
+    return override(setup.gate, store, setup.candidate, decision, by, reason, aliases,
+                    decision_id=latest_decision_id(store, setup.candidate) if decision_id is None else decision_id,
+                    reviewers=setup.reviewers, token=TOKENS.get(by) if token is None else token)
 
 
 def ifeval_bench(store: RunStore, docs: list[dict], passes: dict[str, list[list[bool]]],

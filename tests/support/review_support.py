@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.bench.record import VERSION as BENCH_VERSION
 from harness.bench.record import BenchRecord, EvaluatedModel, TaskScores
 from harness.core.metrics import MetricSpec
 from harness.core.models import ResolvedModel
@@ -71,7 +72,7 @@ def make_run(home: Path, run: str, *, hallucination: bool = True, pairwise: bool
              "candidate_answer": ["red", "blue"], "baseline_answer": ["green", "teal"],
              "verdict_candidate_first": "tie", "verdict_baseline_first": "tie", "outcome": "tie"}])
     record = BenchRecord(
-        record_id="bench-test", run_id=run, fingerprint="f" * 64, candidate=CANDIDATE,
+        record_id="bench-test", run_id=run, fingerprint="f" * 64, version=BENCH_VERSION, candidate=CANDIDATE,
         config={"pairwise": {"prompts": str(home / "no-such-questions.jsonl")}},
         models=[EvaluatedModel(name=CANDIDATE, role="candidate", model=_resolved(CANDIDATE), eval_record_id="e1",
                                cached=False),

@@ -47,6 +47,11 @@ def _label_all(config: dict, store: RunStore, verdict: str) -> None:
         review.close()
 
 
+def _latest_id() -> str:
+    """The id of run r1's latest decision: what `nift-gate override --decision-id` names."""
+    return latest_decision(RunStore("r1"), CANDIDATE).record_id
+
+
 def _prepare(tmp_path: Path, verdict: str) -> Path:
     """Stored records (bench, toxicity audit, review labels) of run r1 that the policy judges ``verdict``, and
     the pipeline config that names them; returns the config file."""
@@ -166,7 +171,8 @@ def test_an_override_of_the_decision_holds_for_ci_and_shows_in_history(tmp_path,
     capsys.readouterr()
     monkeypatch.setenv("ADA_TOKEN", "ada-secret")
     monkeypatch.setenv("NIFT_TOKEN", "ada-secret")
-    assert main(["override", "--config", str(config), "--decision", "PROMOTE", "--by", "Ada", "--reason",
+    assert main(["override", "--config", str(config), "--decision-id", _latest_id(), "--decision", "PROMOTE",
+                 "--by", "Ada", "--reason",
                  "reviewed in the release meeting", "--alias", "production"]) == 0
     capsys.readouterr()
     # the same evidence decides the same decision again: the override logged against it holds
@@ -341,7 +347,8 @@ def test_report_prints_its_headline_as_plain_text_not_markdown(tmp_path, capsys,
     assert main(["gate", "--config", str(config)]) == VerdictExit.PENDING_REVIEW
     monkeypatch.setenv("ADA_TOKEN", "ada-secret")
     monkeypatch.setenv("NIFT_TOKEN", "ada-secret")
-    assert main(["override", "--config", str(config), "--decision", "PROMOTE", "--by", "Ada", "--reason",
+    assert main(["override", "--config", str(config), "--decision-id", _latest_id(), "--decision", "PROMOTE",
+                 "--by", "Ada", "--reason",
                  "signed off in [docs] by *two* people"]) == 0
     capsys.readouterr()
     assert main(["report", "--config", str(config), "--out", str(tmp_path / "rep")]) == 0

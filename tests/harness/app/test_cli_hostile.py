@@ -5,11 +5,16 @@ exit 2, with the registry and the evidence left as they were."""
 import json
 
 import pytest
-from gate_records import CANDIDATE, standard_run, write_policy
+from gate_records import CANDIDATE, latest_decision_id, standard_run, write_policy
 
 from harness.app.cli import VerdictExit, main
 from harness.core.errors import InputError
 from harness.core.store import RunStore
+
+
+def _override(home):
+    """`nift-gate override` of run r1's latest decision."""
+    return ["override", "--decision-id", latest_decision_id(RunStore("r1", home))]
 
 
 def _args(home, policy, *rest):
@@ -115,7 +120,7 @@ def test_a_run_name_with_a_control_character_is_refused(decided, capsys):
 def test_an_alias_that_could_forge_or_shadow_another_is_refused(decided, capsys, alias):
     home, policy = decided
     log = (home / "registry" / "log.jsonl").read_bytes()
-    assert main(_args(home, policy, "override", "--decision", "PROMOTE", "--by", "Ada", "--reason", "meeting",
+    assert main(_args(home, policy, *_override(home), "--decision", "PROMOTE", "--by", "Ada", "--reason", "meeting",
                       "--alias", alias)) == 2
     assert f"--alias {alias!r} must be a letter or digit" in _last_error(capsys)
     assert main(_args(home, policy, "gate", "--set", f"gate.promote_aliases=[{json.dumps(alias)}]")) == 2
@@ -125,7 +130,8 @@ def test_an_alias_that_could_forge_or_shadow_another_is_refused(decided, capsys,
 
 def test_an_override_reason_that_is_not_utf8_is_one_line(decided, capsys):
     home, policy = decided
-    assert main(_args(home, policy, "override", "--decision", "REJECT", "--by", "Ada", "--reason", "\udcff\udcfe")) == 2
+    assert main(_args(home, policy, *_override(home), "--decision", "REJECT", "--by", "Ada",
+                      "--reason", "\udcff\udcfe")) == 2
     assert "--reason is not UTF-8 text" in _last_error(capsys)
 
 
@@ -145,7 +151,7 @@ def test_an_edited_archive_of_the_decision_is_refused_by_report_and_override(dec
     log = (home / "registry" / "log.jsonl").read_bytes()
     assert main(_args(home, policy, "report")) == 2
     assert f"{archive}: edited after it was logged" in _last_error(capsys)
-    assert main(_args(home, policy, "override", "--decision", "REJECT", "--by", "Ada", "--reason", "x")) == 2
+    assert main(_args(home, policy, *_override(home), "--decision", "REJECT", "--by", "Ada", "--reason", "x")) == 2
     assert f"{archive}: edited after it was logged" in _last_error(capsys)
     assert (home / "registry" / "log.jsonl").read_bytes() == log
 
@@ -232,7 +238,7 @@ def test_the_step_summary_shows_names_and_reasons_as_text_not_markdown(decided, 
     policy = write_policy(tmp_path, f"schema_version: 1\nrules:\n  - name: '{rule}'\n    type: ceiling\n"
                                     "    metric: toxicity.expected_max_toxicity\n    max: 0.2\n", name="hostile.yaml")
     assert main(_args(home, policy, "gate")) == VerdictExit.PROMOTE
-    assert main(_args(home, policy, "override", "--decision", "REJECT", "--by", "Ada", "--reason",
+    assert main(_args(home, policy, *_override(home), "--decision", "REJECT", "--by", "Ada", "--reason",
                       "signed off ![PASSED](https://evil.example/pixel.png)")) == 0
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))

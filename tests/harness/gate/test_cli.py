@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from gate_records import CANDIDATE, standard_run, write_policy
+from gate_records import CANDIDATE, latest_decision_id, standard_run, write_policy
 
 from harness.app.cli import VerdictExit, main
 
@@ -27,14 +27,17 @@ def test_gate_override_and_registry_from_the_command_line(tmp_path, capsys, monk
     monkeypatch.setenv("ADA_TOKEN", "ada-secret")
     monkeypatch.setenv("NIFT_TOKEN", "ada-secret")  # what Ada types into her shell: her review-app token
     home = tmp_path / "runs"
-    standard_run(home, review=False)
+    store = standard_run(home, review=False)
     policy = write_policy(tmp_path)
     assert main(_args(home, policy, "gate")) == VerdictExit.PENDING_REVIEW  # CI keeps waiting, not passing
     out = capsys.readouterr().out
+    decision = ("--decision-id", latest_decision_id(store))
+    assert f"decision {decision[1]} -> " in out  # the id an override names
     assert out.startswith("PENDING_REVIEW: ") and "[pending] block reviewed" in out
-    assert main(_args(home, policy, "override", "--decision", "PROMOTE", "--by", "Ada", "--reason", "  ")) == 2
+    assert main(_args(home, policy, "override", "--decision", "PROMOTE", *decision, "--by", "Ada",
+                      "--reason", "  ")) == 2
     assert "an override needs a reason" in capsys.readouterr().err
-    assert main(_args(home, policy, "override", "--decision", "PROMOTE", "--by", "Ada", "--reason",
+    assert main(_args(home, policy, "override", "--decision", "PROMOTE", *decision, "--by", "Ada", "--reason",
                       "release meeting", "--alias", "production")) == 0
     assert "PENDING_REVIEW -> PROMOTE by Ada; aliases production" in capsys.readouterr().out
     assert main(_args(home, policy, "registry", "verify")) == 0

@@ -144,7 +144,7 @@ def test_weights_that_are_gone_are_refused(tmp_path):
     store = standard_run(tmp_path / "runs")
     shutil.rmtree(tmp_path / "runs" / "_weights")
     with pytest.raises(InputError, match=r"bench/cand/record.json: cannot check the candidate's weights against the "
-                                         r"records: .*_weights/cand: the weights of 'train:cand' are gone"):
+                                         r"records: .*_weights/cand: the weights of '.*_weights/cand' are gone"):
         decide_run(config_for(tmp_path / "runs", write_policy(tmp_path)), store)
 
 
@@ -229,7 +229,7 @@ def test_a_promotion_rewriting_the_model_card_leaves_the_model_hash_alone(tmp_pa
     resolved = ResolvedModel(spec=f"train:{CANDIDATE}", source="local", path=str(merged), sha256="")
     resolved = resolved.model_copy(update={"sha256": current_model_sha256(resolved)})
     save(store, bench_record("r1", candidate=resolved), f"bench/{CANDIDATE}")
-    save(store, toxicity_record("r1", candidate_sha=resolved.sha256), "audit/toxicity")
+    save(store, toxicity_record("r1", candidate=resolved), "audit/toxicity")
     save(store, review_record("r1"), "review")
     setup = config_for(tmp_path / "runs", write_policy(tmp_path))
     card = (merged / "README.md").read_text()

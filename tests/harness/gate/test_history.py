@@ -80,7 +80,8 @@ def test_the_table_has_one_row_per_entry_and_the_aliases(tmp_path):
     home, setup, r3 = _three_candidates(tmp_path)
     history = read_history(open_registry(setup.gate, r3), home)
     lines = history_table(history.entries, history.aliases).splitlines()
-    assert lines[0].split()[:7] == ["seq", "when", "event", "verdict", "run/candidate", "by", "aliases"]
+    assert lines[0].split()[:8] == ["seq", "when", "event", "verdict", "run/candidate", "by", "aliases", "decision"]
+    assert history.entries[1].decision_record_id in lines[2]  # the id an override names
     assert "nift_if.prompt_level_strict_acc" in lines[0]
     assert lines[2].split()[2:5] == ["decision", "REJECT", "r2/cand"] and "0.200" in lines[2]
     assert "PENDING_REVIEW->PROMOTE" in lines[4] and "Ada Lovelace" in lines[4] and "+production,+staging" in lines[4]

@@ -6,12 +6,14 @@ from gate_records import (
     TOKENS,
     config_for,
     decide_run,
+    latest_decision_id,
     override_as,
     standard_run,
     write_policy,
 )
 
 from harness.app.cli import main
+from harness.core.store import RunStore
 from harness.gate.gate import OverrideNotAuthorised, open_registry
 from harness.review.config import ReviewConfig
 
@@ -63,8 +65,10 @@ def test_with_oidc_the_command_line_says_what_to_configure(tmp_path):
 # ---- the command line: the token comes from the environment, never from an argument -------------------------------
 
 def _args(home, policy, by, *rest):
-    return ["override", "--decision", "PROMOTE", "--by", by, "--reason", "release meeting", "--alias", "production",
-            *rest, "--home", str(home), "--run", "r1", "--set", f"bench.candidate=train:{CANDIDATE}",
+    decision = latest_decision_id(RunStore("r1", home))
+    return ["override", "--decision", "PROMOTE", "--decision-id", decision, "--by", by, "--reason", "release meeting",
+            "--alias", "production", *rest, "--home", str(home), "--run", "r1",
+            "--set", f"bench.candidate=train:{CANDIDATE}",
             "--set", f"gate.policy={policy}", "--set", f"gate.registry={home / 'registry'}",
             "--set", ("review.reviewers=[{name: meg, role: release_manager, token_env: MEG_TOKEN}, "
                       "{name: ann, token_env: ANN_TOKEN}]")]
@@ -101,5 +105,6 @@ def test_override_cli_reads_the_token_from_the_named_variable(tmp_path, capsys, 
 
 def test_override_cli_has_no_token_argument(capsys):
     with pytest.raises(SystemExit):
-        main(["override", "--decision", "PROMOTE", "--by", "meg", "--reason", "x", "--token", "meg-secret"])
+        main(["override", "--decision", "PROMOTE", "--decision-id", "x", "--by", "meg", "--reason", "x",
+              "--token", "meg-secret"])
     assert "unrecognized arguments: --token" in capsys.readouterr().err

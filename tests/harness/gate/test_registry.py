@@ -9,6 +9,7 @@ import re
 import pytest
 from gate_records import (
     CANDIDATE,
+    checkpoint_run,
     config_for,
     decide_run,
     override_as,
@@ -304,16 +305,16 @@ def test_override_needs_a_decision_first(tmp_path):
     home = tmp_path / "runs"
     store = standard_run(home)
     with pytest.raises(InputError, match="no gate decision for 'cand'; run `nift-gate gate` first"):
-        override_as(config_for(home, write_policy(tmp_path)), store, "PROMOTE", "Ada Lovelace", "why not")
+        override_as(config_for(home, write_policy(tmp_path)), store, "PROMOTE", "Ada Lovelace", "why not",
+                    decision_id="gate_decision-0123456789abcdef")
 
 
 def test_promotion_writes_model_index_into_the_model_card(tmp_path):
     from huggingface_hub import ModelCard
 
     home = tmp_path / "runs"
-    store = standard_run(home)
-    card_path = store.root / "train" / CANDIDATE / "model" / "README.md"
-    card_path.parent.mkdir(parents=True)
+    store, checkpoint = checkpoint_run(home, folder="model")  # what bench measured: a full fine-tune's weights
+    card_path = checkpoint / "README.md"
     card_path.write_text("---\nlibrary_name: peft\ntags:\n- nift-gate\n---\n\n# cand\n\n"
                          "Not released: a model trained here ships only through `nift-gate gate`.\n")
     record = decide_run(config_for(home, write_policy(tmp_path)), store)
