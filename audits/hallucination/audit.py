@@ -18,6 +18,7 @@ Output under ``<run>/audit/hallucination/``: record.json (HallucinationAuditReco
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,9 @@ NAME = "hallucination"
 #: "not known"; judge-graded correctness; 4: BCa intervals, none below 10 items).
 VERSION = "4"
 log = get_logger(f"audit.{NAME}")
+#: The packages that split and score SelfCheck's sentences, by the names they are installed under: their versions
+#: are in its identity (:func:`_selfcheck_identity`), so in the fingerprint.
+SELFCHECK_LIBRARIES = ("selfcheckgpt", "spacy", "en_core_web_sm")
 _SPECS = {spec.name: spec for spec in HALLUCINATION_METRICS}
 #: Metrics whose item is not one question, and what it is instead (stated in every record that has them).
 ANALYSIS_UNITS = {HALUEVAL_DISCRIMINATION_ACCURACY.name: "HaluEval record: the mean of its two judgements (its right "
@@ -111,7 +115,9 @@ class HallucinationAuditRecord(AuditRecord):
                                           "judgements), and its intervals and paired comparisons resample records.")
     outcomes: dict[str, dict[str, dict[str, int]]] = Field(
         description="model -> check -> outcome counts (correct, hallucinated, refused, empty, unparseable, ...).")
-    selfcheck: dict[str, str] | None = Field(None, description="What scored self-consistency.")
+    selfcheck: dict[str, str] | None = Field(None, description="What scored self-consistency: method, sentence "
+                                                               "splitter, library versions, NLI scorer (all in the "
+                                                               "fingerprint).")
     grader: dict[str, str] | None = Field(None, description="The judge that graded correctness (model, backend, "
                                                             "note); None: lexical matching only.")
     grader_agreement: dict[str, dict[str, GraderAgreement]] = Field(
@@ -476,6 +482,26 @@ def _self_checkers(run: StageRun, hall: HallucinationAuditConfig, suites: _Suite
     return checker, nli
 
 
+def _selfcheck_identity(checker, nli) -> dict[str, str] | None:
+    """What scores self-consistency, as the audit's fingerprint and record name it: the method, the sentence
+    splitter (spaCy's ``en_core_web_sm`` where it is installed, else a blank English sentencizer: other sentences,
+    other scores), the versions of the :data:`SELFCHECK_LIBRARIES` installed, and the NLI scorer (its model's
+    weights are an input of the run). Installing or upgrading any of them makes the audit score again."""
+    if checker is None:
+        return None
+    libraries = ", ".join(f"{name} {version}" for name in SELFCHECK_LIBRARIES
+                          if (version := _installed_version(name)) is not None)
+    return {**checker.identity, "libraries": libraries, **({"nli": nli.identity["method"]} if nli else {})}
+
+
+def _installed_version(name: str) -> str | None:
+    # not cached: a pipeline installed while this process runs (a notebook, a test) is seen at the next audit
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _answer_all(results: _ModelResults, generator, suites: _Suites, checker, nli, hall: HallucinationAuditConfig,
                 seed: int) -> None:
     """One model's answers to every generating check."""
@@ -536,13 +562,15 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
     lm_eval_settings = lm_eval_settings or LmEvalSettings()
     suites = _load_suites(run, hall, lm_eval_settings, store)
     checker, nli = _self_checkers(run, hall, suites)
+    selfcheck = _selfcheck_identity(checker, nli)
     if hall.grading.judge is not None and judge is None:  # the grader's weights decide grades: an input
         from harness.core.generation import generator_input
 
         run.add(generator_input(hall.grading.judge, kind="judge_model"))
     settings = {"version": VERSION, **config.common(), NAME: hall.model_dump(), "candidate": candidate,
                 "baselines": [b.model_dump() for b in baselines],
-                "lm_eval": suites.truthfulqa.settings.model_dump() if suites.truthfulqa else None}
+                "lm_eval": suites.truthfulqa.settings.model_dump() if suites.truthfulqa else None,
+                "selfcheck": selfcheck}
     if (done := run.cached(settings)) is not None:
         return done
     results = _generate_per_model(run, specs, resolved, suites, checker, nli, config, dict(generators or {}))
@@ -567,7 +595,7 @@ def run_hallucination_audit(config: AuditConfig, candidate: str, baselines: list
         deltas=_deltas(results, specs[0][0], config),
         outcomes={n: {check: dict(sorted(c.items())) for check, c in sorted(r.outcomes.items())}
                   for n, r in results.items()},
-        selfcheck={**checker.identity, **({"nli": nli.identity["method"]} if nli else {})} if checker else None,
+        selfcheck=selfcheck,
         grader=_grader_info(hall) if hall.grading.judge is not None else None, grader_agreement=grader_agreement,
         grader_usage=grader_usage,
         flagged_samples={n: sum(row.flags.get("hallucination", False) for row in r.rows) for n, r in results.items()},

@@ -3,11 +3,12 @@ the data stage's instruction-likeness judge), and what a generator cost.
 
 A request is answered once per generator: :class:`GenerationCache` keeps every successful :class:`Generation`
 under ``<home>/_cache/generations.sqlite``, keyed by the generator's identity (backend, model, weights hash or
-endpoint, chat template) and a hash of everything that decides the answer (the messages as sent, system prompt
-included; the sampling; the token budget; the seed). A re-run, or a new candidate compared with an unchanged
-baseline, sends the judge only the prompts it has not seen. A failed row is never stored, so it is retried
-next time. The file is SQLite in WAL mode: several processes (two benches on one runs home) read and write it
-at once, each write one short transaction; it needs a local filesystem (WAL does not work over NFS).
+endpoint, chat template; for a model run here, the versions of the libraries that run it) and a hash of
+everything that decides the answer (the messages as sent, system prompt included; the sampling; the token
+budget; the seed). A re-run, or a new candidate compared with an unchanged baseline, sends the judge only the
+prompts it has not seen. A failed row is never stored, so it is retried next time. The file is SQLite in WAL
+mode: several processes (two benches on one runs home) read and write it at once, each write one short
+transaction; it needs a local filesystem (WAL does not work over NFS).
 
 :class:`CachedGenerator` puts the cache (or none) in front of any :class:`~harness.core.generation.Generator`
 and counts its :class:`GenerationUsage`: requests, cache hits, failures, tokens and the estimated cost.
@@ -39,7 +40,7 @@ from harness.core.generation import (
     make_generator,
     sampling_of,
 )
-from harness.core.records import canonical_json, config_hash
+from harness.core.records import canonical_json, config_hash, result_code_versions
 from harness.core.sqlite import write_ahead_log
 
 CACHE_FILE = Path("_cache") / "generations.sqlite"
@@ -48,6 +49,11 @@ CACHE_FORMAT = 1
 #: Identity fields that do not change what is generated: the CPU thread count is chosen by measurement on
 #: each machine, and keying on it would make every machine (and some re-runs) miss.
 _NOT_IN_KEY = frozenset({"threads"})
+#: Libraries whose version can change what a local model generates, of the result libraries every stage's
+#: fingerprint holds (:data:`~harness.core.records.RESULT_LIBRARIES`): the tensor code, the model and tokenizer
+#: code with its generation loop, the device placement, the weight formats read, and vLLM for its backend. Not
+#: the others (lm-eval, scipy, ...): upgrading them changes no generation, and would ask a local judge again.
+GENERATION_LIBRARIES = ("torch", "transformers", "accelerate", "safetensors", "gguf", "vllm")
 #: SQLite's default limit on bound parameters is 999 in older builds; look hashes up in chunks below it.
 _CHUNK = 500
 
@@ -81,8 +87,15 @@ class GenerationUsage(BaseModel):
 
 
 def cache_identity(identity: dict[str, Any]) -> dict[str, Any]:
-    """The part of a generator's identity that decides its answers."""
-    return {k: v for k, v in identity.items() if k not in _NOT_IN_KEY}
+    """The part of a generator's identity that decides its answers. A model run here (transformers, vLLM) also
+    answers by the code that runs it: the installed :data:`GENERATION_LIBRARIES` are part of it, so an upgrade
+    asks again what was answered under the old version. An OpenAI-compatible endpoint answers by whatever its
+    server runs, which no version installed here says: it stays keyed by its URL and model name."""
+    key = {k: v for k, v in identity.items() if k not in _NOT_IN_KEY}
+    if identity.get("backend") != "openai":
+        installed = result_code_versions("generation")["libraries"]
+        key["libraries"] = {name: installed[name] for name in GENERATION_LIBRARIES if name in installed}
+    return key
 
 
 def request_fingerprint(config: GeneratorConfig, request: GenerationRequest, seed: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ Accepted specs, tried in this order:
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import importlib.util
 import json
 import os
@@ -35,7 +36,7 @@ from pydantic import BaseModel, Field
 from harness.core.errors import ModelLoadError
 from harness.core.log import get_logger
 from harness.core.records import sha256_bytes, sha256_file
-from harness.core.store import atomic_dir, atomic_write_json
+from harness.core.store import atomic_dir, atomic_write_json, remove_leftovers
 
 
 @dataclass(frozen=True)
@@ -96,44 +97,69 @@ class LoadedModel:
 #: Files of a model folder that loading never reads: the model card (README.md), which a promotion rewrites
 #: with the gate's results, and other Markdown.
 NOT_READ_BY_LOADING = (".md",)
+#: Top-level folders of a model folder that loading never reads: the resume checkpoints a Hugging Face
+#: ``Trainer`` writes into its ``output_dir`` (``checkpoint-500/``: full weights, optimizer and RNG state,
+#: pickles among them) when a user points at that folder as a model. Hashing them would read several times the
+#: model's bytes, and each checkpoint saved would change the model's hash, and fail the commit of a stage that
+#: measured it, though not a byte of what loads had changed.
+NOT_LOADED_FOLDERS = ("checkpoint-*",)
 
 
 def _model_files(folder: Path) -> list[Path]:
     """Every file of a model folder that loading it can read: the weights, and beside them the config,
-    generation config, tokenizer and chat template, each of which changes what the model answers. Every
-    top-level file is taken but hidden ones and Markdown (:data:`NOT_READ_BY_LOADING`), so a file no list
-    foresaw (a chat_template.jinja, merges.txt, remote code) is never left out of the hash."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() not in NOT_READ_BY_LOADING)
-    if not any(p.suffix in {".safetensors", ".gguf", *PICKLE_SUFFIXES} for p in files):
+    generation config, tokenizer and chat template, each of which changes what the model answers. Every file is
+    taken, in subfolders too (transformers 5 reads a tokenizer's chat templates from
+    ``additional_chat_templates/*.jinja``), but hidden ones and those in hidden folders (``.git``, the
+    ``.cache/huggingface`` a ``--local-dir`` download keeps), Markdown (:data:`NOT_READ_BY_LOADING`) and the
+    Trainer's resume checkpoints (:data:`NOT_LOADED_FOLDERS`), so a file no list foresaw (a chat_template.jinja,
+    merges.txt, remote code) is never left out of the hash. Sorted by path relative to ``folder``."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and _read_by_loading(p.relative_to(folder)))
+    if not any(p.parent == folder and p.suffix in {".safetensors", ".gguf", *PICKLE_SUFFIXES} for p in files):
         raise ModelLoadError(f"{folder}: no weight files (*.safetensors) in this folder")
     return files
 
 
-def _model_hash(folder: Path, verify: bool = False) -> str:
-    """Hash of the content hashes of every file of a model folder (:func:`_model_files`), by name.
+def _read_by_loading(relative: Path) -> bool:
+    """Whether the file at ``relative`` (inside a model folder) is one loading can read (:func:`_model_files`)."""
+    if any(part.startswith(".") for part in relative.parts) or relative.suffix.lower() in NOT_READ_BY_LOADING:
+        return False
+    return len(relative.parts) == 1 or not any(fnmatch.fnmatchcase(relative.parts[0], pattern)
+                                               for pattern in NOT_LOADED_FOLDERS)
+
+
+def _file_hashes(files: list[Path], verify: bool = False) -> list[str]:
+    """The content hash of each file, cached under ``$NIFT_CACHE/hashes.json``.
 
     Hashing a 540 MB fp32 checkpoint takes about half a second, so hashes are cached per file, keyed by
     inode, size, mtime *and ctime*: a program can set a file's mtime back after rewriting it, but not its
     ctime, which the kernel moves on every write or metadata change. ``verify`` skips the cache and rehashes
     every byte (for a gate that must not trust a cache file it did not write).
     """
-    files = _model_files(folder)
     cache_file = cache_home() / "hashes.json"
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
-    parts, changed = [], False
+    digests, changed = [], False
     for file in files:
         stat = file.stat()
         key = f"{file.resolve()}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
         if verify or key not in cache:
             cache[key] = sha256_file(file)
             changed = True
-        parts.append(f"{file.name}:{cache[key]}")
+        digests.append(cache[key])
     if changed:
         atomic_write_json(cache_file, cache)
+    return digests
+
+
+def _model_hash(folder: Path, verify: bool = False) -> str:
+    """Hash of the content hashes of every file of a model folder (:func:`_model_files`), by path relative to
+    the folder: a folder of top-level files only hashes as it did when only those were taken. Per-file hashes
+    come from :func:`_file_hashes` (``verify``: every byte read again)."""
+    files = _model_files(folder)
+    parts = [f"{file.relative_to(folder).as_posix()}:{digest}"
+             for file, digest in zip(files, _file_hashes(files, verify))]
     return sha256_bytes("\n".join(parts).encode())
 
 
@@ -202,10 +228,14 @@ def _dequantise_gguf(gguf: Path, out: Path) -> None:
 
 
 def embedded_model_dir(name: str) -> Path:
-    """The cached safetensors folder of an embedded model, converting it on first use."""
+    """The cached safetensors folder of an embedded model, converted from the installed wheel's GGUF on first use
+    and again whenever that GGUF is another file (an upgraded wheel): a folder is used only while the
+    ``gguf_sha256`` its ``nift-source.json`` names is the content hash of the GGUF installed now (cached by file
+    identity, as model hashes are: :func:`_file_hashes`)."""
     gguf = embedded_gguf_path(name)
+    source = {"gguf": gguf.name, "gguf_sha256": _file_hashes([gguf])[0]}
     target = cache_home() / "models" / name
-    if _converted(target):
+    if _converted(target, source):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Processes that start together on a fresh machine (two gates, the ranks of `launch`) convert once: the
@@ -213,19 +243,33 @@ def embedded_model_dir(name: str) -> Path:
     # each converted it again and put its copy in place while another might be reading the first.
     with open(target.parent / f".{name}.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _converted(target):
+        if _converted(target, source):
             return target
-        get_logger("models").info(f"converting {gguf.name} to safetensors in {target} (once, ~40 s)")
+        # every writer of the folder holds this lock: temp folders beside it are a killed conversion's
+        remove_leftovers(target)
+        stale = (target / "config.json").exists()
+        get_logger("models").info(f"converting {gguf.name} to safetensors in {target} "
+                                  + ("(the installed GGUF is not the one it was converted from, ~40 s)" if stale
+                                     else "(once, ~40 s)"))
+        # into a temp folder that replaces the old one in one rename: a conversion stopped part-way is never
+        # taken for one, and a process that hashed the old folder fails its commit on the files it replaced
         with atomic_dir(target) as tmp:
             _dequantise_gguf(gguf, tmp)
             # the source by name and content, not by path: the file is in the model's hash, which must not
             # depend on where the package was installed
-            atomic_write_json(tmp / "nift-source.json", {"gguf": gguf.name, "gguf_sha256": sha256_file(gguf)})
+            atomic_write_json(tmp / "nift-source.json", source)
     return target
 
 
-def _converted(target: Path) -> bool:
-    return (target / "config.json").exists() and any(target.glob("*.safetensors"))
+def _converted(target: Path, source: dict[str, str]) -> bool:
+    """Whether ``target`` is a finished conversion of ``source`` (the GGUF's name and content hash)."""
+    if not ((target / "config.json").exists() and any(target.glob("*.safetensors"))):
+        return False
+    try:
+        made_from = json.loads((target / "nift-source.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # made before the source was written down, or unreadable: convert again
+    return isinstance(made_from, dict) and made_from.get("gguf_sha256") == source["gguf_sha256"]
 
 
 def hub_unreachable_reason(host: str = "huggingface.co", timeout: float = 3.0) -> str | None:

@@ -176,7 +176,7 @@ def stage_fingerprint(inputs: list[InputRef], config: dict[str, Any], code: dict
 #: scipy's bootstrap): part of every stage's fingerprint, so an upgrade recomputes instead of reusing a record.
 #: The ones that only draw (pandas, streamlit) are recorded in ``versions`` but not hashed.
 RESULT_LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "peft", "trl", "lm-eval", "detoxify",
-                    "safetensors", "gguf", "numpy", "scipy", "scikit-learn")
+                    "safetensors", "gguf", "numpy", "scipy", "scikit-learn", "vllm")
 
 
 def result_code_versions(stage_version: str) -> dict[str, Any]:
