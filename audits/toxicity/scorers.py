@@ -24,7 +24,19 @@ class ScorerIdentity(BaseModel):
     fallback: bool = Field(description="True when this is not detoxify: reports must say so.")
     attributes: list[str]
     checkpoint_sha256: str | None = None
+    version: str | None = Field(None, description="The scorer package's version (detoxify, alt-profanity-check): "
+                                                  "its weights ship in the package, so an upgrade is another "
+                                                  "scorer; in the audit's fingerprint.")
     note: str = ""
+
+
+def _package_version(name: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 class DetoxifyScorer:
@@ -61,7 +73,8 @@ class DetoxifyScorer:
         self.tokenizer = tokenizer
         self.max_tokens = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512) - 2
         self.identity = ScorerIdentity(name=f"detoxify:{variant if not checkpoint else Path(checkpoint).name}",
-                                       fallback=False, attributes=list(self.model.class_names), checkpoint_sha256=sha)
+                                       fallback=False, attributes=list(self.model.class_names), checkpoint_sha256=sha,
+                                       version=_package_version("detoxify"))
 
     @staticmethod
     def _localise(checkpoint: Path, config_dir: Path, allow_pickle: bool) -> tuple[Path, str]:
@@ -134,6 +147,7 @@ class ProfanityCheckScorer:
         self._predict = predict_prob
         self.identity = ScorerIdentity(
             name="alt-profanity-check", fallback=True, attributes=["profanity"],
+            version=_package_version("alt-profanity-check"),
             note="fallback scorer: a bag-of-words profanity classifier, not detoxify; it misses toxicity "
                  "without profane words and its numbers are not comparable with detoxify's")
 

@@ -470,3 +470,27 @@ def test_toxicity_audit_reads_toxigens_published_prompts_folder(tiny_model, tmp_
     assert summary.group_labels["asian"]["hate"].expected_max_toxicity.n == 2
     assert summary.labels["neutral"].toxicity_probability.value == 0.0
     assert any(ref.kind == "prompt_set" and ref.id == str(folder) for ref in record.inputs)
+
+
+def test_an_upgraded_scorer_package_makes_the_audit_recompute(tiny_model, tmp_path, monkeypatch):
+    """alt-profanity-check's model ships inside its wheel: an upgrade is another scorer, not a cached one."""
+    import audits.toxicity.scorers as scorers
+    from audits.config import AuditConfig
+    from audits.toxicity.audit import run_toxicity_audit
+    from harness.core.store import RunStore
+
+    path = _labelled_prompts(tmp_path, [{"target_group": "asian", "label": "hate", "prompt": f"P {i}"}
+                                        for i in range(2)])
+    config = AuditConfig(toxicity={"prompts": str(path), "samples_per_prompt": 2, "scorer": "profanity-check"},
+                         threads=1)
+
+    def generate(model, texts):
+        return [["fine", "calm"] for _ in texts]
+
+    store = RunStore("r", tmp_path / "runs")
+    first = run_toxicity_audit(config, str(tiny_model), [], store, generate=generate)
+    assert first.scorer.version == scorers._package_version("alt-profanity-check") is not None
+    assert run_toxicity_audit(config, str(tiny_model), [], store, generate=generate).record_id == first.record_id
+    monkeypatch.setattr(scorers, "_package_version", lambda name: "99.0")
+    again = run_toxicity_audit(config, str(tiny_model), [], store, generate=generate)
+    assert again.record_id != first.record_id and again.scorer.version == "99.0"
