@@ -7,17 +7,19 @@ Used by every stage that scores a model with lm-eval tasks (bench, and the hallu
   filled in and written to a folder of the calling stage, then loaded with ``TaskManager(include_path=...)``.
   :func:`prepare_tasks` opens every task data file and task folder through the stage's
   :class:`~harness.core.runner.StageRun`, so each is an input of that stage.
-  A user's task folder is hashed whole, and so are the local data files its YAMLs name
-  (``dataset_kwargs.data_files``, a local ``dataset_path``), which usually live outside it.
+  A user's task folder is hashed whole, and so is what its YAMLs have lm-eval read from outside it
+  (:func:`task_yaml_inputs`): the YAMLs they ``include:``, the modules their ``!function``s load, and the local
+  data of each YAML merged with its includes (``dataset_kwargs.data_files`` and ``data_dir``, a local
+  ``dataset_path``). A ``!function`` lm-eval would import from the Python path is refused.
 * Filters: a task lm-eval scores under several filters (gsm8k's strict-match and flexible-extract) is kept
   under its last (:func:`task_filters`): its counts, CIs and per-item rows have each document once.
 * Scoring: IFEval-style tasks are scored deterministically (:func:`score_ifeval`): lm-eval's checkers draw
   from Python's ``random`` and ``langdetect`` is random unless seeded, so identical responses could score
   differently between runs or orders.
 * Cache: one model's results under ``<home>/_cache/bench/<model hash>-<settings hash>/``, keyed by the
-  model's weights hash and the :data:`FINGERPRINT_FIELDS` of the settings, lm-eval's version,
-  :data:`SCORES_VERSION`, the task data hashes and the hashes of the shipped task templates; any stage
-  evaluating the same model the same way reuses them.
+  model's weights hash and :func:`fingerprint_fields`: the :data:`FINGERPRINT_FIELDS` of the settings, the
+  versions of the libraries that make the numbers, the device, :data:`SCORES_VERSION`, the task input hashes and
+  the hashes of the shipped task templates; any stage evaluating the same model the same way reuses them.
 * Data parallelism: under ``accelerate launch`` (torchrun) a caller that passes :func:`data_parallel_state` to
   :func:`evaluate_model` has lm-eval's evaluator give each process every ``world_size``-th document; rank 0
   gathers the per-item results, in the order one process makes them, and alone writes the cache entry.
@@ -32,6 +34,7 @@ import glob
 import json
 import math
 import os
+import platform
 import random
 import shutil
 import time
@@ -51,11 +54,13 @@ from harness.core.errors import ConfigError, InputError
 from harness.core.log import get_logger
 from harness.core.models import ResolvedModel
 from harness.core.records import (
+    RESULT_LIBRARIES,
     InputRef,
     Record,
     config_hash,
     library_versions,
     new_record_id,
+    result_code_versions,
     sha256_bytes,
     sha256_file,
 )
@@ -82,7 +87,8 @@ log = get_logger("lmeval")
 TRUTHFULQA_TASKS = {"nift_truthfulqa_mc1", "nift_truthfulqa_mc2"}
 PROJECT_TASKS = {"nift_if", "nift_ifeval_local", *TRUTHFULQA_TASKS}
 
-#: Settings that change scores; with lm-eval's version and the task data hashes they form the cache key.
+#: Settings that change scores; with the library versions, the device and the task input hashes they form the cache
+#: key (:func:`fingerprint_fields`).
 FINGERPRINT_FIELDS = ("apply_chat_template", "num_fewshot", "batch_size", "dtype", "seed", "limit", "max_gen_toks",
                       "tasks", "backend")
 #: How nift-gate reads lm-eval's results into :class:`TaskScores` and per-item rows, in the cache key: bump it when
@@ -146,39 +152,157 @@ def validate_task_dir(folder: Path) -> dict[Path, Any]:
     return configs
 
 
-#: ``datasets`` builders that read local files named by ``data_files`` (resolved against the working folder).
+#: ``datasets`` builders that read local files named by ``data_files`` (resolved against ``data_dir``, else the
+#: working folder).
 _LOCAL_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "xml"}
 
 
+def _local_data(entry: Any, base: Path | None) -> list[Path] | None:
+    """The local files one ``data_files`` entry names (a glob expanded; relative to ``base``, ``data_dir``, when
+    given): an empty list for a URL or a pattern that matches nothing, None for a file that is not there."""
+    if not isinstance(entry, str) or "://" in entry:
+        return []
+    spec = os.path.join(base, os.path.expanduser(entry)) if base is not None else os.path.expanduser(entry)
+    if any(c in entry for c in "*?["):
+        return [Path(m).resolve() for m in sorted(glob.glob(spec))]
+    return [Path(spec).resolve()] if Path(spec).is_file() else None
+
+
 def task_data_paths(configs: dict[Path, Any]) -> list[Path]:
-    """The local files and folders that task YAMLs read their data from: ``dataset_kwargs.data_files`` of a
-    local builder (``dataset_path: json`` and friends; globs expanded), or a ``dataset_path`` that is a local
-    folder or file. Hub datasets are not local inputs. A file a local builder names that is missing is an
-    error; a YAML without ``dataset_path`` (it comes from an included file) has its existing files counted."""
+    """The local files and folders that task configs (each YAML merged with what it includes,
+    :func:`task_yaml_inputs`) read their data from: for a local builder (``dataset_path: json`` and friends),
+    ``dataset_kwargs.data_dir`` (a folder, hashed whole) and the ``data_files`` (globs expanded; relative to
+    ``data_dir`` when one is given, as ``datasets`` resolves them), or a ``dataset_path`` that is a local folder
+    or file (with a ``data_dir`` outside it). Hub datasets are not local inputs. A file or folder a local
+    builder names that is missing is an error; a config without ``dataset_path`` (an include lm-eval could not
+    load) has its existing ones counted."""
     found: dict[Path, None] = {}
     for path, config in configs.items():
         if not isinstance(config, dict):
             continue
         source = config.get("dataset_path")
+        kwargs = config.get("dataset_kwargs") if isinstance(config.get("dataset_kwargs"), dict) else {}
+        data_dir = kwargs.get("data_dir") if isinstance(kwargs.get("data_dir"), str) else None
         if source is not None and source not in _LOCAL_BUILDERS:
             local = Path(str(source)).expanduser()
             if local.exists():
                 found[local.resolve()] = None
+                # `datasets` joins data_dir to the folder: only an absolute one leaves it
+                if data_dir and local.is_dir() and (below := (local / data_dir).resolve()).exists() \
+                        and not below.is_relative_to(local.resolve()):
+                    found[below] = None
             continue  # a hub dataset, or a local one hashed whole: its data_files are relative to it
-        files = (config.get("dataset_kwargs") or {}).get("data_files") if isinstance(
-            config.get("dataset_kwargs"), dict) else None
+        base = None
+        if data_dir and "://" not in data_dir:
+            base = Path(data_dir).expanduser().resolve()
+            if base.is_dir():
+                found[base] = None
+            elif source is not None:
+                raise InputError(f"{path}: data folder {data_dir} (dataset_kwargs.data_dir) not found")
+        files = kwargs.get("data_files")
         if isinstance(files, dict):
             files = [f for split in files.values() for f in (split if isinstance(split, list) else [split])]
         for entry in files if isinstance(files, list) else [files] if files else []:
-            if not isinstance(entry, str) or "://" in entry:
-                continue
-            if any(c in entry for c in "*?["):
-                found.update({Path(m).resolve(): None for m in sorted(glob.glob(os.path.expanduser(entry)))})
-            elif (local := Path(entry).expanduser()).is_file():
-                found[local.resolve()] = None
-            elif source is not None:
+            local = _local_data(entry, base)
+            if local is None and source is not None:
                 raise InputError(f"{path}: data file {entry} (dataset_kwargs.data_files) not found")
+            # one inside data_dir is in its hash already
+            found.update({f: None for f in local or [] if base is None or not f.is_relative_to(base)})
     return list(found)
+
+
+def _load_task_yaml(path: Path, seen: set[Path], files: dict[Path, None],
+                    functions: list[tuple[str, Path]]) -> dict[str, Any] | None:
+    """lm-eval's ``load_yaml`` (lm_eval/tasks/_yaml_loader.py) of one task YAML, as data: its ``include:``s
+    followed recursively, each relative to the YAML that names it, and merged the way lm-eval merges them
+    (includes in order, then the YAML's own keys; an included ``task_list`` dropped). Every file read is added
+    to ``files``, and every ``!function`` to ``functions`` with the YAML it is in (lm-eval resolves it against
+    that YAML's folder). None where lm-eval's loading fails (a missing include, an include seen before, a YAML
+    that is not a mapping): its index then skips the YAML, which is no task."""
+    path = path.expanduser().resolve()
+    if path in seen or not path.is_file():
+        return None
+    seen.add(path)
+    files[path] = None
+    text = read_utf8(path, "task file")
+    named: list[str] = []
+
+    class Loader(_TaskYamlLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: named.append(str(loader.construct_scalar(node))))
+    try:
+        config = yaml.load(text, Loader=Loader)
+    except yaml.YAMLError as exc:
+        raise InputError(yaml_error_line(exc, path, text, what="task YAML")) from None
+    functions.extend((name, path) for name in named)
+    if not isinstance(config, dict) or "include" not in config:
+        return config if isinstance(config, dict) else None
+    includes = config.pop("include")
+    merged: dict[str, Any] = {}
+    for include in includes if isinstance(includes, list) else [includes]:
+        if not isinstance(include, str):
+            return None
+        included = _load_task_yaml(Path(include) if Path(include).is_absolute() else path.parent / include, seen,
+                                   files, functions)
+        if included is None:
+            return None
+        included.pop("task_list", None)
+        merged.update(included)
+    return merged | config
+
+
+@functools.cache
+def _versioned_packages() -> frozenset[str]:
+    """Top-level modules whose code the fingerprint pins by a version: those of the
+    :data:`~harness.core.records.RESULT_LIBRARIES` (lm-eval's ``lm_eval``, ``sklearn``...; their versions are
+    in the stage fingerprint and the cache key) and nift-gate's own (its stage and scores versions)."""
+    from importlib.metadata import packages_distributions
+
+    def normal(name: str) -> str:
+        return name.replace("_", "-").replace(".", "-").lower()
+
+    wanted = {normal(name) for name in RESULT_LIBRARIES}
+    return frozenset({top for top, dists in packages_distributions().items() if any(normal(d) in wanted for d in dists)}
+                     | {__name__.split(".", 1)[0]})
+
+
+def _function_module(name: str, yaml_path: Path) -> Path | None:
+    """The file lm-eval runs for ``!function <name>`` in ``yaml_path`` (``_import_func_in_yml``): the module next to
+    the YAML (``utils.process_docs`` -> ``<yaml folder>/utils.py``, dots as folders) when there is one; None for a
+    module of a :func:`_versioned_packages` package, which lm-eval imports from the Python path. Any other module
+    it would import from the Python path is refused: only its origin file could be hashed, not the modules it
+    imports, and a module already imported in this process runs as it was then, whatever its file now holds."""
+    module = name.rpartition(".")[0]
+    if not module:
+        return None  # lm-eval refuses it when it builds the task
+    beside = (yaml_path.parent / f"{module.replace('.', '/')}.py").resolve()
+    if beside.exists():
+        return beside
+    if module.split(".", 1)[0] in _versioned_packages():
+        return None
+    raise InputError(f"{yaml_path}: !function {name}: there is no {module.replace('.', '/')}.py beside this YAML, "
+                     f"so lm-eval would import {module} from the Python path, and its code would not be in the "
+                     "fingerprint (an edit to it would reuse the old results); put the module beside the YAML, where "
+                     "lm-eval loads it from first")
+
+
+def task_yaml_inputs(folder: Path) -> list[tuple[str, Path]]:
+    """What lm-eval reads for the task YAMLs of a user's ``folder`` from outside it, as (input kind, path): the
+    YAMLs they include (``task_file``, followed as lm-eval follows them), the modules their ``!function``s load
+    (``task_code``, :func:`_function_module`) and the local data of each YAML merged with its includes
+    (``task_data``, :func:`task_data_paths`). What lies inside ``folder`` is in its own hash."""
+    inside = folder.resolve()
+    files: dict[Path, None] = {}
+    functions: list[tuple[str, Path]] = []
+    merged = {}
+    for path, own in validate_task_dir(folder).items():
+        config = _load_task_yaml(path, set(), files, functions)
+        merged[path] = config if config is not None else own
+    code = {module: None for name, yaml_path in functions if (module := _function_module(name, yaml_path))}
+    found = [("task_file", p) for p in files] + [("task_code", p) for p in code] + [
+        ("task_data", p) for p in task_data_paths(merged)]
+    return [(kind, path) for kind, path in found if not path.is_relative_to(inside)]
 
 
 def _json_kind(value: Any) -> str:
@@ -550,10 +674,11 @@ def _write_when_changed(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def prepare_tasks(settings: LmEvalSettings, folder: Path, run: StageRun | None = None) -> tuple[list[str], list[InputRef]]:
+def prepare_tasks(settings: LmEvalSettings, folder: Path,
+                  run: StageRun | None = None) -> tuple[list[str], list[InputRef]]:
     """Write nift-gate's task files into ``folder`` and check the user's; returns the include paths and the
-    refs that key the result cache (task data and templates, each user task folder's content and the local
-    data files its YAMLs name).
+    refs that key the result cache (task data and templates, each user task folder's content, and what its
+    YAMLs have lm-eval read from outside it: :func:`task_yaml_inputs`).
 
     ``run`` is the calling stage's run: every task data file, template and task folder asked for becomes one
     of its inputs. Cheap: a fully cached rerun needs no more than this (building a TaskManager indexes every
@@ -576,11 +701,10 @@ def prepare_tasks(settings: LmEvalSettings, folder: Path, run: StageRun | None =
         path = resolve_asset(extra)
         if not path.is_dir():
             raise InputError(f"{path}: task folder not found")
-        configs = validate_task_dir(path)
+        outside = task_yaml_inputs(path)
         pin("task_dir", extra if run is not None else path, extra, is_dir=True)
-        for data in task_data_paths(configs):
-            if not data.is_relative_to(path.resolve()):  # inside the folder it is already in the folder's hash
-                pin("task_data", data, f"{extra}:{data}", is_dir=data.is_dir())
+        for kind, read in outside:
+            pin(kind, read, f"{extra}:{read}", is_dir=read.is_dir())
         paths.append(str(path))
     return paths, refs
 
@@ -755,9 +879,41 @@ class ModelEvalRecord(Record):
                                                  "are the ones one process makes.")
 
 
-def fingerprint_fields(settings: LmEvalSettings, task_refs: list[InputRef]) -> dict[str, Any]:
+def eval_device(settings: LmEvalSettings, ranks=None) -> str:
+    """Where lm-eval's model runs (as :func:`load_lm` places it), for the cache key: a CPU and a GPU, or two GPU
+    models, run other kernels and round differently, so their scores can differ. ``cpu (x86_64)`` or
+    ``cuda (<GPU name>)``. For vLLM the name is read through NVML (``pynvml``, a dependency of vLLM) where it can
+    be: CUDA started in this process would hold device memory before vLLM's engine measures what is free."""
+    import torch
+
+    kind = ranks.device.type if ranks is not None else (
+        "cuda" if settings.backend == "vllm" or torch.cuda.is_available() else "cpu")
+    if kind != "cuda":
+        return f"{kind} ({platform.machine()})"
+    if settings.backend == "vllm":
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(torch.cuda._get_nvml_device_index(0)))
+            return f"cuda ({name.decode() if isinstance(name, bytes) else name})"
+        except Exception:  # no pynvml, or NVML cannot see the device: CUDA's own name
+            pass
+        if not torch.cuda.is_available():  # loading refuses it (no vLLM, no GPU)
+            return "cuda"
+    return f"cuda ({torch.cuda.get_device_name(ranks.device if ranks is not None else None)})"
+
+
+def fingerprint_fields(settings: LmEvalSettings, task_refs: list[InputRef], ranks=None) -> dict[str, Any]:
+    """What keys one model's cached results (with its weights' hash), and must match for two results to be
+    compared: the :data:`FINGERPRINT_FIELDS` of ``settings``, the versions of the libraries that make the numbers
+    (the stage fingerprint's :data:`~harness.core.records.RESULT_LIBRARIES`: a transformers or torch upgrade is
+    other results, not the cached ones under a new record), the device (:func:`eval_device`; ``ranks`` as for
+    :func:`load_lm`), :data:`SCORES_VERSION` and the hash of every task input (``task_refs``)."""
     fields = {name: getattr(settings, name) for name in FINGERPRINT_FIELDS}
     fields["lm_eval_version"] = library_versions().get("lm-eval")
+    fields["libraries"] = result_code_versions(SCORES_VERSION)["libraries"]
+    fields["device"] = eval_device(settings, ranks)
     fields["scores_version"] = SCORES_VERSION
     fields["task_data"] = {ref.id: ref.sha256 for ref in task_refs}
     return fields
@@ -1051,7 +1207,7 @@ def evaluate_model(name: str, resolved: ResolvedModel, settings: LmEvalSettings,
     share the model's documents; rank 0 decides whether the cache holds the results, gathers them and alone
     writes the cache entry. Every other rank returns None.
     """
-    fields = fingerprint_fields(settings, task_refs)
+    fields = fingerprint_fields(settings, task_refs, ranks)
     folder = cache_dir(home, resolved.sha256, fields)
     cached = not force and (folder / RECORD_FILE).exists()
     if ranks is not None:
