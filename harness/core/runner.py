@@ -32,6 +32,12 @@ Every stage does the same five things, and doing them by hand is how a stage for
   temp folder and renames it into place, so readers see the old output or the new one, never half of one. A
   stage whose folder also holds state that outlives one record (the review stage's label store) uses
   :meth:`commit_in_place`: each file atomically, the record last.
+* Signature: when ``NIFT_RECORD_KEY`` holds a key (:mod:`harness.core.signing`), the commit writes ``record.sig``
+  beside the record, the HMAC of its exact bytes, in the same rename as the record (:meth:`commit`), or, in
+  place, so that the signature on disk vouches for whichever record is there at every moment
+  (:meth:`commit_in_place`). A run with no key writes no signature, and leaves no stale one. A run with a key
+  takes no record its signature does not vouch for as a cache hit (unsigned, another key's, edited): it rebuilds
+  it, never signing bytes it did not write.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from harness.core.store import (
     RECORD_FILE,
     RunStore,
     atomic_dir,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
@@ -75,8 +82,8 @@ from harness.core.store import (
     parse_record,
     read_bytes,
     remove_leftovers,
-    write_record,
 )
+from harness.core.signing import SIGNATURE_FILE, record_key, signature_problem, signature_text, valid_digest
 
 R = TypeVar("R", bound=Record)
 #: ``resolve(spec, store, allow_pickle) -> (ResolvedModel, InputRef)``; ``harness.train.record.resolve_base``.
@@ -319,6 +326,9 @@ class StageRun(Generic[R]):
         self.found: tuple[int, int, int, int, int] | None = None
         self.log = get_logger(label or f"{stage}.{name}")
         self.hold_lock = hold_lock
+        #: The record signing key, read now: a key too short to use stops the stage before its work, not at its
+        #: commit.
+        self.signing_key = record_key()
         self.lock_path = self.folder.parent / f".{self.folder.name}.lock"
         # The lock's owner is this token, not the run: the finaliser that releases it must not keep the run alive.
         self._token = object()
@@ -438,6 +448,9 @@ class StageRun(Generic[R]):
         if self.force:
             return None
         if done := completed_record(self.folder, self.record_type, self._require_fingerprint()):
+            if (problem := self._unsigned()) is not None:  # never reused, and never signed after the fact
+                self.log.info(f"{self.folder / RECORD_FILE} {problem}; recomputing it")
+                return None
             self.log.info(f"up to date ({self.folder}); --force reruns")
             self.release()
             return done
@@ -448,6 +461,14 @@ class StageRun(Generic[R]):
         if held:
             self.log.info(f"inputs or config changed since {self.folder} was made; recomputing")
         return None
+
+    def _unsigned(self) -> str | None:
+        """With a signing key: why the folder's record is not one this key signed (unsigned, another key's, or
+        edited since), else None. A stage holding the key rebuilds such a record rather than report it."""
+        if self.signing_key is None:
+            return None
+        data = read_bytes(self.folder / RECORD_FILE, "record")
+        return signature_problem(data, self.folder, self.signing_key, required=True)
 
     def release(self) -> None:
         """End this run's hold on the folder's lock (a commit, a cache hit and a refusal do; a run that stops
@@ -556,7 +577,10 @@ class StageRun(Generic[R]):
                         handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in content)
             record.outputs = {path.relative_to(tmp).as_posix(): sha256_file(path)
                               for path in sorted(tmp.rglob("*")) if path.is_file()}
-            (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            data = (record.model_dump_json(indent=2) + "\n").encode("utf-8")
+            (tmp / RECORD_FILE).write_bytes(data)
+            if self.signing_key is not None:  # in the temp folder: published with the record, by the same rename
+                (tmp / SIGNATURE_FILE).write_text(signature_text(data, self.signing_key), encoding="utf-8")
         if self.fingerprint is not None:
             self.progress.clear()
         return record
@@ -564,7 +588,7 @@ class StageRun(Generic[R]):
     def commit_in_place(self, record: R, files: dict[str, Iterable[dict[str, Any]] | str] | None = None) -> R:
         """Like :meth:`commit`, for a folder that holds more than this record: each file is replaced
         atomically and the record is written last, while everything else in the folder stays (only ``files``
-        are pinned in ``outputs``)."""
+        are pinned in ``outputs``). The signature is written around the record (:meth:`_write_record_in_place`)."""
         with self._committing():
             return self._commit_in_place(record, files)
 
@@ -575,7 +599,27 @@ class StageRun(Generic[R]):
             else:
                 atomic_write_jsonl(self.folder / relative, content)
             record.outputs[relative] = sha256_file(self.folder / relative)
-        write_record(self.folder, record)
+        self._write_record_in_place((record.model_dump_json(indent=2) + "\n").encode("utf-8"))
         if self.fingerprint is not None:
             self.progress.clear()
         return record
+
+    def _write_record_in_place(self, data: bytes) -> None:
+        """Replace the folder's record with ``data`` and its signature with one of ``data``, two files that no
+        rename replaces together: a process killed between them must leave a record its signature vouches for.
+        So the signature first vouches for the new record and for the one there now, if it vouched for that one
+        already (a record edited or unsigned since gains nothing: a kill then leaves it refused as not matching),
+        then the record is replaced, then the signature vouches for the new one only. Without a key
+        the old signature goes first: a stale one would read as an edit, a missing one as an unsigned record,
+        which is what this run writes."""
+        record, signature = self.folder / RECORD_FILE, self.folder / SIGNATURE_FILE
+        key = self.signing_key
+        if key is None:
+            signature.unlink(missing_ok=True)
+            atomic_write_bytes(record, data)
+            return
+        old = valid_digest(read_bytes(record, "record"), self.folder, key) if record.is_file() else None
+        atomic_write_text(signature, signature_text(data, key, also=old))
+        atomic_write_bytes(record, data)
+        if old is not None:
+            atomic_write_text(signature, signature_text(data, key))

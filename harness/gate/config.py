@@ -40,6 +40,11 @@ class GateConfig(Section):
     update_model_card: bool = Field(True, description="On promotion, write the evaluation results into the "
                                                       "checkpoint's model card (Hugging Face model-index metadata).")
     mlflow: MlflowExportConfig = Field(default_factory=MlflowExportConfig, description="Optional MLflow export.")
+    require_signed_evidence: bool = Field(
+        False, description="Judge only evidence records (bench, audits, review) signed by the stage runner with the "
+                           "key in NIFT_RECORD_KEY (a CI secret, at least 32 bytes): a record without record.sig, "
+                           "signed with another key, or edited after it was signed is refused. Off: signatures that "
+                           "are present are still checked whenever the key is set; unsigned records are judged.")
 
     @field_validator("candidate")
     @classmethod

@@ -21,6 +21,11 @@ audit, review) must store exactly what they give: an edited ``values`` list is r
 direction must be the one its stage states in code, lm-eval's where lm-eval knows it
 (:mod:`harness.gate.directions`), and the same everywhere the record states it. A record made by an older version
 of its stage (a registered audit's ``version``, the bench's) is refused: rerun the stage.
+
+Whoever can write the runs home can still edit a record so that it agrees with itself; a signature tells such an
+edit apart (:mod:`harness.core.signing`). With the key in ``NIFT_RECORD_KEY`` every signature beside a record is
+checked against the very bytes read here, first, and a record it does not vouch for is refused; with
+``gate.require_signed_evidence`` a record without one is refused too.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import InputError, NiftError
+from harness.core.errors import ConfigError, InputError, NiftError
 from harness.core.metrics import MetricDelta, MetricSpec, MetricValue
 from harness.core.models import CHECKPOINT_PREFIX, PICKLE_SUFFIXES, changed_model_files
 from harness.core.records import Record, StoredRecord
+from harness.core.signing import KEY_VARIABLE, record_key, signature_problem
 from harness.core.store import RECORD_FILE, RunStore, read_record
 from harness.gate.directions import check_bench_directions
 from harness.gate.record import (
@@ -521,7 +527,25 @@ def _check_weights_unchanged(evidence: Evidence) -> None:
                          f"this model (or restore the measured files)")
 
 
-def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> Evidence:
+def _check_signed(stored: list[StoredEvidence], required: bool) -> None:
+    """Every record's signature vouches for the bytes read (:attr:`StoredEvidence.data`), under the key in
+    ``NIFT_RECORD_KEY``: first, so that an edited record is refused as edited, whatever else it got wrong. An
+    unsigned record passes unless signatures are ``required``; without a key nothing can be checked, which
+    ``required`` refuses."""
+    key = record_key()
+    if key is None:
+        if required:
+            raise ConfigError(f"gate.require_signed_evidence is set, but {KEY_VARIABLE} holds no key: the gate "
+                              f"cannot check the records' signatures; set it (the CI secret the stages signed with)")
+        return
+    for item in stored:
+        if problem := signature_problem(item.data, item.path.parent, key, required=required):
+            raise InputError(f"{item.path}: record {item.record.record_id} {problem}; the gate judges only records "
+                             f"a stage signed with the current key: rerun the stage with {KEY_VARIABLE} set")
+
+
+def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence], require_signed: bool) -> Evidence:
+    _check_signed(stored, require_signed)
     evidence = Evidence(run_id=store.run_id, candidate=candidate)
     for item in stored:
         _check_belongs(item, store, candidate)
@@ -536,11 +560,12 @@ def _evidence(store: RunStore, candidate: str, stored: list[StoredEvidence]) -> 
     return evidence
 
 
-def collect_evidence(store: RunStore, candidate: str) -> Evidence:
-    """Load every stored record the gate can use for ``candidate`` in ``store``'s run."""
-    return _evidence(store, candidate, read_evidence(store, evidence_files(store, candidate)))
+def collect_evidence(store: RunStore, candidate: str, *, require_signed: bool = False) -> Evidence:
+    """Load every stored record the gate can use for ``candidate`` in ``store``'s run. ``require_signed``
+    (``gate.require_signed_evidence``): refuse a record without a valid signature (:func:`_check_signed`)."""
+    return _evidence(store, candidate, read_evidence(store, evidence_files(store, candidate)), require_signed)
 
 
-def evidence_of(store: RunStore, decision: GateDecisionRecord) -> Evidence:
+def evidence_of(store: RunStore, decision: GateDecisionRecord, *, require_signed: bool = False) -> Evidence:
     """The evidence ``decision`` was made on, refused when any of its records changed since."""
-    return _evidence(store, decision.candidate, decided_evidence(store, decision))
+    return _evidence(store, decision.candidate, decided_evidence(store, decision), require_signed)

@@ -120,7 +120,7 @@ def evaluate(gate: GateConfig, store: RunStore, candidate: str, baselines: list[
              catalogue: MetricCatalogue) -> tuple[GateDecisionRecord, Evidence]:
     """The decision record for the run's current evidence, without writing anything."""
     policy = gate_policy(gate, catalogue)
-    evidence = collect_evidence(store, candidate)
+    evidence = collect_evidence(store, candidate, require_signed=gate.require_signed_evidence)
     outcomes = judge(policy, evidence, baselines, catalogue)
     decision, reason = verdict(outcomes)
     # The gate never skips: it judges again on every call. Its inputs are the exact bytes it parsed (each
@@ -501,7 +501,8 @@ def override(gate: GateConfig, store: RunStore, candidate: str, decision: str, r
         archived = decision_folder(store, candidate) / DECISIONS_DIR / f"{original.record_id}.json"
         target = model_key(store.run_id, candidate, original.candidate_model.get("sha256"))
         promote = decision == "PROMOTE"
-        evidence = evidence_of(store, original) if promote else None  # published with the promotion
+        # published with the promotion
+        evidence = evidence_of(store, original, require_signed=gate.require_signed_evidence) if promote else None
         chosen = aliases if aliases else (gate.promote_aliases if promote else None)
         moves = alias_moves(logbook.aliases(), target, chosen or [], promote)
         if not promote and aliases:
@@ -603,7 +604,8 @@ def _publish_owed_override(gate: GateConfig, store: RunStore, candidate: str, en
         target = model_key(latest["run_id"], latest["candidate"], latest.get("model_sha256"))
         log.info("override %s (registry entry %s) is logged, but its publication did not finish: publishing it "
                  "again", record_id, latest["seq"])
-        _publish_marked(gate, store, original, evidence_of(store, original),
+        published = evidence_of(store, original, require_signed=gate.require_signed_evidence)
+        _publish_marked(gate, store, original, published,
                         _held_promotions(latest.get("alias_moves") or {}, aliases_of(entries), target),
                         _override_tags(latest), marker, f"override {record_id} (PROMOTE)", latest, OVERRIDE_RERUN)
 
