@@ -23,7 +23,7 @@ from harness.core.alpaca import alpaca_user_turn
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
 from harness.core.stats import bootstrap_mean_ci, proportion_interval
-from harness.core.store import numbered_rows, read_bytes
+from harness.core.store import numbered_rows, read_bytes, stated_row_id
 
 #: How a question whose two verdicts disagree once un-swapped is counted (see the module docstring).
 VerdictRule = Literal["mt-bench", "lenient"]
@@ -109,28 +109,6 @@ MT_BENCH_FIELDS = ("question_id", "category", "turns", "reference")
 ALPACA_EVAL_FIELDS = ("instruction", "output", "generator", "dataset")
 
 
-def _question_id(row: dict[str, Any], position: int, where: str) -> str:
-    """MT-Bench's question_id (an int in its published files), else nift-gate's id, else ``position``.
-
-    An id is a non-blank string or a whole number: str() of anything else (true, [1], {"a": 1}) is text no one
-    wrote, and 1.0 would be another question than 1. A null counts as absent (str(None) would name every such
-    row "None"). A row whose two fields name it differently is refused: which one the results are keyed by would
-    be a guess, and the other id would be dropped unseen; 1 and "1" are one id, as they are to training data."""
-    ids = {}
-    for key in ("question_id", "id"):
-        value = row.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-            raise InputError(f"{where}: field {key!r} must be a non-blank string or a whole number, got "
-                             f"{json.dumps(value)[:60]}")
-        ids[key] = str(value)
-    if len(set(ids.values())) > 1:
-        raise InputError(f"{where}: fields 'question_id' ({ids['question_id']!r}) and 'id' ({ids['id']!r}) name the "
-                         "question differently; keep one")
-    return next(iter(ids.values()), str(position))
-
-
 def _question(row: Any, where: str, position: int) -> Question:
     """One row as a Question: nift-gate's own or MT-Bench's format (``turns``) or AlpacaEval's (``instruction``);
     a row of neither names the field it lacks. ``where``: ``file:line`` of the row, for errors."""
@@ -152,7 +130,8 @@ def _question(row: Any, where: str, position: int) -> Question:
         for name in (*ALPACA_EVAL_FIELDS[1:], "input"):  # Alpaca's input: the data the instruction refers to
             if row.get(name) is not None and not isinstance(row[name], str):
                 raise InputError(f"{where}: AlpacaEval field {name!r} must be a string")
-        return Question(id=_question_id(row, position, where), turns=[alpaca_user_turn(instruction, row.get("input"))],
+        question_id = stated_row_id(row, where, str(position), what="question")
+        return Question(id=question_id, turns=[alpaca_user_turn(instruction, row.get("input"))],
                         category=row.get("dataset"), reference_output=row.get("output"),
                         reference_generator=row.get("generator"))
     if "turns" not in row:
@@ -171,7 +150,8 @@ def _question(row: Any, where: str, position: int) -> Question:
     category = row.get("category")
     if category is not None and not isinstance(category, str):
         raise InputError(f"{where}: 'category' must be a string")
-    return Question(id=_question_id(row, position, where), turns=turns, category=category, reference=reference)
+    return Question(id=stated_row_id(row, where, str(position), what="question"), turns=turns, category=category,
+                    reference=reference)
 
 
 def load_questions(spec: str | Path, limit: int | None, read: Callable[[Path], bytes] | None = None) -> list[Question]:

@@ -352,6 +352,29 @@ def row_field(row: dict[str, Any], name: str) -> Any:
     return value
 
 
+def stated_row_id(row: dict[str, Any], where: str, default: str, fields: tuple[str, ...] = ("question_id", "id"),
+                  what: str = "row") -> str:
+    """The first of ``fields`` a row has (MT-Bench's ``question_id``, nift-gate's ``id``, ...), as text, else
+    ``default``. An id is a non-blank string or a whole number: str() of anything else (true, [1], {"a": 1}) is
+    text no one wrote, and 1.0 would be another item than 1. A null counts as absent (pandas and datasets write
+    null for a missing value; str(None) would name every such row "None"). A row whose ``question_id`` and ``id``
+    differ is refused (``what``: the row's noun in that error): which one results are keyed by would be a guess,
+    and the other id would be dropped unseen; 1 and "1" are one id."""
+    ids = {}
+    for key in fields:
+        value = row.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+            raise InputError(f"{where}: field {key!r} must be a non-blank string or a whole number, got "
+                             f"{json.dumps(value)[:60]}")
+        ids[key] = str(value)
+    if "question_id" in ids and "id" in ids and ids["question_id"] != ids["id"]:
+        raise InputError(f"{where}: fields 'question_id' ({ids['question_id']!r}) and 'id' ({ids['id']!r}) name the "
+                         f"{what} differently; keep one")
+    return next(iter(ids.values()), default)
+
+
 def unique_row_id(path: str | os.PathLike, line: int, row: dict[str, Any], default: str,
                   seen: dict[str, int]) -> str:
     """The row's ``id`` as text, else ``default``; an id seen on an earlier line (``seen``: id -> line, updated

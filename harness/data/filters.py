@@ -6,16 +6,15 @@ Every filter returns what it dropped and why, so the data card can count each on
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.core.assets import resolve_asset
 from harness.core.errors import InputError
-from harness.core.store import MISSING, numbered_rows, read_bytes, row_field
+from harness.core.store import MISSING, numbered_rows, read_bytes, row_field, stated_row_id
 from harness.core.toxigen import prompt_text
 from harness.data.config import FilterConfig, PromptSetRef
 from harness.data.corpus import Document
@@ -125,29 +124,6 @@ def _prompt_texts(where: str, field: str, value: object) -> list[str]:
                      "that holds the prompt text (a nested one by its path, e.g. question.stem)")
 
 
-def _prompt_id(row: dict[str, Any], where: str, position: int) -> str:
-    """The id a hit on this prompt is reported by: the one the suite's own reader keys its results by, so a hit
-    names the item a user sees in bench and audit results. MT-Bench's ``question_id`` (bench), else nift-gate's
-    ``id`` (bench and the audits), else IFEval's ``key``, else ``position`` (blank lines not counted).
-
-    A null is no id: pandas and datasets write null for a missing value, and str(None) would name every such
-    prompt "None". An id is a non-blank string or a whole number, as bench and the audits require; a row whose
-    ``question_id`` and ``id`` differ is refused, as bench refuses it: which one a user sees would be a guess."""
-    ids = {}
-    for key in ("question_id", "id", "key"):
-        value = row.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-            raise InputError(f"{where}: field {key!r} must be a non-blank string or a whole number, got "
-                             f"{json.dumps(value)[:60]}")
-        ids[key] = str(value)
-    if "question_id" in ids and "id" in ids and ids["question_id"] != ids["id"]:
-        raise InputError(f"{where}: fields 'question_id' ({ids['question_id']!r}) and 'id' ({ids['id']!r}) name the "
-                         "prompt differently; keep one")
-    return next(iter(ids.values()), str(position))
-
-
 @dataclass
 class ContaminationHit:
     prompt_set: str
@@ -200,7 +176,9 @@ class ContaminationIndex:
                 texts = [prompt_text(text) for text in _prompt_texts(where, prompt_set.field, value)]
                 if all(len(_words(text)) < n for text in texts):
                     index.too_short[prompt_set.name] += 1  # cannot be checked by n-grams; counted in the card
-                prompt_id = _prompt_id(row, where, position)
+                # the id the suite's own reader keys its results by, so a hit names the item a user sees in bench
+                # and audit results: MT-Bench's question_id, nift-gate's id, IFEval's key, else the position
+                prompt_id = stated_row_id(row, where, str(position), ("question_id", "id", "key"), what="prompt")
                 if prompt_id in seen:  # its hits would be reported as the other prompt's
                     raise InputError(f"{where}: prompt id {prompt_id!r} is used again (first on {seen[prompt_id]})")
                 seen[prompt_id] = f"line {line} (item {position})" if array else f"line {line}"
