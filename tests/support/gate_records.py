@@ -253,6 +253,46 @@ rules:
 """
 
 
+#: The bench rule and the two review rules: what a `standard_run(..., review=False)` whose queued outputs people
+#: labelled is judged by (:func:`reviewed_run_config`, :func:`label_queued_outputs`).
+REVIEWED_POLICY = """\
+schema_version: 1
+rules:
+  - {name: if-non-inferior, type: non_inferiority, metric: bench.nift_if.prompt_level_strict_acc, margin: 0.10}
+  - {name: reviewed, type: review_quorum, min_items: 4, min_reviewers: 2}
+  - {name: approved, type: approval_rate, min: 0.7}
+"""
+
+
+def reviewed_run_config(policy: Path, run: str = "r1", reviewers: list[dict] | None = None, **gate) -> dict:
+    """The pipeline config of a `standard_run`: its candidate and two baselines, ``policy``, and the reviewers
+    (ann and bob, two required, unless ``reviewers`` says otherwise); ``gate``: more gate settings."""
+    return {"run": run,
+            "bench": {"candidate": f"train:{CANDIDATE}",
+                      "baselines": [{"name": b, "model": f"train:{b}"} for b in BASELINES]},
+            "gate": {"policy": str(policy), **gate},
+            "review": {"required_reviewers": 2,
+                       "reviewers": reviewers or [{"name": "ann", "token": "a"}, {"name": "bob", "token": "b"}]}}
+
+
+def label_queued_outputs(review: ReviewConfig, store: RunStore, verdict: str, items: int = 4) -> None:
+    """Queue ``items`` of the candidate's outputs from the standard bench record, and have ann and bob each give
+    every one ``verdict``."""
+    from harness.review.store import NewItem, open_store
+
+    labels = open_store(review, store)
+    try:
+        labels.add_items([NewItem(kind="single", stratum="random", source="bench/cand", source_record_id="bench-hand-1",
+                                  source_item_id=f"i{i}", task="nift_if", candidate=CANDIDATE, prompt=f"prompt {i}",
+                                  content_key=f"key-{i}", model=CANDIDATE, role="candidate", output=f"output {i}")
+                          for i in range(items)])
+        for item_id in range(1, items + 1):
+            for reviewer in ("ann", "bob"):
+                labels.add_label(item_id, reviewer, verdict, 4)
+    finally:
+        labels.close()
+
+
 def write_policy(folder: Path, text: str = POLICY, name: str = "policy.yaml") -> Path:
     path = folder / name
     path.write_text(text)

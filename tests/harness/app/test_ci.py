@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gate_records import CANDIDATE, standard_run, write_policy
+from gate_records import CANDIDATE, label_queued_outputs, reviewed_run_config, standard_run, write_policy
 
 from harness.app import pipeline
 from harness.app.cli import VerdictExit, main
 from harness.core.store import RunStore
 from harness.gate.record import latest_decision
-from harness.review.store import NewItem, open_store
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = """\
@@ -34,17 +33,7 @@ VERDICTS = ["PROMOTE", "REJECT", "PENDING_REVIEW"]
 def _label_all(config: dict, store: RunStore, verdict: str) -> None:
     from harness.review.config import ReviewConfig
 
-    review = open_store(ReviewConfig.model_validate(config["review"]), store)
-    try:
-        review.add_items([NewItem(kind="single", stratum="random", source="bench/cand", source_record_id="bench-hand-1",
-                                  source_item_id=f"i{i}", task="nift_if", candidate=CANDIDATE, prompt=f"prompt {i}",
-                                  content_key=f"key-{i}", model=CANDIDATE, role="candidate", output=f"output {i}")
-                          for i in range(4)])
-        for item_id in range(1, 5):
-            for reviewer in ("ann", "bob"):
-                review.add_label(item_id, reviewer, verdict, 4)
-    finally:
-        review.close()
+    label_queued_outputs(ReviewConfig.model_validate(config["review"]), store, verdict)
 
 
 def _latest_id() -> str:
@@ -57,14 +46,9 @@ def _prepare(tmp_path: Path, verdict: str) -> Path:
     the pipeline config that names them; returns the config file."""
     home = tmp_path / "runs"  # $NIFT_HOME (conftest)
     store = standard_run(home, "r1", review=False, **({"deltas": REJECTING} if verdict == "REJECT" else {}))
-    config = {
-        "run": "r1",
-        "bench": {"candidate": f"train:{CANDIDATE}", "baselines": [{"name": "base-a", "model": "train:base-a"},
-                                                                   {"name": "base-b", "model": "train:base-b"}]},
-        "gate": {"policy": str(write_policy(tmp_path, POLICY))},
-        "review": {"required_reviewers": 2, "reviewers": [
-            {"name": "ann", "token": "a"}, {"name": "bob", "token": "b"},
-            {"name": "Ada", "role": "release_manager", "token_env": "ADA_TOKEN"}]}}
+    config = reviewed_run_config(write_policy(tmp_path, POLICY), reviewers=[
+        {"name": "ann", "token": "a"}, {"name": "bob", "token": "b"},
+        {"name": "Ada", "role": "release_manager", "token_env": "ADA_TOKEN"}])
     if verdict == "PROMOTE":
         _label_all(config, store, "accept")
     path = tmp_path / "pipeline.yaml"

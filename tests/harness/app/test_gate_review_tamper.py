@@ -8,7 +8,14 @@ the file it leaves is the store's summary, with a warning naming the file it rep
 import json
 
 import yaml
-from gate_records import CANDIDATE, standard_run, write_policy
+from gate_records import (
+    CANDIDATE,
+    REVIEWED_POLICY,
+    label_queued_outputs,
+    reviewed_run_config,
+    standard_run,
+    write_policy,
+)
 
 from harness.app.cli import VerdictExit, main
 from harness.core.records import sha256_file
@@ -16,39 +23,14 @@ from harness.core.store import RunStore
 from harness.gate.record import latest_decision
 from harness.review.config import ReviewConfig
 from harness.review.record import ReviewRecord
-from harness.review.store import NewItem, open_store
 from harness.review.summary import summarise_review
-
-POLICY = """\
-schema_version: 1
-rules:
-  - {name: if-non-inferior, type: non_inferiority, metric: bench.nift_if.prompt_level_strict_acc, margin: 0.10}
-  - {name: reviewed, type: review_quorum, min_items: 4, min_reviewers: 2}
-  - {name: approved, type: approval_rate, min: 0.7}
-"""
 
 
 def _rejected_run(tmp_path):
     """Run r1 (bench and toxicity records) whose four queued outputs both reviewers rejected; its config file."""
     store = standard_run(tmp_path / "runs", "r1", review=False)
-    config = {
-        "run": "r1",
-        "bench": {"candidate": f"train:{CANDIDATE}", "baselines": [{"name": "base-a", "model": "train:base-a"},
-                                                                   {"name": "base-b", "model": "train:base-b"}]},
-        "gate": {"policy": str(write_policy(tmp_path, POLICY))},
-        "review": {"required_reviewers": 2,
-                   "reviewers": [{"name": "ann", "token": "a"}, {"name": "bob", "token": "b"}]}}
-    review = open_store(ReviewConfig.model_validate(config["review"]), store)
-    try:
-        review.add_items([NewItem(kind="single", stratum="random", source="bench/cand", source_record_id="bench-hand-1",
-                                  source_item_id=f"i{i}", task="nift_if", candidate=CANDIDATE, prompt=f"prompt {i}",
-                                  content_key=f"key-{i}", model=CANDIDATE, role="candidate", output=f"output {i}")
-                          for i in range(4)])
-        for item_id in range(1, 5):
-            for reviewer in ("ann", "bob"):
-                review.add_label(item_id, reviewer, "reject", 4)
-    finally:
-        review.close()
+    config = reviewed_run_config(write_policy(tmp_path, REVIEWED_POLICY))
+    label_queued_outputs(ReviewConfig.model_validate(config["review"]), store, "reject")
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
     return path, store, ReviewConfig.model_validate(config["review"])

@@ -3,45 +3,29 @@ so reviewers who change their minds after `review summary` change the verdict, a
 nothing (no new decision, no new registry entry)."""
 
 import pytest
-from gate_records import CANDIDATE, review_record, save, standard_run, write_policy
+from gate_records import (
+    CANDIDATE,
+    REVIEWED_POLICY,
+    label_queued_outputs,
+    review_record,
+    reviewed_run_config,
+    save,
+    standard_run,
+    write_policy,
+)
 
 from harness.app import stages
 from harness.app.config import PipelineConfig
 from harness.core.errors import InputError
-from harness.review.store import NewItem, open_store
 from harness.review.summary import summarise_review
 
-POLICY = """\
-schema_version: 1
-rules:
-  - {name: if-non-inferior, type: non_inferiority, metric: bench.nift_if.prompt_level_strict_acc, margin: 0.10}
-  - {name: reviewed, type: review_quorum, min_items: 4, min_reviewers: 2}
-  - {name: approved, type: approval_rate, min: 0.7}
-"""
-
-
 def _config(tmp_path) -> PipelineConfig:
-    return PipelineConfig.model_validate({
-        "run": "r1",
-        "bench": {"candidate": f"train:{CANDIDATE}", "baselines": [{"name": "base-a", "model": "train:base-a"},
-                                                                   {"name": "base-b", "model": "train:base-b"}]},
-        "gate": {"policy": str(write_policy(tmp_path, POLICY)), "registry": str(tmp_path / "registry")},
-        "review": {"required_reviewers": 2, "reviewers": [{"name": "ann", "token": "a"}, {"name": "bob", "token": "b"}]}})
+    return PipelineConfig.model_validate(reviewed_run_config(write_policy(tmp_path, REVIEWED_POLICY),
+                                                             registry=str(tmp_path / "registry")))
 
 
 def _label_all(config, store, verdict: str) -> None:
-    review = open_store(config.review, store)
-    try:
-        if not review.counts().get("items"):
-            review.add_items([NewItem(kind="single", stratum="random", source="bench/cand", source_record_id="bench-hand-1",
-                                      source_item_id=f"i{i}", task="nift_if", candidate=CANDIDATE, prompt=f"prompt {i}",
-                                      content_key=f"key-{i}", model=CANDIDATE, role="candidate", output=f"output {i}")
-                              for i in range(4)])
-        for item_id in range(1, 5):
-            for reviewer in ("ann", "bob"):
-                review.add_label(item_id, reviewer, verdict, 4)
-    finally:
-        review.close()
+    label_queued_outputs(config.review, store, verdict)  # the items are queued once: a second add is a duplicate
 
 
 def _reviewed_run(tmp_path):

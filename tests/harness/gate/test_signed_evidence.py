@@ -4,10 +4,16 @@ import json
 
 import pytest
 import yaml
-from gate_records import CANDIDATE, standard_run, write_policy
+from gate_records import (
+    CANDIDATE,
+    REVIEWED_POLICY,
+    label_queued_outputs,
+    reviewed_run_config,
+    standard_run,
+    write_policy,
+)
 
 from harness.app.cli import VerdictExit, main
-
 from harness.bench.record import BenchRecord
 from harness.core.errors import ConfigError, InputError
 from harness.core.signing import KEY_VARIABLE, SIGNATURE_FILE, RecordKey, signature_problem, signature_text
@@ -15,15 +21,6 @@ from harness.core.store import RECORD_FILE
 from harness.gate.config import GateConfig
 from harness.gate.evidence import collect_evidence
 from harness.review.config import ReviewConfig
-from harness.review.store import NewItem, open_store
-
-POLICY = """\
-schema_version: 1
-rules:
-  - {name: if-non-inferior, type: non_inferiority, metric: bench.nift_if.prompt_level_strict_acc, margin: 0.10}
-  - {name: reviewed, type: review_quorum, min_items: 4, min_reviewers: 2}
-  - {name: approved, type: approval_rate, min: 0.7}
-"""
 
 KEY = "gate-test-ci-secret-" + "s" * 24
 
@@ -111,23 +108,8 @@ def test_the_review_record_the_gate_rebuilds_is_signed_by_the_same_commit(tmp_pa
     monkeypatch.setenv(KEY_VARIABLE, KEY)
     store = standard_run(tmp_path / "runs", "r1", review=False)  # $NIFT_HOME (conftest)
     _sign_all(store)
-    config = {"run": "r1",
-              "bench": {"candidate": f"train:{CANDIDATE}",
-                        "baselines": [{"name": b, "model": f"train:{b}"} for b in ("base-a", "base-b")]},
-              "gate": {"policy": str(write_policy(tmp_path, POLICY)), "require_signed_evidence": True},
-              "review": {"required_reviewers": 2, "reviewers": [{"name": "ann", "token": "a"},
-                                                                {"name": "bob", "token": "b"}]}}
-    review = open_store(ReviewConfig.model_validate(config["review"]), store)
-    try:
-        review.add_items([NewItem(kind="single", stratum="random", source="bench/cand", source_record_id="bench-hand-1",
-                                  source_item_id=f"i{i}", task="nift_if", candidate=CANDIDATE, prompt=f"prompt {i}",
-                                  content_key=f"key-{i}", model=CANDIDATE, role="candidate", output=f"output {i}")
-                          for i in range(4)])
-        for item_id in range(1, 5):
-            for reviewer in ("ann", "bob"):
-                review.add_label(item_id, reviewer, "reject", 4)
-    finally:
-        review.close()
+    config = reviewed_run_config(write_policy(tmp_path, REVIEWED_POLICY), require_signed_evidence=True)
+    label_queued_outputs(ReviewConfig.model_validate(config["review"]), store, "reject")
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["gate", "--config", str(path)]) == VerdictExit.REJECT  # judged: the review it rebuilt is signed
@@ -143,10 +125,7 @@ def test_the_gate_command_with_require_signed_evidence_refuses_an_unsigned_recor
     store = standard_run(tmp_path / "runs", "r1", review=False)
     _sign_all(store)
     (store.root / "bench" / CANDIDATE / "record.sig").unlink()
-    config = {"run": "r1",
-              "bench": {"candidate": f"train:{CANDIDATE}",
-                        "baselines": [{"name": b, "model": f"train:{b}"} for b in ("base-a", "base-b")]},
-              "gate": {"policy": str(write_policy(tmp_path, POLICY)), "require_signed_evidence": True}}
+    config = reviewed_run_config(write_policy(tmp_path, REVIEWED_POLICY), require_signed_evidence=True)
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["gate", "--config", str(path)]) == 2
