@@ -454,16 +454,11 @@ class _Tally:
     decided: dict[int, StoredAdjudication]  # the latest adjudication of each counted item, where it stands
     stale_adjudications: set[int]  # counted items whose latest adjudication a later label made stale
     own: dict[int, tuple[str, int | None]]  # the candidate's own counted single-output items -> (stratum, need)
-    with_quorum: int  # own items with at least their required number of distinct reviewers (:func:`_needs`)
+    #: own items with at least their required number of distinct reviewers, by the label store's rule
+    #: (:func:`harness.review.store.reviewers_needed`), so the app's whole-store quorum is counted alike
+    with_quorum: int
     disputed: set[int]  # counted items whose current labels (or judgments) disagree
     adjudicated: set[int]  # disputed or not, counted items that were adjudicated and have labels
-
-
-def _needs(queued: int | None, required: int) -> int:
-    """The distinct reviewers an item needs for its quorum: the configured number the record states
-    (``required``), or the number it was queued with where that is larger. The label store's rule
-    (:func:`harness.review.store.reviewers_needed`), so the app's whole-store quorum is counted alike."""
-    return reviewers_needed(queued, required)
 
 
 def _tally(review: ReviewStore, candidate: str, scope: CountedItems, required: int) -> _Tally:
@@ -481,7 +476,7 @@ def _tally(review: ReviewStore, candidate: str, scope: CountedItems, required: i
     in_scope = {label["item_id"] for label in original} | {j["item_id"] for j in judged}
     return _Tally(all_labels=all_labels, all_judged=all_judged, original=original, judged=judged, decided=decided,
                   stale_adjudications=stale & in_scope, own=own,
-                  with_quorum=sum(reviewers_of.get(i, 0) >= _needs(need, required) for i, (_, need) in own.items()),
+                  with_quorum=sum(reviewers_of.get(i, 0) >= reviewers_needed(need, required) for i, (_, need) in own.items()),
                   disputed=disputed(original, "single") | disputed(judged, "pairwise"),
                   adjudicated=set(decided) & in_scope)
 
@@ -518,7 +513,7 @@ def review_progress(review: ReviewStore, config: ReviewConfig, store: RunStore, 
                     cache: dict | None = None) -> ReviewProgress:
     """How far the review of ``candidate`` (default: :func:`resolve_candidate`'s) is, counted as
     :func:`summarise_review` counts it, from the same readers (:func:`current_evidence`, :func:`counted_items`,
-    :func:`disputed`): quorum (at the record's number, :func:`_needs`) over the candidate's own counted
+    :func:`disputed`): quorum (at the record's number, :func:`reviewers_needed`) over the candidate's own counted
     single-output items, disputes and standing adjudications over the counted items, each reviewer's labelled
     and assigned items over the counted ones. Nothing is written, so the review app can show the record's
     figures as labels arrive.
