@@ -211,20 +211,28 @@ def task_data_paths(configs: dict[Path, Any]) -> list[Path]:
     return list(found)
 
 
-def _load_task_yaml(path: Path, seen: set[Path], files: dict[Path, None],
-                    functions: list[tuple[str, Path]]) -> dict[str, Any] | None:
+def load_task_yaml(path: Path, seen: set[Path] | None = None, files: dict[Path, None] | None = None,
+                   functions: list[tuple[str, Path]] | None = None,
+                   render: Callable[[str], str] | None = None) -> dict[str, Any] | None:
     """lm-eval's ``load_yaml`` (lm_eval/tasks/_yaml_loader.py) of one task YAML, as data: its ``include:``s
     followed recursively, each relative to the YAML that names it, and merged the way lm-eval merges them
-    (includes in order, then the YAML's own keys; an included ``task_list`` dropped). Every file read is added
-    to ``files``, and every ``!function`` to ``functions`` with the YAML it is in (lm-eval resolves it against
-    that YAML's folder). None where lm-eval's loading fails (a missing include, an include seen before, a YAML
-    that is not a mapping): its index then skips the YAML, which is no task."""
+    (includes in order, then the YAML's own keys; an included ``task_list`` dropped). lm-eval's own function
+    does not say which files it read, and imports every ``!function`` (or, told not to, keeps only a path), so
+    this one reads the same way and records: every file read is added to ``files``, and every ``!function`` to
+    ``functions`` with the YAML it is in (lm-eval resolves it against that YAML's folder). ``render``: applied
+    to each file's text first (nift-gate's templates name lm-eval's task folder ``${lm_eval_tasks}``). None
+    where lm-eval's loading fails (a missing include, an include seen before, a YAML that is not a mapping): its
+    index then skips the YAML, which is no task."""
+    seen, files, functions = (set() if seen is None else seen, {} if files is None else files,
+                              [] if functions is None else functions)
     path = path.expanduser().resolve()
     if path in seen or not path.is_file():
         return None
     seen.add(path)
     files[path] = None
     text = read_utf8(path, "task file")
+    if render is not None:
+        text = render(text)
     named: list[str] = []
 
     class Loader(_TaskYamlLoader):
@@ -243,8 +251,8 @@ def _load_task_yaml(path: Path, seen: set[Path], files: dict[Path, None],
     for include in includes if isinstance(includes, list) else [includes]:
         if not isinstance(include, str):
             return None
-        included = _load_task_yaml(Path(include) if Path(include).is_absolute() else path.parent / include, seen,
-                                   files, functions)
+        included = load_task_yaml(Path(include) if Path(include).is_absolute() else path.parent / include, seen,
+                                  files, functions, render)
         if included is None:
             return None
         included.pop("task_list", None)
@@ -297,7 +305,7 @@ def task_yaml_inputs(folder: Path) -> list[tuple[str, Path]]:
     functions: list[tuple[str, Path]] = []
     merged = {}
     for path, own in validate_task_dir(folder).items():
-        config = _load_task_yaml(path, set(), files, functions)
+        config = load_task_yaml(path, set(), files, functions)
         merged[path] = config if config is not None else own
     code = {module: None for name, yaml_path in functions if (module := _function_module(name, yaml_path))}
     found = [("task_file", p) for p in files] + [("task_code", p) for p in code] + [

@@ -16,9 +16,7 @@ import importlib
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import yaml
 
 from harness.bench.record import (
     ALPACA_EVAL_LC_WIN_RATE,
@@ -31,12 +29,10 @@ from harness.bench.record import (
 )
 from harness.core.assets import assets_dir
 from harness.core.errors import InputError
-from harness.core.lmeval import PROJECT_TASKS
+from harness.core.lmeval import PROJECT_TASKS, load_task_yaml
 
 #: The bench's metrics whose spec is nift-gate code, not a field of the record.
 CODE_SPECS = {s.name: s for s in (POSITION_CONSISTENCY, ALPACA_EVAL_WIN_RATE, ALPACA_EVAL_LC_WIN_RATE, ARENA_RATING)}
-#: ``include`` levels followed in a task YAML (lm-eval's own go one or two deep).
-MAX_INCLUDES = 8
 
 
 def stated_directions(record: BenchRecord) -> dict[str, dict[bool, list[str]]]:
@@ -105,13 +101,6 @@ def _lm_eval_tasks() -> Path | None:
     return Path(spec.origin).parent / "tasks" if spec is not None and spec.origin else None
 
 
-class _TaskYamlLoader(yaml.SafeLoader):
-    """lm-eval task YAML read for its metric list: ``!function`` and other tags are accepted, never run."""
-
-
-_TaskYamlLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 @lru_cache(maxsize=None)
 def _task_directions(task: str) -> dict[str, tuple[bool, str]]:
     """Metric -> (higher_is_better, the YAML saying it) from ``task``'s ``metric_list``, where its YAML is known."""
@@ -122,9 +111,10 @@ def _task_directions(task: str) -> dict[str, tuple[bool, str]]:
         path = lm_eval_tasks / task / f"{task}.yaml" if lm_eval_tasks is not None else None
     if path is None or not path.is_file():
         return {}
+    render = (lambda text: text.replace("${lm_eval_tasks}", str(lm_eval_tasks))) if lm_eval_tasks else None
     try:
-        config = _task_config(path, lm_eval_tasks)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        config = load_task_yaml(path, render=render) or {}
+    except InputError:  # not UTF-8 or not YAML: nothing is known from it
         return {}
     if task not in PROJECT_TASKS and config.get("task") != task:
         return {}  # a file of that name defining another task, or a group
@@ -132,19 +122,3 @@ def _task_directions(task: str) -> dict[str, tuple[bool, str]]:
             for entry in config.get("metric_list") or []
             if isinstance(entry, dict) and isinstance(entry.get("metric"), str)
             and isinstance(entry.get("higher_is_better"), bool)}
-
-
-def _task_config(path: Path, lm_eval_tasks: Path | None, depth: int = 0) -> dict[str, Any]:
-    """A task YAML with what it ``include``s under it (its own keys win, as in lm-eval)."""
-    text = path.read_text(encoding="utf-8")
-    if lm_eval_tasks is not None:
-        text = text.replace("${lm_eval_tasks}", str(lm_eval_tasks))
-    config = yaml.load(text, Loader=_TaskYamlLoader)
-    if not isinstance(config, dict):
-        return {}
-    include = config.pop("include", None)
-    if isinstance(include, str) and depth < MAX_INCLUDES:
-        base = Path(include) if Path(include).is_absolute() else path.parent / include
-        if base.is_file():
-            config = {**_task_config(base, lm_eval_tasks, depth + 1), **config}
-    return config
